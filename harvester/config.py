@@ -1,0 +1,137 @@
+"""Settings: one object, from HARVESTER_* environment variables and an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from harvester.errors import ConfigError
+
+REAL_FLICKR_API_URL = "https://api.flickr.com/services/rest/"
+REAL_MAPILLARY_API_URL = "https://graph.mapillary.com"
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+    "postgresql+psycopg": "postgresql+asyncpg",
+}
+
+
+def async_database_url(url: str) -> str:
+    """Accept the URLs operators write and pick the async driver ourselves."""
+    if "://" not in url:
+        # A bare path is the friendliest way to name an SQLite file.
+        return f"sqlite+aiosqlite:///{url}"
+    scheme, rest = url.split("://", 1)
+    scheme = _ASYNC_DRIVERS.get(scheme.lower(), scheme)
+    if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        raise ValueError(
+            f"unsupported database URL scheme {url.split('://', 1)[0]!r}: "
+            "use sqlite:///path/to.db or postgresql://user@host:5432/db"
+        )
+    return f"{scheme}://{rest}"
+
+
+class Settings(BaseSettings):
+    """Everything the daemon and the commands need; cross-field sense checked at start."""
+
+    model_config = SettingsConfigDict(env_prefix="HARVESTER_", extra="forbid")
+
+    database_url: str = "sqlite:///./harvester.db"
+    storage_root: Path = Path("./data")
+
+    flickr_api_key: SecretStr | None = None
+    mapillary_token: SecretStr | None = None
+    flickr_api_url: str = REAL_FLICKR_API_URL
+    mapillary_api_url: str = REAL_MAPILLARY_API_URL
+
+    flickr_rate_per_hour: float = Field(3600.0, gt=0)
+    flickr_burst: float = Field(5.0, ge=1)
+    mapillary_search_rate_per_s: float = Field(10.0, gt=0)
+    mapillary_entity_rate_per_s: float = Field(50.0, gt=0)
+    mapillary_burst: float = Field(10.0, ge=1)
+    cdn_per_host_concurrency: int = Field(16, ge=1)
+    max_image_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+
+    lease_seconds: float = Field(120.0, gt=0)
+    heartbeat_seconds: float = Field(30.0, gt=0)
+    max_attempts: int = Field(5, ge=1)
+    backoff_base_seconds: float = Field(5.0, gt=0)
+    backoff_max_seconds: float = Field(3600.0, gt=0)
+
+    concurrency: int = Field(32, ge=1)
+    processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    claim_batch: int = Field(32, ge=1)
+    log_interval_seconds: float = Field(10.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        async_database_url(value)
+        return value
+
+    @model_validator(mode="after")
+    def _heartbeat_shorter_than_lease(self) -> Settings:
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError(
+                f"heartbeat_seconds ({self.heartbeat_seconds}) must be shorter than "
+                f"lease_seconds ({self.lease_seconds}), or leases expire between heartbeats"
+            )
+        return self
+
+    @property
+    def async_database_url(self) -> str:
+        return async_database_url(self.database_url)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.async_database_url.startswith("postgresql")
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """CLI overrides win over HARVESTER_* variables, which win over the TOML file."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+
+    class _Layered(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if config_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            return (*sources, file_secret_settings)
+
+    try:
+        return _Layered(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+
+
+def _explain(exc: ValidationError) -> str:
+    """A one-screen message that never echoes the input values (they may be secrets)."""
+    lines = ["invalid settings:"]
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        lines.append(f"  {where}: {error['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,44 @@
+"""Campaigns: a named harvest and the settings its images are processed with."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.models import Campaign
+from harvester.db.queue import insert_for, utcnow
+from harvester.errors import InputError
+
+
+async def ensure_campaign(
+    engine: AsyncEngine, name: str, provider: str, settings: Mapping[str, Any]
+) -> int:
+    """Create the campaign, or return the existing one: re-submitting resumes, never forks."""
+    if not name.strip():
+        raise InputError("a campaign needs a non-empty --campaign name")
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert_for(connection, Campaign)
+            .values(name=name, provider=provider, settings=dict(settings), created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        row = (
+            await connection.execute(
+                select(Campaign.id, Campaign.provider).where(Campaign.name == name)
+            )
+        ).one()
+    if row.provider != provider:
+        raise InputError(
+            f"campaign {name!r} already exists for provider {row.provider!r}; "
+            f"choose another name for a {provider!r} campaign"
+        )
+    return int(row.id)
+
+
+async def campaign_settings(engine: AsyncEngine) -> dict[int, dict[str, Any]]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(select(Campaign.id, Campaign.settings))
+        return {row.id: dict(row.settings) for row in rows}

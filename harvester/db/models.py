@@ -1,0 +1,247 @@
+"""Tables operators read while the daemon runs; states mirrored by CHECK constraints."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class TaskState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ImageState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    STORED = "stored"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Provider(enum.StrEnum):
+    FLICKR = "flickr"
+    MAPILLARY = "mapillary"
+    URLS = "urls"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite would otherwise hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, values: type[enum.StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JsonDoc}
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (CheckConstraint(_in("provider", Provider), name="provider"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+
+
+class _QueueColumns:
+    """The lease/attempt columns shared by both queues (tasks and images)."""
+
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    max_attempts: Mapped[int] = mapped_column(Integer, default=5, server_default=text("5"))
+    not_before: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class Task(_QueueColumns, Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint(_in("state", TaskState), name="state"),
+        CheckConstraint("attempts >= 0 AND max_attempts >= 1", name="attempts"),
+        # The claim path: queued rows by due time, running rows by lease expiry.
+        Index(
+            "ix_tasks_claimable",
+            "not_before",
+            "id",
+            postgresql_where=text("state = 'queued'"),
+            sqlite_where=text("state = 'queued'"),
+        ),
+        Index(
+            "ix_tasks_leased",
+            "lease_expires_at",
+            postgresql_where=text("state = 'running'"),
+            sqlite_where=text("state = 'running'"),
+        ),
+        Index("ix_tasks_campaign_state", "campaign_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(20), default=TaskState.QUEUED)
+    dedupe_key: Mapped[str] = mapped_column(String(500), unique=True)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+
+
+class Image(_QueueColumns, Base):
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_id"),
+        CheckConstraint(_in("state", ImageState), name="state"),
+        CheckConstraint(_in("provider", Provider), name="provider"),
+        CheckConstraint("attempts >= 0 AND max_attempts >= 1", name="attempts"),
+        CheckConstraint("shard >= 0", name="shard"),
+        Index(
+            "ix_images_claimable",
+            "not_before",
+            "id",
+            postgresql_where=text("state = 'queued'"),
+            sqlite_where=text("state = 'queued'"),
+        ),
+        Index(
+            "ix_images_leased",
+            "lease_expires_at",
+            postgresql_where=text("state = 'running'"),
+            sqlite_where=text("state = 'running'"),
+        ),
+        Index("ix_images_campaign_state", "campaign_id", "state"),
+        Index("ix_images_sha256", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(20))
+    provider_id: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20), default=ImageState.QUEUED)
+    group_name: Mapped[str] = mapped_column(String(200))
+    shard: Mapped[int] = mapped_column(Integer)
+    file_name: Mapped[str] = mapped_column(String(300))
+    path: Mapped[str | None] = mapped_column(Text)
+    source_url: Mapped[str | None] = mapped_column(Text)
+    source_width: Mapped[int | None] = mapped_column(Integer)
+    source_height: Mapped[int | None] = mapped_column(Integer)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    frame: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    accuracy: Mapped[int | None] = mapped_column(Integer)
+    captured_at: Mapped[datetime | None]
+    uploaded_at: Mapped[datetime | None]
+    heading: Mapped[float | None] = mapped_column(Float)
+    is_pano: Mapped[bool | None] = mapped_column(Boolean)
+    sequence_id: Mapped[str | None] = mapped_column(String(200))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    owner_name: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[str | None] = mapped_column(Text)
+    license_id: Mapped[str | None] = mapped_column(String(40))
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    skip_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ImageHit(Base):
+    """Which campaign and query found an image: one file, listed under every finder."""
+
+    __tablename__ = "image_hits"
+
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    query: Mapped[str] = mapped_column(String(500), primary_key=True)
+    role: Mapped[str | None] = mapped_column(String(40))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
+    created_at: Mapped[datetime]
+
+
+class License(Base):
+    __tablename__ = "licenses"
+
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
+    license_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+
+
+class ShardCounter(Base):
+    """Next file index per (provider, group): shards are fixed when a row is created."""
+
+    __tablename__ = "shard_counters"
+
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
+    group_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    next_index: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+QUEUE_TABLES = (Task, Image)

@@ -1,0 +1,350 @@
+"""The job queue: claim, lease, heartbeat, finish, fail, over `tasks` and `images` alike.
+
+Delivery is at least once: a row whose worker dies is claimed again once its lease
+expires. Effects are made idempotent by the callers (deterministic paths, upserts), so a
+row may run more than once but its effect happens once.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, Select, bindparam, case, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from harvester.db.models import Image, ImageState, Task, TaskState
+
+QueueModel = type[Task] | type[Image]
+Clock = Callable[[], datetime]
+
+RUNNING = "running"
+QUEUED = "queued"
+FAILED = "failed"
+CANCELLED = "cancelled"
+RESCUE_BATCH = 1000
+LEASE_LOST = "lease expired on the last attempt (the worker died or hung)"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential back-off with jitter, so retries of one outage do not arrive together."""
+
+    base_seconds: float = 5.0
+    max_seconds: float = 3600.0
+    jitter: float = 0.25
+
+    def delay(self, attempts: int, rng: random.Random) -> float:
+        raw = self.base_seconds * 2.0 ** max(0, attempts - 1)
+        return min(self.max_seconds, raw * rng.uniform(1 - self.jitter, 1 + self.jitter))
+
+
+@dataclass(frozen=True)
+class NewTask:
+    kind: str
+    dedupe_key: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    max_attempts: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A row's final state and the columns to record with it."""
+
+    id: int
+    state: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failure:
+    id: int
+    error: str
+    retryable: bool
+    retry_after: float | None = None
+
+
+def insert_for(connection: AsyncConnection, model: Any) -> Any:
+    """A dialect INSERT, so callers can say ON CONFLICT DO NOTHING on both databases."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
+
+
+async def enqueue_tasks(
+    engine: AsyncEngine,
+    campaign_id: int,
+    tasks: Iterable[NewTask],
+    *,
+    default_max_attempts: int = 5,
+    now: datetime | None = None,
+) -> int:
+    """Insert tasks; one whose dedupe_key exists already is a no-op. Returns rows inserted."""
+    moment = now or utcnow()
+    rows = [
+        {
+            "campaign_id": campaign_id,
+            "kind": task.kind,
+            "payload": dict(task.payload),
+            "dedupe_key": task.dedupe_key,
+            "state": TaskState.QUEUED.value,
+            "max_attempts": task.max_attempts or default_max_attempts,
+            "not_before": moment,
+            "created_at": moment,
+            "updated_at": moment,
+        }
+        for task in tasks
+    ]
+    if not rows:
+        return 0
+    async with engine.begin() as connection:
+        statement = (
+            insert_for(connection, Task)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(Task.id)
+        )
+        inserted = await connection.execute(statement, rows)
+        return len(inserted.all())
+
+
+class Queue:
+    """One queue table (tasks or images) seen through the lease protocol."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        model: QueueModel,
+        *,
+        clock: Clock = utcnow,
+        policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self.model = model
+        self.clock = clock
+        self.policy = policy or RetryPolicy()
+        self.rng = rng or random.Random()
+        self._done_state = TaskState.DONE if model is Task else ImageState.STORED
+
+    async def claim(
+        self, owner: str, limit: int, lease_seconds: float, *, kinds: Sequence[str] = ()
+    ) -> Sequence[Row[Any]]:
+        """Lease up to `limit` due rows to `owner`, rescuing expired leases first."""
+        model, now = self.model, self.clock()
+        async with self.engine.begin() as connection:
+            await self._rescue_expired(connection, now)
+            due = due_rows(model, now, limit)
+            if kinds and model is Task:
+                due = due.where(Task.kind.in_(kinds))
+            claim = (
+                update(model)
+                .where(model.id.in_(due.scalar_subquery()))
+                .values(
+                    state=RUNNING,
+                    lease_owner=owner,
+                    lease_expires_at=now + timedelta(seconds=lease_seconds),
+                    attempts=model.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(*model.__table__.c)
+                .execution_options(synchronize_session=False)
+            )
+            rows = (await connection.execute(claim)).all()
+        return sorted(rows, key=lambda row: row.id)
+
+    async def _rescue_expired(self, connection: AsyncConnection, now: datetime) -> None:
+        """Expired leases go back to the queue; a row that keeps killing workers is failed."""
+        model = self.model
+        expired = (
+            select(model.id)
+            .where(model.state == RUNNING, model.lease_expires_at < now)
+            .limit(RESCUE_BATCH)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        exhausted = model.attempts >= model.max_attempts
+        rescue = (
+            update(model)
+            .where(model.id.in_(expired))
+            .values(
+                state=case((exhausted, FAILED), else_=QUEUED),
+                last_error=case((exhausted, LEASE_LOST), else_=model.last_error),
+                finished_at=case((exhausted, literal(now, model.finished_at.type)), else_=None),
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        await connection.execute(rescue)
+
+    async def heartbeat(self, owner: str, ids: Sequence[int], lease_seconds: float) -> set[int]:
+        """Extend the leases still held by `owner`; returns the ids it still holds."""
+        if not ids:
+            return set()
+        model, now = self.model, self.clock()
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(model)
+                .where(model.id.in_(ids), model.lease_owner == owner, model.state == RUNNING)
+                .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+                .returning(model.id)
+                .execution_options(synchronize_session=False)
+            )
+            return set(result.scalars().all())
+
+    async def finish(self, owner: str, outcomes: Sequence[Outcome]) -> None:
+        """Record final states in one transaction; rows leased by someone else are left alone."""
+        if not outcomes:
+            return
+        now = self.clock()
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for outcome in outcomes:
+            params = {
+                **outcome.values,
+                "state": outcome.state,
+                "finished_at": now,
+                "updated_at": now,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "b_id": outcome.id,
+                "b_owner": owner,
+            }
+            by_columns[tuple(sorted(params))].append(params)
+        model = self.model
+        statement = (
+            update(model)
+            .where(model.id == bindparam("b_id"), model.lease_owner == bindparam("b_owner"))
+            .execution_options(synchronize_session=False)
+        )
+        async with self.engine.begin() as connection:
+            for batch in by_columns.values():
+                await connection.execute(statement, batch)
+
+    async def done(self, owner: str, ids: Sequence[int]) -> None:
+        await self.finish(owner, [Outcome(row_id, self._done_state) for row_id in ids])
+
+    async def fail(self, owner: str, failures: Sequence[Failure]) -> None:
+        """Back off retryable failures; fail for good the permanent and the exhausted ones."""
+        if not failures:
+            return
+        model, now = self.model, self.clock()
+        async with self.engine.begin() as connection:
+            held = {
+                row.id: row
+                for row in await connection.execute(
+                    select(model.id, model.attempts, model.max_attempts).where(
+                        model.id.in_([f.id for f in failures]),
+                        model.lease_owner == owner,
+                        model.state == RUNNING,
+                    )
+                )
+            }
+            for failure in failures:
+                row = held.get(failure.id)
+                if row is None:
+                    continue  # the lease was lost: the row is someone else's now
+                values = self._failure_values(failure, row.attempts, row.max_attempts, now)
+                await connection.execute(
+                    update(model)
+                    .where(model.id == failure.id, model.lease_owner == owner)
+                    .values(**values, lease_owner=None, lease_expires_at=None, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+
+    def _failure_values(
+        self, failure: Failure, attempts: int, max_attempts: int, now: datetime
+    ) -> dict[str, Any]:
+        if not failure.retryable:
+            return {"state": FAILED, "last_error": failure.error, "finished_at": now}
+        if attempts >= max_attempts:
+            error = f"{failure.error} (gave up after {attempts} attempts)"
+            return {"state": FAILED, "last_error": error, "finished_at": now}
+        wait = max(self.policy.delay(attempts, self.rng), failure.retry_after or 0.0)
+        return {
+            "state": QUEUED,
+            "last_error": failure.error,
+            "not_before": now + timedelta(seconds=wait),
+        }
+
+    async def release(self, owner: str, ids: Sequence[int]) -> None:
+        """Hand unfinished rows back on shutdown; the attempt they used is given back."""
+        if not ids:
+            return
+        model, now = self.model, self.clock()
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(model)
+                .where(model.id.in_(ids), model.lease_owner == owner, model.state == RUNNING)
+                .values(
+                    state=QUEUED,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    attempts=func.max(model.attempts - 1, 0)
+                    if connection.dialect.name == "sqlite"
+                    else func.greatest(model.attempts - 1, 0),
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    async def cancel(self, *, campaign_id: int | None = None, ids: Sequence[int] = ()) -> int:
+        """Cancel queued and running rows; a running one may still finish and be recorded."""
+        model = self.model
+        statement = update(model).where(model.state.in_([QUEUED, RUNNING]))
+        statement = _scope(statement, model, campaign_id, ids)
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                statement.values(state=CANCELLED, updated_at=self.clock()).execution_options(
+                    synchronize_session=False
+                )
+            )
+            return int(result.rowcount)
+
+    async def retry_failed(
+        self, *, campaign_id: int | None = None, ids: Sequence[int] = (), cancelled: bool = False
+    ) -> int:
+        """Queue failed (and optionally cancelled) rows again with a fresh set of attempts."""
+        model, now = self.model, self.clock()
+        states = [FAILED, CANCELLED] if cancelled else [FAILED]
+        statement = _scope(update(model).where(model.state.in_(states)), model, campaign_id, ids)
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                statement.values(
+                    state=QUEUED,
+                    attempts=0,
+                    not_before=now,
+                    finished_at=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                ).execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount)
+
+
+def due_rows(model: QueueModel, now: datetime, limit: int) -> Select[Any]:
+    """The claim's row picker: served by the partial index on (not_before, id) of queued rows."""
+    return (
+        select(model.id)
+        .where(model.state == QUEUED, model.not_before <= now)
+        .order_by(model.not_before, model.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _scope(statement: Any, model: QueueModel, campaign_id: int | None, ids: Sequence[int]) -> Any:
+    if campaign_id is not None:
+        statement = statement.where(model.campaign_id == campaign_id)
+    if ids:
+        statement = statement.where(model.id.in_(ids))
+    return statement

@@ -1,0 +1,94 @@
+"""Shared fixtures: real SQLite files and a real Postgres database per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from harvester.db.migrate import upgrade
+from harvester.db.session import create_engine
+
+PG_HOST = os.environ.get("HARVESTER_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("HARVESTER_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("HARVESTER_TEST_PG_USER", "postgres")
+REQUIRE_POSTGRES = os.environ.get("HARVESTER_REQUIRE_POSTGRES") == "1"
+HOW_TO_ENABLE = (
+    f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}; start it "
+    "(pg_ctlcluster --skip-systemctl-redirect <version> main start) or set "
+    "HARVESTER_TEST_PG_HOST/PORT/USER to run the Postgres tests"
+)
+
+
+def _postgres_available() -> bool:
+    async def probe() -> bool:
+        try:
+            connection = await asyncpg.connect(
+                host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=3
+            )
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return False
+        await connection.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+_PG_UP: bool | None = None
+
+
+def postgres_or_skip() -> None:
+    global _PG_UP
+    if _PG_UP is None:
+        _PG_UP = _postgres_available()
+    if not _PG_UP:
+        if REQUIRE_POSTGRES:
+            pytest.fail(HOW_TO_ENABLE + " (HARVESTER_REQUIRE_POSTGRES=1 forbids skipping)")
+        pytest.skip(HOW_TO_ENABLE)
+
+
+async def _admin(sql: str) -> None:
+    connection = await asyncpg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres"
+    )
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty Postgres database, dropped afterwards."""
+    postgres_or_skip()
+    name = f"harvester_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'harvester.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Every conformance test runs on both databases."""
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[object]:
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()

@@ -1,0 +1,166 @@
+"""The queue's guarantees, proven on a real SQLite file and a real Postgres alike."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.campaigns import ensure_campaign
+from harvester.db.models import Task
+from harvester.db.queue import LEASE_LOST, Failure, NewTask, Queue, RetryPolicy, enqueue_tasks
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+async def _campaign(engine: AsyncEngine) -> int:
+    return await ensure_campaign(engine, "c1", "flickr", {})
+
+
+async def _tasks(engine: AsyncEngine, n: int, clock: FakeClock, max_attempts: int = 3) -> int:
+    campaign = await _campaign(engine)
+    tasks = [NewTask("probe", f"k{i}", {"i": i}, max_attempts) for i in range(n)]
+    return await enqueue_tasks(engine, campaign, tasks, now=clock())
+
+
+async def _row(engine: AsyncEngine, task_id: int) -> Any:
+    async with engine.connect() as connection:
+        return (await connection.execute(select(Task).where(Task.id == task_id))).one()
+
+
+async def test_enqueue_with_a_known_dedupe_key_is_a_no_op(engine: AsyncEngine, clock: FakeClock):
+    assert await _tasks(engine, 3, clock) == 3
+    assert await _tasks(engine, 3, clock) == 0
+    async with engine.connect() as connection:
+        assert (await connection.execute(select(func.count()).select_from(Task))).scalar() == 3
+
+
+async def test_claim_leases_each_row_once_and_counts_the_attempt(
+    engine: AsyncEngine, clock: FakeClock
+):
+    await _tasks(engine, 5, clock)
+    queue = Queue(engine, Task, clock=clock)
+    first = await queue.claim("a", 3, 30)
+    second = await queue.claim("b", 3, 30)
+    assert len(first) == 3 and len(second) == 2
+    assert not {r.id for r in first} & {r.id for r in second}
+    assert all(r.attempts == 1 and r.state == "running" for r in [*first, *second])
+    assert all(r.lease_expires_at == clock() + timedelta(seconds=30) for r in first)
+    assert await queue.claim("c", 3, 30) == []
+
+
+async def test_expired_lease_is_reclaimed_by_another_worker(engine: AsyncEngine, clock: FakeClock):
+    await _tasks(engine, 1, clock)
+    queue = Queue(engine, Task, clock=clock)
+    (row,) = await queue.claim("dead", 1, 10)
+    clock.advance(5)
+    assert await queue.heartbeat("dead", [row.id], 10) == {row.id}
+    clock.advance(9)
+    assert await queue.claim("other", 1, 10) == []  # heartbeat kept it alive
+    clock.advance(2)
+    (again,) = await queue.claim("other", 1, 10)
+    assert again.id == row.id and again.attempts == 2 and again.lease_owner == "other"
+    assert await queue.heartbeat("dead", [row.id], 10) == set()
+    await queue.done("dead", [row.id])  # the old owner's late finish changes nothing
+    assert (await _row(engine, row.id)).state == "running"
+    await queue.done("other", [row.id])
+    assert (await _row(engine, row.id)).state == "done"
+
+
+async def test_lease_expiring_on_the_last_attempt_fails_the_row(
+    engine: AsyncEngine, clock: FakeClock
+):
+    campaign = await _campaign(engine)
+    await enqueue_tasks(engine, campaign, [NewTask("probe", "poison", {}, 1)], now=clock())
+    queue = Queue(engine, Task, clock=clock)
+    (row,) = await queue.claim("w", 1, 10)
+    clock.advance(11)
+    assert await queue.claim("w2", 1, 10) == []
+    failed = await _row(engine, row.id)
+    assert failed.state == "failed" and failed.last_error == LEASE_LOST
+
+
+async def test_retryable_failures_back_off_exponentially_then_fail(
+    engine: AsyncEngine, clock: FakeClock
+):
+    await _tasks(engine, 1, clock, max_attempts=3)
+    policy = RetryPolicy(base_seconds=10, max_seconds=1000, jitter=0.25)
+    queue = Queue(engine, Task, clock=clock, policy=policy, rng=random.Random(1))
+    for attempt, base in [(1, 10), (2, 20)]:
+        (row,) = await queue.claim("w", 1, 60)
+        assert row.attempts == attempt
+        await queue.fail("w", [Failure(row.id, "HTTP 503", retryable=True)])
+        queued = await _row(engine, row.id)
+        wait = (queued.not_before - clock()).total_seconds()
+        assert queued.state == "queued" and queued.last_error == "HTTP 503"
+        assert base * 0.75 <= wait <= base * 1.25
+        clock.advance(wait - 1)
+        assert await queue.claim("w", 1, 60) == []  # not before its back-off
+        clock.advance(1)
+    (row,) = await queue.claim("w", 1, 60)
+    await queue.fail("w", [Failure(row.id, "HTTP 503", retryable=True)])
+    final = await _row(engine, row.id)
+    assert final.state == "failed" and final.attempts == 3
+    assert final.last_error == "HTTP 503 (gave up after 3 attempts)"
+
+
+async def test_retry_after_sets_a_floor_on_the_back_off(engine: AsyncEngine, clock: FakeClock):
+    await _tasks(engine, 1, clock)
+    queue = Queue(engine, Task, clock=clock, policy=RetryPolicy(base_seconds=1))
+    (row,) = await queue.claim("w", 1, 60)
+    await queue.fail("w", [Failure(row.id, "429", retryable=True, retry_after=300)])
+    assert (await _row(engine, row.id)).not_before >= clock() + timedelta(seconds=300)
+
+
+async def test_permanent_failure_fails_at_once_with_its_reason(
+    engine: AsyncEngine, clock: FakeClock
+):
+    await _tasks(engine, 1, clock)
+    queue = Queue(engine, Task, clock=clock)
+    (row,) = await queue.claim("w", 1, 60)
+    await queue.fail("w", [Failure(row.id, "HTTP 404 Not Found", retryable=False)])
+    final = await _row(engine, row.id)
+    assert (final.state, final.last_error, final.attempts) == ("failed", "HTTP 404 Not Found", 1)
+
+
+async def test_cancel_and_retry_failed(engine: AsyncEngine, clock: FakeClock):
+    await _tasks(engine, 4, clock)
+    queue = Queue(engine, Task, clock=clock)
+    claimed = await queue.claim("w", 2, 60)
+    await queue.fail("w", [Failure(claimed[0].id, "bad", retryable=False)])
+    assert await queue.cancel(campaign_id=1) == 3  # one running, two queued
+    assert await queue.claim("w", 10, 60) == []
+    assert await queue.retry_failed(campaign_id=1) == 1
+    (again,) = await queue.claim("w", 10, 60)
+    assert again.id == claimed[0].id and again.attempts == 1
+    assert await queue.retry_failed(campaign_id=1, cancelled=True) == 3
+
+
+async def test_release_hands_rows_back_without_spending_an_attempt(
+    engine: AsyncEngine, clock: FakeClock
+):
+    await _tasks(engine, 2, clock)
+    queue = Queue(engine, Task, clock=clock)
+    rows = await queue.claim("w", 2, 60)
+    await queue.release("w", [r.id for r in rows])
+    again = await queue.claim("w2", 2, 60)
+    assert sorted(r.id for r in again) == sorted(r.id for r in rows)
+    assert all(r.attempts == 1 for r in again)

@@ -1,0 +1,117 @@
+"""Migrations are the schema's only source: they build it, take it down, and match the models."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.migrate import current_revision, downgrade, head_revision, upgrade
+from harvester.db.models import Base, Task
+from harvester.db.queue import due_rows
+from harvester.db.session import create_engine
+
+TABLES = {"campaigns", "tasks", "images", "image_hits", "licenses", "shard_counters"}
+
+
+async def _tables(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as connection:
+        return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
+
+
+async def test_migrations_upgrade_an_empty_database_and_downgrade_cleanly(database_url: str):
+    engine = create_engine(database_url)
+    try:
+        await upgrade(engine)
+        assert TABLES <= await _tables(engine)
+        assert await current_revision(engine) == head_revision()
+        await downgrade(engine, "base")
+        assert await _tables(engine) <= {"alembic_version"}
+        await upgrade(engine)  # and back up again
+        assert TABLES <= await _tables(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_models_match_the_migrated_schema(engine: AsyncEngine):
+    async with engine.connect() as connection:
+        diff = await connection.run_sync(
+            lambda sync: compare_metadata(
+                MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+            )
+        )
+    assert diff == []
+
+
+async def test_state_columns_refuse_unknown_states(engine: AsyncEngine):
+    now = datetime.now(UTC)
+    with pytest.raises(IntegrityError):
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO campaigns (name, provider, settings, created_at) "
+                    "VALUES ('x', 'flickr', '{}', :now)"
+                ),
+                {"now": now},
+            )
+            await connection.execute(
+                Task.__table__.insert().values(
+                    campaign_id=1,
+                    kind="k",
+                    payload={},
+                    state="exploded",
+                    dedupe_key="d",
+                    not_before=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+
+async def test_two_daemons_upgrading_at_once_do_not_race(postgres_url: str):
+    engines = [create_engine(postgres_url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(upgrade(engine) for engine in engines))
+        assert await current_revision(engines[0]) == head_revision()
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_claim_query_uses_its_index_on_postgres(postgres_url: str):
+    engine = create_engine(postgres_url)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO campaigns (name, provider, settings, created_at) "
+                    "VALUES ('x', 'flickr', '{}', now())"
+                )
+            )
+            # A realistic table: most rows long finished, a few queued.
+            await connection.execute(
+                text(
+                    "INSERT INTO tasks (campaign_id, kind, payload, state, dedupe_key, "
+                    "not_before, created_at, updated_at, attempts, max_attempts) "
+                    "SELECT 1, 'k', '{}', CASE WHEN g % 100 = 0 THEN 'queued' ELSE 'done' END, "
+                    "'k' || g, now(), now(), now(), 0, 5 FROM generate_series(1, 50000) g"
+                )
+            )
+            await connection.execute(text("ANALYZE tasks"))
+            query = due_rows(Task, datetime.now(UTC), 32)
+            sql = str(
+                query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+            )
+            plan = "\n".join(row[0] for row in await connection.execute(text("EXPLAIN " + sql)))
+        assert "ix_tasks_claimable" in plan, plan
+        assert "Seq Scan" not in plan, plan
+    finally:
+        await engine.dispose()

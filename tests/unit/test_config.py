@@ -1,0 +1,76 @@
+"""Settings accept what operators write and refuse what cannot work, without echoing secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harvester.config import async_database_url, load_settings
+from harvester.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    "written,expected",
+    [
+        ("sqlite:///data/h.db", "sqlite+aiosqlite:///data/h.db"),
+        ("sqlite:////abs/h.db", "sqlite+aiosqlite:////abs/h.db"),
+        ("postgresql://u@db:5432/h", "postgresql+asyncpg://u@db:5432/h"),
+        ("postgres://u@db/h", "postgresql+asyncpg://u@db/h"),
+        ("postgresql+asyncpg://u@db/h", "postgresql+asyncpg://u@db/h"),
+        ("./local.db", "sqlite+aiosqlite:///./local.db"),
+    ],
+)
+def test_database_urls_get_their_async_driver(written: str, expected: str):
+    assert async_database_url(written) == expected
+
+
+def test_unknown_database_scheme_is_refused_with_a_hint():
+    with pytest.raises(ConfigError, match=r"use sqlite:///path/to\.db or postgresql://"):
+        load_settings(database_url="mysql://root@localhost/db")
+
+
+def test_heartbeat_not_shorter_than_the_lease_is_refused(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HARVESTER_LEASE_SECONDS", "30")
+    monkeypatch.setenv("HARVESTER_HEARTBEAT_SECONDS", "30")
+    with pytest.raises(ConfigError, match="must be shorter than lease_seconds"):
+        load_settings()
+
+
+def test_env_wins_over_the_toml_file_and_flags_win_over_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    config = tmp_path / "h.toml"
+    config.write_text('storage_root = "/from/toml"\nconcurrency = 7\nclaim_batch = 3\n')
+    monkeypatch.setenv("HARVESTER_CONCURRENCY", "9")
+    settings = load_settings(config, claim_batch=5)
+    assert (str(settings.storage_root), settings.concurrency, settings.claim_batch) == (
+        "/from/toml",
+        9,
+        5,
+    )
+
+
+def test_bad_toml_and_unknown_keys_give_clear_errors(tmp_path: Path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("this is = = not toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(broken)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("databse_url = 'x'\n")
+    with pytest.raises(ConfigError, match="databse_url"):
+        load_settings(unknown)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml")
+
+
+def test_secrets_are_secret_and_never_echoed_in_errors(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("HARVESTER_FLICKR_API_KEY", "k-123456789")
+    settings = load_settings()
+    assert settings.flickr_api_key is not None
+    assert "k-123456789" not in repr(settings) and "k-123456789" not in str(settings)
+    monkeypatch.setenv("HARVESTER_MAPILLARY_TOKEN", "MLY|tok-secret")
+    monkeypatch.setenv("HARVESTER_LEASE_SECONDS", "not-a-number")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "tok-secret" not in str(caught.value) and "k-123456789" not in str(caught.value)

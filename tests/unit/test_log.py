@@ -1,0 +1,39 @@
+"""Log lines are JSON off a terminal and never carry a secret."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from pydantic import SecretStr
+
+from harvester import log
+
+
+def _emit(**fields: object) -> dict[str, object]:
+    out = io.StringIO()
+    log.configure("info", out)
+    log.get_logger().info("request_failed", **fields)
+    line: dict[str, object] = json.loads(out.getvalue().strip().splitlines()[-1])
+    return line
+
+
+def test_log_lines_are_json_with_event_and_level():
+    line = _emit(campaign_id=3)
+    assert line["event"] == "request_failed" and line["level"] == "info"
+    assert line["campaign_id"] == 3
+
+
+def test_secrets_are_redacted_by_name_type_value_and_url():
+    log.redactor.add("MLY|very-secret-token")
+    line = _emit(
+        api_key="abc123",
+        token=SecretStr("hidden"),
+        url="https://api.flickr.com/services/rest/?method=x&api_key=deadbeef&page=2",
+        header="Authorization: OAuth MLY|other-token",
+        message="upstream said MLY|very-secret-token is bad",
+    )
+    text = json.dumps(line)
+    for secret in ("abc123", "hidden", "deadbeef", "MLY|other-token", "very-secret-token"):
+        assert secret not in text
+    assert "page=2" in str(line["url"])
