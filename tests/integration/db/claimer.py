@@ -23,15 +23,16 @@ async def worker(queue: Queue, owner: str, out: list[str]) -> None:
         await queue.done(owner, [row.id for row in rows])
 
 
-async def main(url: str, name: str, workers: int, log_path: str) -> None:
+async def main(url: str, name: str, workers: int) -> list[str]:
     engine = create_engine(url)
     queue = Queue(engine, Task)
     out: list[str] = []
     await asyncio.gather(*(worker(queue, f"{name}-{i}", out) for i in range(workers)))
     await engine.dispose()
-    with open(log_path, "w") as handle:
-        handle.write("\n".join(out) + "\n")
+    return out
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]))
+    claims = asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    with open(sys.argv[4], "w") as handle:
+        handle.write("\n".join(claims) + "\n")
