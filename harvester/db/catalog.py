@@ -1,0 +1,218 @@
+"""Image rows: one per provider photo, however many queries find it; shard fixed at birth."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from harvester.db.models import Image, ImageHit, ImageState, License, ShardCounter
+from harvester.db.queue import insert_for, utcnow
+from harvester.storage.layout import relative_path, shard_of
+
+INSERT_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class FoundImage:
+    """A photo a source found: where it will live, where to fetch it, what is known of it."""
+
+    provider_id: str
+    group: str
+    file_name: str
+    source_url: str | None
+    record: Mapping[str, Any] = field(default_factory=dict)  # Image columns: lat, lon, raw...
+    skip_reason: str | None = None  # known to be unusable before any download
+    role: str | None = None
+    hit_detail: Mapping[str, Any] | None = None
+
+
+@dataclass
+class Added:
+    new: int = 0
+    known: int = 0
+    skipped: int = 0
+
+
+async def add_images(
+    engine: AsyncEngine,
+    campaign_id: int,
+    provider: str,
+    query: str,
+    found: Sequence[FoundImage],
+    *,
+    max_attempts: int = 5,
+    now: datetime | None = None,
+) -> Added:
+    """Insert new photos (shard reserved per group) and record every hit, in one transaction."""
+    added = Added()
+    async with engine.begin() as connection:
+        for start in range(0, len(found), INSERT_CHUNK):
+            chunk = found[start : start + INSERT_CHUNK]
+            part = await add_images_in(
+                connection, campaign_id, provider, query, chunk, max_attempts, now or utcnow()
+            )
+            added.new += part.new
+            added.known += part.known
+            added.skipped += part.skipped
+    return added
+
+
+async def add_images_in(
+    connection: AsyncConnection,
+    campaign_id: int,
+    provider: str,
+    query: str,
+    found: Sequence[FoundImage],
+    max_attempts: int,
+    now: datetime,
+) -> Added:
+    unique: dict[str, FoundImage] = {}
+    for item in found:
+        unique.setdefault(item.provider_id, item)
+    existing = await _ids_of(connection, provider, list(unique))
+    fresh = [item for item in unique.values() if item.provider_id not in existing]
+    rows = await _new_rows(connection, campaign_id, provider, fresh, max_attempts, now)
+    if rows:
+        inserted = await connection.execute(
+            insert_for(connection, Image)
+            .on_conflict_do_nothing(index_elements=["provider", "provider_id"])
+            .returning(Image.id),
+            rows,
+        )
+        new = len(inserted.all())
+    else:
+        new = 0
+    all_ids = {
+        **existing,
+        **(await _ids_of(connection, provider, [r["provider_id"] for r in rows])),
+    }
+    hits = [
+        {
+            "image_id": all_ids[item.provider_id],
+            "campaign_id": campaign_id,
+            "query": query,
+            "role": item.role,
+            "detail": dict(item.hit_detail) if item.hit_detail else None,
+            "created_at": now,
+        }
+        for item in found
+        if item.provider_id in all_ids
+    ]
+    if hits:
+        await connection.execute(
+            insert_for(connection, ImageHit).on_conflict_do_nothing(
+                index_elements=["image_id", "campaign_id", "query"]
+            ),
+            hits,
+        )
+    skipped = sum(1 for row in rows if row["state"] == ImageState.SKIPPED)
+    return Added(new=new, known=len(unique) - len(fresh), skipped=skipped)
+
+
+async def _ids_of(connection: AsyncConnection, provider: str, ids: Sequence[str]) -> dict[str, int]:
+    if not ids:
+        return {}
+    rows = await connection.execute(
+        select(Image.provider_id, Image.id).where(
+            Image.provider == provider, Image.provider_id.in_(ids)
+        )
+    )
+    return {provider_id: image_id for provider_id, image_id in rows}
+
+
+async def _new_rows(
+    connection: AsyncConnection,
+    campaign_id: int,
+    provider: str,
+    fresh: Sequence[FoundImage],
+    max_attempts: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    by_group: dict[str, list[FoundImage]] = defaultdict(list)
+    for item in fresh:
+        by_group[item.group].append(item)
+    rows: list[dict[str, Any]] = []
+    for group, items in by_group.items():
+        first = await reserve_indexes(connection, provider, group, len(items))
+        for offset, item in enumerate(items):
+            shard = shard_of(first + offset)
+            skipped = item.skip_reason is not None
+            rows.append(
+                {
+                    **_record_columns(item.record),
+                    "campaign_id": campaign_id,
+                    "provider": provider,
+                    "provider_id": item.provider_id,
+                    "group_name": group,
+                    "shard": shard,
+                    "file_name": item.file_name,
+                    "path": str(relative_path(provider, group, shard, item.file_name)),
+                    "source_url": item.source_url,
+                    "state": ImageState.SKIPPED if skipped else ImageState.QUEUED,
+                    "skip_reason": item.skip_reason,
+                    "finished_at": now if skipped else None,
+                    "max_attempts": max_attempts,
+                    "not_before": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+    return rows
+
+
+_RECORD_COLUMNS = frozenset(
+    {
+        "lat", "lon", "accuracy", "captured_at", "uploaded_at", "heading", "is_pano",
+        "sequence_id", "owner", "owner_name", "title", "tags", "license_id", "raw",
+        "source_width", "source_height",
+    }
+)  # fmt: skip
+
+
+def _record_columns(record: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(record) - _RECORD_COLUMNS
+    if unknown:
+        raise ValueError(f"not image record columns: {sorted(unknown)}")
+    # Every row of one executemany must name the same columns.
+    return {column: record.get(column) for column in _RECORD_COLUMNS}
+
+
+async def reserve_indexes(
+    connection: AsyncConnection, provider: str, group: str, count: int
+) -> int:
+    """Reserve `count` consecutive file indexes in a group; the row lock orders daemons."""
+    await connection.execute(
+        insert_for(connection, ShardCounter)
+        .values(provider=provider, group_name=group, next_index=0)
+        .on_conflict_do_nothing(index_elements=["provider", "group_name"])
+    )
+    result = await connection.execute(
+        update(ShardCounter)
+        .where(ShardCounter.provider == provider, ShardCounter.group_name == group)
+        .values(next_index=ShardCounter.next_index + count)
+        .returning(ShardCounter.next_index)
+    )
+    return int(result.scalar_one()) - count
+
+
+async def upsert_licenses(
+    engine: AsyncEngine, provider: str, licenses: Sequence[tuple[str, str, str | None]]
+) -> None:
+    if not licenses:
+        return
+    async with engine.begin() as connection:
+        statement = insert_for(connection, License)
+        statement = statement.on_conflict_do_update(
+            index_elements=["provider", "license_id"],
+            set_={"name": statement.excluded.name, "url": statement.excluded.url},
+        )
+        await connection.execute(
+            statement,
+            [{"provider": provider, "license_id": i, "name": n, "url": u} for i, n, u in licenses],
+        )

@@ -1,0 +1,1 @@
+"""Where images live: deterministic shard paths and atomic writes."""

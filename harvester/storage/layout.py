@@ -1,0 +1,43 @@
+"""Paths as a pure function of the image row: root/<provider>/<group>/<shard:05d>/<name>.jpg."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from pathlib import PurePosixPath
+
+FILES_PER_SHARD = 1000
+MAX_SLUG = 80
+_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9@._-]+")
+
+
+def slug(text: str) -> str:
+    """A directory name from a query or id that can never escape the storage root."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    cleaned = _UNSAFE.sub("-", ascii_text.lower()).strip("-.")
+    cleaned = re.sub(r"-{2,}", "-", cleaned)[:MAX_SLUG].strip("-.")
+    if not cleaned:
+        # Nothing printable survived (e.g. a query in Japanese): name it by its hash.
+        return "q-" + hashlib.sha1(text.encode()).hexdigest()[:12]
+    return cleaned
+
+
+def shard_of(index: int) -> int:
+    return index // FILES_PER_SHARD
+
+
+def file_name(*parts: str) -> str:
+    """`a_b_c.jpg` from provider ids, each cleaned so it is one safe path component."""
+    cleaned = [_NAME_UNSAFE.sub("-", part).strip(".") or "x" for part in parts]
+    return "_".join(cleaned) + ".jpg"
+
+
+def relative_path(provider: str, group: str, shard: int, name: str) -> PurePosixPath:
+    for component in (provider, group, name):
+        if not component or "/" in component or "\\" in component or component in (".", ".."):
+            raise ValueError(f"unsafe path component {component!r}")
+    if shard < 0:
+        raise ValueError(f"negative shard {shard}")
+    return PurePosixPath(provider, group, f"{shard:05d}", name)

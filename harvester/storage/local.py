@@ -1,0 +1,80 @@
+"""Local disk: temp file in the target directory, fsync, rename; no partial file is visible."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+import uuid
+from pathlib import Path, PurePosixPath
+
+TEMP_MARK = ".tmp-"
+STALE_TEMP_SECONDS = 300.0
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def absolute(self, relative: PurePosixPath | str) -> Path:
+        path = (self.root / str(relative)).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"{relative} escapes the storage root")
+        return path
+
+    async def write(self, relative: PurePosixPath | str, data: bytes) -> None:
+        await asyncio.to_thread(self.write_sync, relative, data)
+
+    def write_sync(self, relative: PurePosixPath | str, data: bytes) -> None:
+        target = self.absolute(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}{TEMP_MARK}{uuid.uuid4().hex[:12]}")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        _fsync_directory(target.parent)
+
+    def exists(self, relative: PurePosixPath | str) -> bool:
+        return self.absolute(relative).is_file()
+
+    def sha256(self, relative: PurePosixPath | str) -> str:
+        return hashlib.sha256(self.absolute(relative).read_bytes()).hexdigest()
+
+    def sweep_temp_files(self, older_than_s: float = STALE_TEMP_SECONDS) -> int:
+        """Remove temp files a killed writer left; fresh ones may belong to a live daemon."""
+        if not self.root.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for directory, _dirs, files in os.walk(self.root):
+            for name in files:
+                if TEMP_MARK not in name:
+                    continue
+                path = Path(directory, name)
+                try:
+                    if path.stat().st_mtime <= cutoff:
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
+
+
+def _fsync_directory(directory: Path) -> None:
+    # The rename is durable only once the directory entry itself reaches the disk.
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,70 @@
+"""One row per photo, hits for every finder, shards that never pass 1000 files."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.campaigns import ensure_campaign
+from harvester.db.catalog import FoundImage, add_images, upsert_licenses
+from harvester.db.models import Image, ImageHit, License
+
+
+def _found(i: int, group: str = "paris", **extra: object) -> FoundImage:
+    return FoundImage(
+        provider_id=str(i),
+        group=group,
+        file_name=f"{i}_s_1_o.jpg",
+        source_url=f"http://cdn/{i}.jpg",
+        record={"lat": 48.0 + i / 1e4, "lon": 2.0, "title": f"t{i}", "raw": {"id": str(i)}},
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+async def test_a_photo_found_twice_is_one_row_listed_under_both_queries(engine: AsyncEngine):
+    campaign = await ensure_campaign(engine, "c", "flickr", {})
+    first = await add_images(engine, campaign, "flickr", "paris", [_found(1), _found(2)])
+    second = await add_images(engine, campaign, "flickr", "eiffel", [_found(2), _found(3)])
+    assert (first.new, first.known, second.new, second.known) == (2, 0, 1, 1)
+    async with engine.connect() as connection:
+        assert (await connection.execute(select(func.count()).select_from(Image))).scalar() == 3
+        hits = (
+            await connection.execute(select(ImageHit.query, Image.provider_id).join(Image))
+        ).all()
+    assert sorted(hits) == [("eiffel", "2"), ("eiffel", "3"), ("paris", "1"), ("paris", "2")]
+
+
+async def test_shards_hold_at_most_1000_files_per_group(engine: AsyncEngine):
+    campaign = await ensure_campaign(engine, "c", "flickr", {})
+    for start in range(0, 2600, 700):  # several batches, like successive time windows
+        batch = [_found(i) for i in range(start, min(start + 700, 2600))]
+        await add_images(engine, campaign, "flickr", "paris", batch)
+    await add_images(
+        engine, campaign, "flickr", "rome", [_found(i, "rome") for i in range(5000, 5010)]
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(Image.group_name, Image.shard, Image.path))).all()
+    per_shard = Counter((group, shard) for group, shard, _ in rows)
+    assert per_shard == {("paris", 0): 1000, ("paris", 1): 1000, ("paris", 2): 600, ("rome", 0): 10}
+    assert all(path.startswith(f"flickr/{group}/{shard:05d}/") for group, shard, path in rows)
+
+
+async def test_a_photo_known_unusable_is_recorded_as_skipped_with_its_reason(engine: AsyncEngine):
+    campaign = await ensure_campaign(engine, "c", "flickr", {})
+    added = await add_images(
+        engine, campaign, "flickr", "q", [_found(1, skip_reason="original 320x240 below 500 px")]
+    )
+    assert added.skipped == 1
+    async with engine.connect() as connection:
+        row = (await connection.execute(select(Image.state, Image.skip_reason))).one()
+    assert tuple(row) == ("skipped", "original 320x240 below 500 px")
+
+
+async def test_licenses_are_upserted(engine: AsyncEngine):
+    await upsert_licenses(engine, "flickr", [("4", "Attribution License", None)])
+    await upsert_licenses(engine, "flickr", [("4", "CC BY 2.0", "https://cc.org/by/2.0/")])
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(License.name, License.url))).all()
+    assert [tuple(r) for r in rows] == [("CC BY 2.0", "https://cc.org/by/2.0/")]

@@ -1,0 +1,73 @@
+"""Paths never escape the root; writes are all-or-nothing; stale temp files are swept."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from harvester.storage.layout import file_name, relative_path, shard_of, slug
+from harvester.storage.local import TEMP_MARK, LocalStorage
+
+
+@pytest.mark.parametrize(
+    "query,expected",
+    [
+        ("Argentina", "argentina"),
+        ("New York City", "new-york-city"),
+        ("../../etc/passwd", "etc-passwd"),
+        ("..", None),
+        ("São Paulo", "sao-paulo"),
+        ("東京", None),
+        ("a/b\\c", "a-b-c"),
+    ],
+)
+def test_slug_is_one_safe_path_component(query: str, expected: str | None):
+    result = slug(query)
+    assert "/" not in result and "\\" not in result and result not in ("", ".", "..")
+    if expected is None:
+        assert result.startswith("q-") and slug(query) == result  # stable hash name
+    else:
+        assert result == expected
+
+
+def test_flickr_layout_matches_the_im2gps_naming():
+    name = file_name("315157387", "c36ba74681", "100", "23812473@N00")
+    assert str(relative_path("flickr", "argentina", shard_of(15_001), name)) == (
+        "flickr/argentina/00015/315157387_c36ba74681_100_23812473@N00.jpg"
+    )
+    assert file_name("1", "../x") == "1_-x.jpg"
+
+
+def test_unsafe_components_are_refused():
+    for bad in ("..", "a/b", ""):
+        with pytest.raises(ValueError):
+            relative_path("flickr", bad, 0, "x.jpg")
+
+
+def test_write_is_atomic_and_leaves_no_temp_file(tmp_path: Path):
+    storage = LocalStorage(tmp_path)
+    storage.write_sync("flickr/g/00000/a.jpg", b"\xff\xd8data")
+    storage.write_sync("flickr/g/00000/a.jpg", b"\xff\xd8newer")  # a rerun overwrites in place
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files == [tmp_path / "flickr/g/00000/a.jpg"]
+    assert files[0].read_bytes() == b"\xff\xd8newer"
+    with pytest.raises(ValueError, match="escapes"):
+        storage.absolute("../outside.jpg")
+
+
+def test_sweep_removes_stale_temp_files_only(tmp_path: Path):
+    storage = LocalStorage(tmp_path)
+    shard = tmp_path / "flickr/g/00000"
+    shard.mkdir(parents=True)
+    stale = shard / f".a.jpg{TEMP_MARK}dead"
+    fresh = shard / f".b.jpg{TEMP_MARK}live"
+    kept = shard / "c.jpg"
+    for path in (stale, fresh, kept):
+        path.write_bytes(b"x")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    assert storage.sweep_temp_files(older_than_s=300) == 1
+    assert not stale.exists() and fresh.exists() and kept.exists()
