@@ -170,7 +170,7 @@ class Image(_QueueColumns, Base):
             sqlite_where=text("state = 'running'"),
         ),
         Index("ix_images_campaign_state", "campaign_id", "state"),
-        Index("ix_images_sha256", "sha256"),
+        Index("ix_images_source_sha256", "source_sha256"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -188,6 +188,7 @@ class Image(_QueueColumns, Base):
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     sha256: Mapped[str | None] = mapped_column(String(64))
+    source_sha256: Mapped[str | None] = mapped_column(String(64))
     bytes: Mapped[int | None] = mapped_column(BigInteger)
     frame: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))

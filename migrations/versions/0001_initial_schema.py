@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("width", sa.Integer(), nullable=True),
         sa.Column("height", sa.Integer(), nullable=True),
         sa.Column("sha256", sa.String(length=64), nullable=True),
+        sa.Column("source_sha256", sa.String(length=64), nullable=True),
         sa.Column("bytes", sa.BigInteger(), nullable=True),
         sa.Column("frame", JSON_DOC, nullable=True),
         sa.Column("duplicate_of", BIG_ID, nullable=True),
@@ -138,7 +139,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("state = 'running'"),
         sqlite_where=sa.text("state = 'running'"),
     )
-    op.create_index("ix_images_sha256", "images", ["sha256"], unique=False)
+    op.create_index("ix_images_source_sha256", "images", ["source_sha256"], unique=False)
     op.create_table(
         "tasks",
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),

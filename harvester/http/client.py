@@ -1,0 +1,459 @@
+"""The one HTTP client of a daemon: pooled session, limits, retries, capped bodies.
+
+Each call is: validate the URL, then up to ``max_attempts`` attempts, each of which takes
+a limiter token, follows redirects itself (so every hop is capped, counted and redacted),
+classifies the outcome once into the error tree and streams the body under a byte cap.
+Transient errors are retried with jittered exponential back-off that honours
+Retry-After; a Retry-After too long to wait inline is raised for the queue to schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+import structlog
+import yarl
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from harvester.http.classify import (
+    NETWORK_ERRORS,
+    classify_exception,
+    classify_status,
+    sanitize_chain,
+)
+from harvester.http.errors import (
+    BadResponseError,
+    HttpError,
+    PermanentHttpError,
+    RateLimitedError,
+    TooLargeError,
+    TransientHttpError,
+    TruncatedBodyError,
+    is_sensitive_param,
+    parse_retry_after,
+    redact_url,
+    scrub_text,
+)
+from harvester.http.limiter import Clock, HostSlots, RateLimiter, SystemClock
+
+log = structlog.get_logger("harvester.http")
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Credentials must not follow a redirect to another origin (a Mapillary token sent
+# to a CDN, say).
+_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Session-wide limits. Timeouts in seconds; ``max_bytes`` caps any one body."""
+
+    connect_timeout_s: float = 10
+    sock_read_timeout_s: float = 30
+    total_timeout_s: float = 120
+    pool_limit: int = 100
+    per_host_limit: int = 16
+    max_redirects: int = 5
+    max_bytes: int = 50 * 1024 * 1024
+    max_attempts: int = 5
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30
+    max_inline_retry_after_s: float = 60
+    user_agent: str = "harvester/0.1 (+research dataset harvester)"
+    dns_cache_ttl_s: int = 300
+
+    def __post_init__(self) -> None:
+        positive = {
+            "connect_timeout_s": self.connect_timeout_s,
+            "sock_read_timeout_s": self.sock_read_timeout_s,
+            "total_timeout_s": self.total_timeout_s,
+            "pool_limit": self.pool_limit,
+            "per_host_limit": self.per_host_limit,
+            "max_bytes": self.max_bytes,
+            "max_attempts": self.max_attempts,
+            "backoff_initial_s": self.backoff_initial_s,
+            "backoff_max_s": self.backoff_max_s,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"HttpSettings.{name} must be positive, got {value!r}")
+        if self.max_redirects < 0 or self.max_inline_retry_after_s < 0:
+            raise ValueError("HttpSettings.max_redirects and max_inline_retry_after_s >= 0")
+
+
+@dataclass(frozen=True)
+class Body:
+    """A fully read response body; ``url`` is the final URL after redirects, redacted."""
+
+    data: bytes
+    content_type: str | None
+    url: str
+
+
+@dataclass(frozen=True)
+class _Reply:
+    body: Body
+    charset: str | None
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One logical call: what every attempt and every redirect hop needs."""
+
+    url: yarl.URL
+    headers: Mapping[str, str]
+    limiter: RateLimiter | None
+    host_slots: HostSlots | None
+    max_bytes: int
+    secrets: tuple[str, ...]
+
+    def show(self, url: yarl.URL | str) -> str:
+        """The URL as it may appear in an error or a log line."""
+        return scrub_text(redact_url(url), self.secrets)
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
+    """Exponential back-off with "equal jitter": half fixed, half random, capped.
+
+    The fixed half guarantees real spacing; the random half spreads many workers that
+    failed together.
+    """
+    ceiling = min(maximum, initial * 2.0 ** max(0, attempt - 1))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+class HttpClient:
+    """One per daemon; owns the aiohttp session and its connection pool."""
+
+    def __init__(
+        self,
+        settings: HttpSettings | None = None,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._settings = settings or HttpSettings()
+        self._clock: Clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    @property
+    def settings(self) -> HttpSettings:
+        return self._settings
+
+    async def __aenter__(self) -> Self:
+        self._ensure_session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session and its pooled connections."""
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get_json(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        limiter: RateLimiter | None = None,
+        secrets: Sequence[str] = (),
+    ) -> Any:
+        """GET and parse JSON; a body that is not JSON raises ``BadResponseError``."""
+        call = self._call(url, params, headers, limiter, None, None, secrets)
+        reply = await self._with_retries(call)
+        try:
+            return json.loads(reply.body.data)
+        except json.JSONDecodeError as exc:
+            reason = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+            raise self._not_json(reply, reason) from exc
+        except UnicodeDecodeError as exc:
+            raise self._not_json(reply, f"undecodable text ({exc.reason})") from None
+
+    async def get_text(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        limiter: RateLimiter | None = None,
+        secrets: Sequence[str] = (),
+    ) -> str:
+        """GET a text body, decoded by its declared charset (UTF-8 if none)."""
+        call = self._call(url, params, headers, limiter, None, None, secrets)
+        reply = await self._with_retries(call)
+        try:
+            return reply.body.data.decode(reply.charset or "utf-8", errors="replace")
+        except LookupError:
+            return reply.body.data.decode("utf-8", errors="replace")
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        limiter: RateLimiter | None = None,
+        host_slots: HostSlots | None = None,
+        max_bytes: int | None = None,
+        secrets: Sequence[str] = (),
+    ) -> Body:
+        """GET a (binary) body, streamed under a byte cap, holding a host slot per hop."""
+        call = self._call(url, None, headers, limiter, host_slots, max_bytes, secrets)
+        reply = await self._with_retries(call)
+        return reply.body
+
+    # -- one logical call -----------------------------------------------------------
+
+    def _call(
+        self,
+        url: str | yarl.URL,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        limiter: RateLimiter | None,
+        host_slots: HostSlots | None,
+        max_bytes: int | None,
+        secrets: Sequence[str],
+    ) -> _Call:
+        headers = dict(headers or {})
+        known = [*secrets, *_header_secrets(headers)]
+        if params:
+            known += [v for k, v in params.items() if is_sensitive_param(k)]
+        try:
+            parsed = url if isinstance(url, yarl.URL) else yarl.URL(url)
+            if params:
+                parsed = parsed.extend_query(params)
+        except (ValueError, TypeError):
+            # Not chained: the parser's message may quote the URL, key and all.
+            shown = scrub_text(redact_url(str(url)), known)
+            raise PermanentHttpError(f"unusable URL: {shown}", url=shown) from None
+        known += [v for k, v in parsed.query.items() if is_sensitive_param(k)]
+        call = _Call(
+            url=parsed,
+            headers=headers,
+            limiter=limiter,
+            host_slots=host_slots,
+            max_bytes=self._settings.max_bytes if max_bytes is None else max_bytes,
+            secrets=tuple(dict.fromkeys(s for s in known if s)),
+        )
+        _check_target(parsed, call.show(parsed))
+        return call
+
+    async def _with_retries(self, call: _Call) -> _Reply:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._settings.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(self._should_retry),
+            sleep=self._clock.sleep,
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._attempt(call)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _should_retry(self, exc: BaseException) -> bool:
+        if not isinstance(exc, TransientHttpError):
+            return False
+        # A long Retry-After is not slept through here: the error goes up with its
+        # retry_after so the queue can set not_before and free the worker.
+        return exc.retry_after is None or exc.retry_after <= self._settings.max_inline_retry_after_s
+
+    def _wait(self, state: RetryCallState) -> float:
+        s = self._settings
+        delay = backoff_delay(state.attempt_number, s.backoff_initial_s, s.backoff_max_s, self._rng)
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, TransientHttpError) and exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        return delay
+
+    # -- one attempt ----------------------------------------------------------------
+
+    async def _attempt(self, call: _Call) -> _Reply:
+        """One attempt: a limiter token, then the request and up to max_redirects hops."""
+        if call.limiter is not None:
+            await call.limiter.acquire()
+        current = call.url
+        headers = dict(call.headers)
+        for _hop in range(self._settings.max_redirects + 1):
+            if call.host_slots is None:
+                outcome = await self._hop(call, current, headers)
+            else:
+                async with call.host_slots.slot(current.host or ""):
+                    outcome = await self._hop(call, current, headers)
+            if isinstance(outcome, _Reply):
+                if call.limiter is not None:
+                    call.limiter.succeeded()
+                return outcome
+            if outcome.origin() != current.origin():
+                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+            current = outcome
+        shown = call.show(call.url)
+        raise PermanentHttpError(
+            f"more than {self._settings.max_redirects} redirects from {shown}", url=shown
+        )
+
+    async def _hop(
+        self, call: _Call, url: yarl.URL, headers: Mapping[str, str]
+    ) -> _Reply | yarl.URL:
+        """One request: the reply, or the URL a redirect points to."""
+        shown = call.show(url)
+        try:
+            async with self._ensure_session().get(
+                url, headers=headers, allow_redirects=False
+            ) as resp:
+                location = resp.headers.get("Location")
+                if resp.status in _REDIRECT_STATUSES and location:
+                    return _redirect_target(url, location, shown, resp.status, call)
+                self._raise_for_status(call, resp, shown)
+                data = await _read_capped(resp, call.max_bytes, shown)
+                content_type = resp.content_type if "Content-Type" in resp.headers else None
+                return _Reply(Body(data, content_type, shown), resp.charset)
+        except NETWORK_ERRORS as exc:
+            error = classify_exception(exc, url=shown)
+            if sanitize_chain(exc, call.secrets):
+                raise error from exc
+        # Only an original whose text could not be scrubbed gets here. It is dropped,
+        # not chained: raised outside the except block, the error has no __context__.
+        raise error
+
+    def _raise_for_status(self, call: _Call, resp: aiohttp.ClientResponse, shown: str) -> None:
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
+        reason = scrub_text(resp.reason, call.secrets) if resp.reason else None
+        error = classify_status(resp.status, url=shown, retry_after=retry_after, reason=reason)
+        if error is None:
+            return
+        if isinstance(error, RateLimitedError) and call.limiter is not None:
+            call.limiter.throttled(retry_after)
+        raise error
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("HttpClient is closed")
+        if self._session is None:
+            s = self._settings
+            connector = aiohttp.TCPConnector(
+                limit=s.pool_limit, limit_per_host=s.per_host_limit, ttl_dns_cache=s.dns_cache_ttl_s
+            )
+            # sock_connect, not connect: "connect" also counts time queued for a pooled
+            # connection, which under load is not the remote end's fault.
+            timeout = aiohttp.ClientTimeout(
+                total=s.total_timeout_s,
+                sock_connect=s.connect_timeout_s,
+                sock_read=s.sock_read_timeout_s,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=timeout,
+                headers={"User-Agent": s.user_agent},
+                raise_for_status=False,
+                trust_env=False,
+            )
+        return self._session
+
+    @staticmethod
+    def _not_json(reply: _Reply, reason: str) -> BadResponseError:
+        body = reply.body
+        return BadResponseError(
+            f"response is not JSON ({body.content_type or 'no content type'}, "
+            f"{len(body.data)} bytes: {reason}) from {body.url}",
+            url=body.url,
+            status=200,
+        )
+
+
+def _header_secrets(headers: Mapping[str, str]) -> list[str]:
+    """Credential values carried in headers, whole and without their scheme word."""
+    found: list[str] = []
+    for name, value in headers.items():
+        if name.lower() in _CREDENTIAL_HEADERS or "token" in name.lower() or "key" in name.lower():
+            found.append(value)
+            _scheme, _, credential = value.partition(" ")
+            if credential.strip():
+                found.append(credential.strip())
+    return found
+
+
+def _check_target(url: yarl.URL, shown: str) -> None:
+    if url.scheme not in ("http", "https") or not url.host:
+        raise PermanentHttpError(f"not an http(s) URL: {shown}", url=shown)
+
+
+def _redirect_target(
+    current: yarl.URL, location: str, shown: str, status: int, call: _Call
+) -> yarl.URL:
+    try:
+        target = current.join(yarl.URL(location))
+    except ValueError:
+        raise PermanentHttpError(
+            f"unusable redirect from {shown}", url=shown, status=status
+        ) from None
+    _check_target(target, call.show(target))
+    return target
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int, shown: str) -> bytes:
+    """The body, refusing more than max_bytes (declared or actual) and short bodies."""
+    declared = resp.content_length
+    if declared is not None and declared > max_bytes:
+        raise TooLargeError(
+            f"body of {declared} bytes exceeds the cap of {max_bytes} from {shown}",
+            url=shown,
+            status=resp.status,
+        )
+    data = bytearray()
+    async for chunk in resp.content.iter_chunked(_CHUNK):
+        data += chunk
+        if len(data) > max_bytes:
+            raise TooLargeError(
+                f"body exceeds the cap of {max_bytes} bytes from {shown}",
+                url=shown,
+                status=resp.status,
+            )
+    # With Content-Encoding the declared length is the compressed one; aiohttp itself
+    # reports a short compressed stream as a payload error.
+    encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
+    if declared is not None and not encoded and len(data) < declared:
+        raise TruncatedBodyError(
+            f"body of {len(data)} bytes, {declared} declared, from {shown}",
+            url=shown,
+            status=resp.status,
+        )
+    return bytes(data)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    if not isinstance(exc, HttpError):
+        return
+    delay = state.next_action.sleep if state.next_action is not None else None
+    log.info(
+        "http_retry",
+        url=exc.url,
+        status=exc.status,
+        error=type(exc).__name__,
+        attempt=state.attempt_number,
+        delay_s=delay,
+    )
+
+
+__all__ = ["Body", "HttpClient", "HttpSettings", "backoff_delay"]

@@ -1,0 +1,237 @@
+"""A misbehaving upstream server on loopback, and fakes for the HTTP client tests.
+
+The server counts every request it sees, so tests can prove that retries rode out each
+fault with no request lost and no extra one made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import traceback
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+from aiohttp import web
+
+from harvester.http import HttpSettings
+
+KEY = "f1ckr-k3y-0123456789abcdef"
+TOKEN = "MLY|4242|s3cr3t-t0k3n"
+
+
+class FakeClock:
+    """Monotonic time that only moves when someone sleeps; records the sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
+class Upstream:
+    """An aiohttp app with one route per fault; ``seen`` counts requests per key."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[str] = Counter()
+        self.ok: Counter[str] = Counter()
+        self.inflight = 0
+        self.peak_inflight = 0
+        self.stop = asyncio.Event()
+        self.auth_seen: list[str | None] = []
+        self.arrivals: list[float] = []
+        self.base = ""
+        self.other_base = ""  # same app, another port: another origin
+        app = web.Application()
+        for path, handler in [
+            ("/json", self.json),
+            ("/flaky/{k}", self.flaky),
+            ("/limited/{k}", self.limited),
+            ("/reset/{k}", self.reset),
+            ("/truncated/{k}", self.truncated),
+            ("/big", self.big),
+            ("/stall-big", self.stall_big),
+            ("/redirect/{n}", self.redirect),
+            ("/slow/{k}", self.slow),
+            ("/html", self.html),
+            ("/status/{code}", self.status),
+            ("/echo-auth", self.echo_auth),
+            ("/hop-away", self.hop_away),
+            ("/echo-key-redirect", self.echo_key_redirect),
+            ("/hold", self.hold),
+            ("/jsonp", self.jsonp),
+        ]:
+            app.router.add_get(path, handler)
+        self.app = app
+
+    def _count(self, request: web.Request) -> int:
+        """How many times this key was requested, this request included."""
+        key = request.path
+        self.seen[key] += 1
+        return self.seen[key]
+
+    def _fails(self, request: web.Request) -> bool:
+        return self._count(request) <= int(request.query.get("fail", "1000000"))
+
+    def _done(self, request: web.Request, **extra: object) -> web.Response:
+        self.ok[request.path] += 1
+        return web.json_response({"path": request.path, **request.query, **extra})
+
+    async def json(self, request: web.Request) -> web.Response:
+        self._count(request)
+        self.arrivals.append(asyncio.get_running_loop().time())
+        return self._done(request)
+
+    async def flaky(self, request: web.Request) -> web.Response:
+        if self._fails(request):
+            return web.Response(status=503, text="try later")
+        return self._done(request)
+
+    async def limited(self, request: web.Request) -> web.Response:
+        if self._fails(request):
+            retry_after = request.query.get("retry_after", "2")
+            if retry_after == "date":
+                when = datetime.now(UTC) + timedelta(seconds=20)
+                retry_after = format_datetime(when, usegmt=True)
+            return web.Response(status=429, headers={"Retry-After": retry_after})
+        return self._done(request)
+
+    async def reset(self, request: web.Request) -> web.Response:
+        if self._fails(request):
+            assert request.transport is not None
+            request.transport.abort()
+            await asyncio.sleep(0)
+        return self._done(request)
+
+    async def truncated(self, request: web.Request) -> web.StreamResponse:
+        if not self._fails(request):
+            return self._done(request)
+        response = web.StreamResponse()
+        response.content_length = 1000
+        await response.prepare(request)
+        await response.write(b"x" * 400)
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    async def big(self, request: web.Request) -> web.StreamResponse:
+        self._count(request)
+        size = int(request.query["size"])
+        response = web.StreamResponse()
+        if request.query.get("cl") == "1":
+            response.content_length = size
+        else:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, size, 256):
+            await response.write(b"y" * min(256, size - start))
+        await response.write_eof()
+        return response
+
+    async def stall_big(self, request: web.Request) -> web.StreamResponse:
+        """Declares 10 MB, sends 1 KB, then stalls: only a client that trusts the
+        declared length and stops at once gets its answer quickly."""
+        self._count(request)
+        response = web.StreamResponse()
+        response.content_length = 10 * 1024 * 1024
+        await response.prepare(request)
+        await response.write(b"z" * 1024)
+        await self.stop.wait()
+        return response
+
+    async def redirect(self, request: web.Request) -> web.Response:
+        self._count(request)
+        n = int(request.match_info["n"])
+        if n == 0:
+            return self._done(request)
+        raise web.HTTPFound(f"/redirect/{n - 1}")
+
+    async def slow(self, request: web.Request) -> web.Response:
+        if self._fails(request):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=2.0)
+        return self._done(request)
+
+    async def html(self, request: web.Request) -> web.Response:
+        self._count(request)
+        return web.Response(text=f"<html>error for key {KEY}</html>", content_type="text/html")
+
+    async def status(self, request: web.Request) -> web.Response:
+        self._count(request)
+        return web.Response(status=int(request.match_info["code"]), text="no")
+
+    async def echo_auth(self, request: web.Request) -> web.Response:
+        self._count(request)
+        self.auth_seen.append(request.headers.get("Authorization"))
+        return self._done(request)
+
+    async def hop_away(self, request: web.Request) -> web.Response:
+        self._count(request)
+        raise web.HTTPFound(f"{self.other_base}/echo-auth")
+
+    async def echo_key_redirect(self, request: web.Request) -> web.Response:
+        """A hostile server putting the caller's key into a path and looping."""
+        self._count(request)
+        raise web.HTTPFound(f"/echo-key-redirect/{request.query.get('api_key', '')}")
+
+    async def hold(self, request: web.Request) -> web.Response:
+        self._count(request)
+        self.inflight += 1
+        self.peak_inflight = max(self.peak_inflight, self.inflight)
+        try:
+            await asyncio.sleep(0.02)
+        finally:
+            self.inflight -= 1
+        return self._done(request)
+
+    async def jsonp(self, request: web.Request) -> web.Response:
+        self._count(request)
+        body = 'jsonFlickrApi({"stat": "ok", "title": "Café"})'.encode("latin-1")
+        return web.Response(body=body, content_type="text/javascript", charset="iso-8859-1")
+
+
+def make_settings(**overrides: object) -> HttpSettings:
+    """Test defaults: generous timeouts, five attempts, short back-off."""
+    base: dict[str, object] = {
+        "max_attempts": 5,
+        "backoff_initial_s": 0.5,
+        "backoff_max_s": 8.0,
+        "sock_read_timeout_s": 5.0,
+        "total_timeout_s": 10.0,
+    }
+    base.update(overrides)
+    return HttpSettings(**base)  # type: ignore[arg-type]
+
+
+class CountingLimiter:
+    """A RateLimiter that records what the client tells it."""
+
+    def __init__(self) -> None:
+        self.acquired = 0
+        self.throttles: list[float | None] = []
+        self.successes = 0
+
+    async def acquire(self) -> None:
+        self.acquired += 1
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        self.throttles.append(retry_after)
+
+    def succeeded(self) -> None:
+        self.successes += 1
+
+
+def assert_no_secret(error: BaseException) -> None:
+    printed = "".join(traceback.format_exception(error))
+    for text in (str(error), repr(error), getattr(error, "url", ""), printed):
+        assert KEY not in text
+        assert TOKEN not in text
+        assert "s3cr3t" not in text

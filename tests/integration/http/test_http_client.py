@@ -1,0 +1,318 @@
+"""HttpClient against a misbehaving server of our own on loopback (see http_upstream).
+
+Back-off sleeps go through a fake clock; only the timeout tests and one rate test spend
+(a fraction of a second of) real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+
+import pytest
+from http_upstream import (
+    KEY,
+    TOKEN,
+    CountingLimiter,
+    FakeClock,
+    Upstream,
+    assert_no_secret,
+    make_settings,
+)
+
+from harvester.http import (
+    BadResponseError,
+    HostSlots,
+    HttpClient,
+    HttpError,
+    NotFoundError,
+    PermanentHttpError,
+    RateLimitedError,
+    TokenBucket,
+    TooLargeError,
+    TransientHttpError,
+    TruncatedBodyError,
+)
+
+
+async def test_plain_json_call_merges_params_and_takes_one_token(
+    upstream: Upstream, client: HttpClient
+) -> None:
+    limiter = CountingLimiter()
+    data = await client.get_json(
+        f"{upstream.base}/json?format=json", params={"page": "2"}, limiter=limiter
+    )
+    assert data == {"path": "/json", "format": "json", "page": "2"}
+    assert (limiter.acquired, limiter.successes, limiter.throttles) == (1, 1, [])
+
+
+async def test_real_clock_bucket_holds_its_rate_as_seen_by_the_server(
+    upstream: Upstream,
+) -> None:
+    """The one test on the real clock: 20 calls at 40/s with burst 2 take ~0.45 s."""
+    bucket = TokenBucket(40.0, 2)
+    async with HttpClient(make_settings()) as http:
+        await asyncio.gather(
+            *(http.get_json(f"{upstream.base}/json", limiter=bucket) for _ in range(20))
+        )
+    arrivals = sorted(upstream.arrivals)
+    assert len(arrivals) == 20
+    assert arrivals[-1] - arrivals[0] >= (20 - 2) / 40.0 - 0.02
+    for i, start in enumerate(arrivals):
+        in_window = sum(1 for t in arrivals[i:] if t < start + 0.25)
+        assert in_window <= 2 + 0.25 * 40 + 1  # +1: arrival jitter on a busy machine
+
+
+async def test_503_twice_then_200_is_retried_with_every_attempt_through_the_limiter(
+    upstream: Upstream, client: HttpClient, clock: FakeClock
+) -> None:
+    limiter = CountingLimiter()
+    data = await client.get_json(f"{upstream.base}/flaky/a", params={"fail": "2"}, limiter=limiter)
+    assert data["path"] == "/flaky/a"
+    assert upstream.seen["/flaky/a"] == 3
+    assert limiter.acquired == 3 and limiter.successes == 1
+    # equal-jitter exponential back-off: attempt n waits in [b/2, b], b = 0.5 * 2^(n-1)
+    assert len(clock.sleeps) == 2
+    assert 0.25 <= clock.sleeps[0] <= 0.5 and 0.5 <= clock.sleeps[1] <= 1.0
+
+
+async def test_persistent_5xx_gives_up_after_max_attempts(
+    upstream: Upstream, client: HttpClient
+) -> None:
+    with pytest.raises(TransientHttpError) as caught:
+        await client.get_json(f"{upstream.base}/flaky/b")
+    assert caught.value.status == 503
+    assert upstream.seen["/flaky/b"] == 5
+
+
+async def test_429_storm_with_retry_after_is_ridden_out_with_no_request_lost(
+    upstream: Upstream, clock: FakeClock
+) -> None:
+    """Twenty callers share one key; each is refused twice with Retry-After: 2."""
+    bucket = TokenBucket(50.0, 5, clock=clock)
+    async with HttpClient(make_settings(), clock=clock, rng=random.Random(1)) as http:
+        results = await asyncio.gather(
+            *(
+                http.get_json(f"{upstream.base}/limited/{i}", params={"fail": "2"}, limiter=bucket)
+                for i in range(20)
+            )
+        )
+    assert [r["path"] for r in results] == [f"/limited/{i}" for i in range(20)]
+    assert all(upstream.seen[f"/limited/{i}"] == 3 for i in range(20))
+    assert sum(upstream.ok.values()) == 20
+    assert sum(1 for s in clock.sleeps if s >= 2.0) >= 40
+    assert bucket.current_rate < 50.0
+
+
+async def test_429_tells_the_limiter_and_the_retry_waits_at_least_retry_after(
+    upstream: Upstream, client: HttpClient, clock: FakeClock
+) -> None:
+    limiter = CountingLimiter()
+    await client.get_json(
+        f"{upstream.base}/limited/c", params={"fail": "1", "retry_after": "7"}, limiter=limiter
+    )
+    assert limiter.throttles == [7.0]
+    assert clock.sleeps == [7.0]
+    assert limiter.acquired == 2
+
+
+async def test_retry_after_as_an_http_date_is_honoured(
+    upstream: Upstream, client: HttpClient, clock: FakeClock
+) -> None:
+    await client.get_json(f"{upstream.base}/limited/d", params={"fail": "1", "retry_after": "date"})
+    assert len(clock.sleeps) == 1
+    assert 17.0 <= clock.sleeps[0] <= 20.0
+
+
+async def test_retry_after_beyond_the_inline_limit_is_raised_for_the_queue(
+    upstream: Upstream, client: HttpClient, clock: FakeClock
+) -> None:
+    with pytest.raises(RateLimitedError) as caught:
+        await client.get_json(
+            f"{upstream.base}/limited/e", params={"fail": "1", "retry_after": "3600"}
+        )
+    assert caught.value.retry_after == 3600.0
+    assert upstream.seen["/limited/e"] == 1
+    assert clock.sleeps == []
+
+
+async def test_reset_connection_is_retried(upstream: Upstream, client: HttpClient) -> None:
+    data = await client.get_json(f"{upstream.base}/reset/a", params={"fail": "2"})
+    assert data["path"] == "/reset/a"
+    assert upstream.seen["/reset/a"] == 3
+
+
+async def test_truncated_body_is_retried_and_finally_reported_as_truncated(
+    upstream: Upstream, client: HttpClient
+) -> None:
+    body = await client.fetch(f"{upstream.base}/truncated/a?fail=1")
+    assert json.loads(body.data)["path"] == "/truncated/a"
+    assert upstream.seen["/truncated/a"] == 2
+    with pytest.raises(TruncatedBodyError):
+        await client.fetch(f"{upstream.base}/truncated/b")
+    assert upstream.seen["/truncated/b"] == 5
+
+
+@pytest.mark.parametrize("declared", ["1", "0"])
+async def test_body_at_the_cap_passes_and_one_byte_more_is_refused(
+    upstream: Upstream, client: HttpClient, declared: str
+) -> None:
+    body = await client.fetch(f"{upstream.base}/big?size=4096&cl={declared}", max_bytes=4096)
+    assert body.data == b"y" * 4096
+    with pytest.raises(TooLargeError):
+        await client.fetch(f"{upstream.base}/big?size=4097&cl={declared}", max_bytes=4096)
+    assert upstream.seen["/big"] == 2  # too large is permanent: no retry
+
+
+async def test_declared_oversize_is_refused_before_reading_the_body(
+    upstream: Upstream, client: HttpClient
+) -> None:
+    async with asyncio.timeout(2):
+        with pytest.raises(TooLargeError, match="10485760 bytes exceeds"):
+            await client.fetch(f"{upstream.base}/stall-big", max_bytes=1024 * 1024)
+
+
+async def test_session_default_cap_applies_to_json_calls(upstream: Upstream) -> None:
+    async with HttpClient(make_settings(max_bytes=1000), clock=FakeClock()) as http:
+        with pytest.raises(TooLargeError):
+            await http.get_text(f"{upstream.base}/big?size=5000")
+
+
+async def test_five_redirects_are_followed_and_a_sixth_fails(
+    upstream: Upstream, client: HttpClient
+) -> None:
+    body = await client.fetch(f"{upstream.base}/redirect/5")
+    assert body.url == f"{upstream.base}/redirect/0"
+    with pytest.raises(PermanentHttpError, match="more than 5 redirects"):
+        await client.fetch(f"{upstream.base}/redirect/6")
+    assert upstream.seen["/redirect/0"] == 1  # the sixth hop was never made
+
+
+async def test_credentials_do_not_follow_a_redirect_to_another_origin(
+    upstream: Upstream, client: HttpClient
+) -> None:
+    auth = {"Authorization": f"OAuth {TOKEN}"}
+    await client.get_json(f"{upstream.base}/echo-auth", headers=auth)
+    await client.get_json(f"{upstream.base}/hop-away", headers=auth)
+    assert upstream.auth_seen == [f"OAuth {TOKEN}", None]
+
+
+async def test_slow_response_times_out_as_transient_and_a_retry_succeeds(
+    upstream: Upstream, clock: FakeClock
+) -> None:
+    settings = make_settings(sock_read_timeout_s=0.2, max_attempts=2)
+    async with HttpClient(settings, clock=clock) as http:
+        data = await http.get_json(f"{upstream.base}/slow/a", params={"fail": "1"})
+        assert data["path"] == "/slow/a"
+        with pytest.raises(TransientHttpError, match="timed out"):
+            await http.get_json(f"{upstream.base}/slow/b")
+    assert upstream.seen["/slow/a"] == 2 and upstream.seen["/slow/b"] == 2
+
+
+async def test_non_json_body_is_a_clear_permanent_error(
+    upstream: Upstream, client: HttpClient
+) -> None:
+    with pytest.raises(BadResponseError, match=r"not JSON \(text/html") as caught:
+        await client.get_json(f"{upstream.base}/html")
+    assert isinstance(caught.value, PermanentHttpError)
+    assert upstream.seen["/html"] == 1
+    assert_no_secret(caught.value)
+
+
+async def test_jsonp_text_is_decoded_by_its_declared_charset(
+    upstream: Upstream, client: HttpClient
+) -> None:
+    text = await client.get_text(f"{upstream.base}/jsonp")
+    assert text == 'jsonFlickrApi({"stat": "ok", "title": "Café"})'
+
+
+async def test_missing_resource_is_not_found_without_retry(
+    upstream: Upstream, client: HttpClient
+) -> None:
+    with pytest.raises(NotFoundError):
+        await client.fetch(f"{upstream.base}/status/410")
+    assert upstream.seen["/status/410"] == 1
+
+
+async def test_host_slots_cap_requests_in_flight_to_one_host(
+    upstream: Upstream, client: HttpClient
+) -> None:
+    slots = HostSlots(2)
+    bodies = await asyncio.gather(
+        *(client.fetch(f"{upstream.base}/hold?i={i}", host_slots=slots) for i in range(8))
+    )
+    assert len(bodies) == 8 and upstream.ok["/hold"] == 8
+    assert upstream.peak_inflight <= 2
+
+
+async def test_refused_connection_is_transient(clock: FakeClock) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with HttpClient(make_settings(max_attempts=2), clock=clock) as http:
+        with pytest.raises(TransientHttpError, match="connection failed"):
+            await http.get_json(f"http://127.0.0.1:{port}/x", params={"api_key": KEY})
+    assert len(clock.sleeps) == 1
+
+
+async def test_unusable_urls_are_refused_before_any_request(client: HttpClient) -> None:
+    for url in ("ftp://h.example/x", "/relative/path", f"http://[oops/?api_key={KEY}"):
+        with pytest.raises(PermanentHttpError) as caught:
+            await client.fetch(url)
+        assert_no_secret(caught.value)
+
+
+async def test_errors_and_retry_logs_never_contain_the_key_or_the_token(
+    upstream: Upstream, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every failure path, with the key in the query and the token in a header."""
+    auth = {"Authorization": f"OAuth {TOKEN}"}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = make_settings(max_attempts=2, sock_read_timeout_s=0.2)
+    b = upstream.base
+    paths = [
+        f"{b}/status/404",
+        f"{b}/status/403",
+        f"{b}/flaky/k",
+        f"{b}/limited/k?retry_after=3600",
+        f"{b}/reset/k",
+        f"{b}/truncated/k",
+        f"{b}/slow/k",
+        f"{b}/redirect/9",
+        f"{b}/echo-key-redirect",
+        f"{b}/html",
+        f"{b}/big?size=5000&cl=1",
+        f"{b}/big?size=5000",
+        f"{dead}/x",
+    ]
+    errors: list[HttpError] = []
+    async with HttpClient(settings, clock=clock) as http:
+        for url in paths:
+            with pytest.raises(HttpError) as caught:
+                if "big" in url:
+                    await http.fetch(f"{url}&api_key={KEY}", headers=auth, max_bytes=1000)
+                else:
+                    await http.get_json(url, params={"api_key": KEY}, headers=auth)
+            errors.append(caught.value)
+    assert len(errors) == len(paths)
+    for error in errors:
+        assert "REDACTED" in error.url
+        assert_no_secret(error)
+    logged = capsys.readouterr()
+    assert "http_retry" in logged.out
+    assert KEY not in logged.out + logged.err and TOKEN not in logged.out + logged.err
+
+
+async def test_a_secret_given_explicitly_is_scrubbed_from_the_url_path(
+    upstream: Upstream, client: HttpClient
+) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        await client.fetch(f"{upstream.base}/status/404?x=1#{KEY}", secrets=[KEY])
+    assert_no_secret(caught.value)
+    with pytest.raises(NotFoundError) as caught:
+        await client.fetch(f"{upstream.base}/status/404/{TOKEN}", secrets=[TOKEN])
+    assert_no_secret(caught.value)
