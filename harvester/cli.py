@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
@@ -35,10 +36,84 @@ def _parser() -> argparse.ArgumentParser:
     down.add_argument("revision")
     down.set_defaults(handler=_db_downgrade)
 
+    run = commands.add_parser("run", help="the daemon: work the queue until stopped")
+    run.add_argument("--until-idle", action="store_true", help="exit 0 once nothing is left")
+    run.add_argument("--concurrency", type=int, help="images in flight at once")
+    run.add_argument("--processes", type=int, help="image worker processes (default: cores)")
+    run.add_argument("--http", metavar="HOST:PORT", help="serve /healthz and /metrics here")
+    run.add_argument("--grace", type=float, default=30.0, help="seconds to drain on SIGTERM")
+    run.set_defaults(handler=_run)
+
+    submit = commands.add_parser("submit", help="queue a harvest campaign").add_subparsers(
+        dest="source", required=True
+    )
+    urls = submit.add_parser("urls", help="a CSV, TSV or Parquet file with a 'url' column")
+    urls.add_argument("--campaign", required=True)
+    _size_flags(urls)
+    urls.add_argument("file", type=Path)
+    urls.set_defaults(handler=_submit_urls)
+
     status = commands.add_parser("status", help="counts by campaign, kind and state")
     status.add_argument("--json", action="store_true", help="JSON for scripts")
     status.set_defaults(handler=_status)
     return parser
+
+
+def _size_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-side", type=int, default=1024, help="longer side of stored images")
+    parser.add_argument(
+        "--min-side", type=int, default=500, help="skip originals smaller than this"
+    )
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from harvester.worker.daemon import run_daemon
+    from harvester.worker.progress import Reporter
+
+    reporter = Reporter(interval_s=settings.log_interval_seconds)
+    counters = await run_daemon(
+        settings,
+        until_idle=args.until_idle,
+        grace_seconds=args.grace,
+        reporter=reporter,
+        handle_signals=True,
+        http_bind=args.http,
+    )
+    print(json.dumps({"summary": counters.as_dict(), "elapsed_s": round(counters.elapsed_s, 2)}))
+    return 0
+
+
+async def _submit_urls(args: argparse.Namespace, settings: Settings) -> int:
+    from harvester.sources.urls import UrlCampaign, submit_urls
+
+    async def work(engine: Any) -> int:
+        campaign = UrlCampaign(args.campaign, args.file, args.max_side, args.min_side)
+        report = await submit_urls(engine, campaign, max_attempts=settings.max_attempts)
+        _print_problems(report.problems)
+        print(
+            f"campaign {args.campaign!r}: {report.rows} rows read, {report.added} images queued, "
+            f"{report.known} already known, {len(report.problems)} rows rejected"
+        )
+        return 0
+
+    return await _with_migrated_engine(settings, work)
+
+
+def _print_problems(problems: Sequence[str], limit: int = 50) -> None:
+    for problem in problems[:limit]:
+        print(f"  rejected: {problem}", file=sys.stderr)
+    if len(problems) > limit:
+        print(f"  ... and {len(problems) - limit} more", file=sys.stderr)
+
+
+async def _with_migrated_engine(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
+    from harvester.db.migrate import upgrade
+
+    async def migrated(engine: Any) -> int:
+        await upgrade(engine)
+        return await work(engine)
+
+    return await _with_engine(settings, migrated)
 
 
 async def _with_engine(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
@@ -75,10 +150,8 @@ async def _db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _status(args: argparse.Namespace, settings: Settings) -> int:
     from harvester import status
-    from harvester.db.migrate import upgrade
 
     async def work(engine: Any) -> int:
-        await upgrade(engine)
         statuses = await status.collect(engine)
         if args.json or not sys.stdout.isatty():
             status.render_json(statuses, sys.stdout)
@@ -86,7 +159,15 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
             status.render_table(statuses, sys.stdout)
         return 0
 
-    return await _with_engine(settings, work)
+    return await _with_migrated_engine(settings, work)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # not on every platform; the default loop works, only slower
+        return None
+    return uvloop.new_event_loop
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,10 +176,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.configure(args.log_level)
     try:
         settings = load_settings(
-            args.config, database_url=args.database_url, storage_root=args.storage_root
+            args.config,
+            database_url=args.database_url,
+            storage_root=args.storage_root,
+            concurrency=getattr(args, "concurrency", None),
+            processes=getattr(args, "processes", None),
         )
         handler: Handler = args.handler
-        return asyncio.run(handler(args, settings))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            return runner.run(handler(args, settings))
     except HarvesterError as exc:
         print(f"harvester: {exc}", file=sys.stderr)
         return 2

@@ -186,6 +186,27 @@ class Queue:
         )
         await connection.execute(rescue)
 
+    async def expire_leases_of(self, owners: Sequence[str]) -> int:
+        """End the leases of owners known to be dead, so the next claim rescues their rows."""
+        if not owners:
+            return 0
+        model, now = self.model, self.clock()
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(model)
+                .where(model.state == RUNNING, model.lease_owner.in_(owners))
+                .values(lease_expires_at=now - timedelta(seconds=1))
+                .execution_options(synchronize_session=False)
+            )
+            return int(result.rowcount)
+
+    async def lease_owners(self) -> set[str]:
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                select(self.model.lease_owner).where(self.model.state == RUNNING).distinct()
+            )
+            return {owner for (owner,) in rows if owner}
+
     async def heartbeat(self, owner: str, ids: Sequence[int], lease_seconds: float) -> set[int]:
         """Extend the leases still held by `owner`; returns the ids it still holds."""
         if not ids:

@@ -116,5 +116,5 @@ def sanitize_chain(exc: BaseException, secrets: Sequence[str]) -> bool:
 def _text_of(exc: BaseException) -> str:
     try:
         return f"{exc!s} {exc!r}"
-    except Exception:  # a broken __str__ prints nothing, so it leaks nothing
+    except Exception:  # noqa: BLE001 - a broken __str__ prints nothing, so it leaks nothing
         return ""

@@ -1,0 +1,1 @@
+"""Sources: each turns a query task into image rows and knows how to fetch its images."""

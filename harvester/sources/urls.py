@@ -1,0 +1,220 @@
+"""URL lists: any CSV, TSV or Parquet file of image URLs becomes a harvest like any other."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.campaigns import ensure_campaign
+from harvester.db.catalog import FoundImage, add_images
+from harvester.errors import InputError
+from harvester.http import HostSlots, HttpClient
+from harvester.sources.base import Expansion, ImageView, TaskView, fetch_plain
+from harvester.storage.layout import file_name, slug
+
+KNOWN_COLUMNS = ("url", "id", "lat", "lon", "captured_at", "license", "owner", "title")
+BATCH = 1000
+MAX_PROBLEMS_SHOWN = 50
+
+
+@dataclass(frozen=True)
+class UrlCampaign:
+    name: str
+    path: Path
+    max_side: int = 1024
+    min_side: int = 500
+    quality: int = 90
+
+
+@dataclass
+class UrlSubmitReport:
+    campaign_id: int
+    rows: int = 0
+    added: int = 0
+    known: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line or row number, row) pairs; the format follows the file's extension."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        yield from _parquet_rows(path)
+        return
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+    delimiter = "\t" if suffix in (".tsv", ".tab") else ","
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    if not reader.fieldnames or "url" not in [f.strip().lower() for f in reader.fieldnames]:
+        raise InputError(f"{path}: the header line must name a 'url' column")
+    for row in reader:
+        clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        yield reader.line_num, clean
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read Parquet file {path}: {exc}") from exc
+    names = [name.lower() for name in table.schema_arrow.names]
+    if "url" not in names:
+        raise InputError(f"{path}: the Parquet file has no 'url' column")
+    number = 0
+    for batch in table.iter_batches(batch_size=BATCH):
+        for row in batch.to_pylist():
+            number += 1
+            yield number, {str(k).lower(): v for k, v in row.items()}
+
+
+def parse_row(row: Mapping[str, Any], campaign: str) -> FoundImage:
+    """One row to an image; raises ValueError with a reason an operator can act on."""
+    url = str(row.get("url") or "").strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"not an http(s) URL: {url[:80]!r}")
+    given_id = str(row.get("id") or "").strip()
+    image_id = given_id or hashlib.sha1(url.encode()).hexdigest()[:20]
+    record: dict[str, Any] = {
+        "lat": _coordinate(row.get("lat"), 90, "lat"),
+        "lon": _coordinate(row.get("lon"), 180, "lon"),
+        "captured_at": _timestamp(row.get("captured_at")),
+        "license_id": _text(row.get("license")),
+        "owner": _text(row.get("owner")),
+        "owner_name": _text(row.get("owner")),
+        "title": _text(row.get("title")),
+        "raw": {k: _jsonable(v) for k, v in row.items() if k not in KNOWN_COLUMNS},
+    }
+    if (record["lat"] is None) != (record["lon"] is None):
+        raise ValueError("lat and lon must be given together")
+    return FoundImage(
+        provider_id=f"{slug(campaign)}:{image_id}",
+        group=slug(campaign),
+        file_name=file_name(image_id),
+        source_url=url,
+        record=record,
+    )
+
+
+async def submit_urls(
+    engine: AsyncEngine, campaign: UrlCampaign, *, max_attempts: int = 5
+) -> UrlSubmitReport:
+    """Insert every good row as an image; bad rows are reported by number, never fatal."""
+    settings = {
+        "source_file": str(campaign.path),
+        "max_side": campaign.max_side,
+        "min_side": campaign.min_side,
+        "quality": campaign.quality,
+    }
+    campaign_id = await ensure_campaign(engine, campaign.name, "urls", settings)
+    report = UrlSubmitReport(campaign_id)
+    query = campaign.path.name
+    batch: list[FoundImage] = []
+    for number, row in read_rows(campaign.path):
+        report.rows += 1
+        try:
+            batch.append(parse_row(row, campaign.name))
+        except ValueError as exc:
+            report.problems.append(f"{campaign.path.name}:{number}: {exc}")
+        if len(batch) >= BATCH:
+            await _flush(engine, campaign_id, query, batch, report, max_attempts)
+    await _flush(engine, campaign_id, query, batch, report, max_attempts)
+    return report
+
+
+async def _flush(
+    engine: AsyncEngine,
+    campaign_id: int,
+    query: str,
+    batch: list[FoundImage],
+    report: UrlSubmitReport,
+    max_attempts: int,
+) -> None:
+    if batch:
+        added = await add_images(
+            engine, campaign_id, "urls", query, batch, max_attempts=max_attempts
+        )
+        report.added += added.new
+        report.known += added.known
+        batch.clear()
+
+
+class UrlSource:
+    """Fetching is all there is: the rows were made at submit time."""
+
+    provider = "urls"
+    kinds: frozenset[str] = frozenset()
+
+    def __init__(
+        self, http: HttpClient, *, host_slots: HostSlots | None = None, max_bytes: int | None = None
+    ) -> None:
+        self.http = http
+        self.host_slots = host_slots
+        self.max_bytes = max_bytes
+
+    async def expand(self, task: TaskView, campaign: Mapping[str, Any]) -> Expansion:
+        raise InputError(f"URL-list campaigns have no tasks of kind {task.kind!r}")
+
+    async def fetch(self, image: ImageView) -> bytes:
+        return await fetch_plain(
+            self.http, image, host_slots=self.host_slots, max_bytes=self.max_bytes
+        )
+
+    def page_url(self, image: ImageView) -> str | None:
+        return image.source_url
+
+
+def _text(value: Any) -> str | None:
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _coordinate(value: Any, limit: float, name: str) -> float | None:
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"{name} is not a number: {text[:40]!r}") from None
+    if not math.isfinite(number) or abs(number) > limit:
+        raise ValueError(f"{name} {number} is outside ±{limit:g}")
+    return number
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        if text.replace(".", "", 1).isdigit():
+            seconds = float(text)
+            return datetime.fromtimestamp(seconds / 1000 if seconds > 1e11 else seconds, UTC)
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(f"captured_at is not a date: {text[:40]!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)

@@ -1,0 +1,1 @@
+"""The daemon: claims work, runs it through sources, imaging and storage, records outcomes."""

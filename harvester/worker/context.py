@@ -1,0 +1,94 @@
+"""Everything a job needs, built once per daemon and closed once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.config import Settings
+from harvester.db.campaigns import campaign_settings
+from harvester.db.models import License
+from harvester.http import HttpClient, HttpSettings
+from harvester.imaging import SizeRules
+from harvester.sources.base import Source
+from harvester.sources.registry import build_sources
+from harvester.storage.local import LocalStorage
+from harvester.worker.pool import create_pool
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: AsyncEngine
+    http: HttpClient
+    sources: dict[str, Source]
+    storage: LocalStorage
+    pool: ProcessPoolExecutor
+    _campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _licenses: dict[tuple[str, str], tuple[str, str | None] | None] = field(default_factory=dict)
+
+    def source_for_kind(self, kind: str) -> Source | None:
+        return next((s for s in self.sources.values() if kind in s.kinds), None)
+
+    async def campaign(self, campaign_id: int) -> Mapping[str, Any]:
+        if campaign_id not in self._campaigns:
+            self._campaigns = await campaign_settings(self.engine)
+        return self._campaigns.get(campaign_id, {})
+
+    async def size_rules(self, campaign_id: int) -> SizeRules:
+        settings = await self.campaign(campaign_id)
+        return SizeRules(
+            max_side=int(settings.get("max_side", 1024)),
+            min_side=int(settings.get("min_side", 500)),
+            quality=int(settings.get("quality", 90)),
+        )
+
+    async def license(self, provider: str, license_id: str | None) -> tuple[str, str | None] | None:
+        if license_id is None:
+            return None
+        key = (provider, license_id)
+        if key not in self._licenses:
+            await self.reload_licenses()
+            self._licenses.setdefault(key, None)  # unknown ids are not looked up per image
+        return self._licenses[key]
+
+    async def reload_licenses(self) -> None:
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                select(License.provider, License.license_id, License.name, License.url)
+            )
+            self._licenses = {(p, i): (n, u) for p, i, n, u in rows}
+
+    def forget_licenses(self) -> None:
+        self._licenses.clear()
+
+
+def http_settings(settings: Settings) -> HttpSettings:
+    return HttpSettings(
+        max_bytes=settings.max_image_bytes,
+        per_host_limit=settings.cdn_per_host_concurrency,
+        pool_limit=max(100, settings.concurrency * 2),
+    )
+
+
+@asynccontextmanager
+async def open_context(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Context]:
+    pool = create_pool(settings.processes)
+    try:
+        async with HttpClient(http_settings(settings)) as http:
+            yield Context(
+                settings=settings,
+                engine=engine,
+                http=http,
+                sources=build_sources(settings, http),
+                storage=LocalStorage(settings.storage_root),
+                pool=pool,
+            )
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

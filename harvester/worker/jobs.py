@@ -1,0 +1,166 @@
+"""One claimed row, start to finish: the outcome to record, never an exception escaping."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import structlog
+from sqlalchemy import Row, select
+
+from harvester.db.catalog import add_images, upsert_licenses
+from harvester.db.models import Image, ImageState, TaskState
+from harvester.db.queue import Failure, Outcome, enqueue_tasks
+from harvester.errors import HarvesterError
+from harvester.http import HttpError, TransientHttpError
+from harvester.imaging import ImagingError, Metadata, TooSmall
+from harvester.sources.base import ImageView, Source, TaskView
+from harvester.worker.context import Context
+from harvester.worker.pool import process_image
+
+log = structlog.get_logger("harvester.worker")
+
+Result = Outcome | Failure
+
+
+async def run_task(ctx: Context, row: Row[Any]) -> Result:
+    """Expand a query task into image rows and follow-up tasks."""
+    source = ctx.source_for_kind(row.kind)
+    if source is None:
+        return Failure(row.id, f"no source handles task kind {row.kind!r}", retryable=False)
+    view = TaskView(row.id, row.campaign_id, row.kind, row.payload, row.attempts)
+    try:
+        campaign = await ctx.campaign(row.campaign_id)
+        expansion = await source.expand(view, campaign)
+        if expansion.licenses:
+            await upsert_licenses(ctx.engine, source.provider, expansion.licenses)
+            ctx.forget_licenses()
+        added = await add_images(
+            ctx.engine,
+            row.campaign_id,
+            source.provider,
+            expansion.query,
+            expansion.images,
+            max_attempts=ctx.settings.max_attempts,
+        )
+        await enqueue_tasks(
+            ctx.engine,
+            row.campaign_id,
+            expansion.follow_up,
+            default_max_attempts=ctx.settings.max_attempts,
+        )
+    except HttpError as exc:
+        return _http_failure(row.id, exc)
+    except HarvesterError as exc:
+        return Failure(row.id, str(exc), retryable=False)
+    result = {**expansion.result, "new_images": added.new, "known_images": added.known}
+    log.info("task_done", task_id=row.id, kind=row.kind, **_loggable(result))
+    return Outcome(row.id, TaskState.DONE, {"result": result})
+
+
+async def run_image(ctx: Context, row: Row[Any]) -> Result:
+    """Fetch, process in the pool, deduplicate by source bytes, write atomically."""
+    source = ctx.sources.get(row.provider)
+    if source is None:
+        return Failure(row.id, f"no source for provider {row.provider!r}", retryable=False)
+    view = ImageView(
+        row.id, row.campaign_id, row.provider, row.provider_id, row.source_url, row.raw
+    )
+    try:
+        data = await source.fetch(view)
+    except HttpError as exc:
+        return _http_failure(row.id, exc)
+    rules = await ctx.size_rules(row.campaign_id)
+    meta = await _metadata(ctx, source, view, row)
+    loop = asyncio.get_running_loop()
+    try:
+        processed, source_sha = await loop.run_in_executor(
+            ctx.pool, process_image, data, rules, meta
+        )
+    except TooSmall as exc:
+        return Outcome(row.id, ImageState.SKIPPED, {"skip_reason": f"{exc.reason}: {exc}"})
+    except ImagingError as exc:
+        return Failure(row.id, f"{exc.reason}: {exc}", retryable=not exc.permanent)
+    except BrokenProcessPool:
+        return Failure(row.id, "image worker process died", retryable=True)
+    original = await _stored_with_same_bytes(ctx, source_sha, row.id)
+    if original is not None:
+        return Outcome(
+            row.id,
+            ImageState.SKIPPED,
+            {
+                "duplicate_of": original,
+                "source_sha256": source_sha,
+                "skip_reason": f"identical bytes already stored as image {original}",
+            },
+        )
+    await ctx.storage.write(row.path, processed.jpeg)
+    top, right, bottom, left = processed.frame
+    return Outcome(
+        row.id,
+        ImageState.STORED,
+        {
+            "width": processed.width,
+            "height": processed.height,
+            "source_width": processed.source_width,
+            "source_height": processed.source_height,
+            "sha256": processed.sha256,
+            "bytes": len(processed.jpeg),
+            "source_sha256": source_sha,
+            "frame": {"top": top, "right": right, "bottom": bottom, "left": left},
+            "last_error": None,
+        },
+    )
+
+
+def _http_failure(row_id: int, exc: HttpError) -> Failure:
+    retryable = isinstance(exc, TransientHttpError)
+    retry_after = exc.retry_after if isinstance(exc, TransientHttpError) else None
+    return Failure(row_id, f"{type(exc).__name__}: {exc}", retryable, retry_after)
+
+
+async def _metadata(ctx: Context, source: Source, view: ImageView, row: Row[Any]) -> Metadata:
+    licence = await ctx.license(row.provider, row.license_id)
+    if licence is not None:
+        name, url = licence
+        copyright_text: str | None = f"{name} ({url})" if url else name
+    else:
+        copyright_text = row.license_id
+    description = {
+        "provider": row.provider,
+        "id": row.provider_id,
+        "title": row.title,
+        "tags": row.tags,
+        "source": source.page_url(view),
+    }
+    return Metadata(
+        lat=row.lat,
+        lon=row.lon,
+        heading=row.heading,
+        captured_at=row.captured_at,
+        artist=row.owner_name or row.owner,
+        copyright=copyright_text,
+        description={k: v for k, v in description.items() if v},
+    )
+
+
+async def _stored_with_same_bytes(ctx: Context, source_sha: str, image_id: int) -> int | None:
+    async with ctx.engine.connect() as connection:
+        found = await connection.execute(
+            select(Image.id)
+            .where(
+                Image.source_sha256 == source_sha,
+                Image.state == ImageState.STORED,
+                Image.id != image_id,
+            )
+            .limit(1)
+        )
+        return found.scalar()
+
+
+def _loggable(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if isinstance(v, int | float | str | bool)} or {
+        "result": json.dumps(result, default=str)[:200]
+    }

@@ -1,0 +1,116 @@
+"""Progress: a live display on a terminal, a structured summary line at an interval otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+import structlog
+
+from harvester.db.models import ImageState
+from harvester.db.queue import Failure, Outcome
+from harvester.status import CampaignStatus, collect
+
+if TYPE_CHECKING:
+    from harvester.worker.daemon import Daemon
+
+log = structlog.get_logger("harvester.worker")
+
+
+@dataclass
+class Counters:
+    """What this daemon did since it started."""
+
+    images: Counter[str] = field(default_factory=Counter)
+    tasks: Counter[str] = field(default_factory=Counter)
+    skip_reasons: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+    elapsed_s: float = 0.0
+
+    def record(self, lane: str, result: Outcome | Failure) -> None:
+        counter = self.images if lane == "images" else self.tasks
+        if isinstance(result, Outcome):
+            counter[str(result.state)] += 1
+            reason = result.values.get("skip_reason")
+            if result.state == ImageState.SKIPPED and reason:
+                self.skip_reasons[str(reason).split(":", 1)[0]] += 1
+        else:
+            counter["retried" if result.retryable else "failed"] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "images_stored": self.images["stored"],
+            "images_skipped": self.images["skipped"],
+            "images_failed": self.images["failed"],
+            "images_retried": self.images["retried"],
+            "tasks_done": self.tasks["done"],
+            "tasks_failed": self.tasks["failed"],
+        }
+
+
+class Reporter:
+    """Redraws on a terminal every second; logs an `event=progress` line otherwise."""
+
+    def __init__(self, out: TextIO | None = None, interval_s: float = 10.0) -> None:
+        self.out = out or sys.stderr
+        self.live = self.out.isatty()
+        self.interval_s = 1.0 if self.live else interval_s
+        self._drawn_lines = 0
+
+    async def run(self, daemon: Daemon) -> None:
+        last_done, last_time = 0, time.monotonic()
+        statuses: list[CampaignStatus] = []
+        tick = 0
+        while True:
+            await asyncio.sleep(self.interval_s)
+            now = time.monotonic()
+            done = sum(daemon.counters.images[s] for s in ("stored", "skipped", "failed"))
+            rate = (done - last_done) / max(now - last_time, 1e-6)
+            last_done, last_time = done, now
+            if not self.live or tick % 3 == 0:
+                statuses = await collect(daemon.ctx.engine)
+            tick += 1
+            if self.live:
+                self._draw(daemon, rate, statuses)
+            else:
+                log.info(
+                    "progress",
+                    images_per_s=round(rate, 1),
+                    queued=_queued(statuses),
+                    **daemon.counters.as_dict(),
+                )
+
+    def _draw(self, daemon: Daemon, rate: float, statuses: list[CampaignStatus]) -> None:
+        c = daemon.counters
+        lines = [
+            f"harvester  {rate:6.1f} images/s   stored {c.images['stored']}  skipped "
+            f"{c.images['skipped']}  failed {c.images['failed']}  retrying {c.images['retried']}"
+            f"   in flight {len(daemon.images.jobs)}   queued {_queued(statuses)}",
+        ]
+        for status in statuses:
+            total = sum(status.images.values())
+            finished = sum(status.images.get(s, 0) for s in ("stored", "skipped", "failed"))
+            bar = _bar(finished, total)
+            lines.append(
+                f"  {status.name[:28]:<28} {bar} {finished}/{total} images, "
+                f"{sum(v.get('done', 0) for v in status.tasks.values())} queries done"
+            )
+        erase = f"\x1b[{self._drawn_lines}F" if self._drawn_lines else ""
+        self.out.write(erase + "".join(f"\x1b[2K{line}\n" for line in lines))
+        self.out.flush()
+        self._drawn_lines = len(lines)
+
+
+def _queued(statuses: list[CampaignStatus]) -> int:
+    return sum(s.images.get("queued", 0) for s in statuses) + sum(
+        v.get("queued", 0) for s in statuses for v in s.tasks.values()
+    )
+
+
+def _bar(done: int, total: int, width: int = 20) -> str:
+    filled = int(width * done / total) if total else 0
+    return "[" + "#" * filled + "." * (width - filled) + "]"
