@@ -21,9 +21,7 @@ $(DEV): pyproject.toml | $(BIN)/python
 	touch $@ $(RUNTIME)
 
 demo: $(RUNTIME)
-	mkdir -p harvester-demo
-	$(BIN)/harvester --database-url harvester-demo/harvester.db db upgrade
-	$(BIN)/harvester --database-url harvester-demo/harvester.db status
+	$(BIN)/harvester demo
 
 lint: $(DEV)
 	$(BIN)/ruff check .

@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     urls.add_argument("file", type=Path)
     urls.set_defaults(handler=_submit_urls)
 
+    commands.add_parser("emulator", help="serve the local Flickr + Mapillary + CDN emulator")
+    demo = commands.add_parser("demo", help="the whole product against the built-in emulator")
+    demo.set_defaults(handler=_demo)
+
     status = commands.add_parser("status", help="counts by campaign, kind and state")
     status.add_argument("--json", action="store_true", help="JSON for scripts")
     status.set_defaults(handler=_status)
@@ -81,6 +85,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(json.dumps({"summary": counters.as_dict(), "elapsed_s": round(counters.elapsed_s, 2)}))
     return 0
+
+
+async def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from harvester.demo import run_demo
+
+    return await run_demo(settings)
 
 
 async def _submit_urls(args: argparse.Namespace, settings: Settings) -> int:
@@ -172,6 +182,10 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:
+        from harvester.emulator import main as emulator_main
+
+        return emulator_main(argv[1:])
     args = _parser().parse_args(argv)
     log.configure(args.log_level)
     try:

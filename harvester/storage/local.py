@@ -5,12 +5,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
+import socket
 import time
 import uuid
 from pathlib import Path, PurePosixPath
 
 TEMP_MARK = ".tmp-"
 STALE_TEMP_SECONDS = 300.0
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"
+_WRITER = re.compile(TEMP_MARK.replace(".", r"\.") + r"(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-")
+
+
+def _writer_is_dead(name: str) -> bool:
+    """A temp file named by a process of this host that no longer runs is garbage at once."""
+    match = _WRITER.search(name)
+    if match is None or match["host"] != _HOST:
+        return False
+    return not Path(f"/proc/{match['pid']}").exists()
 
 
 class LocalStorage:
@@ -29,7 +41,8 @@ class LocalStorage:
     def write_sync(self, relative: PurePosixPath | str, data: bytes) -> None:
         target = self.absolute(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
-        temp = target.with_name(f".{target.name}{TEMP_MARK}{uuid.uuid4().hex[:12]}")
+        tag = f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        temp = target.with_name(f".{target.name}{TEMP_MARK}{tag}")
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
@@ -52,7 +65,7 @@ class LocalStorage:
         return hashlib.sha256(self.absolute(relative).read_bytes()).hexdigest()
 
     def sweep_temp_files(self, older_than_s: float = STALE_TEMP_SECONDS) -> int:
-        """Remove temp files a killed writer left; fresh ones may belong to a live daemon."""
+        """Remove temp files killed writers left; a fresh one of a live writer stays."""
         if not self.root.is_dir():
             return 0
         cutoff = time.time() - older_than_s
@@ -63,7 +76,7 @@ class LocalStorage:
                     continue
                 path = Path(directory, name)
                 try:
-                    if path.stat().st_mtime <= cutoff:
+                    if _writer_is_dead(name) or path.stat().st_mtime <= cutoff:
                         path.unlink()
                         removed += 1
                 except FileNotFoundError:

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 
+import pytest
+import structlog
 from pydantic import SecretStr
 
 from harvester import log
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    yield
+    structlog.reset_defaults()
 
 
 def _emit(**fields: object) -> dict[str, object]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harvester.storage.layout import file_name, relative_path, shard_of, slug
-from harvester.storage.local import TEMP_MARK, LocalStorage
+from harvester.storage.local import _HOST, TEMP_MARK, LocalStorage
 
 
 @pytest.mark.parametrize(
@@ -71,3 +71,16 @@ def test_sweep_removes_stale_temp_files_only(tmp_path: Path):
     os.utime(stale, (old, old))
     assert storage.sweep_temp_files(older_than_s=300) == 1
     assert not stale.exists() and fresh.exists() and kept.exists()
+
+
+def test_sweep_removes_a_fresh_temp_file_whose_writer_died(tmp_path: Path):
+    storage = LocalStorage(tmp_path)
+    shard = tmp_path / "urls/g/00000"
+    shard.mkdir(parents=True)
+    dead_pid = 2**22 + 17  # above pid_max on Linux: never a live process
+    orphan = shard / f".a.jpg{TEMP_MARK}{_HOST}-{dead_pid}-abcd1234"
+    mine = shard / f".b.jpg{TEMP_MARK}{_HOST}-{os.getpid()}-abcd1234"
+    orphan.write_bytes(b"x")
+    mine.write_bytes(b"x")
+    assert storage.sweep_temp_files() == 1
+    assert not orphan.exists() and mine.exists()

@@ -1,0 +1,142 @@
+"""`harvester demo`: the whole product on the embedded default, against the built-in emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import socket
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import SecretStr
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.config import Settings
+from harvester.db.migrate import upgrade
+from harvester.db.models import Campaign, Image
+from harvester.db.session import create_engine
+from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from harvester.sources.urls import UrlCampaign, submit_urls
+from harvester.worker.daemon import run_daemon
+from harvester.worker.progress import Reporter
+
+DEMO_DIR = Path("harvester-demo")
+PREFERRED_PORT = 18_765  # stable across runs, so rows queued by an interrupted run stay valid
+URL_LIST_SIZE = 120
+PORT_FILE = "emulator.port"
+
+Submitter = Callable[[AsyncEngine, RunningEmulator, Path], Awaitable[str]]
+
+
+def _prepare_home() -> tuple[Path, int]:
+    home = DEMO_DIR.resolve()
+    home.mkdir(exist_ok=True)
+    port_file = home / PORT_FILE
+    return home, int(port_file.read_text()) if port_file.exists() else PREFERRED_PORT
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+
+async def submit_url_list(engine: AsyncEngine, emulator: RunningEmulator, home: Path) -> str:
+    listing = home / "street-views.csv"
+    rows = emulator.world.url_list(URL_LIST_SIZE, base_url=emulator.base_url)
+    with listing.open("w", newline="") as handle:
+        fields = [k for k in rows[0] if k != "expected"]
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    report = await submit_urls(engine, UrlCampaign("demo-street-views", listing))
+    return f"URL list {listing}: {report.added} new images, {report.known} already known"
+
+
+SUBMITTERS: list[Submitter] = [submit_url_list]
+
+
+async def run_demo(base: Settings, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    home, preferred = await asyncio.to_thread(_prepare_home)
+    emulator = await start_emulator(EmulatorConfig(), port=_free_port(preferred))
+    await asyncio.to_thread((home / PORT_FILE).write_text, emulator.base_url.rsplit(":", 1)[1])
+    settings = base.model_copy(
+        update={
+            "database_url": f"sqlite:///{home / 'harvester.db'}",
+            "storage_root": home / "data",
+            "flickr_api_url": emulator.flickr_api_url,
+            "mapillary_api_url": emulator.mapillary_api_url,
+            "flickr_api_key": SecretStr("demo-key"),
+            "mapillary_token": SecretStr("MLY|demo-token"),
+        }
+    )
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        out.write(f"emulator (Flickr + Mapillary + image CDN) at {emulator.base_url}\n")
+        for submit in SUBMITTERS:
+            out.write(f"submitted: {await submit(engine, emulator, home)}\n")
+        counters = await run_daemon(
+            settings, until_idle=True, reporter=Reporter(interval_s=5), handle_signals=True
+        )
+        await _summary(engine, settings, out, counters.elapsed_s)
+    finally:
+        await engine.dispose()
+        await emulator.close()
+    return 0
+
+
+async def _summary(engine: AsyncEngine, settings: Settings, out: TextIO, elapsed: float) -> None:
+    async with engine.connect() as connection:
+        states = (
+            await connection.execute(
+                select(Campaign.name, Image.state, func.count())
+                .join(Campaign, Campaign.id == Image.campaign_id)
+                .group_by(Campaign.name, Image.state)
+                .order_by(Campaign.name)
+            )
+        ).all()
+        why = (
+            await connection.execute(
+                select(Image.state, func.coalesce(Image.skip_reason, Image.last_error)).where(
+                    Image.state.in_(["skipped", "failed"])
+                )
+            )
+        ).all()
+    reasons: Counter[tuple[str, str]] = Counter()
+    example: dict[tuple[str, str], str] = {}
+    for state, reason in why:
+        key = (state, str(reason or "no reason").split(":", 1)[0])
+        reasons[key] += 1
+        example.setdefault(key, str(reason))
+    db = settings.database_url
+    lines = [
+        "",
+        f"demo finished in {elapsed:.1f} s",
+        *(f"  {name:<28} {state:<8} {count}" for name, state, count in states),
+        "why images were skipped or failed:",
+        *(
+            f"  {count:>4} {state:<7} {code:<18} e.g. {_short(example[(state, code)])}"
+            for (state, code), count in reasons.most_common()
+        ),
+        f"files: {settings.storage_root}/<provider>/<group>/<shard>/<name>.jpg",
+        "inspect:",
+        f"  .venv/bin/harvester --database-url {db} status",
+        f"  sqlite3 {db.removeprefix('sqlite:///')} "
+        '"SELECT state, count(*) FROM images GROUP BY state"',
+        "re-run `make demo` to resume: nothing already stored is fetched again.",
+    ]
+    out.write("\n".join(lines) + "\n")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 70 else text[:67] + "..."

@@ -1,0 +1,234 @@
+"""Mapillary Graph API (v4) under /mapillary: image search, entities, batches, sequences.
+
+Errors use the Graph shape `{"error": {"message", "type", "code", "fbtrace_id"}}`;
+search refuses boxes over 0.01 square degrees and returns at most 2,000 images
+without saying that it stopped, so a client must split capped tiles itself.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from harvester.emulator.cdn import MAPILLARY_SIZES, UrlSigner
+from harvester.emulator.faults import mapillary_token
+from harvester.emulator.mapillary_world import MapillaryImage
+from harvester.emulator.world import World, mapillary_filter
+
+MAX_AREA = 0.01
+MAX_LIMIT = 2000
+MAX_IDS = 50
+
+
+def graph_error(
+    status: int, message: str, kind: str = "MLYApiException", code: int = 100, **extra: int
+) -> web.Response:
+    body = {
+        "error": {
+            "message": message,
+            "type": kind,
+            "code": code,
+            **extra,
+            "fbtrace_id": secrets.token_urlsafe(8),
+        }
+    }
+    return web.json_response(body, status=status)
+
+
+class GraphError(Exception):
+    """Raised inside a handler; becomes a Graph error response."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _bad(message: str) -> GraphError:
+    return GraphError(graph_error(400, message))
+
+
+def _point(lon: float, lat: float) -> dict[str, Any]:
+    return {"type": "Point", "coordinates": [lon, lat]}
+
+
+def _fields(
+    sign: Callable[[MapillaryImage, str], str],
+) -> dict[str, Callable[[MapillaryImage], Any]]:
+    out: dict[str, Callable[[MapillaryImage], Any]] = {
+        "id": lambda im: im.id,
+        "captured_at": lambda im: im.captured_at,
+        "compass_angle": lambda im: im.compass_angle,
+        "computed_compass_angle": lambda im: im.computed[2] if im.computed else None,
+        "geometry": lambda im: _point(im.lon, im.lat),
+        "computed_geometry": lambda im: (
+            _point(im.computed[0], im.computed[1]) if im.computed else None
+        ),
+        "camera_type": lambda im: im.camera_type,
+        "is_pano": lambda im: im.is_pano,
+        "sequence": lambda im: im.sequence,
+        "creator": lambda im: {"id": im.creator_id, "username": im.creator_username},
+        "width": lambda im: im.width,
+        "height": lambda im: im.height,
+        "exif_orientation": lambda im: 1,
+        "make": lambda im: "RICOH" if im.is_pano else "GoPro",
+        "model": lambda im: "THETA Z1" if im.is_pano else "HERO9 Black",
+    }
+    for size in MAPILLARY_SIZES:
+        out[f"{size}_url"] = lambda im, size=size: sign(im, size)  # type: ignore[misc]
+    return out
+
+
+class MapillaryApi:
+    """aiohttp handlers for the Graph endpoints."""
+
+    def __init__(self, world: World, signer: UrlSigner, tokens: frozenset[str] | None) -> None:
+        self.world = world
+        self.signer = signer
+        self.tokens = tokens
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/mapillary/images", self._wrap(self.images)),
+            web.get("/mapillary/image_ids", self._wrap(self.image_ids)),
+            web.get("/mapillary", self._wrap(self.batch)),
+            web.get("/mapillary/", self._wrap(self.batch)),
+            web.get("/mapillary/{image_id}", self._wrap(self.entity)),
+        ]
+
+    def _wrap(
+        self, handler: Callable[[web.Request], dict[str, Any]]
+    ) -> Callable[[web.Request], Any]:
+        async def run(request: web.Request) -> web.Response:
+            token = mapillary_token(request)
+            if not token or (self.tokens is not None and token not in self.tokens):
+                return graph_error(
+                    401,
+                    "Invalid OAuth access token - Cannot parse access token",
+                    "OAuthException",
+                    190,
+                )
+            try:
+                return web.json_response(handler(request))
+            except GraphError as exc:
+                return exc.response
+
+        return run
+
+    def _render(self, request: web.Request, images: list[MapillaryImage]) -> list[dict[str, Any]]:
+        base = f"{request.scheme}://{request.host}"
+
+        def sign(im: MapillaryImage, size: str) -> str:
+            return self.signer.sign(base, f"/cdn/mapillary/{size}/{im.id}.jpg")
+
+        table = _fields(sign)
+        names = ["id"] + [
+            f.strip() for f in request.query.get("fields", "").split(",") if f.strip() and f != "id"
+        ]
+        unknown = [n for n in names if n not in table]
+        if unknown:
+            raise _bad(f"Tried accessing nonexisting field ({unknown[0]}) on node type (Image)")
+        out = []
+        for im in images:
+            row = {}
+            for name in names:
+                value = table[name](im)
+                if value is not None:  # optional fields are absent, not null
+                    row[name] = value
+            out.append(row)
+        return out
+
+    def images(self, request: web.Request) -> dict[str, Any]:
+        q = request.query
+        limit = _int(q.get("limit"), MAX_LIMIT)
+        limit = max(1, min(limit, MAX_LIMIT))
+        sequence_id = q.get("sequence_id") or None
+        if q.get("bbox"):
+            candidates = self.world.mapillary.in_bbox(_bbox(q["bbox"]))
+        elif sequence_id:
+            candidates = self.world.mapillary_sequence(sequence_id)
+        else:
+            raise _bad("Please provide a bbox or a sequence_id")
+        found = mapillary_filter(
+            candidates,
+            is_pano=_bool(q.get("is_pano")),
+            start_captured_at=_when(q.get("start_captured_at")),
+            end_captured_at=_when(q.get("end_captured_at")),
+            sequence_id=sequence_id,
+            creator_username=q.get("creator_username") or None,
+        )
+        return {"data": self._render(request, found[:limit])}
+
+    def image_ids(self, request: web.Request) -> dict[str, Any]:
+        seq = request.query.get("sequence_id")
+        if not seq:
+            raise _bad("sequence_id is required")
+        return {"data": [{"id": im.id} for im in self.world.mapillary_sequence(seq)]}
+
+    def batch(self, request: web.Request) -> dict[str, Any]:
+        ids = [i.strip() for i in request.query.get("ids", "").split(",") if i.strip()]
+        if not ids:
+            raise _bad("Unsupported get request. Please provide ids")
+        if len(ids) > MAX_IDS:
+            raise _bad(f"Too many IDs. Maximum: {MAX_IDS}. Provided: {len(ids)}.")
+        found = [self.world.mapillary.by_id[i] for i in ids if i in self.world.mapillary.by_id]
+        return {row["id"]: row for row in self._render(request, found)}
+
+    def entity(self, request: web.Request) -> dict[str, Any]:
+        image_id = request.match_info["image_id"]
+        image = self.world.mapillary.by_id.get(image_id)
+        if image is None:
+            raise GraphError(
+                graph_error(
+                    400,
+                    f"Unsupported get request. Object with ID '{image_id}' does not exist, cannot "
+                    "be loaded due to missing permissions, or does not support this operation",
+                    "GraphMethodException",
+                    100,
+                    error_subcode=33,
+                )
+            )
+        return self._render(request, [image])[0]
+
+
+def _int(raw: str | None, default: int) -> int:
+    try:
+        return int(raw) if raw else default
+    except ValueError as exc:
+        raise _bad(f"Invalid integer: {raw}") from exc
+
+
+def _bool(raw: str | None) -> bool | None:
+    if raw is None or raw == "":
+        return None
+    return raw.lower() in ("true", "1")
+
+
+def _when(raw: str | None) -> int | None:
+    """ISO 8601 (what the docs show) or epoch milliseconds; returns milliseconds."""
+    if not raw:
+        return None
+    if raw.isdigit():
+        return int(raw)
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise _bad(f"Invalid datetime: {raw}") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def _bbox(raw: str) -> tuple[float, float, float, float]:
+    try:
+        minlon, minlat, maxlon, maxlat = (float(x) for x in raw.split(","))
+    except ValueError as exc:
+        raise _bad("Invalid bbox: expected minLon,minLat,maxLon,maxLat") from exc
+    if minlon > maxlon or minlat > maxlat:
+        raise _bad("Invalid bbox: min greater than max")
+    if (maxlon - minlon) * (maxlat - minlat) > MAX_AREA + 1e-12:
+        raise _bad("Bbox area is too large, please make it smaller than 0.01 square degrees")
+    return minlon, minlat, maxlon, maxlat

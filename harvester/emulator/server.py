@@ -1,0 +1,230 @@
+"""Assembles the emulator app, runs it in-process or as `harvester emulator`.
+
+The app plays the outside world for the demo, the tests and the benchmarks:
+Flickr REST, the Mapillary Graph API and an image CDN from one seeded world,
+plus admin endpoints under /_emulator/ that the real services do not have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import functools
+import io
+import signal
+import sys
+from dataclasses import asdict, dataclass, fields, replace
+
+from aiohttp import web
+
+from harvester.emulator.cdn import Cdn, RenderCache, UrlSigner
+from harvester.emulator.clock import EmulatorClock
+from harvester.emulator.config import EmulatorConfig, Faults, WorldSize
+from harvester.emulator.faults import Enforcer, FaultInjector, TokenBuckets, middleware
+from harvester.emulator.flickr_api import FlickrRest, SearchEngine
+from harvester.emulator.mapillary_api import MapillaryApi
+from harvester.emulator.stats import Stats
+from harvester.emulator.world import World
+
+FAULT_KNOBS = frozenset(f.name for f in fields(Faults)) - {"scope"}
+URL_COLUMNS = ("url", "id", "lat", "lon", "captured_at", "license", "owner", "title")
+
+
+@functools.lru_cache(maxsize=4)
+def build_world(seed: int, size: WorldSize) -> World:
+    """Worlds are immutable, so emulators with the same seed share one."""
+    return World(seed, size)
+
+
+@dataclass
+class EmulatorState:
+    """What the admin endpoints read and change."""
+
+    config: EmulatorConfig
+    world: World
+    clock: EmulatorClock
+    stats: Stats
+    cache: RenderCache
+
+
+def build_app(
+    config: EmulatorConfig, clock: EmulatorClock | None = None
+) -> tuple[web.Application, EmulatorState]:
+    world = build_world(config.seed, config.world)
+    clock = clock or EmulatorClock()
+    state = EmulatorState(config, world, clock, Stats(), RenderCache(config.cdn_cache_bytes))
+    enforcer = Enforcer(
+        TokenBuckets(config.flickr_rate_per_s) if config.flickr_rate_per_s else None,
+        TokenBuckets(config.mapillary_rate_per_s) if config.mapillary_rate_per_s else None,
+    )
+    injector = FaultInjector(config.faults, config.seed)
+    app = web.Application(middlewares=[middleware(state.stats, injector, enforcer)])
+    signer = UrlSigner(config.seed, clock, config.url_ttl_s)
+    flickr = FlickrRest(SearchEngine(world.flickr, config.seed), config.flickr_keys)
+    app.router.add_get("/services/rest/", flickr.handle)
+    app.router.add_get("/services/rest", flickr.handle)
+    app.router.add_routes(MapillaryApi(world, signer, config.mapillary_tokens).routes())
+    app.router.add_routes(Cdn(world, signer, state.cache, config.image_variety).routes())
+    app.router.add_routes(_admin_routes(state))
+    return app, state
+
+
+def _admin_routes(state: EmulatorState) -> list[web.RouteDef]:
+    async def stats(_: web.Request) -> web.Response:
+        return web.json_response(state.stats.snapshot())
+
+    async def stats_reset(_: web.Request) -> web.Response:
+        state.stats.reset()
+        return web.json_response({"ok": True})
+
+    async def clock(request: web.Request) -> web.Response:
+        try:
+            seconds = float(request.query.get("advance", "0"))
+        except ValueError:
+            return web.json_response({"error": "advance must be a number"}, status=400)
+        return web.json_response({"now": state.clock.advance(seconds)})
+
+    async def urls(request: web.Request) -> web.Response:
+        n = int(request.query.get("n", "100"))
+        hostile = request.query.get("hostile", "1") != "0"
+        columns = (
+            [*URL_COLUMNS, "expected"] if request.query.get("expected") == "1" else URL_COLUMNS
+        )
+        base = f"{request.scheme}://{request.host}"
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(state.world.url_list(min(n, 1_000_000), base_url=base, hostile=hostile))
+        return web.Response(text=out.getvalue(), content_type="text/csv")
+
+    async def faults(request: web.Request) -> web.Response:
+        """Change fault knobs live (a storm, then calm) without restarting."""
+        live = state.config.faults
+        try:
+            for name, raw in request.query.items():
+                if name == "scope":
+                    live.scope = frozenset(x.strip() for x in raw.split(",") if x.strip())
+                elif name in FAULT_KNOBS:
+                    setattr(live, name, float(raw))
+                else:
+                    return web.json_response({"error": f"unknown knob {name}"}, status=400)
+        except ValueError:
+            return web.json_response({"error": "knobs take numbers"}, status=400)
+        return web.json_response({**asdict(live), "scope": sorted(live.scope)})
+
+    async def world(_: web.Request) -> web.Response:
+        return web.json_response({**state.world.summary(), "now": state.clock.now()})
+
+    return [
+        web.get("/_emulator/stats", stats),
+        web.post("/_emulator/stats/reset", stats_reset),
+        web.post("/_emulator/clock", clock),
+        web.get("/_emulator/urls.csv", urls),
+        web.get("/_emulator/world", world),
+        web.post("/_emulator/faults", faults),
+    ]
+
+
+@dataclass
+class RunningEmulator:
+    """A started emulator; `base_url` has no trailing slash."""
+
+    base_url: str
+    world: World
+    app: web.Application
+    runner: web.AppRunner
+    state: EmulatorState
+
+    @property
+    def flickr_api_url(self) -> str:
+        return self.base_url + "/services/rest/"
+
+    @property
+    def mapillary_api_url(self) -> str:
+        return self.base_url + "/mapillary"
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_emulator(
+    config: EmulatorConfig, host: str = "127.0.0.1", port: int = 0
+) -> RunningEmulator:
+    """Serve the emulator on this event loop (a free port when `port` is 0)."""
+    app, state = build_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound_port = runner.addresses[0][1]
+    # A wildcard bind is reachable on loopback; an IPv6 literal needs brackets in a URL.
+    shown = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return RunningEmulator(f"http://{shown}:{bound_port}", state.world, app, runner, state)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harvester emulator", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8900)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--error-rate", type=float, default=0.0, help="share of 5xx answers")
+    p.add_argument("--rate-429", type=float, default=0.0, help="share of random 429 answers")
+    p.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds on 429")
+    p.add_argument("--reset-rate", type=float, default=0.0)
+    p.add_argument("--truncate-rate", type=float, default=0.0)
+    p.add_argument("--fault-scope", default="api,cdn", help="api, cdn or api,cdn")
+    p.add_argument("--flickr-rate", type=float, default=None, help="requests/s per key")
+    p.add_argument("--mapillary-rate", type=float, default=None, help="requests/s per token")
+    p.add_argument("--url-ttl", type=float, default=3600.0, help="signed URL lifetime, s")
+    p.add_argument(
+        "--image-variety", type=int, default=None, help="distinct pictures per shape (bench)"
+    )
+    p.add_argument("--cache-mb", type=int, default=256, help="rendered-image cache size")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    faults = Faults(
+        latency_ms=args.latency_ms,
+        error_5xx_rate=args.error_rate,
+        rate_429=args.rate_429,
+        retry_after_s=args.retry_after,
+        reset_rate=args.reset_rate,
+        truncate_rate=args.truncate_rate,
+        scope=frozenset(s.strip() for s in args.fault_scope.split(",") if s.strip()),
+    )
+    return replace(
+        EmulatorConfig(seed=args.seed, faults=faults, url_ttl_s=args.url_ttl),
+        flickr_rate_per_s=args.flickr_rate,
+        mapillary_rate_per_s=args.mapillary_rate,
+        image_variety=args.image_variety,
+        cdn_cache_bytes=args.cache_mb * 1024 * 1024,
+    )
+
+
+async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    running = await start_emulator(config, host, port)
+    print(running.base_url, flush=True)  # last: a reader may signal as soon as it sees this
+    try:
+        await stop.wait()
+    finally:
+        await running.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `harvester emulator`; serves until SIGINT or SIGTERM."""
+    args = _parser().parse_args(argv)
+    asyncio.run(_serve(config_from_args(args), args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Bytes to an upright RGB picture, with every limit checked before pixels exist.
+
+Only the JPEG, PNG and WebP decoders are ever reached. Dimensions come from
+the header; the pixel limit and the minimum side are enforced on them, so a
+bomb or a thumbnail costs a header parse, not a decode. JPEGs are decoded
+straight at 1/2, 1/4 or 1/8 scale (DCT-domain scaling) when that still leaves
+at least the target size: decoding dominates the cost of the whole pipeline.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+import zlib
+
+import numpy as np
+from PIL import Image, ImageFile, JpegImagePlugin, UnidentifiedImageError
+
+from harvester.imaging.errors import (
+    CorruptImage,
+    DecompressionBomb,
+    ImagingError,
+    TooSmall,
+    UnsupportedFormat,
+)
+
+__all__ = [
+    "DECODE_ERRORS",
+    "check_limits",
+    "decode_upright",
+    "format_name",
+    "open_header",
+    "upright_size",
+]
+
+_DECODERS = ["JPEG", "PNG", "WEBP"]
+
+# Errors Pillow's plugins raise on malformed input; anything else is a bug.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
+
+_OTHER_FORMATS: tuple[tuple[bytes, str], ...] = (
+    (b"GIF8", "gif"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+    (b"BM", "bmp"),
+    (b"\x00\x00\x01\x00", "ico"),
+    (b"%PDF", "pdf"),
+)
+_MARKUP = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"<svg")
+
+_ORIENTATION_TAG = 0x0112
+# What a viewer applies to stored pixels to show them upright.
+_UPRIGHT: dict[int, Image.Transpose] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+WHITE = (255, 255, 255)
+
+
+def open_header(data: bytes) -> ImageFile.ImageFile:
+    """Parse the header only; raise the ImagingError that explains a refusal."""
+    if not data:
+        raise CorruptImage("the body is empty", reason="empty")
+    _refuse_non_images(data)
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit is applied by the caller; Pillow's warning is noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data), formats=_DECODERS)
+    except Image.DecompressionBombError as exc:
+        raise DecompressionBomb(f"header declares too many pixels: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise CorruptImage("the image header cannot be read", reason="bad_header") from exc
+    except DECODE_ERRORS as exc:
+        raise CorruptImage(f"the image header is damaged: {exc}", reason="bad_header") from exc
+    if not isinstance(im, ImageFile.ImageFile):  # pragma: no cover - Pillow contract
+        raise UnsupportedFormat("unexpected image object")
+    return im
+
+
+def _refuse_non_images(data: bytes) -> None:
+    head = data[:16]
+    if head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")) or (
+        head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+    ):
+        return
+    text = data[:256].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(_MARKUP):
+        raise UnsupportedFormat("the body is HTML/XML, not an image", reason="html")
+    for magic, name in _OTHER_FORMATS:
+        if head.startswith(magic):
+            raise UnsupportedFormat(f"{name} images are not accepted")
+    raise UnsupportedFormat("the body is not a recognised image", reason="unknown_format")
+
+
+def format_name(im: Image.Image) -> str:
+    """Lower-case format; camera MPO files are JPEGs with extra frames."""
+    return "jpeg" if isinstance(im, JpegImagePlugin.JpegImageFile) else str(im.format).lower()
+
+
+def upright_size(im: Image.Image) -> tuple[int, int]:
+    """Width and height as displayed (EXIF orientation 5-8 swaps them)."""
+    w, h = im.size
+    return (h, w) if _orientation(im) in (5, 6, 7, 8) else (w, h)
+
+
+def check_limits(size: tuple[int, int], *, max_pixels: int, min_side: int) -> None:
+    """Refuse bombs and thumbnails from the declared size alone."""
+    w, h = size
+    if w * h > max_pixels:
+        raise DecompressionBomb(f"{w}x{h} is {w * h} pixels, over the limit of {max_pixels}")
+    if min(w, h) < min_side:
+        raise TooSmall(f"{w}x{h} is below the minimum side of {min_side} px")
+
+
+def decode_upright(im: ImageFile.ImageFile, at_least: tuple[int, int] | None) -> Image.Image:
+    """Decode (JPEG: DCT-scaled while >= `at_least`, upright box) to upright RGB."""
+    orientation = _orientation(im)
+    if at_least is not None and isinstance(im, JpegImagePlugin.JpegImageFile):
+        w, h = at_least
+        im.draft("RGB", (h, w) if orientation in (5, 6, 7, 8) else (w, h))
+    try:
+        im.load()
+    except MemoryError as exc:
+        raise ImagingError(
+            "out of memory while decoding", reason="out_of_memory", permanent=False
+        ) from exc
+    except DECODE_ERRORS as exc:
+        reason = "truncated" if "truncated" in str(exc) else "corrupt"
+        raise CorruptImage(f"the image data cannot be decoded: {exc}", reason=reason) from exc
+    rgb = _to_rgb(im)
+    transpose = _UPRIGHT.get(orientation)
+    return rgb.transpose(transpose) if transpose is not None else rgb
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except DECODE_ERRORS:
+        return 1  # a damaged EXIF block only costs us the orientation
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any decoded mode to RGB; transparency is composited onto white."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode.startswith("I"):
+        return _sixteen_bit_grey(im).convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        out = Image.new("RGB", rgba.size, WHITE)
+        out.paste(rgba, mask=rgba.getchannel("A"))
+        return out
+    try:
+        return im.convert("RGB")
+    except ValueError as exc:
+        raise UnsupportedFormat(
+            f"pixel mode {mode} is not supported", reason="unsupported_mode"
+        ) from exc
+
+
+def _sixteen_bit_grey(im: Image.Image) -> Image.Image:
+    """16-bit grey (PNG) to 8-bit by its top byte; Pillow's convert would clip."""
+    values = np.asarray(im).astype(np.uint32) >> 8
+    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L")

@@ -1,0 +1,192 @@
+"""The emulated Mapillary Graph API: auth, search limits, entities, batches, sequences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from emu_helpers import MLY_TOKEN, Starter, mly_headers
+
+from harvester.emulator import RunningEmulator
+from harvester.emulator.mapillary_world import DENSE_CORE
+
+CORE_BOX = (
+    f"{DENSE_CORE[0] - 0.01},{DENSE_CORE[1] - 0.01},{DENSE_CORE[0] + 0.01},{DENSE_CORE[1] + 0.01}"
+)
+
+FIELDS = (
+    "id,captured_at,compass_angle,computed_compass_angle,geometry,computed_geometry,"
+    "camera_type,is_pano,sequence,creator,width,height,thumb_256_url,thumb_1024_url,"
+    "thumb_2048_url,thumb_original_url"
+)
+
+
+async def _get(
+    session: aiohttp.ClientSession, url: str, **params: str
+) -> tuple[int, dict[str, Any]]:
+    async with session.get(url, params=params, headers=mly_headers()) as resp:
+        body: dict[str, Any] = await resp.json()
+        return resp.status, body
+
+
+def _tile(center: tuple[float, float], half: float) -> str:
+    lon, lat = center
+    return f"{lon - half},{lat - half},{lon + half},{lat + half}"
+
+
+async def test_missing_or_bad_token_gets_a_401_graph_error(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emu = await start(mapillary_tokens=frozenset({MLY_TOKEN}))
+    url = f"{emu.mapillary_api_url}/images"
+    for headers in ({}, {"Authorization": "OAuth MLY|nope"}, {"Authorization": "OAuth "}):
+        async with session.get(url, params={"bbox": "4.35,50.85,4.36,50.86"}, headers=headers) as r:
+            assert r.status == 401
+            error = (await r.json())["error"]
+        assert error["type"] == "OAuthException" and error["code"] == 190
+        assert {"message", "fbtrace_id"} <= error.keys()
+    ok = await session.get(url, params={"bbox": "4.35,50.85,4.36,50.86", "access_token": MLY_TOKEN})
+    assert ok.status == 200
+    ok.release()
+
+
+async def test_search_returns_requested_fields_in_graph_shapes(
+    emulator: RunningEmulator, session: aiohttp.ClientSession
+) -> None:
+    status, body = await _get(
+        session, f"{emulator.mapillary_api_url}/images", bbox=CORE_BOX,
+        fields=FIELDS, limit="200",
+    )  # fmt: skip
+    assert status == 200 and len(body["data"]) == 200
+    missing_computed = 0
+    for im in body["data"]:
+        assert isinstance(im["id"], str) and isinstance(im["captured_at"], int)
+        assert im["geometry"]["type"] == "Point" and len(im["geometry"]["coordinates"]) == 2
+        assert im["camera_type"] in ("spherical", "perspective", "fisheye")
+        assert im["is_pano"] == (im["camera_type"] == "spherical")
+        assert set(im["creator"]) == {"id", "username"}
+        assert all(im[f"thumb_{s}_url"].startswith("http") for s in ("256", "1024", "2048"))
+        missing_computed += "computed_geometry" not in im
+    assert 0 < missing_computed < 200  # optional fields are sometimes absent
+
+
+async def test_bbox_larger_than_001_square_degrees_is_refused(
+    emulator: RunningEmulator, session: aiohttp.ClientSession
+) -> None:
+    url = f"{emulator.mapillary_api_url}/images"
+    status, body = await _get(session, url, bbox="4.30,50.80,4.41,50.90")
+    assert status == 400 and "error" in body and body["error"]["code"] == 100
+    status, _ = await _get(session, url, bbox="4.30,50.80,4.40,50.90")
+    assert status == 200
+
+
+async def test_search_stops_at_2000_and_split_tiles_find_everything(
+    emulator: RunningEmulator, session: aiohttp.ClientSession
+) -> None:
+    world = emulator.world
+    minlon, minlat, maxlon, maxlat = world.mapillary_dense_bbox()
+    assert (maxlon - minlon) * (maxlat - minlat) > 0.01
+    truth = {im.id for im in world.mapillary_images_in_bbox(world.mapillary_dense_bbox())}
+    assert len(truth) > 2000
+    found: set[str] = set()
+    capped = 0
+    tiles = [
+        (
+            minlon + i * (maxlon - minlon) / 2,
+            minlat,
+            minlon + (i + 1) * (maxlon - minlon) / 2,
+            maxlat,
+        )
+        for i in range(2)
+    ]
+    while tiles:
+        x0, y0, x1, y1 = tiles.pop()
+        status, body = await _get(
+            session, f"{emulator.mapillary_api_url}/images", bbox=f"{x0},{y0},{x1},{y1}",
+            limit="2000",
+        )  # fmt: skip
+        assert status == 200 and len(body["data"]) <= 2000
+        if len(body["data"]) == 2000:
+            capped += 1
+            mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+            tiles += [(x0, y0, mx, my), (mx, y0, x1, my), (x0, my, mx, y1), (mx, my, x1, y1)]
+        else:
+            found |= {im["id"] for im in body["data"]}
+    assert capped >= 1 and found == truth
+
+
+async def test_filters_pano_time_and_creator(
+    emulator: RunningEmulator, session: aiohttp.ClientSession
+) -> None:
+    url = f"{emulator.mapillary_api_url}/images"
+    bbox = CORE_BOX
+    _, panos = await _get(session, url, bbox=bbox, is_pano="true", fields="is_pano,captured_at")
+    assert panos["data"] and all(im["is_pano"] for im in panos["data"])
+    _, recent = await _get(
+        session, url, bbox=bbox, start_captured_at="2022-01-01T00:00:00Z", fields="captured_at"
+    )
+    assert recent["data"] and all(im["captured_at"] >= 1_640_995_200_000 for im in recent["data"])
+    _, mine = await _get(session, url, bbox=bbox, creator_username="velo_map", fields="creator")
+    assert mine["data"] and all(im["creator"]["username"] == "velo_map" for im in mine["data"])
+
+
+async def test_entity_and_batch_answer_by_id(
+    emulator: RunningEmulator, session: aiohttp.ClientSession
+) -> None:
+    ids = [im.id for im in emulator.world.mapillary.images[:3]]
+    base = emulator.mapillary_api_url
+    status, one = await _get(session, f"{base}/{ids[0]}", fields="id,sequence,width")
+    assert status == 200 and one["id"] == ids[0] and set(one) == {"id", "sequence", "width"}
+    status, many = await _get(session, f"{base}/", ids=",".join(ids), fields="captured_at")
+    assert status == 200 and set(many) == set(ids)
+    assert all(many[i]["id"] == i and "captured_at" in many[i] for i in ids)
+    status, body = await _get(session, f"{base}/999")
+    assert status == 400 and body["error"]["type"] == "GraphMethodException"
+
+
+async def test_image_ids_lists_a_sequence_in_capture_order(
+    emulator: RunningEmulator, session: aiohttp.ClientSession
+) -> None:
+    db_seq, _ = emulator.world.mapillary_sequence_pairs()[0]
+    status, body = await _get(
+        session, f"{emulator.mapillary_api_url}/image_ids", sequence_id=db_seq
+    )
+    assert status == 200
+    expected = emulator.world.mapillary_sequence(db_seq)
+    assert [row["id"] for row in body["data"]] == [im.id for im in expected]
+    assert [im.captured_at for im in expected] == sorted(im.captured_at for im in expected)
+
+
+async def test_paths_are_travelled_twice_at_different_times(
+    emulator: RunningEmulator,
+) -> None:
+    world = emulator.world
+    pairs = world.mapillary_sequence_pairs()
+    assert len(pairs) >= 4
+    panoramic = 0
+    for db_seq, query_seq in pairs:
+        a, b = world.mapillary_sequence(db_seq), world.mapillary_sequence(query_seq)
+        assert len(a) == len(b) and a[0].captured_at != b[0].captured_at
+        assert abs(a[-1].lat - b[-1].lat) < 2e-4 and abs(a[-1].lon - b[-1].lon) < 2e-4
+        panoramic += a[0].is_pano and b[0].is_pano
+    assert panoramic >= 2
+
+
+async def test_thumbnail_urls_expire_and_fresh_ones_work(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emu = await start(url_ttl_s=600)
+    image = emu.world.mapillary.images[0]
+    _, body = await _get(session, f"{emu.mapillary_api_url}/{image.id}", fields="thumb_256_url")
+    url = body["thumb_256_url"]
+    async with session.get(url) as resp:
+        assert resp.status == 200
+    async with session.get(url.replace("&oh=", "&oh=0")) as resp:
+        assert resp.status == 403
+    async with session.post(f"{emu.base_url}/_emulator/clock", params={"advance": "601"}) as r:
+        assert r.status == 200
+    async with session.get(url) as resp:
+        assert resp.status == 403 and "expired" in await resp.text()
+    _, fresh = await _get(session, f"{emu.mapillary_api_url}/{image.id}", fields="thumb_256_url")
+    async with session.get(fresh["thumb_256_url"]) as resp:
+        assert resp.status == 200

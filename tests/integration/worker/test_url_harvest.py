@@ -1,0 +1,109 @@
+"""A URL-list harvest end to end: real HTTP to the emulator's CDN, real JPEGs, real files."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from PIL import ExifTags
+from PIL import Image as PILImage
+from sqlalchemy import select
+
+from harvester.config import Settings, load_settings
+from harvester.db.models import Image
+from harvester.db.session import create_engine
+from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from harvester.sources.urls import UrlCampaign, submit_urls
+from harvester.storage.local import TEMP_MARK
+from harvester.worker.daemon import run_daemon
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[RunningEmulator]:
+    running = await start_emulator(EmulatorConfig())
+    yield running
+    await running.close()
+
+
+def _settings(database_url: str, root: Path) -> Settings:
+    return load_settings(
+        database_url=database_url,
+        storage_root=root,
+        processes=2,
+        concurrency=16,
+        max_attempts=3,
+        backoff_base_seconds=0.05,
+        backoff_max_seconds=0.2,
+    )
+
+
+def _write_list(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _gps(path: Path) -> tuple[float, float]:
+    with PILImage.open(path) as image:
+        gps = image.getexif().get_ifd(ExifTags.IFD.GPSInfo)
+
+    def degrees(values: tuple[float, ...], ref: str) -> float:
+        value = float(values[0]) + float(values[1]) / 60 + float(values[2]) / 3600
+        return -value if ref in ("S", "W") else value
+
+    return degrees(gps[2], gps[1]), degrees(gps[4], gps[3])
+
+
+async def test_url_list_harvest_stores_every_good_image_once_with_its_record(
+    database_url: str, tmp_path: Path, emulator: RunningEmulator
+):
+    rows = emulator.world.url_list(40, base_url=emulator.base_url)
+    rows.append({**rows[0], "id": "", "url": "ftp://nowhere/x.jpg"})  # a bad line
+    listing = tmp_path / "list.csv"
+    _write_list(listing, rows)
+    root = tmp_path / "data"
+    settings = _settings(database_url, root)
+    engine = create_engine(database_url)
+    try:
+        from harvester.db.migrate import upgrade
+
+        await upgrade(engine)
+        report = await submit_urls(engine, UrlCampaign("street views", listing))
+        assert (report.added, len(report.problems)) == (40, 1)
+        assert "list.csv:42: not an http(s) URL" in report.problems[0]
+
+        counters = await run_daemon(settings, until_idle=True)
+
+        async with engine.connect() as connection:
+            images = (await connection.execute(select(Image))).all()
+    finally:
+        await engine.dispose()
+
+    expected = {f"street-views:{row['id']}": row for row in rows[:40]}
+    assert {row.provider_id for row in images} == set(expected)
+    for row in images:
+        want = expected[row.provider_id]
+        assert row.state == want["expected"], (row.provider_id, row.state, row.last_error)
+        if row.state == "failed":
+            assert row.last_error, "a failed row must say why"
+        if row.state == "skipped":
+            assert row.skip_reason
+        if row.state != "stored":
+            assert not (root / row.path).exists()
+            continue
+        path = root / row.path
+        assert path.parent.name == "00000" and path.parent.parent.name == "street-views"
+        data = path.read_bytes()
+        assert hashlib.sha256(data).hexdigest() == row.sha256 and len(data) == row.bytes
+        with PILImage.open(path) as image:
+            assert image.format == "JPEG" and max(image.size) <= 1024
+            assert image.size == (row.width, row.height)
+        lat, lon = _gps(path)
+        assert lat == pytest.approx(float(want["lat"]), abs=1e-6)
+        assert lon == pytest.approx(float(want["lon"]), abs=1e-6)
+    assert not [p for p in root.rglob("*") if TEMP_MARK in p.name]
+    assert counters.images["stored"] == sum(r["expected"] == "stored" for r in rows[:40])

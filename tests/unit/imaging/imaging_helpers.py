@@ -1,0 +1,38 @@
+"""Helpers for the imaging tests: real encoded images from the emulator's renderer."""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+from harvester.emulator.images import ImageRecipe, render
+
+
+@lru_cache(maxsize=64)
+def rendered(recipe: ImageRecipe) -> bytes:
+    """Renders are deterministic; several tests share the same bytes."""
+    return render(recipe)
+
+
+def decode(data: bytes) -> Image.Image:
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im
+
+
+def encode(im: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
+    out = io.BytesIO()
+    im.save(out, fmt, **params)
+    return out.getvalue()
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    assert a.size == b.size
+    diff = np.asarray(a.convert("RGB"), dtype=np.float64) - np.asarray(
+        b.convert("RGB"), dtype=np.float64
+    )
+    mse = float(np.mean(diff * diff))
+    return float("inf") if mse == 0 else 10 * float(np.log10(255**2 / mse))
