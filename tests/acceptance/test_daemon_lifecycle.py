@@ -1,0 +1,83 @@
+"""The daemon as users run it: killed at any instant, stopped politely, run twice at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from daemon_harness import Harness, check_harvest, kill_group
+
+FAULTS = ("--error-rate", "0.05", "--rate-429", "0.05", "--retry-after", "0",
+          "--reset-rate", "0.02", "--truncate-rate", "0.02", "--fault-scope", "cdn")  # fmt: skip
+
+
+@pytest.fixture
+async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    h = Harness(database_url, tmp_path / "data")
+    yield h
+    await h.stop_emulator()
+
+
+async def _submit(h: Harness, n: int, tmp_path: Path) -> dict[str, str]:
+    listing = tmp_path / "victims.csv"
+    expected = await h.url_list(n, listing)
+    code, out = await h.cli("submit", "urls", "--campaign", "victims", str(listing))
+    assert code == 0, out
+    return expected
+
+
+async def test_sigkill_at_several_points_loses_and_duplicates_nothing(
+    harness: Harness, tmp_path: Path
+):
+    await harness.start_emulator(*FAULTS)
+    expected = await _submit(harness, 120, tmp_path)
+    for stored_before_kill in (5, 30, 60):
+        daemon = await harness.start_daemon()
+        await harness.wait_for_stored(stored_before_kill)
+        kill_group(daemon, signal.SIGKILL)
+        await daemon.wait()
+    code, out = await harness.cli("run", "--until-idle", limit_s=180)
+    assert code == 0, out
+    assert "leases_recovered" in out  # the dead daemon's rows were taken over at once
+    check_harvest(await harness.rows(), expected, harness.root)
+
+
+async def test_sigterm_drains_in_flight_work_and_exits_zero(harness: Harness, tmp_path: Path):
+    await harness.start_emulator("--latency-ms", "150")
+    expected = await _submit(harness, 60, tmp_path)
+    daemon = await harness.start_daemon("--grace", "20")
+    await harness.wait_for_stored(5)
+    kill_group(daemon, signal.SIGTERM)
+    assert daemon.stdout is not None
+    out = (await asyncio.wait_for(daemon.stdout.read(), 30)).decode()
+    assert await daemon.wait() == 0, out
+    assert "draining" in out and "daemon_stopped" in out
+    assert await harness.count("running") == 0, "rows left leased after a clean stop"
+    code, out = await harness.cli("run", "--until-idle", limit_s=120)
+    assert code == 0, out
+    check_harvest(await harness.rows(), expected, harness.root)
+
+
+async def test_two_daemons_share_a_campaign_without_processing_any_row_twice(
+    postgres_url: str, tmp_path: Path
+):
+    harness = Harness(postgres_url, tmp_path / "data")
+    await harness.start_emulator("--latency-ms", "20")
+    try:
+        expected = await _submit(harness, 120, tmp_path)
+        daemons = [await harness.start_daemon("--until-idle") for _ in range(2)]
+        outputs = await asyncio.wait_for(asyncio.gather(*(d.communicate() for d in daemons)), 180)
+        assert [d.returncode for d in daemons] == [0, 0]
+        summaries = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
+        rows = await harness.rows()
+    finally:
+        await harness.stop_emulator()
+    check_harvest(rows, expected, harness.root)
+    assert all(row.attempts == 1 for row in rows), "a row was claimed twice"
+    stored = [s["summary"]["images_stored"] for s in summaries]
+    assert all(n > 0 for n in stored), f"one daemon did all the work: {stored}"
+    assert sum(stored) == sum(1 for r in rows if r.state == "stored")
