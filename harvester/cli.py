@@ -7,12 +7,13 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from harvester import log
 from harvester.config import Settings, load_settings
-from harvester.errors import HarvesterError
+from harvester.errors import HarvesterError, InputError
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
@@ -57,10 +58,54 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the whole product against the built-in emulator")
     demo.set_defaults(handler=_demo)
 
+    flickr = submit.add_parser("flickr", help="keyword/region search with dynamic time windows")
+    flickr.add_argument("--campaign", required=True)
+    flickr.add_argument("--queries", type=Path, required=True, help="one query per line")
+    flickr.add_argument("--bbox", type=_bbox, help="MINLON,MINLAT,MAXLON,MAXLAT")
+    flickr.add_argument("--min-upload-date", type=_date, default=date(2004, 1, 1))
+    flickr.add_argument("--max-upload-date", type=_date, help="inclusive; default today")
+    flickr.add_argument("--license", help="comma-separated Flickr licence ids")
+    flickr.add_argument("--accuracy", type=int, default=6, help="minimum geo accuracy (1-16)")
+    flickr.add_argument("--no-geo-only", action="store_true", help="also photos without geo")
+    flickr.add_argument("--target-per-window", type=int, default=400)
+    _size_flags(flickr)
+    flickr.set_defaults(handler=_submit_flickr)
+
+    mapillary = submit.add_parser("mapillary", help="regions, sequences, Spherical-VPR ID lists")
+    mapillary.add_argument("--campaign", required=True)
+    what = mapillary.add_mutually_exclusive_group(required=True)
+    what.add_argument("--bbox", type=_bbox, help="MINLON,MINLAT,MAXLON,MAXLAT")
+    what.add_argument("--sequence", action="append", help="a sequence id (repeatable)")
+    what.add_argument("--sequence-csv", type=Path, help="sequence_id,image_id,latitude,longitude")
+    what.add_argument("--pairs-csv", type=Path, help="the Spherical VPR pairs file")
+    mapillary.add_argument("--pano-only", action="store_true", help="spherical images only")
+    mapillary.add_argument("--min-captured-at", type=_date)
+    mapillary.add_argument("--max-captured-at", type=_date)
+    mapillary.add_argument("--size", choices=["256", "1024", "2048", "original"], default="1024")
+    _size_flags(mapillary)
+    mapillary.set_defaults(handler=_submit_mapillary)
+
     status = commands.add_parser("status", help="counts by campaign, kind and state")
     status.add_argument("--json", action="store_true", help="JSON for scripts")
     status.set_defaults(handler=_status)
     return parser
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+
+
+def _bbox(text: str) -> tuple[float, float, float, float]:
+    try:
+        minlon, minlat, maxlon, maxlat = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--bbox wants MINLON,MINLAT,MAXLON,MAXLAT, got {text!r}"
+        ) from None
+    return minlon, minlat, maxlon, maxlat
 
 
 def _size_flags(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +148,69 @@ async def _submit_urls(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"campaign {args.campaign!r}: {report.rows} rows read, {report.added} images queued, "
             f"{report.known} already known, {len(report.problems)} rows rejected"
+        )
+        return 0
+
+    return await _with_migrated_engine(settings, work)
+
+
+async def _submit_flickr(args: argparse.Namespace, settings: Settings) -> int:
+    from harvester.sources.flickr import FlickrCampaign, parse_queries, submit_flickr
+
+    try:
+        text = args.queries.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read queries file {args.queries}: {exc}") from None
+    queries, negatives = parse_queries(text, source=str(args.queries))
+    campaign = FlickrCampaign(
+        name=args.campaign,
+        queries=queries,
+        negative_terms=negatives,
+        bbox=args.bbox,
+        min_upload=args.min_upload_date,
+        max_upload=args.max_upload_date,
+        licenses=tuple(x.strip() for x in args.license.split(",")) if args.license else (),
+        accuracy=args.accuracy,
+        geo_only=not args.no_geo_only,
+        target_per_window=args.target_per_window,
+        max_side=args.max_side,
+        min_side=args.min_side,
+    )
+
+    async def work(engine: Any) -> int:
+        report = await submit_flickr(engine, campaign)
+        print(
+            f"campaign {args.campaign!r}: {len(queries)} queries, {len(negatives)} negative "
+            f"terms, {report.tasks_added} tasks queued (0 means it was already submitted)"
+        )
+        return 0
+
+    return await _with_migrated_engine(settings, work)
+
+
+async def _submit_mapillary(args: argparse.Namespace, settings: Settings) -> int:
+    from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
+
+    campaign = MapillaryCampaign(
+        name=args.campaign,
+        bbox=args.bbox,
+        sequences=tuple(args.sequence or ()),
+        sequence_csv=args.sequence_csv,
+        pairs_csv=args.pairs_csv,
+        pano_only=args.pano_only,
+        min_captured_at=args.min_captured_at,
+        max_captured_at=args.max_captured_at,
+        size=args.size,
+        max_side=args.max_side,
+        min_side=args.min_side,
+    )
+
+    async def work(engine: Any) -> int:
+        report = await submit_mapillary(engine, campaign)
+        _print_problems(report.problems)
+        print(
+            f"campaign {args.campaign!r}: {report.tasks_added} tasks queued "
+            f"(0 means it was already submitted), {len(report.problems)} lines rejected"
         )
         return 0
 

@@ -8,6 +8,7 @@ import socket
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import date
 from pathlib import Path
 from typing import TextIO
 
@@ -20,13 +21,21 @@ from harvester.db.migrate import upgrade
 from harvester.db.models import Campaign, Image
 from harvester.db.session import create_engine
 from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from harvester.sources.flickr import FlickrCampaign, parse_queries, submit_flickr
+from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
 from harvester.sources.urls import UrlCampaign, submit_urls
 from harvester.worker.daemon import run_daemon
 from harvester.worker.progress import Reporter
 
 DEMO_DIR = Path("harvester-demo")
 PREFERRED_PORT = 18_765  # stable across runs, so rows queued by an interrupted run stay valid
-URL_LIST_SIZE = 120
+URL_LIST_SIZE = 60
+FLICKR_QUERIES = """# one query per line; lines starting with '-' remove photos mentioning the term
+glacier
+lighthouse
+castle
+-paris
+"""
 PORT_FILE = "emulator.port"
 
 Submitter = Callable[[AsyncEngine, RunningEmulator, Path], Awaitable[str]]
@@ -61,7 +70,37 @@ async def submit_url_list(engine: AsyncEngine, emulator: RunningEmulator, home: 
     return f"URL list {listing}: {report.added} new images, {report.known} already known"
 
 
-SUBMITTERS: list[Submitter] = [submit_url_list]
+async def submit_flickr_keywords(engine: AsyncEngine, emulator: RunningEmulator, home: Path) -> str:
+    queries_file = home / "flickr-queries.txt"
+    queries_file.write_text(FLICKR_QUERIES)
+    queries, negatives = parse_queries(FLICKR_QUERIES, source=str(queries_file))
+    campaign = FlickrCampaign(
+        "demo-landmarks",
+        queries,
+        negatives,
+        min_upload=date(2023, 7, 1),
+        max_upload=date(2023, 12, 31),
+    )
+    report = await submit_flickr(engine, campaign)
+    return f"Flickr keywords {', '.join(queries)} (2023-07..12): {report.tasks_added} tasks"
+
+
+async def submit_mapillary_demo(engine: AsyncEngine, emulator: RunningEmulator, home: Path) -> str:
+    database, query = emulator.world.mapillary_sequence_pairs()[3]
+    sequence = await submit_mapillary(
+        engine, MapillaryCampaign("demo-sequence", sequences=(database,), max_side=1024)
+    )
+    anchor = emulator.world.mapillary_sequence(query)[0]
+    lon, lat = anchor.lon, anchor.lat
+    bbox = (lon - 0.002, lat - 0.002, lon + 0.002, lat + 0.002)
+    region = await submit_mapillary(engine, MapillaryCampaign("demo-region", bbox=bbox))
+    return (
+        f"Mapillary sequence {database}: {sequence.tasks_added} tasks; region "
+        f"{','.join(f'{v:.4f}' for v in bbox)}: {region.tasks_added} tasks"
+    )
+
+
+SUBMITTERS: list[Submitter] = [submit_flickr_keywords, submit_mapillary_demo, submit_url_list]
 
 
 async def run_demo(base: Settings, out: TextIO | None = None) -> int:

@@ -3,12 +3,39 @@
 from __future__ import annotations
 
 from harvester.config import Settings
-from harvester.http import HostSlots, HttpClient
+from harvester.http import HostSlots, HttpClient, TokenBucket
 from harvester.sources.base import Source
+from harvester.sources.flickr import FlickrSource
+from harvester.sources.mapillary import MapillarySource
 from harvester.sources.urls import UrlSource
 
 
 def build_sources(settings: Settings, http: HttpClient) -> dict[str, Source]:
+    # One CDN politeness cap shared by every source: they may fetch from the same hosts.
     cdn_slots = HostSlots(settings.cdn_per_host_concurrency)
     max_bytes = settings.max_image_bytes
-    return {"urls": UrlSource(http, host_slots=cdn_slots, max_bytes=max_bytes)}
+    flickr_limiter = TokenBucket(settings.flickr_rate_per_hour / 3600.0, settings.flickr_burst)
+    return {
+        "urls": UrlSource(http, host_slots=cdn_slots, max_bytes=max_bytes),
+        "flickr": FlickrSource(
+            http,
+            api_url=settings.flickr_api_url,
+            api_key=settings.flickr_api_key,
+            limiter=flickr_limiter,
+            host_slots=cdn_slots,
+            max_bytes=max_bytes,
+        ),
+        "mapillary": MapillarySource(
+            http,
+            api_url=settings.mapillary_api_url,
+            token=settings.mapillary_token,
+            search_limiter=TokenBucket(
+                settings.mapillary_search_rate_per_s, settings.mapillary_burst
+            ),
+            entity_limiter=TokenBucket(
+                settings.mapillary_entity_rate_per_s, settings.mapillary_burst
+            ),
+            host_slots=cdn_slots,
+            max_bytes=max_bytes,
+        ),
+    }

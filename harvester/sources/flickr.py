@@ -1,0 +1,292 @@
+"""The Flickr source: keyword and region campaigns walked in dynamic upload-time windows.
+
+Each window task reads its window completely (or, if it holds far too many photos,
+hands back a smaller window at the same start) and hands back the next window. Every
+window has a dedupe key, so a rerun after a crash never queries a finished window again.
+The campaign side (FlickrCampaign, submit_flickr) lives in flickr_campaign and is
+re-exported here, the one module the CLI and the daemon import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import SecretStr
+
+from harvester.db.catalog import FoundImage
+from harvester.http import (
+    ForbiddenError,
+    HostSlots,
+    HttpClient,
+    RateLimiter,
+    TransientHttpError,
+    redact_url,
+)
+from harvester.sources.base import Expansion, ImageView, TaskView, fetch_plain
+from harvester.sources.flickr_campaign import (
+    LICENSES_KIND,
+    PROVIDER,
+    WINDOW_KIND,
+    CampaignPlan,
+    FlickrCampaign,
+    FlickrTaskError,
+    SubmitReport,
+    submit_flickr,
+    window_task,
+)
+from harvester.sources.flickr_parse import (
+    NegativeTerms,
+    SearchPage,
+    check_stat,
+    decode_body,
+    found_image,
+    licenses_of,
+    parse_queries,
+    photo_id,
+    search_page,
+)
+from harvester.sources.flickr_windows import (
+    PAGING_CEILING,
+    Window,
+    next_window,
+    shrink,
+    split,
+    too_many,
+)
+
+EXTRAS = (
+    "description,license,date_upload,date_taken,owner_name,original_format,o_dims,"
+    "geo,tags,views,url_l,url_o"
+)
+PER_PAGE_GEO = 250  # Flickr's maximum for geo queries
+PER_PAGE = 500
+INLINE_ATTEMPTS = 3  # for code 105 "service unavailable", before the queue's back-off
+MAX_SPLIT_DEPTH = 8
+
+__all__ = [
+    "LICENSES_KIND",
+    "PROVIDER",
+    "WINDOW_KIND",
+    "FlickrCampaign",
+    "FlickrSource",
+    "FlickrTaskError",
+    "SubmitReport",
+    "parse_queries",
+    "submit_flickr",
+]
+
+
+@dataclass
+class _Read:
+    """Photos of one window, deduplicated, and what reading them cost."""
+
+    photos: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    calls: int = 0
+    duplicates: int = 0
+    splits: int = 0
+
+
+class FlickrSource:
+    """flickr.photos.search windows and licences, every call through the key's limiter."""
+
+    provider = PROVIDER
+    kinds = frozenset({WINDOW_KIND, LICENSES_KIND})
+
+    def __init__(
+        self,
+        http: HttpClient,
+        *,
+        api_url: str,
+        api_key: SecretStr | None,
+        limiter: RateLimiter,
+        host_slots: HostSlots | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        self._http = http
+        self._api_url = api_url
+        self._shown_url = redact_url(api_url)
+        self._key = api_key
+        self._limiter = limiter
+        self._host_slots = host_slots
+        self._max_bytes = max_bytes
+
+    async def expand(self, task: TaskView, campaign: Mapping[str, Any]) -> Expansion:
+        if task.kind == LICENSES_KIND:
+            body = await self._call("flickr.photos.licenses.getInfo", {})
+            rows = licenses_of(body)
+            return Expansion(query="", licenses=rows, result={"licenses": len(rows)})
+        if task.kind != WINDOW_KIND:
+            raise FlickrTaskError(f"FlickrSource cannot run tasks of kind {task.kind!r}")
+        try:
+            query = str(task.payload["query"])
+            window = Window(int(task.payload["start"]), int(task.payload["end"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FlickrTaskError(f"task {task.id}: bad window payload ({exc})") from exc
+        return await self._expand_window(task.campaign_id, query, window, CampaignPlan.of(campaign))
+
+    async def fetch(self, image: ImageView) -> bytes:
+        return await fetch_plain(
+            self._http, image, host_slots=self._host_slots, max_bytes=self._max_bytes
+        )
+
+    def page_url(self, image: ImageView) -> str | None:
+        owner = image.raw.get("owner") if image.raw else None
+        if not isinstance(owner, str) or not owner:
+            return None
+        return f"https://www.flickr.com/photos/{owner}/{image.provider_id}"
+
+    # -- one window -------------------------------------------------------------------
+
+    async def _expand_window(
+        self, campaign_id: int, query: str, window: Window, plan: CampaignPlan
+    ) -> Expansion:
+        first = await self._search(query, window, plan, page=1)
+        result: dict[str, Any] = {"window": [window.start, window.end], "total": first.total}
+        if too_many(first.total, plan.target):
+            smaller = shrink(window, first.total, plan.target)
+            if smaller is not None:
+                result.update(action="shrink", next=[smaller.start, smaller.end], calls=1)
+                return Expansion(
+                    query, follow_up=[window_task(campaign_id, query, smaller)], result=result
+                )
+        read = _Read(calls=1)
+        await self._read_window(query, window, plan, first, read, depth=0)
+        expansion = self._images(query, read, plan, result)
+        after = next_window(window, len(read.photos), plan.target, plan.limit)
+        result["action"] = "read"
+        if after is not None:
+            expansion.follow_up.append(window_task(campaign_id, query, after))
+            result["next"] = [after.start, after.end]
+        return expansion
+
+    async def _read_window(
+        self,
+        query: str,
+        window: Window,
+        plan: CampaignPlan,
+        first: SearchPage,
+        read: _Read,
+        depth: int,
+    ) -> None:
+        """Page a window through; if Flickr repeated photos, read its halves instead."""
+        seen: dict[str, Mapping[str, Any]] = {}
+        duplicates = _add(seen, first.photos)
+        # Paging stops at the ceiling whatever `pages` claims: past it Flickr only repeats.
+        per_page = max(len(first.photos), 1)
+        last_page = min(first.pages, -(-PAGING_CEILING // per_page) + 1)
+        for number in range(2, last_page + 1):
+            page = await self._search(query, window, plan, page=number)
+            read.calls += 1
+            if not page.photos:
+                break
+            duplicates += _add(seen, page.photos)
+        halves = split(window) if duplicates and depth < MAX_SPLIT_DEPTH else None
+        if halves is None:
+            read.duplicates += duplicates
+            for pid, record in seen.items():
+                read.photos.setdefault(pid, record)
+            return
+        # Repeats replace photos Flickr never shows us: the window is incomplete as read.
+        read.splits += 1
+        for half in halves:
+            head = await self._search(query, half, plan, page=1)
+            read.calls += 1
+            await self._read_window(query, half, plan, head, read, depth + 1)
+
+    def _images(
+        self, query: str, read: _Read, plan: CampaignPlan, result: dict[str, Any]
+    ) -> Expansion:
+        negatives = NegativeTerms(plan.negatives)
+        images: list[FoundImage] = []
+        removed = malformed = 0
+        for record in read.photos.values():
+            if negatives.matches(record):
+                removed += 1
+                continue
+            image = found_image(record, query, plan.min_side)
+            if image is None:
+                malformed += 1
+                continue
+            images.append(image)
+        result.update(
+            found=len(read.photos),
+            images=len(images),
+            negatives_removed=removed,
+            malformed=malformed,
+            skipped=sum(1 for i in images if i.skip_reason),
+            duplicates=read.duplicates,
+            splits=read.splits,
+            calls=read.calls,
+        )
+        return Expansion(query, images=images, result=result)
+
+    # -- API calls --------------------------------------------------------------------
+
+    async def _search(
+        self, query: str, window: Window, plan: CampaignPlan, *, page: int
+    ) -> SearchPage:
+        geo = plan.geo_only or plan.bbox is not None
+        params = {
+            "text": query,
+            "media": "photos",
+            "sort": "date-posted-asc",
+            "min_upload_date": str(window.start),
+            "max_upload_date": str(window.last_second),
+            "extras": EXTRAS,
+            "per_page": str(PER_PAGE_GEO if geo else PER_PAGE),
+            "page": str(page),
+        }
+        if plan.geo_only:
+            params.update(has_geo="1", accuracy=str(plan.accuracy))
+        if plan.bbox is not None:
+            params["bbox"] = ",".join(f"{x:.6f}" for x in plan.bbox)
+        if plan.licenses:
+            params["license"] = ",".join(plan.licenses)
+        body = await self._call("flickr.photos.search", params)
+        return search_page(body, url=self._shown("flickr.photos.search"))
+
+    async def _call(self, method: str, params: Mapping[str, str]) -> dict[str, Any]:
+        """One REST call (JSON, no callback); 105-style outages are retried a few times."""
+        key = self._key.get_secret_value() if self._key is not None else ""
+        shown = self._shown(method)
+        if not key:
+            raise ForbiddenError(f"no Flickr API key configured for {shown}", url=shown)
+        full = {
+            "method": method,
+            "api_key": key,
+            "format": "json",
+            "nojsoncallback": "1",
+            **params,
+        }
+        for attempt in range(1, INLINE_ATTEMPTS + 1):
+            text = await self._http.get_text(
+                self._api_url, params=full, limiter=self._limiter, secrets=[key]
+            )
+            body = decode_body(text, url=shown)
+            try:
+                check_stat(body, url=shown, secrets=[key])
+            except TransientHttpError:
+                if attempt == INLINE_ATTEMPTS:
+                    raise
+                continue
+            return body
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _shown(self, method: str) -> str:
+        return f"{self._shown_url}?method={method}"
+
+
+def _add(seen: dict[str, Mapping[str, Any]], photos: list[Mapping[str, Any]]) -> int:
+    """Add photos by id; returns how many were repeats of ones already seen."""
+    repeats = 0
+    for record in photos:
+        pid = photo_id(record)
+        if pid is None:
+            continue
+        if pid in seen:
+            repeats += 1
+        else:
+            seen[pid] = record
+    return repeats

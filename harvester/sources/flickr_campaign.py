@@ -1,0 +1,171 @@
+"""Flickr campaigns: what an operator asks for, and submitting it as queue tasks.
+
+A campaign becomes one licences task and one first-window task per query. Window tasks
+carry dedupe keys, so submitting the same campaign again (on any day) adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.campaigns import campaign_settings, ensure_campaign
+from harvester.db.queue import NewTask, enqueue_tasks
+from harvester.errors import HarvesterError, InputError
+from harvester.sources.flickr_windows import PAGING_CEILING, Window, first_window
+
+PROVIDER = "flickr"
+WINDOW_KIND = "flickr_window"
+LICENSES_KIND = "flickr_licenses"
+MAX_KEY_QUERY = 120
+
+
+class FlickrTaskError(HarvesterError):
+    """A Flickr task's payload or its campaign's settings cannot be used."""
+
+
+@dataclass(frozen=True)
+class FlickrCampaign:
+    """What an operator asks of a Flickr harvest (validated on construction)."""
+
+    name: str
+    queries: tuple[str, ...]
+    negative_terms: tuple[str, ...] = ()
+    bbox: tuple[float, float, float, float] | None = None  # minlon, minlat, maxlon, maxlat
+    min_upload: date = date(2004, 1, 1)
+    max_upload: date | None = None  # None: today (UTC); inclusive
+    licenses: tuple[str, ...] = ()  # empty: any
+    accuracy: int = 6
+    geo_only: bool = True
+    target_per_window: int = 400
+    max_side: int = 1024
+    min_side: int = 500
+
+    def __post_init__(self) -> None:
+        if not self.queries:
+            raise InputError("a Flickr campaign needs at least one query")
+        if not 1 <= self.accuracy <= 16:
+            raise InputError(f"--accuracy must be 1..16 (Flickr's scale), got {self.accuracy}")
+        if not 1 <= self.target_per_window <= PAGING_CEILING // 2:
+            raise InputError(
+                f"--target-per-window must be 1..{PAGING_CEILING // 2} (Flickr repeats photos "
+                f"past ~{PAGING_CEILING} results), got {self.target_per_window}"
+            )
+        if not 1 <= self.min_side <= self.max_side:
+            sides = f"{self.min_side} and {self.max_side}"
+            raise InputError(f"need 1 <= --min-side <= --max-side, got {sides}")
+        if self.max_upload is not None and self.max_upload < self.min_upload:
+            raise InputError("--max-upload-date is before --min-upload-date")
+        for license_id in self.licenses:
+            if not license_id.isdigit():
+                raise InputError(f"--license takes numeric Flickr licence ids, got {license_id!r}")
+        if self.bbox is not None:
+            minlon, minlat, maxlon, maxlat = self.bbox
+            if not (-180 <= minlon < maxlon <= 180 and -90 <= minlat < maxlat <= 90):
+                raise InputError(f"--bbox must be MINLON,MINLAT,MAXLON,MAXLAT, got {self.bbox}")
+
+    def settings(self, today: date | None = None) -> dict[str, Any]:
+        """The campaign row's settings; max_upload is fixed at submit so reruns agree."""
+        until = self.max_upload or today or datetime.now(UTC).date()
+        return {
+            "name": self.name,
+            "queries": list(self.queries),
+            "negative_terms": list(self.negative_terms),
+            "bbox": list(self.bbox) if self.bbox else None,
+            "min_upload": self.min_upload.isoformat(),
+            "max_upload": until.isoformat(),
+            "licenses": list(self.licenses),
+            "accuracy": self.accuracy,
+            "geo_only": self.geo_only,
+            "target_per_window": self.target_per_window,
+            "max_side": self.max_side,
+            "min_side": self.min_side,
+            "quality": 90,
+        }
+
+
+@dataclass(frozen=True)
+class SubmitReport:
+    campaign_id: int
+    tasks_added: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    """The campaign settings a window task needs, read leniently from the stored JSON."""
+
+    start: int
+    limit: int
+    target: int
+    min_side: int
+    accuracy: int
+    geo_only: bool
+    bbox: tuple[float, ...] | None
+    licenses: tuple[str, ...]
+    negatives: tuple[str, ...]
+
+    @classmethod
+    def of(cls, settings: Mapping[str, Any]) -> CampaignPlan:
+        try:
+            first = date.fromisoformat(str(settings.get("min_upload", "2004-01-01")))
+            last = date.fromisoformat(str(settings["max_upload"]))
+            bbox = settings.get("bbox")
+            return cls(
+                start=_day_start(first),
+                limit=_day_start(last + timedelta(days=1)),
+                target=int(settings.get("target_per_window", 400)),
+                min_side=int(settings.get("min_side", 500)),
+                accuracy=int(settings.get("accuracy", 6)),
+                geo_only=bool(settings.get("geo_only", True)),
+                bbox=tuple(float(x) for x in bbox) if bbox else None,
+                licenses=tuple(str(x) for x in settings.get("licenses") or ()),
+                negatives=tuple(str(x) for x in settings.get("negative_terms") or ()),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FlickrTaskError(f"unusable Flickr campaign settings: {exc}") from exc
+
+
+def _day_start(day: date) -> int:
+    return int(datetime.combine(day, time(0), UTC).timestamp())
+
+
+def window_task(campaign_id: int, query: str, window: Window) -> NewTask:
+    """The task for one window; its key makes re-submits and reruns no-ops."""
+    shown = query if len(query) <= MAX_KEY_QUERY else hashlib.sha1(query.encode()).hexdigest()
+    return NewTask(
+        kind=WINDOW_KIND,
+        dedupe_key=f"flickr:{campaign_id}:{shown}:{window.start}:{window.end}",
+        payload={"query": query, "start": window.start, "end": window.end},
+    )
+
+
+async def submit_flickr(
+    engine: AsyncEngine, campaign: FlickrCampaign, *, today: date | None = None
+) -> SubmitReport:
+    """Create (or find) the campaign; queue the licences task and each query's first window."""
+    settings = campaign.settings(today)
+    campaign_id = await ensure_campaign(engine, campaign.name, PROVIDER, settings)
+    # Plan from the settings the campaign was created with: a re-submit on a later day
+    # ("today" has moved) must name the same first windows, or it would not be a no-op.
+    stored = (await campaign_settings(engine)).get(campaign_id, settings)
+    plan = CampaignPlan.of(stored)
+    tasks = [NewTask(kind=LICENSES_KIND, dedupe_key=f"flickr:{campaign_id}:licenses")]
+    windows = {q: first_window(plan.start, plan.limit) for q in campaign.queries}
+    tasks += [window_task(campaign_id, q, w) for q, w in windows.items()]
+    added = await enqueue_tasks(engine, campaign_id, tasks)
+    return SubmitReport(
+        campaign_id=campaign_id,
+        tasks_added=added,
+        detail={
+            "queries": len(campaign.queries),
+            "negative_terms": len(campaign.negative_terms),
+            "upload_range": [stored.get("min_upload"), stored.get("max_upload")],
+            "settings_kept": stored != settings,
+        },
+    )

@@ -1,0 +1,277 @@
+"""Lenient reading of what Flickr and operators hand us: query files, API bodies, photos.
+
+Flickr encodes one field as a number on one path and a string on another, marks missing
+geo as "0", wraps JSON in `jsonFlickrApi(...)` unless told not to, and reports errors as
+HTTP 200 with `stat: fail`. Everything here tolerates that and nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from harvester.db.catalog import FoundImage
+from harvester.errors import InputError
+from harvester.http import ForbiddenError, PermanentHttpError, TransientHttpError, scrub_text
+from harvester.storage.layout import file_name, slug
+
+MAX_QUERY_CHARS = 200
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_JSONP = re.compile(r"^\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
+# Flickr's "try again later" codes: 105 service unavailable, 106 write failed,
+# 10 search/location API temporarily unavailable. Everything else is a caller mistake.
+TRANSIENT_CODES = frozenset({10, 105, 106})
+KEY_CODES = frozenset({98, 99, 100})
+NO_URL = "no downloadable size (neither url_l nor a public original)"
+
+
+# -- the queries file -------------------------------------------------------------------
+
+
+def parse_queries(
+    text: str, *, source: str = "queries file"
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(queries, negative terms) from one-per-line text; `-term` lines are negatives.
+
+    Blank lines and lines starting with `#` are ignored; repeats are dropped, order kept.
+    """
+    queries: dict[str, None] = {}
+    negatives: dict[str, None] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"{source}, line {number}"
+        if _CONTROL.search(line):
+            raise InputError(f"{where}: control characters are not allowed")
+        if line.startswith("-"):
+            term = line[1:].strip()
+            if not term or term.startswith("-"):
+                raise InputError(f"{where}: {line!r} is not a negative term (write '-word')")
+            negatives.setdefault(term.lower(), None)
+            continue
+        if len(line) > MAX_QUERY_CHARS:
+            raise InputError(f"{where}: a query is at most {MAX_QUERY_CHARS} characters")
+        queries.setdefault(" ".join(line.split()), None)
+    if not queries:
+        raise InputError(f"{source}: no queries (one per line; '#' comments, '-term' negatives)")
+    return tuple(queries), tuple(negatives)
+
+
+# -- lenient values ----------------------------------------------------------------------
+
+
+def as_int(value: Any) -> int | None:
+    """An int from an int, a float or a numeric string; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    number = as_float(value)
+    return None if number is None else int(number)
+
+
+def as_float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def as_text(value: Any) -> str | None:
+    """A string field, also when wrapped as {"_content": ...} as Flickr sometimes does."""
+    if isinstance(value, Mapping):
+        value = value.get("_content")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def unix_time(value: Any) -> datetime | None:
+    seconds = as_int(value)
+    if seconds is None or seconds <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def taken_time(value: Any, unknown: Any) -> datetime | None:
+    """Flickr's `datetaken` (no zone given; kept as UTC); None when Flickr says unknown."""
+    if as_int(unknown) == 1:
+        return None
+    text = as_text(value)
+    if not text:
+        return None
+    try:
+        parsed = datetime.strptime(text.strip()[:19], "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC)
+
+
+def geo(record: Mapping[str, Any]) -> tuple[float | None, float | None, int | None]:
+    """(lat, lon, accuracy); Flickr says "no geo" with zeros, never with absence alone."""
+    lat, lon = as_float(record.get("latitude")), as_float(record.get("longitude"))
+    accuracy = as_int(record.get("accuracy"))
+    if lat is None or lon is None or (lat == 0 and lon == 0) or not -90 <= lat <= 90:
+        return None, None, None
+    if not -180 <= lon <= 180:
+        return None, None, None
+    return lat, lon, accuracy if accuracy else None
+
+
+# -- API bodies --------------------------------------------------------------------------
+
+
+def decode_body(text: str, *, url: str) -> dict[str, Any]:
+    """The JSON object of a Flickr answer, JSONP wrapper or not."""
+    match = _JSONP.match(text)
+    inner = match.group(1) if match else text
+    try:
+        body = json.loads(inner)
+    except json.JSONDecodeError as exc:
+        # An HTML outage page or a cut-off answer: worth another try later. Not chained:
+        # the decoder keeps the whole body, which we do not vouch for.
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise TransientHttpError(
+            f"Flickr answered with something not JSON ({exc.msg} at {where}) from {url}", url=url
+        ) from None
+    if not isinstance(body, dict):
+        raise TransientHttpError(f"Flickr answered with a non-object from {url}", url=url)
+    return body
+
+
+def check_stat(body: Mapping[str, Any], *, url: str, secrets: Sequence[str]) -> None:
+    """Raise the error class a `stat: fail` answer deserves (HTTP 200 notwithstanding)."""
+    if body.get("stat") == "ok":
+        return
+    code = as_int(body.get("code"))
+    message = scrub_text(as_text(body.get("message")) or "no message", secrets)
+    text = f"Flickr error {code}: {message} ({url})"
+    if code in TRANSIENT_CODES:
+        raise TransientHttpError(text, url=url)
+    if code in KEY_CODES:
+        raise ForbiddenError(text, url=url)
+    raise PermanentHttpError(text, url=url)
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of flickr.photos.search."""
+
+    total: int
+    pages: int
+    photos: list[Mapping[str, Any]]
+
+
+def search_page(body: Mapping[str, Any], *, url: str) -> SearchPage:
+    photos = body.get("photos")
+    if not isinstance(photos, Mapping):
+        raise TransientHttpError(f"Flickr search answer without 'photos' from {url}", url=url)
+    listed = photos.get("photo")
+    records = [p for p in listed if isinstance(p, Mapping)] if isinstance(listed, list) else []
+    return SearchPage(
+        total=max(0, as_int(photos.get("total")) or 0),
+        pages=max(0, as_int(photos.get("pages")) or 0),
+        photos=records,
+    )
+
+
+def licenses_of(body: Mapping[str, Any]) -> list[tuple[str, str, str | None]]:
+    """(id, name, url) rows of flickr.photos.licenses.getInfo."""
+    block = body.get("licenses")
+    rows = block.get("license") if isinstance(block, Mapping) else None
+    out: list[tuple[str, str, str | None]] = []
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, Mapping):
+            continue
+        license_id, name = as_text(row.get("id")), as_text(row.get("name"))
+        if license_id is None or name is None:
+            continue
+        out.append((license_id, name, as_text(row.get("url")) or None))
+    return out
+
+
+# -- photos ------------------------------------------------------------------------------
+
+
+class NegativeTerms:
+    """Client-side negative terms over title, tags and description (whole words)."""
+
+    def __init__(self, terms: Iterable[str]) -> None:
+        words = [re.escape(t.lower()) for t in terms if t.strip()]
+        self._pattern = re.compile(r"(?<!\w)(?:" + "|".join(words) + r")(?!\w)") if words else None
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def matches(self, record: Mapping[str, Any]) -> bool:
+        if self._pattern is None:
+            return False
+        fields = (record.get("title"), record.get("tags"), record.get("description"))
+        text = "\n".join(t for t in (as_text(f) for f in fields) if t).lower()
+        return self._pattern.search(text) is not None
+
+
+def photo_id(record: Mapping[str, Any]) -> str | None:
+    value = as_text(record.get("id"))
+    return value.strip() if value and value.strip() else None
+
+
+def found_image(record: Mapping[str, Any], query: str, min_side: int) -> FoundImage | None:
+    """The catalog row for one search result; None if it lacks what names its file."""
+    parts = [as_text(record.get(k)) for k in ("id", "secret", "server", "owner")]
+    if not all(parts):
+        return None
+    pid, secret, server, owner = (p or "" for p in parts)
+    url_l, url_o = as_text(record.get("url_l")), as_text(record.get("url_o"))
+    o_width = as_int(record.get("o_width")) or as_int(record.get("width_o"))
+    o_height = as_int(record.get("o_height")) or as_int(record.get("height_o"))
+    skip = None
+    if not url_l and not url_o:
+        skip = NO_URL
+    elif not url_l and o_width and o_height and min(o_width, o_height) < min_side:
+        size = f"{o_width}x{o_height}"
+        skip = f"too_small: original {size} is below the minimum side of {min_side} px"
+    width, height = o_width, o_height
+    if width is None or height is None:
+        width, height = as_int(record.get("width_l")), as_int(record.get("height_l"))
+    lat, lon, accuracy = geo(record)
+    return FoundImage(
+        provider_id=pid.strip(),
+        group=slug(query),
+        file_name=file_name(pid.strip(), secret, server, owner),
+        source_url=url_l or url_o or None,
+        record={
+            "lat": lat,
+            "lon": lon,
+            "accuracy": accuracy,
+            "captured_at": taken_time(record.get("datetaken"), record.get("datetakenunknown")),
+            "uploaded_at": unix_time(record.get("dateupload")),
+            "owner": owner,
+            "owner_name": as_text(record.get("ownername")),
+            "title": as_text(record.get("title")),
+            "tags": as_text(record.get("tags")),
+            "license_id": as_text(record.get("license")),
+            "raw": dict(record),
+            "source_width": width,
+            "source_height": height,
+        },
+        skip_reason=skip,
+    )

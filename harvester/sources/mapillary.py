@@ -1,0 +1,328 @@
+"""Mapillary (Graph API v4): regions by tiles, sequences, and listed ids, as image rows.
+
+A tile task searches one box; a full answer (the silent 2,000 cap) turns into four
+quadrant tasks instead of images, so nothing is cut off. Sequence and id-list tasks fetch
+entity fields in `?ids=` batches. Thumbnail URLs are signed and expire: a 403 on fetch
+gets a fresh URL from the entity endpoint and one more try.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+from pydantic import SecretStr
+
+from harvester.db.catalog import FoundImage
+from harvester.http import (
+    BadResponseError,
+    ForbiddenError,
+    HostSlots,
+    HttpClient,
+    NotFoundError,
+    PermanentHttpError,
+    RateLimitedError,
+    RateLimiter,
+    TransientHttpError,
+    redact_url,
+)
+from harvester.sources.base import Expansion, ImageView, TaskView
+from harvester.sources.mapillary_csv import IdItem
+from harvester.sources.mapillary_records import (
+    LICENSES,
+    THUMB_FIELDS,
+    THUMB_NOTE,
+    Filters,
+    fields_for,
+    found_image,
+    group_name,
+    record_id,
+)
+from harvester.sources.mapillary_submit import (
+    IDS,
+    PROVIDER,
+    SEQUENCE,
+    TILE,
+    MapillaryCampaign,
+    SubmitReport,
+    item_of,
+    submit_mapillary,
+    tile_task,
+)
+from harvester.sources.mapillary_tiles import Tile, plan_tiles, quadrants
+from harvester.storage.layout import file_name
+
+log = structlog.get_logger("harvester.sources.mapillary")
+
+SEARCH_CAP = 2000  # the most one bbox search returns, without saying it stopped
+BATCH_IDS = 50  # ids per `?ids=` request
+PAGE_URL = "https://www.mapillary.com/app/?pKey={id}"
+DEFAULT_THUMB = "thumb_1024_url"
+# Graph error codes that mean "slow down" (application/user/page/custom rate limits).
+_RATE_CODES = frozenset({4, 17, 32, 613})
+
+__all__ = ["MapillaryCampaign", "MapillarySource", "SubmitReport", "submit_mapillary"]
+
+
+class MapillarySource:
+    """Implements `harvester.sources.base.Source` for the Mapillary Graph API."""
+
+    provider = PROVIDER
+    kinds = frozenset({TILE, SEQUENCE, IDS})
+
+    def __init__(
+        self,
+        http: HttpClient,
+        *,
+        api_url: str,
+        token: SecretStr | None,
+        search_limiter: RateLimiter,
+        entity_limiter: RateLimiter,
+        host_slots: HostSlots | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        self._http = http
+        self._api = api_url.rstrip("/")
+        secret = token.get_secret_value() if token is not None else ""
+        self._headers = {"Authorization": f"OAuth {secret}"} if secret else {}
+        self._secrets = (secret,) if secret else ()
+        self._search_limiter = search_limiter
+        self._entity_limiter = entity_limiter
+        self._host_slots = host_slots
+        self._max_bytes = max_bytes
+
+    # -- expand ---------------------------------------------------------------------
+
+    async def expand(self, task: TaskView, campaign: Mapping[str, Any]) -> Expansion:
+        size = str(campaign.get("size", "1024"))
+        min_side = int(campaign.get("min_side", 500))
+        filters = Filters.of(campaign)
+        if task.kind == TILE:
+            expansion = await self._expand_tile(task, size, min_side, filters)
+        elif task.kind == SEQUENCE:
+            expansion = await self._expand_sequence(task, size, min_side, filters)
+        elif task.kind == IDS:
+            expansion = await self._expand_ids(task, size, min_side, filters)
+        else:
+            raise ValueError(f"MapillarySource cannot run {task.kind!r} tasks")
+        expansion.licenses = list(LICENSES)
+        return expansion
+
+    async def _expand_tile(
+        self, task: TaskView, size: str, min_side: int, filters: Filters
+    ) -> Expansion:
+        tile = Tile.of(task.payload["bbox"])
+        query = str(task.payload.get("query") or f"bbox {tile.param()}")
+        expansion = Expansion(query=query)
+        if not tile.searchable:
+            # A coarse tile from a huge region: cut it, search nothing yet.
+            parts = plan_tiles(tile)
+            expansion.follow_up = [tile_task(task.campaign_id, t, query) for t in parts]
+            expansion.result = {"split": len(parts), "why": "area"}
+            return expansion
+        params = {"bbox": tile.param(), "fields": fields_for(size), "limit": str(SEARCH_CAP)}
+        body = await self._graph("images", {**params, **filters.search_params()}, search=True)
+        records = _data(body, self._shown("images"))
+        if len(records) >= SEARCH_CAP and tile.divisible:
+            parts = quadrants(tile)
+            expansion.follow_up = [tile_task(task.campaign_id, t, query) for t in parts]
+            expansion.result = {"split": len(parts), "why": "cap", "returned": len(records)}
+            log.info("tile_split", task_id=task.id, bbox=tile.param(), returned=len(records))
+            return expansion
+        expansion.images, expansion.result = _images(records, size, min_side, filters)
+        if len(records) >= SEARCH_CAP:
+            # Cannot split below MIN_SIDE: keep what came and say so.
+            expansion.result["capped"] = True
+            log.warning("tile_capped", task_id=task.id, bbox=tile.param())
+        return expansion
+
+    async def _expand_sequence(
+        self, task: TaskView, size: str, min_side: int, filters: Filters
+    ) -> Expansion:
+        sequence_id = str(task.payload["sequence_id"])
+        expansion = Expansion(query=str(task.payload.get("query") or f"sequence {sequence_id}"))
+        body = await self._graph("image_ids", {"sequence_id": sequence_id}, search=False)
+        ids = [i for i in (record_id(r) for r in _data(body, self._shown("image_ids"))) if i]
+        ids = list(dict.fromkeys(ids))
+        records = await self._batch(ids, size)
+        listed = IdItem(image_id="", sequence_id=sequence_id)  # the group if a record lacks one
+        found = [records[i] for i in ids if i in records]
+        expansion.images, expansion.result = _images(found, size, min_side, filters, listed)
+        expansion.result.update(ids=len(ids), missing=len(ids) - len(found))
+        return expansion
+
+    async def _expand_ids(
+        self, task: TaskView, size: str, min_side: int, filters: Filters
+    ) -> Expansion:
+        items = [item_of(dict(p)) for p in task.payload["items"]]
+        expansion = Expansion(query=str(task.payload.get("query") or "ids"))
+        by_id: dict[str, list[IdItem]] = defaultdict(list)
+        for item in items:
+            by_id[item.image_id].append(item)
+        records = await self._batch(list(by_id), size)
+        kept = dropped = missing = 0
+        for image_id, listed in by_id.items():
+            record = records.get(image_id)
+            if record is None:
+                expansion.images.append(_missing(image_id, listed[0]))
+                missing += 1
+                continue
+            if not filters.keeps(record):
+                dropped += 1
+                continue
+            image = found_image(
+                record, size=size, min_side=min_side, listed=listed[0], detail=_pair_detail(listed)
+            )
+            if image is not None:
+                expansion.images.append(image)
+                kept += 1
+        expansion.result = {
+            "listed": len(by_id), "kept": kept, "filtered": dropped, "missing": missing
+        }  # fmt: skip
+        return expansion
+
+    async def _batch(self, ids: Sequence[str], size: str) -> dict[str, Mapping[str, Any]]:
+        """Entity records by id, `BATCH_IDS` per request; ids Mapillary lacks are absent."""
+        records: dict[str, Mapping[str, Any]] = {}
+        for start in range(0, len(ids), BATCH_IDS):
+            chunk = ids[start : start + BATCH_IDS]
+            params = {"ids": ",".join(chunk), "fields": fields_for(size)}
+            body = await self._graph("", params, search=False)
+            for record in _batch_records(body, self._shown("")):
+                image_id = record_id(record)
+                if image_id is not None:
+                    records[image_id] = record
+        return records
+
+    # -- fetch ----------------------------------------------------------------------
+
+    async def fetch(self, image: ImageView) -> bytes:
+        """The thumbnail; a 403 (signed URL expired) gets one fresh URL and one more try."""
+        if not image.source_url:
+            return await self._download(await self._fresh_url(image))
+        try:
+            return await self._download(image.source_url)
+        except ForbiddenError:
+            log.info("thumb_url_refreshed", image_id=image.id)
+            return await self._download(await self._fresh_url(image))
+
+    def page_url(self, image: ImageView) -> str | None:
+        return PAGE_URL.format(id=image.provider_id)
+
+    async def _download(self, url: str) -> bytes:
+        # No token here: thumbnails are capability URLs on a CDN, not the Graph API.
+        body = await self._http.fetch(url, host_slots=self._host_slots, max_bytes=self._max_bytes)
+        return body.data
+
+    async def _fresh_url(self, image: ImageView) -> str:
+        note = (image.raw or {}).get(THUMB_NOTE)
+        field = note if note in THUMB_FIELDS else DEFAULT_THUMB
+        body = await self._graph(image.provider_id, {"fields": field}, search=False)
+        url = body.get(field) if isinstance(body, dict) else None
+        if not isinstance(url, str) or not url:
+            shown = self._shown(image.provider_id)
+            raise NotFoundError(f"no {field} for image {image.provider_id}", url=shown)
+        return url
+
+    # -- Graph calls ----------------------------------------------------------------
+
+    async def _graph(self, path: str, params: Mapping[str, str], *, search: bool) -> Any:
+        """One Graph GET; a Graph error object in a 200 body is classified too."""
+        body = await self._http.get_json(
+            f"{self._api}/{path}",
+            params=params,
+            headers=self._headers,
+            limiter=self._search_limiter if search else self._entity_limiter,
+            secrets=self._secrets,
+        )
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            raise _graph_error(body["error"], self._shown(path))
+        return body
+
+    def _shown(self, path: str) -> str:
+        return redact_url(f"{self._api}/{path}")
+
+
+def _images(
+    records: Sequence[Any],
+    size: str,
+    min_side: int,
+    filters: Filters,
+    listed: IdItem | None = None,
+) -> tuple[list[FoundImage], dict[str, Any]]:
+    images: list[FoundImage] = []
+    dropped = malformed = 0
+    for record in records:
+        if not isinstance(record, dict):
+            malformed += 1
+            continue
+        if not filters.keeps(record):
+            dropped += 1
+            continue
+        image = found_image(record, size=size, min_side=min_side, listed=listed)
+        if image is None:
+            malformed += 1
+        else:
+            images.append(image)
+    result = {"returned": len(records), "kept": len(images), "filtered": dropped}
+    if malformed:
+        result["malformed"] = malformed
+    return images, result
+
+
+def _pair_detail(listed: Sequence[IdItem]) -> dict[str, Any] | None:
+    """{"pair": line, "other": id} of the first pair; all of them when there are several."""
+    pairs = [i for i in listed if i.pair is not None]
+    if not pairs:
+        return None
+    detail: dict[str, Any] = {"pair": pairs[0].pair, "other": pairs[0].other}
+    if len(pairs) > 1:
+        detail["pairs"] = [{"pair": i.pair, "other": i.other, "role": i.role} for i in pairs]
+    return detail
+
+
+def _missing(image_id: str, listed: IdItem) -> FoundImage:
+    """A listed id Mapillary does not return (deleted, private): a row saying so."""
+    return FoundImage(
+        provider_id=image_id,
+        group=group_name(listed.sequence_id),
+        file_name=file_name(image_id),
+        source_url=None,
+        record={"lat": listed.lat, "lon": listed.lon, "sequence_id": listed.sequence_id},
+        skip_reason="not_found: Mapillary returned no record for this id",
+        role=listed.role,
+        hit_detail=_pair_detail([listed]),
+    )
+
+
+def _data(body: Any, shown: str) -> list[Any]:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise BadResponseError(f"Graph answer without a data list from {shown}", url=shown)
+    return data
+
+
+def _batch_records(body: Any, shown: str) -> list[Mapping[str, Any]]:
+    """`?ids=` answers are keyed by id; a `data` list is accepted too."""
+    if isinstance(body, dict) and isinstance(body.get("data"), list):
+        values: list[Any] = body["data"]
+    elif isinstance(body, dict):
+        values = list(body.values())
+    else:
+        raise BadResponseError(f"Graph batch answer is not an object from {shown}", url=shown)
+    return [v for v in values if isinstance(v, dict)]
+
+
+def _graph_error(error: Mapping[str, Any], shown: str) -> PermanentHttpError | TransientHttpError:
+    code = error.get("code")
+    kind = str(error.get("type", "GraphError"))[:60]
+    message = f"Graph error {kind} code {code} from {shown}"
+    if code in _RATE_CODES:
+        return RateLimitedError(message, url=shown, status=None)
+    if code == 190 or kind == "OAuthException":
+        return ForbiddenError(message, url=shown, status=None)
+    if isinstance(code, int) and code in (1, 2):  # "unknown" / "service unavailable"
+        return TransientHttpError(message, url=shown, status=None)
+    return PermanentHttpError(message, url=shown, status=None)

@@ -1,0 +1,255 @@
+"""From Graph API image records to catalogue rows, leniently.
+
+Fields may be missing (optional ones are absent, not null), numbers may come as strings
+and `sequence`/`creator` as an id or an object; one bad record is dropped and counted,
+never allowed to sink the whole task.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from harvester.db.catalog import FoundImage
+from harvester.sources.mapillary_csv import IdItem
+from harvester.storage.layout import file_name, slug
+
+LICENSE_ID = "CC-BY-SA-4.0"
+LICENSES: list[tuple[str, str, str | None]] = [
+    (LICENSE_ID, "CC BY-SA 4.0", "https://creativecommons.org/licenses/by-sa/4.0/")
+]
+SIZES = ("256", "1024", "2048", "original")
+THUMB_FIELDS = tuple(f"thumb_{size}_url" for size in SIZES)
+BASE_FIELDS = (
+    "id",
+    "captured_at",
+    "compass_angle",
+    "computed_compass_angle",
+    "geometry",
+    "computed_geometry",
+    "camera_type",
+    "is_pano",
+    "sequence",
+    "creator",
+    "width",
+    "height",
+)
+# Where in `raw` we note which thumbnail field the row's URL came from, so that an
+# expired URL can be refreshed with the same size. Not a Mapillary field.
+THUMB_NOTE = "harvester_thumb_field"
+NO_SEQUENCE = "no-sequence"
+_SAFE_GROUP = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
+def thumb_field(size: str) -> str:
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
+    return f"thumb_{size}_url"
+
+
+def fields_for(size: str) -> str:
+    return ",".join((*BASE_FIELDS, thumb_field(size)))
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The campaign's record filters (also sent to the search API where it has them)."""
+
+    pano_only: bool = False
+    start_ms: int | None = None  # inclusive
+    end_ms: int | None = None  # exclusive
+
+    @classmethod
+    def of(cls, settings: Mapping[str, Any]) -> Filters:
+        start = _date(settings.get("min_captured_at"))
+        end = _date(settings.get("max_captured_at"))
+        return cls(
+            pano_only=bool(settings.get("pano_only", False)),
+            start_ms=_day_ms(start) if start else None,
+            end_ms=_day_ms(end + timedelta(days=1)) if end else None,
+        )
+
+    def search_params(self) -> dict[str, str]:
+        params: dict[str, str] = {}
+        if self.pano_only:
+            params["is_pano"] = "true"
+        if self.start_ms is not None:
+            params["start_captured_at"] = _iso(self.start_ms)
+        if self.end_ms is not None:
+            params["end_captured_at"] = _iso(self.end_ms - 1)
+        return params
+
+    def keeps(self, record: Mapping[str, Any]) -> bool:
+        if self.pano_only and not is_spherical(record):
+            return False
+        if self.start_ms is None and self.end_ms is None:
+            return True
+        when = _ms(record.get("captured_at"))
+        if when is None:
+            return False  # a date filter cannot vouch for an undated image
+        return (self.start_ms is None or when >= self.start_ms) and (
+            self.end_ms is None or when < self.end_ms
+        )
+
+
+def is_spherical(record: Mapping[str, Any]) -> bool:
+    return _bool(record.get("is_pano")) is True or record.get("camera_type") == "spherical"
+
+
+def record_id(record: Mapping[str, Any]) -> str | None:
+    value = record.get("id")
+    text = str(value).strip() if isinstance(value, str | int) else ""
+    return text if text.isdigit() else None
+
+
+def found_image(
+    record: Mapping[str, Any],
+    *,
+    size: str,
+    min_side: int,
+    listed: IdItem | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> FoundImage | None:
+    """The catalogue row for one record, or None if it has no usable id."""
+    image_id = record_id(record)
+    if image_id is None:
+        return None
+    field = thumb_field(size)
+    geometry = _point(record.get("geometry")) or _point(record.get("computed_geometry"))
+    if geometry is None and listed is not None and None not in (listed.lon, listed.lat):
+        geometry = (listed.lon or 0.0, listed.lat or 0.0)  # the list's own coordinates
+    sequence = _ref(record.get("sequence")) or (listed.sequence_id if listed else None)
+    creator = record.get("creator")
+    width, height = _int(record.get("width")), _int(record.get("height"))
+    heading = _float(record.get("computed_compass_angle"))
+    if heading is None:
+        heading = _float(record.get("compass_angle"))
+    captured = _ms(record.get("captured_at"))
+    raw = {k: v for k, v in record.items() if k not in THUMB_FIELDS}
+    raw[THUMB_NOTE] = field
+    return FoundImage(
+        provider_id=image_id,
+        group=group_name(sequence),
+        file_name=file_name(image_id),
+        source_url=_str(record.get(field)),
+        record={
+            "lat": geometry[1] if geometry else None,
+            "lon": geometry[0] if geometry else None,
+            "captured_at": datetime.fromtimestamp(captured / 1000, UTC) if captured else None,
+            "heading": heading,
+            "is_pano": is_spherical(record),
+            "sequence_id": sequence,
+            "owner": _ref(creator),
+            "owner_name": _str(creator.get("username")) if isinstance(creator, dict) else None,
+            "license_id": LICENSE_ID,
+            "source_width": width,
+            "source_height": height,
+            "raw": raw,
+        },
+        skip_reason=_too_small(width, height, min_side),
+        role=listed.role if listed else None,
+        hit_detail=detail,
+    )
+
+
+def group_name(sequence: str | None) -> str:
+    """The directory of a sequence: its id as is (ids are case-sensitive), slugged if odd."""
+    if not sequence:
+        return NO_SEQUENCE
+    return sequence if _SAFE_GROUP.fullmatch(sequence) else slug(sequence)
+
+
+def _too_small(width: int | None, height: int | None, min_side: int) -> str | None:
+    if width is None or height is None or min(width, height) >= min_side:
+        return None
+    return f"too_small: original {width}x{height} is below the minimum side of {min_side} px"
+
+
+def _point(value: Any) -> tuple[float, float] | None:
+    """(lon, lat) from a GeoJSON Point."""
+    if not isinstance(value, dict):
+        return None
+    coords = value.get("coordinates")
+    if not isinstance(coords, list | tuple) or len(coords) < 2:
+        return None
+    lon, lat = _float(coords[0]), _float(coords[1])
+    if lon is None or lat is None or abs(lon) > 180 or abs(lat) > 90:
+        return None
+    return lon, lat
+
+
+def _ref(value: Any) -> str | None:
+    """An id given bare or as `{"id": ...}`."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _str(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return value.strip() or None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _int(value: Any) -> int | None:
+    number = _float(value)
+    return int(number) if number is not None and number > 0 else None
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    if isinstance(value, int):
+        return bool(value)
+    return None
+
+
+def _ms(value: Any) -> int | None:
+    """Capture time in ms since the epoch, from a number, digits or an ISO 8601 string."""
+    number = _float(value)
+    if number is None and isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return int(when.timestamp() * 1000)
+    return int(number) if number is not None and number > 0 else None
+
+
+def _date(value: Any) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _day_ms(day: date) -> int:
+    return int(datetime.combine(day, time(0), UTC).timestamp() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -1,0 +1,135 @@
+"""Tiling a region for Mapillary search: tiles under the area limit, quadrants under the cap.
+
+The Graph search refuses boxes over 0.01 square degrees and silently stops at 2,000
+results, so a region is cut into legal tiles and a tile that comes back full is cut
+into quadrants until none does. Bounds are rounded to 1e-7 degrees (about 1 cm) so that
+neighbouring tiles share exact edges and a tile's dedupe key is stable across runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harvester.errors import InputError
+
+MAX_AREA = 0.01  # square degrees: the Graph API's limit for one bbox search
+TILE_SIDE = 0.09  # degrees; 0.09 x 0.09 = 0.0081 stays safely under MAX_AREA
+MIN_SIDE = 1e-4  # degrees (~10 m): a tile this small that is still full is accepted
+MAX_FANOUT = 1024  # tiles one task (or one submit) may create at once
+DECIMALS = 7
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A search box: minlon, minlat, maxlon, maxlat, in degrees."""
+
+    minlon: float
+    minlat: float
+    maxlon: float
+    maxlat: float
+
+    @property
+    def width(self) -> float:
+        return self.maxlon - self.minlon
+
+    @property
+    def height(self) -> float:
+        return self.maxlat - self.minlat
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    @property
+    def searchable(self) -> bool:
+        """Small enough for one search request."""
+        return self.width <= TILE_SIDE + 1e-9 and self.height <= TILE_SIDE + 1e-9
+
+    @property
+    def divisible(self) -> bool:
+        """Large enough to be split into quadrants once more."""
+        return min(self.width, self.height) >= 2 * MIN_SIDE
+
+    def param(self) -> str:
+        """The `bbox` query parameter."""
+        return ",".join(_fmt(v) for v in self.bounds())
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        return (self.minlon, self.minlat, self.maxlon, self.maxlat)
+
+    def contains(self, lon: float, lat: float) -> bool:
+        return self.minlon <= lon <= self.maxlon and self.minlat <= lat <= self.maxlat
+
+    @classmethod
+    def of(cls, bounds: Sequence[float]) -> Tile:
+        """A tile from four numbers (a task payload), checked."""
+        if len(bounds) != 4:
+            raise InputError(f"a bbox needs 4 numbers, got {len(bounds)}")
+        minlon, minlat, maxlon, maxlat = (float(v) for v in bounds)
+        return check_bbox((minlon, minlat, maxlon, maxlat))
+
+
+def check_bbox(bbox: tuple[float, float, float, float]) -> Tile:
+    """The bbox as a Tile, or InputError saying what is wrong with it."""
+    minlon, minlat, maxlon, maxlat = bbox
+    if not all(math.isfinite(v) for v in bbox):
+        raise InputError("bbox coordinates must be finite numbers")
+    if not (-180 <= minlon < maxlon <= 180):
+        raise InputError(f"bbox longitudes must satisfy -180 <= min < max <= 180: {bbox}")
+    if not (-90 <= minlat < maxlat <= 90):
+        raise InputError(f"bbox latitudes must satisfy -90 <= min < max <= 90: {bbox}")
+    return Tile(*(round(v, DECIMALS) for v in bbox))
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    """`MINLON,MINLAT,MAXLON,MAXLAT` as typed by an operator."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise InputError(
+            f"bbox must be MINLON,MINLAT,MAXLON,MAXLAT numbers, got {text!r}"
+        ) from None
+    if len(values) != 4:
+        raise InputError(f"bbox must have 4 numbers (MINLON,MINLAT,MAXLON,MAXLAT), got {text!r}")
+    tile = check_bbox((values[0], values[1], values[2], values[3]))
+    return tile.bounds()
+
+
+def plan_tiles(region: Tile) -> list[Tile]:
+    """Cut a region into searchable tiles; a huge region into at most MAX_FANOUT coarse ones.
+
+    Coarse tiles are not searchable and are cut again when their own task runs, so a
+    continent becomes a tree of tasks instead of millions of rows at submit time.
+    """
+    nx = max(1, math.ceil(region.width / TILE_SIDE - 1e-9))
+    ny = max(1, math.ceil(region.height / TILE_SIDE - 1e-9))
+    side = math.isqrt(MAX_FANOUT)
+    if nx * ny > MAX_FANOUT:
+        nx, ny = min(nx, side), min(ny, side)
+    return grid(region, nx, ny)
+
+
+def grid(region: Tile, nx: int, ny: int) -> list[Tile]:
+    """`nx` by `ny` tiles sharing exact (rounded) edges, covering `region` exactly."""
+    xs = _edges(region.minlon, region.maxlon, nx)
+    ys = _edges(region.minlat, region.maxlat, ny)
+    return [Tile(xs[i], ys[j], xs[i + 1], ys[j + 1]) for j in range(ny) for i in range(nx)]
+
+
+def quadrants(tile: Tile) -> list[Tile]:
+    """The four quarters of a tile (a full search result means there may be more)."""
+    return grid(tile, 2, 2)
+
+
+def _edges(low: float, high: float, n: int) -> list[float]:
+    step = (high - low) / n
+    inner = [round(low + k * step, DECIMALS) for k in range(1, n)]
+    return [low, *inner, high]
+
+
+def _fmt(value: float) -> str:
+    text = f"{value:.{DECIMALS}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text

@@ -1,0 +1,117 @@
+"""A Flickr campaign end to end through the daemon: windows, downloads, files on disk."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from PIL import Image as PILImage
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.config import load_settings
+from harvester.db.migrate import upgrade
+from harvester.db.models import Image, ImageHit, Task
+from harvester.db.session import create_engine
+from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, start_emulator
+from harvester.sources.flickr import FlickrCampaign, submit_flickr
+from harvester.worker.daemon import run_daemon
+
+KEY = "flickr-e2e-key-0123456789"
+RATE = 20.0
+QUERIES = ("glacier", "waterfall")
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[RunningEmulator]:
+    # Some API answers are 429 with Retry-After: 1, on top of the per-key rate enforcement.
+    faults = Faults(rate_429=0.2, retry_after_s=1.0, scope=frozenset({"api"}))
+    running = await start_emulator(
+        EmulatorConfig(flickr_keys=frozenset({KEY}), flickr_rate_per_s=RATE, faults=faults)
+    )
+    yield running
+    await running.close()
+
+
+@pytest.fixture
+async def engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(sqlite_url)
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def test_a_flickr_campaign_through_the_daemon_stores_each_photo_once(
+    emu: RunningEmulator, engine: AsyncEngine, sqlite_url: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    settings = load_settings(
+        database_url=sqlite_url,
+        storage_root=root,
+        processes=2,
+        concurrency=16,
+        max_attempts=3,
+        backoff_base_seconds=0.05,
+        backoff_max_seconds=0.2,
+        flickr_api_url=emu.flickr_api_url,
+        flickr_api_key=KEY,
+        flickr_rate_per_hour=RATE * 3600,
+        flickr_burst=1,
+    )
+    campaign = FlickrCampaign(
+        "rivers of ice",
+        QUERIES,
+        ("paris",),
+        min_upload=date(2023, 7, 1),
+        max_upload=date(2023, 12, 31),
+    )
+    await submit_flickr(engine, campaign)
+    await run_daemon(settings, until_idle=True)
+
+    start, end = calendar.timegm((2023, 7, 1, 0, 0, 0)), calendar.timegm((2024, 1, 1, 0, 0, 0))
+    want: dict[str, Any] = {
+        p.id: p
+        for q in QUERIES
+        for p in emu.world.flickr_search_truth(
+            text=q, accuracy=6, min_upload=start, max_upload=end - 1
+        )
+        if "paris" not in p.tokens
+    }
+    async with engine.connect() as db:
+        images = (await db.execute(select(Image))).all()
+        hit_queries = {q for (q,) in (await db.execute(select(ImageHit.query))).all()}
+        task_states = set((await db.execute(select(Task.state))).scalars())
+    assert task_states == {"done"} and hit_queries == set(QUERIES)
+    assert sorted(r.provider_id for r in images) == sorted(want)
+    small = {pid for pid, p in want.items() if not p.has_large and min(p.o_width, p.o_height) < 500}
+    paths = [r.path for r in images]
+    assert len(paths) == len(set(paths))
+    for row in images:
+        assert row.state in ("stored", "skipped"), (row.provider_id, row.state, row.last_error)
+        path = root / row.path
+        assert path.parts[-4:-1] == ("flickr", row.group_name, f"{row.shard:05d}")
+        if row.provider_id in small:
+            assert row.state == "skipped" and "below the minimum" in row.skip_reason
+        if row.state == "skipped":
+            assert row.skip_reason and not path.exists()
+            continue
+        assert path.name == f"{row.provider_id}_{row.raw['secret']}_{row.raw['server']}_" + (
+            f"{row.owner}.jpg"
+        )
+        with PILImage.open(path) as picture:
+            assert picture.format == "JPEG" and max(picture.size) <= 1024
+    assert sum(r.state == "stored" for r in images) > len(images) // 2
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(emu.base_url + "/_emulator/stats") as resp,
+    ):
+        stats = await resp.json()
+    (label,) = [k for k in stats["keys"] if k != "anonymous"]
+    # The 429s were ridden out (every task done above) and the key's rate held.
+    assert stats["keys"][label]["status_429"] > 0
+    assert stats["keys"][label]["max_1s"] <= RATE + 1

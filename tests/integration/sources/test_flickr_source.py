@@ -1,0 +1,425 @@
+"""The Flickr source against the emulator over real HTTP, and its window chain in a real DB."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.campaigns import campaign_settings
+from harvester.db.catalog import add_images, upsert_licenses
+from harvester.db.migrate import upgrade
+from harvester.db.models import Image, ImageHit, License, Task
+from harvester.db.queue import Outcome, Queue, enqueue_tasks
+from harvester.db.session import create_engine
+from harvester.emulator import EmulatorConfig, Faults, FlickrPhoto, RunningEmulator, start_emulator
+from harvester.http import (
+    ForbiddenError,
+    HttpClient,
+    HttpSettings,
+    PermanentHttpError,
+    TokenBucket,
+    TransientHttpError,
+)
+from harvester.sources.base import ImageView, TaskView
+from harvester.sources.flickr import (
+    EXTRAS,
+    FlickrCampaign,
+    FlickrSource,
+    submit_flickr,
+)
+from harvester.sources.flickr_parse import NO_URL
+
+KEY = "flickr-test-key-0123456789"
+RATE = 20.0
+END = date(2023, 12, 31)
+
+
+def ts(year: int, month: int = 1, day: int = 1) -> int:
+    return calendar.timegm((year, month, day, 0, 0, 0))
+
+
+class RecordingHttp(HttpClient):
+    """The real client, noting the search windows it asked for."""
+
+    def __init__(self, settings: HttpSettings | None = None) -> None:
+        super().__init__(settings)
+        self.searches: list[tuple[str, int, int, int]] = []
+
+    async def get_text(
+        self, url: str, *, params: Mapping[str, str] | None = None, **options: Any
+    ) -> str:
+        if params and params.get("method") == "flickr.photos.search":
+            self.searches.append(
+                (
+                    params["text"],
+                    int(params["min_upload_date"]),
+                    int(params["max_upload_date"]) + 1,
+                    int(params["page"]),
+                )
+            )
+        return await super().get_text(url, params=params, **options)
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[RunningEmulator]:
+    running = await start_emulator(
+        EmulatorConfig(flickr_keys=frozenset({KEY}), flickr_rate_per_s=RATE)
+    )
+    yield running
+    await running.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[RecordingHttp]:
+    async with RecordingHttp(HttpSettings(max_attempts=2, backoff_initial_s=0.01)) as client:
+        yield client
+
+
+def make_source(
+    http: HttpClient, emu: RunningEmulator, key: str | None = KEY, rate: float = RATE
+) -> FlickrSource:
+    return FlickrSource(
+        http,
+        api_url=emu.flickr_api_url,
+        api_key=SecretStr(key) if key else None,
+        limiter=TokenBucket(rate, 1),
+    )
+
+
+def task(query: str, start: int, end: int, kind: str = "flickr_window") -> TaskView:
+    return TaskView(1, 1, kind, {"query": query, "start": start, "end": end}, 1)
+
+
+def truth(emu: RunningEmulator, query: str, start: int, end: int, **kw: Any) -> list[FlickrPhoto]:
+    return emu.world.flickr_search_truth(
+        text=query, accuracy=6, min_upload=start, max_upload=end - 1, **kw
+    )
+
+
+async def key_stats(emu: RunningEmulator) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(emu.base_url + "/_emulator/stats") as resp,
+    ):
+        stats: dict[str, Any] = await resp.json()
+    (label,) = [k for k in stats["keys"] if k != "anonymous"]
+    return dict(stats["keys"][label])
+
+
+# -- one window --------------------------------------------------------------------------
+
+
+async def test_a_window_expands_to_exactly_the_emulators_ground_truth(
+    emu: RunningEmulator, http: RecordingHttp
+) -> None:
+    settings = FlickrCampaign("c", ("bridge",), max_upload=END).settings()
+    start, end = ts(2021, 3), ts(2021, 9)
+    expansion = await make_source(http, emu).expand(task("bridge", start, end), settings)
+    ids = [image.provider_id for image in expansion.images]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {p.id for p in truth(emu, "bridge", start, end)}
+    assert expansion.result["action"] == "read" and expansion.result["next"][0] == end
+    assert expansion.query == "bridge" and all(i.group == "bridge" for i in expansion.images)
+
+
+async def test_bbox_and_licence_filters_reach_the_search(
+    emu: RunningEmulator, http: RecordingHttp
+) -> None:
+    bbox = (2.0, 48.0, 3.0, 49.5)
+    campaign = FlickrCampaign("c", ("beach",), bbox=bbox, licenses=("4", "5"), max_upload=END)
+    start, end = ts(2012), ts(2023)
+    expansion = await make_source(http, emu).expand(task("beach", start, end), campaign.settings())
+    expected = truth(emu, "beach", start, end, bbox=bbox, licenses=frozenset({4, 5}))
+    assert expected and {i.provider_id for i in expansion.images} == {p.id for p in expected}
+
+
+async def test_a_crowded_window_is_shrunk_without_being_paged(
+    emu: RunningEmulator, http: RecordingHttp
+) -> None:
+    settings = FlickrCampaign("c", ("sunset",), max_upload=END).settings()
+    start, end = ts(2022), ts(2024)
+    expansion = await make_source(http, emu).expand(task("sunset", start, end), settings)
+    assert expansion.images == [] and len(http.searches) == 1
+    assert expansion.result["action"] == "shrink" and expansion.result["total"] > 800
+    (follow,) = expansion.follow_up
+    assert follow.payload["start"] == start and follow.payload["end"] < end
+
+
+async def _window_where_duplicates_bite(emu: RunningEmulator) -> tuple[int, int]:
+    """A window of ~1,499 sunsets whose plain paging returns repeats (checked on the wire)."""
+    photos = truth(emu, "sunset", ts(2004), ts(2024))
+    async with aiohttp.ClientSession() as session:
+        for first in range(0, 400, 37):
+            start, end = photos[first].dateupload, photos[first + 1499].dateupload
+            ids: list[str] = []
+            for page in range(1, 7):
+                params = {
+                    "method": "flickr.photos.search", "api_key": KEY, "format": "json",
+                    "nojsoncallback": "1", "text": "sunset", "has_geo": "1", "accuracy": "6",
+                    "media": "photos", "sort": "date-posted-asc", "extras": EXTRAS,
+                    "min_upload_date": str(start), "max_upload_date": str(end - 1),
+                    "per_page": "250", "page": str(page),
+                }  # fmt: skip
+                async with session.get(emu.flickr_api_url, params=params) as resp:
+                    ids += [p["id"] for p in (await resp.json())["photos"]["photo"]]
+            if len(ids) != len(set(ids)):
+                return start, end
+    raise AssertionError("the emulator's duplicate bug never showed in these windows")
+
+
+async def test_a_window_where_the_duplicate_bug_bites_still_yields_its_truth_once(
+    emu: RunningEmulator, http: RecordingHttp
+) -> None:
+    emu.state.config.flickr_rate_per_s = None
+    start, end = await _window_where_duplicates_bite(emu)
+    settings = FlickrCampaign("c", ("sunset",), target_per_window=750, max_upload=END).settings()
+    source = make_source(http, emu, rate=1000)
+    expansion = await source.expand(task("sunset", start, end), settings)
+    ids = [image.provider_id for image in expansion.images]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {p.id for p in truth(emu, "sunset", start, end)}
+    assert expansion.result["duplicates"] == 0 and expansion.result["splits"] >= 1
+
+
+async def test_negative_terms_are_applied_and_counted(
+    emu: RunningEmulator, http: RecordingHttp
+) -> None:
+    settings = FlickrCampaign("c", ("castle",), ("paris", "rome"), max_upload=END).settings()
+    start, end = ts(2019), ts(2023)
+    expansion = await make_source(http, emu).expand(task("castle", start, end), settings)
+    every = truth(emu, "castle", start, end)
+    kept = [p for p in every if not {"paris", "rome"} & p.tokens]
+    assert {i.provider_id for i in expansion.images} == {p.id for p in kept}
+    assert expansion.result["negatives_removed"] == len(every) - len(kept) > 0
+
+
+async def test_small_originals_are_skipped_with_a_reason_before_any_download(
+    emu: RunningEmulator, http: RecordingHttp
+) -> None:
+    settings = FlickrCampaign("c", ("street",), max_upload=END).settings()
+    start, end = ts(2020), ts(2020, 9)
+    expansion = await make_source(http, emu).expand(task("street", start, end), settings)
+    by_id = {i.provider_id: i for i in expansion.images}
+    small = {
+        p.id
+        for p in truth(emu, "street", start, end)
+        if not p.has_large and min(p.o_width, p.o_height) < 500
+    }
+    assert small and {pid for pid, i in by_id.items() if i.skip_reason} == small
+    reasons = [by_id[pid].skip_reason or "" for pid in small]
+    assert all("below the minimum side of 500 px" in reason for reason in reasons)
+    large = {p.id for p in truth(emu, "street", start, end) if p.has_large}
+    assert all("_b.jpg" in (by_id[pid].source_url or "") for pid in large)
+    assert all("_o." in (i.source_url or "") for pid, i in by_id.items() if pid not in large)
+
+
+async def test_a_bad_key_is_a_permanent_error_that_never_shows_the_key(
+    emu: RunningEmulator, http: RecordingHttp
+) -> None:
+    wrong = "wrong-key-abcdef0123456789"
+    settings = FlickrCampaign("c", ("bridge",), max_upload=END).settings()
+    with pytest.raises(ForbiddenError) as caught:
+        await make_source(http, emu, key=wrong).expand(task("bridge", ts(2020), ts(2021)), settings)
+    assert isinstance(caught.value, PermanentHttpError)
+    assert wrong not in str(caught.value) and wrong not in caught.value.url
+    assert "Flickr error 100" in str(caught.value)
+
+
+async def test_no_key_fails_permanently_without_calling_flickr(
+    emu: RunningEmulator, http: RecordingHttp
+) -> None:
+    settings = FlickrCampaign("c", ("bridge",), max_upload=END).settings()
+    with pytest.raises(PermanentHttpError):
+        await make_source(http, emu, key=None).expand(task("bridge", ts(2020), ts(2021)), settings)
+    assert http.searches == []
+
+
+async def test_flickr_outages_surface_as_transient_errors_for_the_queue(
+    http: RecordingHttp,
+) -> None:
+    down = Faults(error_5xx_rate=1.0, scope=frozenset({"api"}))
+    broken = await start_emulator(EmulatorConfig(faults=down))
+    try:
+        settings = FlickrCampaign("c", ("bridge",), max_upload=END).settings()
+        with pytest.raises(TransientHttpError):
+            await make_source(http, broken, rate=1000).expand(
+                task("bridge", ts(2020), ts(2021)), settings
+            )
+    finally:
+        await broken.close()
+
+
+async def test_the_licences_task_returns_flickrs_licences(
+    emu: RunningEmulator, http: RecordingHttp
+) -> None:
+    expansion = await make_source(http, emu).expand(
+        TaskView(1, 1, "flickr_licenses", {}, 1), FlickrCampaign("c", ("x",)).settings()
+    )
+    assert ("4", "Attribution License", "https://creativecommons.org/licenses/by/2.0/") in (
+        expansion.licenses
+    )
+    assert {row[0] for row in expansion.licenses} == {str(i) for i in range(11)}
+
+
+async def test_fetch_downloads_the_row_url_and_page_url_names_the_photo(
+    emu: RunningEmulator, http: RecordingHttp
+) -> None:
+    settings = FlickrCampaign("c", ("glacier",), max_upload=END).settings()
+    source = make_source(http, emu)
+    expansion = await source.expand(task("glacier", ts(2016), ts(2024)), settings)
+    found = next(i for i in expansion.images if i.skip_reason is None)
+    view = ImageView(1, 1, "flickr", found.provider_id, found.source_url, found.record["raw"])
+    data = await source.fetch(view)
+    assert data[:2] == b"\xff\xd8" or data[:4] == b"\x89PNG"
+    owner = found.record["owner"]
+    assert source.page_url(view) == f"https://www.flickr.com/photos/{owner}/{found.provider_id}"
+
+
+# -- the chain of windows in a real database ---------------------------------------------
+
+
+async def run_chain(
+    engine: AsyncEngine,
+    source: FlickrSource,
+    *,
+    now: datetime | None = None,
+    crash_after: int | None = None,
+) -> int:
+    """What the daemon does with Flickr tasks, one at a time; may 'die' mid-task."""
+    queue = Queue(engine, Task, clock=lambda: now or datetime.now(UTC))
+    settings = await campaign_settings(engine)
+    ran = 0
+    while rows := await queue.claim("test", 1, 60, kinds=sorted(source.kinds)):
+        (row,) = rows
+        view = TaskView(row.id, row.campaign_id, row.kind, row.payload, row.attempts)
+        expansion = await source.expand(view, settings[row.campaign_id])
+        if crash_after is not None and ran == crash_after:
+            return ran  # queried, never recorded: the lease is left to expire
+        await add_images(engine, row.campaign_id, "flickr", expansion.query, expansion.images)
+        await upsert_licenses(engine, "flickr", expansion.licenses)
+        await enqueue_tasks(engine, row.campaign_id, expansion.follow_up)
+        await queue.finish("test", [Outcome(row.id, "done", {"result": expansion.result})])
+        ran += 1
+    return ran
+
+
+def expected_hits(
+    emu: RunningEmulator, queries: Sequence[str], negatives: set[str], start: int, end: int
+) -> set[tuple[str, str]]:
+    return {
+        (p.id, q) for q in queries for p in truth(emu, q, start, end) if not negatives & p.tokens
+    }
+
+
+@pytest.fixture
+async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(sqlite_url)
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def test_the_chain_stores_every_matching_photo_once_within_the_key_rate(
+    emu: RunningEmulator, http: RecordingHttp, sqlite_engine: AsyncEngine
+) -> None:
+    engine, queries, negatives = sqlite_engine, ("sunset", "castle", "lighthouse"), {"tokyo"}
+    campaign = FlickrCampaign(
+        "multi", queries, ("Tokyo",), min_upload=date(2019, 1, 1), max_upload=END
+    )
+    report = await submit_flickr(engine, campaign)
+    assert report.tasks_added == 4
+    await run_chain(engine, make_source(http, emu))
+    start, end = ts(2019), ts(2024)
+    want = expected_hits(emu, queries, negatives, start, end)
+    async with engine.connect() as db:
+        rows = (await db.execute(select(Image.provider_id, Image.skip_reason))).all()
+        hits = (
+            await db.execute(select(Image.provider_id, ImageHit.query).join_from(ImageHit, Image))
+        ).all()
+        shards = (
+            await db.execute(
+                select(func.count()).select_from(Image).group_by(Image.group_name, Image.shard)
+            )
+        ).scalars()
+        tasks = (await db.execute(select(Task.state, Task.payload))).all()
+        licences = (await db.execute(select(func.count()).select_from(License))).scalar_one()
+    ids = [r.provider_id for r in rows]
+    assert len(ids) == len(set(ids)) and set(ids) == {pid for pid, _ in want}
+    assert {(h.provider_id, h.query) for h in hits} == want
+    assert max(shards) <= 1000 and licences == 11
+    assert all(state == "done" for state, _ in tasks)
+    assert {p["end"] for _, p in tasks if "end" in p} >= {ts(2024)}
+    photos = emu.world.flickr_by_id
+    small = {
+        pid
+        for pid in ids
+        if not photos[pid].has_large and min(photos[pid].o_width, photos[pid].o_height) < 500
+    }
+    assert {r.provider_id for r in rows if r.skip_reason} == small
+    assert NO_URL not in {r.skip_reason for r in rows}
+    stats = await key_stats(emu)
+    assert stats["status_429"] == 0 and stats["max_1s"] <= RATE + 1
+
+
+async def test_a_rerun_after_a_crash_does_not_query_finished_windows(
+    emu: RunningEmulator, engine: AsyncEngine
+) -> None:
+    emu.state.config.flickr_rate_per_s = None
+    queries = ("castle", "bridge")
+    campaign = FlickrCampaign("crashy", queries, min_upload=date(2016, 1, 1), max_upload=END)
+    async with RecordingHttp() as first:
+        await submit_flickr(engine, campaign)
+        await run_chain(engine, make_source(first, emu, rate=1000), crash_after=6)
+    async with engine.connect() as db:
+        done = {
+            (p["query"], p["start"], p["end"])
+            for p in (await db.execute(select(Task.payload).where(Task.state == "done"))).scalars()
+            if "query" in p
+        }
+    assert len(done) >= 4
+    async with RecordingHttp() as second:
+        again = await submit_flickr(engine, campaign)
+        assert again.tasks_added == 0
+        later = datetime.now(UTC) + timedelta(minutes=5)  # the dead worker's lease is over
+        await run_chain(engine, make_source(second, emu, rate=1000), now=later)
+    assert not {(q, s, e) for q, s, e, _ in second.searches} & done
+    start, end = ts(2016), ts(2024)
+    async with engine.connect() as db:
+        hits = (
+            await db.execute(select(Image.provider_id, ImageHit.query).join_from(ImageHit, Image))
+        ).all()
+        states = set((await db.execute(select(Task.state))).scalars())
+    assert {(h.provider_id, h.query) for h in hits} == expected_hits(
+        emu, queries, set(), start, end
+    )
+    assert states == {"done"}
+
+
+async def test_resubmitting_a_campaign_adds_no_tasks(
+    emu: RunningEmulator, sqlite_engine: AsyncEngine
+) -> None:
+    campaign = FlickrCampaign("again", ("bridge", "castle"), max_upload=END)
+    first = await submit_flickr(sqlite_engine, campaign)
+    second = await submit_flickr(sqlite_engine, campaign)
+    assert first.tasks_added == 3 and second.tasks_added == 0
+    assert first.campaign_id == second.campaign_id
+    settings = (await campaign_settings(sqlite_engine))[first.campaign_id]
+    assert (settings["max_side"], settings["min_side"], settings["quality"]) == (1024, 500, 90)
+
+
+async def test_resubmitting_on_a_later_day_keeps_the_first_windows(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    campaign = FlickrCampaign("recent", ("bridge",), min_upload=date(2023, 12, 20))
+    first = await submit_flickr(sqlite_engine, campaign, today=date(2023, 12, 31))
+    later = await submit_flickr(sqlite_engine, campaign, today=date(2024, 1, 9))
+    assert first.tasks_added == 2 and later.tasks_added == 0
+    assert later.detail["upload_range"] == ["2023-12-20", "2023-12-31"]

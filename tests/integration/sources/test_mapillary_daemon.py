@@ -1,0 +1,157 @@
+"""Mapillary campaigns end to end through the real daemon: downloads, refreshes, files.
+
+The source registry does not list Mapillary yet (the lead wires it), so the daemon's
+context is assembled here with a MapillarySource; everything else is the real daemon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+import pytest
+from PIL import Image as PILImage
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.config import Settings, load_settings
+from harvester.db.campaigns import campaign_settings
+from harvester.db.catalog import add_images
+from harvester.db.migrate import upgrade
+from harvester.db.models import Image, ImageHit, Task
+from harvester.db.queue import Queue
+from harvester.db.session import create_engine
+from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from harvester.http import HostSlots, HttpClient, TokenBucket
+from harvester.sources.base import TaskView
+from harvester.sources.mapillary import MapillaryCampaign, MapillarySource, submit_mapillary
+from harvester.storage.local import LocalStorage
+from harvester.worker.context import Context, http_settings
+from harvester.worker.daemon import Daemon
+from harvester.worker.pool import create_pool
+
+TOKEN = "MLY|777|daemon-token-0123456789abcdef"
+TTL = 600
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[RunningEmulator]:
+    running = await start_emulator(
+        EmulatorConfig(mapillary_tokens=frozenset({TOKEN}), url_ttl_s=TTL)
+    )
+    yield running
+    await running.close()
+
+
+@pytest.fixture
+async def engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(sqlite_url)
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+def _source(http: HttpClient, emu: RunningEmulator, settings: Settings) -> MapillarySource:
+    return MapillarySource(
+        http,
+        api_url=emu.mapillary_api_url,
+        token=SecretStr(TOKEN),
+        search_limiter=TokenBucket(settings.mapillary_search_rate_per_s, settings.mapillary_burst),
+        entity_limiter=TokenBucket(settings.mapillary_entity_rate_per_s, settings.mapillary_burst),
+        host_slots=HostSlots(settings.cdn_per_host_concurrency),
+        max_bytes=settings.max_image_bytes,
+    )
+
+
+async def _run_daemon(settings: Settings, engine: AsyncEngine, emu: RunningEmulator) -> None:
+    pool = create_pool(settings.processes)
+    try:
+        async with HttpClient(http_settings(settings)) as http:
+            ctx = Context(
+                settings=settings,
+                engine=engine,
+                http=http,
+                sources={"mapillary": _source(http, emu, settings)},
+                storage=LocalStorage(settings.storage_root),
+                pool=pool,
+            )
+            await Daemon(ctx, until_idle=True).run()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+async def _expand_only(settings: Settings, engine: AsyncEngine, emu: RunningEmulator) -> None:
+    """Queue the images now, download them later: as when a backlog outlives its URLs."""
+    queue, campaigns = Queue(engine, Task), await campaign_settings(engine)
+    async with HttpClient(http_settings(settings)) as http:
+        source = _source(http, emu, settings)
+        while rows := await queue.claim("test", 10, 60):
+            for row in rows:
+                view = TaskView(row.id, row.campaign_id, row.kind, row.payload, row.attempts)
+                expansion = await source.expand(view, campaigns[row.campaign_id])
+                await add_images(
+                    engine, row.campaign_id, "mapillary", expansion.query, expansion.images
+                )
+            await queue.done("test", [row.id for row in rows])
+
+
+async def _entity_calls(emu: RunningEmulator) -> int:
+    url = f"{emu.base_url}/_emulator/stats"
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        endpoints = (await resp.json())["endpoints"]
+    return int(endpoints.get("mapillary.entity", {}).get("total", 0))
+
+
+async def test_pairs_with_expired_urls_and_a_sequence_list_are_stored_through_the_daemon(
+    emu: RunningEmulator, engine: AsyncEngine, sqlite_url: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    settings = load_settings(
+        database_url=sqlite_url, storage_root=root, processes=2, concurrency=8,
+        max_attempts=2, backoff_base_seconds=0.05, backoff_max_seconds=0.2,
+    )  # fmt: skip
+    world = emu.world
+    db_seq, q_seq = world.mapillary_sequence_pairs()[0]
+    pairs = list(
+        zip(world.mapillary_sequence(db_seq), world.mapillary_sequence(q_seq), strict=True)
+    )
+    pairs_csv = tmp_path / "pairs.csv"
+    pairs_csv.write_text(
+        "".join(f"{d.sequence},{q.sequence},{d.id},{q.id},,,,\n" for d, q in pairs[:8])
+    )
+    listed = world.mapillary_sequence(world.mapillary_sequence_pairs()[2][1])[:6]
+    seq_csv = tmp_path / "seq.csv"
+    seq_csv.write_text("".join(f"{im.sequence},{im.id},{im.lat},{im.lon}\n" for im in listed))
+    pairs_campaign = MapillaryCampaign(
+        "pairs", pairs_csv=pairs_csv, size="1024", max_side=512, min_side=256
+    )
+
+    await submit_mapillary(engine, pairs_campaign)
+    await _expand_only(settings, engine, emu)
+    async with aiohttp.ClientSession() as session:
+        await (await session.post(f"{emu.base_url}/_emulator/clock?advance={TTL + 1}")).release()
+    await submit_mapillary(
+        engine, replace(pairs_campaign, name="listed", pairs_csv=None, sequence_csv=seq_csv)
+    )
+    await _run_daemon(settings, engine, emu)
+
+    async with engine.connect() as db:
+        images = (await db.execute(select(Image))).all()
+        roles = dict(
+            (await db.execute(select(Image.provider_id, ImageHit.role).join(ImageHit))).all()
+        )
+    assert len(images) == 16 + 6
+    assert [r.provider_id for r in images if r.state != "stored"] == []
+    assert await _entity_calls(emu) == 16  # each expired pair URL refreshed once, no more
+    for row in images:
+        path = root / row.path
+        source = world.mapillary.by_id[row.provider_id]
+        assert row.path == f"mapillary/{source.sequence}/00000/{source.id}.jpg"
+        with PILImage.open(path) as stored:
+            assert stored.format == "JPEG" and max(stored.size) == 512
+        assert row.lat == source.lat and row.heading is not None
+    assert {roles[d.id] for d, _ in pairs[:8]} == {"database"}
+    assert {roles[q.id] for _, q in pairs[:8]} == {"query"}

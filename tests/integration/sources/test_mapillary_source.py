@@ -1,0 +1,322 @@
+"""MapillarySource against the emulator over real HTTP, into a real database.
+
+Ground truth comes from the emulator's world (every image in a box, every image of a
+sequence), so a harvest that silently loses images to the 2,000 cap fails here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.campaigns import campaign_settings
+from harvester.db.catalog import add_images, upsert_licenses
+from harvester.db.models import Image, ImageHit, License, Task
+from harvester.db.queue import Queue, enqueue_tasks
+from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, start_emulator
+from harvester.emulator.mapillary_world import DENSE_CORE
+from harvester.emulator.stats import key_label
+from harvester.errors import InputError
+from harvester.http import (
+    ForbiddenError,
+    HttpClient,
+    HttpSettings,
+    PermanentHttpError,
+    TokenBucket,
+    TransientHttpError,
+)
+from harvester.sources.base import ImageView, TaskView
+from harvester.sources.mapillary import (
+    MapillaryCampaign,
+    MapillarySource,
+    submit_mapillary,
+)
+from harvester.sources.mapillary_tiles import MAX_AREA
+
+TOKEN = "MLY|4242|s3cr3t-token-0123456789abcdef"
+RATE, BURST = 10.0, 2.0
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[RunningEmulator]:
+    emu = await start_emulator(EmulatorConfig(mapillary_tokens=frozenset({TOKEN}), url_ttl_s=600))
+    yield emu
+    await emu.close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[HttpClient]:
+    settings = HttpSettings(max_attempts=2, backoff_initial_s=0.01, backoff_max_s=0.02)
+    async with HttpClient(settings) as client:
+        yield client
+
+
+def _source(
+    http: HttpClient, emu: RunningEmulator, token: str = TOKEN, rate: float = 1000.0
+) -> MapillarySource:
+    limiter = TokenBucket(rate, BURST)  # one bucket: the emulator counts per token
+    return MapillarySource(
+        http,
+        api_url=emu.mapillary_api_url,
+        token=SecretStr(token),
+        search_limiter=limiter,
+        entity_limiter=limiter,
+    )
+
+
+async def _run_chain(engine: AsyncEngine, source: MapillarySource) -> int:
+    """What the daemon does with tasks: expand, add images, enqueue follow-ups, repeat."""
+    queue, runs = Queue(engine, Task), 0
+    settings = await campaign_settings(engine)
+    while rows := await queue.claim("test", 20, 60, kinds=sorted(source.kinds)):
+        for row in rows:
+            view = TaskView(row.id, row.campaign_id, row.kind, row.payload, row.attempts)
+            expansion = await source.expand(view, settings[row.campaign_id])
+            await add_images(
+                engine, row.campaign_id, "mapillary", expansion.query, expansion.images
+            )
+            await enqueue_tasks(engine, row.campaign_id, expansion.follow_up)
+            await upsert_licenses(engine, "mapillary", expansion.licenses)
+            runs += 1
+        await queue.done("test", [row.id for row in rows])
+    return runs
+
+
+async def _stored_ids(engine: AsyncEngine, campaign_id: int) -> list[str]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(Image.provider_id).where(Image.campaign_id == campaign_id)
+        )
+        return [r for (r,) in rows]
+
+
+async def _stats(emu: RunningEmulator) -> dict[str, Any]:
+    url = f"{emu.base_url}/_emulator/stats"
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        body: dict[str, Any] = await resp.json()
+    return body
+
+
+def _endpoint_totals(stats: Mapping[str, Any]) -> dict[str, int]:
+    return {name: c["total"] for name, c in stats["endpoints"].items()}
+
+
+async def test_a_dense_region_over_the_area_limit_is_harvested_completely(
+    engine: AsyncEngine, emulator: RunningEmulator, http: HttpClient
+) -> None:
+    world = emulator.world
+    bbox = world.mapillary_dense_bbox()
+    truth = {im.id for im in world.mapillary_images_in_bbox(bbox)}
+    assert (bbox[2] - bbox[0]) * (bbox[3] - bbox[1]) > MAX_AREA and len(truth) > 2000
+
+    report = await submit_mapillary(engine, MapillaryCampaign("brussels", bbox=bbox))
+    runs = await _run_chain(engine, _source(http, emulator))
+
+    ids = await _stored_ids(engine, report.campaign_id)
+    assert len(ids) == len(set(ids)) and set(ids) == truth
+    assert runs > report.tasks_added  # some tile came back full and was split
+    async with engine.connect() as connection:
+        image = (await connection.execute(select(Image).where(Image.provider_id == ids[0]))).one()
+        licence = (await connection.execute(select(License.name))).scalars().all()
+    source_image = world.mapillary.by_id[image.provider_id]
+    assert image.group_name == source_image.sequence == image.sequence_id
+    assert (
+        image.path == f"mapillary/{source_image.sequence}/{image.shard:05d}/{image.provider_id}.jpg"
+    )
+    assert image.license_id == "CC-BY-SA-4.0" and licence == ["CC BY-SA 4.0"]
+    assert image.owner_name == source_image.creator_username
+    again = await submit_mapillary(engine, MapillaryCampaign("brussels", bbox=bbox))
+    assert again.tasks_added == 0
+
+
+async def test_a_sequence_is_fetched_in_id_batches_not_one_request_per_image(
+    engine: AsyncEngine, emulator: RunningEmulator, http: HttpClient
+) -> None:
+    sequence_id = emulator.world.mapillary_sequence_pairs()[0][0]
+    truth = [im.id for im in emulator.world.mapillary_sequence(sequence_id)]
+    report = await submit_mapillary(
+        engine, MapillaryCampaign("seq", sequences=(sequence_id, sequence_id))
+    )
+    assert report.tasks_added == 1
+    await _run_chain(engine, _source(http, emulator))
+
+    assert sorted(await _stored_ids(engine, report.campaign_id)) == sorted(truth)
+    totals = _endpoint_totals(await _stats(emulator))
+    assert totals == {"mapillary.image_ids": 1, "mapillary.ids": math.ceil(len(truth) / 50)}
+
+
+async def test_a_sequence_csv_goes_in_with_its_malformed_line_reported(
+    engine: AsyncEngine, emulator: RunningEmulator, http: HttpClient, tmp_path: Path
+) -> None:
+    sequence_id = emulator.world.mapillary_sequence_pairs()[1][0]
+    images = emulator.world.mapillary_sequence(sequence_id)
+    lines = ["sequence_id,image_id,latitude,longitude"]
+    lines += [f"{im.sequence},{im.id},{im.lat},{im.lon}" for im in images]
+    lines.insert(5, f"{sequence_id},not-an-id,1,2")  # becomes line 6 of the file
+    path = tmp_path / "tsukuba.csv"
+    path.write_text("\n".join(lines) + "\n")
+
+    report = await submit_mapillary(engine, MapillaryCampaign("csv", sequence_csv=path))
+    assert report.problems == ("tsukuba.csv line 6: image id must be a number, got 'not-an-id'",)
+    await _run_chain(engine, _source(http, emulator))
+    assert sorted(await _stored_ids(engine, report.campaign_id)) == sorted(im.id for im in images)
+
+
+async def test_a_pairs_csv_keeps_database_and_query_roles_for_each_pair(
+    engine: AsyncEngine, emulator: RunningEmulator, http: HttpClient, tmp_path: Path
+) -> None:
+    world = emulator.world
+    db_seq, q_seq = world.mapillary_sequence_pairs()[0]
+    both = world.mapillary_sequence(db_seq), world.mapillary_sequence(q_seq)
+    pairs = list(zip(*both, strict=True))[:120]  # one path travelled twice: equal lengths
+    path = tmp_path / "pairs.csv"
+    path.write_text(  # no header line: the other form the seed's files come in
+        "".join(
+            f"{d.sequence},{q.sequence},{d.id},{q.id},{d.lat},{d.lon},{q.lat},{q.lon}\n"
+            for d, q in pairs
+        )
+    )
+    report = await submit_mapillary(engine, MapillaryCampaign("pairs", pairs_csv=path))
+    assert report.tasks_added == 2 and report.problems == ()  # 240 ids: two chunks
+    await _run_chain(engine, _source(http, emulator))
+
+    async with engine.connect() as connection:
+        hits = (
+            await connection.execute(
+                select(Image.provider_id, Image.group_name, ImageHit.role, ImageHit.detail).join(
+                    ImageHit, ImageHit.image_id == Image.id
+                )
+            )
+        ).all()
+    by_id = {pid: (group, role, detail) for pid, group, role, detail in hits}
+    assert len(by_id) == 240
+    for line, (d, q) in enumerate(pairs, start=1):
+        assert by_id[d.id] == (db_seq, "database", {"pair": line, "other": q.id})
+        assert by_id[q.id] == (q_seq, "query", {"pair": line, "other": d.id})
+
+
+async def test_pano_only_keeps_spherical_images_from_sequences_and_regions(
+    emulator: RunningEmulator, http: HttpClient
+) -> None:
+    world = emulator.world
+    source = _source(http, emulator)
+    settings = {"pano_only": True, "size": "256", "min_side": 100}
+    pano_seq, flat_seq = (
+        world.mapillary_sequence_pairs()[0][0],
+        world.mapillary_sequence_pairs()[2][0],
+    )
+    assert world.mapillary_sequence(pano_seq)[0].is_pano
+    assert not world.mapillary_sequence(flat_seq)[0].is_pano
+    for seq, expected in ((pano_seq, len(world.mapillary_sequence(pano_seq))), (flat_seq, 0)):
+        task = TaskView(1, 1, "mapillary_sequence", {"sequence_id": seq}, 1)
+        assert len((await source.expand(task, settings)).images) == expected
+
+    lon, lat = DENSE_CORE  # over 2,000 images, but far fewer panoramas
+    box = (lon - 0.01, lat - 0.01, lon + 0.01, lat + 0.01)
+    truth = {im.id for im in world.mapillary_images_in_bbox(box, is_pano=True)}
+    assert 0 < len(truth) < 2000 < len(world.mapillary_images_in_bbox(box))
+    tile = TaskView(2, 1, "mapillary_tile", {"bbox": list(box)}, 1)
+    expansion = await source.expand(tile, settings)
+    assert {i.provider_id for i in expansion.images} == truth and not expansion.follow_up
+    assert all(i.record["is_pano"] for i in expansion.images)
+
+
+async def test_an_expired_thumbnail_url_is_refreshed_on_fetch(
+    emulator: RunningEmulator, http: HttpClient
+) -> None:
+    source = _source(http, emulator)
+    sequence_id = emulator.world.mapillary_sequence_pairs()[3][0]
+    task = TaskView(1, 1, "mapillary_sequence", {"sequence_id": sequence_id}, 1)
+    found = (await source.expand(task, {"size": "256"})).images[0]
+    image = ImageView(7, 1, "mapillary", found.provider_id, found.source_url, found.record["raw"])
+    assert (await source.fetch(image))[:2] == b"\xff\xd8"
+    before = _endpoint_totals(await _stats(emulator)).get("mapillary.entity", 0)
+    assert before == 0  # a valid URL needs no entity call
+
+    async with aiohttp.ClientSession() as session:
+        await (await session.post(f"{emulator.base_url}/_emulator/clock?advance=601")).release()
+        async with session.get(found.source_url or "") as stale:
+            assert stale.status == 403
+    data = await source.fetch(image)
+    assert data[:2] == b"\xff\xd8"
+    assert _endpoint_totals(await _stats(emulator))["mapillary.entity"] == 1
+    assert source.page_url(image) == f"https://www.mapillary.com/app/?pKey={found.provider_id}"
+
+
+async def test_an_unknown_image_on_refresh_is_a_permanent_failure(
+    emulator: RunningEmulator, http: HttpClient
+) -> None:
+    image = ImageView(1, 1, "mapillary", "1", None, {"harvester_thumb_field": "thumb_256_url"})
+    with pytest.raises(PermanentHttpError):
+        await _source(http, emulator).fetch(image)
+
+
+async def test_requests_stay_within_the_configured_rate(
+    emulator: RunningEmulator, http: HttpClient
+) -> None:
+    source = _source(http, emulator, rate=RATE)
+    for sequence_id, _ in emulator.world.mapillary_sequence_pairs()[:4]:
+        task = TaskView(1, 1, "mapillary_sequence", {"sequence_id": sequence_id}, 1)
+        await source.expand(task, {})
+    stats = (await _stats(emulator))["keys"][key_label(TOKEN)]
+    assert stats["total"] > RATE + BURST  # enough traffic for the limit to matter
+    assert stats["max_1s"] <= RATE + BURST
+    assert stats["status_429"] == 0
+
+
+async def test_the_token_never_reaches_errors_or_the_database(
+    engine: AsyncEngine, emulator: RunningEmulator, http: HttpClient
+) -> None:
+    wrong = "MLY|9999|wrong-token-abcdef0123456789"
+    task = TaskView(1, 1, "mapillary_tile", {"bbox": [4.36, 50.86, 4.37, 50.87]}, 1)
+    with pytest.raises(ForbiddenError) as caught:
+        await _source(http, emulator, token=wrong).expand(task, {})
+    shown = f"{caught.value} {caught.value!r} {caught.value.url} {caught.value.__cause__!r}"
+    assert "wrong-token" not in shown and "9999" not in shown
+
+    sequence_id = emulator.world.mapillary_sequence_pairs()[4][0]
+    await submit_mapillary(engine, MapillaryCampaign("secret", sequences=(sequence_id,)))
+    await _run_chain(engine, _source(http, emulator))
+    async with engine.connect() as connection:
+        dump = ""
+        for table in ("campaigns", "tasks", "images", "image_hits", "licenses"):
+            dump += str((await connection.execute(text(f"SELECT * FROM {table}"))).all())
+    assert sequence_id in dump and "s3cr3t" not in dump
+
+
+async def test_graph_server_errors_surface_as_transient(http: HttpClient) -> None:
+    faults = Faults(error_5xx_rate=1.0, scope=frozenset({"api"}))
+    emu = await start_emulator(EmulatorConfig(mapillary_tokens=frozenset({TOKEN}), faults=faults))
+    try:
+        task = TaskView(1, 1, "mapillary_sequence", {"sequence_id": "x"}, 1)
+        with pytest.raises(TransientHttpError):
+            await _source(http, emu).expand(task, {})
+    finally:
+        await emu.close()
+
+
+async def test_a_submit_needs_exactly_one_input_and_a_usable_list(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    with pytest.raises(InputError, match="exactly one"):
+        await submit_mapillary(engine, MapillaryCampaign("none"))
+    with pytest.raises(InputError, match="exactly one"):
+        await submit_mapillary(
+            engine, MapillaryCampaign("two", bbox=(1, 1, 2, 2), sequences=("s",))
+        )
+    with pytest.raises(InputError, match="--size"):
+        await submit_mapillary(engine, MapillaryCampaign("size", sequences=("s",), size="640"))
+    junk = tmp_path / "junk.csv"
+    junk.write_text("a,b,c,d\n")
+    with pytest.raises(InputError, match=r"junk\.csv line 1"):
+        await submit_mapillary(engine, MapillaryCampaign("junk", sequence_csv=junk))
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT count(*) FROM campaigns"))).scalar() == 0

@@ -1,0 +1,224 @@
+"""Queries files and Flickr's answers are read leniently, and errors are classified."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from harvester.errors import InputError
+from harvester.http import ForbiddenError, PermanentHttpError, TransientHttpError
+from harvester.sources.flickr import FlickrCampaign, parse_queries
+from harvester.sources.flickr_parse import (
+    NO_URL,
+    NegativeTerms,
+    check_stat,
+    decode_body,
+    found_image,
+    geo,
+    licenses_of,
+    search_page,
+    taken_time,
+)
+
+URL = "http://flickr.test/services/rest/?method=flickr.photos.search"
+KEY = "secret-key-0123456789"
+
+
+def photo(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": "5301",
+        "owner": "12345@N01",
+        "secret": "abc123",
+        "server": "7372",
+        "title": "Old bridge",
+        "tags": "bridge paris",
+        "license": "4",
+        "dateupload": "1600000000",
+        "datetaken": "2019-05-04 12:30:00",
+        "datetakenunknown": "0",
+        "ownername": "Ana Berg",
+        "views": "17",
+        "latitude": "48.85",
+        "longitude": "2.35",
+        "accuracy": "16",
+        "url_l": "http://cdn.test/l.jpg",
+        "width_l": 1024,
+        "height_l": "768",
+        "url_o": "http://cdn.test/o.jpg",
+        "o_width": "4000",
+        "o_height": "3000",
+    }
+    base.update(fields)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+# -- queries file --------------------------------------------------------------------------
+
+
+def test_queries_file_ignores_comments_and_blanks_and_collects_negatives() -> None:
+    text = "# places\n\nEiffel  Tower\nsunset\n  -Night \n-wedding\nsunset\n# -not a negative\n"
+    queries, negatives = parse_queries(text)
+    assert queries == ("Eiffel Tower", "sunset")
+    assert negatives == ("night", "wedding")
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("sunset\n-\n", 2), ("a\nb\n--x\n", 3), ("ok\nbad\x00query\n", 2), ("x" * 201, 1)],
+)
+def test_a_bad_line_is_refused_naming_its_line(text: str, line: int) -> None:
+    with pytest.raises(InputError, match=f"q.txt, line {line}"):
+        parse_queries(text, source="q.txt")
+
+
+def test_a_file_with_only_negatives_has_no_queries() -> None:
+    with pytest.raises(InputError, match="no queries"):
+        parse_queries("# nothing\n-night\n")
+
+
+# -- campaign ------------------------------------------------------------------------------
+
+
+def test_campaign_settings_carry_sizes_quality_and_a_fixed_end_date() -> None:
+    campaign = FlickrCampaign("c", ("sunset",), licenses=("4", "5"), bbox=(2.0, 48.0, 3.0, 49.0))
+    settings = campaign.settings(today=date(2024, 3, 1))
+    assert settings["max_upload"] == "2024-03-01" and settings["min_upload"] == "2004-01-01"
+    assert (settings["max_side"], settings["min_side"], settings["quality"]) == (1024, 500, 90)
+    assert settings["licenses"] == ["4", "5"] and settings["bbox"] == [2.0, 48.0, 3.0, 49.0]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"queries": ()},
+        {"accuracy": 0},
+        {"target_per_window": 5000},
+        {"min_side": 2000},
+        {"licenses": ("cc-by",)},
+        {"bbox": (3.0, 48.0, 2.0, 49.0)},
+        {"min_upload": date(2020, 1, 1), "max_upload": date(2019, 1, 1)},
+    ],
+)
+def test_campaign_refuses_senseless_settings(overrides: dict[str, Any]) -> None:
+    fields: dict[str, Any] = {"name": "c", "queries": ("sunset",), **overrides}
+    with pytest.raises(InputError):
+        FlickrCampaign(**fields)
+
+
+# -- bodies --------------------------------------------------------------------------------
+
+
+def test_jsonp_wrapped_and_plain_bodies_decode_alike() -> None:
+    plain = '{"stat":"ok","photos":{"total":"3"}}'
+    assert decode_body(f"jsonFlickrApi({plain})", url=URL) == decode_body(plain, url=URL)
+
+
+def test_a_body_that_is_not_json_is_a_transient_error() -> None:
+    with pytest.raises(TransientHttpError):
+        decode_body("<html>Flickr is having a massage</html>", url=URL)
+
+
+def test_stat_fail_bad_key_is_permanent_and_never_shows_the_key() -> None:
+    body = {"stat": "fail", "code": 100, "message": f"Invalid API Key ({KEY})"}
+    with pytest.raises(ForbiddenError) as caught:
+        check_stat(body, url=URL, secrets=[KEY])
+    assert isinstance(caught.value, PermanentHttpError) and KEY not in str(caught.value)
+
+
+def test_stat_fail_service_unavailable_is_transient() -> None:
+    with pytest.raises(TransientHttpError):
+        check_stat({"stat": "fail", "code": "105", "message": "unavailable"}, url=URL, secrets=[])
+
+
+def test_stat_fail_other_codes_are_permanent() -> None:
+    with pytest.raises(PermanentHttpError):
+        check_stat({"stat": "fail", "code": 3, "message": "no params"}, url=URL, secrets=[])
+
+
+def test_search_page_reads_string_counts_and_ignores_junk_entries() -> None:
+    body = {"photos": {"total": "1234", "pages": "5", "photo": [photo(), "junk", 7]}}
+    page = search_page(body, url=URL)
+    assert (page.total, page.pages, len(page.photos)) == (1234, 5, 1)
+
+
+def test_licenses_are_read_with_numeric_or_string_ids() -> None:
+    body = {
+        "licenses": {"license": [{"id": 4, "name": "BY", "url": "u"}, {"id": "0", "name": "A"}]}
+    }
+    assert licenses_of(body) == [("4", "BY", "u"), ("0", "A", None)]
+
+
+# -- photo records -------------------------------------------------------------------------
+
+
+def test_a_photo_becomes_a_catalog_row_with_its_record() -> None:
+    image = found_image(photo(), "Eiffel Tower", min_side=500)
+    assert image is not None
+    assert image.provider_id == "5301" and image.group == "eiffel-tower"
+    assert image.file_name == "5301_abc123_7372_12345@N01.jpg"
+    assert image.source_url == "http://cdn.test/l.jpg" and image.skip_reason is None
+    record = image.record
+    assert (record["lat"], record["lon"], record["accuracy"]) == (48.85, 2.35, 16)
+    assert record["uploaded_at"] == datetime.fromtimestamp(1_600_000_000, UTC)
+    assert record["captured_at"] == datetime(2019, 5, 4, 12, 30, tzinfo=UTC)
+    assert (record["owner"], record["owner_name"], record["license_id"]) == (
+        "12345@N01",
+        "Ana Berg",
+        "4",
+    )
+    assert (record["source_width"], record["source_height"]) == (4000, 3000)
+    assert record["raw"]["views"] == "17"
+
+
+def test_numbers_as_ints_or_strings_read_the_same() -> None:
+    as_strings = found_image(photo(), "q", 500)
+    as_ints = found_image(
+        photo(latitude=48.85, longitude=2.35, accuracy=16, o_width=4000, dateupload=1600000000),
+        "q",
+        500,
+    )
+    assert as_strings is not None and as_ints is not None
+    assert {k: v for k, v in as_strings.record.items() if k != "raw"} == {
+        k: v for k, v in as_ints.record.items() if k != "raw"
+    }
+
+
+def test_zero_coordinates_mean_no_geo() -> None:
+    assert geo({"latitude": 0, "longitude": "0", "accuracy": 0}) == (None, None, None)
+    assert geo({}) == (None, None, None)
+    assert geo({"latitude": "91", "longitude": "2"}) == (None, None, None)
+
+
+def test_unknown_or_missing_taken_date_is_none() -> None:
+    assert taken_time("2019-05-04 12:30:00", "1") is None
+    assert taken_time("0000-00-00 00:00:00", 0) is None
+    assert taken_time(None, None) is None
+
+
+def test_only_a_small_original_is_skipped_without_download() -> None:
+    small = found_image(photo(url_l=None, o_width="640", o_height="427"), "q", 500)
+    assert small is not None and small.skip_reason is not None and "640x427" in small.skip_reason
+    assert small.source_url == "http://cdn.test/o.jpg"
+    fine = found_image(photo(url_l=None, o_width="900", o_height="600"), "q", 500)
+    assert fine is not None and fine.skip_reason is None
+
+
+def test_a_photo_with_no_downloadable_size_is_skipped() -> None:
+    image = found_image(photo(url_l=None, url_o=None, o_width=None, o_height=None), "q", 500)
+    assert image is not None and image.skip_reason == NO_URL and image.source_url is None
+    assert (image.record["source_width"], image.record["source_height"]) == (1024, 768)
+
+
+def test_a_record_without_what_names_its_file_is_dropped() -> None:
+    assert found_image(photo(secret=None), "q", 500) is None
+
+
+def test_negative_terms_match_whole_words_in_title_tags_or_description() -> None:
+    terms = NegativeTerms(["night", "new york"])
+    assert terms.matches(photo(title="Paris at Night"))
+    assert terms.matches(photo(tags="bridge night"))
+    assert terms.matches({"description": {"_content": "seen from New York harbour"}})
+    assert not terms.matches(photo(title="Nightingale"))
+    assert not NegativeTerms([]).matches(photo(title="night"))
