@@ -85,6 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     _size_flags(mapillary)
     mapillary.set_defaults(handler=_submit_mapillary)
 
+    cancel = commands.add_parser("cancel", help="stop a campaign: its queued work is cancelled")
+    cancel.add_argument("--campaign", required=True)
+    cancel.set_defaults(handler=_cancel)
+    retry = commands.add_parser("retry-failed", help="queue a campaign's failed rows again")
+    retry.add_argument("--campaign", required=True)
+    retry.add_argument("--cancelled", action="store_true", help="also resume cancelled rows")
+    retry.set_defaults(handler=_retry_failed)
+
     status = commands.add_parser("status", help="counts by campaign, kind and state")
     status.add_argument("--json", action="store_true", help="JSON for scripts")
     status.set_defaults(handler=_status)
@@ -212,6 +220,38 @@ async def _submit_mapillary(args: argparse.Namespace, settings: Settings) -> int
             f"campaign {args.campaign!r}: {report.tasks_added} tasks queued "
             f"(0 means it was already submitted), {len(report.problems)} lines rejected"
         )
+        return 0
+
+    return await _with_migrated_engine(settings, work)
+
+
+async def _cancel(args: argparse.Namespace, settings: Settings) -> int:
+    from harvester.db.campaigns import campaign_id_of
+    from harvester.db.models import Image, Task
+    from harvester.db.queue import Queue
+
+    async def work(engine: Any) -> int:
+        campaign = await campaign_id_of(engine, args.campaign)
+        tasks = await Queue(engine, Task).cancel(campaign_id=campaign)
+        images = await Queue(engine, Image).cancel(campaign_id=campaign)
+        print(f"campaign {args.campaign!r}: cancelled {tasks} tasks and {images} images")
+        return 0
+
+    return await _with_migrated_engine(settings, work)
+
+
+async def _retry_failed(args: argparse.Namespace, settings: Settings) -> int:
+    from harvester.db.campaigns import campaign_id_of
+    from harvester.db.models import Image, Task
+    from harvester.db.queue import Queue
+
+    async def work(engine: Any) -> int:
+        campaign = await campaign_id_of(engine, args.campaign)
+        counts = [
+            await Queue(engine, model).retry_failed(campaign_id=campaign, cancelled=args.cancelled)
+            for model in (Task, Image)
+        ]
+        print(f"campaign {args.campaign!r}: queued again {counts[0]} tasks, {counts[1]} images")
         return 0
 
     return await _with_migrated_engine(settings, work)

@@ -42,3 +42,12 @@ async def campaign_settings(engine: AsyncEngine) -> dict[int, dict[str, Any]]:
     async with engine.connect() as connection:
         rows = await connection.execute(select(Campaign.id, Campaign.settings))
         return {row.id: dict(row.settings) for row in rows}
+
+
+async def campaign_id_of(engine: AsyncEngine, name: str) -> int:
+    async with engine.connect() as connection:
+        found = await connection.execute(select(Campaign.id).where(Campaign.name == name))
+        campaign_id = found.scalar()
+    if campaign_id is None:
+        raise InputError(f"no campaign named {name!r}; `harvester status` lists them")
+    return int(campaign_id)

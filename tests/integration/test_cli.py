@@ -1,0 +1,94 @@
+"""The command line as operators use it: clear errors, JSON for scripts, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "harvester.cli"]
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
+
+
+def test_status_json_on_a_fresh_database_is_valid_json(database_url: str):
+    done = _run("--database-url", database_url, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"campaigns": []}
+
+
+def test_submit_cancel_and_retry_failed_round_trip(sqlite_url: str, tmp_path: Path):
+    listing = tmp_path / "list.csv"
+    listing.write_text(
+        "url,id\nhttp://127.0.0.1:9/a.jpg,a\nnot-a-url,b\nhttp://127.0.0.1:9/c.jpg,c\n"
+    )
+    db = ("--database-url", sqlite_url)
+    submitted = _run(*db, "submit", "urls", "--campaign", "c1", str(listing))
+    assert submitted.returncode == 0, submitted.stderr
+    assert "2 images queued" in submitted.stdout and "list.csv:3: not an http(s) URL" in (
+        submitted.stderr
+    )
+    cancelled = _run(*db, "cancel", "--campaign", "c1")
+    assert "cancelled 0 tasks and 2 images" in cancelled.stdout
+    resumed = _run(*db, "retry-failed", "--campaign", "c1", "--cancelled")
+    assert "queued again 0 tasks, 2 images" in resumed.stdout
+    status = json.loads(_run(*db, "status", "--json").stdout)
+    assert status["campaigns"][0]["images"] == {"queued": 2}
+
+
+def test_operator_mistakes_get_one_clear_line_and_exit_2(sqlite_url: str, tmp_path: Path):
+    db = ("--database-url", sqlite_url)
+    unknown = _run(*db, "cancel", "--campaign", "nope")
+    assert unknown.returncode == 2 and "no campaign named 'nope'" in unknown.stderr
+    missing = _run(*db, "submit", "flickr", "--campaign", "f", "--queries", str(tmp_path / "x"))
+    assert missing.returncode == 2 and "cannot read queries file" in missing.stderr
+    no_url_column = tmp_path / "bad.csv"
+    no_url_column.write_text("link\nhttp://x/y.jpg\n")
+    bad = _run(*db, "submit", "urls", "--campaign", "u", str(no_url_column))
+    assert bad.returncode == 2 and "must name a 'url' column" in bad.stderr
+    env = {"HARVESTER_LEASE_SECONDS": "10", "HARVESTER_HEARTBEAT_SECONDS": "10"}
+    lease = _run(*db, "status", env=env)
+    assert lease.returncode == 2 and "must be shorter than lease_seconds" in lease.stderr
+    assert "Traceback" not in unknown.stderr + missing.stderr + bad.stderr + lease.stderr
+
+
+def test_daemon_serves_healthz_and_metrics_and_stops_cleanly_on_sigterm(
+    sqlite_url: str, tmp_path: Path
+):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    daemon = subprocess.Popen(
+        [*CLI, "--database-url", sqlite_url, "--storage-root", str(tmp_path), "run",
+         "--http", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    health = json.loads(r.read())
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the daemon never answered /healthz"
+                time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            metrics = r.read().decode()
+        assert health["status"] == "ok" and health["images_stored"] == 0
+        assert "harvester_images_in_flight 0" in metrics
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, _ = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, out
+    assert "daemon_stopped" in out
