@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.config import Settings
@@ -108,6 +108,7 @@ async def run_demo(base: Settings, out: TextIO | None = None) -> int:
     home, preferred = await asyncio.to_thread(_prepare_home)
     emulator = await start_emulator(EmulatorConfig(), port=_free_port(preferred))
     await asyncio.to_thread((home / PORT_FILE).write_text, emulator.base_url.rsplit(":", 1)[1])
+    previous_base = f"http://127.0.0.1:{preferred}"
     settings = base.model_copy(
         update={
             "database_url": f"sqlite:///{home / 'harvester.db'}",
@@ -121,6 +122,8 @@ async def run_demo(base: Settings, out: TextIO | None = None) -> int:
     engine = create_engine(settings.database_url)
     try:
         await upgrade(engine)
+        if previous_base != emulator.base_url:
+            await _repoint_unfinished(engine, previous_base, emulator.base_url)
         out.write(f"emulator (Flickr + Mapillary + image CDN) at {emulator.base_url}\n")
         for submit in SUBMITTERS:
             out.write(f"submitted: {await submit(engine, emulator, home)}\n")
@@ -132,6 +135,16 @@ async def run_demo(base: Settings, out: TextIO | None = None) -> int:
         await engine.dispose()
         await emulator.close()
     return 0
+
+
+async def _repoint_unfinished(engine: AsyncEngine, old: str, new: str) -> None:
+    """The emulator moved port: images an interrupted run left queued must follow it."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(Image)
+            .where(Image.state != "stored", Image.source_url.startswith(old + "/"))
+            .values(source_url=func.replace(Image.source_url, old, new))
+        )
 
 
 async def _summary(engine: AsyncEngine, settings: Settings, out: TextIO, elapsed: float) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
+from harvester import log as log_module
 from harvester.db.models import ImageState
 from harvester.db.queue import Failure, Outcome
 from harvester.status import CampaignStatus, collect
@@ -60,6 +61,9 @@ class Reporter:
         self.live = self.out.isatty()
         self.interval_s = 1.0 if self.live else interval_s
         self._drawn_lines = 0
+        if self.live:
+            # Info lines would tear the live display apart; warnings still get through.
+            log_module.configure("warning", self.out)
 
     async def run(self, daemon: Daemon) -> None:
         last_done, last_time = 0, time.monotonic()
