@@ -45,6 +45,16 @@ class Expansion:
     licenses: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class SubmitReport:
+    """What a submit did: tasks queued (0 when re-submitted) and the input lines it refused."""
+
+    campaign_id: int
+    tasks_added: int
+    problems: tuple[str, ...] = ()
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
 class Source(Protocol):
     provider: str
     kinds: frozenset[str]

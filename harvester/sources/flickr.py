@@ -24,7 +24,7 @@ from harvester.http import (
     TransientHttpError,
     redact_url,
 )
-from harvester.sources.base import Expansion, ImageView, TaskView, fetch_plain
+from harvester.sources.base import Expansion, ImageView, SubmitReport, TaskView, fetch_plain
 from harvester.sources.flickr_campaign import (
     LICENSES_KIND,
     PROVIDER,
@@ -32,7 +32,6 @@ from harvester.sources.flickr_campaign import (
     CampaignPlan,
     FlickrCampaign,
     FlickrTaskError,
-    SubmitReport,
     submit_flickr,
     window_task,
 )

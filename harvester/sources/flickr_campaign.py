@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.db.campaigns import campaign_settings, ensure_campaign
 from harvester.db.queue import NewTask, enqueue_tasks
 from harvester.errors import HarvesterError, InputError
+from harvester.sources.base import SubmitReport
 from harvester.sources.flickr_windows import PAGING_CEILING, Window, first_window
 
 PROVIDER = "flickr"
@@ -87,13 +88,6 @@ class FlickrCampaign:
             "min_side": self.min_side,
             "quality": 90,
         }
-
-
-@dataclass(frozen=True)
-class SubmitReport:
-    campaign_id: int
-    tasks_added: int
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

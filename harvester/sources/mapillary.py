@@ -28,7 +28,7 @@ from harvester.http import (
     TransientHttpError,
     redact_url,
 )
-from harvester.sources.base import Expansion, ImageView, TaskView
+from harvester.sources.base import Expansion, ImageView, SubmitReport, TaskView
 from harvester.sources.mapillary_csv import IdItem
 from harvester.sources.mapillary_records import (
     LICENSES,
@@ -46,7 +46,6 @@ from harvester.sources.mapillary_submit import (
     SEQUENCE,
     TILE,
     MapillaryCampaign,
-    SubmitReport,
     item_of,
     submit_mapillary,
     tile_task,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harvester.errors import InputError
+from harvester.sources.fields import coordinate
 
 SEQUENCE_COLUMNS = ("sequence_id", "image_id", "latitude", "longitude")
 PAIRS_COLUMNS = (
@@ -63,10 +63,10 @@ def read_sequence_csv(path: Path) -> CsvRead:
             item = IdItem(
                 image_id=_image_id(row["image_id"]),
                 sequence_id=_sequence_id(row["sequence_id"]),
-                lat=_coordinate(row["latitude"], 90, "latitude"),
-                lon=_coordinate(row["longitude"], 180, "longitude"),
+                lat=coordinate(row["latitude"], 90, "latitude"),
+                lon=coordinate(row["longitude"], 180, "longitude"),
             )
-        except _Malformed as exc:
+        except ValueError as exc:  # _Malformed and malformed coordinates alike
             read.problems.append(f"{path.name} line {line_no}: {exc}")
             continue
         if item.image_id not in seen:
@@ -84,12 +84,12 @@ def read_pairs_csv(path: Path) -> CsvRead:
                 (
                     _image_id(row[f"image_id_{role}"]),
                     _sequence_id(row[f"sequence_id_{role}"]),
-                    _coordinate(row[f"latitude_{role}"], 90, f"latitude_{role}"),
-                    _coordinate(row[f"longitude_{role}"], 180, f"longitude_{role}"),
+                    coordinate(row[f"latitude_{role}"], 90, f"latitude_{role}"),
+                    coordinate(row[f"longitude_{role}"], 180, f"longitude_{role}"),
                 )
                 for role in ROLES
             ]
-        except _Malformed as exc:
+        except ValueError as exc:  # _Malformed and malformed coordinates alike
             read.problems.append(f"{path.name} line {line_no}: {exc}")
             continue
         for (image_id, seq, lat, lon), role, (other, *_rest) in zip(
@@ -146,16 +146,3 @@ def _sequence_id(text: str) -> str | None:
     if len(text) > 200 or any(c.isspace() for c in text):
         raise _Malformed(f"unusable sequence id {text[:40]!r}")
     return text or None
-
-
-def _coordinate(text: str, limit: float, name: str) -> float | None:
-    """Coordinates are informative (the API has the real ones): empty is fine, junk is not."""
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise _Malformed(f"{name} is not a number: {text[:40]!r}") from None
-    if not math.isfinite(value) or abs(value) > limit:
-        raise _Malformed(f"{name} out of range: {text[:40]!r}")
-    return value

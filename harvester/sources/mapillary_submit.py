@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.db.campaigns import ensure_campaign
 from harvester.db.queue import NewTask, enqueue_tasks
 from harvester.errors import InputError
+from harvester.sources.base import SubmitReport
 from harvester.sources.mapillary_csv import CsvRead, IdItem, read_pairs_csv, read_sequence_csv
 from harvester.sources.mapillary_records import SIZES
 from harvester.sources.mapillary_tiles import Tile, check_bbox, plan_tiles
@@ -50,14 +51,6 @@ class MapillaryCampaign:
     size: str = "1024"  # "256" | "1024" | "2048" | "original"
     max_side: int = 1024
     min_side: int = 500
-
-
-@dataclass(frozen=True)
-class SubmitReport:
-    campaign_id: int
-    tasks_added: int
-    problems: tuple[str, ...]
-    detail: dict[str, Any]
 
 
 async def submit_mapillary(engine: AsyncEngine, campaign: MapillaryCampaign) -> SubmitReport:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from harvester.db.catalog import FoundImage, add_images
 from harvester.errors import InputError
 from harvester.http import HostSlots, HttpClient
 from harvester.sources.base import Expansion, ImageView, TaskView, fetch_plain
+from harvester.sources.fields import coordinate
 from harvester.storage.layout import file_name, slug
 
 KNOWN_COLUMNS = ("url", "id", "lat", "lon", "captured_at", "license", "owner", "title")
@@ -92,8 +92,8 @@ def parse_row(row: Mapping[str, Any], campaign: str) -> FoundImage:
     given_id = str(row.get("id") or "").strip()
     image_id = given_id or hashlib.sha1(url.encode()).hexdigest()[:20]
     record: dict[str, Any] = {
-        "lat": _coordinate(row.get("lat"), 90, "lat"),
-        "lon": _coordinate(row.get("lon"), 180, "lon"),
+        "lat": coordinate(_text(row.get("lat")), 90, "lat"),
+        "lon": coordinate(_text(row.get("lon")), 180, "lon"),
         "captured_at": _timestamp(row.get("captured_at")),
         "license_id": _text(row.get("license")),
         "owner": _text(row.get("owner")),
@@ -183,19 +183,6 @@ class UrlSource:
 def _text(value: Any) -> str | None:
     text = str(value).strip() if value is not None else ""
     return text or None
-
-
-def _coordinate(value: Any, limit: float, name: str) -> float | None:
-    text = _text(value)
-    if text is None:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        raise ValueError(f"{name} is not a number: {text[:40]!r}") from None
-    if not math.isfinite(number) or abs(number) > limit:
-        raise ValueError(f"{name} {number} is outside ±{limit:g}")
-    return number
 
 
 def _timestamp(value: Any) -> datetime | None:
