@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.config import Settings
 from harvester.db.migrate import upgrade
 from harvester.db.models import Campaign, Image
-from harvester.db.session import create_engine
+from harvester.db.session import create_engine, read_connection
 from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from harvester.sources.flickr import FlickrCampaign, parse_queries, submit_flickr
 from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
@@ -148,7 +148,7 @@ async def _repoint_unfinished(engine: AsyncEngine, old: str, new: str) -> None:
 
 
 async def _summary(engine: AsyncEngine, settings: Settings, out: TextIO, elapsed: float) -> None:
-    async with engine.connect() as connection:
+    async with read_connection(engine) as connection:
         states = (
             await connection.execute(
                 select(Campaign.name, Image.state, func.count())

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.models import Campaign, Image, Task
+from harvester.db.session import read_connection
 
 
 @dataclass
@@ -21,7 +22,7 @@ class CampaignStatus:
 
 
 async def collect(engine: AsyncEngine) -> list[CampaignStatus]:
-    async with engine.connect() as connection:
+    async with read_connection(engine) as connection:
         campaigns = {
             row.id: CampaignStatus(row.name, row.provider)
             for row in await connection.execute(

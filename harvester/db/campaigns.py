@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.models import Campaign
 from harvester.db.queue import insert_for, utcnow
+from harvester.db.session import read_connection
 from harvester.errors import InputError
 
 
@@ -39,13 +40,13 @@ async def ensure_campaign(
 
 
 async def campaign_settings(engine: AsyncEngine) -> dict[int, dict[str, Any]]:
-    async with engine.connect() as connection:
+    async with read_connection(engine) as connection:
         rows = await connection.execute(select(Campaign.id, Campaign.settings))
         return {row.id: dict(row.settings) for row in rows}
 
 
 async def campaign_id_of(engine: AsyncEngine, name: str) -> int:
-    async with engine.connect() as connection:
+    async with read_connection(engine) as connection:
         found = await connection.execute(select(Campaign.id).where(Campaign.name == name))
         campaign_id = found.scalar()
     if campaign_id is None:

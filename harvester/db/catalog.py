@@ -73,7 +73,9 @@ async def add_images_in(
     now: datetime,
 ) -> Added:
     unique: dict[str, FoundImage] = {}
-    for item in found:
+    # Sorted, so concurrent daemons lock counter rows and index entries in one order
+    # (opposite orders deadlock on Postgres).
+    for item in sorted(found, key=lambda f: (f.group, f.provider_id)):
         unique.setdefault(item.provider_id, item)
     existing = await _ids_of(connection, provider, list(unique))
     fresh = [item for item in unique.values() if item.provider_id not in existing]
@@ -92,7 +94,7 @@ async def add_images_in(
         **existing,
         **(await _ids_of(connection, provider, [r["provider_id"] for r in rows])),
     }
-    hits = [
+    hits: list[dict[str, Any]] = [
         {
             "image_id": all_ids[item.provider_id],
             "campaign_id": campaign_id,
@@ -104,6 +106,7 @@ async def add_images_in(
         for item in found
         if item.provider_id in all_ids
     ]
+    hits.sort(key=lambda hit: hit["image_id"])
     if hits:
         await connection.execute(
             insert_for(connection, ImageHit).on_conflict_do_nothing(
@@ -138,7 +141,7 @@ async def _new_rows(
     for item in fresh:
         by_group[item.group].append(item)
     rows: list[dict[str, Any]] = []
-    for group, items in by_group.items():
+    for group, items in sorted(by_group.items()):
         first = await reserve_indexes(connection, provider, group, len(items))
         for offset, item in enumerate(items):
             shard = shard_of(first + offset)

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, case, func, literal, select, update
+from sqlalchemy import Row, Select, bindparam, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from harvester.db.models import Image, ImageState, Task, TaskState
+from harvester.db.session import read_connection
 
 QueueModel = type[Task] | type[Image]
 Clock = Callable[[], datetime]
@@ -28,6 +29,7 @@ QUEUED = "queued"
 FAILED = "failed"
 CANCELLED = "cancelled"
 RESCUE_BATCH = 1000
+MAX_WAIT_S = 7 * 86_400.0
 LEASE_LOST = "lease expired on the last attempt (the worker died or hung)"
 
 
@@ -134,12 +136,20 @@ class Queue:
         self.rng = rng or random.Random()
         self._done_state = TaskState.DONE if model is Task else ImageState.STORED
 
+    async def _now(self, connection: AsyncConnection) -> datetime:
+        """Postgres's clock when daemons share one: host clocks may disagree about leases."""
+        if self.clock is utcnow and connection.dialect.name == "postgresql":
+            moment: datetime = (await connection.execute(select(func.now()))).scalar_one()
+            return moment
+        return self.clock()
+
     async def claim(
         self, owner: str, limit: int, lease_seconds: float, *, kinds: Sequence[str] = ()
     ) -> Sequence[Row[Any]]:
         """Lease up to `limit` due rows to `owner`, rescuing expired leases first."""
-        model, now = self.model, self.clock()
+        model = self.model
         async with self.engine.begin() as connection:
+            now = await self._now(connection)
             await self._rescue_expired(connection, now)
             due = due_rows(model, now, limit)
             if kinds and model is Task:
@@ -190,8 +200,9 @@ class Queue:
         """End the leases of owners known to be dead, so the next claim rescues their rows."""
         if not owners:
             return 0
-        model, now = self.model, self.clock()
+        model = self.model
         async with self.engine.begin() as connection:
+            now = await self._now(connection)
             result = await connection.execute(
                 update(model)
                 .where(model.state == RUNNING, model.lease_owner.in_(owners))
@@ -201,7 +212,7 @@ class Queue:
             return int(result.rowcount)
 
     async def lease_owners(self) -> set[str]:
-        async with self.engine.connect() as connection:
+        async with read_connection(self.engine) as connection:
             rows = await connection.execute(
                 select(self.model.lease_owner).where(self.model.state == RUNNING).distinct()
             )
@@ -211,8 +222,9 @@ class Queue:
         """Extend the leases still held by `owner`; returns the ids it still holds."""
         if not ids:
             return set()
-        model, now = self.model, self.clock()
+        model = self.model
         async with self.engine.begin() as connection:
+            now = await self._now(connection)
             result = await connection.execute(
                 update(model)
                 .where(model.id.in_(ids), model.lease_owner == owner, model.state == RUNNING)
@@ -226,14 +238,11 @@ class Queue:
         """Record final states in one transaction; rows leased by someone else are left alone."""
         if not outcomes:
             return
-        now = self.clock()
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for outcome in outcomes:
             params = {
                 **outcome.values,
                 "state": outcome.state,
-                "finished_at": now,
-                "updated_at": now,
                 "lease_owner": None,
                 "lease_expires_at": None,
                 "b_id": outcome.id,
@@ -247,8 +256,10 @@ class Queue:
             .execution_options(synchronize_session=False)
         )
         async with self.engine.begin() as connection:
+            now = await self._now(connection)
             for batch in by_columns.values():
-                await connection.execute(statement, batch)
+                stamped = [{**row, "finished_at": now, "updated_at": now} for row in batch]
+                await connection.execute(statement, stamped)
 
     async def done(self, owner: str, ids: Sequence[int]) -> None:
         await self.finish(owner, [Outcome(row_id, self._done_state) for row_id in ids])
@@ -257,8 +268,9 @@ class Queue:
         """Back off retryable failures; fail for good the permanent and the exhausted ones."""
         if not failures:
             return
-        model, now = self.model, self.clock()
+        model = self.model
         async with self.engine.begin() as connection:
+            now = await self._now(connection)
             held = {
                 row.id: row
                 for row in await connection.execute(
@@ -289,7 +301,8 @@ class Queue:
         if attempts >= max_attempts:
             error = f"{failure.error} (gave up after {attempts} attempts)"
             return {"state": FAILED, "last_error": error, "finished_at": now}
-        wait = max(self.policy.delay(attempts, self.rng), failure.retry_after or 0.0)
+        asked = min(failure.retry_after or 0.0, MAX_WAIT_S)  # a hostile Retry-After is capped
+        wait = max(self.policy.delay(attempts, self.rng), asked)
         return {
             "state": QUEUED,
             "last_error": failure.error,
@@ -300,8 +313,9 @@ class Queue:
         """Hand unfinished rows back on shutdown; the attempt they used is given back."""
         if not ids:
             return
-        model, now = self.model, self.clock()
+        model = self.model
         async with self.engine.begin() as connection:
+            now = await self._now(connection)
             await connection.execute(
                 update(model)
                 .where(model.id.in_(ids), model.lease_owner == owner, model.state == RUNNING)
@@ -323,8 +337,9 @@ class Queue:
         statement = update(model).where(model.state.in_([QUEUED, RUNNING]))
         statement = _scope(statement, model, campaign_id, ids)
         async with self.engine.begin() as connection:
+            now = await self._now(connection)
             result = await connection.execute(
-                statement.values(state=CANCELLED, updated_at=self.clock()).execution_options(
+                statement.values(state=CANCELLED, updated_at=now).execution_options(
                     synchronize_session=False
                 )
             )
@@ -334,12 +349,16 @@ class Queue:
         self, *, campaign_id: int | None = None, ids: Sequence[int] = (), cancelled: bool = False
     ) -> int:
         """Queue failed (and optionally cancelled) rows again with a fresh set of attempts."""
-        model, now = self.model, self.clock()
+        model = self.model
         states = [FAILED, CANCELLED] if cancelled else [FAILED]
         statement = _scope(update(model).where(model.state.in_(states)), model, campaign_id, ids)
         async with self.engine.begin() as connection:
+            now = await self._now(connection)
+            # A cancelled row still leased may be running: it is not resumed until its lease ends.
+            free = or_(model.lease_owner.is_(None), model.lease_expires_at < now)
             result = await connection.execute(
-                statement.values(
+                statement.where(free)
+                .values(
                     state=QUEUED,
                     attempts=0,
                     not_before=now,
@@ -347,7 +366,8 @@ class Queue:
                     lease_owner=None,
                     lease_expires_at=None,
                     updated_at=now,
-                ).execution_options(synchronize_session=False)
+                )
+                .execution_options(synchronize_session=False)
             )
             return int(result.rowcount)
 

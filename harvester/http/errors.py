@@ -19,6 +19,8 @@ import yarl
 from harvester.errors import HarvesterError
 
 REDACTED = "REDACTED"
+# A server asking for more than a day is broken or hostile; a day is long enough to obey.
+MAX_RETRY_AFTER_S = 86_400.0
 
 # Query parameter names whose values are credentials or capabilities. Exact names are
 # short and generic; the fragments catch the long tail (X-Amz-Signature, client_secret,
@@ -87,7 +89,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     if value.isdigit() or re.fullmatch(r"\d+\.\d*", value):
-        return float(value)
+        return min(float(value), MAX_RETRY_AFTER_S)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -96,7 +98,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         when = when.replace(tzinfo=UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    return min(max(0.0, (when - now).total_seconds()), MAX_RETRY_AFTER_S)
 
 
 class HttpError(HarvesterError):

@@ -20,10 +20,11 @@ from harvester.errors import InputError
 from harvester.http import HostSlots, HttpClient
 from harvester.sources.base import Expansion, ImageView, TaskView, fetch_plain
 from harvester.sources.fields import coordinate
-from harvester.storage.layout import file_name, slug
+from harvester.storage.layout import file_name, unique_slug
 
 KNOWN_COLUMNS = ("url", "id", "lat", "lon", "captured_at", "license", "owner", "title")
 BATCH = 1000
+MAX_ID = 100  # provider ids are at most 200 characters, with the campaign folder in front
 MAX_PROBLEMS_SHOWN = 50
 
 
@@ -90,7 +91,10 @@ def parse_row(row: Mapping[str, Any], campaign: str) -> FoundImage:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"not an http(s) URL: {url[:80]!r}")
     given_id = str(row.get("id") or "").strip()
+    if len(given_id) > MAX_ID:
+        raise ValueError(f"id longer than {MAX_ID} characters: {given_id[:40]!r}...")
     image_id = given_id or hashlib.sha1(url.encode()).hexdigest()[:20]
+    group = unique_slug(campaign)
     record: dict[str, Any] = {
         "lat": coordinate(_text(row.get("lat")), 90, "lat"),
         "lon": coordinate(_text(row.get("lon")), 180, "lon"),
@@ -104,8 +108,8 @@ def parse_row(row: Mapping[str, Any], campaign: str) -> FoundImage:
     if (record["lat"] is None) != (record["lon"] is None):
         raise ValueError("lat and lon must be given together")
     return FoundImage(
-        provider_id=f"{slug(campaign)}:{image_id}",
-        group=slug(campaign),
+        provider_id=f"{group}:{image_id}",
+        group=group,
         file_name=file_name(image_id),
         source_url=url,
         record=record,

@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 
 FILES_PER_SHARD = 1000
 MAX_SLUG = 80
+MAX_NAME = 120
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9@._-]+")
 
@@ -20,7 +21,7 @@ def slug(text: str) -> str:
     cleaned = re.sub(r"-{2,}", "-", cleaned)[:MAX_SLUG].strip("-.")
     if not cleaned:
         # Nothing printable survived (e.g. a query in Japanese): name it by its hash.
-        return "q-" + hashlib.sha1(text.encode()).hexdigest()[:12]
+        return "q-" + _digest(text)
     return cleaned
 
 
@@ -29,9 +30,22 @@ def shard_of(index: int) -> int:
 
 
 def file_name(*parts: str) -> str:
-    """`a_b_c.jpg` from provider ids, each cleaned so it is one safe path component."""
-    cleaned = [_NAME_UNSAFE.sub("-", part).strip(".") or "x" for part in parts]
-    return "_".join(cleaned) + ".jpg"
+    """`a_b_c.jpg` from provider ids; ids that needed cleaning get a hash, so none collide."""
+    original = "_".join(parts)
+    name = "_".join(_NAME_UNSAFE.sub("-", part).strip(".") or "x" for part in parts)
+    if name != original or len(name) > MAX_NAME:
+        name = f"{name[:MAX_NAME]}-{_digest(original)}"
+    return name + ".jpg"
+
+
+def unique_slug(text: str) -> str:
+    """A slug that two different names never share (URL campaigns keep their own folder)."""
+    cleaned = slug(text)
+    return cleaned if cleaned == text else f"{cleaned[: MAX_SLUG - 13]}-{_digest(text)}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
 def relative_path(provider: str, group: str, shard: int, name: str) -> PurePosixPath:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.config import Settings
 from harvester.db.campaigns import campaign_settings
 from harvester.db.models import License
+from harvester.db.session import read_connection
 from harvester.http import HttpClient, HttpSettings
 from harvester.imaging import SizeRules
 from harvester.sources.base import Source
@@ -59,7 +60,7 @@ class Context:
         return self._licenses[key]
 
     async def reload_licenses(self) -> None:
-        async with self.engine.connect() as connection:
+        async with read_connection(self.engine) as connection:
             rows = await connection.execute(
                 select(License.provider, License.license_id, License.name, License.url)
             )

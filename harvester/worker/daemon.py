@@ -24,7 +24,7 @@ from harvester.config import Settings
 from harvester.db.migrate import upgrade
 from harvester.db.models import Image, ImageState, Task
 from harvester.db.queue import Failure, Outcome, Queue, RetryPolicy
-from harvester.db.session import create_engine
+from harvester.db.session import create_engine, read_connection
 from harvester.web.health import serve
 from harvester.worker.context import Context, open_context
 from harvester.worker.jobs import Result, run_image, run_task
@@ -214,7 +214,7 @@ class Daemon:
 
 async def outstanding(engine: AsyncEngine) -> int:
     """Rows queued (due or backing off) or running, across both queues."""
-    async with engine.connect() as connection:
+    async with read_connection(engine) as connection:
         total = 0
         for model in (Task, Image):
             count = await connection.execute(

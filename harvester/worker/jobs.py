@@ -13,6 +13,7 @@ from sqlalchemy import Row, select
 from harvester.db.catalog import add_images, upsert_licenses
 from harvester.db.models import Image, ImageState, TaskState
 from harvester.db.queue import Failure, Outcome, enqueue_tasks
+from harvester.db.session import read_connection
 from harvester.errors import HarvesterError
 from harvester.http import HttpError, TransientHttpError
 from harvester.imaging import ImagingError, Metadata, TooSmall
@@ -147,7 +148,7 @@ async def _metadata(ctx: Context, source: Source, view: ImageView, row: Row[Any]
 
 
 async def _stored_with_same_bytes(ctx: Context, source_sha: str, image_id: int) -> int | None:
-    async with ctx.engine.connect() as connection:
+    async with read_connection(ctx.engine) as connection:
         found = await connection.execute(
             select(Image.id)
             .where(

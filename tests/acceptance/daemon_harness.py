@@ -128,6 +128,7 @@ def check_harvest(rows: list[Any], expected: dict[str, str], root: Path) -> None
     ]
     assert not wrong, wrong
     assert all(r.last_error for r in rows if r.state == "failed"), "a failed row has no reason"
+    assert len({r.path for r in rows}) == len(rows), "two rows share one file path"
     stored = {r.path: r for r in rows if r.state == "stored"}
     on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
     assert not [p for p in on_disk if TEMP_MARK in p], "temp files left behind"

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.db.migrate import current_revision, downgrade, head_revision, upgrade
 from harvester.db.models import Base, Task
 from harvester.db.queue import due_rows
-from harvester.db.session import create_engine
+from harvester.db.session import create_engine, read_connection
 
 TABLES = {"campaigns", "tasks", "images", "image_hits", "licenses", "shard_counters"}
 
@@ -113,5 +113,18 @@ async def test_claim_query_uses_its_index_on_postgres(postgres_url: str):
             plan = "\n".join(row[0] for row in await connection.execute(text("EXPLAIN " + sql)))
         assert "ix_tasks_claimable" in plan, plan
         assert "Seq Scan" not in plan, plan
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_readers_do_not_queue_behind_a_writer(sqlite_url: str):
+    engine = create_engine(sqlite_url)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as writer:
+            await writer.execute(text("DELETE FROM licenses"))  # holds the write lock
+            async with asyncio.timeout(5), read_connection(engine) as reader:
+                count = await reader.execute(text("SELECT count(*) FROM campaigns"))
+                assert count.scalar() == 0
     finally:
         await engine.dispose()

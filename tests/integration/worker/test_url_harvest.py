@@ -17,6 +17,7 @@ from harvester.db.models import Image
 from harvester.db.session import create_engine
 from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from harvester.sources.urls import UrlCampaign, submit_urls
+from harvester.storage.layout import unique_slug
 from harvester.storage.local import TEMP_MARK
 from harvester.worker.daemon import run_daemon
 
@@ -83,7 +84,8 @@ async def test_url_list_harvest_stores_every_good_image_once_with_its_record(
     finally:
         await engine.dispose()
 
-    expected = {f"street-views:{row['id']}": row for row in rows[:40]}
+    group = unique_slug("street views")
+    expected = {f"{group}:{row['id']}": row for row in rows[:40]}
     assert {row.provider_id for row in images} == set(expected)
     for row in images:
         want = expected[row.provider_id]
@@ -96,7 +98,7 @@ async def test_url_list_harvest_stores_every_good_image_once_with_its_record(
             assert not (root / row.path).exists()
             continue
         path = root / row.path
-        assert path.parent.name == "00000" and path.parent.parent.name == "street-views"
+        assert path.parent.name == "00000" and path.parent.parent.name == group
         data = path.read_bytes()
         assert hashlib.sha256(data).hexdigest() == row.sha256 and len(data) == row.bytes
         with PILImage.open(path) as image:

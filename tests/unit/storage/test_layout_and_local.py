@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harvester.storage.layout import file_name, relative_path, shard_of, slug
+from harvester.storage.layout import file_name, relative_path, shard_of, slug, unique_slug
 from harvester.storage.local import _HOST, TEMP_MARK, LocalStorage
 
 
@@ -38,7 +38,14 @@ def test_flickr_layout_matches_the_im2gps_naming():
     assert str(relative_path("flickr", "argentina", shard_of(15_001), name)) == (
         "flickr/argentina/00015/315157387_c36ba74681_100_23812473@N00.jpg"
     )
-    assert file_name("1", "../x") == "1_-x.jpg"
+    assert file_name("1", "../x").startswith("1_-x-")
+
+
+def test_ids_that_clean_to_the_same_name_still_get_different_files():
+    names = {file_name(i) for i in ("photo 1", "photo-1", "photo/1", "東京", "大阪")}
+    assert len(names) == 5 and file_name("photo-1") == "photo-1.jpg"
+    assert len(file_name("x" * 400)) < 140
+    assert unique_slug("Street Views") != unique_slug("street-views") == "street-views"
 
 
 def test_unsafe_components_are_refused():
