@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.db.campaigns import ensure_campaign
 from harvester.db.catalog import FoundImage, add_images
 from harvester.errors import InputError
-from harvester.http import HostSlots, HttpClient
+from harvester.http import HostSlots, HttpClient, redact_url
 from harvester.sources.base import Expansion, ImageView, TaskView, fetch_plain
 from harvester.sources.fields import coordinate
 from harvester.storage.layout import file_name, unique_slug
@@ -181,7 +181,8 @@ class UrlSource:
         )
 
     def page_url(self, image: ImageView) -> str | None:
-        return image.source_url
+        # Written into every file's EXIF: a signed URL's signature must not travel with it.
+        return redact_url(image.source_url) if image.source_url else None
 
 
 def _text(value: Any) -> str | None:

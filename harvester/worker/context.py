@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,11 +19,14 @@ from harvester.db.campaigns import campaign_settings
 from harvester.db.models import License
 from harvester.db.session import read_connection
 from harvester.http import HttpClient, HttpSettings
-from harvester.imaging import SizeRules
+from harvester.imaging import Metadata, Processed, SizeRules
 from harvester.sources.base import Source
 from harvester.sources.registry import build_sources
 from harvester.storage.local import LocalStorage
-from harvester.worker.pool import create_pool
+from harvester.worker.pool import create_pool, process_image
+
+# Source hashes remembered to catch duplicates processed at the same time (~100 bytes each).
+RECENT_HASHES = 50_000
 
 
 @dataclass
@@ -32,7 +38,43 @@ class Context:
     storage: LocalStorage
     pool: ProcessPoolExecutor
     _campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _bytes_owner: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    _licenses_seen: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
+    _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _licenses: dict[tuple[str, str], tuple[str, str | None] | None] = field(default_factory=dict)
+
+    async def process(self, data: bytes, rules: SizeRules, meta: Metadata) -> tuple[Processed, str]:
+        """Decode, frame, resize, encode in the pool; a dead pool is replaced, not mourned."""
+        pool = self.pool
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                pool, process_image, data, rules, meta
+            )
+        except BrokenProcessPool:
+            async with self._pool_lock:
+                if self.pool is pool:
+                    self.pool = create_pool(self.settings.processes)
+                    pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+    def same_bytes_in_flight(self, source_sha: str, image_id: int) -> int | None:
+        """The image already holding these source bytes in this daemon, else claim them."""
+        owner = self._bytes_owner.setdefault(source_sha, image_id)
+        self._bytes_owner.move_to_end(source_sha)
+        while len(self._bytes_owner) > RECENT_HASHES:
+            self._bytes_owner.popitem(last=False)
+        return None if owner == image_id else owner
+
+    def done_with_bytes(self, source_sha: str, image_id: int) -> None:
+        if self._bytes_owner.get(source_sha) == image_id:
+            del self._bytes_owner[source_sha]
+
+    def new_licenses(self, provider: str, licenses: Sequence[tuple[str, str, str | None]]) -> bool:
+        key = (provider, tuple(sorted(f"{i}|{n}|{u}" for i, n, u in licenses)))
+        if key in self._licenses_seen:
+            return False
+        self._licenses_seen.add(key)
+        return True
 
     def source_for_kind(self, kind: str) -> Source | None:
         return next((s for s in self.sources.values() if kind in s.kinds), None)
@@ -80,16 +122,16 @@ def http_settings(settings: Settings) -> HttpSettings:
 
 @asynccontextmanager
 async def open_context(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Context]:
-    pool = create_pool(settings.processes)
-    try:
-        async with HttpClient(http_settings(settings)) as http:
-            yield Context(
-                settings=settings,
-                engine=engine,
-                http=http,
-                sources=build_sources(settings, http),
-                storage=LocalStorage(settings.storage_root),
-                pool=pool,
-            )
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    async with HttpClient(http_settings(settings)) as http:
+        ctx = Context(
+            settings=settings,
+            engine=engine,
+            http=http,
+            sources=build_sources(settings, http),
+            storage=LocalStorage(settings.storage_root),
+            pool=create_pool(settings.processes),
+        )
+        try:
+            yield ctx
+        finally:
+            ctx.pool.shutdown(wait=True, cancel_futures=True)

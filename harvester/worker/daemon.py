@@ -12,12 +12,14 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.config import Settings
@@ -25,15 +27,25 @@ from harvester.db.migrate import upgrade
 from harvester.db.models import Image, ImageState, Task
 from harvester.db.queue import Failure, Outcome, Queue, RetryPolicy
 from harvester.db.session import create_engine, read_connection
+from harvester.errors import HarvesterError
+from harvester.log import redactor
 from harvester.web.health import serve
 from harvester.worker.context import Context, open_context
-from harvester.worker.jobs import Result, run_image, run_task
+from harvester.worker.jobs import Result, StorageUnavailable, run_image, run_task
 from harvester.worker.owner import is_dead_local_owner, new_owner
 from harvester.worker.progress import Counters, Reporter
 
 log = structlog.get_logger("harvester.worker")
 
 FLUSH_EVERY = 64
+DB_ERRORS = (SQLAlchemyError, OSError)
+T = TypeVar("T")
+
+
+class DaemonError(HarvesterError):
+    """The daemon had to stop before its work was done."""
+
+
 FLUSH_INTERVAL_S = 0.25
 IDLE_SLEEP_S = (0.05, 1.0)
 TASK_CONCURRENCY = 4
@@ -52,6 +64,7 @@ class Lane:
     held: set[int] = field(default_factory=set)
     idle: bool = False
     room: asyncio.Event = field(default_factory=asyncio.Event)
+    flush_now: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Daemon:
@@ -69,6 +82,8 @@ class Daemon:
         self.until_idle = until_idle
         self.grace_seconds = grace_seconds
         self.stop = asyncio.Event()
+        self.released = asyncio.Event()
+        self.fatal: str | None = None
         self.counters = Counters()
         self.reporter = reporter
         policy = RetryPolicy(settings.backoff_base_seconds, settings.backoff_max_seconds)
@@ -96,20 +111,38 @@ class Daemon:
         await self._recover_dead_local_owners()
         log.info("daemon_started", owner=self.owner, until_idle=self.until_idle)
         background = [
-            asyncio.create_task(self._claim_loop(self.tasks)),
-            asyncio.create_task(self._claim_loop(self.images)),
-            asyncio.create_task(self._heartbeat_loop()),
-            asyncio.create_task(self._flush_loop()),
+            self._spawn(self._claim_loop(self.tasks), "claim tasks"),
+            self._spawn(self._claim_loop(self.images), "claim images"),
+            self._spawn(self._flush_loop(), "record outcomes"),
         ]
+        heartbeat = self._spawn(self._heartbeat_loop(), "heartbeat")
         if self.until_idle:
-            background.append(asyncio.create_task(self._idle_watch()))
+            background.append(self._spawn(self._idle_watch(), "idle watch"))
         if self.reporter is not None:
-            background.append(asyncio.create_task(self.reporter.run(self)))
+            background.append(self._spawn(self.reporter.run(self), "progress"))
         try:
             await self.stop.wait()
         finally:
-            await self._shutdown(background)
+            await self._shutdown(background, heartbeat)
+        if self.fatal is not None:
+            raise DaemonError(f"the daemon stopped early: {self.fatal}")
         return self.counters
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A background loop; if one dies, the daemon stops rather than run half-blind."""
+        task = asyncio.create_task(work, name=name)
+
+        def ended(done: asyncio.Task[None]) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                log.error("loop_crashed", loop=name, error=_scrubbed(done.exception()))
+                self._stop_for(f"{name} loop crashed")
+
+        task.add_done_callback(ended)
+        return task
+
+    def _stop_for(self, reason: str) -> None:
+        self.fatal = self.fatal or reason
+        self.stop.set()
 
     async def _recover_dead_local_owners(self) -> None:
         for lane in self.lanes:
@@ -128,7 +161,11 @@ class Daemon:
                 lane.room.clear()
                 await _first(lane.room.wait(), self.stop.wait())
                 continue
-            rows = await lane.queue.claim(self.owner, min(room, batch), lease)
+            wanted = min(room, batch)
+            nothing: Sequence[Row[Any]] = []
+            rows = await self._database(
+                "claim", partial(lane.queue.claim, self.owner, wanted, lease), nothing
+            )
             lane.idle = not rows
             if not rows:
                 await _first(asyncio.sleep(idle_sleep), self.stop.wait())
@@ -136,60 +173,116 @@ class Daemon:
                 continue
             idle_sleep = IDLE_SLEEP_S[0]
             for row in rows:
+                if row.id in lane.jobs:  # still at work on a lease it lost and won back
+                    continue
                 lane.held.add(row.id)
                 lane.jobs[row.id] = asyncio.create_task(self._job(lane, row))
 
+    async def _database(self, what: str, call: Callable[[], Awaitable[T]], stopped: T) -> T:
+        """Ride out a database outage: back off and try again until it answers or we stop."""
+        delay = 1.0
+        while True:
+            try:
+                return await call()
+            except DB_ERRORS as exc:
+                log.warning("database_error", during=what, error=_scrubbed(exc), retry_in_s=delay)
+                await _first(asyncio.sleep(delay), self.stop.wait())
+                if self.stop.is_set():
+                    return stopped
+                delay = min(delay * 2, 30.0)
+
     async def _job(self, lane: Lane, row: Row[Any]) -> None:
+        me = asyncio.current_task()
         try:
             result = await lane.runner(self.ctx, row)
-        except asyncio.CancelledError:
-            raise
+        except StorageUnavailable as exc:
+            log.error("storage_unavailable", error=str(exc))
+            self._stop_for(str(exc))  # the row stays held and is handed back at shutdown
+            return
         except Exception as exc:  # a bug in one row must not stop the daemon
             log.exception("job_crashed", lane=lane.name, row_id=row.id)
-            result = Failure(row.id, f"internal error: {type(exc).__name__}: {exc}", True)
+            result = Failure(row.id, f"internal error: {_scrubbed(exc)}", True)
+        finally:
+            if lane.jobs.get(row.id) is me:
+                del lane.jobs[row.id]
+            lane.room.set()
         lane.pending.append(result)
         self.counters.record(lane.name, result)
-        del lane.jobs[row.id]
-        lane.room.set()
         if len(lane.pending) >= FLUSH_EVERY:
-            await self._flush(lane)
+            lane.flush_now.set()
 
     async def _flush(self, lane: Lane) -> None:
+        """Write outcomes in one transaction; on error they are kept for the next try."""
         async with self._flush_lock:
             results, lane.pending = lane.pending, []
             if not results:
                 return
             outcomes = [r for r in results if isinstance(r, Outcome)]
             failures = [r for r in results if isinstance(r, Failure)]
-            await lane.queue.finish(self.owner, outcomes)
-            await lane.queue.fail(self.owner, failures)
+            try:
+                await lane.queue.finish(self.owner, outcomes)
+                await lane.queue.fail(self.owner, failures)
+            except BaseException:
+                lane.pending[:0] = results
+                raise
             lane.held.difference_update(r.id for r in results)
 
     async def _flush_loop(self) -> None:
+        delay = FLUSH_INTERVAL_S
         while not self.stop.is_set():
-            await _first(asyncio.sleep(FLUSH_INTERVAL_S), self.stop.wait())
-            for lane in self.lanes:
-                await self._flush(lane)
+            waits = [self.stop.wait(), *(lane.flush_now.wait() for lane in self.lanes)]
+            await _first(asyncio.sleep(delay), *waits)
+            try:
+                for lane in self.lanes:
+                    lane.flush_now.clear()
+                    await self._flush(lane)
+                delay = FLUSH_INTERVAL_S
+            except DB_ERRORS as exc:
+                delay = min(max(delay * 2, 1.0), 30.0)
+                log.warning(
+                    "database_error", during="flush", error=_scrubbed(exc), retry_in_s=delay
+                )
 
     async def _heartbeat_loop(self) -> None:
+        """Runs until every row is flushed or handed back, the drain included."""
         settings = self.ctx.settings
-        while not self.stop.is_set():
-            await _first(asyncio.sleep(settings.heartbeat_seconds), self.stop.wait())
+        while not self.released.is_set():
+            await _first(asyncio.sleep(settings.heartbeat_seconds), self.released.wait())
             for lane in self.lanes:
                 held = set(lane.held)
-                kept = await lane.queue.heartbeat(self.owner, sorted(held), settings.lease_seconds)
+                try:
+                    kept = await lane.queue.heartbeat(
+                        self.owner, sorted(held), settings.lease_seconds
+                    )
+                except DB_ERRORS as exc:
+                    log.warning("database_error", during="heartbeat", error=_scrubbed(exc))
+                    continue
                 if lost := held - kept:
-                    log.warning("leases_lost", lane=lane.name, rows=len(lost))
+                    self._abandon(lane, lost)
+
+    def _abandon(self, lane: Lane, lost: set[int]) -> None:
+        """Rows whose lease ran out belong to someone else now: stop working on them."""
+        log.warning("leases_lost", lane=lane.name, rows=len(lost))
+        for row_id in lost:
+            job = lane.jobs.pop(row_id, None)
+            if job is not None:
+                job.cancel()
+        lane.held.difference_update(lost)
+        lane.pending = [r for r in lane.pending if r.id not in lost]
+        lane.room.set()
 
     async def _idle_watch(self) -> None:
         while not self.stop.is_set():
             await _first(asyncio.sleep(0.5), self.stop.wait())
             busy = any(lane.jobs or lane.pending or not lane.idle for lane in self.lanes)
-            if not busy and await outstanding(self.ctx.engine) == 0:
+            left = await self._database("idle check", lambda: anything_left(self.ctx.engine), True)
+            if not busy and not left:
                 log.info("queue_idle")
                 self.stop.set()
 
-    async def _shutdown(self, background: list[asyncio.Task[Any]]) -> None:
+    async def _shutdown(
+        self, background: list[asyncio.Task[None]], heartbeat: asyncio.Task[None]
+    ) -> None:
         self.stop.set()
         for lane in self.lanes:
             lane.room.set()
@@ -203,27 +296,40 @@ class Daemon:
         for task in background:
             task.cancel()
         await asyncio.gather(*in_flight, *background, return_exceptions=True)
-        for lane in self.lanes:
-            await self._flush(lane)
-            unfinished = sorted(lane.held)
-            await lane.queue.release(self.owner, unfinished)
-            if unfinished:
-                log.info("handed_back", lane=lane.name, rows=len(unfinished))
+        try:
+            for lane in self.lanes:
+                await self._flush(lane)
+                unfinished = sorted(lane.held)
+                await lane.queue.release(self.owner, unfinished)
+                if unfinished:
+                    log.info("handed_back", lane=lane.name, rows=len(unfinished))
+        except DB_ERRORS as exc:
+            # Their leases will expire and another daemon (or the next start) takes them.
+            log.error("database_error", during="shutdown", error=_scrubbed(exc))
+        finally:
+            self.released.set()
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
         log.info("daemon_stopped", owner=self.owner, **self.counters.as_dict())
 
 
-async def outstanding(engine: AsyncEngine) -> int:
-    """Rows queued (due or backing off) or running, across both queues."""
+async def anything_left(engine: AsyncEngine) -> bool:
+    """Is any row queued (due or backing off) or running, in either queue?"""
     async with read_connection(engine) as connection:
-        total = 0
         for model in (Task, Image):
-            count = await connection.execute(
-                select(func.count())
-                .select_from(model)
+            found = await connection.execute(
+                select(model.id)
                 .where(model.state.in_([ImageState.QUEUED, ImageState.RUNNING]))
+                .limit(1)
             )
-            total += int(count.scalar_one())
-        return total
+            if found.first() is not None:
+                return True
+        return False
+
+
+def _scrubbed(exc: BaseException | None) -> str:
+    """An exception as text fit for a log line or the database: no key, no token."""
+    return redactor.scrub(f"{type(exc).__name__}: {exc}")
 
 
 async def _first(*waits: Awaitable[Any]) -> None:
@@ -260,6 +366,8 @@ async def run_daemon(
     http_bind: str | None = None,
 ) -> Counters:
     """Migrate, sweep stale temp files, then work until stopped (or idle)."""
+    redactor.add(settings.flickr_api_key)
+    redactor.add(settings.mapillary_token)
     engine = create_engine(settings.database_url)
     try:
         await upgrade(engine)

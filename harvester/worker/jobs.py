@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import errno
 import json
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -19,9 +19,15 @@ from harvester.http import HttpError, TransientHttpError
 from harvester.imaging import ImagingError, Metadata, TooSmall
 from harvester.sources.base import ImageView, Source, TaskView
 from harvester.worker.context import Context
-from harvester.worker.pool import process_image
 
 log = structlog.get_logger("harvester.worker")
+
+STORAGE_GONE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+class StorageUnavailable(HarvesterError):
+    """The storage cannot take files (full, read-only): every image would fail, so stop."""
+
 
 Result = Outcome | Failure
 
@@ -35,7 +41,7 @@ async def run_task(ctx: Context, row: Row[Any]) -> Result:
     try:
         campaign = await ctx.campaign(row.campaign_id)
         expansion = await source.expand(view, campaign)
-        if expansion.licenses:
+        if expansion.licenses and ctx.new_licenses(source.provider, expansion.licenses):
             await upsert_licenses(ctx.engine, source.provider, expansion.licenses)
             ctx.forget_licenses()
         added = await add_images(
@@ -75,29 +81,37 @@ async def run_image(ctx: Context, row: Row[Any]) -> Result:
         return _http_failure(row.id, exc)
     rules = await ctx.size_rules(row.campaign_id)
     meta = await _metadata(ctx, source, view, row)
-    loop = asyncio.get_running_loop()
     try:
-        processed, source_sha = await loop.run_in_executor(
-            ctx.pool, process_image, data, rules, meta
-        )
+        processed, source_sha = await ctx.process(data, rules, meta)
     except TooSmall as exc:
         return Outcome(row.id, ImageState.SKIPPED, {"skip_reason": f"{exc.reason}: {exc}"})
     except ImagingError as exc:
         return Failure(row.id, f"{exc.reason}: {exc}", retryable=not exc.permanent)
     except BrokenProcessPool:
-        return Failure(row.id, "image worker process died", retryable=True)
-    original = await _stored_with_same_bytes(ctx, source_sha, row.id)
+        return Failure(row.id, "an image worker process died; the pool was restarted", True)
+    original = ctx.same_bytes_in_flight(source_sha, row.id)
+    if original is None:
+        original = await _stored_with_same_bytes(ctx, source_sha, row.id)
     if original is not None:
+        ctx.done_with_bytes(source_sha, row.id)
         return Outcome(
             row.id,
             ImageState.SKIPPED,
             {
                 "duplicate_of": original,
                 "source_sha256": source_sha,
-                "skip_reason": f"identical bytes already stored as image {original}",
+                "skip_reason": f"duplicate: identical bytes already stored as image {original}",
             },
         )
-    await ctx.storage.write(row.path, processed.jpeg)
+    try:
+        await ctx.storage.write(row.path, processed.jpeg)
+    except OSError as exc:
+        ctx.done_with_bytes(source_sha, row.id)
+        if exc.errno in STORAGE_GONE:
+            raise StorageUnavailable(
+                f"cannot write under {ctx.storage.root}: {exc.strerror}"
+            ) from exc
+        return Failure(row.id, f"write_failed: {row.path}: {exc.strerror}", retryable=True)
     top, right, bottom, left = processed.frame
     return Outcome(
         row.id,

@@ -1,0 +1,123 @@
+"""The daemon under faults that come from inside: a dead pool worker, a database hiccup,
+the same bytes under two ids at once."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.config import Settings, load_settings
+from harvester.db.models import Image
+from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from harvester.sources.urls import UrlCampaign, submit_urls
+from harvester.worker.context import open_context
+from harvester.worker.daemon import Daemon
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[RunningEmulator]:
+    running = await start_emulator(EmulatorConfig())
+    yield running
+    await running.close()
+
+
+def _settings(sqlite_url: str, root: Path) -> Settings:
+    return load_settings(
+        database_url=sqlite_url, storage_root=root, processes=2, concurrency=8,
+        max_attempts=4, backoff_base_seconds=0.05, backoff_max_seconds=0.2,
+    )  # fmt: skip
+
+
+async def _submit(engine: AsyncEngine, tmp_path: Path, rows: list[dict[str, str]]) -> None:
+    listing = tmp_path / "list.csv"
+    with listing.open("w", newline="") as handle:
+        writer = csv.DictWriter(
+            handle, fieldnames=["url", "id", "lat", "lon"], extrasaction="ignore"
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+    await submit_urls(engine, UrlCampaign("faults", listing))
+
+
+async def _images(engine: AsyncEngine) -> list[Any]:
+    async with engine.connect() as connection:
+        return list((await connection.execute(select(Image).order_by(Image.id))).all())
+
+
+async def test_identical_bytes_under_two_ids_are_stored_once(
+    sqlite_url: str, tmp_path: Path, emulator: RunningEmulator
+):
+    from harvester.db.migrate import upgrade
+    from harvester.db.session import create_engine
+    from harvester.worker.daemon import run_daemon
+
+    rows = emulator.world.url_list(6, base_url=emulator.base_url, hostile=False)
+    copies = [{**row, "id": f"copy-of-{row['id']}"} for row in rows]  # same URL, same bytes
+    engine = create_engine(sqlite_url)
+    try:
+        await upgrade(engine)
+        await _submit(engine, tmp_path, rows + copies)
+        await run_daemon(_settings(sqlite_url, tmp_path / "data"), until_idle=True)
+        images = await _images(engine)
+    finally:
+        await engine.dispose()
+    stored = [r for r in images if r.state == "stored"]
+    duplicates = [r for r in images if r.state == "skipped"]
+    assert len(stored) == 6 and len(duplicates) == 6
+    by_id = {r.id: r for r in stored}
+    for copy in duplicates:
+        original = by_id[copy.duplicate_of]
+        assert copy.source_sha256 == original.source_sha256
+        assert copy.skip_reason.startswith("duplicate:")
+        assert not (tmp_path / "data" / copy.path).exists()
+    assert len(list((tmp_path / "data").rglob("*.jpg"))) == 6
+
+
+async def test_a_killed_pool_worker_and_a_database_hiccup_lose_nothing(
+    sqlite_url: str, tmp_path: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+):
+    from harvester.db.migrate import upgrade
+    from harvester.db.session import create_engine
+
+    settings = _settings(sqlite_url, tmp_path / "data")
+    engine = create_engine(sqlite_url)
+    try:
+        await upgrade(engine)
+        await _submit(engine, tmp_path, emulator.world.url_list(40, base_url=emulator.base_url,
+                                                                 hostile=False))  # fmt: skip
+        async with open_context(settings, engine) as ctx:
+            daemon = Daemon(ctx, until_idle=True)
+            finish = daemon.images.queue.finish
+            failed_once: list[bool] = []
+
+            async def flaky_finish(owner: str, outcomes: Any) -> None:
+                if outcomes and not failed_once:
+                    failed_once.append(True)
+                    raise OperationalError("UPDATE images", {}, Exception("database is locked"))
+                await finish(owner, outcomes)
+
+            monkeypatch.setattr(daemon.images.queue, "finish", flaky_finish)
+            run = asyncio.create_task(daemon.run())
+            while daemon.counters.images["stored"] < 5:  # noqa: ASYNC110 - watching counters
+                await asyncio.sleep(0.05)
+            victim = next(iter(ctx.pool._processes))  # one image worker dies mid-run
+            os.kill(victim, signal.SIGKILL)
+            await asyncio.wait_for(run, 120)
+        images = await _images(engine)
+    finally:
+        await engine.dispose()
+    assert failed_once, "the database hiccup never happened"
+    assert any(r.attempts > 1 for r in images), "the dead worker cost no image a retry"
+    assert [r.state for r in images] == ["stored"] * 40, [
+        (r.provider_id, r.state, r.last_error) for r in images if r.state != "stored"
+    ]
