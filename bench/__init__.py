@@ -1,0 +1,1 @@
+"""Throughput and memory benchmarks: `make bench`, `make bench-memory` (see README)."""
