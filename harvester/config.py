@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     backoff_max_seconds: float = Field(3600.0, gt=0)
 
     concurrency: int = Field(32, ge=1)
+    image_timeout_seconds: float = Field(120.0, gt=0)
     processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     claim_batch: int = Field(32, ge=1)
     log_interval_seconds: float = Field(10.0, gt=0)

@@ -420,25 +420,31 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int, shown: str)
             url=shown,
             status=resp.status,
         )
-    data = bytearray()
-    async for chunk in resp.content.iter_chunked(_CHUNK):
-        data += chunk
-        if len(data) > max_bytes:
-            raise TooLargeError(
-                f"body exceeds the cap of {max_bytes} bytes from {shown}",
-                url=shown,
-                status=resp.status,
-            )
+    encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
+    if declared is not None and not encoded:
+        data = await resp.read()  # the size is known and allowed: one read, one buffer
+    else:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                raise TooLargeError(
+                    f"body exceeds the cap of {max_bytes} bytes from {shown}",
+                    url=shown,
+                    status=resp.status,
+                )
+        data = b"".join(chunks)
     # With Content-Encoding the declared length is the compressed one; aiohttp itself
     # reports a short compressed stream as a payload error.
-    encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
     if declared is not None and not encoded and len(data) < declared:
         raise TruncatedBodyError(
             f"body of {len(data)} bytes, {declared} declared, from {shown}",
             url=shown,
             status=resp.status,
         )
-    return bytes(data)
+    return data
 
 
 def _log_retry(state: RetryCallState) -> None:

@@ -23,7 +23,8 @@ from harvester.imaging import Metadata, Processed, SizeRules
 from harvester.sources.base import Source
 from harvester.sources.registry import build_sources
 from harvester.storage.local import LocalStorage
-from harvester.worker.pool import create_pool, process_image
+from harvester.worker.duplicates import StoredBytes
+from harvester.worker.pool import close_pool, create_pool, kill_pool, process_image
 
 # Source hashes remembered to catch duplicates processed at the same time (~100 bytes each).
 RECENT_HASHES = 50_000
@@ -37,6 +38,7 @@ class Context:
     sources: dict[str, Source]
     storage: LocalStorage
     pool: ProcessPoolExecutor
+    stored_bytes: StoredBytes
     _campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
     _bytes_owner: OrderedDict[str, int] = field(default_factory=OrderedDict)
     _licenses_seen: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
@@ -46,16 +48,25 @@ class Context:
     async def process(self, data: bytes, rules: SizeRules, meta: Metadata) -> tuple[Processed, str]:
         """Decode, frame, resize, encode in the pool; a dead pool is replaced, not mourned."""
         pool = self.pool
+        work = asyncio.get_running_loop().run_in_executor(pool, process_image, data, rules, meta)
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                pool, process_image, data, rules, meta
-            )
+            return await asyncio.wait_for(work, self.settings.image_timeout_seconds)
+        except TimeoutError:
+            # No image takes this long: the pool is wedged (see kill_pool). Replace it.
+            await self._replace_pool(pool, kill=True)
+            raise BrokenProcessPool("an image took too long; the pool was replaced") from None
         except BrokenProcessPool:
-            async with self._pool_lock:
-                if self.pool is pool:
-                    self.pool = create_pool(self.settings.processes)
-                    pool.shutdown(wait=False, cancel_futures=True)
+            await self._replace_pool(pool, kill=False)
             raise
+
+    async def _replace_pool(self, pool: ProcessPoolExecutor, *, kill: bool) -> None:
+        async with self._pool_lock:
+            if self.pool is pool:
+                self.pool = create_pool(self.settings.processes)
+                if kill:
+                    kill_pool(pool)
+                else:
+                    pool.shutdown(wait=False, cancel_futures=True)
 
     def same_bytes_in_flight(self, source_sha: str, image_id: int) -> int | None:
         """The image already holding these source bytes in this daemon, else claim them."""
@@ -130,8 +141,9 @@ async def open_context(settings: Settings, engine: AsyncEngine) -> AsyncIterator
             sources=build_sources(settings, http),
             storage=LocalStorage(settings.storage_root),
             pool=create_pool(settings.processes),
+            stored_bytes=StoredBytes(engine),
         )
         try:
             yield ctx
         finally:
-            ctx.pool.shutdown(wait=True, cancel_futures=True)
+            await close_pool(ctx.pool)

@@ -8,12 +8,11 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, select
+from sqlalchemy import Row
 
 from harvester.db.catalog import add_images, upsert_licenses
-from harvester.db.models import Image, ImageState, TaskState
+from harvester.db.models import ImageState, TaskState
 from harvester.db.queue import Failure, Outcome, enqueue_tasks
-from harvester.db.session import read_connection
 from harvester.errors import HarvesterError
 from harvester.http import HttpError, TransientHttpError
 from harvester.imaging import ImagingError, Metadata, TooSmall
@@ -91,7 +90,7 @@ async def run_image(ctx: Context, row: Row[Any]) -> Result:
         return Failure(row.id, "an image worker process died; the pool was restarted", True)
     original = ctx.same_bytes_in_flight(source_sha, row.id)
     if original is None:
-        original = await _stored_with_same_bytes(ctx, source_sha, row.id)
+        original = await ctx.stored_bytes.stored_as(source_sha, row.id)
     if original is not None:
         ctx.done_with_bytes(source_sha, row.id)
         return Outcome(
@@ -159,20 +158,6 @@ async def _metadata(ctx: Context, source: Source, view: ImageView, row: Row[Any]
         copyright=copyright_text,
         description={k: v for k, v in description.items() if v},
     )
-
-
-async def _stored_with_same_bytes(ctx: Context, source_sha: str, image_id: int) -> int | None:
-    async with read_connection(ctx.engine) as connection:
-        found = await connection.execute(
-            select(Image.id)
-            .where(
-                Image.source_sha256 == source_sha,
-                Image.state == ImageState.STORED,
-                Image.id != image_id,
-            )
-            .limit(1)
-        )
-        return found.scalar()
 
 
 def _loggable(result: dict[str, Any]) -> dict[str, Any]:

@@ -28,10 +28,8 @@ from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from harvester.http import HostSlots, HttpClient, TokenBucket
 from harvester.sources.base import TaskView
 from harvester.sources.mapillary import MapillaryCampaign, MapillarySource, submit_mapillary
-from harvester.storage.local import LocalStorage
-from harvester.worker.context import Context, http_settings
-from harvester.worker.daemon import Daemon
-from harvester.worker.pool import create_pool
+from harvester.worker.context import http_settings
+from harvester.worker.daemon import run_daemon
 
 TOKEN = "MLY|777|daemon-token-0123456789abcdef"
 TTL = 600
@@ -66,21 +64,12 @@ def _source(http: HttpClient, emu: RunningEmulator, settings: Settings) -> Mapil
     )
 
 
-async def _run_daemon(settings: Settings, engine: AsyncEngine, emu: RunningEmulator) -> None:
-    pool = create_pool(settings.processes)
-    try:
-        async with HttpClient(http_settings(settings)) as http:
-            ctx = Context(
-                settings=settings,
-                engine=engine,
-                http=http,
-                sources={"mapillary": _source(http, emu, settings)},
-                storage=LocalStorage(settings.storage_root),
-                pool=pool,
-            )
-            await Daemon(ctx, until_idle=True).run()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+async def _run_daemon(settings: Settings, emu: RunningEmulator) -> None:
+    """The real daemon, its sources built from settings pointing at the emulator."""
+    pointed = settings.model_copy(
+        update={"mapillary_api_url": emu.mapillary_api_url, "mapillary_token": SecretStr(TOKEN)}
+    )
+    await run_daemon(pointed, until_idle=True)
 
 
 async def _expand_only(settings: Settings, engine: AsyncEngine, emu: RunningEmulator) -> None:
@@ -136,7 +125,7 @@ async def test_pairs_with_expired_urls_and_a_sequence_list_are_stored_through_th
     await submit_mapillary(
         engine, replace(pairs_campaign, name="listed", pairs_csv=None, sequence_csv=seq_csv)
     )
-    await _run_daemon(settings, engine, emu)
+    await _run_daemon(settings, emu)
 
     async with engine.connect() as db:
         images = (await db.execute(select(Image))).all()

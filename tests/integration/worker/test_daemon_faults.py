@@ -35,6 +35,7 @@ def _settings(sqlite_url: str, root: Path) -> Settings:
     return load_settings(
         database_url=sqlite_url, storage_root=root, processes=2, concurrency=8,
         max_attempts=4, backoff_base_seconds=0.05, backoff_max_seconds=0.2,
+        image_timeout_seconds=5,  # a pool wedged by the kill is noticed in seconds
     )  # fmt: skip
 
 
@@ -108,8 +109,10 @@ async def test_a_killed_pool_worker_and_a_database_hiccup_lose_nothing(
 
             monkeypatch.setattr(daemon.images.queue, "finish", flaky_finish)
             run = asyncio.create_task(daemon.run())
-            while daemon.counters.images["stored"] < 5:  # noqa: ASYNC110 - watching counters
-                await asyncio.sleep(0.05)
+            async with asyncio.timeout(60):
+                while daemon.counters.images["stored"] < 5 and not run.done():  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            assert not run.done(), run.exception()
             victim = next(iter(ctx.pool._processes))  # one image worker dies mid-run
             os.kill(victim, signal.SIGKILL)
             await asyncio.wait_for(run, 120)
