@@ -123,7 +123,8 @@ class FlickrSource:
             window = Window(int(task.payload["start"]), int(task.payload["end"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise FlickrTaskError(f"task {task.id}: bad window payload ({exc})") from exc
-        return await self._expand_window(task.campaign_id, query, window, CampaignPlan.of(campaign))
+        plan = CampaignPlan.of(campaign)
+        return await self._expand_window(task.campaign_id, task.id, query, window, plan)
 
     async def fetch(self, image: ImageView) -> bytes:
         return await fetch_plain(
@@ -139,7 +140,7 @@ class FlickrSource:
     # -- one window -------------------------------------------------------------------
 
     async def _expand_window(
-        self, campaign_id: int, query: str, window: Window, plan: CampaignPlan
+        self, campaign_id: int, task_id: int, query: str, window: Window, plan: CampaignPlan
     ) -> Expansion:
         first = await self._search(query, window, plan, page=1)
         result: dict[str, Any] = {"window": [window.start, window.end], "total": first.total}
@@ -147,16 +148,15 @@ class FlickrSource:
             smaller = shrink(window, first.total, plan.target)
             if smaller is not None:
                 result.update(action="shrink", next=[smaller.start, smaller.end], calls=1)
-                return Expansion(
-                    query, follow_up=[window_task(campaign_id, query, smaller)], result=result
-                )
+                follow_up = [window_task(campaign_id, query, smaller, parent=task_id)]
+                return Expansion(query, follow_up=follow_up, result=result)
         read = _Read(calls=1)
         await self._read_window(query, window, plan, first, read, depth=0)
         expansion = self._images(query, read, plan, result)
         after = next_window(window, len(read.photos), plan.target, plan.limit)
         result["action"] = "read"
         if after is not None:
-            expansion.follow_up.append(window_task(campaign_id, query, after))
+            expansion.follow_up.append(window_task(campaign_id, query, after, parent=task_id))
             result["next"] = [after.start, after.end]
         return expansion
 

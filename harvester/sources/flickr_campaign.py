@@ -129,12 +129,19 @@ def _day_start(day: date) -> int:
     return int(datetime.combine(day, time(0), UTC).timestamp())
 
 
-def window_task(campaign_id: int, query: str, window: Window) -> NewTask:
-    """The task for one window; its key makes re-submits and reruns no-ops."""
+def window_task(
+    campaign_id: int, query: str, window: Window, *, parent: int | None = None
+) -> NewTask:
+    """The task for one window; its key makes re-submits and reruns no-ops.
+
+    A follow-up is keyed by the task that planned it, not by its bounds: a rerun of that
+    task (after a crash) may size the next window differently, and must not fork the chain.
+    """
     shown = query if len(query) <= MAX_KEY_QUERY else hashlib.sha1(query.encode()).hexdigest()
+    where = f"{window.start}:{window.end}" if parent is None else f"after:{parent}"
     return NewTask(
         kind=WINDOW_KIND,
-        dedupe_key=f"flickr:{campaign_id}:{shown}:{window.start}:{window.end}",
+        dedupe_key=f"flickr:{campaign_id}:{shown}:{where}",
         payload={"query": query, "start": window.start, "end": window.end},
     )
 
