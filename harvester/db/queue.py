@@ -147,54 +147,12 @@ class Queue:
         self, owner: str, limit: int, lease_seconds: float, *, kinds: Sequence[str] = ()
     ) -> Sequence[Row[Any]]:
         """Lease up to `limit` due rows to `owner`, rescuing expired leases first."""
-        model = self.model
         async with self.engine.begin() as connection:
             now = await self._now(connection)
-            await self._rescue_expired(connection, now)
-            due = due_rows(model, now, limit)
-            if kinds and model is Task:
-                due = due.where(Task.kind.in_(kinds))
-            claim = (
-                update(model)
-                .where(model.id.in_(due.scalar_subquery()))
-                .values(
-                    state=RUNNING,
-                    lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds),
-                    attempts=model.attempts + 1,
-                    updated_at=now,
-                )
-                .returning(*model.__table__.c)
-                .execution_options(synchronize_session=False)
-            )
+            await connection.execute(rescue_statement(self.model, now))
+            claim = claim_statement(self.model, now, limit, owner, lease_seconds, kinds)
             rows = (await connection.execute(claim)).all()
         return sorted(rows, key=lambda row: row.id)
-
-    async def _rescue_expired(self, connection: AsyncConnection, now: datetime) -> None:
-        """Expired leases go back to the queue; a row that keeps killing workers is failed."""
-        model = self.model
-        expired = (
-            select(model.id)
-            .where(model.state == RUNNING, model.lease_expires_at < now)
-            .limit(RESCUE_BATCH)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        exhausted = model.attempts >= model.max_attempts
-        rescue = (
-            update(model)
-            .where(model.id.in_(expired))
-            .values(
-                state=case((exhausted, FAILED), else_=QUEUED),
-                last_error=case((exhausted, LEASE_LOST), else_=model.last_error),
-                finished_at=case((exhausted, literal(now, model.finished_at.type)), else_=None),
-                lease_owner=None,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        await connection.execute(rescue)
 
     async def expire_leases_of(self, owners: Sequence[str]) -> int:
         """End the leases of owners known to be dead, so the next claim rescues their rows."""
@@ -370,6 +328,67 @@ class Queue:
                 .execution_options(synchronize_session=False)
             )
             return int(result.rowcount)
+
+
+def claim_statement(
+    model: QueueModel,
+    now: datetime,
+    limit: int,
+    owner: str,
+    lease_seconds: float,
+    kinds: Sequence[str] = (),
+) -> Any:
+    """-- The claim: lease the oldest due rows; rows another claimer holds are skipped.
+    UPDATE <queue> SET state='running', lease_owner=:owner, attempts=attempts+1, ...
+    WHERE id IN (SELECT id FROM <queue> WHERE state='queued' AND not_before <= :now
+                 ORDER BY not_before, id LIMIT :limit FOR UPDATE SKIP LOCKED)
+    RETURNING *
+    """
+    due = due_rows(model, now, limit)
+    if kinds and model is Task:
+        due = due.where(Task.kind.in_(kinds))
+    return (
+        update(model)
+        .where(model.id.in_(due.scalar_subquery()))
+        .values(
+            state=RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=model.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*model.__table__.c)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def rescue_statement(model: QueueModel, now: datetime) -> Any:
+    """-- The rescue: expired leases go back to the queue; a row out of attempts fails.
+    UPDATE <queue> SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued'
+    END, lease_owner=NULL, ... WHERE id IN (SELECT id FROM <queue> WHERE state='running' AND
+    lease_expires_at < :now LIMIT 1000 FOR UPDATE SKIP LOCKED)
+    """
+    expired = (
+        select(model.id)
+        .where(model.state == RUNNING, model.lease_expires_at < now)
+        .limit(RESCUE_BATCH)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    exhausted = model.attempts >= model.max_attempts
+    return (
+        update(model)
+        .where(model.id.in_(expired))
+        .values(
+            state=case((exhausted, FAILED), else_=QUEUED),
+            last_error=case((exhausted, LEASE_LOST), else_=model.last_error),
+            finished_at=case((exhausted, literal(now, model.finished_at.type)), else_=None),
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def due_rows(model: QueueModel, now: datetime, limit: int) -> Select[Any]:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.migrate import current_revision, downgrade, head_revision, upgrade
-from harvester.db.models import Base, Task
-from harvester.db.queue import due_rows
+from harvester.db.models import Base, Image, Task
+from harvester.db.queue import claim_statement, rescue_statement
 from harvester.db.session import create_engine, read_connection
 
 TABLES = {"campaigns", "tasks", "images", "image_hits", "licenses", "shard_counters"}
@@ -85,36 +85,56 @@ async def test_two_daemons_upgrading_at_once_do_not_race(postgres_url: str):
             await engine.dispose()
 
 
-async def test_claim_query_uses_its_index_on_postgres(postgres_url: str):
+FILL = {
+    "tasks": (
+        "INSERT INTO tasks (campaign_id, kind, payload, state, dedupe_key, not_before, "
+        "created_at, updated_at, attempts, max_attempts, lease_expires_at) "
+        "SELECT 1, 'k', '{{}}', {state}, 'k' || g, now(), now(), now(), 1, 5, {lease} "
+        "FROM generate_series(1, 50000) g"
+    ),
+    "images": (
+        "INSERT INTO images (campaign_id, provider, provider_id, state, group_name, shard, "
+        "file_name, not_before, created_at, updated_at, attempts, max_attempts, "
+        "lease_expires_at) SELECT 1, 'urls', 'u' || g, {state}, 'g', g / 1000, g || '.jpg', "
+        "now(), now(), now(), 1, 5, {lease} FROM generate_series(1, 50000) g"
+    ),
+}
+# A realistic table: most rows long finished, a few queued, a few leased.
+STATE = "CASE WHEN g % 100 = 0 THEN 'queued' WHEN g % 100 = 1 THEN 'running' ELSE {done} END"
+LEASE = "CASE WHEN g % 100 = 1 THEN now() + interval '1 minute' END"
+
+
+@pytest.mark.parametrize("model", [Task, Image], ids=["tasks", "images"])
+async def test_claim_and_rescue_use_their_indexes_on_postgres(postgres_url: str, model: Any):
     engine = create_engine(postgres_url)
+    table = model.__tablename__
+    done = "'done'" if model is Task else "'stored'"
     try:
         await upgrade(engine)
         async with engine.begin() as connection:
             await connection.execute(
-                text(
-                    "INSERT INTO campaigns (name, provider, settings, created_at) "
-                    "VALUES ('x', 'flickr', '{}', now())"
-                )
-            )
-            # A realistic table: most rows long finished, a few queued.
-            await connection.execute(
-                text(
-                    "INSERT INTO tasks (campaign_id, kind, payload, state, dedupe_key, "
-                    "not_before, created_at, updated_at, attempts, max_attempts) "
-                    "SELECT 1, 'k', '{}', CASE WHEN g % 100 = 0 THEN 'queued' ELSE 'done' END, "
-                    "'k' || g, now(), now(), now(), 0, 5 FROM generate_series(1, 50000) g"
-                )
-            )
-            await connection.execute(text("ANALYZE tasks"))
-            query = due_rows(Task, datetime.now(UTC), 32)
-            sql = str(
-                query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
-            )
-            plan = "\n".join(row[0] for row in await connection.execute(text("EXPLAIN " + sql)))
-        assert "ix_tasks_claimable" in plan, plan
-        assert "Seq Scan" not in plan, plan
+                text("INSERT INTO campaigns (name, provider, settings, created_at) "
+                     "VALUES ('x', 'urls', '{}', now())")
+            )  # fmt: skip
+            fill = FILL[table].format(state=STATE.format(done=done), lease=LEASE)
+            await connection.execute(text(fill))
+            await connection.execute(text(f"ANALYZE {table}"))
+            now = datetime.now(UTC)
+            plans = {}
+            for name, statement in (
+                ("claim", claim_statement(model, now, 32, "w", 60)),
+                ("rescue", rescue_statement(model, now)),
+            ):
+                compiled = statement.compile(dialect=connection.dialect)
+                params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+                rows = await connection.exec_driver_sql(f"EXPLAIN {compiled}", params)
+                plans[name] = "\n".join(row[0] for row in rows)
     finally:
         await engine.dispose()
+    assert f"ix_{table}_claimable" in plans["claim"], plans["claim"]
+    assert f"ix_{table}_leased" in plans["rescue"], plans["rescue"]
+    for plan in plans.values():
+        assert f"Seq Scan on {table}" not in plan, plan
 
 
 async def test_sqlite_readers_do_not_queue_behind_a_writer(sqlite_url: str):
