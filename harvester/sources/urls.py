@@ -46,7 +46,12 @@ class UrlSubmitReport:
     problems: list[str] = field(default_factory=list)
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+@dataclass(frozen=True)
+class BadLine:
+    reason: str
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
     """(line or row number, row) pairs; the format follows the file's extension."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
@@ -59,15 +64,26 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     except UnicodeDecodeError as exc:
         raise InputError(f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
     delimiter = "\t" if suffix in (".tsv", ".tab") else ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    if not reader.fieldnames or "url" not in [f.strip().lower() for f in reader.fieldnames]:
+    reader = csv.DictReader(io.StringIO(text.replace("\0", "")), delimiter=delimiter)
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise InputError(f"{path}: the header line cannot be read: {exc}") from None
+    if not header or "url" not in [f.strip().lower() for f in header]:
         raise InputError(f"{path}: the header line must name a 'url' column")
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a field past the size limit: skip that line only
+            yield reader.line_num + 1, BadLine(str(exc))  # the failed line was not counted
+            continue
         clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if k}
         yield reader.line_num, clean
 
 
-def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
     import pyarrow.parquet as pq
 
     try:
@@ -133,6 +149,8 @@ async def submit_urls(
     for number, row in read_rows(campaign.path):
         report.rows += 1
         try:
+            if isinstance(row, BadLine):
+                raise ValueError(row.reason)
             batch.append(parse_row(row, campaign.name))
         except ValueError as exc:
             report.problems.append(f"{campaign.path.name}:{number}: {exc}")
