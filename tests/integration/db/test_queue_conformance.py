@@ -167,3 +167,15 @@ async def test_release_hands_rows_back_without_spending_an_attempt(
     again = await queue.claim("w2", 2, 60)
     assert sorted(r.id for r in again) == sorted(r.id for r in rows)
     assert all(r.attempts == 1 for r in again)
+
+
+async def test_a_hostile_retry_after_backs_off_without_overflowing(
+    engine: AsyncEngine, clock: FakeClock
+):
+    await _tasks(engine, 1, clock)
+    queue = Queue(engine, Task, clock=clock)
+    (row,) = await queue.claim("w", 1, 60)
+    await queue.fail("w", [Failure(row.id, "429", retryable=True, retry_after=1e300)])
+    queued = await _row(engine, row.id)
+    assert queued.state == "queued"
+    assert queued.not_before <= clock() + timedelta(days=8)

@@ -141,3 +141,9 @@ def test_http_errors_survive_pickling_with_their_fields() -> None:
         429,
         3.0,
     )
+
+
+def test_an_absurd_retry_after_is_capped_at_a_day() -> None:
+    assert parse_retry_after("1000000000000", NOW) == 86_400.0
+    assert parse_retry_after("9" * 400, NOW) == 86_400.0
+    assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", NOW) == 86_400.0
