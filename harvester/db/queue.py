@@ -196,14 +196,26 @@ class Queue:
         """Record final states in one transaction; rows leased by someone else are left alone."""
         if not outcomes:
             return
+        async with self.engine.begin() as connection:
+            now = await self._now(connection)
+            changes = [
+                {**outcome.values, "state": outcome.state, "finished_at": now, "b_id": outcome.id}
+                for outcome in outcomes
+            ]
+            await self._release_with(connection, owner, now, changes)
+
+    async def _release_with(
+        self, connection: AsyncConnection, owner: str, now: datetime, changes: list[dict[str, Any]]
+    ) -> None:
+        """End the leases of `owner` on these rows, setting their columns: few statements,
+        each run for many rows (rows naming the same columns share one)."""
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-        for outcome in outcomes:
+        for change in changes:
             params = {
-                **outcome.values,
-                "state": outcome.state,
+                **change,
                 "lease_owner": None,
                 "lease_expires_at": None,
-                "b_id": outcome.id,
+                "updated_at": now,
                 "b_owner": owner,
             }
             by_columns[tuple(sorted(params))].append(params)
@@ -213,11 +225,8 @@ class Queue:
             .where(model.id == bindparam("b_id"), model.lease_owner == bindparam("b_owner"))
             .execution_options(synchronize_session=False)
         )
-        async with self.engine.begin() as connection:
-            now = await self._now(connection)
-            for batch in by_columns.values():
-                stamped = [{**row, "finished_at": now, "updated_at": now} for row in batch]
-                await connection.execute(statement, stamped)
+        for batch in by_columns.values():
+            await connection.execute(statement, batch)
 
     async def done(self, owner: str, ids: Sequence[int]) -> None:
         await self.finish(owner, [Outcome(row_id, self._done_state) for row_id in ids])
@@ -239,17 +248,15 @@ class Queue:
                     )
                 )
             }
-            for failure in failures:
-                row = held.get(failure.id)
-                if row is None:
-                    continue  # the lease was lost: the row is someone else's now
-                values = self._failure_values(failure, row.attempts, row.max_attempts, now)
-                await connection.execute(
-                    update(model)
-                    .where(model.id == failure.id, model.lease_owner == owner)
-                    .values(**values, lease_owner=None, lease_expires_at=None, updated_at=now)
-                    .execution_options(synchronize_session=False)
-                )
+            changes = [
+                {
+                    **self._failure_values(f, held[f.id].attempts, held[f.id].max_attempts, now),
+                    "b_id": f.id,
+                }
+                for f in failures
+                if f.id in held  # otherwise the lease was lost: the row is someone else's now
+            ]
+            await self._release_with(connection, owner, now, changes)
 
     def _failure_values(
         self, failure: Failure, attempts: int, max_attempts: int, now: datetime
