@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from harvester.db.models import Image, ImageHit, ImageState, License, ShardCounter
-from harvester.db.queue import insert_for, utcnow
+from harvester.db.queue import CLOCK_SKEW, insert_for, utcnow
 from harvester.storage.layout import relative_path, shard_of
 
 INSERT_CHUNK = 500
@@ -161,7 +161,7 @@ async def _new_rows(
                     "skip_reason": item.skip_reason,
                     "finished_at": now if skipped else None,
                     "max_attempts": max_attempts,
-                    "not_before": now,
+                    "not_before": now - CLOCK_SKEW,
                     "created_at": now,
                     "updated_at": now,
                 }

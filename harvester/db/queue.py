@@ -29,6 +29,9 @@ QUEUED = "queued"
 FAILED = "failed"
 CANCELLED = "cancelled"
 RESCUE_BATCH = 1000
+# New rows are due at once even on a daemon whose clock runs this far behind the writer's
+# (on Postgres the claim compares with the database's clock).
+CLOCK_SKEW = timedelta(minutes=5)
 MAX_WAIT_S = 7 * 86_400.0
 LEASE_LOST = "lease expired on the last attempt (the worker died or hung)"
 
@@ -99,7 +102,7 @@ async def enqueue_tasks(
             "dedupe_key": task.dedupe_key,
             "state": TaskState.QUEUED.value,
             "max_attempts": task.max_attempts or default_max_attempts,
-            "not_before": moment,
+            "not_before": moment - CLOCK_SKEW,
             "created_at": moment,
             "updated_at": moment,
         }
