@@ -68,7 +68,7 @@ async def test_two_daemons_share_a_campaign_without_processing_any_row_twice(
     harness = Harness(postgres_url, tmp_path / "data")
     await harness.start_emulator("--latency-ms", "20")
     try:
-        expected = await _submit(harness, 120, tmp_path)
+        expected = await _submit(harness, 200, tmp_path)  # enough to share
         daemons = [await harness.start_daemon("--until-idle") for _ in range(2)]
         outputs = await asyncio.wait_for(asyncio.gather(*(d.communicate() for d in daemons)), 180)
         assert [d.returncode for d in daemons] == [0, 0]
