@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import corpus, floor
+from bench import corpus, floor, quality
 from bench.server import ServerProcess
 
 BENCH = Path(__file__).resolve().parent
@@ -142,7 +142,13 @@ def run_harvester(url_list: Path, work: Path, processes: int, concurrency: int |
     with sqlite3.connect(db) as connection:
         states = dict(connection.execute("SELECT state, count(*) FROM images GROUP BY state"))
     usage["states"] = states
+    score = quality.measure(db, home / "data", WORK / "corpus", len(urls_in(url_list)))
+    usage["quality"] = score
     return Run("harvester", int(states.get("stored", 0)), usage)
+
+
+def urls_in(url_list: Path) -> list[str]:
+    return url_list.read_text().splitlines()[1:]
 
 
 def write_url_list(files: list[Path], base_url: str, path: Path) -> None:
@@ -186,6 +192,12 @@ def report(runs: list[Run], fl: floor.Floor, cores: int, corpus_note: str) -> di
         fraction = h.images_per_s / (fl.images_per_s * cores)
         result["harvester_fraction_of_floor"] = fraction
         print(f"harvester: {100 * fraction:.0f}% of floor x cores; states {h.usage['states']}")
+        score = h.usage.get("quality")
+        if score is not None:
+            print(
+                f"harvester quality vs full decode + Lanczos, {score.images} unframed images: "
+                f"PSNR mean {score.mean_psnr_db:.1f} dB, min {score.min_psnr_db:.1f} dB"
+            )
     if "harvester" in by and "img2dataset" in by:
         ratio = by["harvester"].images_per_s / by["img2dataset"].images_per_s
         result["ratio"] = ratio
