@@ -92,3 +92,12 @@ async def engine(database_url: str) -> AsyncIterator[object]:
     await upgrade(engine)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def sqlite_engine(sqlite_url: str) -> AsyncIterator[object]:
+    """A migrated SQLite engine, for tests whose subject is not the database."""
+    engine = create_engine(sqlite_url)
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()

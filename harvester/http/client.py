@@ -179,8 +179,7 @@ class HttpClient:
         secrets: Sequence[str] = (),
     ) -> Any:
         """GET and parse JSON; a body that is not JSON raises ``BadResponseError``."""
-        call = self._call(url, params, headers, limiter, None, None, secrets)
-        reply = await self._with_retries(call)
+        reply = await self._get(url, params, headers, limiter, secrets)
         try:
             return json.loads(reply.body.data)
         except json.JSONDecodeError as exc:
@@ -199,8 +198,7 @@ class HttpClient:
         secrets: Sequence[str] = (),
     ) -> str:
         """GET a text body, decoded by its declared charset (UTF-8 if none)."""
-        call = self._call(url, params, headers, limiter, None, None, secrets)
-        reply = await self._with_retries(call)
+        reply = await self._get(url, params, headers, limiter, secrets)
         try:
             return reply.body.data.decode(reply.charset or "utf-8", errors="replace")
         except LookupError:
@@ -220,6 +218,18 @@ class HttpClient:
         call = self._call(url, None, headers, limiter, host_slots, max_bytes, secrets)
         reply = await self._with_retries(call)
         return reply.body
+
+    async def _get(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        limiter: RateLimiter | None,
+        secrets: Sequence[str],
+    ) -> _Reply:
+        return await self._with_retries(
+            self._call(url, params, headers, limiter, None, None, secrets)
+        )
 
     # -- one logical call -----------------------------------------------------------
 

@@ -15,9 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.config import load_settings
-from harvester.db.migrate import upgrade
 from harvester.db.models import Image, ImageHit, Task
-from harvester.db.session import create_engine
 from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, start_emulator
 from harvester.sources.flickr import FlickrCampaign, submit_flickr
 from harvester.worker.daemon import run_daemon
@@ -39,11 +37,9 @@ async def emu() -> AsyncIterator[RunningEmulator]:
 
 
 @pytest.fixture
-async def engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(sqlite_url)
-    await upgrade(engine)
-    yield engine
-    await engine.dispose()
+def engine(sqlite_engine: AsyncEngine) -> AsyncEngine:
+    """The daemon is the subject here, not the database: SQLite only."""
+    return sqlite_engine
 
 
 async def test_a_flickr_campaign_through_the_daemon_stores_each_photo_once(

@@ -20,10 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.config import Settings, load_settings
 from harvester.db.campaigns import campaign_settings
 from harvester.db.catalog import add_images
-from harvester.db.migrate import upgrade
 from harvester.db.models import Image, ImageHit, Task
 from harvester.db.queue import Queue
-from harvester.db.session import create_engine
 from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from harvester.http import HostSlots, HttpClient, TokenBucket
 from harvester.sources.base import TaskView
@@ -45,11 +43,9 @@ async def emu() -> AsyncIterator[RunningEmulator]:
 
 
 @pytest.fixture
-async def engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(sqlite_url)
-    await upgrade(engine)
-    yield engine
-    await engine.dispose()
+def engine(sqlite_engine: AsyncEngine) -> AsyncEngine:
+    """The daemon is the subject here, not the database: SQLite only."""
+    return sqlite_engine
 
 
 def _source(http: HttpClient, emu: RunningEmulator, settings: Settings) -> MapillarySource:
