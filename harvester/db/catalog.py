@@ -80,20 +80,18 @@ async def add_images_in(
     existing = await _ids_of(connection, provider, list(unique))
     fresh = [item for item in unique.values() if item.provider_id not in existing]
     rows = await _new_rows(connection, campaign_id, provider, fresh, max_attempts, now)
+    inserted: dict[str, int] = {}
     if rows:
-        inserted = await connection.execute(
+        result = await connection.execute(
             insert_for(connection, Image)
             .on_conflict_do_nothing(index_elements=["provider", "provider_id"])
-            .returning(Image.id),
+            .returning(Image.provider_id, Image.id),
             rows,
         )
-        new = len(inserted.all())
-    else:
-        new = 0
-    all_ids = {
-        **existing,
-        **(await _ids_of(connection, provider, [r["provider_id"] for r in rows])),
-    }
+        inserted = {provider_id: image_id for provider_id, image_id in result}
+    # Rows another daemon inserted between our look-up and our insert: ask once more.
+    raced = [r["provider_id"] for r in rows if r["provider_id"] not in inserted]
+    all_ids = {**existing, **inserted, **(await _ids_of(connection, provider, raced))}
     hits: list[dict[str, Any]] = [
         {
             "image_id": all_ids[item.provider_id],
@@ -115,7 +113,7 @@ async def add_images_in(
             hits,
         )
     skipped = sum(1 for row in rows if row["state"] == ImageState.SKIPPED)
-    return Added(new=new, known=len(unique) - len(fresh), skipped=skipped)
+    return Added(new=len(inserted), known=len(unique) - len(fresh), skipped=skipped)
 
 
 async def _ids_of(connection: AsyncConnection, provider: str, ids: Sequence[str]) -> dict[str, int]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import re
 import socket
+import threading
 import time
 import uuid
 from pathlib import Path, PurePosixPath
@@ -28,6 +28,8 @@ def _writer_is_dead(name: str) -> bool:
 class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._unsynced: set[Path] = set()  # directories whose new entries are not yet durable
+        self._lock = threading.Lock()  # writes run in worker threads
 
     def absolute(self, relative: PurePosixPath | str) -> Path:
         # Checked lexically: resolving symlinks costs a syscall per component on every write.
@@ -57,13 +59,17 @@ class LocalStorage:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        _fsync_directory(target.parent)
+        with self._lock:
+            self._unsynced.add(target.parent)
 
-    def exists(self, relative: PurePosixPath | str) -> bool:
-        return self.absolute(relative).is_file()
+    async def sync(self) -> None:
+        """Make the renames durable: call before recording the files as stored.
 
-    def sha256(self, relative: PurePosixPath | str) -> str:
-        return hashlib.sha256(self.absolute(relative).read_bytes()).hexdigest()
+        One fsync per directory touched since the last call, not one per file."""
+        with self._lock:
+            directories, self._unsynced = self._unsynced, set()
+        if directories:
+            await asyncio.to_thread(_fsync_directories, directories)
 
     def sweep_temp_files(self, older_than_s: float = STALE_TEMP_SECONDS) -> int:
         """Remove temp files killed writers left; a fresh one of a live writer stays."""
@@ -85,10 +91,11 @@ class LocalStorage:
         return removed
 
 
-def _fsync_directory(directory: Path) -> None:
-    # The rename is durable only once the directory entry itself reaches the disk.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _fsync_directories(directories: set[Path]) -> None:
+    # A rename is durable only once the directory entry itself reaches the disk.
+    for directory in sorted(directories):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -220,6 +220,7 @@ class Daemon:
             outcomes = [r for r in results if isinstance(r, Outcome)]
             failures = [r for r in results if isinstance(r, Failure)]
             try:
+                await self.ctx.storage.sync()  # files durable before rows say "stored"
                 await lane.queue.finish(self.owner, outcomes)
                 await lane.queue.fail(self.owner, failures)
             except BaseException:
@@ -228,20 +229,15 @@ class Daemon:
             lane.held.difference_update(r.id for r in results)
 
     async def _flush_loop(self) -> None:
-        delay = FLUSH_INTERVAL_S
         while not self.stop.is_set():
             waits = [self.stop.wait(), *(lane.flush_now.wait() for lane in self.lanes)]
-            await _first(asyncio.sleep(delay), *waits)
-            try:
-                for lane in self.lanes:
-                    lane.flush_now.clear()
-                    await self._flush(lane)
-                delay = FLUSH_INTERVAL_S
-            except DB_ERRORS as exc:
-                delay = min(max(delay * 2, 1.0), 30.0)
-                log.warning(
-                    "database_error", during="flush", error=_scrubbed(exc), retry_in_s=delay
-                )
+            await _first(asyncio.sleep(FLUSH_INTERVAL_S), *waits)
+            await self._database("flush", self._flush_all, None)
+
+    async def _flush_all(self) -> None:
+        for lane in self.lanes:
+            lane.flush_now.clear()
+            await self._flush(lane)
 
     async def _heartbeat_loop(self) -> None:
         """Runs until every row is flushed or handed back, the drain included."""
@@ -250,14 +246,11 @@ class Daemon:
             await _first(asyncio.sleep(settings.heartbeat_seconds), self.released.wait())
             for lane in self.lanes:
                 held = set(lane.held)
-                try:
-                    kept = await lane.queue.heartbeat(
-                        self.owner, sorted(held), settings.lease_seconds
-                    )
-                except DB_ERRORS as exc:
-                    log.warning("database_error", during="heartbeat", error=_scrubbed(exc))
-                    continue
-                if lost := held - kept:
+                renew = partial(
+                    lane.queue.heartbeat, self.owner, sorted(held), settings.lease_seconds
+                )
+                # If the database cannot answer before we stop, assume the leases held.
+                if lost := held - await self._database("heartbeat", renew, held):
                     self._abandon(lane, lost)
 
     def _abandon(self, lane: Lane, lost: set[int]) -> None:
