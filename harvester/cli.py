@@ -9,11 +9,14 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harvester import log
 from harvester.config import Settings, load_settings
 from harvester.errors import HarvesterError, InputError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
@@ -123,6 +126,30 @@ def _size_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+EngineHandler = Callable[[argparse.Namespace, Settings, "AsyncEngine"], Awaitable[int]]
+
+
+def _on_database(*, migrate: bool) -> Callable[[EngineHandler], Handler]:
+    """A command that works on the database: it gets an engine, migrated unless told not."""
+
+    def wrap(handler: EngineHandler) -> Handler:
+        async def run(args: argparse.Namespace, settings: Settings) -> int:
+            from harvester.db.migrate import upgrade
+            from harvester.db.session import create_engine
+
+            engine = create_engine(settings.database_url)
+            try:
+                if migrate:
+                    await upgrade(engine)
+                return await handler(args, settings, engine)
+            finally:
+                await engine.dispose()
+
+        return run
+
+    return wrap
+
+
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     from harvester.worker.daemon import run_daemon
     from harvester.worker.progress import Reporter
@@ -146,23 +173,22 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return await run_demo(settings)
 
 
-async def _submit_urls(args: argparse.Namespace, settings: Settings) -> int:
+@_on_database(migrate=True)
+async def _submit_urls(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from harvester.sources.urls import UrlCampaign, submit_urls
 
-    async def work(engine: Any) -> int:
-        campaign = UrlCampaign(args.campaign, args.file, args.max_side, args.min_side)
-        report = await submit_urls(engine, campaign, max_attempts=settings.max_attempts)
-        _print_problems(report.problems)
-        print(
-            f"campaign {args.campaign!r}: {report.rows} rows read, {report.added} images queued, "
-            f"{report.known} already known, {len(report.problems)} rows rejected"
-        )
-        return 0
-
-    return await _with_migrated_engine(settings, work)
+    campaign = UrlCampaign(args.campaign, args.file, args.max_side, args.min_side)
+    report = await submit_urls(engine, campaign, max_attempts=settings.max_attempts)
+    _print_problems(report.problems)
+    print(
+        f"campaign {args.campaign!r}: {report.rows} rows read, {report.added} images queued, "
+        f"{report.known} already known, {len(report.problems)} rows rejected"
+    )
+    return 0
 
 
-async def _submit_flickr(args: argparse.Namespace, settings: Settings) -> int:
+@_on_database(migrate=True)
+async def _submit_flickr(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from harvester.sources.flickr import FlickrCampaign, parse_queries, submit_flickr
 
     try:
@@ -185,18 +211,18 @@ async def _submit_flickr(args: argparse.Namespace, settings: Settings) -> int:
         min_side=args.min_side,
     )
 
-    async def work(engine: Any) -> int:
-        report = await submit_flickr(engine, campaign)
-        print(
-            f"campaign {args.campaign!r}: {len(queries)} queries, {len(negatives)} negative "
-            f"terms, {report.tasks_added} tasks queued (0 means it was already submitted)"
-        )
-        return 0
-
-    return await _with_migrated_engine(settings, work)
+    report = await submit_flickr(engine, campaign)
+    print(
+        f"campaign {args.campaign!r}: {len(queries)} queries, {len(negatives)} negative "
+        f"terms, {report.tasks_added} tasks queued (0 means it was already submitted)"
+    )
+    return 0
 
 
-async def _submit_mapillary(args: argparse.Namespace, settings: Settings) -> int:
+@_on_database(migrate=True)
+async def _submit_mapillary(
+    args: argparse.Namespace, settings: Settings, engine: AsyncEngine
+) -> int:
     from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
 
     campaign = MapillaryCampaign(
@@ -213,48 +239,41 @@ async def _submit_mapillary(args: argparse.Namespace, settings: Settings) -> int
         min_side=args.min_side,
     )
 
-    async def work(engine: Any) -> int:
-        report = await submit_mapillary(engine, campaign)
-        _print_problems(report.problems)
-        print(
-            f"campaign {args.campaign!r}: {report.tasks_added} tasks queued "
-            f"(0 means it was already submitted), {len(report.problems)} lines rejected"
-        )
-        return 0
-
-    return await _with_migrated_engine(settings, work)
+    report = await submit_mapillary(engine, campaign)
+    _print_problems(report.problems)
+    print(
+        f"campaign {args.campaign!r}: {report.tasks_added} tasks queued "
+        f"(0 means it was already submitted), {len(report.problems)} lines rejected"
+    )
+    return 0
 
 
-async def _cancel(args: argparse.Namespace, settings: Settings) -> int:
+@_on_database(migrate=True)
+async def _cancel(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from harvester.db.campaigns import campaign_id_of
     from harvester.db.models import Image, Task
     from harvester.db.queue import Queue
 
-    async def work(engine: Any) -> int:
-        campaign = await campaign_id_of(engine, args.campaign)
-        tasks = await Queue(engine, Task).cancel(campaign_id=campaign)
-        images = await Queue(engine, Image).cancel(campaign_id=campaign)
-        print(f"campaign {args.campaign!r}: cancelled {tasks} tasks and {images} images")
-        return 0
-
-    return await _with_migrated_engine(settings, work)
+    campaign = await campaign_id_of(engine, args.campaign)
+    tasks = await Queue(engine, Task).cancel(campaign_id=campaign)
+    images = await Queue(engine, Image).cancel(campaign_id=campaign)
+    print(f"campaign {args.campaign!r}: cancelled {tasks} tasks and {images} images")
+    return 0
 
 
-async def _retry_failed(args: argparse.Namespace, settings: Settings) -> int:
+@_on_database(migrate=True)
+async def _retry_failed(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from harvester.db.campaigns import campaign_id_of
     from harvester.db.models import Image, Task
     from harvester.db.queue import Queue
 
-    async def work(engine: Any) -> int:
-        campaign = await campaign_id_of(engine, args.campaign)
-        counts = [
-            await Queue(engine, model).retry_failed(campaign_id=campaign, cancelled=args.cancelled)
-            for model in (Task, Image)
-        ]
-        print(f"campaign {args.campaign!r}: queued again {counts[0]} tasks, {counts[1]} images")
-        return 0
-
-    return await _with_migrated_engine(settings, work)
+    campaign = await campaign_id_of(engine, args.campaign)
+    counts = [
+        await Queue(engine, model).retry_failed(campaign_id=campaign, cancelled=args.cancelled)
+        for model in (Task, Image)
+    ]
+    print(f"campaign {args.campaign!r}: queued again {counts[0]} tasks, {counts[1]} images")
+    return 0
 
 
 def _print_problems(problems: Sequence[str], limit: int = 50) -> None:
@@ -264,60 +283,34 @@ def _print_problems(problems: Sequence[str], limit: int = 50) -> None:
         print(f"  ... and {len(problems) - limit} more", file=sys.stderr)
 
 
-async def _with_migrated_engine(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
-    from harvester.db.migrate import upgrade
-
-    async def migrated(engine: Any) -> int:
-        await upgrade(engine)
-        return await work(engine)
-
-    return await _with_engine(settings, migrated)
-
-
-async def _with_engine(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
-    from harvester.db.session import create_engine
-
-    engine = create_engine(settings.database_url)
-    try:
-        return await work(engine)
-    finally:
-        await engine.dispose()
-
-
-async def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+@_on_database(migrate=False)
+async def _db_upgrade(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from harvester.db.migrate import current_revision, upgrade
 
-    async def work(engine: Any) -> int:
-        await upgrade(engine)
-        print(f"database at revision {await current_revision(engine)}")
-        return 0
-
-    return await _with_engine(settings, work)
+    await upgrade(engine)
+    print(f"database at revision {await current_revision(engine)}")
+    return 0
 
 
-async def _db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
+@_on_database(migrate=False)
+async def _db_downgrade(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from harvester.db.migrate import current_revision, downgrade
 
-    async def work(engine: Any) -> int:
-        await downgrade(engine, args.revision)
-        print(f"database at revision {await current_revision(engine)}")
-        return 0
-
-    return await _with_engine(settings, work)
+    await downgrade(engine, args.revision)
+    print(f"database at revision {await current_revision(engine)}")
+    return 0
 
 
-async def _status(args: argparse.Namespace, settings: Settings) -> int:
+@_on_database(migrate=True)
+async def _status(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from harvester import status
 
-    async def work(engine: Any) -> int:
-        statuses = await status.collect(engine)
-        if args.json or not sys.stdout.isatty():
-            status.render_json(statuses, sys.stdout)
-        else:
-            status.render_table(statuses, sys.stdout)
-        return 0
-
-    return await _with_migrated_engine(settings, work)
+    statuses = await status.collect(engine)
+    if args.json or not sys.stdout.isatty():
+        status.render_json(statuses, sys.stdout)
+    else:
+        status.render_table(statuses, sys.stdout)
+    return 0
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
