@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
+from harvester.config import Settings, load_settings
 from harvester.db.migrate import upgrade
 from harvester.db.session import create_engine
+from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
 
 PG_HOST = os.environ.get("HARVESTER_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("HARVESTER_TEST_PG_PORT", "5432"))
@@ -101,3 +104,31 @@ async def sqlite_engine(sqlite_url: str) -> AsyncIterator[object]:
     await upgrade(engine)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+def quick_settings(tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for a harvest inside a test: two processes, back-off in milliseconds,
+    files under tmp_path/data. Keyword arguments override any of them."""
+
+    def make(database_url: str, **overrides: Any) -> Settings:
+        defaults: dict[str, Any] = {
+            "database_url": database_url,
+            "storage_root": tmp_path / "data",
+            "processes": 2,
+            "concurrency": 16,
+            "max_attempts": 3,
+            "backoff_base_seconds": 0.05,
+            "backoff_max_seconds": 0.2,
+        }
+        return load_settings(**{**defaults, **overrides})
+
+    return make
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[RunningEmulator]:
+    """The emulator with its default world and no faults, on a free loopback port."""
+    running = await start_emulator(EmulatorConfig())
+    yield running
+    await running.close()

@@ -14,7 +14,6 @@ from PIL import Image as PILImage
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from harvester.config import load_settings
 from harvester.db.models import Image, ImageHit, Task
 from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, start_emulator
 from harvester.sources.flickr import FlickrCampaign, submit_flickr
@@ -43,17 +42,15 @@ def engine(sqlite_engine: AsyncEngine) -> AsyncEngine:
 
 
 async def test_a_flickr_campaign_through_the_daemon_stores_each_photo_once(
-    emu: RunningEmulator, engine: AsyncEngine, sqlite_url: str, tmp_path: Path
+    emu: RunningEmulator,
+    engine: AsyncEngine,
+    sqlite_url: str,
+    tmp_path: Path,
+    quick_settings: Any,
 ) -> None:
     root = tmp_path / "data"
-    settings = load_settings(
-        database_url=sqlite_url,
-        storage_root=root,
-        processes=2,
-        concurrency=16,
-        max_attempts=3,
-        backoff_base_seconds=0.05,
-        backoff_max_seconds=0.2,
+    settings = quick_settings(
+        sqlite_url,
         flickr_api_url=emu.flickr_api_url,
         flickr_api_key=KEY,
         flickr_rate_per_hour=RATE * 3600,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -17,7 +18,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from harvester.config import Settings, load_settings
+from harvester.config import Settings
 from harvester.db.campaigns import campaign_settings
 from harvester.db.catalog import add_images
 from harvester.db.models import Image, ImageHit, Task
@@ -91,13 +92,14 @@ async def _entity_calls(emu: RunningEmulator) -> int:
 
 
 async def test_pairs_with_expired_urls_and_a_sequence_list_are_stored_through_the_daemon(
-    emu: RunningEmulator, engine: AsyncEngine, sqlite_url: str, tmp_path: Path
+    emu: RunningEmulator,
+    engine: AsyncEngine,
+    sqlite_url: str,
+    tmp_path: Path,
+    quick_settings: Any,
 ) -> None:
     root = tmp_path / "data"
-    settings = load_settings(
-        database_url=sqlite_url, storage_root=root, processes=2, concurrency=8,
-        max_attempts=2, backoff_base_seconds=0.05, backoff_max_seconds=0.2,
-    )  # fmt: skip
+    settings = quick_settings(sqlite_url, concurrency=8, max_attempts=2)
     world = emu.world
     db_seq, q_seq = world.mapillary_sequence_pairs()[0]
     pairs = list(

@@ -7,7 +7,6 @@ import asyncio
 import csv
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,27 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from harvester.config import Settings, load_settings
 from harvester.db.models import Image
-from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from harvester.emulator import RunningEmulator
 from harvester.sources.urls import UrlCampaign, submit_urls
 from harvester.worker.context import open_context
 from harvester.worker.daemon import Daemon
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[RunningEmulator]:
-    running = await start_emulator(EmulatorConfig())
-    yield running
-    await running.close()
-
-
-def _settings(sqlite_url: str, root: Path) -> Settings:
-    return load_settings(
-        database_url=sqlite_url, storage_root=root, processes=2, concurrency=8,
-        max_attempts=4, backoff_base_seconds=0.05, backoff_max_seconds=0.2,
-        image_timeout_seconds=5,  # a pool wedged by the kill is noticed in seconds
-    )  # fmt: skip
 
 
 async def _submit(engine: AsyncEngine, tmp_path: Path, rows: list[dict[str, str]]) -> None:
@@ -56,7 +39,7 @@ async def _images(engine: AsyncEngine) -> list[Any]:
 
 
 async def test_identical_bytes_under_two_ids_are_stored_once(
-    sqlite_url: str, tmp_path: Path, emulator: RunningEmulator
+    sqlite_url: str, tmp_path: Path, emulator: RunningEmulator, quick_settings: Any
 ):
     from harvester.db.migrate import upgrade
     from harvester.db.session import create_engine
@@ -68,7 +51,7 @@ async def test_identical_bytes_under_two_ids_are_stored_once(
     try:
         await upgrade(engine)
         await _submit(engine, tmp_path, rows + copies)
-        await run_daemon(_settings(sqlite_url, tmp_path / "data"), until_idle=True)
+        await run_daemon(quick_settings(sqlite_url, concurrency=8, max_attempts=4), until_idle=True)
         images = await _images(engine)
     finally:
         await engine.dispose()
@@ -85,12 +68,17 @@ async def test_identical_bytes_under_two_ids_are_stored_once(
 
 
 async def test_a_killed_pool_worker_and_a_database_hiccup_lose_nothing(
-    sqlite_url: str, tmp_path: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+    sqlite_url: str,
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_settings: Any,
 ):
     from harvester.db.migrate import upgrade
     from harvester.db.session import create_engine
 
-    settings = _settings(sqlite_url, tmp_path / "data")
+    # a pool wedged by the kill is noticed in seconds
+    settings = quick_settings(sqlite_url, concurrency=8, max_attempts=4, image_timeout_seconds=5)
     engine = create_engine(sqlite_url)
     try:
         await upgrade(engine)

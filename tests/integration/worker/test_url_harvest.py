@@ -4,41 +4,21 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import ExifTags
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from harvester.config import Settings, load_settings
 from harvester.db.models import Image
 from harvester.db.session import create_engine
-from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from harvester.emulator import RunningEmulator
 from harvester.sources.urls import UrlCampaign, submit_urls
 from harvester.storage.layout import unique_slug
 from harvester.storage.local import TEMP_MARK
 from harvester.worker.daemon import run_daemon
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[RunningEmulator]:
-    running = await start_emulator(EmulatorConfig())
-    yield running
-    await running.close()
-
-
-def _settings(database_url: str, root: Path) -> Settings:
-    return load_settings(
-        database_url=database_url,
-        storage_root=root,
-        processes=2,
-        concurrency=16,
-        max_attempts=3,
-        backoff_base_seconds=0.05,
-        backoff_max_seconds=0.2,
-    )
 
 
 def _write_list(path: Path, rows: list[dict[str, str]]) -> None:
@@ -60,14 +40,14 @@ def _gps(path: Path) -> tuple[float, float]:
 
 
 async def test_url_list_harvest_stores_every_good_image_once_with_its_record(
-    database_url: str, tmp_path: Path, emulator: RunningEmulator
+    database_url: str, tmp_path: Path, emulator: RunningEmulator, quick_settings: Any
 ):
     rows = emulator.world.url_list(40, base_url=emulator.base_url)
     rows.append({**rows[0], "id": "", "url": "ftp://nowhere/x.jpg"})  # a bad line
     listing = tmp_path / "list.csv"
     _write_list(listing, rows)
     root = tmp_path / "data"
-    settings = _settings(database_url, root)
+    settings = quick_settings(database_url)
     engine = create_engine(database_url)
     try:
         from harvester.db.migrate import upgrade
