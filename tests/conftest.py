@@ -6,11 +6,13 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.config import Settings, load_settings
 from harvester.db.migrate import upgrade
@@ -89,21 +91,27 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(name))
 
 
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[object]:
-    engine = create_engine(database_url)
-    await upgrade(engine)
-    yield engine
-    await engine.dispose()
+@asynccontextmanager
+async def migrated_engine(url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture
-async def sqlite_engine(sqlite_url: str) -> AsyncIterator[object]:
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    async with migrated_engine(database_url) as migrated:
+        yield migrated
+
+
+@pytest.fixture
+async def sqlite_engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
     """A migrated SQLite engine, for tests whose subject is not the database."""
-    engine = create_engine(sqlite_url)
-    await upgrade(engine)
-    yield engine
-    await engine.dispose()
+    async with migrated_engine(sqlite_url) as migrated:
+        yield migrated
 
 
 @pytest.fixture

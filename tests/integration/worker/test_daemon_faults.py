@@ -39,22 +39,19 @@ async def _images(engine: AsyncEngine) -> list[Any]:
 
 
 async def test_identical_bytes_under_two_ids_are_stored_once(
-    sqlite_url: str, tmp_path: Path, emulator: RunningEmulator, quick_settings: Any
+    sqlite_url: str,
+    sqlite_engine: AsyncEngine,
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    quick_settings: Any,
 ):
-    from harvester.db.migrate import upgrade
-    from harvester.db.session import create_engine
     from harvester.worker.daemon import run_daemon
 
     rows = emulator.world.url_list(6, base_url=emulator.base_url, hostile=False)
     copies = [{**row, "id": f"copy-of-{row['id']}"} for row in rows]  # same URL, same bytes
-    engine = create_engine(sqlite_url)
-    try:
-        await upgrade(engine)
-        await _submit(engine, tmp_path, rows + copies)
-        await run_daemon(quick_settings(sqlite_url, concurrency=8, max_attempts=4), until_idle=True)
-        images = await _images(engine)
-    finally:
-        await engine.dispose()
+    await _submit(sqlite_engine, tmp_path, rows + copies)
+    await run_daemon(quick_settings(sqlite_url, concurrency=8, max_attempts=4), until_idle=True)
+    images = await _images(sqlite_engine)
     stored = [r for r in images if r.state == "stored"]
     duplicates = [r for r in images if r.state == "skipped"]
     assert len(stored) == 6 and len(duplicates) == 6
@@ -69,44 +66,38 @@ async def test_identical_bytes_under_two_ids_are_stored_once(
 
 async def test_a_killed_pool_worker_and_a_database_hiccup_lose_nothing(
     sqlite_url: str,
+    sqlite_engine: AsyncEngine,
     tmp_path: Path,
     emulator: RunningEmulator,
     monkeypatch: pytest.MonkeyPatch,
     quick_settings: Any,
 ):
-    from harvester.db.migrate import upgrade
-    from harvester.db.session import create_engine
-
     # a pool wedged by the kill is noticed in seconds
     settings = quick_settings(sqlite_url, concurrency=8, max_attempts=4, image_timeout_seconds=5)
-    engine = create_engine(sqlite_url)
-    try:
-        await upgrade(engine)
-        await _submit(engine, tmp_path, emulator.world.url_list(40, base_url=emulator.base_url,
-                                                                 hostile=False))  # fmt: skip
-        async with open_context(settings, engine) as ctx:
-            daemon = Daemon(ctx, until_idle=True)
-            finish = daemon.images.queue.finish
-            failed_once: list[bool] = []
+    engine = sqlite_engine
+    await _submit(engine, tmp_path, emulator.world.url_list(40, base_url=emulator.base_url,
+                                                             hostile=False))  # fmt: skip
+    async with open_context(settings, engine) as ctx:
+        daemon = Daemon(ctx, until_idle=True)
+        finish = daemon.images.queue.finish
+        failed_once: list[bool] = []
 
-            async def flaky_finish(owner: str, outcomes: Any) -> None:
-                if outcomes and not failed_once:
-                    failed_once.append(True)
-                    raise OperationalError("UPDATE images", {}, Exception("database is locked"))
-                await finish(owner, outcomes)
+        async def flaky_finish(owner: str, outcomes: Any) -> None:
+            if outcomes and not failed_once:
+                failed_once.append(True)
+                raise OperationalError("UPDATE images", {}, Exception("database is locked"))
+            await finish(owner, outcomes)
 
-            monkeypatch.setattr(daemon.images.queue, "finish", flaky_finish)
-            run = asyncio.create_task(daemon.run())
-            async with asyncio.timeout(60):
-                while daemon.counters.images["stored"] < 5 and not run.done():  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-            assert not run.done(), run.exception()
-            victim = next(iter(ctx.pool._processes))  # one image worker dies mid-run
-            os.kill(victim, signal.SIGKILL)
-            await asyncio.wait_for(run, 120)
-        images = await _images(engine)
-    finally:
-        await engine.dispose()
+        monkeypatch.setattr(daemon.images.queue, "finish", flaky_finish)
+        run = asyncio.create_task(daemon.run())
+        async with asyncio.timeout(60):
+            while daemon.counters.images["stored"] < 5 and not run.done():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert not run.done(), run.exception()
+        victim = next(iter(ctx.pool._processes))  # one image worker dies mid-run
+        os.kill(victim, signal.SIGKILL)
+        await asyncio.wait_for(run, 120)
+    images = await _images(engine)
     assert failed_once, "the database hiccup never happened"
     assert any(r.attempts > 1 for r in images), "the dead worker cost no image a retry"
     assert [r.state for r in images] == ["stored"] * 40, [

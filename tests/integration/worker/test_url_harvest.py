@@ -11,9 +11,9 @@ import pytest
 from PIL import ExifTags
 from PIL import Image as PILImage
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.models import Image
-from harvester.db.session import create_engine
 from harvester.emulator import RunningEmulator
 from harvester.sources.urls import UrlCampaign, submit_urls
 from harvester.storage.layout import unique_slug
@@ -40,7 +40,11 @@ def _gps(path: Path) -> tuple[float, float]:
 
 
 async def test_url_list_harvest_stores_every_good_image_once_with_its_record(
-    database_url: str, tmp_path: Path, emulator: RunningEmulator, quick_settings: Any
+    database_url: str,
+    engine: AsyncEngine,
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    quick_settings: Any,
 ):
     rows = emulator.world.url_list(40, base_url=emulator.base_url)
     rows.append({**rows[0], "id": "", "url": "ftp://nowhere/x.jpg"})  # a bad line
@@ -48,21 +52,14 @@ async def test_url_list_harvest_stores_every_good_image_once_with_its_record(
     _write_list(listing, rows)
     root = tmp_path / "data"
     settings = quick_settings(database_url)
-    engine = create_engine(database_url)
-    try:
-        from harvester.db.migrate import upgrade
+    report = await submit_urls(engine, UrlCampaign("street views", listing))
+    assert (report.added, len(report.problems)) == (40, 1)
+    assert "list.csv:42: not an http(s) URL" in report.problems[0]
 
-        await upgrade(engine)
-        report = await submit_urls(engine, UrlCampaign("street views", listing))
-        assert (report.added, len(report.problems)) == (40, 1)
-        assert "list.csv:42: not an http(s) URL" in report.problems[0]
+    counters = await run_daemon(settings, until_idle=True)
 
-        counters = await run_daemon(settings, until_idle=True)
-
-        async with engine.connect() as connection:
-            images = (await connection.execute(select(Image))).all()
-    finally:
-        await engine.dispose()
+    async with engine.connect() as connection:
+        images = (await connection.execute(select(Image))).all()
 
     group = unique_slug("street views")
     expected = {f"{group}:{row['id']}": row for row in rows[:40]}
