@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +21,7 @@ from harvester.sources.base import Source
 from harvester.sources.registry import build_sources
 from harvester.storage.local import LocalStorage
 from harvester.worker.duplicates import StoredBytes
-from harvester.worker.pool import close_pool, create_pool, kill_pool, process_image
+from harvester.worker.pool import ImagePool, process_image
 
 # Source hashes remembered to catch duplicates processed at the same time (~100 bytes each).
 RECENT_HASHES = 50_000
@@ -37,36 +34,16 @@ class Context:
     http: HttpClient
     sources: dict[str, Source]
     storage: LocalStorage
-    pool: ProcessPoolExecutor
+    pool: ImagePool
     stored_bytes: StoredBytes
     _campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
     _bytes_owner: OrderedDict[str, int] = field(default_factory=OrderedDict)
     _licenses_seen: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
-    _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _licenses: dict[tuple[str, str], tuple[str, str | None] | None] = field(default_factory=dict)
 
     async def process(self, data: bytes, rules: SizeRules, meta: Metadata) -> tuple[Processed, str]:
-        """Decode, frame, resize, encode in the pool; a dead pool is replaced, not mourned."""
-        pool = self.pool
-        work = asyncio.get_running_loop().run_in_executor(pool, process_image, data, rules, meta)
-        try:
-            return await asyncio.wait_for(work, self.settings.image_timeout_seconds)
-        except TimeoutError:
-            # No image takes this long: the pool is wedged (see kill_pool). Replace it.
-            await self._replace_pool(pool, kill=True)
-            raise BrokenProcessPool("an image took too long; the pool was replaced") from None
-        except BrokenProcessPool:
-            await self._replace_pool(pool, kill=False)
-            raise
-
-    async def _replace_pool(self, pool: ProcessPoolExecutor, *, kill: bool) -> None:
-        async with self._pool_lock:
-            if self.pool is pool:
-                self.pool = create_pool(self.settings.processes)
-                if kill:
-                    kill_pool(pool)
-                else:
-                    pool.shutdown(wait=False, cancel_futures=True)
+        """Decode, frame, resize, encode in a worker process (raises WorkerLost if it dies)."""
+        return await self.pool.run(process_image, data, rules, meta)
 
     def same_bytes_in_flight(self, source_sha: str, image_id: int) -> int | None:
         """The image already holding these source bytes in this daemon, else claim them."""
@@ -133,17 +110,18 @@ def http_settings(settings: Settings) -> HttpSettings:
 
 @asynccontextmanager
 async def open_context(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Context]:
-    async with HttpClient(http_settings(settings)) as http:
-        ctx = Context(
-            settings=settings,
-            engine=engine,
-            http=http,
-            sources=build_sources(settings, http),
-            storage=LocalStorage(settings.storage_root),
-            pool=create_pool(settings.processes),
-            stored_bytes=StoredBytes(engine),
-        )
-        try:
-            yield ctx
-        finally:
-            await close_pool(ctx.pool)
+    pool = ImagePool(settings.processes, settings.image_timeout_seconds)
+    try:
+        await pool.start()
+        async with HttpClient(http_settings(settings)) as http:
+            yield Context(
+                settings=settings,
+                engine=engine,
+                http=http,
+                sources=build_sources(settings, http),
+                storage=LocalStorage(settings.storage_root),
+                pool=pool,
+                stored_bytes=StoredBytes(engine),
+            )
+    finally:
+        await pool.close()

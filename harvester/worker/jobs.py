@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import structlog
@@ -18,6 +17,7 @@ from harvester.http import HttpError, TransientHttpError
 from harvester.imaging import ImagingError, Metadata, TooSmall
 from harvester.sources.base import ImageView, Source, TaskView
 from harvester.worker.context import Context
+from harvester.worker.pool import WorkerLost
 
 log = structlog.get_logger("harvester.worker")
 
@@ -86,8 +86,8 @@ async def run_image(ctx: Context, row: Row[Any]) -> Result:
         return Outcome(row.id, ImageState.SKIPPED, {"skip_reason": f"{exc.reason}: {exc}"})
     except ImagingError as exc:
         return Failure(row.id, f"{exc.reason}: {exc}", retryable=not exc.permanent)
-    except BrokenProcessPool:
-        return Failure(row.id, "an image worker process died; the pool was restarted", True)
+    except WorkerLost as exc:
+        return Failure(row.id, f"worker_lost: {exc}", retryable=True)
     original = ctx.same_bytes_in_flight(source_sha, row.id)
     if original is None:
         original = await ctx.stored_bytes.stored_as(source_sha, row.id)
