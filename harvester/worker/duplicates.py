@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.db.models import Image, ImageState
 from harvester.db.session import read_connection
 
-WINDOW_S = 0.1  # at tens of images a second, one query answers several
+WINDOW_S = 0.25  # at tens of images a second, one query answers about ten
 MAX_BATCH = 128
 
 
