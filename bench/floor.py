@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,17 @@ def minimal(data: bytes) -> bytes:
     out = io.BytesIO()
     picture.save(out, "JPEG", quality=QUALITY)
     return out.getvalue()
+
+
+def measure_loaded(files: Sequence[Path], processes: int, sample: int = 200) -> Floor:
+    """The floor with every core busy, as in a real run: `processes` copies side by side.
+
+    A core that shares the machine with busy neighbours runs slower than one alone
+    (clock, caches, memory bandwidth), so this, not `measure`, bounds `floor x cores`.
+    """
+    with ProcessPoolExecutor(processes) as pool:
+        floors = list(pool.map(measure, [files] * processes, [sample] * processes))
+    return Floor(sum(f.images for f in floors), sum(f.cpu_s for f in floors))
 
 
 def measure(files: Sequence[Path], sample: int = 400) -> Floor:

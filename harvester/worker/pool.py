@@ -101,8 +101,9 @@ def _receive_exactly(sock: socket.socket, size: int) -> bytearray:
 
 @dataclass
 class _Request:
-    payload: bytes
+    call: tuple[Callable[..., Any], tuple[Any, ...]]
     future: asyncio.Future[Any]
+    payload: bytes | None = None  # pickled when sent, so queued bodies are not held twice
 
 
 @dataclass
@@ -145,8 +146,7 @@ class ImagePool:
         """fn(*args) in a worker; its exception is re-raised here, a lost worker as WorkerLost."""
         if self._closed:
             raise WorkerLost("the image pool is closed")
-        payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
-        request = _Request(payload, asyncio.get_running_loop().create_future())
+        request = _Request((fn, args), asyncio.get_running_loop().create_future())
         self._waiting.append(request)
         self._dispatch()
         ok, value = await request.future
@@ -200,6 +200,12 @@ class ImagePool:
             request = self._waiting.popleft()
             if request.future.done():  # its caller gave up (cancelled) before it was sent
                 continue
+            if request.payload is None:
+                try:
+                    request.payload = pickle.dumps(request.call, protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception as exc:  # noqa: BLE001 - the caller's to see, e.g. a lambda
+                    request.future.set_exception(exc)
+                    continue
             worker.writer.write(_HEADER.pack(len(request.payload)))
             worker.writer.write(request.payload)
             worker.sent.append(request)

@@ -128,6 +128,8 @@ async def test_requests_and_answers_that_cannot_travel_fail_alone() -> None:
         pids = pool.pids()
         with pytest.raises(ZeroDivisionError):
             await pool.run(operator.mul, _Bomb(), 1)
+        with pytest.raises(AttributeError, match="pickle"):
+            await pool.run(operator.mul, lambda: 1, 1)
         with pytest.raises(WorkerLost, match="answer cannot be read"):
             await pool.run(_raise_picky)
         assert await pool.run(operator.mul, 4, 4) == 16
