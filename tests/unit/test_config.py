@@ -74,3 +74,18 @@ def test_secrets_are_secret_and_never_echoed_in_errors(monkeypatch: pytest.Monke
     with pytest.raises(ConfigError) as caught:
         load_settings()
     assert "tok-secret" not in str(caught.value) and "k-123456789" not in str(caught.value)
+
+
+def test_images_in_flight_grow_with_the_worker_processes_unless_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # 16 workers hold 32 images between them; the default must leave room to fetch more.
+    assert load_settings(processes=2).concurrency == 32
+    assert load_settings(processes=16).concurrency == 128
+    assert load_settings(processes=16, concurrency=20).concurrency == 20
+    monkeypatch.setenv("HARVESTER_CONCURRENCY", "24")
+    assert load_settings(processes=16).concurrency == 24
+    monkeypatch.delenv("HARVESTER_CONCURRENCY")
+    config = tmp_path / "h.toml"
+    config.write_text("concurrency = 12\n")
+    assert load_settings(config, processes=16).concurrency == 12
