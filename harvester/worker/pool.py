@@ -113,7 +113,7 @@ class _Worker:
     writer: asyncio.StreamWriter
     sent: deque[_Request] = field(default_factory=deque)  # answered in this order
     deadline: asyncio.TimerHandle | None = None
-    overran: bool = False
+    overran: _Request | None = None  # the request it was killed for
 
 
 class ImagePool:
@@ -164,8 +164,7 @@ class ImagePool:
             worker.writer.close()
             _fail_all(worker.sent)
         _fail_all(self._waiting)
-        for worker in workers:
-            await _stop(worker.process)
+        await asyncio.gather(*(_stop(worker.process) for worker in workers))
         # Readers end on their sockets' EOF; one may still be seeing a lost worker out.
         if self._readers:
             _, stuck = await asyncio.wait(set(self._readers), timeout=_CLOSE_TIMEOUT_S)
@@ -217,6 +216,8 @@ class ImagePool:
             while True:
                 (size,) = _HEADER.unpack(await worker.reader.readexactly(_HEADER.size))
                 payload = await worker.reader.readexactly(size)
+                if not worker.sent:
+                    break  # close() has already failed what it held
                 request = worker.sent.popleft()
                 self._disarm(worker)
                 if worker.sent:
@@ -237,20 +238,31 @@ class ImagePool:
         if worker not in self._workers:
             return  # closing: close() failed its requests and stops its process
         self._workers.remove(worker)
-        await _stop(worker.process)
-        if worker.overran:
-            reason = f"processing took longer than {self.timeout_s:g} s; its worker was killed"
-        else:
+        try:
+            await _stop(worker.process)  # for its exit code, and so it is no zombie
+        finally:
+            self._settle(worker)  # even if cancelled: no request may stay pending
+        if not self._closed:
+            await self._replace()
+            self._dispatch()
+
+    def _settle(self, worker: _Worker) -> None:
+        """Only the request a worker was on when it died (or overran) fails; the rest move on."""
+        head = worker.sent[0] if worker.sent else None
+        if worker.overran is None:
             reason = f"the image worker process died (exit code {worker.process.exitcode})"
+        elif worker.overran is head:
+            reason = f"processing took longer than {self.timeout_s:g} s; its worker was killed"
+        else:  # its answer came in just before the kill: the request after it is innocent
+            reason, head = "the image worker was killed just after answering in time", None
         log.warning("image_worker_lost", pid=worker.process.pid, reason=reason)
-        if worker.sent:
+        if head is not None:
             _fail(worker.sent.popleft(), WorkerLost(reason))
         if self._closed:
             _fail_all(worker.sent)
-            return
-        self._waiting.extendleft(reversed(worker.sent))
-        await self._replace()
-        self._dispatch()
+        else:
+            self._waiting.extendleft(reversed(worker.sent))
+            worker.sent.clear()
 
     async def _replace(self) -> None:
         """Start a worker in a lost one's place; if the system refuses, keep trying."""
@@ -287,7 +299,7 @@ class ImagePool:
         def kill_if_still_on_it() -> None:
             # An answer read in the same loop turn as the deadline has already won.
             if worker.sent and worker.sent[0] is request:
-                worker.overran = True
+                worker.overran = request
                 worker.process.kill()  # its socket closes; _read_answers takes it from there
 
         asyncio.get_running_loop().call_soon(kill_if_still_on_it)
