@@ -135,9 +135,6 @@ class ImagePool:
         for worker in self._workers:
             self._watch(worker)
 
-    def pids(self) -> list[int]:
-        return [w.process.pid for w in self._workers if w.process.pid is not None]
-
     def held(self) -> dict[int, int]:
         """Requests each worker holds (pid -> count): the one it is on and those queued behind."""
         return {w.process.pid: len(w.sent) for w in self._workers if w.process.pid is not None}
@@ -170,7 +167,6 @@ class ImagePool:
             _, stuck = await asyncio.wait(set(self._readers), timeout=_CLOSE_TIMEOUT_S)
             for reader in stuck:
                 reader.cancel()
-        _fail_all(self._waiting)
 
     async def _spawn(self) -> _Worker:
         ours, theirs = socket.socketpair()
@@ -278,7 +274,6 @@ class ImagePool:
             if self._closed:
                 worker.writer.close()
                 await _stop(worker.process)
-                _fail_all(self._waiting)
                 return
             self._workers.append(worker)
             self._watch(worker)

@@ -58,7 +58,7 @@ async def test_answers_reach_their_callers_and_every_worker_takes_a_share() -> N
         products = await asyncio.gather(*(pool.run(operator.mul, i, 3) for i in range(40)))
         pids = await asyncio.gather(*(pool.run(_slow_pid) for _ in range(8)))
         assert products == [i * 3 for i in range(40)]
-        assert set(pids) == set(pool.pids())
+        assert set(pids) == set(pool.held())
         assert len(set(pids)) == 2
 
 
@@ -81,7 +81,7 @@ async def test_an_error_raised_in_a_worker_reaches_its_caller_intact() -> None:
 
 async def test_a_dying_worker_fails_only_the_request_it_was_on() -> None:
     async with running_pool(1, depth=3) as pool:
-        first = pool.pids()
+        first = list(pool.held())
         died, *rest = await asyncio.gather(
             pool.run(os._exit, 3),
             pool.run(operator.mul, 6, 7),
@@ -90,7 +90,7 @@ async def test_a_dying_worker_fails_only_the_request_it_was_on() -> None:
         )
         assert isinstance(died, WorkerLost) and "exit code 3" in str(died)
         assert rest == [42, 3]  # queued behind it, then answered by the replacement
-        assert len(pool.pids()) == 1 and pool.pids() != first
+        assert len(pool.held()) == 1 and list(pool.held()) != first
         assert not _alive(first[0])
 
 
@@ -125,7 +125,7 @@ def _raise_picky() -> None:
 
 async def test_requests_and_answers_that_cannot_travel_fail_alone() -> None:
     async with running_pool(1) as pool:
-        pids = pool.pids()
+        pids = list(pool.held())
         with pytest.raises(ZeroDivisionError):
             await pool.run(operator.mul, _Bomb(), 1)
         with pytest.raises(AttributeError, match="pickle"):
@@ -133,7 +133,7 @@ async def test_requests_and_answers_that_cannot_travel_fail_alone() -> None:
         with pytest.raises(WorkerLost, match="answer cannot be read"):
             await pool.run(_raise_picky)
         assert await pool.run(operator.mul, 4, 4) == 16
-        assert pool.pids() == pids  # the worker survived both
+        assert list(pool.held()) == pids  # the worker survived both
 
 
 async def test_closing_fails_requests_in_flight_and_queued_at_once() -> None:
@@ -165,7 +165,7 @@ async def test_a_cancelled_caller_leaves_the_pool_working() -> None:
 async def test_a_closed_pool_has_stopped_its_workers_and_refuses_work() -> None:
     pool = ImagePool(2, 60.0)
     await pool.start()
-    pids = pool.pids()
+    pids = list(pool.held())
     assert all(_alive(pid) for pid in pids)
     await pool.close()
     assert not any(_alive(pid) for pid in pids)
@@ -184,7 +184,7 @@ def test_workers_exit_when_the_daemon_is_killed() -> None:
             pool = ImagePool(2, 60.0)
             await pool.start()
             await pool.run(operator.mul, 1, 1)
-            print(" ".join(map(str, pool.pids())), flush=True)
+            print(" ".join(map(str, pool.held())), flush=True)
             os._exit(9)
 
         asyncio.run(main())
@@ -208,5 +208,5 @@ async def test_workers_leave_terminal_and_group_signals_to_the_daemon() -> None:
         busy = asyncio.create_task(pool.run(_slow_pid))
         await asyncio.sleep(0.05)
         for signum in (signal.SIGINT, signal.SIGTERM):
-            os.kill(pool.pids()[0], signum)
-        assert await busy == pool.pids()[0]
+            os.kill(next(iter(pool.held())), signum)
+        assert await busy == next(iter(pool.held()))
