@@ -30,6 +30,7 @@ lint: $(DEV)
 
 test: $(DEV) lint
 	bash scripts/ensure-postgres.sh
+	bash scripts/ensure-system-packages.sh
 	$(BIN)/pytest
 
 # Side by side with img2dataset on a loopback corpus (BENCH_IMAGES=1500 by default).
