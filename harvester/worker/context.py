@@ -22,6 +22,7 @@ from harvester.sources.registry import build_sources
 from harvester.storage.local import LocalStorage
 from harvester.worker.duplicates import StoredBytes
 from harvester.worker.pool import ImagePool, process_image
+from harvester.worker.window import Window
 
 # Source hashes remembered to catch duplicates processed at the same time (~100 bytes each).
 RECENT_HASHES = 50_000
@@ -36,12 +37,15 @@ class Context:
     storage: LocalStorage
     pool: ImagePool
     stored_bytes: StoredBytes
+    window: Window
     _campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
     _bytes_owner: OrderedDict[str, int] = field(default_factory=OrderedDict)
     _licenses_seen: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
     _licenses: dict[tuple[str, str], tuple[str, str | None] | None] = field(default_factory=dict)
 
-    async def process(self, data: bytes, rules: SizeRules, meta: Metadata) -> tuple[Processed, str]:
+    async def process(
+        self, data: bytes, rules: SizeRules, meta: Metadata
+    ) -> tuple[Processed, str, float]:
         """Decode, frame, resize, encode in a worker process (raises WorkerLost if it dies)."""
         return await self.pool.run(process_image, data, rules, meta)
 
@@ -122,6 +126,7 @@ async def open_context(settings: Settings, engine: AsyncEngine) -> AsyncIterator
                 storage=LocalStorage(settings.storage_root),
                 pool=pool,
                 stored_bytes=StoredBytes(engine),
+                window=Window(settings.processes, pool.depth, settings.concurrency),
             )
     finally:
         await pool.close()

@@ -1,8 +1,9 @@
 """The long-running service: claim in batches, bounded work in flight, outcomes in batches.
 
-Memory stays flat however long the queue: at most `concurrency` images are in flight,
-and nothing is claimed beyond that. On SIGTERM the daemon stops claiming, lets work in
-flight finish within a grace period, hands the rest back and exits 0.
+Memory stays flat however long the queue: at most `concurrency` images are in flight
+(fewer while fewer keep the workers busy), and nothing is claimed beyond that. On
+SIGTERM the daemon stops claiming, lets work in flight finish within a grace period,
+hands the rest back and exits 0.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Lane:
     name: str
     queue: Queue
     runner: Callable[[Context, Row[Any]], Awaitable[Result]]
-    limit: int
+    limit: Callable[[], int]
     jobs: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     pending: list[Result] = field(default_factory=list)
     held: set[int] = field(default_factory=set)
@@ -88,10 +89,10 @@ class Daemon:
         self.reporter = reporter
         policy = RetryPolicy(settings.backoff_base_seconds, settings.backoff_max_seconds)
         self.tasks = Lane(
-            "tasks", Queue(ctx.engine, Task, policy=policy), run_task, TASK_CONCURRENCY
+            "tasks", Queue(ctx.engine, Task, policy=policy), run_task, lambda: TASK_CONCURRENCY
         )
         self.images = Lane(
-            "images", Queue(ctx.engine, Image, policy=policy), run_image, settings.concurrency
+            "images", Queue(ctx.engine, Image, policy=policy), run_image, lambda: ctx.window.limit
         )
         self._flush_lock = asyncio.Lock()
 
@@ -156,8 +157,9 @@ class Daemon:
         batch = self.ctx.settings.claim_batch
         lease = self.ctx.settings.lease_seconds
         while not self.stop.is_set():
-            room = lane.limit - len(lane.jobs)
-            if room < min(batch, lane.limit) // 2 or room <= 0:
+            limit = lane.limit()
+            room = limit - len(lane.jobs)
+            if room < min(batch, limit) // 2 or room <= 0:
                 lane.room.clear()
                 await _first(lane.room.wait(), self.stop.wait())
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import time
 from typing import Any
 
 import structlog
@@ -14,7 +15,7 @@ from harvester.db.models import ImageState, TaskState
 from harvester.db.queue import Failure, Outcome, enqueue_tasks
 from harvester.errors import HarvesterError
 from harvester.http import HttpError, TransientHttpError
-from harvester.imaging import ImagingError, Metadata, TooSmall
+from harvester.imaging import ImagingError, Metadata, Processed, TooSmall
 from harvester.sources.base import ImageView, Source, TaskView
 from harvester.worker.context import Context
 from harvester.worker.pool import WorkerLost
@@ -74,20 +75,31 @@ async def run_image(ctx: Context, row: Row[Any]) -> Result:
     view = ImageView(
         row.id, row.campaign_id, row.provider, row.provider_id, row.source_url, row.raw
     )
+    started = time.perf_counter()
     try:
         data = await source.fetch(view)
     except HttpError as exc:
         return _http_failure(row.id, exc)
     rules = await ctx.size_rules(row.campaign_id)
     meta = await _metadata(ctx, source, view, row)
+    handed = time.perf_counter()
     try:
-        processed, source_sha = await ctx.process(data, rules, meta)
+        processed, source_sha, process_s = await ctx.process(data, rules, meta)
     except TooSmall as exc:
         return Outcome(row.id, ImageState.SKIPPED, {"skip_reason": f"{exc.reason}: {exc}"})
     except ImagingError as exc:
         return Failure(row.id, f"{exc.reason}: {exc}", retryable=not exc.permanent)
     except WorkerLost as exc:
         return Failure(row.id, f"worker_lost: {exc}", retryable=True)
+    pool_s = time.perf_counter() - handed
+    try:
+        return await _store(ctx, row, processed, source_sha)
+    finally:
+        ctx.window.measured(process_s=process_s, outside_s=time.perf_counter() - started - pool_s)
+
+
+async def _store(ctx: Context, row: Row[Any], processed: Processed, source_sha: str) -> Result:
+    """Skip identical source bytes stored already; else write the file atomically."""
     original = ctx.same_bytes_in_flight(source_sha, row.id)
     if original is None:
         original = await ctx.stored_bytes.stored_as(source_sha, row.id)

@@ -19,6 +19,7 @@ import pickle
 import signal
 import socket
 import struct
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,9 +43,13 @@ class WorkerLost(Exception):
     """The worker process died (or was killed for overrunning) while on this request."""
 
 
-def process_image(data: bytes, rules: SizeRules, meta: Metadata) -> tuple[Processed, str]:
-    """Runs in a worker; the source hash travels back so duplicates cost no extra pass."""
-    return process(data, rules, meta), hashlib.sha256(data).hexdigest()
+def process_image(data: bytes, rules: SizeRules, meta: Metadata) -> tuple[Processed, str, float]:
+    """Runs in a worker; the source hash travels back so duplicates cost no extra pass,
+    and the CPU time so the daemon can size its window."""
+    started = time.process_time()
+    processed = process(data, rules, meta)
+    source_sha = hashlib.sha256(data).hexdigest()
+    return processed, source_sha, time.process_time() - started
 
 
 # -- the worker process -----------------------------------------------------------------

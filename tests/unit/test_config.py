@@ -80,8 +80,8 @@ def test_images_in_flight_grow_with_the_worker_processes_unless_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     # 16 workers hold 32 images between them; the default must leave room to fetch more.
-    assert load_settings(processes=2).concurrency == 32
-    assert load_settings(processes=16).concurrency == 128
+    assert load_settings(processes=2).concurrency == 64
+    assert load_settings(processes=16).concurrency == 512
     assert load_settings(processes=16, concurrency=20).concurrency == 20
     monkeypatch.setenv("HARVESTER_CONCURRENCY", "24")
     assert load_settings(processes=16).concurrency == 24

@@ -75,8 +75,8 @@ async def test_an_error_raised_in_a_worker_reaches_its_caller_intact() -> None:
         with pytest.raises(UnsupportedFormat) as refused:
             await pool.run(process_image, b"<html>not an image</html>", RULES, META)
         assert refused.value.reason == "html"
-        processed, source_sha = await pool.run(process_image, jpeg_bytes, RULES, META)
-        assert processed.jpeg.startswith(b"\xff\xd8") and len(source_sha) == 64
+        processed, source_sha, cpu_s = await pool.run(process_image, jpeg_bytes, RULES, META)
+        assert processed.jpeg.startswith(b"\xff\xd8") and len(source_sha) == 64 and cpu_s > 0
 
 
 async def test_a_dying_worker_fails_only_the_request_it_was_on() -> None:
