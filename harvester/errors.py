@@ -1,10 +1,17 @@
-"""The one exception root, so callers can catch everything harvester raises."""
+"""The one exception root, so callers can catch everything harvester raises.
+
+Every class carries ``reason``: the stable short code stored beside the message in a
+failed row's ``reason`` column (operators filter and retry by it). An instance may
+override it (an HTTP error names its status: ``http_404``).
+"""
 
 from __future__ import annotations
 
 
 class HarvesterError(Exception):
     """Something went wrong in harvester."""
+
+    reason: str = "error"
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or "").strip())
@@ -13,6 +20,10 @@ class HarvesterError(Exception):
 class ConfigError(HarvesterError):
     """The configuration is not usable."""
 
+    reason = "bad_config"
+
 
 class InputError(HarvesterError):
     """An operator-supplied file or argument cannot be used."""
+
+    reason = "bad_input"

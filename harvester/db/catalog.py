@@ -27,7 +27,7 @@ class FoundImage:
     file_name: str
     source_url: str | None
     record: Mapping[str, Any] = field(default_factory=dict)  # Image columns: lat, lon, raw...
-    skip_reason: str | None = None  # known to be unusable before any download
+    skip_reason: str | None = None  # "code: message", known unusable before any download
     role: str | None = None
     hit_detail: Mapping[str, Any] | None = None
 
@@ -157,6 +157,7 @@ async def _new_rows(
                     "source_url": item.source_url,
                     "state": ImageState.SKIPPED if skipped else ImageState.QUEUED,
                     "skip_reason": item.skip_reason,
+                    "reason": skip_code(item.skip_reason),
                     "finished_at": now if skipped else None,
                     "max_attempts": max_attempts,
                     "not_before": now - CLOCK_SKEW,
@@ -165,6 +166,14 @@ async def _new_rows(
                 }
             )
     return rows
+
+
+def skip_code(skip_reason: str | None) -> str | None:
+    """The reason code a source put before its message ("too_small: original 320x240 ...")."""
+    if skip_reason is None:
+        return None
+    code, colon, _ = skip_reason.partition(":")
+    return code if colon and code.isidentifier() and len(code) <= 40 else "skipped"
 
 
 _RECORD_COLUMNS = frozenset(

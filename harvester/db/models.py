@@ -112,6 +112,12 @@ class _QueueColumns:
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The stable short code of the last failure or skip (http_404, timeout, duplicate...).
+    reason: Mapped[str | None] = mapped_column(String(40))
+    # Whether that failure was transient: `jobs retry` requeues these by default.
+    retryable: Mapped[bool | None] = mapped_column(Boolean)
+    # Times an operator queued the row again (attempts restart; reason and last_error stay).
+    requeues: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
@@ -137,6 +143,7 @@ class Task(_QueueColumns, Base):
             sqlite_where=text("state = 'running'"),
         ),
         Index("ix_tasks_campaign_state", "campaign_id", "state"),
+        Index("ix_tasks_campaign_reason", "campaign_id", "reason"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -171,6 +178,7 @@ class Image(_QueueColumns, Base):
         ),
         Index("ix_images_campaign_state", "campaign_id", "state"),
         Index("ix_images_source_sha256", "source_sha256"),
+        Index("ix_images_campaign_reason", "campaign_id", "reason"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from sqlalchemy import Row, Select, bindparam, case, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -34,6 +35,9 @@ RESCUE_BATCH = 1000
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_WAIT_S = 7 * 86_400.0
 LEASE_LOST = "lease expired on the last attempt (the worker died or hung)"
+LEASE_LOST_REASON = "lease_lost"
+
+log = structlog.get_logger("harvester.queue")
 
 
 def utcnow() -> datetime:
@@ -72,10 +76,13 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Failure:
+    """Why a row's attempt failed: a message, its stable short code and whether to retry."""
+
     id: int
     error: str
     retryable: bool
     retry_after: float | None = None
+    reason: str = "error"
 
 
 def insert_for(connection: AsyncConnection, model: Any) -> Any:
@@ -152,10 +159,27 @@ class Queue:
         """Lease up to `limit` due rows to `owner`, rescuing expired leases first."""
         async with self.engine.begin() as connection:
             now = await self._now(connection)
-            await connection.execute(rescue_statement(self.model, now))
+            model = self.model
+            rescue = rescue_statement(model, now).returning(
+                model.id, model.campaign_id, model.state
+            )
+            rescued = (await connection.execute(rescue)).all()
             claim = claim_statement(self.model, now, limit, owner, lease_seconds, kinds)
             rows = (await connection.execute(claim)).all()
+        self._log_failed(
+            (r.id, r.campaign_id, LEASE_LOST_REASON, LEASE_LOST)
+            for r in rescued
+            if r.state == FAILED
+        )
         return sorted(rows, key=lambda row: row.id)
+
+    def _log_failed(self, rows: Iterable[tuple[int, int, str | None, str | None]]) -> None:
+        """One line per row that failed for good, once its transaction has committed."""
+        event, key = (
+            ("task_failed", "task_id") if self.model is Task else ("image_failed", "image_id")
+        )
+        for row_id, campaign_id, reason, error in rows:
+            log.warning(event, **{key: row_id}, campaign_id=campaign_id, reason=reason, error=error)
 
     async def expire_leases_of(self, owners: Sequence[str]) -> int:
         """End the leases of owners known to be dead, so the next claim rescues their rows."""
@@ -201,8 +225,16 @@ class Queue:
             return
         async with self.engine.begin() as connection:
             now = await self._now(connection)
+            # A row that ends well sheds the code of an earlier failure; a skip names its own.
             changes = [
-                {**outcome.values, "state": outcome.state, "finished_at": now, "b_id": outcome.id}
+                {
+                    "reason": None,
+                    "retryable": None,
+                    **outcome.values,
+                    "state": outcome.state,
+                    "finished_at": now,
+                    "b_id": outcome.id,
+                }
                 for outcome in outcomes
             ]
             await self._release_with(connection, owner, now, changes)
@@ -244,7 +276,7 @@ class Queue:
             held = {
                 row.id: row
                 for row in await connection.execute(
-                    select(model.id, model.attempts, model.max_attempts).where(
+                    select(model.id, model.campaign_id, model.attempts, model.max_attempts).where(
                         model.id.in_([f.id for f in failures]),
                         model.lease_owner == owner,
                         model.state == RUNNING,
@@ -260,18 +292,25 @@ class Queue:
                 if f.id in held  # otherwise the lease was lost: the row is someone else's now
             ]
             await self._release_with(connection, owner, now, changes)
+        self._log_failed(
+            (c["b_id"], held[c["b_id"]].campaign_id, c["reason"], c["last_error"])
+            for c in changes
+            if c["state"] == FAILED
+        )
 
     def _failure_values(
         self, failure: Failure, attempts: int, max_attempts: int, now: datetime
     ) -> dict[str, Any]:
+        why = {"reason": failure.reason, "retryable": failure.retryable}
         if not failure.retryable:
-            return {"state": FAILED, "last_error": failure.error, "finished_at": now}
+            return {**why, "state": FAILED, "last_error": failure.error, "finished_at": now}
         if attempts >= max_attempts:
             error = f"{failure.error} (gave up after {attempts} attempts)"
-            return {"state": FAILED, "last_error": error, "finished_at": now}
+            return {**why, "state": FAILED, "last_error": error, "finished_at": now}
         asked = min(failure.retry_after or 0.0, MAX_WAIT_S)  # a hostile Retry-After is capped
         wait = max(self.policy.delay(attempts, self.rng), asked)
         return {
+            **why,
             "state": QUEUED,
             "last_error": failure.error,
             "not_before": now + timedelta(seconds=wait),
@@ -316,7 +355,11 @@ class Queue:
     async def retry_failed(
         self, *, campaign_id: int | None = None, ids: Sequence[int] = (), cancelled: bool = False
     ) -> int:
-        """Queue failed (and optionally cancelled) rows again with a fresh set of attempts."""
+        """Queue failed (and optionally cancelled) rows again with a fresh set of attempts.
+
+        The history stays: `requeues` counts the times, `reason` and `last_error` keep the
+        last failure until the next attempt's outcome replaces them.
+        """
         model = self.model
         states = [FAILED, CANCELLED] if cancelled else [FAILED]
         statement = _scope(update(model).where(model.state.in_(states)), model, campaign_id, ids)
@@ -329,6 +372,7 @@ class Queue:
                 .values(
                     state=QUEUED,
                     attempts=0,
+                    requeues=model.requeues + 1,
                     not_before=now,
                     finished_at=None,
                     lease_owner=None,
@@ -392,6 +436,8 @@ def rescue_statement(model: QueueModel, now: datetime) -> Any:
         .values(
             state=case((exhausted, FAILED), else_=QUEUED),
             last_error=case((exhausted, LEASE_LOST), else_=model.last_error),
+            reason=case((exhausted, LEASE_LOST_REASON), else_=model.reason),
+            retryable=case((exhausted, True), else_=model.retryable),
             finished_at=case((exhausted, literal(now, model.finished_at.type)), else_=None),
             lease_owner=None,
             lease_expires_at=None,

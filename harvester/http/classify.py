@@ -70,24 +70,32 @@ def classify_exception(exc: BaseException, *, url: str) -> HttpError:
     ):
         return TruncatedBodyError(f"response body cut short ({kind}) from {url}", url=url)
     if isinstance(exc, asyncio.TimeoutError):
-        return TransientHttpError(f"timed out ({kind}) on {url}", url=url)
+        return TransientHttpError(f"timed out ({kind}) on {url}", url=url, reason="timeout")
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return PermanentHttpError(f"TLS certificate rejected ({kind}) for {url}", url=url)
+        return PermanentHttpError(
+            f"TLS certificate rejected ({kind}) for {url}", url=url, reason="tls"
+        )
     if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError | ValueError):
-        return PermanentHttpError(f"unusable URL ({kind}): {url}", url=url)
+        return PermanentHttpError(f"unusable URL ({kind}): {url}", url=url, reason="bad_url")
     if isinstance(exc, aiohttp.ClientResponseError):
         status = exc.status or None
         error = classify_status(status, url=url) if status else None
         if error is not None:
             return error
-        return PermanentHttpError(f"bad response ({kind}) from {url}", url=url, status=status)
+        return PermanentHttpError(
+            f"bad response ({kind}) from {url}", url=url, status=status, reason="bad_response"
+        )
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return TransientHttpError(f"server disconnected ({kind}) on {url}", url=url)
+        return TransientHttpError(
+            f"server disconnected ({kind}) on {url}", url=url, reason="connection"
+        )
     if isinstance(exc, aiohttp.ClientConnectionError | OSError):
-        return TransientHttpError(f"connection failed ({kind}) on {url}", url=url)
+        return TransientHttpError(
+            f"connection failed ({kind}) on {url}", url=url, reason="connection"
+        )
     # Remaining aiohttp.ClientError: an unexpected protocol hiccup; bounded retries
     # cost little, a wrongly permanent failure loses an image.
-    return TransientHttpError(f"request failed ({kind}) on {url}", url=url)
+    return TransientHttpError(f"request failed ({kind}) on {url}", url=url, reason="connection")
 
 
 def sanitize_chain(exc: BaseException, secrets: Sequence[str]) -> bool:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import ClassVar
 from urllib.parse import quote, quote_plus
 
 import yarl
@@ -104,10 +105,26 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 class HttpError(HarvesterError):
     """An HTTP request failed."""
 
-    def __init__(self, message: str | None = None, *, url: str, status: int | None = None) -> None:
+    reason = "http_error"
+    # A status, when known, is the most useful code (http_404, http_503); classes whose
+    # meaning is not the status (a cut-short body, a rejected key) keep their own.
+    status_is_reason: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        url: str,
+        status: int | None = None,
+        reason: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.url = url
         self.status = status
+        if reason is not None:
+            self.reason = reason
+        elif status is not None and self.status_is_reason:
+            self.reason = f"http_{status}"
 
     def __reduce__(self) -> tuple[object, ...]:
         # Keyword-only fields survive pickling (errors may cross a process pool).
@@ -124,6 +141,8 @@ def _rebuild(cls: type[HttpError], args: tuple[object, ...], state: dict[str, ob
 class TransientHttpError(HttpError):
     """An HTTP request failed in a way that may succeed if tried again later."""
 
+    reason = "transient"
+
     def __init__(
         self,
         message: str | None = None,
@@ -131,17 +150,23 @@ class TransientHttpError(HttpError):
         url: str,
         status: int | None = None,
         retry_after: float | None = None,
+        reason: str | None = None,
     ) -> None:
-        super().__init__(message, url=url, status=status)
+        super().__init__(message, url=url, status=status, reason=reason)
         self.retry_after = retry_after
 
 
 class RateLimitedError(TransientHttpError):
     """The server asked us to slow down (429)."""
 
+    reason = "http_429"
+
 
 class TruncatedBodyError(TransientHttpError):
     """The response body ended before its declared length."""
+
+    reason = "truncated"
+    status_is_reason = False
 
 
 class PermanentHttpError(HttpError):
@@ -151,14 +176,35 @@ class PermanentHttpError(HttpError):
 class NotFoundError(PermanentHttpError):
     """The resource does not exist (404 or 410)."""
 
+    reason = "not_found"
+
 
 class ForbiddenError(PermanentHttpError):
     """Access was refused (401 or 403); a signed URL may have expired."""
+
+    reason = "forbidden"
+
+
+class InvalidCredentials(PermanentHttpError):
+    """The API rejected our key or token (Flickr code 100, Mapillary 401 / code 190).
+
+    Every call with the same key will fail the same way, so the daemon pauses the
+    campaigns that use it after the first rejection instead of failing each query.
+    """
+
+    reason = "invalid_key"
+    status_is_reason = False
 
 
 class TooLargeError(PermanentHttpError):
     """The response body is larger than the byte cap."""
 
+    reason = "too_large"
+    status_is_reason = False
+
 
 class BadResponseError(PermanentHttpError):
     """The response body is not in the expected format."""
+
+    reason = "bad_response"
+    status_is_reason = False

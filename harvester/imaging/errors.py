@@ -49,7 +49,7 @@ def _rebuild(cls: type[ImagingError], message: str, reason: str, permanent: bool
 class UnsupportedFormat(ImagingError):
     """The body is not a JPEG, PNG or WebP image."""
 
-    reason = "unsupported_format"
+    reason = "not_an_image"
 
 
 class CorruptImage(ImagingError):
@@ -61,7 +61,7 @@ class CorruptImage(ImagingError):
 class DecompressionBomb(ImagingError):
     """The image declares more pixels than the configured limit."""
 
-    reason = "too_many_pixels"
+    reason = "bomb"
 
 
 class TooSmall(ImagingError):

@@ -29,6 +29,8 @@ MAX_KEY_QUERY = 120
 class FlickrTaskError(HarvesterError):
     """A Flickr task's payload or its campaign's settings cannot be used."""
 
+    reason = "bad_task"
+
 
 @dataclass(frozen=True)
 class FlickrCampaign:

@@ -26,7 +26,7 @@ _JSONP = re.compile(r"^\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
 # 10 search/location API temporarily unavailable. Everything else is a caller mistake.
 TRANSIENT_CODES = frozenset({10, 105, 106})
 KEY_CODES = frozenset({98, 99, 100})
-NO_URL = "no downloadable size (neither url_l nor a public original)"
+NO_URL = "unavailable: no downloadable size (neither url_l nor a public original)"
 
 
 # -- the queries file -------------------------------------------------------------------

@@ -46,6 +46,8 @@ T = TypeVar("T")
 class DaemonError(HarvesterError):
     """The daemon had to stop before its work was done."""
 
+    reason = "daemon_stopped"
+
 
 FLUSH_INTERVAL_S = 0.25
 IDLE_SLEEP_S = (0.05, 1.0)
@@ -203,7 +205,7 @@ class Daemon:
             return
         except Exception as exc:  # a bug in one row must not stop the daemon
             log.exception("job_crashed", lane=lane.name, row_id=row.id)
-            result = Failure(row.id, f"internal error: {_scrubbed(exc)}", True)
+            result = Failure(row.id, _scrubbed(exc), True, reason="internal_error")
         finally:
             if lane.jobs.get(row.id) is me:
                 del lane.jobs[row.id]

@@ -28,6 +28,8 @@ STORAGE_GONE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 class StorageUnavailable(HarvesterError):
     """The storage cannot take files (full, read-only): every image would fail, so stop."""
 
+    reason = "storage_unavailable"
+
 
 Result = Outcome | Failure
 
@@ -36,7 +38,9 @@ async def run_task(ctx: Context, row: Row[Any]) -> Result:
     """Expand a query task into image rows and follow-up tasks."""
     source = ctx.source_for_kind(row.kind)
     if source is None:
-        return Failure(row.id, f"no source handles task kind {row.kind!r}", retryable=False)
+        return Failure(
+            row.id, f"no source handles task kind {row.kind!r}", False, reason="no_source"
+        )
     view = TaskView(row.id, row.campaign_id, row.kind, row.payload, row.attempts)
     try:
         campaign = await ctx.campaign(row.campaign_id)
@@ -61,7 +65,7 @@ async def run_task(ctx: Context, row: Row[Any]) -> Result:
     except HttpError as exc:
         return _http_failure(row.id, exc)
     except HarvesterError as exc:
-        return Failure(row.id, str(exc), retryable=False)
+        return Failure(row.id, str(exc), retryable=False, reason=exc.reason)
     result = {**expansion.result, "new_images": added.new, "known_images": added.known}
     log.info("task_done", task_id=row.id, kind=row.kind, **_loggable(result))
     return Outcome(row.id, TaskState.DONE, {"result": result})
@@ -71,7 +75,9 @@ async def run_image(ctx: Context, row: Row[Any]) -> Result:
     """Fetch, process in the pool, deduplicate by source bytes, write atomically."""
     source = ctx.sources.get(row.provider)
     if source is None:
-        return Failure(row.id, f"no source for provider {row.provider!r}", retryable=False)
+        return Failure(
+            row.id, f"no source for provider {row.provider!r}", False, reason="no_source"
+        )
     view = ImageView(
         row.id, row.campaign_id, row.provider, row.provider_id, row.source_url, row.raw
     )
@@ -86,11 +92,11 @@ async def run_image(ctx: Context, row: Row[Any]) -> Result:
     try:
         processed, source_sha, process_s = await ctx.process(data, rules, meta)
     except TooSmall as exc:
-        return Outcome(row.id, ImageState.SKIPPED, {"skip_reason": f"{exc.reason}: {exc}"})
+        return Outcome(row.id, ImageState.SKIPPED, {"reason": exc.reason, "skip_reason": str(exc)})
     except ImagingError as exc:
-        return Failure(row.id, f"{exc.reason}: {exc}", retryable=not exc.permanent)
+        return Failure(row.id, str(exc), retryable=not exc.permanent, reason=exc.reason)
     except WorkerLost as exc:
-        return Failure(row.id, f"worker_lost: {exc}", retryable=True)
+        return Failure(row.id, str(exc), retryable=True, reason="worker_lost")
     pool_s = time.perf_counter() - handed
     try:
         return await _store(ctx, row, processed, source_sha)
@@ -111,7 +117,8 @@ async def _store(ctx: Context, row: Row[Any], processed: Processed, source_sha: 
             {
                 "duplicate_of": original,
                 "source_sha256": source_sha,
-                "skip_reason": f"duplicate: identical bytes already stored as image {original}",
+                "reason": "duplicate",
+                "skip_reason": f"identical bytes already stored as image {original}",
             },
         )
     try:
@@ -122,7 +129,9 @@ async def _store(ctx: Context, row: Row[Any], processed: Processed, source_sha: 
             raise StorageUnavailable(
                 f"cannot write under {ctx.storage.root}: {exc.strerror}"
             ) from exc
-        return Failure(row.id, f"write_failed: {row.path}: {exc.strerror}", retryable=True)
+        return Failure(
+            row.id, f"cannot write {row.path}: {exc.strerror}", True, reason="write_failed"
+        )
     top, right, bottom, left = processed.frame
     return Outcome(
         row.id,
@@ -144,7 +153,7 @@ async def _store(ctx: Context, row: Row[Any], processed: Processed, source_sha: 
 def _http_failure(row_id: int, exc: HttpError) -> Failure:
     retryable = isinstance(exc, TransientHttpError)
     retry_after = exc.retry_after if isinstance(exc, TransientHttpError) else None
-    return Failure(row_id, f"{type(exc).__name__}: {exc}", retryable, retry_after)
+    return Failure(row_id, str(exc), retryable, retry_after, reason=exc.reason)
 
 
 async def _metadata(ctx: Context, source: Source, view: ImageView, row: Row[Any]) -> Metadata:

@@ -36,9 +36,9 @@ class Counters:
         counter = self.images if lane == "images" else self.tasks
         if isinstance(result, Outcome):
             counter[str(result.state)] += 1
-            reason = result.values.get("skip_reason")
+            reason = result.values.get("reason")
             if result.state == ImageState.SKIPPED and reason:
-                self.skip_reasons[str(reason).split(":", 1)[0]] += 1
+                self.skip_reasons[str(reason)] += 1
         else:
             counter["retried" if result.retryable else "failed"] += 1
 

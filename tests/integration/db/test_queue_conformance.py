@@ -179,3 +179,55 @@ async def test_a_hostile_retry_after_backs_off_without_overflowing(
     queued = await _row(engine, row.id)
     assert queued.state == "queued"
     assert queued.not_before <= clock() + timedelta(days=8)
+
+
+async def test_a_failure_records_its_reason_code_and_is_logged_once_when_final(
+    engine: AsyncEngine, clock: FakeClock
+):
+    from structlog.testing import capture_logs
+
+    await _tasks(engine, 2, clock, max_attempts=1)
+    queue = Queue(engine, Task, clock=clock)
+    gone, slow = await queue.claim("w", 2, 60)
+    with capture_logs() as logs:
+        await queue.fail(
+            "w",
+            [
+                Failure(gone.id, "HTTP 404 from x", retryable=False, reason="http_404"),
+                Failure(slow.id, "timed out", retryable=True, reason="timeout"),
+            ],
+        )
+    rows = {r.id: r for r in [await _row(engine, gone.id), await _row(engine, slow.id)]}
+    assert (rows[gone.id].reason, rows[gone.id].retryable) == ("http_404", False)
+    assert (rows[slow.id].reason, rows[slow.id].retryable) == ("timeout", True)
+    failed = [e for e in logs if e["event"] == "task_failed"]
+    assert sorted((e["task_id"], e["reason"]) for e in failed) == sorted(
+        [(gone.id, "http_404"), (slow.id, "timeout")]
+    )
+
+
+async def test_a_requeue_keeps_the_reason_and_counts_itself(engine: AsyncEngine, clock: FakeClock):
+    await _tasks(engine, 1, clock)
+    queue = Queue(engine, Task, clock=clock)
+    (row,) = await queue.claim("w", 1, 60)
+    await queue.fail("w", [Failure(row.id, "HTTP 404", retryable=False, reason="http_404")])
+    assert await queue.retry_failed(campaign_id=1) == 1
+    again = await _row(engine, row.id)
+    assert (again.state, again.attempts, again.requeues) == ("queued", 0, 1)
+    assert (again.reason, again.last_error) == ("http_404", "HTTP 404")
+    await queue.claim("w", 1, 60)
+    await queue.done("w", [row.id])
+    done = await _row(engine, row.id)
+    assert (done.state, done.reason, done.requeues) == ("done", None, 1)
+
+
+async def test_a_lease_lost_on_the_last_attempt_fails_as_lease_lost(
+    engine: AsyncEngine, clock: FakeClock
+):
+    await _tasks(engine, 1, clock, max_attempts=1)
+    queue = Queue(engine, Task, clock=clock)
+    (row,) = await queue.claim("w", 1, 60)
+    clock.advance(61)
+    await queue.claim("w2", 1, 60)
+    final = await _row(engine, row.id)
+    assert (final.state, final.reason, final.retryable) == ("failed", "lease_lost", True)

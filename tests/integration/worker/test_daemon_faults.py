@@ -59,7 +59,7 @@ async def test_identical_bytes_under_two_ids_are_stored_once(
     for copy in duplicates:
         original = by_id[copy.duplicate_of]
         assert copy.source_sha256 == original.source_sha256
-        assert copy.skip_reason.startswith("duplicate:")
+        assert copy.reason == "duplicate" and copy.skip_reason.startswith("identical bytes")
         assert not (tmp_path / "data" / copy.path).exists()
     assert len(list((tmp_path / "data").rglob("*.jpg"))) == 6
 

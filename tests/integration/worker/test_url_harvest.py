@@ -71,6 +71,9 @@ async def test_url_list_harvest_stores_every_good_image_once_with_its_record(
             assert row.last_error, "a failed row must say why"
         if row.state == "skipped":
             assert row.skip_reason
+        if row.state in ("failed", "skipped"):
+            # The code alone, never a class name or free text.
+            assert row.reason and row.reason.islower() and " " not in row.reason, row.reason
         if row.state != "stored":
             assert not (root / row.path).exists()
             continue
