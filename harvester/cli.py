@@ -16,7 +16,8 @@ from harvester.config import Settings, load_settings
 from harvester.errors import HarvesterError, InputError
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from harvester.db.session import Engine
+    from harvester.worker.progress import Reporter
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
@@ -126,7 +127,7 @@ def _size_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-EngineHandler = Callable[[argparse.Namespace, Settings, "AsyncEngine"], Awaitable[int]]
+EngineHandler = Callable[[argparse.Namespace, Settings, "Engine"], Awaitable[int]]
 
 
 def _on_database(*, migrate: bool) -> Callable[[EngineHandler], Handler]:
@@ -152,14 +153,12 @@ def _on_database(*, migrate: bool) -> Callable[[EngineHandler], Handler]:
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     from harvester.worker.daemon import run_daemon
-    from harvester.worker.progress import Reporter
 
-    reporter = Reporter(interval_s=settings.log_interval_seconds)
     counters = await run_daemon(
         settings,
         until_idle=args.until_idle,
         grace_seconds=args.grace,
-        reporter=reporter,
+        reporter=_reporter(settings.log_interval_seconds),
         handle_signals=True,
         http_bind=args.http,
     )
@@ -170,11 +169,21 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from harvester.demo import run_demo
 
-    return await run_demo(settings)
+    return await run_demo(settings, reporter=_reporter(5.0))
+
+
+def _reporter(interval_s: float) -> Reporter:
+    """Progress on stderr; a live display lets only warnings through, or lines would tear it."""
+    from harvester.worker.progress import Reporter
+
+    reporter = Reporter(interval_s=interval_s)
+    if reporter.live:
+        log.configure("warning", reporter.out)
+    return reporter
 
 
 @_on_database(migrate=True)
-async def _submit_urls(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+async def _submit_urls(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from harvester.sources.urls import UrlCampaign, submit_urls
 
     campaign = UrlCampaign(args.campaign, args.file, args.max_side, args.min_side)
@@ -188,7 +197,7 @@ async def _submit_urls(args: argparse.Namespace, settings: Settings, engine: Asy
 
 
 @_on_database(migrate=True)
-async def _submit_flickr(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+async def _submit_flickr(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from harvester.sources.flickr import FlickrCampaign, parse_queries, submit_flickr
 
     try:
@@ -220,9 +229,7 @@ async def _submit_flickr(args: argparse.Namespace, settings: Settings, engine: A
 
 
 @_on_database(migrate=True)
-async def _submit_mapillary(
-    args: argparse.Namespace, settings: Settings, engine: AsyncEngine
-) -> int:
+async def _submit_mapillary(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
 
     campaign = MapillaryCampaign(
@@ -249,7 +256,7 @@ async def _submit_mapillary(
 
 
 @_on_database(migrate=True)
-async def _cancel(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+async def _cancel(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from harvester.db.campaigns import campaign_id_of
     from harvester.db.models import Image, Task
     from harvester.db.queue import Queue
@@ -262,7 +269,7 @@ async def _cancel(args: argparse.Namespace, settings: Settings, engine: AsyncEng
 
 
 @_on_database(migrate=True)
-async def _retry_failed(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+async def _retry_failed(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from harvester.db.campaigns import campaign_id_of
     from harvester.db.models import Image, Task
     from harvester.db.queue import Queue
@@ -284,7 +291,7 @@ def _print_problems(problems: Sequence[str], limit: int = 50) -> None:
 
 
 @_on_database(migrate=False)
-async def _db_upgrade(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+async def _db_upgrade(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from harvester.db.migrate import current_revision, upgrade
 
     await upgrade(engine)
@@ -293,7 +300,7 @@ async def _db_upgrade(args: argparse.Namespace, settings: Settings, engine: Asyn
 
 
 @_on_database(migrate=False)
-async def _db_downgrade(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+async def _db_downgrade(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from harvester.db.migrate import current_revision, downgrade
 
     await downgrade(engine, args.revision)
@@ -302,10 +309,11 @@ async def _db_downgrade(args: argparse.Namespace, settings: Settings, engine: As
 
 
 @_on_database(migrate=True)
-async def _status(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+async def _status(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from harvester import status
+    from harvester.db.counts import campaign_counts
 
-    statuses = await status.collect(engine)
+    statuses = await campaign_counts(engine)
     if args.json or not sys.stdout.isatty():
         status.render_json(statuses, sys.stdout)
     else:

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import TextIO
 
 from pydantic import SecretStr
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.config import Settings
+from harvester.db.catalog import repoint_unfinished_images
+from harvester.db.counts import image_states_by_campaign_name, why_not_stored
 from harvester.db.migrate import upgrade
-from harvester.db.models import Campaign, Image
-from harvester.db.session import create_engine, read_connection
+from harvester.db.session import Engine, create_engine
 from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from harvester.sources.flickr import FlickrCampaign, parse_queries, submit_flickr
 from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
@@ -38,7 +37,7 @@ castle
 """
 PORT_FILE = "emulator.port"
 
-Submitter = Callable[[AsyncEngine, RunningEmulator, Path], Awaitable[str]]
+Submitter = Callable[[Engine, RunningEmulator, Path], Awaitable[str]]
 
 
 def _prepare_home() -> tuple[Path, int]:
@@ -58,7 +57,7 @@ def _free_port(preferred: int) -> int:
             return int(probe.getsockname()[1])
 
 
-async def submit_url_list(engine: AsyncEngine, emulator: RunningEmulator, home: Path) -> str:
+async def submit_url_list(engine: Engine, emulator: RunningEmulator, home: Path) -> str:
     listing = home / "street-views.csv"
     rows = emulator.world.url_list(URL_LIST_SIZE, base_url=emulator.base_url)
     with listing.open("w", newline="") as handle:
@@ -70,7 +69,7 @@ async def submit_url_list(engine: AsyncEngine, emulator: RunningEmulator, home: 
     return f"URL list {listing}: {report.added} new images, {report.known} already known"
 
 
-async def submit_flickr_keywords(engine: AsyncEngine, emulator: RunningEmulator, home: Path) -> str:
+async def submit_flickr_keywords(engine: Engine, emulator: RunningEmulator, home: Path) -> str:
     queries_file = home / "flickr-queries.txt"
     queries_file.write_text(FLICKR_QUERIES)
     queries, negatives = parse_queries(FLICKR_QUERIES, source=str(queries_file))
@@ -85,7 +84,7 @@ async def submit_flickr_keywords(engine: AsyncEngine, emulator: RunningEmulator,
     return f"Flickr keywords {', '.join(queries)} (2023-07..12): {report.tasks_added} tasks"
 
 
-async def submit_mapillary_demo(engine: AsyncEngine, emulator: RunningEmulator, home: Path) -> str:
+async def submit_mapillary_demo(engine: Engine, emulator: RunningEmulator, home: Path) -> str:
     database, query = emulator.world.mapillary_sequence_pairs()[3]
     sequence = await submit_mapillary(
         engine, MapillaryCampaign("demo-sequence", sequences=(database,), max_side=1024)
@@ -103,7 +102,9 @@ async def submit_mapillary_demo(engine: AsyncEngine, emulator: RunningEmulator, 
 SUBMITTERS: list[Submitter] = [submit_flickr_keywords, submit_mapillary_demo, submit_url_list]
 
 
-async def run_demo(base: Settings, out: TextIO | None = None) -> int:
+async def run_demo(
+    base: Settings, out: TextIO | None = None, reporter: Reporter | None = None
+) -> int:
     out = out or sys.stdout
     home, preferred = await asyncio.to_thread(_prepare_home)
     emulator = await start_emulator(EmulatorConfig(), port=_free_port(preferred))
@@ -123,12 +124,12 @@ async def run_demo(base: Settings, out: TextIO | None = None) -> int:
     try:
         await upgrade(engine)
         if previous_base != emulator.base_url:
-            await _repoint_unfinished(engine, previous_base, emulator.base_url)
+            await repoint_unfinished_images(engine, previous_base, emulator.base_url)
         out.write(f"emulator (Flickr + Mapillary + image CDN) at {emulator.base_url}\n")
         for submit in SUBMITTERS:
             out.write(f"submitted: {await submit(engine, emulator, home)}\n")
         counters = await run_daemon(
-            settings, until_idle=True, reporter=Reporter(interval_s=5), handle_signals=True
+            settings, until_idle=True, reporter=reporter, handle_signals=True
         )
         await _summary(engine, settings, out, counters.elapsed_s)
     finally:
@@ -137,33 +138,9 @@ async def run_demo(base: Settings, out: TextIO | None = None) -> int:
     return 0
 
 
-async def _repoint_unfinished(engine: AsyncEngine, old: str, new: str) -> None:
-    """The emulator moved port: images an interrupted run left queued must follow it."""
-    async with engine.begin() as connection:
-        await connection.execute(
-            update(Image)
-            .where(Image.state != "stored", Image.source_url.startswith(old + "/"))
-            .values(source_url=func.replace(Image.source_url, old, new))
-        )
-
-
-async def _summary(engine: AsyncEngine, settings: Settings, out: TextIO, elapsed: float) -> None:
-    async with read_connection(engine) as connection:
-        states = (
-            await connection.execute(
-                select(Campaign.name, Image.state, func.count())
-                .join(Campaign, Campaign.id == Image.campaign_id)
-                .group_by(Campaign.name, Image.state)
-                .order_by(Campaign.name)
-            )
-        ).all()
-        why = (
-            await connection.execute(
-                select(Image.state, func.coalesce(Image.skip_reason, Image.last_error)).where(
-                    Image.state.in_(["skipped", "failed"])
-                )
-            )
-        ).all()
+async def _summary(engine: Engine, settings: Settings, out: TextIO, elapsed: float) -> None:
+    states = await image_states_by_campaign_name(engine)
+    why = await why_not_stored(engine)
     reasons: Counter[tuple[str, str]] = Counter()
     example: dict[tuple[str, str], str] = {}
     for state, reason in why:

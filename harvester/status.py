@@ -1,49 +1,13 @@
-"""What is queued, running and finished, per campaign: the operator's first question."""
+"""The counts per campaign shown to operators: a table on a terminal, JSON for scripts."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import TextIO
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from harvester.db.models import Campaign, Image, Task
-from harvester.db.session import read_connection
-
-
-@dataclass
-class CampaignStatus:
-    name: str
-    provider: str
-    tasks: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> state -> count
-    images: dict[str, int] = field(default_factory=dict)  # state -> count
-
-
-async def collect(engine: AsyncEngine) -> list[CampaignStatus]:
-    async with read_connection(engine) as connection:
-        campaigns = {
-            row.id: CampaignStatus(row.name, row.provider)
-            for row in await connection.execute(
-                select(Campaign.id, Campaign.name, Campaign.provider).order_by(Campaign.id)
-            )
-        }
-        task_counts = await connection.execute(
-            select(Task.campaign_id, Task.kind, Task.state, func.count()).group_by(
-                Task.campaign_id, Task.kind, Task.state
-            )
-        )
-        for campaign_id, kind, state, count in task_counts:
-            campaigns[campaign_id].tasks.setdefault(kind, {})[state] = count
-        image_counts = await connection.execute(
-            select(Image.campaign_id, Image.state, func.count()).group_by(
-                Image.campaign_id, Image.state
-            )
-        )
-        for campaign_id, state, count in image_counts:
-            campaigns[campaign_id].images[state] = count
-    return list(campaigns.values())
+from harvester.db.counts import CampaignStatus
+from harvester.db.models import ImageState, TaskState
 
 
 def render_json(statuses: list[CampaignStatus], out: TextIO) -> None:
@@ -63,7 +27,15 @@ def render_table(statuses: list[CampaignStatus], out: TextIO) -> None:
         out.write(_line(status.name, "images", status.images))
 
 
-_STATES = ("queued", "running", "done", "stored", "skipped", "failed", "cancelled")
+_STATES = (
+    ImageState.QUEUED,
+    ImageState.RUNNING,
+    TaskState.DONE,
+    ImageState.STORED,
+    ImageState.SKIPPED,
+    ImageState.FAILED,
+    ImageState.CANCELLED,
+)
 
 
 def _line(name: str, what: str, counts: dict[str, int]) -> str:

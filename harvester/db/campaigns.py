@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from harvester.db.clock import utcnow
 from harvester.db.models import Campaign
-from harvester.db.queue import insert_for, utcnow
-from harvester.db.session import read_connection
+from harvester.db.session import insert_for, read_connection
 from harvester.errors import InputError
 
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from harvester.db.clock import CLOCK_SKEW, utcnow
 from harvester.db.models import Image, ImageHit, ImageState, License, ShardCounter
-from harvester.db.queue import CLOCK_SKEW, insert_for, utcnow
+from harvester.db.session import insert_for, read_connection
 from harvester.storage.layout import relative_path, shard_of
 
 INSERT_CHUNK = 500
@@ -225,4 +226,23 @@ async def upsert_licenses(
         await connection.execute(
             statement,
             [{"provider": provider, "license_id": i, "name": n, "url": u} for i, n, u in licenses],
+        )
+
+
+async def known_licenses(engine: AsyncEngine) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(provider, licence id) -> (name, url) of every licence a source has reported."""
+    async with read_connection(engine) as connection:
+        rows = await connection.execute(
+            select(License.provider, License.license_id, License.name, License.url)
+        )
+        return {(p, i): (n, u) for p, i, n, u in rows}
+
+
+async def repoint_unfinished_images(engine: AsyncEngine, old_base: str, new_base: str) -> None:
+    """Images not yet stored whose source moved host (the demo's emulator changed port)."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(Image)
+            .where(Image.state != ImageState.STORED, Image.source_url.startswith(old_base + "/"))
+            .values(source_url=func.replace(Image.source_url, old_base, new_base))
         )

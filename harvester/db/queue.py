@@ -9,39 +9,29 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import Row, Select, bindparam, case, func, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from harvester.db.clock import CLOCK_SKEW, WallClock, utcnow
 from harvester.db.models import Image, ImageState, Task, TaskState
-from harvester.db.session import read_connection
+from harvester.db.session import insert_for, read_connection
 
 QueueModel = type[Task] | type[Image]
-Clock = Callable[[], datetime]
+# A claimed row as the worker sees it (code outside db/ does not import SQLAlchemy).
+QueueRow = Row[Any]
 
-RUNNING = "running"
-QUEUED = "queued"
-FAILED = "failed"
-CANCELLED = "cancelled"
 RESCUE_BATCH = 1000
-# New rows are due at once even on a daemon whose clock runs this far behind the writer's
-# (on Postgres the claim compares with the database's clock).
-CLOCK_SKEW = timedelta(minutes=5)
 MAX_WAIT_S = 7 * 86_400.0
 LEASE_LOST = "lease expired on the last attempt (the worker died or hung)"
 LEASE_LOST_REASON = "lease_lost"
 
 log = structlog.get_logger("harvester.queue")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -70,7 +60,7 @@ class Outcome:
     """A row's final state and the columns to record with it."""
 
     id: int
-    state: str
+    state: TaskState | ImageState
     values: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -83,12 +73,6 @@ class Failure:
     retryable: bool
     retry_after: float | None = None
     reason: str = "error"
-
-
-def insert_for(connection: AsyncConnection, model: Any) -> Any:
-    """A dialect INSERT, so callers can say ON CONFLICT DO NOTHING on both databases."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(model)
 
 
 async def enqueue_tasks(
@@ -107,7 +91,7 @@ async def enqueue_tasks(
             "kind": task.kind,
             "payload": dict(task.payload),
             "dedupe_key": task.dedupe_key,
-            "state": TaskState.QUEUED.value,
+            "state": TaskState.QUEUED,
             "max_attempts": task.max_attempts or default_max_attempts,
             "not_before": moment - CLOCK_SKEW,
             "created_at": moment,
@@ -127,6 +111,11 @@ async def enqueue_tasks(
         return len(inserted.all())
 
 
+def states_of(model: QueueModel) -> type[TaskState] | type[ImageState]:
+    """The state enum of a queue table (both share queued/running/failed/cancelled)."""
+    return TaskState if model is Task else ImageState
+
+
 class Queue:
     """One queue table (tasks or images) seen through the lease protocol."""
 
@@ -135,7 +124,7 @@ class Queue:
         engine: AsyncEngine,
         model: QueueModel,
         *,
-        clock: Clock = utcnow,
+        clock: WallClock = utcnow,
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -144,6 +133,7 @@ class Queue:
         self.clock = clock
         self.policy = policy or RetryPolicy()
         self.rng = rng or random.Random()
+        self.states = states_of(model)
         self._done_state = TaskState.DONE if model is Task else ImageState.STORED
 
     async def _now(self, connection: AsyncConnection) -> datetime:
@@ -169,7 +159,7 @@ class Queue:
         self._log_failed(
             (r.id, r.campaign_id, LEASE_LOST_REASON, LEASE_LOST)
             for r in rescued
-            if r.state == FAILED
+            if r.state == self.states.FAILED
         )
         return sorted(rows, key=lambda row: row.id)
 
@@ -185,12 +175,12 @@ class Queue:
         """End the leases of owners known to be dead, so the next claim rescues their rows."""
         if not owners:
             return 0
-        model = self.model
+        model, states = self.model, self.states
         async with self.engine.begin() as connection:
             now = await self._now(connection)
             result = await connection.execute(
                 update(model)
-                .where(model.state == RUNNING, model.lease_owner.in_(owners))
+                .where(model.state == states.RUNNING, model.lease_owner.in_(owners))
                 .values(lease_expires_at=now - timedelta(seconds=1))
                 .execution_options(synchronize_session=False)
             )
@@ -199,7 +189,9 @@ class Queue:
     async def lease_owners(self) -> set[str]:
         async with read_connection(self.engine) as connection:
             rows = await connection.execute(
-                select(self.model.lease_owner).where(self.model.state == RUNNING).distinct()
+                select(self.model.lease_owner)
+                .where(self.model.state == self.states.RUNNING)
+                .distinct()
             )
             return {owner for (owner,) in rows if owner}
 
@@ -207,12 +199,12 @@ class Queue:
         """Extend the leases still held by `owner`; returns the ids it still holds."""
         if not ids:
             return set()
-        model = self.model
+        model, states = self.model, self.states
         async with self.engine.begin() as connection:
             now = await self._now(connection)
             result = await connection.execute(
                 update(model)
-                .where(model.id.in_(ids), model.lease_owner == owner, model.state == RUNNING)
+                .where(model.id.in_(ids), model.lease_owner == owner, model.state == states.RUNNING)
                 .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
                 .returning(model.id)
                 .execution_options(synchronize_session=False)
@@ -270,7 +262,7 @@ class Queue:
         """Back off retryable failures; fail for good the permanent and the exhausted ones."""
         if not failures:
             return
-        model = self.model
+        model, states = self.model, self.states
         async with self.engine.begin() as connection:
             now = await self._now(connection)
             held = {
@@ -279,7 +271,7 @@ class Queue:
                     select(model.id, model.campaign_id, model.attempts, model.max_attempts).where(
                         model.id.in_([f.id for f in failures]),
                         model.lease_owner == owner,
-                        model.state == RUNNING,
+                        model.state == states.RUNNING,
                     )
                 )
             }
@@ -295,23 +287,24 @@ class Queue:
         self._log_failed(
             (c["b_id"], held[c["b_id"]].campaign_id, c["reason"], c["last_error"])
             for c in changes
-            if c["state"] == FAILED
+            if c["state"] == self.states.FAILED
         )
 
     def _failure_values(
         self, failure: Failure, attempts: int, max_attempts: int, now: datetime
     ) -> dict[str, Any]:
+        states = self.states
         why = {"reason": failure.reason, "retryable": failure.retryable}
         if not failure.retryable:
-            return {**why, "state": FAILED, "last_error": failure.error, "finished_at": now}
+            return {**why, "state": states.FAILED, "last_error": failure.error, "finished_at": now}
         if attempts >= max_attempts:
             error = f"{failure.error} (gave up after {attempts} attempts)"
-            return {**why, "state": FAILED, "last_error": error, "finished_at": now}
+            return {**why, "state": states.FAILED, "last_error": error, "finished_at": now}
         asked = min(failure.retry_after or 0.0, MAX_WAIT_S)  # a hostile Retry-After is capped
         wait = max(self.policy.delay(attempts, self.rng), asked)
         return {
             **why,
-            "state": QUEUED,
+            "state": states.QUEUED,
             "last_error": failure.error,
             "not_before": now + timedelta(seconds=wait),
         }
@@ -320,14 +313,14 @@ class Queue:
         """Hand unfinished rows back on shutdown; the attempt they used is given back."""
         if not ids:
             return
-        model = self.model
+        model, states = self.model, self.states
         async with self.engine.begin() as connection:
             now = await self._now(connection)
             await connection.execute(
                 update(model)
-                .where(model.id.in_(ids), model.lease_owner == owner, model.state == RUNNING)
+                .where(model.id.in_(ids), model.lease_owner == owner, model.state == states.RUNNING)
                 .values(
-                    state=QUEUED,
+                    state=states.QUEUED,
                     lease_owner=None,
                     lease_expires_at=None,
                     attempts=func.max(model.attempts - 1, 0)
@@ -340,13 +333,13 @@ class Queue:
 
     async def cancel(self, *, campaign_id: int | None = None, ids: Sequence[int] = ()) -> int:
         """Cancel queued and running rows; a running one may still finish and be recorded."""
-        model = self.model
-        statement = update(model).where(model.state.in_([QUEUED, RUNNING]))
+        model, states = self.model, self.states
+        statement = update(model).where(model.state.in_([states.QUEUED, states.RUNNING]))
         statement = _scope(statement, model, campaign_id, ids)
         async with self.engine.begin() as connection:
             now = await self._now(connection)
             result = await connection.execute(
-                statement.values(state=CANCELLED, updated_at=now).execution_options(
+                statement.values(state=states.CANCELLED, updated_at=now).execution_options(
                     synchronize_session=False
                 )
             )
@@ -360,9 +353,9 @@ class Queue:
         The history stays: `requeues` counts the times, `reason` and `last_error` keep the
         last failure until the next attempt's outcome replaces them.
         """
-        model = self.model
-        states = [FAILED, CANCELLED] if cancelled else [FAILED]
-        statement = _scope(update(model).where(model.state.in_(states)), model, campaign_id, ids)
+        model, states = self.model, self.states
+        wanted = [states.FAILED, states.CANCELLED] if cancelled else [states.FAILED]
+        statement = _scope(update(model).where(model.state.in_(wanted)), model, campaign_id, ids)
         async with self.engine.begin() as connection:
             now = await self._now(connection)
             # A cancelled row still leased may be running: it is not resumed until its lease ends.
@@ -370,7 +363,7 @@ class Queue:
             result = await connection.execute(
                 statement.where(free)
                 .values(
-                    state=QUEUED,
+                    state=states.QUEUED,
                     attempts=0,
                     requeues=model.requeues + 1,
                     not_before=now,
@@ -398,6 +391,7 @@ def claim_statement(
                  ORDER BY not_before, id LIMIT :limit FOR UPDATE SKIP LOCKED)
     RETURNING *
     """
+    states = states_of(model)
     due = due_rows(model, now, limit)
     if kinds and model is Task:
         due = due.where(Task.kind.in_(kinds))
@@ -405,7 +399,7 @@ def claim_statement(
         update(model)
         .where(model.id.in_(due.scalar_subquery()))
         .values(
-            state=RUNNING,
+            state=states.RUNNING,
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             attempts=model.attempts + 1,
@@ -422,9 +416,10 @@ def rescue_statement(model: QueueModel, now: datetime) -> Any:
     END, lease_owner=NULL, ... WHERE id IN (SELECT id FROM <queue> WHERE state='running' AND
     lease_expires_at < :now LIMIT 1000 FOR UPDATE SKIP LOCKED)
     """
+    states = states_of(model)
     expired = (
         select(model.id)
-        .where(model.state == RUNNING, model.lease_expires_at < now)
+        .where(model.state == states.RUNNING, model.lease_expires_at < now)
         .limit(RESCUE_BATCH)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
@@ -434,7 +429,7 @@ def rescue_statement(model: QueueModel, now: datetime) -> Any:
         update(model)
         .where(model.id.in_(expired))
         .values(
-            state=case((exhausted, FAILED), else_=QUEUED),
+            state=case((exhausted, states.FAILED), else_=states.QUEUED),
             last_error=case((exhausted, LEASE_LOST), else_=model.last_error),
             reason=case((exhausted, LEASE_LOST_REASON), else_=model.reason),
             retryable=case((exhausted, True), else_=model.retryable),
@@ -451,7 +446,7 @@ def due_rows(model: QueueModel, now: datetime, limit: int) -> Select[Any]:
     """The claim's row picker: served by the partial index on (not_before, id) of queued rows."""
     return (
         select(model.id)
-        .where(model.state == QUEUED, model.not_before <= now)
+        .where(model.state == states_of(model).QUEUED, model.not_before <= now)
         .order_by(model.not_before, model.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

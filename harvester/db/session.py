@@ -8,10 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from harvester.config import async_database_url
+
+# Code outside db/ names the engine by this alias and never imports SQLAlchemy itself.
+Engine = AsyncEngine
+DRIVER_ERRORS = (SQLAlchemyError, OSError)
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 READ_ONLY = "harvester_read_only"
@@ -23,6 +29,12 @@ async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]
     async with engine.connect() as connection:
         await connection.execution_options(**{READ_ONLY: True})
         yield connection
+
+
+def insert_for(connection: AsyncConnection, model: Any) -> Any:
+    """A dialect INSERT, so callers can say ON CONFLICT DO NOTHING on both databases."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
 
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from harvester.db.campaigns import campaign_settings, ensure_campaign
 from harvester.db.queue import NewTask, enqueue_tasks
+from harvester.db.session import Engine
 from harvester.errors import HarvesterError, InputError
 from harvester.sources.base import SubmitReport
 from harvester.sources.flickr_windows import PAGING_CEILING, Window, first_window
@@ -149,7 +148,7 @@ def window_task(
 
 
 async def submit_flickr(
-    engine: AsyncEngine, campaign: FlickrCampaign, *, today: date | None = None
+    engine: Engine, campaign: FlickrCampaign, *, today: date | None = None
 ) -> SubmitReport:
     """Create (or find) the campaign; queue the licences task and each query's first window."""
     settings = campaign.settings(today)

@@ -18,10 +18,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from harvester.db.campaigns import ensure_campaign
 from harvester.db.queue import NewTask, enqueue_tasks
+from harvester.db.session import Engine
 from harvester.errors import InputError
 from harvester.sources.base import SubmitReport
 from harvester.sources.mapillary_csv import CsvRead, IdItem, read_pairs_csv, read_sequence_csv
@@ -53,7 +52,7 @@ class MapillaryCampaign:
     min_side: int = 500
 
 
-async def submit_mapillary(engine: AsyncEngine, campaign: MapillaryCampaign) -> SubmitReport:
+async def submit_mapillary(engine: Engine, campaign: MapillaryCampaign) -> SubmitReport:
     """Create (or resume) the campaign and enqueue its tasks; bad CSV lines become problems."""
     _check(campaign)
     read = _read_lists(campaign)

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from harvester.db.campaigns import ensure_campaign
 from harvester.db.catalog import FoundImage, add_images
+from harvester.db.session import Engine
 from harvester.errors import InputError
 from harvester.http import HostSlots, HttpClient, redact_url
 from harvester.sources.base import Expansion, ImageView, TaskView, fetch_plain
@@ -133,7 +132,7 @@ def parse_row(row: Mapping[str, Any], campaign: str) -> FoundImage:
 
 
 async def submit_urls(
-    engine: AsyncEngine, campaign: UrlCampaign, *, max_attempts: int = 5
+    engine: Engine, campaign: UrlCampaign, *, max_attempts: int = 5
 ) -> UrlSubmitReport:
     """Insert every good row as an image; bad rows are reported by number, never fatal."""
     settings = {
@@ -161,7 +160,7 @@ async def submit_urls(
 
 
 async def _flush(
-    engine: AsyncEngine,
+    engine: Engine,
     campaign_id: int,
     query: str,
     batch: list[FoundImage],

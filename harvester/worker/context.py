@@ -8,13 +8,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from harvester.config import Settings
 from harvester.db.campaigns import campaign_settings
-from harvester.db.models import License
-from harvester.db.session import read_connection
+from harvester.db.catalog import known_licenses
+from harvester.db.session import Engine
 from harvester.http import HttpClient, HttpSettings
 from harvester.imaging import Metadata, Processed, SizeRules
 from harvester.sources.base import Source
@@ -31,7 +28,7 @@ RECENT_HASHES = 50_000
 @dataclass
 class Context:
     settings: Settings
-    engine: AsyncEngine
+    engine: Engine
     http: HttpClient
     sources: dict[str, Source]
     storage: LocalStorage
@@ -94,11 +91,7 @@ class Context:
         return self._licenses[key]
 
     async def reload_licenses(self) -> None:
-        async with read_connection(self.engine) as connection:
-            rows = await connection.execute(
-                select(License.provider, License.license_id, License.name, License.url)
-            )
-            self._licenses = {(p, i): (n, u) for p, i, n, u in rows}
+        self._licenses = dict(await known_licenses(self.engine))
 
     def forget_licenses(self) -> None:
         self._licenses.clear()
@@ -113,7 +106,7 @@ def http_settings(settings: Settings) -> HttpSettings:
 
 
 @asynccontextmanager
-async def open_context(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Context]:
+async def open_context(settings: Settings, engine: Engine) -> AsyncIterator[Context]:
     pool = ImagePool(settings.processes, settings.image_timeout_seconds)
     try:
         await pool.start()

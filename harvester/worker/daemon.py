@@ -19,27 +19,26 @@ from functools import partial
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import Row, select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.config import Settings
+from harvester.db.backlog import anything_left
+from harvester.db.counts import campaign_counts
 from harvester.db.migrate import upgrade
-from harvester.db.models import Image, ImageState, Task
-from harvester.db.queue import Failure, Outcome, Queue, RetryPolicy
-from harvester.db.session import create_engine, read_connection
+from harvester.db.models import Image, Task
+from harvester.db.queue import Failure, Outcome, Queue, QueueRow, RetryPolicy
+from harvester.db.session import DRIVER_ERRORS, create_engine
 from harvester.errors import HarvesterError
 from harvester.log import redactor
 from harvester.web.health import serve
 from harvester.worker.context import Context, open_context
 from harvester.worker.jobs import Result, StorageUnavailable, run_image, run_task
 from harvester.worker.owner import is_dead_local_owner, new_owner
-from harvester.worker.progress import Counters, Reporter
+from harvester.worker.progress import Counters, Reporter, Watched
 
 log = structlog.get_logger("harvester.worker")
 
 FLUSH_EVERY = 64
-DB_ERRORS = (SQLAlchemyError, OSError)
+DB_ERRORS = DRIVER_ERRORS
 T = TypeVar("T")
 
 
@@ -60,7 +59,7 @@ class Lane:
 
     name: str
     queue: Queue
-    runner: Callable[[Context, Row[Any]], Awaitable[Result]]
+    runner: Callable[[Context, QueueRow], Awaitable[Result]]
     limit: Callable[[], int]
     jobs: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     pending: list[Result] = field(default_factory=list)
@@ -122,7 +121,12 @@ class Daemon:
         if self.until_idle:
             background.append(self._spawn(self._idle_watch(), "idle watch"))
         if self.reporter is not None:
-            background.append(self._spawn(self.reporter.run(self), "progress"))
+            watched = Watched(
+                self.counters,
+                lambda: len(self.images.jobs),
+                partial(campaign_counts, self.ctx.engine),
+            )
+            background.append(self._spawn(self.reporter.run(watched), "progress"))
         try:
             await self.stop.wait()
         finally:
@@ -166,7 +170,7 @@ class Daemon:
                 await _first(lane.room.wait(), self.stop.wait())
                 continue
             wanted = min(room, batch)
-            nothing: Sequence[Row[Any]] = []
+            nothing: Sequence[QueueRow] = []
             rows = await self._database(
                 "claim", partial(lane.queue.claim, self.owner, wanted, lease), nothing
             )
@@ -195,7 +199,7 @@ class Daemon:
                     return stopped
                 delay = min(delay * 2, 30.0)
 
-    async def _job(self, lane: Lane, row: Row[Any]) -> None:
+    async def _job(self, lane: Lane, row: QueueRow) -> None:
         me = asyncio.current_task()
         try:
             result = await lane.runner(self.ctx, row)
@@ -308,20 +312,6 @@ class Daemon:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
         log.info("daemon_stopped", owner=self.owner, **self.counters.as_dict())
-
-
-async def anything_left(engine: AsyncEngine) -> bool:
-    """Is any row queued (due or backing off) or running, in either queue?"""
-    async with read_connection(engine) as connection:
-        for model in (Task, Image):
-            found = await connection.execute(
-                select(model.id)
-                .where(model.state.in_([ImageState.QUEUED, ImageState.RUNNING]))
-                .limit(1)
-            )
-            if found.first() is not None:
-                return True
-        return False
 
 
 def _scrubbed(exc: BaseException | None) -> str:

@@ -11,18 +11,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from harvester.db.models import Image, ImageState
-from harvester.db.session import read_connection
+from harvester.db.duplicates import first_stored_with
+from harvester.db.session import Engine
 
 MAX_BATCH = 500  # bound parameters in one IN (...): far under any driver's limit
 
 
 @dataclass
 class StoredBytes:
-    engine: AsyncEngine
+    engine: Engine
     _waiting: list[tuple[str, int, asyncio.Future[int | None]]] = field(default_factory=list)
     _flusher: asyncio.Task[None] | None = None
     queries: int = 0  # how many lookups ran: batching is visible to tests and profiles
@@ -52,16 +49,7 @@ class StoredBytes:
     async def _answer(self, batch: list[tuple[str, int, asyncio.Future[int | None]]]) -> None:
         self.queries += 1
         try:
-            async with read_connection(self.engine) as connection:
-                rows = await connection.execute(
-                    select(Image.source_sha256, func.min(Image.id))
-                    .where(
-                        Image.source_sha256.in_({sha for sha, _, _ in batch}),
-                        Image.state == ImageState.STORED,
-                    )
-                    .group_by(Image.source_sha256)
-                )
-                first_stored = {sha: image_id for sha, image_id in rows}
+            first_stored = await first_stored_with(self.engine, {sha for sha, _, _ in batch})
         except Exception as exc:  # noqa: BLE001 - handed to every waiter, who decides
             for _, _, future in batch:
                 if not future.done():

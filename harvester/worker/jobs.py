@@ -8,11 +8,10 @@ import time
 from typing import Any
 
 import structlog
-from sqlalchemy import Row
 
 from harvester.db.catalog import add_images, upsert_licenses
 from harvester.db.models import ImageState, TaskState
-from harvester.db.queue import Failure, Outcome, enqueue_tasks
+from harvester.db.queue import Failure, Outcome, QueueRow, enqueue_tasks
 from harvester.errors import HarvesterError
 from harvester.http import HttpError, TransientHttpError
 from harvester.imaging import ImagingError, Metadata, Processed, TooSmall
@@ -34,7 +33,7 @@ class StorageUnavailable(HarvesterError):
 Result = Outcome | Failure
 
 
-async def run_task(ctx: Context, row: Row[Any]) -> Result:
+async def run_task(ctx: Context, row: QueueRow) -> Result:
     """Expand a query task into image rows and follow-up tasks."""
     source = ctx.source_for_kind(row.kind)
     if source is None:
@@ -71,7 +70,7 @@ async def run_task(ctx: Context, row: Row[Any]) -> Result:
     return Outcome(row.id, TaskState.DONE, {"result": result})
 
 
-async def run_image(ctx: Context, row: Row[Any]) -> Result:
+async def run_image(ctx: Context, row: QueueRow) -> Result:
     """Fetch, process in the pool, deduplicate by source bytes, write atomically."""
     source = ctx.sources.get(row.provider)
     if source is None:
@@ -104,7 +103,7 @@ async def run_image(ctx: Context, row: Row[Any]) -> Result:
         ctx.window.measured(process_s=process_s, outside_s=time.perf_counter() - started - pool_s)
 
 
-async def _store(ctx: Context, row: Row[Any], processed: Processed, source_sha: str) -> Result:
+async def _store(ctx: Context, row: QueueRow, processed: Processed, source_sha: str) -> Result:
     """Skip identical source bytes stored already; else write the file atomically."""
     original = ctx.same_bytes_in_flight(source_sha, row.id)
     if original is None:
@@ -156,7 +155,7 @@ def _http_failure(row_id: int, exc: HttpError) -> Failure:
     return Failure(row_id, str(exc), retryable, retry_after, reason=exc.reason)
 
 
-async def _metadata(ctx: Context, source: Source, view: ImageView, row: Row[Any]) -> Metadata:
+async def _metadata(ctx: Context, source: Source, view: ImageView, row: QueueRow) -> Metadata:
     licence = await ctx.license(row.provider, row.license_id)
     if licence is not None:
         name, url = licence

@@ -6,20 +6,20 @@ import asyncio
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import structlog
 
-from harvester import log as log_module
-from harvester.db.models import ImageState
+from harvester.db.counts import CampaignStatus
+from harvester.db.models import ImageState, TaskState
 from harvester.db.queue import Failure, Outcome
-from harvester.status import CampaignStatus, collect
-
-if TYPE_CHECKING:
-    from harvester.worker.daemon import Daemon
 
 log = structlog.get_logger("harvester.worker")
+
+RETRIED = "retried"  # a failure that will be tried again: counted, never a row's state
+FINISHED = (ImageState.STORED, ImageState.SKIPPED, ImageState.FAILED)
 
 
 @dataclass
@@ -40,43 +40,53 @@ class Counters:
             if result.state == ImageState.SKIPPED and reason:
                 self.skip_reasons[str(reason)] += 1
         else:
-            counter["retried" if result.retryable else "failed"] += 1
+            counter[RETRIED if result.retryable else ImageState.FAILED] += 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "images_stored": self.images["stored"],
-            "images_skipped": self.images["skipped"],
-            "images_failed": self.images["failed"],
-            "images_retried": self.images["retried"],
-            "tasks_done": self.tasks["done"],
-            "tasks_failed": self.tasks["failed"],
+            "images_stored": self.images[ImageState.STORED],
+            "images_skipped": self.images[ImageState.SKIPPED],
+            "images_failed": self.images[ImageState.FAILED],
+            "images_retried": self.images[RETRIED],
+            "tasks_done": self.tasks[TaskState.DONE],
+            "tasks_failed": self.tasks[TaskState.FAILED],
         }
 
 
+@dataclass(frozen=True)
+class Watched:
+    """What the reporter reads of a running daemon; it holds no reference to the daemon."""
+
+    counters: Counters
+    images_in_flight: Callable[[], int]
+    statuses: Callable[[], Awaitable[list[CampaignStatus]]]
+
+
 class Reporter:
-    """Redraws on a terminal every second; logs an `event=progress` line otherwise."""
+    """Redraws on a terminal every second; logs an `event=progress` line otherwise.
+
+    A live display is torn apart by info lines: whoever configures logging (cli.py) lets
+    only warnings through when `live` is true.
+    """
 
     def __init__(self, out: TextIO | None = None, interval_s: float = 10.0) -> None:
         self.out = out or sys.stderr
         self.live = self.out.isatty()
         self.interval_s = 1.0 if self.live else interval_s
         self._drawn_lines = 0
-        if self.live:
-            # Info lines would tear the live display apart; warnings still get through.
-            log_module.configure("warning", self.out)
 
-    async def run(self, daemon: Daemon) -> None:
+    async def run(self, daemon: Watched) -> None:
         last_done, last_time = 0, time.monotonic()
         statuses: list[CampaignStatus] = []
         tick = 0
         while True:
             await asyncio.sleep(self.interval_s)
             now = time.monotonic()
-            done = sum(daemon.counters.images[s] for s in ("stored", "skipped", "failed"))
+            done = sum(daemon.counters.images[s] for s in FINISHED)
             rate = (done - last_done) / max(now - last_time, 1e-6)
             last_done, last_time = done, now
             if not self.live or tick % 3 == 0:
-                statuses = await collect(daemon.ctx.engine)
+                statuses = await daemon.statuses()
             tick += 1
             if self.live:
                 self._draw(daemon, rate, statuses)
@@ -88,16 +98,17 @@ class Reporter:
                     **daemon.counters.as_dict(),
                 )
 
-    def _draw(self, daemon: Daemon, rate: float, statuses: list[CampaignStatus]) -> None:
-        c = daemon.counters
+    def _draw(self, daemon: Watched, rate: float, statuses: list[CampaignStatus]) -> None:
+        images = daemon.counters.images
+        stored, skipped, failed = (images[s] for s in FINISHED)
         lines = [
-            f"harvester  {rate:6.1f} images/s   stored {c.images['stored']}  skipped "
-            f"{c.images['skipped']}  failed {c.images['failed']}  retrying {c.images['retried']}"
-            f"   in flight {len(daemon.images.jobs)}   queued {_queued(statuses)}",
+            f"harvester  {rate:6.1f} images/s   stored {stored}  skipped {skipped}  failed "
+            f"{failed}  retrying {images[RETRIED]}   in flight {daemon.images_in_flight()}"
+            f"   queued {_queued(statuses)}",
         ]
         for status in statuses:
             total = sum(status.images.values())
-            finished = sum(status.images.get(s, 0) for s in ("stored", "skipped", "failed"))
+            finished = sum(status.images.get(s, 0) for s in FINISHED)
             bar = _bar(finished, total)
             lines.append(
                 f"  {status.name[:28]:<28} {bar} {finished}/{total} images, "
@@ -110,8 +121,8 @@ class Reporter:
 
 
 def _queued(statuses: list[CampaignStatus]) -> int:
-    return sum(s.images.get("queued", 0) for s in statuses) + sum(
-        v.get("queued", 0) for s in statuses for v in s.tasks.values()
+    return sum(s.images.get(ImageState.QUEUED, 0) for s in statuses) + sum(
+        v.get(TaskState.QUEUED, 0) for s in statuses for v in s.tasks.values()
     )
 
 

@@ -1,0 +1,67 @@
+"""'How many rows are in each state?', per campaign and task kind: what operators ask first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.models import Campaign, Image, ImageState, Task
+from harvester.db.session import read_connection
+
+
+@dataclass
+class CampaignStatus:
+    name: str
+    provider: str
+    tasks: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> state -> count
+    images: dict[str, int] = field(default_factory=dict)  # state -> count
+
+
+async def campaign_counts(engine: AsyncEngine) -> list[CampaignStatus]:
+    async with read_connection(engine) as connection:
+        campaigns = {
+            row.id: CampaignStatus(row.name, row.provider)
+            for row in await connection.execute(
+                select(Campaign.id, Campaign.name, Campaign.provider).order_by(Campaign.id)
+            )
+        }
+        task_counts = await connection.execute(
+            select(Task.campaign_id, Task.kind, Task.state, func.count()).group_by(
+                Task.campaign_id, Task.kind, Task.state
+            )
+        )
+        for campaign_id, kind, state, count in task_counts:
+            campaigns[campaign_id].tasks.setdefault(kind, {})[state] = count
+        image_counts = await connection.execute(
+            select(Image.campaign_id, Image.state, func.count()).group_by(
+                Image.campaign_id, Image.state
+            )
+        )
+        for campaign_id, state, count in image_counts:
+            campaigns[campaign_id].images[state] = count
+    return list(campaigns.values())
+
+
+async def image_states_by_campaign_name(engine: AsyncEngine) -> list[tuple[str, str, int]]:
+    """(campaign name, image state, count), ordered by name."""
+    async with read_connection(engine) as connection:
+        rows = await connection.execute(
+            select(Campaign.name, Image.state, func.count())
+            .join(Campaign, Campaign.id == Image.campaign_id)
+            .group_by(Campaign.name, Image.state)
+            .order_by(Campaign.name)
+        )
+        return [(name, state, count) for name, state, count in rows]
+
+
+async def why_not_stored(engine: AsyncEngine) -> list[tuple[str, str | None]]:
+    """(state, skip reason or last error) of every skipped or failed image."""
+    async with read_connection(engine) as connection:
+        rows = await connection.execute(
+            select(Image.state, func.coalesce(Image.skip_reason, Image.last_error)).where(
+                Image.state.in_([ImageState.SKIPPED, ImageState.FAILED])
+            )
+        )
+        return [(state, reason) for state, reason in rows]
