@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import Row, Select, bindparam, case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from harvester.backoff import Backoff
 from harvester.db.clock import CLOCK_SKEW, WallClock, utcnow
 from harvester.db.models import Image, ImageState, Task, TaskState
 from harvester.db.session import insert_for, read_connection
@@ -43,8 +44,8 @@ class RetryPolicy:
     jitter: float = 0.25
 
     def delay(self, attempts: int, rng: random.Random) -> float:
-        raw = self.base_seconds * 2.0 ** max(0, attempts - 1)
-        return min(self.max_seconds, raw * rng.uniform(1 - self.jitter, 1 + self.jitter))
+        spread = (1 - self.jitter, 1 + self.jitter)
+        return Backoff(self.base_seconds, self.max_seconds, spread).delay(attempts, rng)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """HTTP for harvester: one pooled client, rate limits, retries and a typed error tree.
 
-Imports nothing from the rest of harvester except the exception root, so sources and
-the emulator tests can use it without the daemon.
+Imports nothing from the rest of harvester but the exception root, the back-off and the
+redactor, so sources and the emulator tests can use it without the daemon.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from harvester.http.errors import (
     TransientHttpError,
     TruncatedBodyError,
     parse_retry_after,
-    redact_url,
-    scrub_text,
 )
 from harvester.http.limiter import Clock, HostSlots, RateLimiter, SystemClock, TokenBucket
 
@@ -44,6 +42,4 @@ __all__ = [
     "TransientHttpError",
     "TruncatedBodyError",
     "parse_retry_after",
-    "redact_url",
-    "scrub_text",
 ]

@@ -20,8 +20,8 @@ from harvester.http.errors import (
     RateLimitedError,
     TransientHttpError,
     TruncatedBodyError,
-    scrub_text,
 )
+from harvester.redact import redact_text
 
 # The exception families a request can raise that are the network's fault, not ours.
 # Anything else (a TypeError, say) is a bug and propagates untouched.
@@ -112,10 +112,10 @@ def sanitize_chain(exc: BaseException, secrets: Sequence[str]) -> bool:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         current.args = tuple(
-            scrub_text(arg, secrets) if isinstance(arg, str) else arg for arg in current.args
+            redact_text(arg, secrets) if isinstance(arg, str) else arg for arg in current.args
         )
         text = _text_of(current)
-        if scrub_text(text, secrets) != text:
+        if redact_text(text, secrets) != text:
             clean = False
         current = current.__cause__ or current.__context__
     return clean

@@ -22,6 +22,7 @@ import structlog
 import yarl
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from harvester.backoff import EQUAL_JITTER, Backoff
 from harvester.http.classify import (
     NETWORK_ERRORS,
     classify_exception,
@@ -36,12 +37,10 @@ from harvester.http.errors import (
     TooLargeError,
     TransientHttpError,
     TruncatedBodyError,
-    is_sensitive_param,
     parse_retry_after,
-    redact_url,
-    scrub_text,
 )
 from harvester.http.limiter import Clock, HostSlots, RateLimiter, SystemClock
+from harvester.redact import is_sensitive_param, redact_text, redact_url
 
 log = structlog.get_logger("harvester.http")
 
@@ -117,17 +116,7 @@ class _Call:
 
     def show(self, url: yarl.URL | str) -> str:
         """The URL as it may appear in an error or a log line."""
-        return scrub_text(redact_url(url), self.secrets)
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
-    """Exponential back-off with "equal jitter": half fixed, half random, capped.
-
-    The fixed half guarantees real spacing; the random half spreads many workers that
-    failed together.
-    """
-    ceiling = min(maximum, initial * 2.0 ** max(0, attempt - 1))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+        return redact_text(redact_url(url), self.secrets)
 
 
 class HttpClient:
@@ -143,6 +132,9 @@ class HttpClient:
         self._settings = settings or HttpSettings()
         self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()
+        self._backoff = Backoff(
+            self._settings.backoff_initial_s, self._settings.backoff_max_s, EQUAL_JITTER
+        )
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -253,7 +245,7 @@ class HttpClient:
                 parsed = parsed.extend_query(params)
         except (ValueError, TypeError):
             # Not chained: the parser's message may quote the URL, key and all.
-            shown = scrub_text(redact_url(str(url)), known)
+            shown = redact_text(redact_url(str(url)), known)
             raise PermanentHttpError(f"unusable URL: {shown}", url=shown) from None
         known += [v for k, v in parsed.query.items() if is_sensitive_param(k)]
         call = _Call(
@@ -288,9 +280,13 @@ class HttpClient:
         # retry_after so the queue can set not_before and free the worker.
         return exc.retry_after is None or exc.retry_after <= self._settings.max_inline_retry_after_s
 
+    async def wait_before_retry(self, attempt: int) -> None:
+        """Wait as this client does between attempts (on its clock: a fake one in tests),
+        for callers that retry an answer the client itself took for a success."""
+        await self._clock.sleep(self._backoff.delay(attempt, self._rng))
+
     def _wait(self, state: RetryCallState) -> float:
-        s = self._settings
-        delay = backoff_delay(state.attempt_number, s.backoff_initial_s, s.backoff_max_s, self._rng)
+        delay = self._backoff.delay(state.attempt_number, self._rng)
         exc = state.outcome.exception() if state.outcome is not None else None
         if isinstance(exc, TransientHttpError) and exc.retry_after is not None:
             delay = max(delay, exc.retry_after)
@@ -348,7 +344,7 @@ class HttpClient:
 
     def _raise_for_status(self, call: _Call, resp: aiohttp.ClientResponse, shown: str) -> None:
         retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
-        reason = scrub_text(resp.reason, call.secrets) if resp.reason else None
+        reason = redact_text(resp.reason, call.secrets) if resp.reason else None
         error = classify_status(resp.status, url=shown, retry_after=retry_after, reason=reason)
         if error is None:
             return
@@ -472,4 +468,4 @@ def _log_retry(state: RetryCallState) -> None:
     )
 
 
-__all__ = ["Body", "HttpClient", "HttpSettings", "backoff_delay"]
+__all__ = ["Body", "HttpClient", "HttpSettings"]

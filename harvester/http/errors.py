@@ -1,4 +1,4 @@
-"""The HTTP error tree, and the redaction that keeps secrets out of it.
+"""The HTTP error tree; its messages are redacted by `harvester.redact`.
 
 Every failure of an HTTP call is classified once, here in ``harvester.http``, into
 transient (worth retrying, possibly after ``retry_after`` seconds) or permanent. Callers
@@ -9,73 +9,14 @@ only from redacted material, so an error can be logged or stored as ``last_error
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import ClassVar
-from urllib.parse import quote, quote_plus
-
-import yarl
 
 from harvester.errors import HarvesterError
 
-REDACTED = "REDACTED"
 # A server asking for more than a day is broken or hostile; a day is long enough to obey.
 MAX_RETRY_AFTER_S = 86_400.0
-
-# Query parameter names whose values are credentials or capabilities. Exact names are
-# short and generic; the fragments catch the long tail (X-Amz-Signature, client_secret,
-# oauth_token, apikey, ...).
-_SENSITIVE_EXACT = frozenset({"key", "sig", "auth", "api_sig", "apikey"})
-_SENSITIVE_FRAGMENTS = ("token", "secret", "signature", "password", "passwd", "api_key")
-_NAME_RE = r"[A-Za-z0-9_.\-]*?(?:token|secret|signature|passw(?:or)?d|api_?key)[A-Za-z0-9_.\-]*"
-_EXACT_RE = "|".join(sorted(_SENSITIVE_EXACT, key=len, reverse=True))
-# name=value inside free text (an aiohttp message quoting a URL, for instance).
-_PARAM_IN_TEXT = re.compile(rf"(?i)(?<![A-Za-z0-9_.\-])((?:{_NAME_RE}|{_EXACT_RE})=)[^&#\s'\"<>]+")
-# user:password@ in a URL quoted inside free text.
-_USERINFO_IN_TEXT = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@'\"]+:)[^/\s@'\"]+@")
-
-
-def is_sensitive_param(name: str) -> bool:
-    """True if a query parameter of this name carries a credential."""
-    lowered = name.lower()
-    return lowered in _SENSITIVE_EXACT or any(f in lowered for f in _SENSITIVE_FRAGMENTS)
-
-
-def redact_url(url: str | yarl.URL) -> str:
-    """The URL with credential query values and any password blanked, safe to log."""
-    try:
-        parsed = url if isinstance(url, yarl.URL) else yarl.URL(url)
-        if parsed.password is not None:
-            parsed = parsed.with_password(REDACTED)
-        if parsed.query_string:
-            query = [
-                (name, REDACTED if is_sensitive_param(name) else value)
-                for name, value in parsed.query.items()
-            ]
-            parsed = parsed.with_query(query)
-        return str(parsed)
-    except (ValueError, TypeError):
-        # A URL yarl refuses is still shown, through the text scrubber.
-        return scrub_text(str(url), ())
-
-
-def _secret_forms(secret: str) -> list[str]:
-    """The ways a secret can be spelt in text: as is and percent-encoded."""
-    forms = {secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)}
-    return sorted((f for f in forms if f), key=len, reverse=True)
-
-
-def scrub_text(text: str, secrets: Iterable[str]) -> str:
-    """Text with credential query values and every given secret replaced by REDACTED."""
-    text = _PARAM_IN_TEXT.sub(rf"\g<1>{REDACTED}", text)
-    text = _USERINFO_IN_TEXT.sub(rf"\g<1>{REDACTED}@", text)
-    for secret in secrets:
-        if not secret:
-            continue
-        for form in _secret_forms(secret):
-            text = text.replace(form, REDACTED)
-    return text
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -22,8 +22,8 @@ from harvester.http import (
     HttpClient,
     RateLimiter,
     TransientHttpError,
-    redact_url,
 )
+from harvester.redact import redact_url
 from harvester.sources.base import Expansion, ImageView, SubmitReport, TaskView, fetch_plain
 from harvester.sources.flickr_campaign import (
     LICENSES_KIND,
@@ -269,6 +269,7 @@ class FlickrSource:
             except TransientHttpError:
                 if attempt == INLINE_ATTEMPTS:
                     raise
+                await self._http.wait_before_retry(attempt)
                 continue
             return body
         raise AssertionError("unreachable: the last attempt returns or raises")

@@ -16,7 +16,8 @@ from typing import Any
 
 from harvester.db.catalog import FoundImage
 from harvester.errors import InputError
-from harvester.http import ForbiddenError, PermanentHttpError, TransientHttpError, scrub_text
+from harvester.http import ForbiddenError, PermanentHttpError, TransientHttpError
+from harvester.redact import redact_text
 from harvester.storage.layout import file_name, slug
 
 MAX_QUERY_CHARS = 200
@@ -162,7 +163,7 @@ def check_stat(body: Mapping[str, Any], *, url: str, secrets: Sequence[str]) -> 
     if body.get("stat") == "ok":
         return
     code = as_int(body.get("code"))
-    message = scrub_text(as_text(body.get("message")) or "no message", secrets)
+    message = redact_text(as_text(body.get("message")) or "no message", secrets)
     text = f"Flickr error {code}: {message} ({url})"
     if code in TRANSIENT_CODES:
         raise TransientHttpError(text, url=url)

@@ -26,8 +26,8 @@ from harvester.http import (
     RateLimitedError,
     RateLimiter,
     TransientHttpError,
-    redact_url,
 )
+from harvester.redact import redact_url
 from harvester.sources.base import Expansion, ImageView, SubmitReport, TaskView
 from harvester.sources.mapillary_csv import IdItem
 from harvester.sources.mapillary_records import (

@@ -16,7 +16,8 @@ from harvester.db.campaigns import ensure_campaign
 from harvester.db.catalog import FoundImage, add_images
 from harvester.db.session import Engine
 from harvester.errors import InputError
-from harvester.http import HostSlots, HttpClient, redact_url
+from harvester.http import HostSlots, HttpClient
+from harvester.redact import redact_url
 from harvester.sources.base import Expansion, ImageView, TaskView, fetch_plain
 from harvester.sources.fields import coordinate
 from harvester.storage.layout import file_name, unique_slug

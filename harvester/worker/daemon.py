@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from harvester.backoff import Backoff
 from harvester.config import Settings
 from harvester.db.backlog import anything_left
 from harvester.db.counts import campaign_counts
@@ -49,7 +50,10 @@ class DaemonError(HarvesterError):
 
 
 FLUSH_INTERVAL_S = 0.25
-IDLE_SLEEP_S = (0.05, 1.0)
+# An empty queue is polled 0.05 s after the last claim, then ever less often, up to 1 s.
+IDLE_BACKOFF = Backoff(0.05, 1.0)
+# A database that does not answer is asked again after 1 s, then ever less often, up to 30 s.
+DATABASE_BACKOFF = Backoff(1.0, 30.0)
 TASK_CONCURRENCY = 4
 
 
@@ -159,7 +163,7 @@ class Daemon:
                 log.info("leases_recovered", lane=lane.name, rows=expired, owners=len(dead))
 
     async def _claim_loop(self, lane: Lane) -> None:
-        idle_sleep = IDLE_SLEEP_S[0]
+        idle_sleeps = IDLE_BACKOFF.delays()
         batch = self.ctx.settings.claim_batch
         lease = self.ctx.settings.lease_seconds
         while not self.stop.is_set():
@@ -167,7 +171,7 @@ class Daemon:
             room = limit - len(lane.jobs)
             if room < min(batch, limit) // 2 or room <= 0:
                 lane.room.clear()
-                await _first(lane.room.wait(), self.stop.wait())
+                await _wait_for_any(lane.room.wait(), self.stop.wait())
                 continue
             wanted = min(room, batch)
             nothing: Sequence[QueueRow] = []
@@ -176,10 +180,9 @@ class Daemon:
             )
             lane.idle = not rows
             if not rows:
-                await _first(asyncio.sleep(idle_sleep), self.stop.wait())
-                idle_sleep = min(idle_sleep * 2, IDLE_SLEEP_S[1])
+                await _wait_for_any(asyncio.sleep(next(idle_sleeps)), self.stop.wait())
                 continue
-            idle_sleep = IDLE_SLEEP_S[0]
+            idle_sleeps = IDLE_BACKOFF.delays()
             for row in rows:
                 if row.id in lane.jobs:  # still at work on a lease it lost and won back
                     continue
@@ -188,16 +191,15 @@ class Daemon:
 
     async def _database(self, what: str, call: Callable[[], Awaitable[T]], stopped: T) -> T:
         """Ride out a database outage: back off and try again until it answers or we stop."""
-        delay = 1.0
-        while True:
+        for delay in DATABASE_BACKOFF.delays():
             try:
                 return await call()
             except DB_ERRORS as exc:
                 log.warning("database_error", during=what, error=_scrubbed(exc), retry_in_s=delay)
-                await _first(asyncio.sleep(delay), self.stop.wait())
+                await _wait_for_any(asyncio.sleep(delay), self.stop.wait())
                 if self.stop.is_set():
                     return stopped
-                delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable: the back-off never runs out")
 
     async def _job(self, lane: Lane, row: QueueRow) -> None:
         me = asyncio.current_task()
@@ -239,7 +241,7 @@ class Daemon:
     async def _flush_loop(self) -> None:
         while not self.stop.is_set():
             waits = [self.stop.wait(), *(lane.flush_now.wait() for lane in self.lanes)]
-            await _first(asyncio.sleep(FLUSH_INTERVAL_S), *waits)
+            await _wait_for_any(asyncio.sleep(FLUSH_INTERVAL_S), *waits)
             await self._database("flush", self._flush_all, None)
 
     async def _flush_all(self) -> None:
@@ -251,7 +253,7 @@ class Daemon:
         """Runs until every row is flushed or handed back, the drain included."""
         settings = self.ctx.settings
         while not self.released.is_set():
-            await _first(asyncio.sleep(settings.heartbeat_seconds), self.released.wait())
+            await _wait_for_any(asyncio.sleep(settings.heartbeat_seconds), self.released.wait())
             for lane in self.lanes:
                 held = set(lane.held)
                 renew = partial(
@@ -274,7 +276,7 @@ class Daemon:
 
     async def _idle_watch(self) -> None:
         while not self.stop.is_set():
-            await _first(asyncio.sleep(0.5), self.stop.wait())
+            await _wait_for_any(asyncio.sleep(0.5), self.stop.wait())
             busy = any(lane.jobs or lane.pending or not lane.idle for lane in self.lanes)
             left = await self._database("idle check", lambda: anything_left(self.ctx.engine), True)
             if not busy and not left:
@@ -316,10 +318,10 @@ class Daemon:
 
 def _scrubbed(exc: BaseException | None) -> str:
     """An exception as text fit for a log line or the database: no key, no token."""
-    return redactor.scrub(f"{type(exc).__name__}: {exc}")
+    return redactor.redact(f"{type(exc).__name__}: {exc}")
 
 
-async def _first(*waits: Awaitable[Any]) -> None:
+async def _wait_for_any(*waits: Awaitable[Any]) -> None:
     """Wait until the first of several awaitables finishes; cancel the rest."""
     tasks = [asyncio.ensure_future(w) for w in waits]
     try:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import structlog
 from PIL import Image
 
+from harvester.backoff import Backoff
 from harvester.imaging import Metadata, Processed, SizeRules, process
 
 log = structlog.get_logger("harvester.worker")
@@ -37,6 +38,7 @@ T = TypeVar("T")
 _HEADER = struct.Struct("!Q")
 _READ_LIMIT = 8 * 2**20  # a whole answer fits without pausing the socket
 _CLOSE_TIMEOUT_S = 30.0
+RESPAWN_BACKOFF = Backoff(1.0, 30.0)  # a refused fork is retried 1, 2, 4 ... 30 s apart
 
 
 class WorkerLost(Exception):
@@ -267,14 +269,14 @@ class ImagePool:
 
     async def _replace(self) -> None:
         """Start a worker in a lost one's place; if the system refuses, keep trying."""
-        delay = 1.0
+        delays = RESPAWN_BACKOFF.delays()
         while not self._closed:
             try:
                 worker = await self._spawn()
             except Exception as exc:  # noqa: BLE001 - fork refused, fork server gone, ...
+                delay = next(delays)
                 log.error("image_worker_start_failed", error=str(exc), retry_in_s=delay)
                 await asyncio.sleep(delay)
-                delay = min(2 * delay, 30.0)
                 continue
             if self._closed:
                 worker.writer.close()

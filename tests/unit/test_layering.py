@@ -19,9 +19,12 @@ RULES = {
     "harvester.imaging": (),
     "harvester.emulator": (),
     "harvester.storage.layout": (),
-    "harvester.http": ("harvester.errors",),
+    "harvester.http": ("harvester.errors", "harvester.backoff", "harvester.redact"),
+    "harvester.backoff": (),
+    "harvester.redact": (),
     "harvester.errors": (),
     "harvester.config": ("harvester.errors",),
+    "harvester.log": ("harvester.redact",),
 }
 
 # module prefix -> top-level packages it must not import: SQL lives in harvester/db/

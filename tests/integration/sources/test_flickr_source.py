@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import calendar
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -255,6 +257,50 @@ async def test_flickr_outages_surface_as_transient_errors_for_the_queue(
             )
     finally:
         await broken.close()
+
+
+class SleepRecorder:
+    """Monotonic time that moves only when someone sleeps; records the sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class UnavailableTwice(HttpClient):
+    """Flickr says code 105 ("service unavailable") twice, then the emulator answers."""
+
+    def __init__(self, clock: SleepRecorder) -> None:
+        super().__init__(HttpSettings(backoff_initial_s=0.5, backoff_max_s=8.0), clock=clock)
+        self.calls = 0
+
+    async def get_text(
+        self, url: str, *, params: Mapping[str, str] | None = None, **options: Any
+    ) -> str:
+        self.calls += 1
+        if self.calls <= 2:
+            return json.dumps({"stat": "fail", "code": 105, "message": "unavailable"})
+        return await super().get_text(url, params=params, **options)
+
+
+async def test_flickr_code_105_is_retried_after_a_growing_back_off(emu: RunningEmulator) -> None:
+    clock = SleepRecorder()
+    async with UnavailableTwice(clock) as http:
+        expansion = await make_source(http, emu).expand(
+            TaskView(1, 1, "flickr_licenses", {}, 1), FlickrCampaign("c", ("x",)).settings()
+        )
+    assert expansion.licenses and http.calls == 3
+    # the HTTP client's own equal-jitter back-off: attempt n waits in [b/2, b], b = 0.5 * 2^(n-1)
+    assert len(clock.sleeps) == 2
+    assert 0.25 <= clock.sleeps[0] <= 0.5 and 0.5 <= clock.sleeps[1] <= 1.0
 
 
 async def test_the_licences_task_returns_flickrs_licences(

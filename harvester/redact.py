@@ -1,0 +1,103 @@
+"""The one redactor: what a secret looks like, and text and URLs with every secret blanked.
+
+Logs (`harvester.log`), HTTP errors (`harvester.http`) and anything stored or shown go
+through here, so one marker and one set of rules hold everywhere. Public API:
+
+- `REDACTED`, the marker a secret is replaced by;
+- `is_sensitive_param(name)`, whether a query parameter carries a credential;
+- `is_secret_field(name)`, whether a log field of that name holds one;
+- `redact_url(url)`, a URL with credential values and any password blanked;
+- `redact_text(text, secrets)`, free text with credentials and the given values blanked;
+- `Redactor`, a set of known secret values (keys, tokens) that `redact_text`s with them.
+
+Imports nothing of harvester: every room may use it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+import yarl
+
+REDACTED = "REDACTED"
+
+# Query parameter names whose values are credentials or capabilities. Exact names are
+# short and generic; the fragments catch the long tail (X-Amz-Signature, client_secret,
+# oauth_token, apikey, ...).
+_SENSITIVE_EXACT = frozenset({"key", "sig", "auth", "api_sig", "apikey"})
+_SENSITIVE_FRAGMENTS = ("token", "secret", "signature", "password", "passwd", "api_key")
+_NAME_RE = r"[A-Za-z0-9_.\-]*?(?:token|secret|signature|passw(?:or)?d|api_?key)[A-Za-z0-9_.\-]*"
+_EXACT_RE = "|".join(sorted(_SENSITIVE_EXACT, key=len, reverse=True))
+# name=value inside free text (an aiohttp message quoting a URL, for instance).
+_PARAM_IN_TEXT = re.compile(rf"(?i)(?<![A-Za-z0-9_.\-])((?:{_NAME_RE}|{_EXACT_RE})=)[^&#\s'\"<>]+")
+# user:password@ in a URL quoted inside free text.
+_USERINFO_IN_TEXT = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@'\"]+:)[^/\s@'\"]+@")
+# An Authorization header value quoted in text: "OAuth MLY|...", "Bearer ...".
+_AUTH_IN_TEXT = re.compile(r"((?:OAuth|Bearer)\s+)[^\s\"',]+")
+# Log fields whose values are secrets whatever they hold.
+_SECRET_FIELD = re.compile(r"(api_?key|token|secret|password|authorization|signature)", re.I)
+
+
+def is_sensitive_param(name: str) -> bool:
+    """True if a query parameter of this name carries a credential."""
+    lowered = name.lower()
+    return lowered in _SENSITIVE_EXACT or any(f in lowered for f in _SENSITIVE_FRAGMENTS)
+
+
+def is_secret_field(name: str) -> bool:
+    """True if a log field of this name holds a secret (its value is never shown)."""
+    return _SECRET_FIELD.search(name) is not None
+
+
+def redact_url(url: str | yarl.URL) -> str:
+    """The URL with credential query values and any password blanked, safe to log."""
+    try:
+        parsed = url if isinstance(url, yarl.URL) else yarl.URL(url)
+        if parsed.password is not None:
+            parsed = parsed.with_password(REDACTED)
+        if parsed.query_string:
+            query = [
+                (name, REDACTED if is_sensitive_param(name) else value)
+                for name, value in parsed.query.items()
+            ]
+            parsed = parsed.with_query(query)
+        return str(parsed)
+    except (ValueError, TypeError):
+        # A URL yarl refuses is still shown, through the text scrubber.
+        return redact_text(str(url))
+
+
+def _secret_forms(secret: str) -> list[str]:
+    """The ways a secret can be spelt in text: as is and percent-encoded."""
+    forms = {secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)}
+    return sorted((f for f in forms if f), key=len, reverse=True)
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Text with credential parameters, URL passwords, auth header values and every given
+    secret (as is or percent-encoded) replaced by REDACTED."""
+    text = _PARAM_IN_TEXT.sub(rf"\g<1>{REDACTED}", text)
+    text = _USERINFO_IN_TEXT.sub(rf"\g<1>{REDACTED}@", text)
+    text = _AUTH_IN_TEXT.sub(rf"\g<1>{REDACTED}", text)
+    for secret in secrets:
+        if not secret:
+            continue
+        for form in _secret_forms(secret):
+            text = text.replace(form, REDACTED)
+    return text
+
+
+class Redactor:
+    """The secret values a process knows (its API keys and tokens), blanked wherever seen."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._values = [s for s in secrets if s]
+
+    def add(self, secret: str | None) -> None:
+        if secret and secret not in self._values:
+            self._values.append(secret)
+
+    def redact(self, text: str) -> str:
+        return redact_text(text, self._values)
