@@ -21,22 +21,6 @@ KEY = "f1ckr-k3y-0123456789abcdef"
 TOKEN = "MLY|4242|s3cr3t-t0k3n"
 
 
-class FakeClock:
-    """Monotonic time that only moves when someone sleeps; records the sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(0.0, seconds)
-        await asyncio.sleep(0)
-
-
 class Upstream:
     """An aiohttp app with one route per fault; ``seen`` counts requests per key."""
 

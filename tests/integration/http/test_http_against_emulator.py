@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 
-from http_upstream import FakeClock, make_settings
+from clocks import FakeClock
+from http_upstream import make_settings
 
 from harvester.emulator import EmulatorConfig, Faults, start_emulator
 from harvester.emulator.stats import key_label

@@ -12,11 +12,11 @@ import random
 import socket
 
 import pytest
+from clocks import FakeClock
 from http_upstream import (
     KEY,
     TOKEN,
     CountingLimiter,
-    FakeClock,
     Upstream,
     assert_no_secret,
     make_settings,

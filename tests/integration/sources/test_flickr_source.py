@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -11,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from clocks import FakeClock
 from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -259,26 +259,10 @@ async def test_flickr_outages_surface_as_transient_errors_for_the_queue(
         await broken.close()
 
 
-class SleepRecorder:
-    """Monotonic time that moves only when someone sleeps; records the sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
 class UnavailableTwice(HttpClient):
     """Flickr says code 105 ("service unavailable") twice, then the emulator answers."""
 
-    def __init__(self, clock: SleepRecorder) -> None:
+    def __init__(self, clock: FakeClock) -> None:
         super().__init__(HttpSettings(backoff_initial_s=0.5, backoff_max_s=8.0), clock=clock)
         self.calls = 0
 
@@ -292,7 +276,7 @@ class UnavailableTwice(HttpClient):
 
 
 async def test_flickr_code_105_is_retried_after_a_growing_back_off(emu: RunningEmulator) -> None:
-    clock = SleepRecorder()
+    clock = FakeClock()
     async with UnavailableTwice(clock) as http:
         expansion = await make_source(http, emu).expand(
             TaskView(1, 1, "flickr_licenses", {}, 1), FlickrCampaign("c", ("x",)).settings()

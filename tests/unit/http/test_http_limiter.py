@@ -5,28 +5,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import clocks
 import pytest
 
 from harvester.http.limiter import HostSlots, TokenBucket
 
 
-class FakeClock:
-    """Monotonic time that only moves when someone sleeps."""
+class FakeClock(clocks.FakeClock):
+    """Started at 1000 s, so no test relies on time beginning at zero."""
 
     def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(0.0, seconds)
-        await asyncio.sleep(0)
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+        super().__init__(start)
 
 
 async def _acquire_times(bucket: TokenBucket, clock: FakeClock, n: int) -> list[float]:
