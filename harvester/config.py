@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     mapillary_entity_rate_per_s: float = Field(50.0, gt=0)
     mapillary_burst: float = Field(10.0, ge=1)
     cdn_per_host_concurrency: int = Field(16, ge=1)
+    outage_probe_seconds: float = Field(5.0, gt=0)
+    outage_max_pause_seconds: float = Field(3600.0, gt=0)
     max_image_bytes: int = Field(50 * 1024 * 1024, ge=1024)
 
     lease_seconds: float = Field(120.0, gt=0)

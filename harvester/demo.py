@@ -19,7 +19,13 @@ from harvester.db.catalog import repoint_unfinished_images
 from harvester.db.counts import image_states_by_campaign_name, why_not_stored
 from harvester.db.migrate import upgrade
 from harvester.db.session import Engine, create_engine
-from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
+from harvester.emulator import (
+    FLICKR_KEY,
+    MAPILLARY_TOKEN,
+    EmulatorConfig,
+    RunningEmulator,
+    start_emulator,
+)
 from harvester.sources.flickr import FlickrCampaign, parse_queries, submit_flickr
 from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
 from harvester.sources.urls import UrlCampaign, submit_urls
@@ -116,8 +122,8 @@ async def run_demo(
             "storage_root": home / "data",
             "flickr_api_url": emulator.flickr_api_url,
             "mapillary_api_url": emulator.mapillary_api_url,
-            "flickr_api_key": SecretStr("demo-key"),
-            "mapillary_token": SecretStr("MLY|demo-token"),
+            "flickr_api_key": SecretStr(FLICKR_KEY),
+            "mapillary_token": SecretStr(MAPILLARY_TOKEN),
         }
     )
     engine = create_engine(settings.database_url)

@@ -19,7 +19,9 @@ from dataclasses import replace
 from aiohttp import web
 
 from harvester.emulator.clock import EmulatorClock
+from harvester.emulator.deleted import PLACEHOLDER_PATH, Deletions, placeholder_png
 from harvester.emulator.images import ImageRecipe, hostile, render
+from harvester.emulator.stats import mark
 from harvester.emulator.world import World
 
 MAPILLARY_SIZES: dict[str, int | None] = {
@@ -113,15 +115,22 @@ class Cdn:
     """aiohttp handlers for /cdn/... ."""
 
     def __init__(
-        self, world: World, signer: UrlSigner, cache: RenderCache, variety: int | None = None
+        self,
+        world: World,
+        signer: UrlSigner,
+        cache: RenderCache,
+        variety: int | None = None,
+        deletions: Deletions | None = None,
     ) -> None:
         self.world = world
         self.signer = signer
         self.cache = cache
         self.variety = variety
+        self.deletions = deletions or Deletions(world.seed, 0.0)
 
     def routes(self) -> list[web.RouteDef]:
         return [
+            web.get(PLACEHOLDER_PATH, self.placeholder),
             web.get("/cdn/flickr/{server}/{name}", self.flickr),
             web.get("/cdn/mapillary/{size}/{name}", self.mapillary),
             web.get("/cdn/web/{name}", self.web),
@@ -146,13 +155,20 @@ class Cdn:
         want_ext = "png" if photo.originalformat == "png" else "jpg"
         if size == "o" and (secret != photo.originalsecret or ext != want_ext):
             return _not_found()
+        if self.deletions.flickr(photo.id):
+            # Deleted or made private since search indexed it: the real CDN redirects.
+            mark(request, "deleted")
+            return web.Response(status=302, headers={"Location": PLACEHOLDER_PATH})
         return await self._image(request, self.world.flickr_recipe(photo, size))
+
+    async def placeholder(self, request: web.Request) -> web.Response:
+        return web.Response(body=placeholder_png(), content_type="image/png")
 
     async def mapillary(self, request: web.Request) -> web.Response:
         size = request.match_info["size"]
         image_id = request.match_info["name"].removesuffix(".jpg")
         image = self.world.mapillary.by_id.get(image_id)
-        if size not in MAPILLARY_SIZES or image is None:
+        if size not in MAPILLARY_SIZES or image is None or self.deletions.mapillary(image_id):
             return _not_found()
         refusal = self.signer.check(
             request.path, request.query.get("oh", ""), request.query.get("oe", "")

@@ -1,7 +1,9 @@
-"""Emulator settings: world size, fault knobs and per-key rate limits.
+"""Emulator settings: world size, fault knobs, the real services' warts and per-key limits.
 
 Kept as plain dataclasses (no pydantic) because the emulator plays the outside
-world and must not depend on the harvester's own configuration machinery.
+world and must not depend on the harvester's own configuration machinery. Every
+wart defaults to the strict side (how the real services behave at their worst);
+a knob makes it lenient where a test needs the well-behaved world.
 """
 
 from __future__ import annotations
@@ -10,6 +12,16 @@ from dataclasses import dataclass, field
 
 API = "api"
 CDN = "cdn"
+# The credentials an emulator accepts unless told otherwise: tests and `make demo` use
+# these, and any other key or token is refused (code 100 / a 401 with code 190).
+FLICKR_KEY = "0e1b2a3c4d5e6f708192a3b4c5d6e7f8"
+MAPILLARY_TOKEN = "MLY|4242424242424242|0e1b2a3c4d5e6f708192a3b4c5d6e7f8"
+# How Mapillary reads its bbox limit: any side >= 0.01 degree refused ("per_side", the
+# stricter reading several clients tile for) or only an area over 0.01 sq degree ("area").
+PER_SIDE = "per_side"
+AREA = "area"
+BBOX_RULES = (PER_SIDE, AREA)
+OUTAGE_SERVICES = ("flickr", "mapillary", "cdn")
 
 
 @dataclass
@@ -22,7 +34,62 @@ class Faults:
     retry_after_s: float = 1.0
     reset_rate: float = 0
     truncate_rate: float = 0
+    # Share of Mapillary API answers that are Graph rate-limit errors in the body
+    # (code 4, 17 or 613) sent with a 400 or 403, as Graph-style APIs do.
+    body_rate_limit_rate: float = 0
     scope: frozenset[str] = frozenset({API, CDN})
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A service down for `duration_s` emulator seconds, `start_s` after its first request.
+
+    Flickr's API answers code 105 or HTTP 503 while down, Mapillary's a 500/503 (Graph
+    code 2 in the body), the CDN a 503.
+    """
+
+    service: str
+    start_s: float
+    duration_s: float
+
+    def __post_init__(self) -> None:
+        if self.service not in OUTAGE_SERVICES:
+            raise ValueError(f"outage service must be one of {OUTAGE_SERVICES}")
+        if self.start_s < 0 or self.duration_s <= 0:
+            raise ValueError("an outage starts at >= 0 s and lasts > 0 s")
+
+    @classmethod
+    def parse(cls, text: str) -> Outage:
+        """`SERVICE:START:DURATION` in seconds, e.g. `flickr:5:180`."""
+        try:
+            service, start, duration = text.split(":")
+            return cls(service.strip(), float(start), float(duration))
+        except ValueError as exc:
+            raise ValueError(f"an outage is SERVICE:START_S:DURATION_S, got {text!r}") from exc
+
+
+@dataclass(frozen=True)
+class Warts:
+    """The real services' known misbehaviour, each on its strict side by default."""
+
+    # Share of Flickr photos and Mapillary images deleted since they were indexed: search
+    # still lists them, Flickr's CDN redirects them to photo_unavailable.png and
+    # Mapillary's entity and multi-get refuse their ids.
+    deleted_share: float = 0.0
+    mapillary_deleted: frozenset[str] = frozenset()
+    bbox_rule: str = PER_SIDE
+    flickr_429_html: bool = True  # Flickr's 429 is an HTML page, not JSON
+    # Mapillary's own rate limit as a Graph error in the body (code 613, HTTP 400)
+    # rather than a bare 429.
+    mapillary_limit_in_body: bool = True
+    multiget_drops_unknown: bool = False  # real `?ids=` fails on one unknown id
+    outages: tuple[Outage, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.bbox_rule not in BBOX_RULES:
+            raise ValueError(f"bbox_rule must be one of {BBOX_RULES}")
+        if not 0 <= self.deleted_share < 1:
+            raise ValueError("deleted_share must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -43,11 +110,15 @@ class EmulatorConfig:
 
     seed: int = 7
     faults: Faults = field(default_factory=Faults)
-    flickr_keys: frozenset[str] | None = None
-    mapillary_tokens: frozenset[str] | None = None
+    warts: Warts = field(default_factory=Warts)
+    flickr_keys: frozenset[str] = frozenset({FLICKR_KEY})
+    mapillary_tokens: frozenset[str] = frozenset({MAPILLARY_TOKEN})
     flickr_rate_per_s: float | None = None
     mapillary_rate_per_s: float | None = None
     url_ttl_s: float = 3600
+    # Emulator seconds per wall second: outages and URL lifetimes run on this clock, so
+    # a test can live through a three-minute outage in a fraction of the time.
+    clock_speed: float = 1.0
     world: WorldSize = field(default_factory=WorldSize)
     cdn_cache_bytes: int = 256 * 1024 * 1024
     # None: every photo is its own picture. N: at most N distinct pictures per

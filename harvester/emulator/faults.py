@@ -1,9 +1,10 @@
-"""Fault injection and per-key rate enforcement, as one aiohttp middleware.
+"""Fault injection, outages and per-key rate enforcement, as one aiohttp middleware.
 
 Every API or CDN request is counted, then may be delayed, refused (429 with
-Retry-After, 5xx, Flickr's code 105), cut off (connection reset) or truncated
-(Content-Length promises more than is sent). Decisions come from a seeded
-generator, so a single client sees the same faults run after run.
+Retry-After, 5xx, Flickr's code 105, a Graph rate-limit code in a 4xx body), cut off
+(connection reset) or truncated (Content-Length promises more than is sent). Random
+decisions come from a seeded generator, so a single client sees the same faults run
+after run; outages follow the emulator's clock.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from harvester.emulator import flickr_api
-from harvester.emulator.config import API, CDN, Faults
-from harvester.emulator.stats import Stats, key_label
+from harvester.emulator.clock import EmulatorClock
+from harvester.emulator.config import API, CDN, Faults, Outage, Warts
+from harvester.emulator.stats import OUTCOME_KEY, Stats, key_label
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -96,13 +98,15 @@ class FaultInjector:
         self.faults = faults
         self._rngs = {API: random.Random(seed * 101 + 1), CDN: random.Random(seed * 101 + 2)}
 
-    def decide(self, scope: str) -> str | None:
+    def decide(self, scope: str, service: str = "") -> str | None:
         f = self.faults
         if scope not in f.scope:
             return None
         u = self._rngs[scope].random()
+        body_rate = f.body_rate_limit_rate if service == "mapillary" else 0.0
         for name, rate in (
             ("429", f.rate_429),
+            ("body_rate_limit", body_rate),
             ("5xx", f.error_5xx_rate),
             ("reset", f.reset_rate),
             ("truncate", f.truncate_rate),
@@ -116,15 +120,50 @@ class FaultInjector:
         return self._rngs[scope].random()
 
 
-def too_many(retry_after: float) -> web.Response:
-    """429 with Retry-After in whole seconds (the header has no fractions); 0 is allowed."""
+def too_many(retry_after: float, *, html: bool = False) -> web.Response:
+    """429 with Retry-After in whole seconds (the header has no fractions); 0 is allowed.
+
+    Flickr's is an HTML page (`html`), whatever format the call asked for.
+    """
     seconds = max(0, math.ceil(retry_after))
+    headers = {"Retry-After": str(seconds)}
+    if html:
+        return web.Response(status=429, headers=headers, text=_HTML_429, content_type="text/html")
     return web.Response(
         status=429,
-        headers={"Retry-After": str(seconds)},
+        headers=headers,
         text=json.dumps({"error": "rate limit exceeded", "retry_after": seconds}),
         content_type="application/json",
     )
+
+
+_HTML_429 = (
+    "<!DOCTYPE html>\n<html><head><title>Flickr: Too Many Requests</title></head><body>"
+    "<h1>Too Many Requests</h1><p>You have made too many requests. Please try again "
+    "later.</p></body></html>\n"
+)
+_HTML_503 = (
+    "<!DOCTYPE html>\n<html><head><title>Flickr: Service Unavailable</title></head><body>"
+    "<h1>Flickr is having a massage</h1><p>Please try again soon.</p></body></html>\n"
+)
+# Graph rate-limit codes: application (4), user (17), custom/page (613) limits.
+GRAPH_RATE_CODES = (4, 17, 613)
+
+
+def graph_body_error(status: int, code: int, message: str, kind: str) -> web.Response:
+    """A Graph-style error: the meaning is in the body's code, the status only says 4xx/5xx."""
+    body = {"error": {"message": message, "type": kind, "code": code, "fbtrace_id": "emulator"}}
+    return web.json_response(body, status=status)
+
+
+def graph_rate_limited(coin: float) -> web.Response:
+    """A Graph rate limit (code 4, 17 or 613) sent as a 400 or 403, as Graph APIs do."""
+    code = GRAPH_RATE_CODES[int(coin * 6) % 3]
+    status = 403 if int(coin * 6) >= 3 else 400
+    message = (
+        "Application request limit reached" if code == 4 else "Calls have exceeded the rate limit"
+    )
+    return graph_body_error(status, code, message, "OAuthException")
 
 
 async def reset_connection(request: web.Request) -> None:
@@ -153,6 +192,39 @@ async def send_truncated(
     return out
 
 
+class OutageSchedule:
+    """Which services are down now: windows counted from each service's first request."""
+
+    def __init__(self, outages: tuple[Outage, ...], clock: EmulatorClock) -> None:
+        self.outages = outages
+        self.clock = clock
+        self._first: dict[str, float] = {}
+
+    def down(self, service: str) -> bool:
+        if not self.outages:
+            return False
+        now = self.clock.now()
+        since = now - self._first.setdefault(service, now)
+        return any(
+            o.service == service and o.start_s <= since < o.start_s + o.duration_s
+            for o in self.outages
+        )
+
+
+def outage_answer(request: web.Request, service: str, coin: float) -> web.Response:
+    """What a service says while it is down."""
+    if service == "flickr":
+        if coin < 0.5:
+            return flickr_api.render(
+                request.query, flickr_api.fail_payload(105, "Service currently unavailable")
+            )
+        return web.Response(status=503, text=_HTML_503, content_type="text/html")
+    if service == "mapillary":
+        status = 500 if coin < 0.5 else 503
+        return graph_body_error(status, 2, "Service temporarily unavailable", "OAuthException")
+    return web.Response(status=503, text="503 Service Unavailable", content_type="text/plain")
+
+
 @dataclass
 class Enforcer:
     """Per-service limiters (None: unlimited)."""
@@ -167,8 +239,21 @@ class Enforcer:
         return buckets.take(key_label(route.key))
 
 
-def middleware(stats: Stats, injector: FaultInjector, enforcer: Enforcer) -> Middleware:
+def middleware(  # noqa: C901 - one request pipeline, read top to bottom
+    stats: Stats,
+    injector: FaultInjector,
+    enforcer: Enforcer,
+    warts: Warts,
+    outages: OutageSchedule,
+) -> Middleware:
     """The request pipeline every emulated endpoint goes through."""
+
+    def refused(route: Route, retry_after: float) -> web.Response:
+        if route.service == "mapillary" and warts.mapillary_limit_in_body:
+            return graph_body_error(
+                400, 613, "Calls to this api have exceeded the rate limit", "OAuthException"
+            )
+        return too_many(retry_after, html=route.service == "flickr" and warts.flickr_429_html)
 
     @web.middleware
     async def emulate(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -180,20 +265,29 @@ def middleware(stats: Stats, injector: FaultInjector, enforcer: Enforcer) -> Mid
         faults = injector.faults
         if faults.latency_ms > 0 and route.scope in faults.scope:
             await asyncio.sleep(faults.latency_ms / 1000)
+        if outages.down(route.service):
+            stats.note(label, route.endpoint, "outage")
+            return outage_answer(request, route.service, injector.coin(route.scope))
         wait = enforcer.check(route)
         if wait is not None:
             stats.note(label, route.endpoint, "status_429")
-            return too_many(max(1.0, wait))
-        decision = injector.decide(route.scope)
+            return refused(route, max(1.0, wait))
+        decision = injector.decide(route.scope, route.service)
         if decision == "429":
             stats.note(label, route.endpoint, "status_429")
-            return too_many(faults.retry_after_s)
+            return refused(route, faults.retry_after_s)
+        if decision == "body_rate_limit":
+            stats.note(label, route.endpoint, "body_rate_limit")
+            return graph_rate_limited(injector.coin(route.scope))
         if decision == "5xx":
             return _server_error(request, stats, injector, route, label)
         if decision == "reset":
             stats.note(label, route.endpoint, "resets")
             await reset_connection(request)
         resp = await handler(request)
+        outcome = request.get(OUTCOME_KEY)
+        if outcome is not None:
+            stats.note(label, route.endpoint, outcome)
         if decision == "truncate" and isinstance(resp, web.Response):
             stats.note(label, route.endpoint, "truncated")
             return await send_truncated(request, resp, injector.coin(route.scope))

@@ -24,6 +24,7 @@ from harvester.emulator.flickr_world import (
     mysql_datetime,
     parse_flickr_date,
 )
+from harvester.emulator.stats import mark
 
 RESULT_CAP = 4000
 DUPLICATES_FROM = 1500
@@ -310,14 +311,15 @@ def _geo(p: FlickrPhoto) -> dict[str, Any]:
 class FlickrRest:
     """The /services/rest/ endpoint: key check, then method dispatch."""
 
-    def __init__(self, engine: SearchEngine, keys: frozenset[str] | None) -> None:
+    def __init__(self, engine: SearchEngine, keys: frozenset[str]) -> None:
         self.engine = engine
         self.keys = keys
 
     async def handle(self, request: web.Request) -> web.Response:
         params = request.query
         key = params.get("api_key", "")
-        if not key or (self.keys is not None and key not in self.keys):
+        if not key or key not in self.keys:
+            mark(request, "invalid_key")
             reason = "Key not found" if key else "Key has invalid format"
             return render(params, fail_payload(100, f"Invalid API Key ({reason})"))
         method = params.get("method", "")

@@ -1,8 +1,10 @@
 """Mapillary Graph API (v4) under /mapillary: image search, entities, batches, sequences.
 
 Errors use the Graph shape `{"error": {"message", "type", "code", "fbtrace_id"}}`;
-search refuses boxes over 0.01 square degrees and returns at most 2,000 images
-without saying that it stopped, so a client must split capped tiles itself.
+search refuses boxes over the 0.01-degree limit (read per side by default, or as an
+area) and returns at most 2,000 images without saying that it stopped, so a client
+must split capped tiles itself. A multi-get (`?ids=`) naming one unknown or deleted
+id fails as a whole, as the real one does.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ from typing import Any
 from aiohttp import web
 
 from harvester.emulator.cdn import MAPILLARY_SIZES, UrlSigner
+from harvester.emulator.config import PER_SIDE, Warts
+from harvester.emulator.deleted import Deletions
 from harvester.emulator.faults import mapillary_token
 from harvester.emulator.mapillary_world import MapillaryImage
+from harvester.emulator.stats import mark
 from harvester.emulator.world import World, mapillary_filter
 
 MAX_AREA = 0.01
+MAX_SIDE = 0.01  # the per-side reading: a side this long or longer is refused
 MAX_LIMIT = 2000
 MAX_IDS = 50
 
@@ -85,10 +91,19 @@ def _fields(
 class MapillaryApi:
     """aiohttp handlers for the Graph endpoints."""
 
-    def __init__(self, world: World, signer: UrlSigner, tokens: frozenset[str] | None) -> None:
+    def __init__(
+        self,
+        world: World,
+        signer: UrlSigner,
+        tokens: frozenset[str],
+        warts: Warts | None = None,
+        deletions: Deletions | None = None,
+    ) -> None:
         self.world = world
         self.signer = signer
         self.tokens = tokens
+        self.warts = warts or Warts()
+        self.deletions = deletions or Deletions(world.seed, 0.0)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -104,7 +119,8 @@ class MapillaryApi:
     ) -> Callable[[web.Request], Any]:
         async def run(request: web.Request) -> web.Response:
             token = mapillary_token(request)
-            if not token or (self.tokens is not None and token not in self.tokens):
+            if not token or token not in self.tokens:
+                mark(request, "invalid_key")
                 return graph_error(
                     401,
                     "Invalid OAuth access token - Cannot parse access token",
@@ -147,13 +163,13 @@ class MapillaryApi:
         limit = max(1, min(limit, MAX_LIMIT))
         sequence_id = q.get("sequence_id") or None
         if q.get("bbox"):
-            candidates = self.world.mapillary.in_bbox(_bbox(q["bbox"]))
+            candidates = self.world.mapillary.in_bbox(_bbox(q["bbox"], self.warts.bbox_rule))
         elif sequence_id:
             candidates = self.world.mapillary_sequence(sequence_id)
         else:
             raise _bad("Please provide a bbox or a sequence_id")
         found = mapillary_filter(
-            candidates,
+            [im for im in candidates if not self.deletions.mapillary(im.id)],
             is_pano=_bool(q.get("is_pano")),
             start_captured_at=_when(q.get("start_captured_at")),
             end_captured_at=_when(q.get("end_captured_at")),
@@ -166,7 +182,8 @@ class MapillaryApi:
         seq = request.query.get("sequence_id")
         if not seq:
             raise _bad("sequence_id is required")
-        return {"data": [{"id": im.id} for im in self.world.mapillary_sequence(seq)]}
+        images = self.world.mapillary_sequence(seq)
+        return {"data": [{"id": im.id} for im in images if not self.deletions.mapillary(im.id)]}
 
     def batch(self, request: web.Request) -> dict[str, Any]:
         ids = [i.strip() for i in request.query.get("ids", "").split(",") if i.strip()]
@@ -174,13 +191,31 @@ class MapillaryApi:
             raise _bad("Unsupported get request. Please provide ids")
         if len(ids) > MAX_IDS:
             raise _bad(f"Too many IDs. Maximum: {MAX_IDS}. Provided: {len(ids)}.")
-        found = [self.world.mapillary.by_id[i] for i in ids if i in self.world.mapillary.by_id]
+        found = [im for im in (self._image(i) for i in ids) if im is not None]
+        unknown = [i for i in ids if self._image(i) is None]
+        if unknown and not self.warts.multiget_drops_unknown:
+            mark(request, "deleted")
+            raise GraphError(
+                graph_error(
+                    404,
+                    f"(#803) Some of the aliases you requested do not exist: {','.join(unknown)}",
+                    "OAuthException",
+                    803,
+                )
+            )
         return {row["id"]: row for row in self._render(request, found)}
+
+    def _image(self, image_id: str) -> MapillaryImage | None:
+        """The image with this id, unless there is none or it was deleted."""
+        if self.deletions.mapillary(image_id):
+            return None
+        return self.world.mapillary.by_id.get(image_id)
 
     def entity(self, request: web.Request) -> dict[str, Any]:
         image_id = request.match_info["image_id"]
-        image = self.world.mapillary.by_id.get(image_id)
+        image = self._image(image_id)
         if image is None:
+            mark(request, "deleted")
             raise GraphError(
                 graph_error(
                     400,
@@ -222,13 +257,16 @@ def _when(raw: str | None) -> int | None:
     return int(when.timestamp() * 1000)
 
 
-def _bbox(raw: str) -> tuple[float, float, float, float]:
+def _bbox(raw: str, rule: str = PER_SIDE) -> tuple[float, float, float, float]:
     try:
         minlon, minlat, maxlon, maxlat = (float(x) for x in raw.split(","))
     except ValueError as exc:
         raise _bad("Invalid bbox: expected minLon,minLat,maxLon,maxLat") from exc
     if minlon > maxlon or minlat > maxlat:
         raise _bad("Invalid bbox: min greater than max")
-    if (maxlon - minlon) * (maxlat - minlat) > MAX_AREA + 1e-12:
+    width, height = maxlon - minlon, maxlat - minlat
+    if rule == PER_SIDE and max(width, height) >= MAX_SIDE - 1e-12:
+        raise _bad("Bbox is too large, each side must be smaller than 0.01 degrees")
+    if width * height > MAX_AREA + 1e-12:
         raise _bad("Bbox area is too large, please make it smaller than 0.01 square degrees")
     return minlon, minlat, maxlon, maxlat

@@ -20,8 +20,24 @@ from aiohttp import web
 
 from harvester.emulator.cdn import Cdn, RenderCache, UrlSigner
 from harvester.emulator.clock import EmulatorClock
-from harvester.emulator.config import EmulatorConfig, Faults, WorldSize
-from harvester.emulator.faults import Enforcer, FaultInjector, TokenBuckets, middleware
+from harvester.emulator.config import (
+    BBOX_RULES,
+    FLICKR_KEY,
+    MAPILLARY_TOKEN,
+    EmulatorConfig,
+    Faults,
+    Outage,
+    Warts,
+    WorldSize,
+)
+from harvester.emulator.deleted import Deletions
+from harvester.emulator.faults import (
+    Enforcer,
+    FaultInjector,
+    OutageSchedule,
+    TokenBuckets,
+    middleware,
+)
 from harvester.emulator.flickr_api import FlickrRest, SearchEngine
 from harvester.emulator.mapillary_api import MapillaryApi
 from harvester.emulator.stats import Stats
@@ -46,26 +62,34 @@ class EmulatorState:
     clock: EmulatorClock
     stats: Stats
     cache: RenderCache
+    deletions: Deletions
 
 
 def build_app(
     config: EmulatorConfig, clock: EmulatorClock | None = None
 ) -> tuple[web.Application, EmulatorState]:
     world = build_world(config.seed, config.world)
-    clock = clock or EmulatorClock()
-    state = EmulatorState(config, world, clock, Stats(), RenderCache(config.cdn_cache_bytes))
+    clock = clock or EmulatorClock(speed=config.clock_speed)
+    warts = config.warts
+    deletions = Deletions(config.seed, warts.deleted_share, warts.mapillary_deleted)
+    state = EmulatorState(
+        config, world, clock, Stats(), RenderCache(config.cdn_cache_bytes), deletions
+    )
     enforcer = Enforcer(
         TokenBuckets(config.flickr_rate_per_s) if config.flickr_rate_per_s else None,
         TokenBuckets(config.mapillary_rate_per_s) if config.mapillary_rate_per_s else None,
     )
     injector = FaultInjector(config.faults, config.seed)
-    app = web.Application(middlewares=[middleware(state.stats, injector, enforcer)])
+    outages = OutageSchedule(warts.outages, clock)
+    app = web.Application(middlewares=[middleware(state.stats, injector, enforcer, warts, outages)])
     signer = UrlSigner(config.seed, clock, config.url_ttl_s)
     flickr = FlickrRest(SearchEngine(world.flickr, config.seed), config.flickr_keys)
     app.router.add_get("/services/rest/", flickr.handle)
     app.router.add_get("/services/rest", flickr.handle)
-    app.router.add_routes(MapillaryApi(world, signer, config.mapillary_tokens).routes())
-    app.router.add_routes(Cdn(world, signer, state.cache, config.image_variety).routes())
+    mapillary = MapillaryApi(world, signer, config.mapillary_tokens, warts, deletions)
+    app.router.add_routes(mapillary.routes())
+    cdn = Cdn(world, signer, state.cache, config.image_variety, deletions)
+    app.router.add_routes(cdn.routes())
     app.router.add_routes(_admin_routes(state))
     return app, state
 
@@ -184,6 +208,25 @@ def _parser() -> argparse.ArgumentParser:
         "--image-variety", type=int, default=None, help="distinct pictures per shape (bench)"
     )
     p.add_argument("--cache-mb", type=int, default=256, help="rendered-image cache size")
+    p.add_argument(
+        "--flickr-key", action="append", help=f"a valid Flickr key (default {FLICKR_KEY})"
+    )
+    p.add_argument(
+        "--mapillary-token", action="append", help=f"a valid token (default {MAPILLARY_TOKEN})"
+    )
+    p.add_argument("--clock-speed", type=float, default=1.0, help="emulator s per wall s")
+    p.add_argument("--deleted-share", type=float, default=0.0, help="share of deleted photos")
+    p.add_argument("--mapillary-deleted", action="append", default=[], help="a deleted image id")
+    p.add_argument("--bbox-rule", choices=BBOX_RULES, default=Warts.bbox_rule)
+    p.add_argument(
+        "--outage", action="append", default=[], type=Outage.parse, help="SERVICE:START_S:DUR_S"
+    )
+    p.add_argument(
+        "--body-rate-limit-rate", type=float, default=0.0, help="Graph rate limits in 4xx bodies"
+    )
+    p.add_argument("--json-429", action="store_true", help="lenient: Flickr 429s as JSON")
+    p.add_argument("--plain-mapillary-429", action="store_true", help="lenient: bare 429s")
+    p.add_argument("--lenient-multiget", action="store_true", help="?ids= drops unknown ids")
     return p
 
 
@@ -195,10 +238,23 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         retry_after_s=args.retry_after,
         reset_rate=args.reset_rate,
         truncate_rate=args.truncate_rate,
+        body_rate_limit_rate=args.body_rate_limit_rate,
         scope=frozenset(s.strip() for s in args.fault_scope.split(",") if s.strip()),
     )
+    warts = Warts(
+        deleted_share=args.deleted_share,
+        mapillary_deleted=frozenset(args.mapillary_deleted),
+        bbox_rule=args.bbox_rule,
+        flickr_429_html=not args.json_429,
+        mapillary_limit_in_body=not args.plain_mapillary_429,
+        multiget_drops_unknown=args.lenient_multiget,
+        outages=tuple(args.outage),
+    )
     return replace(
-        EmulatorConfig(seed=args.seed, faults=faults, url_ttl_s=args.url_ttl),
+        EmulatorConfig(seed=args.seed, faults=faults, warts=warts, url_ttl_s=args.url_ttl),
+        flickr_keys=frozenset(args.flickr_key or {FLICKR_KEY}),
+        mapillary_tokens=frozenset(args.mapillary_token or {MAPILLARY_TOKEN}),
+        clock_speed=args.clock_speed,
         flickr_rate_per_s=args.flickr_rate,
         mapillary_rate_per_s=args.mapillary_rate,
         image_variety=args.image_variety,

@@ -14,9 +14,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
+
 ANONYMOUS = "anonymous"
 MAX_SECONDS_KEPT = 3600
-OUTCOMES = ("status_429", "status_5xx", "flickr_105", "resets", "truncated")
+OUTCOMES = (
+    "status_429",
+    "status_5xx",
+    "flickr_105",
+    "resets",
+    "truncated",
+    "outage",
+    "body_rate_limit",
+    "invalid_key",  # calls refused for their key or token (Flickr code 100, Graph 190)
+    "deleted",  # requests for photos or images deleted since they were indexed
+)
+
+
+# Where a handler leaves the outcome of a request for the middleware to count.
+OUTCOME_KEY: Any = (
+    web.RequestKey("emulator_outcome", str) if hasattr(web, "RequestKey") else "emulator_outcome"
+)
+
+
+def mark(request: web.Request, outcome: str) -> None:
+    """Count `outcome` (one of OUTCOMES) for this request once its answer is sent."""
+    request[OUTCOME_KEY] = outcome
 
 
 def key_label(secret: str | None) -> str:

@@ -6,7 +6,9 @@ redactor, so sources and the emulator tests can use it without the daemon.
 
 from __future__ import annotations
 
+from harvester.http.breaker import CircuitBreaker
 from harvester.http.client import Body, HttpClient, HttpSettings
+from harvester.http.credentials import CredentialGate
 from harvester.http.errors import (
     BadResponseError,
     ForbiddenError,
@@ -15,17 +17,29 @@ from harvester.http.errors import (
     NotFoundError,
     PermanentHttpError,
     RateLimitedError,
+    ServiceUnavailableError,
     TooLargeError,
     TransientHttpError,
     TruncatedBodyError,
+    UnavailableError,
     parse_retry_after,
 )
 from harvester.http.limiter import Clock, HostSlots, RateLimiter, SystemClock, TokenBucket
+from harvester.http.provider_errors import (
+    BodyErrors,
+    flickr_body_errors,
+    flickr_stat_error,
+    graph_body_errors,
+    graph_error,
+)
 
 __all__ = [
     "BadResponseError",
     "Body",
+    "BodyErrors",
+    "CircuitBreaker",
     "Clock",
+    "CredentialGate",
     "ForbiddenError",
     "HostSlots",
     "HttpClient",
@@ -36,10 +50,16 @@ __all__ = [
     "PermanentHttpError",
     "RateLimitedError",
     "RateLimiter",
+    "ServiceUnavailableError",
     "SystemClock",
     "TokenBucket",
     "TooLargeError",
     "TransientHttpError",
     "TruncatedBodyError",
+    "UnavailableError",
+    "flickr_body_errors",
+    "flickr_stat_error",
+    "graph_body_errors",
+    "graph_error",
     "parse_retry_after",
 ]

@@ -18,6 +18,7 @@ from harvester.http.errors import (
     NotFoundError,
     PermanentHttpError,
     RateLimitedError,
+    ServiceUnavailableError,
     TransientHttpError,
     TruncatedBodyError,
 )
@@ -46,6 +47,8 @@ def classify_status(
     message = f"{what} from {url}"
     if status == 429:
         return RateLimitedError(message, url=url, status=status, retry_after=retry_after)
+    if status >= 500 and status != 501:
+        return ServiceUnavailableError(message, url=url, status=status, retry_after=retry_after)
     if status >= 500 or status in _TRANSIENT_4XX:
         return TransientHttpError(message, url=url, status=status, retry_after=retry_after)
     if status in (401, 403):
@@ -86,11 +89,11 @@ def classify_exception(exc: BaseException, *, url: str) -> HttpError:
             f"bad response ({kind}) from {url}", url=url, status=status, reason="bad_response"
         )
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return TransientHttpError(
+        return ServiceUnavailableError(
             f"server disconnected ({kind}) on {url}", url=url, reason="connection"
         )
     if isinstance(exc, aiohttp.ClientConnectionError | OSError):
-        return TransientHttpError(
+        return ServiceUnavailableError(
             f"connection failed ({kind}) on {url}", url=url, reason="connection"
         )
     # Remaining aiohttp.ClientError: an unexpected protocol hiccup; bounded retries

@@ -5,6 +5,9 @@ a limiter token, follows redirects itself (so every hop is capped, counted and r
 classifies the outcome once into the error tree and streams the body under a byte cap.
 Transient errors are retried with jittered exponential back-off that honours
 Retry-After; a Retry-After too long to wait inline is raised for the queue to schedule.
+A call may name a circuit breaker (it waits out an outage instead of failing) and a
+reader of errors carried in bodies (Flickr's `stat: fail`, Graph error objects), which
+then classifies the answer before its status does.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -23,6 +26,7 @@ import yarl
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from harvester.backoff import EQUAL_JITTER, Backoff
+from harvester.http.breaker import CircuitBreaker
 from harvester.http.classify import (
     NETWORK_ERRORS,
     classify_exception,
@@ -40,6 +44,7 @@ from harvester.http.errors import (
     parse_retry_after,
 )
 from harvester.http.limiter import Clock, HostSlots, RateLimiter, SystemClock
+from harvester.http.provider_errors import MAX_ERROR_BODY, BodyErrors
 from harvester.redact import is_sensitive_param, redact_text, redact_url
 
 log = structlog.get_logger("harvester.http")
@@ -113,6 +118,8 @@ class _Call:
     host_slots: HostSlots | None
     max_bytes: int
     secrets: tuple[str, ...]
+    breaker: CircuitBreaker | None = None
+    body_errors: BodyErrors | None = None
 
     def show(self, url: yarl.URL | str) -> str:
         """The URL as it may appear in an error or a log line."""
@@ -169,9 +176,12 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         limiter: RateLimiter | None = None,
         secrets: Sequence[str] = (),
+        breaker: CircuitBreaker | None = None,
+        body_errors: BodyErrors | None = None,
     ) -> Any:
         """GET and parse JSON; a body that is not JSON raises ``BadResponseError``."""
-        reply = await self._get(url, params, headers, limiter, secrets)
+        call = self._call(url, params, headers, limiter, None, None, secrets)
+        reply = await self._with_retries(replace(call, breaker=breaker, body_errors=body_errors))
         try:
             return json.loads(reply.body.data)
         except json.JSONDecodeError as exc:
@@ -188,9 +198,12 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         limiter: RateLimiter | None = None,
         secrets: Sequence[str] = (),
+        breaker: CircuitBreaker | None = None,
+        body_errors: BodyErrors | None = None,
     ) -> str:
         """GET a text body, decoded by its declared charset (UTF-8 if none)."""
-        reply = await self._get(url, params, headers, limiter, secrets)
+        call = self._call(url, params, headers, limiter, None, None, secrets)
+        reply = await self._with_retries(replace(call, breaker=breaker, body_errors=body_errors))
         try:
             return reply.body.data.decode(reply.charset or "utf-8", errors="replace")
         except LookupError:
@@ -205,23 +218,12 @@ class HttpClient:
         host_slots: HostSlots | None = None,
         max_bytes: int | None = None,
         secrets: Sequence[str] = (),
+        breaker: CircuitBreaker | None = None,
     ) -> Body:
         """GET a (binary) body, streamed under a byte cap, holding a host slot per hop."""
         call = self._call(url, None, headers, limiter, host_slots, max_bytes, secrets)
-        reply = await self._with_retries(call)
+        reply = await self._with_retries(replace(call, breaker=breaker))
         return reply.body
-
-    async def _get(
-        self,
-        url: str,
-        params: Mapping[str, str] | None,
-        headers: Mapping[str, str] | None,
-        limiter: RateLimiter | None,
-        secrets: Sequence[str],
-    ) -> _Reply:
-        return await self._with_retries(
-            self._call(url, params, headers, limiter, None, None, secrets)
-        )
 
     # -- one logical call -----------------------------------------------------------
 
@@ -260,9 +262,19 @@ class HttpClient:
         return call
 
     async def _with_retries(self, call: _Call) -> _Reply:
+        breaker = call.breaker
+        stop = stop_after_attempt(self._settings.max_attempts)
+
+        def give_up(state: RetryCallState) -> bool:
+            # While the API is down for everyone, attempts are not spent: wait it out.
+            return stop(state) and not (breaker is not None and breaker.holding)
+
+        def wait(state: RetryCallState) -> float:
+            return 0.0 if breaker is not None and breaker.holding else self._wait(state)
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._settings.max_attempts),
-            wait=self._wait,
+            stop=give_up,
+            wait=wait,
             retry=retry_if_exception(self._should_retry),
             sleep=self._clock.sleep,
             before_sleep=_log_retry,
@@ -270,8 +282,21 @@ class HttpClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._attempt(call)
+                if breaker is None:
+                    return await self._attempt(call)
+                return await self._attempt_through(call, breaker)
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _attempt_through(self, call: _Call, breaker: CircuitBreaker) -> _Reply:
+        """One attempt once the breaker admits it, its outcome told to the breaker."""
+        probe = await breaker.admit()
+        try:
+            reply = await self._attempt(call)
+        except BaseException as exc:
+            breaker.record(exc, probe=probe)
+            raise
+        breaker.record(None, probe=probe)
+        return reply
 
     def _should_retry(self, exc: BaseException) -> bool:
         if not isinstance(exc, TransientHttpError):
@@ -279,11 +304,6 @@ class HttpClient:
         # A long Retry-After is not slept through here: the error goes up with its
         # retry_after so the queue can set not_before and free the worker.
         return exc.retry_after is None or exc.retry_after <= self._settings.max_inline_retry_after_s
-
-    async def wait_before_retry(self, attempt: int) -> None:
-        """Wait as this client does between attempts (on its clock: a fake one in tests),
-        for callers that retry an answer the client itself took for a success."""
-        await self._clock.sleep(self._backoff.delay(attempt, self._rng))
 
     def _wait(self, state: RetryCallState) -> float:
         delay = self._backoff.delay(state.attempt_number, self._rng)
@@ -330,8 +350,12 @@ class HttpClient:
                 location = resp.headers.get("Location")
                 if resp.status in _REDIRECT_STATUSES and location:
                     return _redirect_target(url, location, shown, resp.status, call)
+                if call.body_errors is not None and not 200 <= resp.status < 300:
+                    await self._raise_for_error_body(call, resp, shown)
                 self._raise_for_status(call, resp, shown)
                 data = await _read_capped(resp, call.max_bytes, shown)
+                if call.body_errors is not None:
+                    self._raise_for(call, call.body_errors(resp.status, data, shown))
                 content_type = resp.content_type if "Content-Type" in resp.headers else None
                 return _Reply(Body(data, content_type, shown), resp.charset)
         except NETWORK_ERRORS as exc:
@@ -346,10 +370,30 @@ class HttpClient:
         retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
         reason = redact_text(resp.reason, call.secrets) if resp.reason else None
         error = classify_status(resp.status, url=shown, retry_after=retry_after, reason=reason)
+        self._raise_for(call, error)
+
+    async def _raise_for_error_body(
+        self, call: _Call, resp: aiohttp.ClientResponse, shown: str
+    ) -> None:
+        """An error status whose body carries the error's meaning: the body decides."""
+        assert call.body_errors is not None
+        try:
+            data = await _read_capped(resp, MAX_ERROR_BODY, shown)
+        except HttpError:
+            return  # too big or cut short: not an error object, the status decides
+        error = call.body_errors(resp.status, data, shown)
+        if isinstance(error, TransientHttpError) and error.retry_after is None:
+            error.retry_after = parse_retry_after(
+                resp.headers.get("Retry-After"), datetime.now(UTC)
+            )
+        self._raise_for(call, error)
+
+    @staticmethod
+    def _raise_for(call: _Call, error: HttpError | None) -> None:
         if error is None:
             return
         if isinstance(error, RateLimitedError) and call.limiter is not None:
-            call.limiter.throttled(retry_after)
+            call.limiter.throttled(error.retry_after)
         raise error
 
     def _ensure_session(self) -> aiohttp.ClientSession:

@@ -103,6 +103,16 @@ class RateLimitedError(TransientHttpError):
     reason = "http_429"
 
 
+class ServiceUnavailableError(TransientHttpError):
+    """The service is down (5xx, Flickr code 105, Graph code 1/2, connection refused/reset).
+
+    Unlike a timeout or a rate limit, this is what an outage looks like to every caller
+    at once, so it is what a circuit breaker counts.
+    """
+
+    reason = "service_unavailable"
+
+
 class TruncatedBodyError(TransientHttpError):
     """The response body ended before its declared length."""
 
@@ -134,6 +144,13 @@ class InvalidCredentials(PermanentHttpError):
     """
 
     reason = "invalid_key"
+    status_is_reason = False
+
+
+class UnavailableError(PermanentHttpError):
+    """The photo was deleted or made private since it was indexed (a placeholder or no entity)."""
+
+    reason = "unavailable"
     status_is_reason = False
 
 

@@ -17,11 +17,13 @@ from pydantic import SecretStr
 
 from harvester.db.catalog import FoundImage
 from harvester.http import (
-    ForbiddenError,
+    CircuitBreaker,
+    CredentialGate,
     HostSlots,
     HttpClient,
+    InvalidCredentials,
     RateLimiter,
-    TransientHttpError,
+    flickr_body_errors,
 )
 from harvester.redact import redact_url
 from harvester.sources.base import Expansion, ImageView, SubmitReport, TaskView, fetch_plain
@@ -38,7 +40,6 @@ from harvester.sources.flickr_campaign import (
 from harvester.sources.flickr_parse import (
     NegativeTerms,
     SearchPage,
-    check_stat,
     decode_body,
     found_image,
     licenses_of,
@@ -61,7 +62,6 @@ EXTRAS = (
 )
 PER_PAGE_GEO = 250  # Flickr's maximum for geo queries
 PER_PAGE = 500
-INLINE_ATTEMPTS = 3  # for code 105 "service unavailable", before the queue's back-off
 MAX_SPLIT_DEPTH = 8
 
 __all__ = [
@@ -100,6 +100,7 @@ class FlickrSource:
         api_url: str,
         api_key: SecretStr | None,
         limiter: RateLimiter,
+        breaker: CircuitBreaker | None = None,
         host_slots: HostSlots | None = None,
         max_bytes: int | None = None,
     ) -> None:
@@ -108,6 +109,8 @@ class FlickrSource:
         self._shown_url = redact_url(api_url)
         self._key = api_key
         self._limiter = limiter
+        self._breaker = breaker or CircuitBreaker("flickr")
+        self._gate = CredentialGate()
         self._host_slots = host_slots
         self._max_bytes = max_bytes
 
@@ -247,11 +250,13 @@ class FlickrSource:
         return search_page(body, url=self._shown("flickr.photos.search"))
 
     async def _call(self, method: str, params: Mapping[str, str]) -> dict[str, Any]:
-        """One REST call (JSON, no callback); 105-style outages are retried a few times."""
+        """One REST call (JSON, no callback). `stat: fail` is classified inside the HTTP
+        client's attempts, so code 105 is retried and counted by the breaker like a 503;
+        a refused key is sent once, never again."""
         key = self._key.get_secret_value() if self._key is not None else ""
         shown = self._shown(method)
         if not key:
-            raise ForbiddenError(f"no Flickr API key configured for {shown}", url=shown)
+            raise InvalidCredentials(f"no Flickr API key configured for {shown}", url=shown)
         full = {
             "method": method,
             "api_key": key,
@@ -259,20 +264,16 @@ class FlickrSource:
             "nojsoncallback": "1",
             **params,
         }
-        for attempt in range(1, INLINE_ATTEMPTS + 1):
+        async with self._gate.use():
             text = await self._http.get_text(
-                self._api_url, params=full, limiter=self._limiter, secrets=[key]
+                self._api_url,
+                params=full,
+                limiter=self._limiter,
+                secrets=[key],
+                breaker=self._breaker,
+                body_errors=flickr_body_errors([key]),
             )
-            body = decode_body(text, url=shown)
-            try:
-                check_stat(body, url=shown, secrets=[key])
-            except TransientHttpError:
-                if attempt == INLINE_ATTEMPTS:
-                    raise
-                await self._http.wait_before_retry(attempt)
-                continue
-            return body
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return decode_body(text, url=shown)
 
     def _shown(self, method: str) -> str:
         return f"{self._shown_url}?method={method}"

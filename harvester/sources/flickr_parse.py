@@ -16,17 +16,12 @@ from typing import Any
 
 from harvester.db.catalog import FoundImage
 from harvester.errors import InputError
-from harvester.http import ForbiddenError, PermanentHttpError, TransientHttpError
-from harvester.redact import redact_text
+from harvester.http import TransientHttpError, flickr_stat_error
 from harvester.storage.layout import file_name, slug
 
 MAX_QUERY_CHARS = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _JSONP = re.compile(r"^\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
-# Flickr's "try again later" codes: 105 service unavailable, 106 write failed,
-# 10 search/location API temporarily unavailable. Everything else is a caller mistake.
-TRANSIENT_CODES = frozenset({10, 105, 106})
-KEY_CODES = frozenset({98, 99, 100})
 NO_URL = "unavailable: no downloadable size (neither url_l nor a public original)"
 
 
@@ -160,16 +155,9 @@ def decode_body(text: str, *, url: str) -> dict[str, Any]:
 
 def check_stat(body: Mapping[str, Any], *, url: str, secrets: Sequence[str]) -> None:
     """Raise the error class a `stat: fail` answer deserves (HTTP 200 notwithstanding)."""
-    if body.get("stat") == "ok":
-        return
-    code = as_int(body.get("code"))
-    message = redact_text(as_text(body.get("message")) or "no message", secrets)
-    text = f"Flickr error {code}: {message} ({url})"
-    if code in TRANSIENT_CODES:
-        raise TransientHttpError(text, url=url)
-    if code in KEY_CODES:
-        raise ForbiddenError(text, url=url)
-    raise PermanentHttpError(text, url=url)
+    error = flickr_stat_error(body, url=url, secrets=secrets)
+    if error is not None:
+        raise error
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,14 @@
 """Mapillary (Graph API v4): regions by tiles, sequences, and listed ids, as image rows.
 
-A tile task searches one box; a full answer (the silent 2,000 cap) turns into four
-quadrant tasks instead of images, so nothing is cut off. Sequence and id-list tasks fetch
-entity fields in `?ids=` batches. Thumbnail URLs are signed and expire: a 403 on fetch
-gets a fresh URL from the entity endpoint and one more try.
+A tile task searches one box; a full answer (the silent 2,000 cap) or a timeout turns
+into four quadrant tasks instead of images, so nothing is cut off. Whether the bbox
+limit means 0.01 square degrees or 0.01 degrees per side is unsettled: tiles start at the
+looser (area) reading, and the first refused tile teaches the source the per-side one for
+the rest of the run; a refused tile is re-cut, never a failed region. Sequence and
+id-list tasks fetch entity fields in `?ids=` batches; a batch refused because one id is
+gone is halved until that id stands alone, and becomes a row skipped as `unavailable`.
+Thumbnail URLs are signed and expire: a 403 on fetch gets a fresh URL from the entity
+endpoint and one more try.
 """
 
 from __future__ import annotations
@@ -18,14 +23,20 @@ from pydantic import SecretStr
 from harvester.db.catalog import FoundImage
 from harvester.http import (
     BadResponseError,
+    CircuitBreaker,
+    CredentialGate,
     ForbiddenError,
     HostSlots,
     HttpClient,
+    InvalidCredentials,
     NotFoundError,
     PermanentHttpError,
     RateLimitedError,
     RateLimiter,
+    ServiceUnavailableError,
     TransientHttpError,
+    UnavailableError,
+    graph_body_errors,
 )
 from harvester.redact import redact_url
 from harvester.sources.base import Expansion, ImageView, SubmitReport, TaskView
@@ -50,7 +61,13 @@ from harvester.sources.mapillary_submit import (
     submit_mapillary,
     tile_task,
 )
-from harvester.sources.mapillary_tiles import Tile, plan_tiles, quadrants
+from harvester.sources.mapillary_tiles import (
+    TILE_SIDE,
+    Tile,
+    plan_tiles,
+    quadrants,
+    refusal_side,
+)
 from harvester.storage.layout import file_name
 
 log = structlog.get_logger("harvester.sources.mapillary")
@@ -59,8 +76,7 @@ SEARCH_CAP = 2000  # the most one bbox search returns, without saying it stopped
 BATCH_IDS = 50  # ids per `?ids=` request
 PAGE_URL = "https://www.mapillary.com/app/?pKey={id}"
 DEFAULT_THUMB = "thumb_1024_url"
-# Graph error codes that mean "slow down" (application/user/page/custom rate limits).
-_RATE_CODES = frozenset({4, 17, 32, 613})
+UNAVAILABLE = "unavailable: Mapillary has no image with this id (deleted or private)"
 
 __all__ = ["MapillaryCampaign", "MapillarySource", "SubmitReport", "submit_mapillary"]
 
@@ -79,6 +95,7 @@ class MapillarySource:
         token: SecretStr | None,
         search_limiter: RateLimiter,
         entity_limiter: RateLimiter,
+        breaker: CircuitBreaker | None = None,
         host_slots: HostSlots | None = None,
         max_bytes: int | None = None,
     ) -> None:
@@ -91,6 +108,10 @@ class MapillarySource:
         self._entity_limiter = entity_limiter
         self._host_slots = host_slots
         self._max_bytes = max_bytes
+        self._breaker = breaker or CircuitBreaker("mapillary")
+        self._gate = CredentialGate()
+        # The longest tile side the search accepted, learned from refusals, kept for the run.
+        self._tile_side = TILE_SIDE
 
     # -- expand ---------------------------------------------------------------------
 
@@ -115,26 +136,57 @@ class MapillarySource:
         tile = Tile.of(task.payload["bbox"])
         query = str(task.payload.get("query") or f"bbox {tile.param()}")
         expansion = Expansion(query=query)
-        if not tile.searchable:
-            # A coarse tile from a huge region: cut it, search nothing yet.
-            parts = plan_tiles(tile)
-            expansion.follow_up = [tile_task(task.campaign_id, t, query) for t in parts]
-            expansion.result = {"split": len(parts), "why": "area"}
-            return expansion
+        side = self._tile_side
+        if not tile.fits(side):
+            # A coarse tile from a huge region, or wider than this run has learned works.
+            return self._cut(task, expansion, plan_tiles(tile, side), "side", side)
         params = {"bbox": tile.param(), "fields": fields_for(size), "limit": str(SEARCH_CAP)}
-        body = await self._graph("images", {**params, **filters.search_params()}, search=True)
+        try:
+            body = await self._graph("images", {**params, **filters.search_params()}, search=True)
+        except (InvalidCredentials, RateLimitedError, ServiceUnavailableError):
+            raise
+        except PermanentHttpError:
+            return self._refused(task, expansion, tile)
+        except TransientHttpError:
+            if not tile.divisible:
+                raise
+            return self._cut(task, expansion, quadrants(tile), "timeout", side)
         records = _data(body, self._shown("images"))
         if len(records) >= SEARCH_CAP and tile.divisible:
-            parts = quadrants(tile)
-            expansion.follow_up = [tile_task(task.campaign_id, t, query) for t in parts]
-            expansion.result = {"split": len(parts), "why": "cap", "returned": len(records)}
             log.info("tile_split", task_id=task.id, bbox=tile.param(), returned=len(records))
-            return expansion
+            return self._cut(task, expansion, quadrants(tile), "cap", side, returned=len(records))
         expansion.images, expansion.result = _images(records, size, min_side, filters)
+        expansion.result["side"] = side
         if len(records) >= SEARCH_CAP:
             # Cannot split below MIN_SIDE: keep what came and say so.
             expansion.result["capped"] = True
             log.warning("tile_capped", task_id=task.id, bbox=tile.param())
+        return expansion
+
+    def _refused(self, task: TaskView, expansion: Expansion, tile: Tile) -> Expansion:
+        """A tile the search refused (a 400): re-cut it smaller, and remember the size."""
+        side = refusal_side(tile)
+        if side is None:
+            log.warning("tile_refused", task_id=task.id, bbox=tile.param())
+            expansion.result = {"refused": True, "side": self._tile_side}
+            return expansion
+        if side < self._tile_side:
+            log.info("tile_side_learned", side=side, was=self._tile_side, rule="per_side")
+            self._tile_side = side
+        parts = plan_tiles(tile, side)
+        return self._cut(task, expansion, parts, "refused", side)
+
+    @staticmethod
+    def _cut(
+        task: TaskView,
+        expansion: Expansion,
+        parts: Sequence[Tile],
+        why: str,
+        side: float,
+        **detail: int,
+    ) -> Expansion:
+        expansion.follow_up = [tile_task(task.campaign_id, t, expansion.query) for t in parts]
+        expansion.result = {"split": len(parts), "why": why, "side": side, **detail}
         return expansion
 
     async def _expand_sequence(
@@ -149,7 +201,9 @@ class MapillarySource:
         listed = IdItem(image_id="", sequence_id=sequence_id)  # the group if a record lacks one
         found = [records[i] for i in ids if i in records]
         expansion.images, expansion.result = _images(found, size, min_side, filters, listed)
-        expansion.result.update(ids=len(ids), missing=len(ids) - len(found))
+        gone = [i for i in ids if i not in records]
+        expansion.images += [_missing(i, IdItem(i, sequence_id)) for i in gone]
+        expansion.result.update(ids=len(ids), missing=len(gone))
         return expansion
 
     async def _expand_ids(
@@ -186,14 +240,29 @@ class MapillarySource:
         """Entity records by id, `BATCH_IDS` per request; ids Mapillary lacks are absent."""
         records: dict[str, Mapping[str, Any]] = {}
         for start in range(0, len(ids), BATCH_IDS):
-            chunk = ids[start : start + BATCH_IDS]
-            params = {"ids": ",".join(chunk), "fields": fields_for(size)}
-            body = await self._graph("", params, search=False)
-            for record in _batch_records(body, self._shown("")):
-                image_id = record_id(record)
-                if image_id is not None:
-                    records[image_id] = record
+            await self._multi_get(ids[start : start + BATCH_IDS], size, records)
         return records
+
+    async def _multi_get(
+        self, ids: Sequence[str], size: str, records: dict[str, Mapping[str, Any]]
+    ) -> None:
+        """One `?ids=` request; refused as a whole (one id is gone), each half on its own."""
+        params = {"ids": ",".join(ids), "fields": fields_for(size)}
+        try:
+            body = await self._graph("", params, search=False)
+        except InvalidCredentials:
+            raise
+        except PermanentHttpError:
+            if len(ids) == 1:
+                return  # this is the id Mapillary does not have
+            middle = len(ids) // 2
+            await self._multi_get(ids[:middle], size, records)
+            await self._multi_get(ids[middle:], size, records)
+            return
+        for record in _batch_records(body, self._shown("")):
+            image_id = record_id(record)
+            if image_id is not None:
+                records[image_id] = record
 
     # -- fetch ----------------------------------------------------------------------
 
@@ -203,7 +272,8 @@ class MapillarySource:
             return await self._download(await self._fresh_url(image))
         try:
             return await self._download(image.source_url)
-        except ForbiddenError:
+        except (ForbiddenError, NotFoundError):
+            # Expired (403), or gone (404): the entity says which, and gives a fresh URL.
             log.info("thumb_url_refreshed", image_id=image.id)
             return await self._download(await self._fresh_url(image))
 
@@ -218,7 +288,12 @@ class MapillarySource:
     async def _fresh_url(self, image: ImageView) -> str:
         note = (image.raw or {}).get(THUMB_NOTE)
         field = note if note in THUMB_FIELDS else DEFAULT_THUMB
-        body = await self._graph(image.provider_id, {"fields": field}, search=False)
+        try:
+            body = await self._graph(image.provider_id, {"fields": field}, search=False)
+        except (InvalidCredentials, RateLimitedError):
+            raise
+        except PermanentHttpError as exc:
+            raise UnavailableError(f"{UNAVAILABLE} ({exc})", url=exc.url) from exc
         url = body.get(field) if isinstance(body, dict) else None
         if not isinstance(url, str) or not url:
             shown = self._shown(image.provider_id)
@@ -228,17 +303,21 @@ class MapillarySource:
     # -- Graph calls ----------------------------------------------------------------
 
     async def _graph(self, path: str, params: Mapping[str, str], *, search: bool) -> Any:
-        """One Graph GET; a Graph error object in a 200 body is classified too."""
-        body = await self._http.get_json(
-            f"{self._api}/{path}",
-            params=params,
-            headers=self._headers,
-            limiter=self._search_limiter if search else self._entity_limiter,
-            secrets=self._secrets,
-        )
-        if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            raise _graph_error(body["error"], self._shown(path))
-        return body
+        """One Graph GET; an error object in the body is classified by its code, whatever
+        the status, and a refused token is sent once, never again."""
+        if not self._secrets:
+            shown = self._shown(path)
+            raise InvalidCredentials(f"no Mapillary token configured for {shown}", url=shown)
+        async with self._gate.use():
+            return await self._http.get_json(
+                f"{self._api}/{path}",
+                params=params,
+                headers=self._headers,
+                limiter=self._search_limiter if search else self._entity_limiter,
+                secrets=self._secrets,
+                breaker=self._breaker,
+                body_errors=graph_body_errors,
+            )
 
     def _shown(self, path: str) -> str:
         return redact_url(f"{self._api}/{path}")
@@ -290,7 +369,7 @@ def _missing(image_id: str, listed: IdItem) -> FoundImage:
         file_name=file_name(image_id),
         source_url=None,
         record={"lat": listed.lat, "lon": listed.lon, "sequence_id": listed.sequence_id},
-        skip_reason="not_found: Mapillary returned no record for this id",
+        skip_reason=UNAVAILABLE,
         role=listed.role,
         hit_detail=_pair_detail([listed]),
     )
@@ -312,16 +391,3 @@ def _batch_records(body: Any, shown: str) -> list[Mapping[str, Any]]:
     else:
         raise BadResponseError(f"Graph batch answer is not an object from {shown}", url=shown)
     return [v for v in values if isinstance(v, dict)]
-
-
-def _graph_error(error: Mapping[str, Any], shown: str) -> PermanentHttpError | TransientHttpError:
-    code = error.get("code")
-    kind = str(error.get("type", "GraphError"))[:60]
-    message = f"Graph error {kind} code {code} from {shown}"
-    if code in _RATE_CODES:
-        return RateLimitedError(message, url=shown, status=None)
-    if code == 190 or kind == "OAuthException":
-        return ForbiddenError(message, url=shown, status=None)
-    if isinstance(code, int) and code in (1, 2):  # "unknown" / "service unavailable"
-        return TransientHttpError(message, url=shown, status=None)
-    return PermanentHttpError(message, url=shown, status=None)

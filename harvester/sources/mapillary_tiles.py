@@ -1,9 +1,11 @@
-"""Tiling a region for Mapillary search: tiles under the area limit, quadrants under the cap.
+"""Tiling a region for Mapillary search: tiles under the bbox limit, quadrants under the cap.
 
-The Graph search refuses boxes over 0.01 square degrees and silently stops at 2,000
-results, so a region is cut into legal tiles and a tile that comes back full is cut
-into quadrants until none does. Bounds are rounded to 1e-7 degrees (about 1 cm) so that
-neighbouring tiles share exact edges and a tile's dedupe key is stable across runs.
+The Graph search refuses boxes over its limit and silently stops at 2,000 results, so
+a region is cut into legal tiles and a tile that comes back full is cut into quadrants
+until none does. The limit is read as 0.01 square degrees first (0.09-degree tiles); a
+refused tile is cut under the per-side reading (sides under 0.01 degree), then halved.
+Bounds are rounded to 1e-7 degrees (about 1 cm) so that neighbouring tiles share exact
+edges and a tile's dedupe key is stable across runs.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 
 from harvester.errors import InputError
 
-MAX_AREA = 0.01  # square degrees: the Graph API's limit for one bbox search
+MAX_AREA = 0.01  # square degrees: the Graph API's limit for one bbox search, read as area
 TILE_SIDE = 0.09  # degrees; 0.09 x 0.09 = 0.0081 stays safely under MAX_AREA
+PER_SIDE_TILE = 0.0099  # degrees: under the stricter reading, each side below 0.01
+MIN_REFUSED_SIDE = 0.002  # a tile refused at this size is not the limit's doing: stop
 MIN_SIDE = 1e-4  # degrees (~10 m): a tile this small that is still full is accepted
 MAX_FANOUT = 1024  # tiles one task (or one submit) may create at once
 DECIMALS = 7
@@ -44,8 +48,12 @@ class Tile:
 
     @property
     def searchable(self) -> bool:
-        """Small enough for one search request."""
-        return self.width <= TILE_SIDE + 1e-9 and self.height <= TILE_SIDE + 1e-9
+        """Small enough for one search request under the area reading of the limit."""
+        return self.fits(TILE_SIDE)
+
+    def fits(self, side: float) -> bool:
+        """No side longer than `side` degrees (give or take the 1e-7 rounding of edges)."""
+        return self.width <= side + 1e-6 and self.height <= side + 1e-6
 
     @property
     def divisible(self) -> bool:
@@ -98,18 +106,31 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     return tile.bounds()
 
 
-def plan_tiles(region: Tile) -> list[Tile]:
-    """Cut a region into searchable tiles; a huge region into at most MAX_FANOUT coarse ones.
+def plan_tiles(region: Tile, side: float = TILE_SIDE) -> list[Tile]:
+    """Cut a region into tiles of at most `side`; a huge one into at most MAX_FANOUT coarse ones.
 
     Coarse tiles are not searchable and are cut again when their own task runs, so a
     continent becomes a tree of tasks instead of millions of rows at submit time.
     """
-    nx = max(1, math.ceil(region.width / TILE_SIDE - 1e-9))
-    ny = max(1, math.ceil(region.height / TILE_SIDE - 1e-9))
+    nx = max(1, math.ceil(region.width / side - 1e-9))
+    ny = max(1, math.ceil(region.height / side - 1e-9))
     side = math.isqrt(MAX_FANOUT)
     if nx * ny > MAX_FANOUT:
         nx, ny = min(nx, side), min(ny, side)
     return grid(region, nx, ny)
+
+
+def refusal_side(tile: Tile) -> float | None:
+    """The tile side to try after the search refused this tile; None if not worth it.
+
+    Over the per-side reading's size, that reading; under it, half the longest side,
+    down to MIN_REFUSED_SIDE (a tile refused that small is refused for another reason).
+    """
+    longest = max(tile.width, tile.height)
+    if longest > PER_SIDE_TILE + 1e-9:
+        return PER_SIDE_TILE
+    half = round(longest / 2, DECIMALS)
+    return half if half >= MIN_REFUSED_SIDE else None
 
 
 def grid(region: Tile, nx: int, ny: int) -> list[Tile]:

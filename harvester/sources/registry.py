@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from harvester.config import Settings
-from harvester.http import HostSlots, HttpClient, TokenBucket
+from harvester.http import CircuitBreaker, HostSlots, HttpClient, TokenBucket
 from harvester.sources.base import Source
 from harvester.sources.flickr import FlickrSource
 from harvester.sources.mapillary import MapillarySource
 from harvester.sources.urls import UrlSource
+
+
+def breaker(settings: Settings, api: str) -> CircuitBreaker:
+    """One per API per daemon: an outage pauses that API's work, not the others'."""
+    return CircuitBreaker(
+        api,
+        probe_after_s=settings.outage_probe_seconds,
+        max_probe_interval_s=max(60.0, settings.outage_probe_seconds),
+        max_pause_s=settings.outage_max_pause_seconds,
+    )
 
 
 def build_sources(settings: Settings, http: HttpClient) -> dict[str, Source]:
@@ -22,6 +32,7 @@ def build_sources(settings: Settings, http: HttpClient) -> dict[str, Source]:
             api_url=settings.flickr_api_url,
             api_key=settings.flickr_api_key,
             limiter=flickr_limiter,
+            breaker=breaker(settings, "flickr"),
             host_slots=cdn_slots,
             max_bytes=max_bytes,
         ),
@@ -35,6 +46,7 @@ def build_sources(settings: Settings, http: HttpClient) -> dict[str, Source]:
             entity_limiter=TokenBucket(
                 settings.mapillary_entity_rate_per_s, settings.mapillary_burst
             ),
+            breaker=breaker(settings, "mapillary"),
             host_slots=cdn_slots,
             max_bytes=max_bytes,
         ),

@@ -13,7 +13,7 @@ from harvester.db.catalog import add_images, upsert_licenses
 from harvester.db.models import ImageState, TaskState
 from harvester.db.queue import Failure, Outcome, QueueRow, enqueue_tasks
 from harvester.errors import HarvesterError
-from harvester.http import HttpError, TransientHttpError
+from harvester.http import HttpError, TransientHttpError, UnavailableError
 from harvester.imaging import ImagingError, Metadata, Processed, TooSmall
 from harvester.sources.base import ImageView, Source, TaskView
 from harvester.worker.context import Context
@@ -83,6 +83,9 @@ async def run_image(ctx: Context, row: QueueRow) -> Result:
     started = time.perf_counter()
     try:
         data = await source.fetch(view)
+    except UnavailableError as exc:
+        # Deleted or private since indexed: nothing to store, and nothing to retry.
+        return Outcome(row.id, ImageState.SKIPPED, {"reason": exc.reason, "skip_reason": str(exc)})
     except HttpError as exc:
         return _http_failure(row.id, exc)
     rules = await ctx.size_rules(row.campaign_id)

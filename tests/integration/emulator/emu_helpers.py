@@ -7,14 +7,14 @@ from typing import Any
 
 import aiohttp
 
-from harvester.emulator import RunningEmulator
+from harvester.emulator import FLICKR_KEY, MAPILLARY_TOKEN, RunningEmulator
 
 FLICKR_EXTRAS = (
     "url_l,url_o,o_dims,geo,license,date_upload,date_taken,owner_name,tags,views,"
     "description,original_format"
 )
-FLICKR_KEY = "test-key-0123456789"
-MLY_TOKEN = "MLY|4242|abcdef0123456789"
+MLY_TOKEN = MAPILLARY_TOKEN
+__all__ = ["FLICKR_EXTRAS", "FLICKR_KEY", "MLY_TOKEN", "Starter", "flickr", "mly_headers"]
 
 Starter = Callable[..., Awaitable[RunningEmulator]]
 

@@ -9,7 +9,7 @@ import aiohttp
 from emu_helpers import FLICKR_EXTRAS, Starter, flickr
 from PIL import Image, ImageOps
 
-from harvester.emulator import FlickrPhoto, RunningEmulator
+from harvester.emulator import FlickrPhoto, RunningEmulator, Warts
 
 
 def _decode(body: bytes) -> Image.Image:
@@ -145,3 +145,23 @@ async def test_image_variety_lets_same_shaped_photos_share_one_render(
     first = await _fetch(session, rows[0]["url"])
     again = await _fetch(session, rows[10]["url"])  # same shape, another photo
     assert first[2] == again[2] and emu.state.cache.renders == 1
+
+
+async def test_deleted_flickr_photos_redirect_to_the_unavailable_placeholder(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emu = await start(warts=Warts(deleted_share=0.3))
+    body = await flickr(session, emu, text="glacier", extras=FLICKR_EXTRAS, per_page="60")
+    photos = [p for p in body["photos"]["photo"] if "url_l" in p]
+    deleted = [p for p in photos if emu.state.deletions.flickr(p["id"])]
+    live = [p for p in photos if not emu.state.deletions.flickr(p["id"])]
+    assert deleted and live
+    async with session.get(deleted[0]["url_l"], allow_redirects=False) as resp:
+        assert resp.status == 302
+        assert resp.headers["Location"].endswith("/photo_unavailable.png")
+    async with session.get(deleted[0]["url_l"]) as resp:
+        assert resp.status == 200 and resp.content_type == "image/png"
+        assert resp.url.path.endswith("photo_unavailable.png")
+        assert _decode(await resp.read()).size == (500, 374)
+    status, ctype, _, _ = await _fetch(session, live[0]["url_l"])
+    assert status == 200 and ctype == "image/jpeg"

@@ -14,7 +14,8 @@ import aiohttp
 import pytest
 from emu_helpers import FLICKR_KEY, MLY_TOKEN, Starter, mly_headers
 
-from harvester.emulator import Faults, RunningEmulator
+from harvester.emulator import Faults, Outage, RunningEmulator, Warts
+from harvester.emulator.clock import EmulatorClock
 from harvester.emulator.faults import TokenBuckets
 from harvester.emulator.stats import Stats
 
@@ -118,7 +119,7 @@ async def test_faults_are_the_same_for_the_same_seed(
 async def test_flickr_rate_is_enforced_per_key_with_retry_after(
     start: Starter, session: aiohttp.ClientSession
 ) -> None:
-    emu = await start(flickr_rate_per_s=4)
+    emu = await start(flickr_rate_per_s=4, flickr_keys=frozenset({FLICKR_KEY, "another-key-42"}))
     statuses = [(await _search(session, emu))[:2] for _ in range(10)]
     assert [s for s, _ in statuses[:4]] == [200] * 4
     refused = [h for s, h in statuses if s == 429]
@@ -129,14 +130,84 @@ async def test_flickr_rate_is_enforced_per_key_with_retry_after(
 async def test_mapillary_rate_is_enforced_per_token(
     start: Starter, session: aiohttp.ClientSession
 ) -> None:
-    emu = await start(mapillary_rate_per_s=2)
+    for warts, refusal in ((Warts(), 400), (Warts(mapillary_limit_in_body=False), 429)):
+        emu = await start(mapillary_rate_per_s=2, warts=warts)
+        url = f"{emu.mapillary_api_url}/image_ids"
+        seq = emu.world.mapillary_sequence_pairs()[0][0]
+        answers = []
+        for _ in range(5):
+            async with session.get(url, params={"sequence_id": seq}, headers=mly_headers()) as r:
+                answers.append((r.status, await r.json()))
+        assert [s for s, _ in answers[:2]] == [200, 200]
+        refused = [body for s, body in answers if s == refusal]
+        assert refused, answers
+        if refusal == 400:  # Graph style: the meaning is the code in the body
+            assert all(body["error"]["code"] == 613 for body in refused)
+
+
+async def test_body_rate_limits_carry_graph_codes_with_4xx_statuses(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emu = await start(faults=Faults(body_rate_limit_rate=1.0))
     url = f"{emu.mapillary_api_url}/image_ids"
     seq = emu.world.mapillary_sequence_pairs()[0][0]
-    statuses = []
-    for _ in range(5):
+    seen = set()
+    for _ in range(30):
         async with session.get(url, params={"sequence_id": seq}, headers=mly_headers()) as r:
-            statuses.append(r.status)
-    assert statuses[:2] == [200, 200] and 429 in statuses
+            seen.add((r.status, (await r.json())["error"]["code"]))
+    assert {s for s, _ in seen} == {400, 403} and {c for _, c in seen} == {4, 17, 613}
+    assert (await _search(session, emu))[0] == 200  # Flickr is not Graph-style
+
+
+async def test_flickr_429s_are_html_pages_unless_told_otherwise(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    strict = await start(faults=Faults(rate_429=1.0))
+    status, headers, body = await _search(session, strict)
+    assert status == 429 and headers["Content-Type"].startswith("text/html")
+    assert body.lstrip().startswith(b"<!DOCTYPE html>")
+    lenient = await start(faults=Faults(rate_429=1.0), warts=Warts(flickr_429_html=False))
+    status, headers, body = await _search(session, lenient)
+    assert status == 429 and json.loads(body)["error"] == "rate limit exceeded"
+
+
+async def test_an_outage_starts_after_the_first_call_and_ends_on_the_emulator_clock(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emu = await start(warts=Warts(outages=(Outage("flickr", 60, 180),)))
+    assert (await _search(session, emu))[0] == 200  # the first call starts the schedule
+    emu.state.clock.advance(61)
+    answers = [await _search(session, emu) for _ in range(12)]
+    kinds = {105 if s == 200 and json.loads(b)["code"] == 105 else s for s, _, b in answers}
+    assert kinds == {105, 503}
+    url = emu.world.url_list(1, base_url=emu.base_url, hostile=False)[0]["url"]
+    async with session.get(url) as resp:
+        assert resp.status == 200  # only the Flickr API is down
+    emu.state.clock.advance(180)
+    assert (await _search(session, emu))[0] == 200
+    assert (await _stats(session, emu))["outage"] == 12
+
+
+def test_a_faster_clock_runs_outages_in_less_wall_time() -> None:
+    wall = [1000.0]
+    clock = EmulatorClock(lambda: wall[0], speed=10)
+    wall[0] += 18
+    assert clock.now() == pytest.approx(1180.0)
+
+
+async def test_a_bad_key_is_refused_even_when_no_key_is_configured_and_counted(
+    emulator: RunningEmulator, session: aiohttp.ClientSession
+) -> None:
+    assert (await _search(session, emulator, key="some-other-key-123"))[0] == 200
+    body = json.loads((await _search(session, emulator, key="some-other-key-123"))[2])
+    assert body["stat"] == "fail" and body["code"] == 100
+    async with session.get(
+        f"{emulator.mapillary_api_url}/image_ids", params={"sequence_id": "x"},
+        headers=mly_headers("MLY|someone-else"),
+    ) as resp:  # fmt: skip
+        assert resp.status == 401 and (await resp.json())["error"]["code"] == 190
+    assert (await _search(session, emulator))[0] == 200  # the built-in key is valid
+    assert (await _stats(session, emulator))["invalid_key"] == 3
 
 
 async def test_stats_count_per_key_and_endpoint_without_revealing_keys(

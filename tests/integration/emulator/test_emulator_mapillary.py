@@ -7,11 +7,13 @@ from typing import Any
 import aiohttp
 from emu_helpers import MLY_TOKEN, Starter, mly_headers
 
-from harvester.emulator import RunningEmulator
+from harvester.emulator import AREA, RunningEmulator, Warts
 from harvester.emulator.mapillary_world import DENSE_CORE
 
+# Sides just under 0.01 degree: legal under the strict (per-side) reading of the limit.
 CORE_BOX = (
-    f"{DENSE_CORE[0] - 0.01},{DENSE_CORE[1] - 0.01},{DENSE_CORE[0] + 0.01},{DENSE_CORE[1] + 0.01}"
+    f"{DENSE_CORE[0] - 0.0049},{DENSE_CORE[1] - 0.0049},"
+    f"{DENSE_CORE[0] + 0.0049},{DENSE_CORE[1] + 0.0049}"
 )
 
 FIELDS = (
@@ -40,12 +42,16 @@ async def test_missing_or_bad_token_gets_a_401_graph_error(
     emu = await start(mapillary_tokens=frozenset({MLY_TOKEN}))
     url = f"{emu.mapillary_api_url}/images"
     for headers in ({}, {"Authorization": "OAuth MLY|nope"}, {"Authorization": "OAuth "}):
-        async with session.get(url, params={"bbox": "4.35,50.85,4.36,50.86"}, headers=headers) as r:
+        async with session.get(
+            url, params={"bbox": "4.35,50.85,4.359,50.859"}, headers=headers
+        ) as r:
             assert r.status == 401
             error = (await r.json())["error"]
         assert error["type"] == "OAuthException" and error["code"] == 190
         assert {"message", "fbtrace_id"} <= error.keys()
-    ok = await session.get(url, params={"bbox": "4.35,50.85,4.36,50.86", "access_token": MLY_TOKEN})
+    ok = await session.get(
+        url, params={"bbox": "4.35,50.85,4.359,50.859", "access_token": MLY_TOKEN}
+    )
     assert ok.status == 200
     ok.release()
 
@@ -70,10 +76,22 @@ async def test_search_returns_requested_fields_in_graph_shapes(
     assert 0 < missing_computed < 200  # optional fields are sometimes absent
 
 
-async def test_bbox_larger_than_001_square_degrees_is_refused(
+async def test_bbox_with_a_side_of_001_degree_is_refused_by_default(
     emulator: RunningEmulator, session: aiohttp.ClientSession
 ) -> None:
     url = f"{emulator.mapillary_api_url}/images"
+    for bbox in ("4.30,50.80,4.31,50.805", "4.30,50.80,4.305,50.81", "4.30,50.80,4.40,50.90"):
+        status, body = await _get(session, url, bbox=bbox)
+        assert status == 400 and "error" in body and body["error"]["code"] == 100, bbox
+    status, _ = await _get(session, url, bbox="4.30,50.80,4.3099,50.8099")
+    assert status == 200
+
+
+async def test_bbox_under_the_area_rule_is_refused_only_over_001_square_degrees(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emu = await start(warts=Warts(bbox_rule=AREA))
+    url = f"{emu.mapillary_api_url}/images"
     status, body = await _get(session, url, bbox="4.30,50.80,4.41,50.90")
     assert status == 400 and "error" in body and body["error"]["code"] == 100
     status, _ = await _get(session, url, bbox="4.30,50.80,4.40,50.90")
@@ -81,8 +99,9 @@ async def test_bbox_larger_than_001_square_degrees_is_refused(
 
 
 async def test_search_stops_at_2000_and_split_tiles_find_everything(
-    emulator: RunningEmulator, session: aiohttp.ClientSession
+    start: Starter, session: aiohttp.ClientSession
 ) -> None:
+    emulator = await start(warts=Warts(bbox_rule=AREA))
     world = emulator.world
     minlon, minlat, maxlon, maxlat = world.mapillary_dense_bbox()
     assert (maxlon - minlon) * (maxlat - minlat) > 0.01
@@ -142,6 +161,39 @@ async def test_entity_and_batch_answer_by_id(
     assert all(many[i]["id"] == i and "captured_at" in many[i] for i in ids)
     status, body = await _get(session, f"{base}/999")
     assert status == 400 and body["error"]["type"] == "GraphMethodException"
+
+
+async def test_a_multi_get_naming_one_unknown_id_fails_as_a_whole(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    strict = await start()
+    ids = [im.id for im in strict.world.mapillary.images[:3]]
+    status, body = await _get(session, f"{strict.mapillary_api_url}/", ids=",".join([*ids, "999"]))
+    assert status == 404 and body["error"]["code"] == 803 and "999" in body["error"]["message"]
+    lenient = await start(warts=Warts(multiget_drops_unknown=True))
+    status, many = await _get(session, f"{lenient.mapillary_api_url}/", ids=",".join([*ids, "9"]))
+    assert status == 200 and set(many) == set(ids)
+
+
+async def test_deleted_images_are_gone_from_search_sequences_entities_and_the_cdn(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    plain = await start()
+    seq, _ = plain.world.mapillary_sequence_pairs()[0]
+    images = plain.world.mapillary_sequence(seq)
+    gone = images[3]
+    emu = await start(warts=Warts(mapillary_deleted=frozenset({gone.id})))
+    base = emu.mapillary_api_url
+    _, listed = await _get(session, f"{base}/image_ids", sequence_id=seq)
+    assert [r["id"] for r in listed["data"]] == [im.id for im in images if im is not gone]
+    status, body = await _get(session, f"{base}/{gone.id}", fields="thumb_1024_url")
+    assert status == 400 and body["error"]["code"] == 100
+    _, alive = await _get(session, f"{plain.mapillary_api_url}/{gone.id}", fields="thumb_1024_url")
+    thumb = alive["thumb_1024_url"].replace(plain.base_url, emu.base_url)
+    async with session.get(thumb) as resp:
+        assert resp.status == 404
+    stats = emu.state.stats.snapshot()
+    assert stats["deleted"] == 1
 
 
 async def test_image_ids_lists_a_sequence_in_capture_order(

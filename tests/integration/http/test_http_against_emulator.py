@@ -8,9 +8,16 @@ import random
 from clocks import FakeClock
 from http_upstream import make_settings
 
-from harvester.emulator import EmulatorConfig, Faults, start_emulator
+from harvester.emulator import (
+    EmulatorConfig,
+    Faults,
+    Outage,
+    RunningEmulator,
+    Warts,
+    start_emulator,
+)
 from harvester.emulator.stats import key_label
-from harvester.http import HttpClient, TokenBucket
+from harvester.http import CircuitBreaker, HttpClient, TokenBucket, flickr_body_errors
 
 KEY = "rate-test-key-0123456789abcdef"
 
@@ -29,7 +36,7 @@ def _search(api_url: str, page: int) -> tuple[str, dict[str, str]]:
 
 async def test_a_client_at_n_calls_per_second_never_exceeds_n_plus_burst():
     rate, burst, calls = 40.0, 2, 80
-    emulator = await start_emulator(EmulatorConfig())
+    emulator = await start_emulator(EmulatorConfig(flickr_keys=frozenset({KEY})))
     try:
         async with HttpClient(make_settings()) as http:
             bucket = TokenBucket(rate, burst)
@@ -49,7 +56,7 @@ async def test_a_client_at_n_calls_per_second_never_exceeds_n_plus_burst():
 
 async def test_a_429_storm_with_retry_after_is_ridden_out_with_no_request_lost():
     storm = Faults(rate_429=0.5, retry_after_s=2.0, scope=frozenset({"api"}))
-    emulator = await start_emulator(EmulatorConfig(faults=storm))
+    emulator = await start_emulator(EmulatorConfig(faults=storm, flickr_keys=frozenset({KEY})))
     clock = FakeClock()  # back-off and Retry-After waits are honoured on a fake clock
     try:
         settings = make_settings(max_attempts=12)
@@ -68,3 +75,42 @@ async def test_a_429_storm_with_retry_after_is_ridden_out_with_no_request_lost()
     assert stats["status_429"] > 0, "the storm never happened"
     assert stats["total"] == 30 + stats["status_429"]
     assert max(clock.sleeps) >= 2.0, "Retry-After: 2 was not waited for"
+
+
+class _LinkedClock(FakeClock):
+    """The client's fake clock, moving the emulator's clock along with it."""
+
+    def __init__(self, emulator: RunningEmulator) -> None:
+        super().__init__()
+        self.emulator = emulator
+
+    async def sleep(self, seconds: float) -> None:
+        self.emulator.state.clock.advance(max(0.0, seconds))
+        await super().sleep(seconds)
+
+
+async def test_a_three_minute_outage_is_waited_out_by_probes_not_by_spent_attempts():
+    outage = Warts(outages=(Outage("flickr", 0, 180),))
+    emulator = await start_emulator(EmulatorConfig(flickr_keys=frozenset({KEY}), warts=outage))
+    clock = _LinkedClock(emulator)
+    breaker = CircuitBreaker("flickr", probe_after_s=5, max_probe_interval_s=30, clock=clock)
+    try:
+        async with HttpClient(make_settings(max_attempts=3), clock=clock) as http:
+            pages = await asyncio.gather(
+                *(
+                    http.get_json(
+                        url, params=params, secrets=[KEY], breaker=breaker,
+                        body_errors=flickr_body_errors([KEY]),
+                    )
+                    for url, params in (_search(emulator.flickr_api_url, i) for i in range(1, 9))
+                )
+            )  # fmt: skip
+        stats = emulator.state.stats.snapshot()
+    finally:
+        await emulator.close()
+    assert [int(page["photos"]["page"]) for page in pages] == list(range(1, 9))
+    assert clock.now >= 180 and breaker.opened == 1 and not breaker.is_open
+    # Eight callers with three attempts each would all have failed; instead each made
+    # its first attempt, then only probes went, one per interval (5, 10, 20, 30, 30 ... s).
+    assert 8 <= stats["outage"] <= 8 + 8, stats["outage"]
+    assert stats["total"] == stats["outage"] + 8

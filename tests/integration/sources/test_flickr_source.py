@@ -23,9 +23,9 @@ from harvester.db.queue import Outcome, Queue, enqueue_tasks
 from harvester.db.session import create_engine
 from harvester.emulator import EmulatorConfig, Faults, FlickrPhoto, RunningEmulator, start_emulator
 from harvester.http import (
-    ForbiddenError,
     HttpClient,
     HttpSettings,
+    InvalidCredentials,
     PermanentHttpError,
     TokenBucket,
     TransientHttpError,
@@ -228,7 +228,7 @@ async def test_a_bad_key_is_a_permanent_error_that_never_shows_the_key(
 ) -> None:
     wrong = "wrong-key-abcdef0123456789"
     settings = FlickrCampaign("c", ("bridge",), max_upload=END).settings()
-    with pytest.raises(ForbiddenError) as caught:
+    with pytest.raises(InvalidCredentials) as caught:
         await make_source(http, emu, key=wrong).expand(task("bridge", ts(2020), ts(2021)), settings)
     assert isinstance(caught.value, PermanentHttpError)
     assert wrong not in str(caught.value) and wrong not in caught.value.url

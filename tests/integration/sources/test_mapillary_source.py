@@ -26,9 +26,9 @@ from harvester.emulator.mapillary_world import DENSE_CORE
 from harvester.emulator.stats import key_label
 from harvester.errors import InputError
 from harvester.http import (
-    ForbiddenError,
     HttpClient,
     HttpSettings,
+    InvalidCredentials,
     PermanentHttpError,
     TokenBucket,
     TransientHttpError,
@@ -223,10 +223,16 @@ async def test_pano_only_keeps_spherical_images_from_sequences_and_regions(
     box = (lon - 0.01, lat - 0.01, lon + 0.01, lat + 0.01)
     truth = {im.id for im in world.mapillary_images_in_bbox(box, is_pano=True)}
     assert 0 < len(truth) < 2000 < len(world.mapillary_images_in_bbox(box))
-    tile = TaskView(2, 1, "mapillary_tile", {"bbox": list(box)}, 1)
-    expansion = await source.expand(tile, settings)
-    assert {i.provider_id for i in expansion.images} == truth and not expansion.follow_up
-    assert all(i.record["is_pano"] for i in expansion.images)
+    pending = [TaskView(2, 1, "mapillary_tile", {"bbox": list(box)}, 1)]
+    images, whys = [], []
+    while pending:
+        expansion = await source.expand(pending.pop(), settings)
+        images += expansion.images
+        whys.append(expansion.result.get("why"))
+        pending += [TaskView(3, 1, t.kind, t.payload, 1) for t in expansion.follow_up]
+    assert {i.provider_id for i in images} == truth and len(images) == len(truth)
+    assert all(i.record["is_pano"] for i in images)
+    assert "cap" not in whys  # the filter went to the search: no tile came back full
 
 
 async def test_an_expired_thumbnail_url_is_refreshed_on_fetch(
@@ -277,7 +283,7 @@ async def test_the_token_never_reaches_errors_or_the_database(
 ) -> None:
     wrong = "MLY|9999|wrong-token-abcdef0123456789"
     task = TaskView(1, 1, "mapillary_tile", {"bbox": [4.36, 50.86, 4.37, 50.87]}, 1)
-    with pytest.raises(ForbiddenError) as caught:
+    with pytest.raises(InvalidCredentials) as caught:
         await _source(http, emulator, token=wrong).expand(task, {})
     shown = f"{caught.value} {caught.value!r} {caught.value.url} {caught.value.__cause__!r}"
     assert "wrong-token" not in shown and "9999" not in shown

@@ -16,6 +16,7 @@ from harvester.http.errors import (
     NotFoundError,
     PermanentHttpError,
     RateLimitedError,
+    ServiceUnavailableError,
     TransientHttpError,
     TruncatedBodyError,
 )
@@ -28,10 +29,10 @@ URL = "https://api.flickr.com/services/rest/?api_key=REDACTED"
     ("status", "kind"),
     [
         (429, RateLimitedError),
-        (500, TransientHttpError),
-        (502, TransientHttpError),
-        (503, TransientHttpError),
-        (504, TransientHttpError),
+        (500, ServiceUnavailableError),
+        (502, ServiceUnavailableError),
+        (503, ServiceUnavailableError),
+        (504, ServiceUnavailableError),
         (408, TransientHttpError),
         (401, ForbiddenError),
         (403, ForbiddenError),
@@ -67,13 +68,13 @@ def _conn_key() -> ConnectionKey:
 @pytest.mark.parametrize(
     ("exc", "kind"),
     [
-        (aiohttp.ServerDisconnectedError(), TransientHttpError),
+        (aiohttp.ServerDisconnectedError(), ServiceUnavailableError),
         (
             aiohttp.ClientConnectorError(_conn_key(), ConnectionRefusedError(111, "refused")),
-            TransientHttpError,
+            ServiceUnavailableError,
         ),
-        (aiohttp.ClientOSError(104, "Connection reset by peer"), TransientHttpError),
-        (ConnectionResetError(104, "reset"), TransientHttpError),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), ServiceUnavailableError),
+        (ConnectionResetError(104, "reset"), ServiceUnavailableError),
         (TimeoutError(), TransientHttpError),
         (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), TransientHttpError),
         (aiohttp.ConnectionTimeoutError(f"Connection timeout to host {URL}"), TransientHttpError),

@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from harvester.errors import InputError
-from harvester.http import ForbiddenError, PermanentHttpError, TransientHttpError
+from harvester.http import (
+    InvalidCredentials,
+    PermanentHttpError,
+    ServiceUnavailableError,
+    TransientHttpError,
+)
 from harvester.sources.flickr import FlickrCampaign, parse_queries
 from harvester.sources.flickr_parse import (
     NO_URL,
@@ -122,13 +127,14 @@ def test_a_body_that_is_not_json_is_a_transient_error() -> None:
 
 def test_stat_fail_bad_key_is_permanent_and_never_shows_the_key() -> None:
     body = {"stat": "fail", "code": 100, "message": f"Invalid API Key ({KEY})"}
-    with pytest.raises(ForbiddenError) as caught:
+    with pytest.raises(InvalidCredentials) as caught:
         check_stat(body, url=URL, secrets=[KEY])
     assert isinstance(caught.value, PermanentHttpError) and KEY not in str(caught.value)
+    assert caught.value.reason == "invalid_key"
 
 
-def test_stat_fail_service_unavailable_is_transient() -> None:
-    with pytest.raises(TransientHttpError):
+def test_stat_fail_service_unavailable_is_an_outage() -> None:
+    with pytest.raises(ServiceUnavailableError):
         check_stat({"stat": "fail", "code": "105", "message": "unavailable"}, url=URL, secrets=[])
 
 

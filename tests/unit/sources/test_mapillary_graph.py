@@ -6,34 +6,48 @@ import pytest
 
 from harvester.http import (
     BadResponseError,
-    ForbiddenError,
+    InvalidCredentials,
+    NotFoundError,
     PermanentHttpError,
     RateLimitedError,
-    TransientHttpError,
+    ServiceUnavailableError,
+    graph_body_errors,
+    graph_error,
 )
-from harvester.sources.mapillary import _batch_records, _graph_error, _pair_detail
+from harvester.sources.mapillary import _batch_records, _pair_detail
 from harvester.sources.mapillary_csv import IdItem
 
 URL = "https://graph.example/images"
 
 
 @pytest.mark.parametrize(
-    ("error", "expected"),
+    ("error", "status", "expected"),
     [
-        ({"type": "OAuthException", "code": 190, "message": "Invalid token"}, ForbiddenError),
-        ({"type": "MLYApiException", "code": 4}, RateLimitedError),
-        ({"type": "MLYApiException", "code": 613}, RateLimitedError),
-        ({"type": "MLYApiException", "code": 2}, TransientHttpError),
-        ({"type": "MLYApiException", "code": 100}, PermanentHttpError),
-        ({}, PermanentHttpError),
+        ({"type": "OAuthException", "code": 190, "message": "Invalid token"}, 401,
+         InvalidCredentials),
+        ({"type": "MLYApiException", "code": 4}, 400, RateLimitedError),
+        ({"type": "OAuthException", "code": 17}, 403, RateLimitedError),
+        ({"type": "MLYApiException", "code": "613"}, 400, RateLimitedError),
+        ({"type": "MLYApiException", "code": 613}, 200, RateLimitedError),
+        ({"type": "MLYApiException", "code": 2}, 500, ServiceUnavailableError),
+        ({"type": "OAuthException", "code": 100}, 400, PermanentHttpError),  # not a token error
+        ({"type": "OAuthException", "code": 803}, 404, NotFoundError),
+        ({}, 400, PermanentHttpError),
     ],
-)
-def test_graph_error_objects_map_onto_the_http_error_tree(
-    error: dict[str, object], expected: type[Exception]
+)  # fmt: skip
+def test_graph_errors_are_classified_by_their_body_code_before_their_status(
+    error: dict[str, object], status: int, expected: type[Exception]
 ) -> None:
-    mapped = _graph_error(error, URL)
+    mapped = graph_error(error, url=URL, status=status)
     assert type(mapped) is expected and mapped.url == URL
     assert "Invalid token" not in str(mapped)  # Graph messages are not echoed
+
+
+def test_a_body_without_an_error_object_leaves_the_status_to_decide() -> None:
+    assert graph_body_errors(400, b"<html>Bad Request</html>", URL) is None
+    assert graph_body_errors(200, b'{"data": []}', URL) is None
+    limited = graph_body_errors(403, b'{"error": {"code": 4, "type": "OAuthException"}}', URL)
+    assert isinstance(limited, RateLimitedError) and limited.status == 403
 
 
 def test_batch_answers_are_read_keyed_by_id_or_as_a_data_list() -> None:

@@ -1,0 +1,113 @@
+"""Errors the APIs put in the body, classified here like statuses are in classify.
+
+Flickr answers HTTP 200 with `stat: fail` and a code. Graph-style APIs (Mapillary's
+among them) send `{"error": {"code": ...}}` with a 4xx or 5xx status whose number says
+little: a rate limit comes as a 400 or 403, so the body's code decides, not the status.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from harvester.http.errors import (
+    HttpError,
+    InvalidCredentials,
+    NotFoundError,
+    PermanentHttpError,
+    RateLimitedError,
+    ServiceUnavailableError,
+    TransientHttpError,
+)
+from harvester.redact import redact_text
+
+# (status, body, redacted url) -> the error the body means, or None to classify by status.
+BodyErrors = Callable[[int, bytes, str], HttpError | None]
+
+# Flickr: 105 service unavailable; 10 search/location API unavailable, 106 write failed.
+FLICKR_DOWN = frozenset({105})
+FLICKR_TRANSIENT = frozenset({10, 106})
+FLICKR_KEY_CODES = frozenset({98, 99, 100})
+# Graph: application (4), user (17), page (32) and custom (613) rate limits; token codes.
+GRAPH_RATE_CODES = frozenset({4, 17, 32, 613})
+GRAPH_TOKEN_CODES = frozenset({102, 190, 463, 467})
+GRAPH_DOWN_CODES = frozenset({1, 2})  # "unknown error" / "service temporarily unavailable"
+MAX_ERROR_BODY = 64 * 1024  # an error body bigger than this is a page, not an error object
+
+
+def _code(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def flickr_stat_error(
+    body: Mapping[str, Any], *, url: str, secrets: Sequence[str] = ()
+) -> HttpError | None:
+    """The error a `stat: fail` answer deserves (HTTP 200 notwithstanding); None if ok."""
+    if body.get("stat") == "ok":
+        return None
+    code = _code(body.get("code"))
+    raw = body.get("message")
+    message = redact_text(raw if isinstance(raw, str) else "no message", secrets)
+    text = f"Flickr error {code}: {message} ({url})"
+    if code in FLICKR_DOWN:
+        return ServiceUnavailableError(text, url=url)
+    if code in FLICKR_TRANSIENT:
+        return TransientHttpError(text, url=url)
+    if code in FLICKR_KEY_CODES:
+        return InvalidCredentials(text, url=url)
+    return PermanentHttpError(text, url=url)
+
+
+def flickr_body_errors(secrets: Sequence[str]) -> BodyErrors:
+    """A reader for Flickr JSON answers: `stat: fail` on a 200 is an error."""
+
+    def read(status: int, data: bytes, url: str) -> HttpError | None:
+        body = _json_object(data)
+        if body is None or "stat" not in body:
+            return None
+        return flickr_stat_error(body, url=url, secrets=secrets)
+
+    return read
+
+
+def graph_error(error: Mapping[str, Any], *, url: str, status: int | None = None) -> HttpError:
+    """A Graph error object as a member of the error tree, by its code first."""
+    code = _code(error.get("code"))
+    kind = str(error.get("type", "GraphError"))[:60]
+    message = f"Graph error {kind} code {code}" + (f" (HTTP {status})" if status else "")
+    message += f" from {url}"
+    if code in GRAPH_RATE_CODES:
+        return RateLimitedError(message, url=url, status=status)
+    if code in GRAPH_TOKEN_CODES:
+        return InvalidCredentials(message, url=url, status=status)
+    if code in GRAPH_DOWN_CODES or (status is not None and status >= 500):
+        return ServiceUnavailableError(message, url=url, status=status)
+    if status in (404, 410):
+        return NotFoundError(message, url=url, status=status)
+    return PermanentHttpError(message, url=url, status=status)
+
+
+def graph_body_errors(status: int, data: bytes, url: str) -> HttpError | None:
+    """A reader for Graph answers: an `error` object decides, whatever the status."""
+    body = _json_object(data)
+    error = body.get("error") if body is not None else None
+    if not isinstance(error, Mapping):
+        return None
+    return graph_error(error, url=url, status=status)
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    if len(data) > MAX_ERROR_BODY or data.lstrip()[:1] != b"{":
+        return None
+    try:
+        body = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
