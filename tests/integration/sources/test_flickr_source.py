@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import calendar
-import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from clocks import FakeClock
 from pydantic import SecretStr
 from sqlalchemy import func, select
@@ -259,29 +259,40 @@ async def test_flickr_outages_surface_as_transient_errors_for_the_queue(
         await broken.close()
 
 
-class UnavailableTwice(HttpClient):
-    """Flickr says code 105 ("service unavailable") twice, then the emulator answers."""
+async def test_flickr_code_105_is_retried_after_a_growing_back_off() -> None:
+    calls = 0
 
-    def __init__(self, clock: FakeClock) -> None:
-        super().__init__(HttpSettings(backoff_initial_s=0.5, backoff_max_s=8.0), clock=clock)
-        self.calls = 0
+    async def rest(request: web.Request) -> web.Response:
+        """Flickr says code 105 ("service unavailable") twice, then answers."""
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            return web.json_response({"stat": "fail", "code": 105, "message": "unavailable"})
+        row = {"id": 4, "name": "Attribution License", "url": "https://cc.example/by/2.0/"}
+        return web.json_response({"licenses": {"license": [row]}, "stat": "ok"})
 
-    async def get_text(
-        self, url: str, *, params: Mapping[str, str] | None = None, **options: Any
-    ) -> str:
-        self.calls += 1
-        if self.calls <= 2:
-            return json.dumps({"stat": "fail", "code": 105, "message": "unavailable"})
-        return await super().get_text(url, params=params, **options)
-
-
-async def test_flickr_code_105_is_retried_after_a_growing_back_off(emu: RunningEmulator) -> None:
+    app = web.Application()
+    app.router.add_get("/services/rest/", rest)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
     clock = FakeClock()
-    async with UnavailableTwice(clock) as http:
-        expansion = await make_source(http, emu).expand(
-            TaskView(1, 1, "flickr_licenses", {}, 1), FlickrCampaign("c", ("x",)).settings()
-        )
-    assert expansion.licenses and http.calls == 3
+    settings = HttpSettings(backoff_initial_s=0.5, backoff_max_s=8.0)
+    try:
+        async with HttpClient(settings, clock=clock) as http:
+            source = FlickrSource(
+                http,
+                api_url=f"http://127.0.0.1:{port}/services/rest/",
+                api_key=SecretStr(KEY),
+                limiter=TokenBucket(RATE, 1),
+            )
+            expansion = await source.expand(
+                TaskView(1, 1, "flickr_licenses", {}, 1), FlickrCampaign("c", ("x",)).settings()
+            )
+    finally:
+        await runner.cleanup()
+    assert expansion.licenses and calls == 3
     # the HTTP client's own equal-jitter back-off: attempt n waits in [b/2, b], b = 0.5 * 2^(n-1)
     assert len(clock.sleeps) == 2
     assert 0.25 <= clock.sleeps[0] <= 0.5 and 0.5 <= clock.sleeps[1] <= 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from test_http_limiter import FakeClock
+from clocks import FakeClock
 
 from harvester.http import CircuitBreaker, NotFoundError, ServiceUnavailableError
 from harvester.http.errors import TransientHttpError
@@ -20,7 +20,7 @@ def _breaker(clock: FakeClock, **options: float) -> CircuitBreaker:
 
 
 async def test_three_outage_answers_in_a_row_open_it_and_a_success_between_them_does_not() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = _breaker(clock)
     for error in (DOWN, DOWN, None, DOWN, DOWN):
         breaker.record(error, probe=False)
@@ -30,14 +30,14 @@ async def test_three_outage_answers_in_a_row_open_it_and_a_success_between_them_
 
 
 async def test_timeouts_and_rate_limits_are_not_outages() -> None:
-    breaker = _breaker(FakeClock())
+    breaker = _breaker(FakeClock(1000.0))
     for _ in range(5):
         breaker.record(TransientHttpError("timed out", url="u"), probe=False)
     assert not breaker.is_open
 
 
 async def test_while_open_callers_wait_and_one_probe_at_a_time_goes_in_arrival_order() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = _breaker(clock)
     for _ in range(3):
         breaker.record(DOWN, probe=False)
@@ -64,7 +64,7 @@ async def test_while_open_callers_wait_and_one_probe_at_a_time_goes_in_arrival_o
 
 
 async def test_any_answer_that_is_not_an_outage_closes_it() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = _breaker(clock)
     for _ in range(3):
         breaker.record(DOWN, probe=False)
@@ -75,7 +75,7 @@ async def test_any_answer_that_is_not_an_outage_closes_it() -> None:
 
 
 async def test_past_the_longest_pause_callers_are_let_through_to_fail_as_usual() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = _breaker(clock, max_pause_s=100)
     for _ in range(3):
         breaker.record(DOWN, probe=False)
@@ -89,7 +89,7 @@ async def test_past_the_longest_pause_callers_are_let_through_to_fail_as_usual()
 
 
 async def test_a_cancelled_probe_hands_the_probe_on() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = _breaker(clock)
     for _ in range(3):
         breaker.record(DOWN, probe=False)
