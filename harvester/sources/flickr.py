@@ -23,6 +23,7 @@ from harvester.http import (
     HttpClient,
     InvalidCredentials,
     RateLimiter,
+    UnavailableError,
     flickr_body_errors,
 )
 from harvester.redact import redact_url
@@ -47,6 +48,7 @@ from harvester.sources.flickr_parse import (
     photo_id,
     search_page,
 )
+from harvester.sources.flickr_placeholder import is_placeholder
 from harvester.sources.flickr_windows import (
     PAGING_CEILING,
     Window,
@@ -130,9 +132,19 @@ class FlickrSource:
         return await self._expand_window(task.campaign_id, task.id, query, window, plan)
 
     async def fetch(self, image: ImageView) -> bytes:
-        return await fetch_plain(
-            self._http, image, host_slots=self._host_slots, max_bytes=self._max_bytes
+        """The photo's bytes; Flickr's placeholder for a deleted photo is `unavailable`."""
+        if not image.source_url:
+            return await fetch_plain(self._http, image)  # raises: nothing to fetch
+        body = await self._http.fetch(
+            image.source_url, host_slots=self._host_slots, max_bytes=self._max_bytes
         )
+        if is_placeholder(image.source_url, body.url, body.data):
+            raise UnavailableError(
+                f"Flickr served its photo-unavailable placeholder ({body.url}): "
+                "deleted or made private since it was found",
+                url=body.url,
+            )
+        return body.data
 
     def page_url(self, image: ImageView) -> str | None:
         owner = image.raw.get("owner") if image.raw else None

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.models import Image, ImageHit, Task
-from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, start_emulator
+from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, Warts, start_emulator
 from harvester.sources.flickr import FlickrCampaign, submit_flickr
 from harvester.worker.daemon import run_daemon
 
@@ -108,3 +108,32 @@ async def test_a_flickr_campaign_through_the_daemon_stores_each_photo_once(
     # The 429s were ridden out (every task done above) and the key's rate held.
     assert stats["keys"][label]["status_429"] > 0
     assert stats["keys"][label]["max_1s"] <= RATE + 1
+
+
+async def test_deleted_photos_are_skipped_unavailable_and_no_placeholder_is_stored(
+    engine: AsyncEngine, sqlite_url: str, tmp_path: Path, quick_settings: Any
+) -> None:
+    emu = await start_emulator(
+        EmulatorConfig(flickr_keys=frozenset({KEY}), warts=Warts(deleted_share=0.2))
+    )
+    try:
+        settings = quick_settings(sqlite_url, flickr_api_url=emu.flickr_api_url, flickr_api_key=KEY)
+        campaign = FlickrCampaign(
+            "gone", ("glacier",), min_upload=date(2023, 1, 1), max_upload=date(2023, 12, 31)
+        )
+        await submit_flickr(engine, campaign)
+        await run_daemon(settings, until_idle=True)
+    finally:
+        await emu.close()
+    async with engine.connect() as db:
+        images = (await db.execute(select(Image))).all()
+    deleted = {r.provider_id for r in images if emu.state.deletions.flickr(r.provider_id)}
+    assert len(deleted) >= 3
+    for row in images:
+        if row.provider_id in deleted and row.reason != "too_small":  # too small: not fetched
+            assert (row.state, row.reason) == ("skipped", "unavailable"), row.provider_id
+            assert not (tmp_path / "data" / row.path).exists()
+        assert row.reason != "duplicate" and row.duplicate_of is None
+    stored = [r for r in images if r.state == "stored"]
+    assert stored and not deleted & {r.provider_id for r in stored}
+    assert len({r.source_sha256 for r in stored}) == len(stored)

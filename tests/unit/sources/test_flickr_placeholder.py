@@ -1,0 +1,28 @@
+"""Flickr's photo-unavailable placeholder is known by its redirect target and its bytes."""
+
+from __future__ import annotations
+
+from harvester.emulator.deleted import placeholder_png
+from harvester.emulator.images import ImageRecipe, render
+from harvester.sources.flickr_placeholder import is_placeholder
+
+PHOTO = "https://live.staticflickr.com/65535/3000000001_abcdef0123_b.jpg"
+PLACEHOLDER = "https://s.yimg.com/pw/images/en-us/photo_unavailable.png"
+
+
+def test_a_redirect_to_photo_unavailable_is_the_placeholder_whatever_the_bytes() -> None:
+    jpeg = render(ImageRecipe(1, 640, 480))
+    assert is_placeholder(PHOTO, PLACEHOLDER, jpeg)
+    assert is_placeholder(PHOTO, "https://combo.staticflickr.com/photo_unavailable_l.gif", jpeg)
+
+
+def test_the_placeholder_bytes_served_in_place_of_a_jpeg_are_recognised_without_a_redirect() -> (
+    None
+):
+    assert is_placeholder(PHOTO, PHOTO, placeholder_png())
+
+
+def test_real_photos_are_not_placeholders() -> None:
+    assert not is_placeholder(PHOTO, PHOTO, render(ImageRecipe(1, 1024, 768)))
+    png = render(ImageRecipe(2, 500, 374, fmt="png"))  # a PNG original of that very size
+    assert not is_placeholder(PHOTO.replace("_b.jpg", "_o.png"), PHOTO, png)
