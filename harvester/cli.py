@@ -45,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--until-idle", action="store_true", help="exit 0 once nothing is left")
     run.add_argument("--concurrency", type=int, help="images in flight at once")
     run.add_argument("--processes", type=int, help="image worker processes (default: cores)")
-    run.add_argument("--http", metavar="HOST:PORT", help="serve /healthz and /metrics here")
+    run.add_argument(
+        "--http",
+        metavar="[HOST:]PORT",
+        help="serve /livez, /readyz and /metrics here (HOST defaults to 127.0.0.1)",
+    )
     run.add_argument("--grace", type=float, default=30.0, help="seconds to drain on SIGTERM")
     run.set_defaults(handler=_run)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,6 +36,18 @@ def insert_for(connection: AsyncConnection, model: Any) -> Any:
     """A dialect INSERT, so callers can say ON CONFLICT DO NOTHING on both databases."""
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     return dialect.insert(model)
+
+
+async def database_problem(engine: AsyncEngine, timeout_s: float = 2.0) -> str | None:
+    """Why the database does not answer a trivial query in time, or None when it does."""
+    try:
+        async with asyncio.timeout(timeout_s), read_connection(engine) as connection:
+            await connection.execute(text("SELECT 1"))
+    except TimeoutError:
+        return f"the database did not answer within {timeout_s:g} s"
+    except DRIVER_ERRORS as exc:
+        return f"the database is unreachable: {type(exc).__name__}: {exc}"
+    return None
 
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:

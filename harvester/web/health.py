@@ -1,4 +1,4 @@
-"""/healthz for orchestrators and /metrics (Prometheus text) for dashboards."""
+"""/livez and /readyz: is the event loop answering, and does the database answer in time."""
 
 from __future__ import annotations
 
@@ -6,33 +6,31 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.session import database_problem
+from harvester.log import redactor
+
+READY_TIMEOUT_S = 2.0
 
 Snapshot = Callable[[], dict[str, Any]]
 
 
-def create_app(snapshot: Snapshot) -> web.Application:
-    async def healthz(_request: web.Request) -> web.Response:
+def add_health_routes(app: web.Application, engine: AsyncEngine, snapshot: Snapshot) -> None:
+    """`engine` should be the health check's own (one connection), so a busy pool is not
+    mistaken for a database that does not answer."""
+
+    async def livez(_request: web.Request) -> web.Response:
+        # Answering at all is the proof: this handler runs on the daemon's event loop.
         return web.json_response({"status": "ok", **snapshot()})
 
-    async def metrics(_request: web.Request) -> web.Response:
-        lines = []
-        for name, value in snapshot().items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                lines.append(f"# TYPE harvester_{name} gauge")
-                lines.append(f"harvester_{name} {value}")
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+    async def readyz(_request: web.Request) -> web.Response:
+        problem = await database_problem(engine, READY_TIMEOUT_S)
+        if problem is not None:
+            reason = redactor.redact(problem)[:300]
+            return web.json_response({"status": "unavailable", "reason": reason}, status=503)
+        return web.json_response({"status": "ok"})
 
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    return app
-
-
-async def serve(snapshot: Snapshot, bind: str) -> web.AppRunner:
-    host, _, port = bind.rpartition(":")
-    if not port.isdigit():
-        raise ValueError(f"--http wants HOST:PORT, got {bind!r}")
-    runner = web.AppRunner(create_app(snapshot), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
-    return runner
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/healthz", readyz)

@@ -13,12 +13,13 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
 import structlog
+from aiohttp import web
 
 from harvester.backoff import Backoff
 from harvester.config import Settings
@@ -27,10 +28,11 @@ from harvester.db.counts import campaign_counts
 from harvester.db.migrate import upgrade
 from harvester.db.models import Image, Task
 from harvester.db.queue import Failure, Outcome, Queue, QueueRow, RetryPolicy
-from harvester.db.session import DRIVER_ERRORS, create_engine
+from harvester.db.session import DRIVER_ERRORS, create_engine, database_problem
 from harvester.errors import HarvesterError
 from harvester.log import redactor
-from harvester.web.health import serve
+from harvester.web.health import add_health_routes
+from harvester.web.server import serve
 from harvester.worker.context import Context, open_context
 from harvester.worker.jobs import Result, StorageUnavailable, run_image, run_task
 from harvester.worker.owner import is_dead_local_owner, new_owner
@@ -189,12 +191,17 @@ class Daemon:
                 lane.held.add(row.id)
                 lane.jobs[row.id] = asyncio.create_task(self._job(lane, row))
 
-    async def _database(self, what: str, call: Callable[[], Awaitable[T]], stopped: T) -> T:
-        """Ride out a database outage: back off and try again until it answers or we stop."""
+    async def _database(
+        self, what: str, call: Callable[[], Awaitable[T]], stopped: T, *, outage_only: bool = False
+    ) -> T:
+        """Ride out a database outage: back off and try again until it answers or we stop.
+        With `outage_only`, an error while the database answers is raised instead."""
         for delay in DATABASE_BACKOFF.delays():
             try:
                 return await call()
             except DB_ERRORS as exc:
+                if outage_only and await database_problem(self.ctx.engine) is None:
+                    raise
                 log.warning("database_error", during=what, error=_scrubbed(exc), retry_in_s=delay)
                 await _wait_for_any(asyncio.sleep(delay), self.stop.wait())
                 if self.stop.is_set():
@@ -203,19 +210,24 @@ class Daemon:
 
     async def _job(self, lane: Lane, row: QueueRow) -> None:
         me = asyncio.current_task()
+        run = partial(lane.runner, self.ctx, row)
         try:
-            result = await lane.runner(self.ctx, row)
+            # A job's effects are idempotent, so one caught by an outage simply runs again.
+            outcome = await self._database(f"{lane.name} job", run, None, outage_only=True)
         except StorageUnavailable as exc:
             log.error("storage_unavailable", error=str(exc))
             self._stop_for(str(exc))  # the row stays held and is handed back at shutdown
             return
         except Exception as exc:  # a bug in one row must not stop the daemon
             log.exception("job_crashed", lane=lane.name, row_id=row.id)
-            result = Failure(row.id, _scrubbed(exc), True, reason="internal_error")
+            outcome = Failure(row.id, _scrubbed(exc), True, reason="internal_error")
         finally:
             if lane.jobs.get(row.id) is me:
                 del lane.jobs[row.id]
             lane.room.set()
+        if outcome is None:  # stopped during an outage: the row is handed back at shutdown
+            return
+        result: Result = outcome
         lane.pending.append(result)
         self.counters.record(lane.name, result)
         if len(lane.pending) >= FLUSH_EVERY:
@@ -260,7 +272,9 @@ class Daemon:
                     lane.queue.heartbeat, self.owner, sorted(held), settings.lease_seconds
                 )
                 # If the database cannot answer before we stop, assume the leases held.
-                if lost := held - await self._database("heartbeat", renew, held):
+                renewed = await self._database("heartbeat", renew, held)
+                # Rows flushed while the heartbeat was out are finished, not lost.
+                if lost := (held - renewed) & lane.held:
                     self._abandon(lane, lost)
 
     def _abandon(self, lane: Lane, lost: set[int]) -> None:
@@ -316,6 +330,25 @@ class Daemon:
         log.info("daemon_stopped", owner=self.owner, **self.counters.as_dict())
 
 
+@contextlib.asynccontextmanager
+async def _serving(daemon: Daemon, bind: str | None) -> AsyncIterator[None]:
+    """`--http`: health for orchestrators, checked on an engine of its own."""
+    if bind is None:
+        yield
+        return
+    health_engine = create_engine(daemon.ctx.settings.database_url, pool_size=1)
+    try:
+        app = web.Application()
+        add_health_routes(app, health_engine, daemon.snapshot)
+        site = await serve(app, bind)
+        try:
+            yield
+        finally:
+            await site.cleanup()
+    finally:
+        await health_engine.dispose()
+
+
 def _scrubbed(exc: BaseException | None) -> str:
     """An exception as text fit for a log line or the database: no key, no token."""
     return redactor.redact(f"{type(exc).__name__}: {exc}")
@@ -367,13 +400,9 @@ async def run_daemon(
             )
             if handle_signals:
                 install_signal_handlers(daemon)
-            web = await serve(daemon.snapshot, http_bind) if http_bind else None
-            started = time.monotonic()
-            try:
+            async with _serving(daemon, http_bind):
+                started = time.monotonic()
                 counters = await daemon.run()
-            finally:
-                if web is not None:
-                    await web.cleanup()
             with contextlib.suppress(Exception):
                 removed = await swept
                 if removed:

@@ -15,6 +15,7 @@ import structlog
 from harvester.db.counts import CampaignStatus
 from harvester.db.models import ImageState, TaskState
 from harvester.db.queue import Failure, Outcome
+from harvester.db.session import DRIVER_ERRORS
 
 log = structlog.get_logger("harvester.worker")
 
@@ -86,7 +87,10 @@ class Reporter:
             rate = (done - last_done) / max(now - last_time, 1e-6)
             last_done, last_time = done, now
             if not self.live or tick % 3 == 0:
-                statuses = await daemon.statuses()
+                try:
+                    statuses = await daemon.statuses()
+                except DRIVER_ERRORS as exc:  # an outage: keep the last counts, the others wait
+                    log.warning("database_error", during="progress", error=type(exc).__name__)
             tick += 1
             if self.live:
                 self._draw(daemon, rate, statuses)

@@ -79,12 +79,12 @@ class Harness:
         out, _ = await asyncio.wait_for(proc.communicate(), limit_s)
         return int(proc.returncode or 0), out.decode()
 
-    async def start_daemon(self, *flags: str) -> asyncio.subprocess.Process:
+    async def start_daemon(self, *flags: str, **env: str) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
             *CLI,
             "run",
             *flags,
-            env=self.env(),
+            env=self.env(**env),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,

@@ -62,7 +62,7 @@ def test_operator_mistakes_get_one_clear_line_and_exit_2(sqlite_url: str, tmp_pa
     assert "Traceback" not in unknown.stderr + missing.stderr + bad.stderr + lease.stderr
 
 
-def test_daemon_serves_healthz_and_metrics_and_stops_cleanly_on_sigterm(
+def test_daemon_serves_livez_and_readyz_and_stops_cleanly_on_sigterm(
     sqlite_url: str, tmp_path: Path
 ):
     with socket.socket() as probe:
@@ -70,23 +70,24 @@ def test_daemon_serves_healthz_and_metrics_and_stops_cleanly_on_sigterm(
         port = probe.getsockname()[1]
     daemon = subprocess.Popen(
         [*CLI, "--database-url", sqlite_url, "--storage-root", str(tmp_path), "run",
-         "--http", f"127.0.0.1:{port}"],
+         "--http", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    health = json.loads(r.read())
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=2) as r:
+                    live = json.loads(r.read())
                 break
             except OSError:
-                assert time.monotonic() < deadline, "the daemon never answered /healthz"
+                assert time.monotonic() < deadline, "the daemon never answered /livez"
                 time.sleep(0.2)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            metrics = r.read().decode()
-        assert health["status"] == "ok" and health["images_stored"] == 0
-        assert "harvester_images_in_flight 0" in metrics
+        for path in ("/readyz", "/healthz"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as r:
+                assert json.loads(r.read()) == {"status": "ok"}, path
+        assert live["status"] == "ok" and live["images_stored"] == 0
+        assert live["images_in_flight"] == 0
     finally:
         daemon.send_signal(signal.SIGTERM)
         out, _ = daemon.communicate(timeout=30)

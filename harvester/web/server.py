@@ -1,0 +1,29 @@
+"""The daemon's (or the dashboard's) HTTP server: one aiohttp app, loopback unless told."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from harvester.errors import ConfigError
+
+DEFAULT_HOST = "127.0.0.1"
+
+
+def parse_bind(bind: str) -> tuple[str, int]:
+    """`HOST:PORT`, `:PORT` or `PORT`; a missing host means loopback."""
+    host, _, port = bind.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"--http wants HOST:PORT (or PORT for loopback), got {bind!r}")
+    return host.strip("[]") or DEFAULT_HOST, int(port)
+
+
+async def serve(app: web.Application, bind: str) -> web.AppRunner:
+    host, port = parse_bind(bind)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(f"cannot serve HTTP on {host}:{port}: {exc.strerror}") from None
+    return runner
