@@ -52,3 +52,9 @@ async def campaign_id_of(engine: AsyncEngine, name: str) -> int:
     if campaign_id is None:
         raise InputError(f"no campaign named {name!r}; `harvester status` lists them")
     return int(campaign_id)
+
+
+async def campaign_names(engine: AsyncEngine) -> dict[int, str]:
+    async with read_connection(engine) as connection:
+        rows = await connection.execute(select(Campaign.id, Campaign.name))
+        return {row.id: row.name for row in rows}

@@ -22,6 +22,7 @@ from harvester.backoff import Backoff
 from harvester.db.clock import CLOCK_SKEW, WallClock, utcnow
 from harvester.db.models import Image, ImageState, Task, TaskState
 from harvester.db.session import insert_for, read_connection
+from harvester.measures import Measures
 
 QueueModel = type[Task] | type[Image]
 # A claimed row as the worker sees it (code outside db/ does not import SQLAlchemy).
@@ -63,6 +64,7 @@ class Outcome:
     id: int
     state: TaskState | ImageState
     values: Mapping[str, Any] = field(default_factory=dict)
+    measures: Measures | None = None  # for metrics, not stored
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class Failure:
     retryable: bool
     retry_after: float | None = None
     reason: str = "error"
+    measures: Measures | None = None  # for metrics, not stored
 
 
 async def enqueue_tasks(
@@ -136,6 +139,7 @@ class Queue:
         self.rng = rng or random.Random()
         self.states = states_of(model)
         self._done_state = TaskState.DONE if model is Task else ImageState.STORED
+        self.rescued = 0  # expired leases this queue took back, for metrics
 
     async def _now(self, connection: AsyncConnection) -> datetime:
         """Postgres's clock when daemons share one: host clocks may disagree about leases."""
@@ -155,6 +159,7 @@ class Queue:
                 model.id, model.campaign_id, model.state
             )
             rescued = (await connection.execute(rescue)).all()
+            self.rescued += len(rescued)
             claim = claim_statement(self.model, now, limit, owner, lease_seconds, kinds)
             rows = (await connection.execute(claim)).all()
         self._log_failed(
@@ -259,10 +264,11 @@ class Queue:
     async def done(self, owner: str, ids: Sequence[int]) -> None:
         await self.finish(owner, [Outcome(row_id, self._done_state) for row_id in ids])
 
-    async def fail(self, owner: str, failures: Sequence[Failure]) -> None:
-        """Back off retryable failures; fail for good the permanent and the exhausted ones."""
+    async def fail(self, owner: str, failures: Sequence[Failure]) -> dict[int, str]:
+        """Back off retryable failures; fail for good the permanent and the exhausted ones.
+        Returns the state each row is left in (queued again or failed), by id."""
         if not failures:
-            return
+            return {}
         model, states = self.model, self.states
         async with self.engine.begin() as connection:
             now = await self._now(connection)
@@ -290,6 +296,7 @@ class Queue:
             for c in changes
             if c["state"] == self.states.FAILED
         )
+        return {change["b_id"]: str(change["state"]) for change in changes}
 
     def _failure_values(
         self, failure: Failure, attempts: int, max_attempts: int, now: datetime

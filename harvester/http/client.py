@@ -17,6 +17,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -45,6 +46,7 @@ from harvester.http.errors import (
 )
 from harvester.http.limiter import Clock, HostSlots, RateLimiter, SystemClock
 from harvester.http.provider_errors import MAX_ERROR_BODY, BodyErrors
+from harvester.http.stats import HttpStats
 from harvester.redact import is_sensitive_param, redact_text, redact_url
 
 log = structlog.get_logger("harvester.http")
@@ -120,6 +122,7 @@ class _Call:
     secrets: tuple[str, ...]
     breaker: CircuitBreaker | None = None
     body_errors: BodyErrors | None = None
+    api: str = "api"  # the metrics label: flickr, mapillary, images
 
     def show(self, url: yarl.URL | str) -> str:
         """The URL as it may appear in an error or a log line."""
@@ -144,6 +147,7 @@ class HttpClient:
         )
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self.stats = HttpStats()
 
     @property
     def settings(self) -> HttpSettings:
@@ -178,10 +182,13 @@ class HttpClient:
         secrets: Sequence[str] = (),
         breaker: CircuitBreaker | None = None,
         body_errors: BodyErrors | None = None,
+        api: str = "api",
     ) -> Any:
         """GET and parse JSON; a body that is not JSON raises ``BadResponseError``."""
         call = self._call(url, params, headers, limiter, None, None, secrets)
-        reply = await self._with_retries(replace(call, breaker=breaker, body_errors=body_errors))
+        reply = await self._with_retries(
+            replace(call, breaker=breaker, body_errors=body_errors, api=api)
+        )
         try:
             return json.loads(reply.body.data)
         except json.JSONDecodeError as exc:
@@ -200,10 +207,13 @@ class HttpClient:
         secrets: Sequence[str] = (),
         breaker: CircuitBreaker | None = None,
         body_errors: BodyErrors | None = None,
+        api: str = "api",
     ) -> str:
         """GET a text body, decoded by its declared charset (UTF-8 if none)."""
         call = self._call(url, params, headers, limiter, None, None, secrets)
-        reply = await self._with_retries(replace(call, breaker=breaker, body_errors=body_errors))
+        reply = await self._with_retries(
+            replace(call, breaker=breaker, body_errors=body_errors, api=api)
+        )
         try:
             return reply.body.data.decode(reply.charset or "utf-8", errors="replace")
         except LookupError:
@@ -219,10 +229,11 @@ class HttpClient:
         max_bytes: int | None = None,
         secrets: Sequence[str] = (),
         breaker: CircuitBreaker | None = None,
+        api: str = "images",
     ) -> Body:
         """GET a (binary) body, streamed under a byte cap, holding a host slot per hop."""
         call = self._call(url, None, headers, limiter, host_slots, max_bytes, secrets)
-        reply = await self._with_retries(replace(call, breaker=breaker))
+        reply = await self._with_retries(replace(call, breaker=breaker, api=api))
         return reply.body
 
     # -- one logical call -----------------------------------------------------------
@@ -277,7 +288,7 @@ class HttpClient:
             wait=wait,
             retry=retry_if_exception(self._should_retry),
             sleep=self._clock.sleep,
-            before_sleep=_log_retry,
+            before_sleep=partial(_log_retry, self.stats, call.api),
             reraise=True,
         )
         async for attempt in retrying:
@@ -317,7 +328,9 @@ class HttpClient:
     async def _attempt(self, call: _Call) -> _Reply:
         """One attempt: a limiter token, then the request and up to max_redirects hops."""
         if call.limiter is not None:
+            asked = self._clock.monotonic()
             await call.limiter.acquire()
+            self.stats.limiter_wait_s[call.api] += self._clock.monotonic() - asked
         current = call.url
         headers = dict(call.headers)
         for _hop in range(self._settings.max_redirects + 1):
@@ -343,10 +356,13 @@ class HttpClient:
     ) -> _Reply | yarl.URL:
         """One request: the reply, or the URL a redirect points to."""
         shown = call.show(url)
+        answered = False  # a body cut off after the status line is still one call, not two
         try:
             async with self._ensure_session().get(
                 url, headers=headers, allow_redirects=False
             ) as resp:
+                self.stats.call(call.api, resp.status)
+                answered = True
                 location = resp.headers.get("Location")
                 if resp.status in _REDIRECT_STATUSES and location:
                     return _redirect_target(url, location, shown, resp.status, call)
@@ -360,6 +376,8 @@ class HttpClient:
                 return _Reply(Body(data, content_type, shown), resp.charset)
         except NETWORK_ERRORS as exc:
             error = classify_exception(exc, url=shown)
+            if not answered:
+                self.stats.call(call.api, "error")
             if sanitize_chain(exc, call.secrets):
                 raise error from exc
         # Only an original whose text could not be scrubbed gets here. It is dropped,
@@ -497,7 +515,8 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int, shown: str)
     return data
 
 
-def _log_retry(state: RetryCallState) -> None:
+def _log_retry(stats: HttpStats, api: str, state: RetryCallState) -> None:
+    stats.retries[api] += 1
     exc = state.outcome.exception() if state.outcome is not None else None
     if not isinstance(exc, HttpError):
         return

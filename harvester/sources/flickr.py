@@ -284,6 +284,7 @@ class FlickrSource:
                 secrets=[key],
                 breaker=self._breaker,
                 body_errors=flickr_body_errors([key]),
+                api="flickr",
             )
         return decode_body(text, url=shown)
 

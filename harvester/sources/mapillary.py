@@ -317,6 +317,7 @@ class MapillarySource:
                 secrets=self._secrets,
                 breaker=self._breaker,
                 body_errors=graph_body_errors,
+                api="mapillary",
             )
 
     def _shown(self, path: str) -> str:

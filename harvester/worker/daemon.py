@@ -32,6 +32,7 @@ from harvester.db.session import DRIVER_ERRORS, create_engine, database_problem
 from harvester.errors import HarvesterError
 from harvester.log import redactor
 from harvester.web.health import add_health_routes
+from harvester.web.metrics import JobLabels, Metrics, add_metrics_routes
 from harvester.web.server import serve
 from harvester.worker.context import Context, open_context
 from harvester.worker.jobs import Result, StorageUnavailable, run_image, run_task
@@ -70,6 +71,7 @@ class Lane:
     jobs: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     pending: list[Result] = field(default_factory=list)
     held: set[int] = field(default_factory=set)
+    labels: dict[int, JobLabels] = field(default_factory=dict)  # held rows, for metrics
     idle: bool = False
     room: asyncio.Event = field(default_factory=asyncio.Event)
     flush_now: asyncio.Event = field(default_factory=asyncio.Event)
@@ -102,6 +104,11 @@ class Daemon:
             "images", Queue(ctx.engine, Image, policy=policy), run_image, lambda: ctx.window.limit
         )
         self._flush_lock = asyncio.Lock()
+        self.metrics = Metrics(
+            ctx.engine,
+            http=[ctx.http.stats],
+            rescues=lambda: {lane.name: lane.queue.rescued for lane in self.lanes},
+        )
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -189,6 +196,8 @@ class Daemon:
                 if row.id in lane.jobs:  # still at work on a lease it lost and won back
                     continue
                 lane.held.add(row.id)
+                what = row.provider if lane is self.images else row.kind
+                lane.labels[row.id] = JobLabels(what, row.campaign_id)
                 lane.jobs[row.id] = asyncio.create_task(self._job(lane, row))
 
     async def _database(
@@ -244,11 +253,13 @@ class Daemon:
             try:
                 await self.ctx.storage.sync()  # files durable before rows say "stored"
                 await lane.queue.finish(self.owner, outcomes)
-                await lane.queue.fail(self.owner, failures)
+                left_as = await lane.queue.fail(self.owner, failures)
             except BaseException:
                 lane.pending[:0] = results
                 raise
             lane.held.difference_update(r.id for r in results)
+            labelled = [(lane.labels.pop(r.id), r) for r in results if r.id in lane.labels]
+            await self.metrics.count(lane.name, labelled, left_as)
 
     async def _flush_loop(self) -> None:
         while not self.stop.is_set():
@@ -285,6 +296,8 @@ class Daemon:
             if job is not None:
                 job.cancel()
         lane.held.difference_update(lost)
+        for row_id in lost:
+            lane.labels.pop(row_id, None)
         lane.pending = [r for r in lane.pending if r.id not in lost]
         lane.room.set()
 
@@ -332,7 +345,7 @@ class Daemon:
 
 @contextlib.asynccontextmanager
 async def _serving(daemon: Daemon, bind: str | None) -> AsyncIterator[None]:
-    """`--http`: health for orchestrators, checked on an engine of its own."""
+    """`--http`: health for orchestrators (checked on an engine of its own) and metrics."""
     if bind is None:
         yield
         return
@@ -340,10 +353,15 @@ async def _serving(daemon: Daemon, bind: str | None) -> AsyncIterator[None]:
     try:
         app = web.Application()
         add_health_routes(app, health_engine, daemon.snapshot)
+        add_metrics_routes(app, daemon.metrics)
         site = await serve(app, bind)
+        served = asyncio.Event()
+        refresh = asyncio.create_task(daemon.metrics.refresh_loop(served))
         try:
             yield
         finally:
+            served.set()
+            await refresh
             await site.cleanup()
     finally:
         await health_engine.dispose()

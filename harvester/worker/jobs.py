@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -15,6 +16,7 @@ from harvester.db.queue import Failure, Outcome, QueueRow, enqueue_tasks
 from harvester.errors import HarvesterError
 from harvester.http import HttpError, TransientHttpError, UnavailableError
 from harvester.imaging import ImagingError, Metadata, Processed, TooSmall
+from harvester.measures import Measures
 from harvester.sources.base import ImageView, Source, TaskView
 from harvester.worker.context import Context
 from harvester.worker.pool import WorkerLost
@@ -88,6 +90,7 @@ async def run_image(ctx: Context, row: QueueRow) -> Result:
         return Outcome(row.id, ImageState.SKIPPED, {"reason": exc.reason, "skip_reason": str(exc)})
     except HttpError as exc:
         return _http_failure(row.id, exc)
+    fetched = Measures(fetch_s=time.perf_counter() - started, source_bytes=len(data))
     rules = await ctx.size_rules(row.campaign_id)
     meta = await _metadata(ctx, source, view, row)
     handed = time.perf_counter()
@@ -101,7 +104,11 @@ async def run_image(ctx: Context, row: QueueRow) -> Result:
         return Failure(row.id, str(exc), retryable=True, reason="worker_lost")
     pool_s = time.perf_counter() - handed
     try:
-        return await _store(ctx, row, processed, source_sha)
+        result = await _store(ctx, row, processed, source_sha)
+        measures = replace(fetched, process_s=process_s)
+        if isinstance(result, Outcome) and result.state == ImageState.STORED:
+            measures = replace(measures, stored_bytes=len(processed.jpeg))
+        return replace(result, measures=measures)
     finally:
         ctx.window.measured(process_s=process_s, outside_s=time.perf_counter() - started - pool_s)
 

@@ -62,7 +62,7 @@ def test_operator_mistakes_get_one_clear_line_and_exit_2(sqlite_url: str, tmp_pa
     assert "Traceback" not in unknown.stderr + missing.stderr + bad.stderr + lease.stderr
 
 
-def test_daemon_serves_livez_and_readyz_and_stops_cleanly_on_sigterm(
+def test_daemon_serves_health_and_metrics_and_stops_cleanly_on_sigterm(
     sqlite_url: str, tmp_path: Path
 ):
     with socket.socket() as probe:
@@ -88,6 +88,10 @@ def test_daemon_serves_livez_and_readyz_and_stops_cleanly_on_sigterm(
                 assert json.loads(r.read()) == {"status": "ok"}, path
         assert live["status"] == "ok" and live["images_stored"] == 0
         assert live["images_in_flight"] == 0
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as r:
+            metrics = r.read().decode()
+        assert "# TYPE harvester_images_total counter" in metrics
+        assert "# HELP harvester_api_calls_total" in metrics
     finally:
         daemon.send_signal(signal.SIGTERM)
         out, _ = daemon.communicate(timeout=30)
