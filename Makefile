@@ -34,7 +34,7 @@ test: $(DEV) lint
 	$(BIN)/pytest
 
 # Side by side with img2dataset on a loopback corpus (BENCH_IMAGES=1500 by default).
-bench: $(RUNTIME)
+bench: $(DEV)
 	$(BIN)/python -m bench.run
 
 # 100,000 queued images: the daemon's RSS stays flat and under 400 MB.

@@ -30,6 +30,7 @@ __all__ = [
     "check_limits",
     "decode_upright",
     "format_name",
+    "is_plain_jpeg",
     "open_header",
     "upright_size",
 ]
@@ -109,6 +110,13 @@ def upright_size(im: Image.Image) -> tuple[int, int]:
     """Width and height as displayed (EXIF orientation 5-8 swaps them)."""
     w, h = im.size
     return (h, w) if _orientation(im) in (5, 6, 7, 8) else (w, h)
+
+
+def is_plain_jpeg(im: Image.Image) -> bool:
+    """A colour JPEG stored upright: its coded data can be kept as it is."""
+    return (
+        isinstance(im, JpegImagePlugin.JpegImageFile) and im.mode == "RGB" and _orientation(im) == 1
+    )
 
 
 def check_limits(size: tuple[int, int], *, max_pixels: int, min_side: int) -> None:

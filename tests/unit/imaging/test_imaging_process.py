@@ -188,8 +188,9 @@ def test_output_matches_a_careful_lanczos_resize(photo: Callable[..., bytes]) ->
 
 
 def test_quality_rule_sets_the_encoder_quality(photo: Callable[..., bytes]) -> None:
-    high = process(photo(seed=14), SizeRules(quality=95), NO_META)
-    low = process(photo(seed=14), SizeRules(quality=60), NO_META)
+    # A source that needs resizing: one that needs nothing is kept as it is, at its quality.
+    high = process(photo(seed=14, width=2048, height=1536), SizeRules(quality=95), NO_META)
+    low = process(photo(seed=14, width=2048, height=1536), SizeRules(quality=60), NO_META)
 
     assert len(low.jpeg) < len(high.jpeg) * 0.7
 
