@@ -1,9 +1,13 @@
-"""The benchmark corpus: photo-like JPEGs in the size mix real harvests see.
+"""The benchmark's workloads: real-photo JPEGs in the size mixes users meet.
 
-Mostly 2048x1536 camera-phone exports (~570 KB), some larger originals, some
-smaller, some portrait, some with an artsy frame, a few progressive. Made with
-the emulator's renderer, so every file is a pure function of its index and the
-corpus is rebuilt only when its recipe list changes.
+- mixed: web photos, mostly 2048x1536 phone exports, some 1600x1200, 4000x3000 and
+  800x600, 16% progressive, 20% framed;
+- camera: originals of 3000-4000 px, as cameras and phones write them;
+- sized: already at most 1024 px (what Flickr Large and Mapillary's 1024 thumbnails serve),
+  30% progressive: the common case for a harvester.
+
+Every file is a pure function of its recipe (`bench.photos`), so a corpus is rendered once
+and only re-rendered when its recipe list changes.
 """
 
 from __future__ import annotations
@@ -16,92 +20,109 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harvester.emulator.images import ImageRecipe, render
+from bench.photos import Photo, render
 
 MANIFEST = "manifest.json"
-VERSION = 1
+VERSION = 2
 
-# (weight, width, height): a phone/camera mix, landscape first.
-_SIZES: tuple[tuple[float, int, int], ...] = (
-    (0.62, 2048, 1536),
-    (0.10, 1536, 2048),
-    (0.08, 3264, 2448),
-    (0.04, 4032, 3024),
-    (0.08, 1600, 1200),
-    (0.05, 1024, 768),
-    (0.03, 800, 600),
-)
-FRAMED_SHARE = 0.06
-PROGRESSIVE_SHARE = 0.03
+Mix = tuple[tuple[float, int, int], ...]  # (weight, width, height)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    sizes: Mix
+    progressive: float
+    framed: float
+    share: float = 1.0  # of BENCH_IMAGES: big originals are slow to render and to fetch
+
+
+WORKLOADS = (
+    Workload(
+        "mixed",
+        ((0.55, 2048, 1536), (0.08, 1536, 2048), (0.13, 1600, 1200), (0.04, 4000, 3000),
+         (0.10, 800, 600), (0.10, 1024, 768)),
+        progressive=0.16,
+        framed=0.20,
+    ),
+    Workload(
+        "camera",
+        ((0.35, 4000, 3000), (0.25, 4032, 3024), (0.15, 3264, 2448), (0.15, 3000, 2000),
+         (0.10, 3024, 4032)),
+        progressive=0.05,
+        framed=0.05,
+        share=0.25,
+    ),
+    Workload(
+        "sized",
+        ((0.55, 1024, 768), (0.15, 768, 1024), (0.15, 1024, 683), (0.15, 1000, 750)),
+        progressive=0.30,
+        framed=0.05,
+    ),
+)  # fmt: skip
 _FRAME_COLOURS = ((255, 255, 255), (0, 0, 0), (32, 32, 32), (240, 236, 224))
 
 
 @dataclass(frozen=True)
 class Item:
     name: str
-    recipe: ImageRecipe
+    photo: Photo
 
 
-def recipes(count: int, seed: int = 1) -> list[Item]:
-    """The corpus as a list of named recipes (deterministic in `count` and `seed`)."""
-    rng = random.Random(seed)
-    weights = [w for w, _, _ in _SIZES]
+def count_for(workload: Workload, images: int) -> int:
+    return max(20, round(images * workload.share))
+
+
+def recipes(workload: Workload, count: int, seed: int = 1) -> list[Item]:
+    """The workload's corpus as named recipes (deterministic in `count` and `seed`)."""
+    rng = random.Random(f"{workload.name}:{seed}")
+    weights = [w for w, _, _ in workload.sizes]
     items = []
     for index in range(count):
-        _, width, height = rng.choices(_SIZES, weights)[0]
-        frames: tuple[tuple[int, tuple[int, int, int]], ...] = ()
-        if rng.random() < FRAMED_SHARE:
-            bands = rng.randint(1, 2)
-            frames = tuple(
-                (rng.randint(8, 40) * width // 2048 or 4, rng.choice(_FRAME_COLOURS))
-                for _ in range(bands)
-            )
-        recipe = ImageRecipe(
+        _, width, height = rng.choices(workload.sizes, weights)[0]
+        frame = None
+        if rng.random() < workload.framed:
+            frame = (rng.randint(8, 40) * width // 2048 or 4, rng.choice(_FRAME_COLOURS))
+        photo = Photo(
             seed=seed * 1_000_003 + index,
             width=width,
             height=height,
-            frames=frames,
-            progressive=rng.random() < PROGRESSIVE_SHARE,
-            quality=rng.randint(86, 91),
+            quality=rng.randint(86, 92),
+            progressive=rng.random() < workload.progressive,
+            frame=frame,
         )
-        items.append(Item(f"{index:06d}.jpg", recipe))
+        items.append(Item(f"{workload.name}-{index:06d}.jpg", photo))
     return items
 
 
 def _write(args: tuple[Path, Item]) -> int:
     root, item = args
-    data = render(item.recipe)
+    data = render(item.photo)
     temp = root / f".{item.name}.tmp"
     temp.write_bytes(data)
     temp.replace(root / item.name)
     return len(data)
 
 
-def build(root: Path, count: int, *, seed: int = 1, processes: int | None = None) -> list[Path]:
-    """Make sure `root` holds the corpus; render only what is missing. Returns the files."""
+def build(root: Path, items: Sequence[Item], *, processes: int | None = None) -> list[Path]:
+    """Make sure `root` holds these items; render only what is missing. Returns the files."""
     root.mkdir(parents=True, exist_ok=True)
-    items = recipes(count, seed)
     manifest = root / MANIFEST
     # Through JSON once, so tuples compare equal to what the manifest reads back.
-    wanted = json.loads(
-        json.dumps({"version": VERSION, "seed": seed, "items": [asdict(i.recipe) for i in items]})
-    )
-    known = json.loads(manifest.read_text()) if manifest.is_file() else None
-    stale = known is not None and (
-        known.get("version") != VERSION
-        or known.get("seed") != seed
-        or known["items"][: len(items)] != wanted["items"][: len(known["items"])]
-    )
-    if stale:
-        for old in root.glob("*.jpg"):
-            old.unlink()
+    wanted = json.loads(json.dumps({i.name: asdict(i.photo) for i in items}))
+    known = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    if known.get("version") != VERSION:
+        known = {"version": VERSION, "items": {}}
+    for name, recipe in wanted.items():
+        if known["items"].get(name, recipe) != recipe:
+            (root / name).unlink(missing_ok=True)
     missing = [i for i in items if not (root / i.name).is_file()]
     if missing:
         print(f"corpus: rendering {len(missing)} images into {root} ...", flush=True)
         with ProcessPoolExecutor(processes or os.cpu_count() or 1) as pool:
-            list(pool.map(_write, [(root, i) for i in missing], chunksize=8))
-    if known is None or stale or len(known["items"]) < len(items):
-        manifest.write_text(json.dumps(wanted))
+            list(pool.map(_write, [(root, i) for i in missing], chunksize=4))
+    known["items"].update(wanted)
+    manifest.write_text(json.dumps(known))
     return [root / i.name for i in items]
 
 

@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=int(os.environ.get("BENCH_ROWS", 100_000)))
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_SECONDS", 45)))
     args = parser.parse_args(argv)
-    files = corpus.build(WORK / "corpus", int(os.environ.get("BENCH_IMAGES", 1500)))
+    mixed = corpus.WORKLOADS[0]
+    count = int(os.environ.get("BENCH_IMAGES", 600))
+    files = corpus.build(WORK / "corpus", corpus.recipes(mixed, count))
     peaks: dict[int, float] = {}
     with ServerProcess(WORK / "corpus") as base_url:
         for rows in (2_000, args.rows):

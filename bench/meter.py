@@ -40,6 +40,7 @@ class Usage:
     processes_seen: int
     cpu_by_process: list[tuple[int, str, float]]  # sampled: misses each one's last 0.1 s
     rss_timeline: list[tuple[float, float]]
+    root_cpu_s: float  # the command's own process alone (the coordinator), read at its exit
 
     @property
     def cpu_s(self) -> float:
@@ -110,6 +111,23 @@ class _Sampler(threading.Thread):
             self.done.wait(SAMPLE_INTERVAL_S)
 
 
+def _wait_exited(proc: subprocess.Popen[bytes], stop_after_s: float | None) -> float:
+    """Wait for `proc` to exit (SIGTERM after `stop_after_s`); its own CPU seconds.
+
+    Read from /proc while it is a zombie, before it is reaped: then the count is final and
+    holds only its own CPU, not that of children it reaped.
+    """
+    deadline = None if stop_after_s is None else time.monotonic() + stop_after_s
+    while os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is None:
+        if deadline is not None and time.monotonic() > deadline:
+            proc.send_signal(signal.SIGTERM)
+            deadline = None
+        time.sleep(0.02)
+    stat = Path(f"/proc/{proc.pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def _reap_all() -> None:
     """Wait for every descendant the subreaper inherited, so its CPU is counted."""
     while True:
@@ -134,11 +152,8 @@ def measure(argv: Sequence[str], *, log: Path | None, stop_after_s: float | None
         proc = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT)
         sampler = _Sampler(proc.pid)
         sampler.start()
-        try:
-            returncode = proc.wait(timeout=stop_after_s)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)
-            returncode = proc.wait()
+        root_cpu_s = _wait_exited(proc, stop_after_s)
+        returncode = proc.wait()
         wall = time.perf_counter() - started
         _reap_all()
         sampler.done.set()
@@ -161,6 +176,7 @@ def measure(argv: Sequence[str], *, log: Path | None, stop_after_s: float | None
             key=lambda t: -t[2],
         ),
         rss_timeline=[(t, round(mb, 1)) for t, mb in sampler.timeline],
+        root_cpu_s=root_cpu_s,
     )
 
 

@@ -42,6 +42,15 @@ class Photo:
     frame: tuple[int, tuple[int, int, int]] | None = None  # (width px, colour)
 
 
+_GRAIN_TILE = 509  # prime, so the tiling does not line up with 8x8 JPEG blocks
+
+
+@cache
+def _grain() -> npt.NDArray[np.int16]:
+    noise = np.random.default_rng(0).normal(0.0, GRAIN, (_GRAIN_TILE, _GRAIN_TILE, 3))
+    return np.round(noise).astype(np.int16)
+
+
 @cache
 def _source(name: str) -> Image.Image:
     import skimage  # the bench's dependency only
@@ -62,9 +71,12 @@ def picture(photo: Photo) -> Image.Image:
     left = int(rng.integers(source.width - w + 1))
     top = int(rng.integers(source.height - h + 1))
     crop = source.crop((left, top, left + w, top + h))
-    img = crop.resize((photo.width, photo.height), Image.Resampling.LANCZOS)
-    pixels: npt.NDArray[np.float32] = np.asarray(img, dtype=np.float32)
-    pixels = pixels + rng.normal(0.0, GRAIN, pixels.shape).astype(np.float32)
+    img = crop.resize((photo.width, photo.height), Image.Resampling.BICUBIC)
+    pixels = np.asarray(img, dtype=np.int16)
+    dy, dx = (int(v) for v in rng.integers(_GRAIN_TILE, size=2))
+    grain = np.roll(_grain(), (dy, dx), axis=(0, 1))
+    reps = (-(-photo.height // _GRAIN_TILE), -(-photo.width // _GRAIN_TILE), 1)
+    pixels += np.tile(grain, reps)[: photo.height, : photo.width]
     out = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
     if photo.frame is not None:
         band, colour = photo.frame

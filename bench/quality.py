@@ -1,21 +1,24 @@
-"""Image quality of harvester's output against a careful reference, on a sample of the corpus.
+"""Image quality of harvester's output against a careful reference, on a sample of a workload.
 
 The reference decodes the source fully and resizes it with Lanczos to the stored size; the
 PSNR between that and the stored JPEG says what DCT-scaled decoding and the faster resize
 cost. Framed sources are left out: their stored picture is the content inside the frame.
+A source kept as it is (pass-through) decodes to the reference exactly: it is counted as
+identical and left out of the mean, which would otherwise be infinite.
 """
 
 from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from bench import corpus
+from bench.corpus import Item
 
 SAMPLE = 30
 
@@ -23,6 +26,7 @@ SAMPLE = 30
 @dataclass(frozen=True)
 class Quality:
     images: int
+    identical: int
     mean_psnr_db: float
     min_psnr_db: float
 
@@ -34,8 +38,8 @@ def psnr(a: Image.Image, b: Image.Image) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def measure(db: Path, data_root: Path, corpus_root: Path, count: int) -> Quality | None:
-    unframed = [item.name for item in corpus.recipes(count) if not item.recipe.frames]
+def measure(db: Path, data_root: Path, corpus_root: Path, items: Sequence[Item]) -> Quality | None:
+    unframed = [item.name for item in items if item.photo.frame is None]
     with sqlite3.connect(db) as connection:
         stored = {
             url.rsplit("/", 1)[-1]: path
@@ -50,4 +54,10 @@ def measure(db: Path, data_root: Path, corpus_root: Path, count: int) -> Quality
             scores.append(psnr(ours, reference))
     if not scores:
         return None
-    return Quality(len(scores), sum(scores) / len(scores), min(scores))
+    finite = [s for s in scores if math.isfinite(s)]
+    return Quality(
+        len(scores),
+        len(scores) - len(finite),
+        sum(finite) / len(finite) if finite else math.inf,
+        min(finite, default=math.inf),
+    )

@@ -66,6 +66,7 @@ def metered(argv: list[str], log: Path, stop_after_s: float | None = None) -> di
     load = os.getloadavg()[0]
     usage: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     usage["load_before"] = load
+    usage["root_cpu_s"] = usage.get("root_cpu_s", 0.0)
     if usage["returncode"] != 0:
         raise SystemExit(f"{argv[0]} exited {usage['returncode']}; see {log}")
     return usage
@@ -89,7 +90,9 @@ def ensure_img2dataset() -> str | None:
     return None
 
 
-def run_img2dataset(url_list: Path, work: Path, processes: int, threads: int) -> Run:
+def run_img2dataset(
+    url_list: Path, work: Path, processes: int, threads: int, *, skip_reencode: bool = False
+) -> Run:
     out = work / "i2d-out"
     shutil.rmtree(out, ignore_errors=True)
     rows = sum(1 for _ in url_list.open()) - 1
@@ -114,13 +117,17 @@ def run_img2dataset(url_list: Path, work: Path, processes: int, threads: int) ->
         "--retries=0",
         "--timeout=30",
     ]
-    env_note = {"NO_ALBUMENTATIONS_UPDATE": "1"}
-    os.environ.update(env_note)
+    if skip_reencode:
+        argv.append("--skip_reencode=True")
+    os.environ["NO_ALBUMENTATIONS_UPDATE"] = "1"
     usage = metered(argv, work / "i2d.log")
-    return Run("img2dataset", sum(1 for _ in out.rglob("*.jpg")), usage)
+    tool = "img2dataset --skip_reencode" if skip_reencode else "img2dataset"
+    return Run(tool, sum(1 for _ in out.rglob("*.jpg")), usage)
 
 
-def run_harvester(url_list: Path, work: Path, processes: int, concurrency: int | None) -> Run:
+def run_harvester(
+    url_list: Path, work: Path, processes: int, concurrency: int | None, items: list[corpus.Item]
+) -> Run:
     home = work / "harvester"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
@@ -145,13 +152,9 @@ def run_harvester(url_list: Path, work: Path, processes: int, concurrency: int |
     with sqlite3.connect(db) as connection:
         states = dict(connection.execute("SELECT state, count(*) FROM images GROUP BY state"))
     usage["states"] = states
-    score = quality.measure(db, home / "data", WORK / "corpus", len(urls_in(url_list)))
+    score = quality.measure(db, home / "data", WORK / "corpus", items)
     usage["quality"] = score
     return Run("harvester", int(states.get("stored", 0)), usage)
-
-
-def urls_in(url_list: Path) -> list[str]:
-    return url_list.read_text().splitlines()[1:]
 
 
 def write_url_list(files: list[Path], base_url: str, path: Path) -> None:
@@ -161,115 +164,174 @@ def write_url_list(files: list[Path], base_url: str, path: Path) -> None:
         writer.writerows([f"{base_url}/{f.name}"] for f in files)
 
 
-def report(
-    runs: list[Run], alone: floor.Floor, busy: floor.Floor, cores: int, corpus_note: str
-) -> dict[str, Any]:
-    print(f"\ncorpus: {corpus_note}; {cores} cores")
-    print(f"{'tool':<12} {'images':>7} {'wall s':>7} {'img/s':>7} {'CPU ms/img':>10} "
-          f"{'peak RSS MB (tree / main)':>26}")  # fmt: skip
-    for r in runs:
-        u = r.usage
+def harvester_startup(work: Path, processes: int) -> dict[str, Any]:
+    """The daemon on an empty queue: imports, migrations, pool start and stop, once.
+
+    A fixed cost, not a per-image one: rows report CPU per image net of it (and gross)."""
+    empty = work / "empty.csv"
+    empty.write_text("url\n")
+    return run_harvester(empty, work, processes, None, []).usage
+
+
+@dataclass
+class Result:
+    workload: str
+    note: str
+    runs: list[Run]
+    floor: floor.Floor
+    cores: int
+    startup: dict[str, Any]
+
+    def of(self, tool: str) -> list[Run]:
+        return [r for r in self.runs if r.tool == tool]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per tool: medians over the rounds, ratios of harvester to this tool."""
+        ours = self.of("harvester")
+        rows = []
+        for tool in dict.fromkeys(r.tool for r in self.runs):
+            runs = self.of(tool)
+            row: dict[str, Any] = {
+                "workload": self.workload,
+                "tool": tool,
+                "images": runs[0].images,
+                "images_per_s": statistics.median(r.images_per_s for r in runs),
+                "cpu_ms_per_image": statistics.median(r.cpu_ms_per_image for r in runs),
+                "busy_pct": statistics.median(
+                    100 * float(r.usage["cpu_s"]) / (float(r.usage["wall_s"]) * self.cores)
+                    for r in runs
+                ),
+                "peak_rss_tree_mb": max(float(r.usage["peak_rss_total_mb"]) for r in runs),
+                "rounds_images_per_s": [round(r.images_per_s, 1) for r in runs],
+            }
+            if tool == "harvester":
+                fixed_all, fixed_root = self.startup["cpu_s"], self.startup["root_cpu_s"]
+                row["cpu_ms_per_image_net"] = statistics.median(
+                    1000 * (float(r.usage["cpu_s"]) - fixed_all) / max(1, r.images) for r in runs
+                )
+                row["coordinator_ms_per_image_gross"] = statistics.median(
+                    1000 * float(r.usage["root_cpu_s"]) / max(1, r.images) for r in runs
+                )
+                row["coordinator_ms_per_image"] = statistics.median(
+                    1000 * (float(r.usage["root_cpu_s"]) - fixed_root) / max(1, r.images)
+                    for r in runs
+                )
+                row["floor_ms_per_image"] = self.floor.ms_per_image
+                row["quality"] = runs[-1].usage.get("quality")
+            elif ours:
+                # Side by side: each harvester round against the same round of this tool.
+                ratios = [h.images_per_s / o.images_per_s for h, o in zip(ours, runs, strict=False)]
+                row["harvester_ratio"] = statistics.median(ratios)
+                row["harvester_ratios"] = [round(x, 2) for x in ratios]
+            rows.append(row)
+        return rows
+
+
+def report(results: list[Result]) -> list[dict[str, Any]]:
+    rows = [row for result in results for row in result.summary()]
+    print()
+    for result in results:
+        print(f"{result.workload}: {result.note}")
+    startup = results[0].startup if results else None
+    if startup is not None:
         print(
-            f"{r.tool:<12} {r.images:>7} {u['wall_s']:>7.1f} {r.images_per_s:>7.1f} "
-            f"{r.cpu_ms_per_image:>10.1f} "
-            f"{u['peak_rss_total_mb']:>16.0f} / {u['peak_rss_root_mb']:.0f}"
+            f"harvester start-up and stop on an empty queue: {startup['wall_s']:.1f} s, CPU "
+            f"{startup['cpu_s']:.2f} s ({startup['root_cpu_s']:.2f} s coordinator); "
+            "'net' = per image after taking it off"
         )
-    by = {r.tool: r for r in runs}
-    result: dict[str, Any] = {
-        "floor_ms_per_image": alone.ms_per_image,
-        "floor_all_cores_busy_ms_per_image": busy.ms_per_image,
-        "cores": cores,
-        "runs": [{"tool": r.tool, **r.usage, "images": r.images, "images_per_s": r.images_per_s,
-                  "cpu_ms_per_image": r.cpu_ms_per_image} for r in runs],
-    }  # fmt: skip
     print(
-        f"floor (DCT-scaled decode + resize + encode): {alone.ms_per_image:.1f} ms/img on one "
-        f"core alone, {busy.ms_per_image:.1f} with all {cores} busy (median of rounds) "
-        f"= {busy.images_per_s * cores:.0f} img/s for the machine"
+        f"\n{'workload':<8} {'tool':<27} {'img/s':>7} {'harvester x':>11} {'CPU ms/img':>10} "
+        f"{'net':>5} {'coord net':>9} {'floor ms':>8} {'busy %':>6} {'RSS MB':>6}  PSNR"
     )
-    for r in runs:
-        split = ", ".join(
-            f"{name}[{pid}] {1000 * cpu / max(1, r.images):.1f}"
-            for pid, name, cpu in r.usage["cpu_by_process"][:5]
+    for row in rows:
+        ratio = row.get("harvester_ratio")
+        score = row.get("quality")
+        psnr = (
+            f"mean {score.mean_psnr_db:.1f} dB, min {score.min_psnr_db:.1f}, "
+            f"{score.identical}/{score.images} identical"
+            if score is not None
+            else ""
         )
-        print(f"{r.tool} CPU ms/img by process: {split}; load {r.usage['load_before']:.1f}")
-    if "harvester" in by:
-        h = by["harvester"]
-        median = statistics.median(r.images_per_s for r in _of(runs, "harvester"))
-        fraction = median / (busy.images_per_s * cores)
-        result["harvester_fraction_of_floor"] = fraction
-        print(f"harvester: {100 * fraction:.0f}% of floor x cores; states {h.usage['states']}")
-        score = h.usage.get("quality")
-        if score is not None:
-            print(
-                f"harvester quality vs full decode + Lanczos, {score.images} unframed images: "
-                f"PSNR mean {score.mean_psnr_db:.1f} dB, min {score.min_psnr_db:.1f} dB"
-            )
-    if "harvester" in by and "img2dataset" in by:
-        ratios = [
-            h.images_per_s / i.images_per_s
-            for h, i in zip(_of(runs, "harvester"), _of(runs, "img2dataset"), strict=False)
-        ]
-        result["ratios"] = ratios
-        result["ratio"] = statistics.median(ratios)
-        rounds = ", ".join(f"{r:.2f}x" for r in ratios)
-        print(f"harvester / img2dataset: median {result['ratio']:.2f}x images/s (rounds: {rounds})")
-        # What the ratio would be if harvester spent nothing beyond the floor, at equal use of
-        # the cores: the most any overhead work can buy on this corpus and machine.
-        i2d_ms = statistics.median(r.cpu_ms_per_image for r in _of(runs, "img2dataset"))
-        result["ratio_ceiling"] = i2d_ms / busy.ms_per_image
         print(
-            f"ratio ceiling (img2dataset CPU ms/img / busy floor): {result['ratio_ceiling']:.2f}x"
+            f"{row['workload']:<8} {row['tool']:<27} {row['images_per_s']:>7.1f} "
+            f"{f'{ratio:.2f}x' if ratio else '':>11} {row['cpu_ms_per_image']:>10.1f} "
+            f"{_ms(row, 'cpu_ms_per_image_net'):>5} {_ms(row, 'coordinator_ms_per_image'):>9} "
+            f"{_ms(row, 'floor_ms_per_image'):>8} "
+            f"{row['busy_pct']:>6.0f} {row['peak_rss_tree_mb']:>6.0f}  {psnr}"
         )
-    return result
+    return rows
 
 
-def _of(runs: list[Run], tool: str) -> list[Run]:
-    return [r for r in runs if r.tool == tool]
+def _ms(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    return f"{value:.1f}" if isinstance(value, float) else ""
+
+
+def run_workload(
+    workload: corpus.Workload,
+    args: argparse.Namespace,
+    base_url: str,
+    skipped: str | None,
+    startup: dict[str, Any],
+) -> Result:
+    items = corpus.recipes(workload, corpus.count_for(workload, args.images))
+    files = corpus.build(WORK / "corpus", items)
+    work = WORK / "run"
+    work.mkdir(exist_ok=True)
+    url_list = work / f"{workload.name}.csv"
+    write_url_list(files, base_url, url_list)
+    for f in files:  # page cache warm for both tools alike
+        f.read_bytes()
+    tools: list[tuple[str, Callable[[], Run]]] = []
+    if not skipped and args.only != "harvester":
+        i2d = partial(run_img2dataset, url_list, work, args.processes, args.threads)
+        tools.append(("img2dataset", i2d))
+        if workload.name == "sized":
+            tools.append(("img2dataset --skip_reencode", partial(i2d, skip_reencode=True)))
+    if args.only != "img2dataset":
+        ours = partial(run_harvester, url_list, work, args.processes, args.concurrency, items)
+        tools.append(("harvester", ours))
+    runs: list[Run] = []
+    # The machine's speed drifts between minutes: rounds alternate which tool goes first.
+    for round_ in range(args.rounds):
+        for name, run in tools if round_ % 2 == 0 else tools[::-1]:
+            print(f"{workload.name} round {round_ + 1}: running {name} ...", flush=True)
+            runs.append(run())
+    busy = floor.measure_loaded(files, args.processes)
+    return Result(workload.name, corpus.describe(files), runs, busy, args.processes, startup)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=int, default=int(os.environ.get("BENCH_IMAGES", 1500)))
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    images = int(os.environ.get("BENCH_IMAGES", 150 if quick else 600))
+    parser.add_argument("--images", type=int, default=images)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--concurrency", type=int, default=None, help="harvester --concurrency")
     parser.add_argument("--threads", type=int, default=32, help="img2dataset threads/process")
     parser.add_argument("--only", choices=["harvester", "img2dataset"])
-    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", 3)))
+    parser.add_argument("--workloads", default="mixed,camera,sized")
+    rounds = int(os.environ.get("BENCH_ROUNDS", 1 if quick else 2))
+    parser.add_argument("--rounds", type=int, default=rounds)
     args = parser.parse_args(argv)
 
-    WORK.mkdir(parents=True, exist_ok=True)
-    files = corpus.build(WORK / "corpus", args.images)
-    note = corpus.describe(files)
-    work = WORK / "run"
-    work.mkdir(exist_ok=True)
+    (WORK / "corpus").mkdir(parents=True, exist_ok=True)
     skipped = ensure_img2dataset() if args.only != "harvester" else "not asked for"
     if skipped and args.only != "harvester":
         print(f"img2dataset cannot be run: {skipped}", file=sys.stderr)
-    runs: list[Run] = []
+    wanted = args.workloads.split(",")
+    results = []
+    work = WORK / "run"
+    work.mkdir(exist_ok=True)
+    startup = harvester_startup(work, args.processes)
     with ServerProcess(WORK / "corpus") as base_url:
-        url_list = work / "urls.csv"
-        write_url_list(files, base_url, url_list)
-        for f in files:  # page cache warm for both tools alike
-            f.read_bytes()
-        tools: list[tuple[str, Callable[[], Run]]] = []
-        if not skipped and args.only != "harvester":
-            i2d = partial(run_img2dataset, url_list, work, args.processes, args.threads)
-            tools.append(("img2dataset", i2d))
-        if args.only != "img2dataset":
-            ours = partial(run_harvester, url_list, work, args.processes, args.concurrency)
-            tools.append(("harvester", ours))
-        # The machine's speed drifts between minutes: rounds alternate which tool goes first.
-        loaded: list[floor.Floor] = []
-        for round_ in range(args.rounds):
-            for name, run in tools if round_ % 2 == 0 else tools[::-1]:
-                print(f"round {round_ + 1}: running {name} ...", flush=True)
-                runs.append(run())
-            loaded.append(floor.measure_loaded(files, args.processes))
-    alone = floor.measure(files)
-    busy = sorted(loaded, key=lambda f: f.ms_per_image)[len(loaded) // 2]
-    result = report(runs, alone, busy, args.processes, note)
-    (WORK / "results.json").write_text(json.dumps(result, indent=2, default=str))
+        for workload in [w for w in corpus.WORKLOADS if w.name in wanted]:
+            results.append(run_workload(workload, args, base_url, skipped, startup))
+    rows = report(results)
+    out = {"cores": args.processes, "loadavg": os.getloadavg(), "rows": rows,
+           "runs": [{"workload": r.workload, "tool": run.tool, "images": run.images, **run.usage}
+                    for r in results for run in r.runs]}  # fmt: skip
+    (WORK / "results.json").write_text(json.dumps(out, indent=2, default=str))
     return 0
 
 
