@@ -15,7 +15,7 @@ def breaker(settings: Settings, api: str) -> CircuitBreaker:
     return CircuitBreaker(
         api,
         probe_after_s=settings.outage_probe_seconds,
-        max_probe_interval_s=max(60.0, settings.outage_probe_seconds),
+        max_probe_interval_s=12 * settings.outage_probe_seconds,
         max_pause_s=settings.outage_max_pause_seconds,
     )
 

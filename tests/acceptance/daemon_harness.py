@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class Harness:
     root: Path
     base_url: str = ""
     emulator: asyncio.subprocess.Process | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # keys, API URLs, settings
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -43,6 +44,7 @@ class Harness:
             "HARVESTER_PROCESSES": "2",
             "HARVESTER_CONCURRENCY": "8",
             "HARVESTER_LOG_INTERVAL_SECONDS": "1",
+            **self.extra_env,
             **extra,
         }
 
