@@ -302,6 +302,8 @@ def run_workload(
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The corpus is served on loopback, which harvester fetches from only when allowed.
+    os.environ.setdefault("HARVESTER_ALLOW_NETWORKS", "127.0.0.1")
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     quick = os.environ.get("BENCH_QUICK") == "1"
     images = int(os.environ.get("BENCH_IMAGES", 150 if quick else 600))

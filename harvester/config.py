@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -44,6 +45,9 @@ def async_database_url(url: str) -> str:
     return f"{scheme}://{rest}"
 
 
+# Comma-separated in the environment (HARVESTER_ALLOW_NETWORKS=10.0.0.0/8,cdn.lan), a list in TOML.
+HostList = Annotated[list[str], NoDecode]
+
 DEFAULT_CONCURRENCY = 64
 IN_FLIGHT_PER_PROCESS = 32
 
@@ -69,6 +73,14 @@ class Settings(BaseSettings):
     cdn_per_host_concurrency: int = Field(16, ge=1)
     outage_probe_seconds: float = Field(5.0, gt=0)
     outage_max_pause_seconds: float = Field(3600.0, gt=0)
+    # Non-public addresses, networks or host names image fetches may reach (none by default).
+    allow_networks: HostList = Field(default_factory=list)
+    flickr_image_hosts: HostList = Field(
+        default_factory=lambda: ["*.staticflickr.com", "*.flickr.com"]
+    )
+    mapillary_image_hosts: HostList = Field(
+        default_factory=lambda: ["*.fbcdn.net", "*.mapillary.com"]
+    )
     max_image_bytes: int = Field(50 * 1024 * 1024, ge=1024)
 
     lease_seconds: float = Field(120.0, gt=0)
@@ -87,6 +99,13 @@ class Settings(BaseSettings):
     @classmethod
     def _known_database(cls, value: str) -> str:
         async_database_url(value)
+        return value
+
+    @field_validator("allow_networks", "flickr_image_hosts", "mapillary_image_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @model_validator(mode="after")

@@ -124,6 +124,8 @@ async def run_demo(
             "mapillary_api_url": emulator.mapillary_api_url,
             "flickr_api_key": SecretStr(FLICKR_KEY),
             "mapillary_token": SecretStr(MAPILLARY_TOKEN),
+            # The demo's URL list points at the emulator on loopback.
+            "allow_networks": [*base.allow_networks, "127.0.0.1"],
         }
     )
     engine = create_engine(settings.database_url)

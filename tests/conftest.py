@@ -128,6 +128,8 @@ def quick_settings(tmp_path: Path) -> Callable[..., Settings]:
             "max_attempts": 3,
             "backoff_base_seconds": 0.05,
             "backoff_max_seconds": 0.2,
+            # The emulator and test servers listen on loopback, allowed as an operator would.
+            "allow_networks": ["127.0.0.1"],
         }
         return load_settings(**{**defaults, **overrides})
 

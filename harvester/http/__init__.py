@@ -9,6 +9,7 @@ from __future__ import annotations
 from harvester.http.breaker import CircuitBreaker
 from harvester.http.client import Body, HttpClient, HttpSettings
 from harvester.http.credentials import CredentialGate
+from harvester.http.destinations import Destinations, HostNotAllowedError
 from harvester.http.errors import (
     BadResponseError,
     ForbiddenError,
@@ -40,7 +41,9 @@ __all__ = [
     "CircuitBreaker",
     "Clock",
     "CredentialGate",
+    "Destinations",
     "ForbiddenError",
+    "HostNotAllowedError",
     "HostSlots",
     "HttpClient",
     "HttpError",

@@ -24,6 +24,7 @@ from typing import Any, Self
 import aiohttp
 import structlog
 import yarl
+from aiohttp.abc import AbstractResolver
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from harvester.backoff import EQUAL_JITTER, Backoff
@@ -33,6 +34,12 @@ from harvester.http.classify import (
     classify_exception,
     classify_status,
     sanitize_chain,
+)
+from harvester.http.destinations import (
+    Destinations,
+    FilteringResolver,
+    HostNotAllowedError,
+    strip_userinfo,
 )
 from harvester.http.errors import (
     BadResponseError,
@@ -123,6 +130,7 @@ class _Call:
     breaker: CircuitBreaker | None = None
     body_errors: BodyErrors | None = None
     api: str = "api"  # the metrics label: flickr, mapillary, images
+    destinations: Destinations | None = None
 
     def show(self, url: yarl.URL | str) -> str:
         """The URL as it may appear in an error or a log line."""
@@ -138,14 +146,19 @@ class HttpClient:
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        resolver: AbstractResolver | None = None,
     ) -> None:
+        """``resolver`` looks names up for the filtered sessions (default: the system's)."""
         self._settings = settings or HttpSettings()
         self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._backoff = Backoff(
             self._settings.backoff_initial_s, self._settings.backoff_max_s, EQUAL_JITTER
         )
-        self._session: aiohttp.ClientSession | None = None
+        self._resolver = resolver
+        # One session per destination policy: each policy's resolver filters the addresses
+        # its connections are made to (None: the operator's own API endpoints, unfiltered).
+        self._sessions: dict[Destinations | None, aiohttp.ClientSession] = {}
         self._closed = False
         self.stats = HttpStats()
 
@@ -168,9 +181,9 @@ class HttpClient:
     async def close(self) -> None:
         """Close the session and its pooled connections."""
         self._closed = True
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
 
     async def get_json(
         self,
@@ -230,9 +243,14 @@ class HttpClient:
         secrets: Sequence[str] = (),
         breaker: CircuitBreaker | None = None,
         api: str = "images",
+        destinations: Destinations | None = None,
     ) -> Body:
-        """GET a (binary) body, streamed under a byte cap, holding a host slot per hop."""
-        call = self._call(url, None, headers, limiter, host_slots, max_bytes, secrets)
+        """GET a (binary) body, streamed under a byte cap, holding a host slot per hop.
+
+        With ``destinations``, every hop's host and connected address must be allowed by it;
+        a refused one raises ``HostNotAllowedError`` at once (permanent, never retried).
+        """
+        call = self._call(url, None, headers, limiter, host_slots, max_bytes, secrets, destinations)
         reply = await self._with_retries(replace(call, breaker=breaker, api=api))
         return reply.body
 
@@ -247,6 +265,7 @@ class HttpClient:
         host_slots: HostSlots | None,
         max_bytes: int | None,
         secrets: Sequence[str],
+        destinations: Destinations | None = None,
     ) -> _Call:
         headers = dict(headers or {})
         known = [*secrets, *_header_secrets(headers)]
@@ -268,8 +287,9 @@ class HttpClient:
             host_slots=host_slots,
             max_bytes=self._settings.max_bytes if max_bytes is None else max_bytes,
             secrets=tuple(dict.fromkeys(s for s in known if s)),
+            destinations=destinations,
         )
-        _check_target(parsed, call.show(parsed))
+        _check_target(call, parsed)
         return call
 
     async def _with_retries(self, call: _Call) -> _Reply:
@@ -358,7 +378,7 @@ class HttpClient:
         shown = call.show(url)
         answered = False  # a body cut off after the status line is still one call, not two
         try:
-            async with self._ensure_session().get(
+            async with self._ensure_session(call.destinations).get(
                 url, headers=headers, allow_redirects=False
             ) as resp:
                 self.stats.call(call.api, resp.status)
@@ -374,6 +394,9 @@ class HttpClient:
                     self._raise_for(call, call.body_errors(resp.status, data, shown))
                 content_type = resp.content_type if "Content-Type" in resp.headers else None
                 return _Reply(Body(data, content_type, shown), resp.charset)
+        except HostNotAllowedError as exc:
+            # Raised by the resolver, which knows the name but not the URL.
+            raise HostNotAllowedError(f"{exc} (for {shown})", url=shown) from None
         except NETWORK_ERRORS as exc:
             error = classify_exception(exc, url=shown)
             if not answered:
@@ -414,13 +437,20 @@ class HttpClient:
             call.limiter.throttled(error.retry_after)
         raise error
 
-    def _ensure_session(self) -> aiohttp.ClientSession:
+    def _ensure_session(self, destinations: Destinations | None = None) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("HttpClient is closed")
-        if self._session is None:
+        session = self._sessions.get(destinations)
+        if session is None:
             s = self._settings
+            resolver = (
+                None if destinations is None else FilteringResolver(destinations, self._resolver)
+            )
             connector = aiohttp.TCPConnector(
-                limit=s.pool_limit, limit_per_host=s.per_host_limit, ttl_dns_cache=s.dns_cache_ttl_s
+                limit=s.pool_limit,
+                limit_per_host=s.per_host_limit,
+                ttl_dns_cache=s.dns_cache_ttl_s,
+                resolver=resolver,
             )
             # sock_connect, not connect: "connect" also counts time queued for a pooled
             # connection, which under load is not the remote end's fault.
@@ -429,14 +459,15 @@ class HttpClient:
                 sock_connect=s.connect_timeout_s,
                 sock_read=s.sock_read_timeout_s,
             )
-            self._session = aiohttp.ClientSession(
+            session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=timeout,
                 headers={"User-Agent": s.user_agent},
                 raise_for_status=False,
                 trust_env=False,
             )
-        return self._session
+            self._sessions[destinations] = session
+        return session
 
     @staticmethod
     def _not_json(reply: _Reply, reason: str) -> BadResponseError:
@@ -461,21 +492,29 @@ def _header_secrets(headers: Mapping[str, str]) -> list[str]:
     return found
 
 
-def _check_target(url: yarl.URL, shown: str) -> None:
+def _check_target(call: _Call, url: yarl.URL) -> None:
+    shown = call.show(url)
     if url.scheme not in ("http", "https") or not url.host:
         raise PermanentHttpError(f"not an http(s) URL: {shown}", url=shown)
+    if call.destinations is not None:
+        call.destinations.check(url, shown)
 
 
 def _redirect_target(
     current: yarl.URL, location: str, shown: str, status: int, call: _Call
 ) -> yarl.URL:
     try:
-        target = current.join(yarl.URL(location))
+        pointed = yarl.URL(location)
+        # Credentials never travel with a redirect: a relative one stays on this origin and
+        # keeps them; user:password@ written into a Location header is dropped.
+        target = current.join(pointed)
+        if pointed.is_absolute():
+            target = strip_userinfo(target)
     except ValueError:
         raise PermanentHttpError(
             f"unusable redirect from {shown}", url=shown, status=status
         ) from None
-    _check_target(target, call.show(target))
+    _check_target(call, target)
     return target
 
 

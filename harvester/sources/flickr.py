@@ -19,6 +19,7 @@ from harvester.db.catalog import FoundImage
 from harvester.http import (
     CircuitBreaker,
     CredentialGate,
+    Destinations,
     HostSlots,
     HttpClient,
     InvalidCredentials,
@@ -105,8 +106,10 @@ class FlickrSource:
         breaker: CircuitBreaker | None = None,
         host_slots: HostSlots | None = None,
         max_bytes: int | None = None,
+        destinations: Destinations | None = None,
     ) -> None:
         self._http = http
+        self._destinations = destinations
         self._api_url = api_url
         self._shown_url = redact_url(api_url)
         self._key = api_key
@@ -136,7 +139,10 @@ class FlickrSource:
         if not image.source_url:
             return await fetch_plain(self._http, image)  # raises: nothing to fetch
         body = await self._http.fetch(
-            image.source_url, host_slots=self._host_slots, max_bytes=self._max_bytes
+            image.source_url,
+            host_slots=self._host_slots,
+            max_bytes=self._max_bytes,
+            destinations=self._destinations,
         )
         if is_placeholder(image.source_url, body.url, body.data):
             raise UnavailableError(

@@ -25,6 +25,7 @@ from harvester.http import (
     BadResponseError,
     CircuitBreaker,
     CredentialGate,
+    Destinations,
     ForbiddenError,
     HostSlots,
     HttpClient,
@@ -98,8 +99,10 @@ class MapillarySource:
         breaker: CircuitBreaker | None = None,
         host_slots: HostSlots | None = None,
         max_bytes: int | None = None,
+        destinations: Destinations | None = None,
     ) -> None:
         self._http = http
+        self._destinations = destinations
         self._api = api_url.rstrip("/")
         secret = token.get_secret_value() if token is not None else ""
         self._headers = {"Authorization": f"OAuth {secret}"} if secret else {}
@@ -282,7 +285,12 @@ class MapillarySource:
 
     async def _download(self, url: str) -> bytes:
         # No token here: thumbnails are capability URLs on a CDN, not the Graph API.
-        body = await self._http.fetch(url, host_slots=self._host_slots, max_bytes=self._max_bytes)
+        body = await self._http.fetch(
+            url,
+            host_slots=self._host_slots,
+            max_bytes=self._max_bytes,
+            destinations=self._destinations,
+        )
         return body.data
 
     async def _fresh_url(self, image: ImageView) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harvester.config import Settings
-from harvester.http import CircuitBreaker, HostSlots, HttpClient, TokenBucket
+from harvester.http import CircuitBreaker, Destinations, HostSlots, HttpClient, TokenBucket
 from harvester.sources.base import Source
 from harvester.sources.flickr import FlickrSource
 from harvester.sources.mapillary import MapillarySource
@@ -25,8 +25,14 @@ def build_sources(settings: Settings, http: HttpClient) -> dict[str, Source]:
     cdn_slots = HostSlots(settings.cdn_per_host_concurrency)
     max_bytes = settings.max_image_bytes
     flickr_limiter = TokenBucket(settings.flickr_rate_per_hour / 3600.0, settings.flickr_burst)
+    allow = settings.allow_networks
     return {
-        "urls": UrlSource(http, host_slots=cdn_slots, max_bytes=max_bytes),
+        "urls": UrlSource(
+            http,
+            host_slots=cdn_slots,
+            max_bytes=max_bytes,
+            destinations=Destinations.public(allow),
+        ),
         "flickr": FlickrSource(
             http,
             api_url=settings.flickr_api_url,
@@ -35,6 +41,9 @@ def build_sources(settings: Settings, http: HttpClient) -> dict[str, Source]:
             breaker=breaker(settings, "flickr"),
             host_slots=cdn_slots,
             max_bytes=max_bytes,
+            destinations=Destinations.provider(
+                "flickr", settings.flickr_image_hosts, settings.flickr_api_url, allow
+            ),
         ),
         "mapillary": MapillarySource(
             http,
@@ -49,5 +58,8 @@ def build_sources(settings: Settings, http: HttpClient) -> dict[str, Source]:
             breaker=breaker(settings, "mapillary"),
             host_slots=cdn_slots,
             max_bytes=max_bytes,
+            destinations=Destinations.provider(
+                "mapillary", settings.mapillary_image_hosts, settings.mapillary_api_url, allow
+            ),
         ),
     }

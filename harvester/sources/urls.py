@@ -16,7 +16,7 @@ from harvester.db.campaigns import ensure_campaign
 from harvester.db.catalog import FoundImage, add_images
 from harvester.db.session import Engine
 from harvester.errors import InputError
-from harvester.http import HostSlots, HttpClient
+from harvester.http import Destinations, HostSlots, HttpClient
 from harvester.redact import redact_url
 from harvester.sources.base import Expansion, ImageView, TaskView, fetch_plain
 from harvester.sources.fields import coordinate
@@ -184,9 +184,15 @@ class UrlSource:
     kinds: frozenset[str] = frozenset()
 
     def __init__(
-        self, http: HttpClient, *, host_slots: HostSlots | None = None, max_bytes: int | None = None
+        self,
+        http: HttpClient,
+        *,
+        host_slots: HostSlots | None = None,
+        max_bytes: int | None = None,
+        destinations: Destinations | None = None,
     ) -> None:
         self.http = http
+        self.destinations = destinations
         self.host_slots = host_slots
         self.max_bytes = max_bytes
 
@@ -195,7 +201,11 @@ class UrlSource:
 
     async def fetch(self, image: ImageView) -> bytes:
         return await fetch_plain(
-            self.http, image, host_slots=self.host_slots, max_bytes=self.max_bytes
+            self.http,
+            image,
+            host_slots=self.host_slots,
+            max_bytes=self.max_bytes,
+            destinations=self.destinations,
         )
 
     def page_url(self, image: ImageView) -> str | None:

@@ -44,6 +44,7 @@ class Harness:
             "HARVESTER_PROCESSES": "2",
             "HARVESTER_CONCURRENCY": "8",
             "HARVESTER_LOG_INTERVAL_SECONDS": "1",
+            "HARVESTER_ALLOW_NETWORKS": "127.0.0.1",  # the emulator's URL lists are on loopback
             **self.extra_env,
             **extra,
         }

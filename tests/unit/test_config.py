@@ -89,3 +89,11 @@ def test_images_in_flight_grow_with_the_worker_processes_unless_set(
     config = tmp_path / "h.toml"
     config.write_text("concurrency = 12\n")
     assert load_settings(config, processes=16).concurrency == 12
+
+
+def test_allowed_networks_are_comma_separated_in_the_environment_and_none_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    assert load_settings().allow_networks == []
+    monkeypatch.setenv("HARVESTER_ALLOW_NETWORKS", " 127.0.0.1, 10.0.0.0/8,cdn.lan ,")
+    assert load_settings().allow_networks == ["127.0.0.1", "10.0.0.0/8", "cdn.lan"]

@@ -34,6 +34,7 @@ class Upstream:
         self.arrivals: list[float] = []
         self.base = ""
         self.other_base = ""  # same app, another port: another origin
+        self.redirect_to = ""  # where /redirect-to points (a test sets it)
         app = web.Application()
         for path, handler in [
             ("/json", self.json),
@@ -49,6 +50,7 @@ class Upstream:
             ("/status/{code}", self.status),
             ("/echo-auth", self.echo_auth),
             ("/hop-away", self.hop_away),
+            ("/redirect-to", self.redirect_anywhere),
             ("/echo-key-redirect", self.echo_key_redirect),
             ("/hold", self.hold),
             ("/jsonp", self.jsonp),
@@ -160,6 +162,10 @@ class Upstream:
     async def hop_away(self, request: web.Request) -> web.Response:
         self._count(request)
         raise web.HTTPFound(f"{self.other_base}/echo-auth")
+
+    async def redirect_anywhere(self, request: web.Request) -> web.Response:
+        self._count(request)
+        raise web.HTTPFound(self.redirect_to)
 
     async def echo_key_redirect(self, request: web.Request) -> web.Response:
         """A hostile server putting the caller's key into a path and looping."""

@@ -1,0 +1,194 @@
+"""Where image fetches may go: host patterns, and never a private address unless allowed.
+
+A URL from a provider record or an operator's list is data an attacker may shape: it and
+every redirect it leads to must not reach loopback, the cloud metadata service or the
+operator's internal network. The host name is checked before each hop; the addresses are
+checked by the resolver the connection is made with (``FilteringResolver``), so the address
+checked is the address connected to and a name that re-resolves elsewhere (DNS rebinding)
+gains nothing. IP literals skip resolvers in aiohttp, so they are checked with the name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import ClassVar
+
+import yarl
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from harvester.http.errors import PermanentHttpError
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class HostNotAllowedError(PermanentHttpError):
+    """The destination is not one this fetch may reach (private address or foreign host)."""
+
+    reason: ClassVar[str] = "host_not_allowed"
+
+
+def normalise_host(host: str) -> str:
+    """The host as a resolver sees it: NFKC (fullwidth, circled digits), lower case, no dot."""
+    return unicodedata.normalize("NFKC", host).strip().rstrip(".").lower().strip("[]")
+
+
+def _as_address(host: str) -> Address | None:
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return _legacy_ipv4(host)
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is not None:
+            return embedded
+        if address.teredo is not None:
+            return address.teredo[1]
+    return address
+
+
+def _legacy_ipv4(host: str) -> Address | None:
+    """``127.1``, ``2130706433``, ``0x7f000001``: forms inet_aton (and so some resolvers)
+    accept as an address."""
+    if not host or any(c not in "0123456789abcdefx." for c in host) or not host[0].isdigit():
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def is_public(address: Address) -> bool:
+    """Globally routable unicast: not loopback, link-local, private, CGNAT, multicast, reserved."""
+    return address.is_global and not address.is_multicast
+
+
+def parse_allowed(entries: Iterable[str]) -> tuple[tuple[Network, ...], frozenset[str]]:
+    """``HARVESTER_ALLOW_NETWORKS`` entries: addresses and CIDR networks, else host names."""
+    networks: list[Network] = []
+    names: set[str] = set()
+    for raw in entries:
+        entry = raw.strip()
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(normalise_host(entry), strict=False))
+        except ValueError:
+            names.add(normalise_host(entry))
+    return tuple(networks), frozenset(names)
+
+
+@dataclass(frozen=True)
+class Destinations:
+    """One fetch policy. ``hosts`` None means any host name; addresses must be public unless
+    in ``networks``, or the name is trusted (an allowed name, or the configured API origin)."""
+
+    hosts: tuple[str, ...] | None = None
+    networks: tuple[Network, ...] = ()
+    trusted_names: frozenset[str] = frozenset()
+    trusted_origins: frozenset[tuple[str, int]] = frozenset()
+    label: str = field(default="public addresses", compare=False)
+
+    @classmethod
+    def public(cls, allow: Iterable[str] = ()) -> Destinations:
+        """URL lists: any public address, and what the operator allowed."""
+        networks, names = parse_allowed(allow)
+        return cls(None, networks, names)
+
+    @classmethod
+    def provider(
+        cls, name: str, patterns: Iterable[str], api_url: str, allow: Iterable[str] = ()
+    ) -> Destinations:
+        """A provider's CDN host patterns, plus the host of the API the operator configured."""
+        networks, names = parse_allowed(allow)
+        api = yarl.URL(api_url)
+        origins: frozenset[tuple[str, int]] = frozenset()
+        hosts = tuple(normalise_host(p) for p in patterns if p.strip())
+        if api.host and api.port is not None:
+            api_host = normalise_host(api.host)
+            origins = frozenset({(api_host, api.port)})
+            hosts = (*hosts, api_host)
+        label = f"{name} image hosts ({', '.join(hosts)})"
+        return cls(hosts, networks, names, origins, label)
+
+    def trusts(self, host: str, port: int | None) -> bool:
+        host = normalise_host(host)
+        return host in self.trusted_names or (host, port or 0) in self.trusted_origins
+
+    def name_allowed(self, host: str) -> bool:
+        if self.hosts is None:
+            return True
+        host = normalise_host(host)
+        return any(host == p or fnmatchcase(host, p) for p in self.hosts)
+
+    def address_allowed(self, host: str, port: int | None, address: Address) -> bool:
+        return (
+            is_public(address)
+            or self.trusts(host, port)
+            or any(address.version == n.version and address in n for n in self.networks)
+        )
+
+    def check(self, url: yarl.URL, shown: str) -> None:
+        """Refuse a URL whose host name (or IP literal) this policy does not allow."""
+        host = normalise_host(url.raw_host or "")
+        if not self.name_allowed(host):
+            raise HostNotAllowedError(
+                f"host_not_allowed: {shown} is not in {self.label}", url=shown
+            )
+        address = _as_address(host)
+        if address is not None and not self.address_allowed(host, url.port, address):
+            raise HostNotAllowedError(
+                f"host_not_allowed: {shown} is a non-public address ({address})", url=shown
+            )
+
+
+class FilteringResolver(AbstractResolver):
+    """Resolves with the default resolver and drops the addresses the policy refuses."""
+
+    def __init__(self, destinations: Destinations, inner: AbstractResolver | None = None) -> None:
+        self._destinations = destinations
+        self._inner = inner or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        kept = [r for r in results if self._allowed(host, port, r)]
+        if not kept:
+            found = ", ".join(sorted({r["host"] for r in results}))
+            raise HostNotAllowedError(
+                f"host_not_allowed: {host} resolves only to non-public addresses ({found})",
+                url=host,
+            )
+        return kept
+
+    def _allowed(self, host: str, port: int, result: ResolveResult) -> bool:
+        address = _as_address(result["host"])
+        return address is not None and self._destinations.address_allowed(host, port, address)
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def strip_userinfo(url: yarl.URL) -> yarl.URL:
+    """A redirect target without user:password@ (a redirect must not bring credentials)."""
+    if url.user is None and url.password is None:
+        return url
+    return url.with_user(None)
+
+
+__all__ = [
+    "Destinations",
+    "FilteringResolver",
+    "HostNotAllowedError",
+    "is_public",
+    "normalise_host",
+    "parse_allowed",
+    "strip_userinfo",
+]
