@@ -7,6 +7,8 @@ through here, so one marker and one set of rules hold everywhere. Public API:
 - `is_sensitive_param(name)`, whether a query parameter carries a credential;
 - `is_secret_field(name)`, whether a log field of that name holds one;
 - `redact_url(url)`, a URL with credential values and any password blanked;
+- `public_url(url)`, a URL fit to publish in a file or an export: no userinfo, no
+  credential-like parameter (signed CDN ones included), no fragment;
 - `redact_text(text, secrets)`, free text with credentials and the given values blanked;
 - `Redactor`, a set of known secret values (keys, tokens) that `redact_text`s with them.
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 import yarl
 
@@ -101,3 +103,77 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         return redact_text(text, self._values)
+
+
+# Parameter names that are, or sign, a credential. Exact names are short or generic;
+# fragments and prefixes catch the long tail (X-Amz-Signature, client_secret, oauth_token).
+CREDENTIAL_EXACT = frozenset(
+    {
+        "key",
+        "sig",
+        "sid",
+        "auth",
+        "code",
+        "hmac",
+        "hdnts",
+        "policy",
+        "ticket",
+        "expires",
+        "api_sig",
+        "key-pair-id",
+        "googleaccessid",
+        "__gda__",
+        "oh",  # Facebook/Mapillary CDN signature and its expiry
+        "oe",
+        "_nc_ohc",
+        "_nc_sid",
+    }
+)
+CREDENTIAL_FRAGMENTS = (
+    "token",
+    "secret",
+    "signature",
+    "password",
+    "passwd",
+    "apikey",
+    "api_key",
+    "credential",
+    "session",
+    "jwt",
+)
+CREDENTIAL_PREFIXES = ("x-amz-", "x-goog-", "x-oss-", "x-cos-")
+
+
+def is_credential_param(name: str) -> bool:
+    """True if a query parameter of this name carries or signs a credential: wider than
+    `is_sensitive_param` (signed-URL companions such as Expires go too), for publication."""
+    lowered = name.strip().lower()
+    return (
+        lowered in CREDENTIAL_EXACT
+        or any(f in lowered for f in CREDENTIAL_FRAGMENTS)
+        or lowered.startswith(CREDENTIAL_PREFIXES)
+    )
+
+
+def public_url(url: str) -> str:
+    """The URL fit to publish (a file, an export, a page): without userinfo, credential-like
+    query parameters or fragment.
+
+    A URL that cannot be parsed is dropped to its scheme and host, or to nothing: a
+    published file is better without a link than with a leaked one.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return ""
+    if not parts.scheme or not host:
+        return ""
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(name, value) for name, value in pairs if not is_credential_param(name)]
+    query = urlencode(kept) if len(kept) != len(pairs) else parts.query
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))

@@ -17,7 +17,7 @@ from harvester.db.catalog import FoundImage, add_images
 from harvester.db.session import Engine
 from harvester.errors import InputError
 from harvester.http import Destinations, HostSlots, HttpClient
-from harvester.redact import redact_url
+from harvester.redact import public_url
 from harvester.sources.base import Expansion, ImageView, TaskView, fetch_plain
 from harvester.sources.fields import coordinate
 from harvester.storage.layout import file_name, unique_slug
@@ -209,8 +209,8 @@ class UrlSource:
         )
 
     def page_url(self, image: ImageView) -> str | None:
-        # Written into every file's EXIF: a signed URL's signature must not travel with it.
-        return redact_url(image.source_url) if image.source_url else None
+        # Written into every file's EXIF: no credential may travel with the dataset.
+        return public_url(image.source_url) if image.source_url else None
 
 
 def _text(value: Any) -> str | None:

@@ -23,6 +23,7 @@ RULES = {
     "harvester.backoff": (),
     "harvester.redact": (),
     "harvester.errors": (),
+    "harvester.redact": (),
     "harvester.config": ("harvester.errors",),
     "harvester.log": ("harvester.redact",),
 }

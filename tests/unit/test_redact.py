@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import yarl
 
-from harvester.redact import REDACTED, Redactor, is_secret_field, redact_text, redact_url
+from harvester.redact import (
+    REDACTED,
+    Redactor,
+    is_secret_field,
+    public_url,
+    redact_text,
+    redact_url,
+)
 
 KEY = "0123456789abcdef0123456789abcdef"
 
@@ -88,3 +95,43 @@ def test_a_redactor_blanks_the_values_it_was_given_with_the_one_marker() -> None
 def test_log_fields_named_like_secrets_are_known_to_be_secret() -> None:
     assert is_secret_field("flickr_api_key") and is_secret_field("Authorization")
     assert not is_secret_field("campaign_id")
+
+
+SIGNED = [
+    ("http://admin:hunter2@cdn.test/a.jpg", "http://cdn.test/a.jpg"),
+    ("https://cdn.test/a.jpg?session=abc123&w=800", "https://cdn.test/a.jpg?w=800"),
+    (
+        "https://b.s3.amazonaws.com/a.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AKIAEXAMPLE%2F20260101&X-Amz-Date=20260101T000000Z"
+        "&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=deadbeef",
+        "https://b.s3.amazonaws.com/a.jpg",
+    ),
+    (
+        "https://d1.cloudfront.net/a.jpg?Policy=eyJTdGF0ZW1lbnQ&Signature=abc~&Key-Pair-Id=K2JCJ",
+        "https://d1.cloudfront.net/a.jpg",
+    ),
+    ("https://cdn.test/a.jpg#access_token=ya29.secret", "https://cdn.test/a.jpg"),
+    ("https://scontent.xx.fbcdn.net/t.jpg?stp=s1024&_nc_ohc=Q7&oh=00_AfB&oe=65F0", None),
+    ("https://cdn.test/a.jpg?hdnts=exp=1~hmac=ab&GoogleAccessId=x@y&token=t", None),
+    ("https://user@cdn.test:8443/a.jpg?api_key=k&sig=s", "https://cdn.test:8443/a.jpg"),
+]
+LEAKS = ["hunter2", "admin", "abc123", "AKIA", "deadbeef", "eyJ", "K2JCJ", "ya29", "Q7", "00_AfB",
+         "65F0", "hmac", "x@y", "=t&", "user@", "=k", "sig="]  # fmt: skip
+
+
+@pytest.mark.parametrize(("url", "expected"), SIGNED)
+def test_published_url_carries_no_credential(url: str, expected: str | None) -> None:
+    shown = public_url(url)
+    if expected is not None:
+        assert shown == expected
+    for secret in LEAKS:
+        assert secret not in shown, (url, shown)
+    assert "=" not in shown.replace("stp=s1024", "").replace("w=800", "")
+
+
+def test_harmless_urls_are_unchanged_and_garbage_becomes_nothing() -> None:
+    url = "https://cdn.test/photos/a%20b.jpg?w=800&h=600"
+    assert public_url(url) == url
+    assert public_url("https://[::1]:8080/x") == "https://[::1]:8080/x"
+    assert public_url("not a url") == ""
+    assert public_url("http://[::1/x") == ""
