@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from harvester import log
 from harvester.config import Settings, load_settings
-from harvester.errors import HarvesterError, InputError
+from harvester.errors import HarvesterError
 
 if TYPE_CHECKING:
     from harvester.db.session import Engine
@@ -203,11 +203,9 @@ async def _submit_urls(args: argparse.Namespace, settings: Settings, engine: Eng
 @_on_database(migrate=True)
 async def _submit_flickr(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from harvester.sources.flickr import FlickrCampaign, parse_queries, submit_flickr
+    from harvester.sources.textfile import read_text_capped
 
-    try:
-        text = args.queries.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read queries file {args.queries}: {exc}") from None
+    text = read_text_capped(args.queries, max_chars=16 * 1024 * 1024, what="queries file")
     queries, negatives = parse_queries(text, source=str(args.queries))
     campaign = FlickrCampaign(
         name=args.campaign,

@@ -30,6 +30,7 @@ QueueRow = Row[Any]
 
 RESCUE_BATCH = 1000
 MAX_WAIT_S = 7 * 86_400.0
+MAX_ERROR_CHARS = 2000
 LEASE_LOST = "lease expired on the last attempt (the worker died or hung)"
 LEASE_LOST_REASON = "lease_lost"
 
@@ -77,6 +78,12 @@ class Failure:
     retry_after: float | None = None
     reason: str = "error"
     measures: Measures | None = None  # for metrics, not stored
+
+    def __post_init__(self) -> None:
+        # An error may quote what a hostile input holds (a 20 MB URL): last_error stays short.
+        if len(self.error) > MAX_ERROR_CHARS:
+            cut = f"{self.error[: MAX_ERROR_CHARS - 40]}... ({len(self.error)} characters)"
+            object.__setattr__(self, "error", cut)
 
 
 async def enqueue_tasks(

@@ -16,7 +16,6 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import ClassVar
 
 import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -31,7 +30,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 class HostNotAllowedError(PermanentHttpError):
     """The destination is not one this fetch may reach (private address or foreign host)."""
 
-    reason: ClassVar[str] = "host_not_allowed"
+    reason = "host_not_allowed"
+    status_is_reason = False
 
 
 def normalise_host(host: str) -> str:

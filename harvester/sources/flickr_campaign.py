@@ -23,6 +23,9 @@ PROVIDER = "flickr"
 WINDOW_KIND = "flickr_window"
 LICENSES_KIND = "flickr_licenses"
 MAX_KEY_QUERY = 120
+# Upload times are Unix seconds; the day after the last must still be a date.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date(9999, 12, 30)
 
 
 class FlickrTaskError(HarvesterError):
@@ -63,6 +66,9 @@ class FlickrCampaign:
             raise InputError(f"need 1 <= --min-side <= --max-side, got {sides}")
         if self.max_upload is not None and self.max_upload < self.min_upload:
             raise InputError("--max-upload-date is before --min-upload-date")
+        for day in (self.min_upload, self.max_upload or self.min_upload):
+            if not FIRST_DAY <= day <= LAST_DAY:
+                raise InputError(f"upload dates must be from {FIRST_DAY} to {LAST_DAY}, got {day}")
         for license_id in self.licenses:
             if not license_id.isdigit():
                 raise InputError(f"--license takes numeric Flickr licence ids, got {license_id!r}")
@@ -74,6 +80,10 @@ class FlickrCampaign:
     def settings(self, today: date | None = None) -> dict[str, Any]:
         """The campaign row's settings; max_upload is fixed at submit so reruns agree."""
         until = self.max_upload or today or datetime.now(UTC).date()
+        if until < self.min_upload:
+            raise InputError(
+                f"the upload range is empty: --min-upload-date {self.min_upload} is after {until}"
+            )
         return {
             "name": self.name,
             "queries": list(self.queries),

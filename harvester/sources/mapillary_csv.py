@@ -8,13 +8,12 @@ number and skipped; the rest of the file still counts.
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harvester.errors import InputError
 from harvester.sources.fields import coordinate
+from harvester.sources.textfile import csv_records
 
 SEQUENCE_COLUMNS = ("sequence_id", "image_id", "latitude", "longitude")
 PAIRS_COLUMNS = (
@@ -103,20 +102,16 @@ def _rows(
     path: Path, columns: Sequence[str], read: CsvRead
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, row by column name) for every data line; bad shapes become problems."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text") from None
-    reader = csv.reader(io.StringIO(text))
     index: dict[str, int] | None = None
     width = len(columns)
-    for raw in reader:
+    for line_no, raw in csv_records(path):
+        if isinstance(raw, csv.Error):  # a field over csv's 128 KB limit, say
+            read.lines += 1
+            read.problems.append(f"{path.name} line {line_no}: {raw}")
+            continue
         cells = [c.strip() for c in raw]
         if not any(cells) or cells[0].startswith("#"):
             continue
-        line_no = reader.line_num
         if index is None and _is_header(cells, columns):
             index = {name.lower(): k for k, name in enumerate(cells)}
             width = len(cells)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,12 +20,15 @@ from harvester.http import Destinations, HostSlots, HttpClient
 from harvester.redact import public_url
 from harvester.sources.base import Expansion, ImageView, TaskView, fetch_plain
 from harvester.sources.fields import coordinate
+from harvester.sources.repeats import RepeatedKeys
+from harvester.sources.textfile import csv_records
 from harvester.storage.layout import file_name, unique_slug
 
 KNOWN_COLUMNS = ("url", "id", "lat", "lon", "captured_at", "license", "owner", "title")
 BATCH = 1000
 MAX_ID = 100  # provider ids are at most 200 characters, with the campaign folder in front
 MAX_PROBLEMS_SHOWN = 50
+MAX_URL = 8 * 1024  # longer is no image URL; it would only bloat rows and error messages
 
 
 @dataclass(frozen=True)
@@ -52,35 +55,28 @@ class BadLine:
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
-    """(line or row number, row) pairs; the format follows the file's extension."""
+    """(line or row number, row) pairs, streamed; the format follows the file's extension."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         yield from _parquet_rows(path)
         return
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+    header: list[str] | None = None
     delimiter = "\t" if suffix in (".tsv", ".tab") else ","
-    reader = csv.DictReader(io.StringIO(text.replace("\0", "")), delimiter=delimiter)
-    try:
-        header = reader.fieldnames
-    except csv.Error as exc:
-        raise InputError(f"{path}: the header line cannot be read: {exc}") from None
-    if not header or "url" not in [f.strip().lower() for f in header]:
-        raise InputError(f"{path}: the header line must name a 'url' column")
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:  # e.g. a field past the size limit: skip that line only
-            yield reader.line_num + 1, BadLine(str(exc))  # the failed line was not counted
+    for number, cells in csv_records(path, delimiter=delimiter):
+        if isinstance(cells, csv.Error):
+            if header is None:
+                raise InputError(f"{path}: the header line cannot be read: {cells}")
+            yield number, BadLine(str(cells))  # e.g. a field past the size limit: that line only
             continue
-        clean = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if k}
-        yield reader.line_num, clean
+        if header is None:
+            header = [cell.strip().lower() for cell in cells]
+            if "url" not in header:
+                raise InputError(f"{path}: the header line must name a 'url' column")
+            continue
+        if any(cell.strip() for cell in cells):
+            yield number, {k: v.strip() for k, v in zip(header, cells, strict=False) if k}
+    if header is None:
+        raise InputError(f"{path}: the header line must name a 'url' column")
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
@@ -97,12 +93,17 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
     for batch in table.iter_batches(batch_size=BATCH):
         for row in batch.to_pylist():
             number += 1
-            yield number, {str(k).lower(): v for k, v in row.items()}
+            yield number, {str(k).lower(): _finite(v) for k, v in row.items()}
 
 
 def parse_row(row: Mapping[str, Any], campaign: str) -> FoundImage:
     """One row to an image; raises ValueError with a reason an operator can act on."""
     url = str(row.get("url") or "").strip()
+    if len(url) > MAX_URL:
+        raise ValueError(f"URL longer than {MAX_URL} characters ({len(url)})")
+    for name, value in row.items():
+        if isinstance(value, str) and "\0" in value:
+            raise ValueError(f"{name} contains a NUL byte")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"not an http(s) URL: {url[:80]!r}")
@@ -145,18 +146,33 @@ async def submit_urls(
     campaign_id = await ensure_campaign(engine, campaign.name, "urls", settings)
     report = UrlSubmitReport(campaign_id)
     query = campaign.path.name
-    batch: list[FoundImage] = []
+    batch: dict[str, FoundImage] = {}
+    repeats = RepeatedKeys()
+    in_batch = 0
     for number, row in read_rows(campaign.path):
         report.rows += 1
         try:
             if isinstance(row, BadLine):
                 raise ValueError(row.reason)
-            batch.append(parse_row(row, campaign.name))
+            image = parse_row(row, campaign.name)
         except ValueError as exc:
             report.problems.append(f"{campaign.path.name}:{number}: {exc}")
+            continue
+        repeats.add(image.provider_id, number)
+        if image.provider_id in batch:
+            in_batch += 1
+        else:
+            batch[image.provider_id] = image
         if len(batch) >= BATCH:
             await _flush(engine, campaign_id, query, batch, report, max_attempts)
     await _flush(engine, campaign_id, query, batch, report, max_attempts)
+    found = repeats.repeats()
+    # A repeat in an earlier batch was counted as known; it is a rejected line instead.
+    report.known -= len(found) - in_batch
+    name = campaign.path.name
+    report.problems += [
+        f"{name}:{line}: duplicate id (first on line {first})" for line, first in found
+    ]
     return report
 
 
@@ -164,13 +180,14 @@ async def _flush(
     engine: Engine,
     campaign_id: int,
     query: str,
-    batch: list[FoundImage],
+    batch: dict[str, FoundImage],
     report: UrlSubmitReport,
     max_attempts: int,
 ) -> None:
     if batch:
+        found = list(batch.values())
         added = await add_images(
-            engine, campaign_id, "urls", query, batch, max_attempts=max_attempts
+            engine, campaign_id, "urls", query, found, max_attempts=max_attempts
         )
         report.added += added.new
         report.known += added.known
@@ -232,6 +249,11 @@ def _timestamp(value: Any) -> datetime | None:
     except (ValueError, OverflowError, OSError):
         raise ValueError(f"captured_at is not a date: {text[:40]!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (pandas' missing floats) as None: JSON, so Postgres, has no NaN."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _jsonable(value: Any) -> Any:

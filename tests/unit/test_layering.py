@@ -23,7 +23,6 @@ RULES = {
     "harvester.backoff": (),
     "harvester.redact": (),
     "harvester.errors": (),
-    "harvester.redact": (),
     "harvester.config": ("harvester.errors",),
     "harvester.log": ("harvester.redact",),
 }

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
-from http_upstream import FakeClock, Upstream, make_settings
+from clocks import FakeClock
+from http_upstream import Upstream, make_settings
 
 from harvester.http import Destinations, HostNotAllowedError, HttpClient
 

@@ -72,5 +72,5 @@ async def test_url_rows_for_internal_hosts_fail_at_once_as_host_not_allowed(
     for name in set(urls) - {"good"}:
         row = by_id[name]
         assert (row.state, row.attempts) == ("failed", 1), (name, row.state, row.attempts)
-        assert "host_not_allowed" in (row.last_error or ""), row.last_error
+        assert row.reason == "host_not_allowed", (name, row.reason, row.last_error)
     assert listener.connections == 0
