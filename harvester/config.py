@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     # Non-public addresses, networks or host names image fetches may reach (none by default).
     allow_networks: HostList = Field(default_factory=list)
     flickr_image_hosts: HostList = Field(
-        default_factory=lambda: ["*.staticflickr.com", "*.flickr.com"]
+        # s.yimg.com: where Flickr redirects a deleted photo (its placeholder is recognised).
+        default_factory=lambda: ["*.staticflickr.com", "*.flickr.com", "s.yimg.com"]
     )
     mapillary_image_hosts: HostList = Field(
         default_factory=lambda: ["*.fbcdn.net", "*.mapillary.com"]
