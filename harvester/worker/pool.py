@@ -38,6 +38,7 @@ T = TypeVar("T")
 _HEADER = struct.Struct("!Q")
 _READ_LIMIT = 8 * 2**20  # a whole answer fits without pausing the socket
 _CLOSE_TIMEOUT_S = 30.0
+_READY = b"\x01"  # a worker's first byte: started, codecs loaded
 RESPAWN_BACKOFF = Backoff(1.0, 30.0)  # a refused fork is retried 1, 2, 4 ... 30 s apart
 
 
@@ -65,6 +66,10 @@ def _serve(sock: socket.socket) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     Image.init()  # the codecs are loaded before the first image, not during it
     with sock:
+        try:
+            sock.sendall(_READY)  # only now may the daemon's clock for an image start
+        except OSError:
+            return
         while True:
             try:
                 request = _receive(sock)
@@ -185,6 +190,15 @@ class ImagePool:
             reader, writer = await asyncio.open_connection(sock=ours, limit=_READ_LIMIT)
         except BaseException:
             ours.close()
+            raise
+        try:
+            # A worker still starting (slow under load) must not have its start-up counted
+            # against the time limit of the first image it is given.
+            await asyncio.wait_for(reader.readexactly(len(_READY)), _CLOSE_TIMEOUT_S)
+        except BaseException:
+            writer.close()
+            process.kill()
+            await _stop(process)
             raise
         return _Worker(process, reader, writer)
 
