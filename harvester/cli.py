@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harvester import log
+from harvester.commands import dashboard
 from harvester.config import Settings, load_settings
 from harvester.errors import HarvesterError
 
@@ -104,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="counts by campaign, kind and state")
     status.add_argument("--json", action="store_true", help="JSON for scripts")
     status.set_defaults(handler=_status)
+    dashboard.register(commands)
     return parser
 
 

@@ -31,6 +31,7 @@ from harvester.db.queue import Failure, Outcome, Queue, QueueRow, RetryPolicy
 from harvester.db.session import DRIVER_ERRORS, create_engine, database_problem
 from harvester.errors import HarvesterError
 from harvester.log import redactor
+from harvester.web.dashboard import add_dashboard_routes
 from harvester.web.health import add_health_routes
 from harvester.web.metrics import JobLabels, Metrics, add_metrics_routes
 from harvester.web.server import serve
@@ -345,7 +346,8 @@ class Daemon:
 
 @contextlib.asynccontextmanager
 async def _serving(daemon: Daemon, bind: str | None) -> AsyncIterator[None]:
-    """`--http`: health for orchestrators (checked on an engine of its own) and metrics."""
+    """`--http`: health for orchestrators (checked on an engine of its own), metrics and
+    the dashboard."""
     if bind is None:
         yield
         return
@@ -354,6 +356,7 @@ async def _serving(daemon: Daemon, bind: str | None) -> AsyncIterator[None]:
         app = web.Application()
         add_health_routes(app, health_engine, daemon.snapshot)
         add_metrics_routes(app, daemon.metrics)
+        add_dashboard_routes(app, daemon.ctx.engine, daemon.ctx.settings.lease_seconds)
         site = await serve(app, bind)
         served = asyncio.Event()
         refresh = asyncio.create_task(daemon.metrics.refresh_loop(served))

@@ -1,0 +1,59 @@
+"""`harvester dashboard`: the operator page served from the database alone, no daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Any
+
+from harvester.config import Settings
+
+DEFAULT_BIND = "127.0.0.1:8081"
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "dashboard", help="serve the operator dashboard from the database (no daemon needed)"
+    )
+    parser.add_argument(
+        "--http",
+        metavar="[HOST:]PORT",
+        default=DEFAULT_BIND,
+        help="where to serve it; loopback unless a host is given (default: %(default)s)",
+    )
+    parser.set_defaults(handler=_dashboard)
+
+
+async def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    from aiohttp import web
+
+    from harvester.db.migrate import upgrade
+    from harvester.db.session import create_engine
+    from harvester.log import redactor
+    from harvester.web.dashboard import add_dashboard_routes
+    from harvester.web.health import add_health_routes
+    from harvester.web.server import parse_bind, serve
+
+    redactor.add(settings.flickr_api_key)
+    redactor.add(settings.mapillary_token)
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        app = web.Application()
+        add_health_routes(app, engine, dict)
+        add_dashboard_routes(app, engine, settings.lease_seconds)
+        site = await serve(app, args.http)
+        host, port = parse_bind(args.http)
+        print(f"dashboard on http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
+        stopped = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopped.set)
+        try:
+            await stopped.wait()
+        finally:
+            await site.cleanup()
+    finally:
+        await engine.dispose()
+    return 0

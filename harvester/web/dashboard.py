@@ -1,0 +1,232 @@
+"""The operator dashboard at `/`: one page rendered on the server from the tables alone.
+
+No JavaScript and nothing from a CDN (download servers are often offline): bars, the
+throughput chart and the coverage map are inline SVG and CSS. The page reloads itself,
+fits a phone, and shows no secret: source links and messages pass through the redactor.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from datetime import datetime
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.counts import CampaignStatus, campaign_counts
+from harvester.db.dashboard import Holder, Overview, overview
+from harvester.log import redactor
+from harvester.redact import redact_url
+
+REFRESH_S = 15
+FINISHED = ("stored", "skipped", "failed")
+
+CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:0;padding:12px;background:#f6f7f9;color:#222}
+h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:18px 0 6px}
+section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:10px;margin-bottom:12px;
+overflow-x:auto}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:4px 6px;
+border-bottom:1px solid #eee;vertical-align:top}td.n,th.n{text-align:right;white-space:nowrap}
+.bar{background:#e4e7eb;border-radius:3px;height:12px;min-width:80px;display:flex;overflow:hidden}
+.bar span{display:block;height:100%}.stored{background:#2e7d32}.skipped{background:#f9a825}
+.failed{background:#c62828}.muted{color:#777}.msg{font-family:monospace;font-size:12px;
+word-break:break-all}svg{max-width:100%;height:auto;display:block}
+@media (max-width:600px){body{padding:6px}td,th{padding:3px}.wide{display:none}}
+"""
+
+
+def render(campaigns: Sequence[CampaignStatus], view: Overview, lease_seconds: float) -> str:
+    body = "".join(
+        [
+            f"<h1>harvester</h1><p class=muted>as of {_time(view.now)} UTC, "
+            f"refreshes every {REFRESH_S} s, read-only</p>",
+            _campaigns(campaigns, view),
+            _throughput(view.per_minute),
+            _reasons(view),
+            _daemons(view.holders, view.now, lease_seconds),
+            _coverage(view.points, view.stored_with_position),
+            _failures(view),
+        ]
+    )
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f'<meta http-equiv=refresh content="{REFRESH_S}">'
+        f"<title>harvester dashboard</title><style>{CSS}</style></head>"
+        f"<body>{body}</body></html>"
+    )
+
+
+def _campaigns(campaigns: Sequence[CampaignStatus], view: Overview) -> str:
+    if not campaigns:
+        return "<section><h2>Campaigns</h2><p>No campaigns yet: `harvester submit`.</p></section>"
+    rows = []
+    for c in campaigns:
+        total = sum(c.images.values())
+        counts = {s: c.images.get(s, 0) for s in (*FINISHED, "queued", "running")}
+        done = sum(counts[s] for s in FINISHED)
+        per_min = view.recent_by_campaign.get(c.name, 0) / 15
+        left = counts["queued"] + counts["running"]
+        queries_left = sum(
+            n
+            for states in c.tasks.values()
+            for s, n in states.items()
+            if s in ("queued", "running")
+        )
+        rows.append(
+            f"<tr><td>{_e(c.name)}<div class=muted>{_e(c.provider)}</div></td>"
+            f"<td>{_bar(counts, total)}<div class=muted>{done} of {total} "
+            f"({_pct(done, total)})</div></td>"
+            + "".join(f"<td class=n>{counts[s]}</td>" for s in ("stored", "skipped", "failed"))
+            + f"<td class='n wide'>{left}</td><td class=n>{per_min:.1f}/min</td>"
+            f"<td class=n>{_eta(left, per_min, queries_left)}</td></tr>"
+        )
+    head = (
+        "<tr><th>campaign</th><th>progress</th><th class=n>stored</th><th class=n>skipped</th>"
+        "<th class=n>failed</th><th class='n wide'>left</th><th class=n>rate (15 min)</th>"
+        "<th class=n>ETA</th></tr>"
+    )
+    return f"<section><h2>Campaigns</h2><table>{head}{''.join(rows)}</table></section>"
+
+
+def _bar(counts: dict[str, int], total: int) -> str:
+    spans = "".join(
+        f"<span class={s} style='width:{100 * counts[s] / total:.2f}%' title='{s}'></span>"
+        for s in FINISHED
+        if total and counts[s]
+    )
+    return f"<div class=bar>{spans}</div>"
+
+
+def _eta(left: int, per_min: float, queries_left: int) -> str:
+    if left == 0 and queries_left == 0:
+        return "done"
+    if per_min <= 0:
+        return "—"
+    minutes = left / per_min
+    text = f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+    return f"≥ {text}" if queries_left else text  # queries still to run add images
+
+
+def _throughput(per_minute: list[int]) -> str:
+    width, height, top = 600, 120, max(per_minute) or 1
+    step = width / len(per_minute)
+    bars = "".join(
+        f"<rect x='{i * step:.1f}' y='{height - n * height / top:.1f}' width='{step - 1:.1f}' "
+        f"height='{n * height / top:.1f}' fill='#1565c0'><title>{n}</title></rect>"
+        for i, n in enumerate(per_minute)
+    )
+    total = sum(per_minute)
+    return (
+        f"<section><h2>Throughput, last hour</h2><p class=muted>{total} images finished, "
+        f"{total / 60:.1f} a minute on average, busiest minute {max(per_minute)}</p>"
+        f"<svg viewBox='0 0 {width} {height + 14}' role=img aria-label='images per minute'>"
+        f"{bars}<text x='0' y='{height + 12}' font-size='10'>-60 min</text>"
+        f"<text x='{width}' y='{height + 12}' font-size='10' text-anchor='end'>now</text>"
+        "</svg></section>"
+    )
+
+
+def _reasons(view: Overview) -> str:
+    if not view.reasons:
+        return "<section><h2>Reasons</h2><p>Nothing skipped or failed.</p></section>"
+    rows = "".join(
+        f"<tr><td>{_e(r.campaign)}</td><td>{_e(r.state)}</td><td><b>{_e(r.reason)}</b></td>"
+        f"<td class=n>{r.count}</td><td class=msg>{_link(r.example_url, r.example_id)}<br>"
+        f"{_e(_clean(r.example_message))}</td></tr>"
+        for r in view.reasons
+    )
+    head = (
+        "<tr><th>campaign</th><th>state</th><th>reason</th><th class=n>rows</th>"
+        "<th>example</th></tr>"
+    )
+    return f"<section><h2>Reasons</h2><table>{head}{rows}</table></section>"
+
+
+def _daemons(holders: list[Holder], now: datetime, lease_seconds: float) -> str:
+    if not holders:
+        return "<section><h2>Daemons</h2><p>No daemon holds any row right now.</p></section>"
+    rows = []
+    for h in holders:
+        beat = "—"
+        if h.lease_expires_at is not None:
+            # A heartbeat sets the lease to expire lease_seconds later.
+            ago = (now - h.lease_expires_at).total_seconds() + lease_seconds
+            beat = f"{max(ago, 0):.0f} s ago"
+        rows.append(f"<tr><td class=msg>{_e(h.owner)}</td><td class=n>{h.rows}</td>"
+                    f"<td class=n>{beat}</td></tr>")  # fmt: skip
+    head = "<tr><th>lease owner</th><th class=n>rows held</th><th class=n>last heartbeat</th></tr>"
+    return f"<section><h2>Daemons</h2><table>{head}{''.join(rows)}</table></section>"
+
+
+def _coverage(points: list[tuple[float, float]], total: int) -> str:
+    if not points:
+        return "<section><h2>Coverage</h2><p>No stored image has a position yet.</p></section>"
+    lats, lons = [p[0] for p in points], [p[1] for p in points]
+    pad_lat = max((max(lats) - min(lats)) * 0.05, 0.01)
+    pad_lon = max((max(lons) - min(lons)) * 0.05, 0.01)
+    south, north = max(min(lats) - pad_lat, -90), min(max(lats) + pad_lat, 90)
+    west, east = max(min(lons) - pad_lon, -180), min(max(lons) + pad_lon, 180)
+    width = 600
+    height = max(120, min(600, width * (north - south) / (east - west)))
+    dots = "".join(
+        f"<circle cx='{(lon - west) / (east - west) * width:.1f}' "
+        f"cy='{(north - lat) / (north - south) * height:.1f}' r='1.6'/>"
+        for lat, lon in points
+    )
+    shown = f"newest {len(points)} of {total}" if total > len(points) else f"all {total}"
+    return (
+        f"<section><h2>Coverage</h2><p class=muted>{shown} stored images with a position; "
+        f"lat {south:.3f} to {north:.3f}, lon {west:.3f} to {east:.3f}</p>"
+        f"<svg viewBox='0 0 {width} {height:.0f}' role=img aria-label='stored images on a map'>"
+        f"<rect width='{width}' height='{height:.0f}' fill='#eef3f8'/>"
+        f"<g fill='#c62828' fill-opacity='0.6'>{dots}</g></svg></section>"
+    )
+
+
+def _failures(view: Overview) -> str:
+    if not view.failures:
+        return "<section><h2>Recent failures</h2><p>None.</p></section>"
+    rows = "".join(
+        f"<tr><td class=n>{_time(f.finished_at)}</td><td>{_e(f.campaign)}</td>"
+        f"<td><b>{_e(f.reason or '')}</b></td><td class=msg>{_link(f.source_url, f.provider_id)}"
+        f"<br>{_e(_clean(f.message))}</td></tr>"
+        for f in view.failures
+    )
+    head = "<tr><th class=n>when</th><th>campaign</th><th>reason</th><th>image</th></tr>"
+    return f"<section><h2>Recent failures</h2><table>{head}{rows}</table></section>"
+
+
+def _link(url: str | None, label: str) -> str:
+    if not url:
+        return _e(label)
+    shown = redact_url(url)
+    if not shown.startswith(("http://", "https://")):
+        return _e(label)
+    return f"<a href='{_e(shown)}' rel=noreferrer>{_e(label)}</a>"
+
+
+def _clean(message: str | None) -> str:
+    return redactor.redact(message or "")[:300]
+
+
+def _pct(done: int, total: int) -> str:
+    return f"{100 * done / total:.1f}%" if total else "—"
+
+
+def _time(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S") if at else "—"
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def add_dashboard_routes(app: web.Application, engine: AsyncEngine, lease_seconds: float) -> None:
+    async def dashboard(_request: web.Request) -> web.Response:
+        page = render(await campaign_counts(engine), await overview(engine), lease_seconds)
+        return web.Response(text=page, content_type="text/html", charset="utf-8")
+
+    app.router.add_get("/", dashboard)

@@ -1,0 +1,131 @@
+"""The dashboard as an operator sees it in a browser: a running daemon after a harvest with
+failures, loaded in headless Chromium on a desktop and on a phone; and `harvester dashboard`
+serving the same page without a daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+from browser import chromium_or_skip, look_at, screenshot
+from daemon_harness import CLI, Harness, kill_group
+from sqlalchemy import select
+
+from harvester.db.models import Campaign, Image
+from harvester.db.session import create_engine
+
+ROWS = "[...document.querySelectorAll('section')[0].querySelectorAll('tr')].map(r => r.innerText)"
+SEEN = (
+    "({text: document.body.innerText, rows: " + ROWS + ","
+    " overflow: document.documentElement.scrollWidth - window.innerWidth})"
+)
+SCREENSHOT = os.environ.get("HARVESTER_DASHBOARD_SCREENSHOT")  # docs/dashboard.png, by hand
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _get(url: str) -> str:
+    def fetch() -> str:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode()
+
+    async with asyncio.timeout(60):
+        while True:
+            try:
+                return await asyncio.to_thread(fetch)
+            except OSError:
+                await asyncio.sleep(0.2)
+
+
+async def _database_counts(url: str) -> tuple[Counter[tuple[str, str]], Counter[str]]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(Campaign.name, Image.state, Image.reason).join(
+                        Campaign, Campaign.id == Image.campaign_id
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    return Counter((name, state) for name, state, _ in rows), Counter(r for *_, r in rows if r)
+
+
+async def test_an_operator_sees_campaigns_counts_and_reasons_in_a_browser(
+    sqlite_url: str, tmp_path: Path
+):
+    chromium_or_skip()
+    harness = Harness(sqlite_url, tmp_path / "data")
+    await harness.start_emulator()
+    try:
+        for name, n in (("alpine lakes", 40), ("city streets", 25)):
+            listing = tmp_path / f"{name.replace(' ', '_')}.csv"
+            await harness.url_list(n, listing)
+            code, out = await harness.cli("submit", "urls", "--campaign", name, str(listing))
+            assert code == 0, out
+        code, out = await harness.cli("run", "--until-idle", limit_s=180)
+        assert code == 0, out
+    finally:
+        await harness.stop_emulator()
+    states, reasons = await _database_counts(sqlite_url)
+    assert reasons, "the harvest should have failed or skipped something"
+
+    port = _free_port()
+    daemon = await harness.start_daemon("--http", str(port))
+    try:
+        await _get(f"http://127.0.0.1:{port}/readyz")
+        page = f"http://127.0.0.1:{port}/"
+        desktop = await look_at(page, SEEN)
+        phone = await look_at(page, SEEN, width=390, height=844)
+        if SCREENSHOT:
+            await screenshot(page, Path(SCREENSHOT))
+    finally:
+        kill_group(daemon, signal.SIGTERM)
+        await daemon.wait()
+
+    for name in ("alpine lakes", "city streets"):
+        row = next(r for r in desktop["rows"] if r.startswith(name))
+        cells = row.split("\t")
+        shown = [int(cells[i]) for i in (2, 3, 4)]  # stored, skipped, failed
+        assert shown == [states[(name, s)] for s in ("stored", "skipped", "failed")], row
+        total = sum(n for (c, _), n in states.items() if c == name)
+        assert f"of {total}" in row
+    top_reason = reasons.most_common(1)[0][0]
+    assert top_reason in desktop["text"]
+    assert "Recent failures" in desktop["text"] and "Coverage" in desktop["text"]
+    assert phone["overflow"] <= 0, "the page is wider than a phone"
+    assert "alpine lakes" in phone["text"]
+
+
+async def test_the_dashboard_command_serves_the_page_without_a_daemon(
+    sqlite_url: str, tmp_path: Path
+):
+    harness = Harness(sqlite_url, tmp_path / "data")
+    listing = tmp_path / "list.csv"
+    listing.write_text("url,id,lat,lon\nhttp://127.0.0.1:9/a.jpg,a,45.1,6.2\n")
+    code, out = await harness.cli("submit", "urls", "--campaign", "no daemon here", str(listing))
+    assert code == 0, out
+    port = _free_port()
+    server = await asyncio.create_subprocess_exec(
+        *CLI, "dashboard", "--http", f"127.0.0.1:{port}",
+        env=harness.env(), start_new_session=True,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        page = await _get(f"http://127.0.0.1:{port}/")
+    finally:
+        kill_group(server, signal.SIGTERM)
+        assert await server.wait() == 0
+    assert "no daemon here" in page and "0 of 1" in page
+    assert "No daemon holds any row" in page
