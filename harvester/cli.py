@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     mapillary.add_argument("--min-captured-at", type=_date)
     mapillary.add_argument("--max-captured-at", type=_date)
     mapillary.add_argument("--size", choices=["256", "1024", "2048", "original"], default="1024")
-    _size_flags(mapillary)
+    _size_flags(mapillary, None, "longer side of stored images (default: the --size asked for)")
     mapillary.set_defaults(handler=_submit_mapillary)
 
     cancel = commands.add_parser("cancel", help="stop a campaign: its queued work is cancelled")
@@ -126,8 +126,12 @@ def _bbox(text: str) -> tuple[float, float, float, float]:
     return minlon, minlat, maxlon, maxlat
 
 
-def _size_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-side", type=int, default=1024, help="longer side of stored images")
+def _size_flags(
+    parser: argparse.ArgumentParser,
+    max_side: int | None = 1024,
+    shown: str = "longer side of stored images",
+) -> None:
+    parser.add_argument("--max-side", type=int, default=max_side, help=shown)
     parser.add_argument(
         "--min-side", type=int, default=500, help="skip originals smaller than this"
     )

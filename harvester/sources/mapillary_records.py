@@ -119,7 +119,9 @@ def found_image(
     if image_id is None:
         return None
     field = thumb_field(size)
-    geometry = _point(record.get("geometry")) or _point(record.get("computed_geometry"))
+    # Computed (structure-from-motion corrected) values first, for position and heading
+    # alike, so that a row's position and its heading come from the same solution.
+    geometry = _point(record.get("computed_geometry")) or _point(record.get("geometry"))
     if geometry is None and listed is not None and None not in (listed.lon, listed.lat):
         geometry = (listed.lon or 0.0, listed.lat or 0.0)  # the list's own coordinates
     sequence = _ref(record.get("sequence")) or (listed.sequence_id if listed else None)

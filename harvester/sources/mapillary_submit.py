@@ -31,6 +31,8 @@ PROVIDER = "mapillary"
 TILE = "mapillary_tile"
 SEQUENCE = "mapillary_sequence"
 IDS = "mapillary_ids"
+# "original" asks for the picture as Mapillary has it: a side no image reaches.
+ORIGINAL_SIDE = 1 << 16
 ITEMS_PER_TASK = 200  # four ?ids= batches of 50; pairs stay together (an even count)
 MAX_PROBLEMS_SHOWN = 20
 
@@ -48,8 +50,15 @@ class MapillaryCampaign:
     min_captured_at: date | None = None
     max_captured_at: date | None = None
     size: str = "1024"  # "256" | "1024" | "2048" | "original"
-    max_side: int = 1024
+    max_side: int | None = None  # None: the size asked for (an original is not resized)
     min_side: int = 500
+
+    @property
+    def stored_side(self) -> int:
+        """The longer side of stored images: as given, else the size that was asked for."""
+        if self.max_side is not None:
+            return self.max_side
+        return ORIGINAL_SIDE if self.size == "original" else int(self.size)
 
 
 async def submit_mapillary(engine: Engine, campaign: MapillaryCampaign) -> SubmitReport:
@@ -66,7 +75,7 @@ async def submit_mapillary(engine: Engine, campaign: MapillaryCampaign) -> Submi
 def settings_of(campaign: MapillaryCampaign) -> dict[str, Any]:
     """The campaign row's settings: what the daemon and `expand` read back."""
     return {
-        "max_side": campaign.max_side,
+        "max_side": campaign.stored_side,
         "min_side": campaign.min_side,
         "quality": 90,
         "size": campaign.size,
@@ -87,7 +96,7 @@ def _check(campaign: MapillaryCampaign) -> None:
         raise InputError("give exactly one of --bbox, --sequence, --sequence-csv or --pairs-csv")
     if campaign.size not in SIZES:
         raise InputError(f"--size must be one of {', '.join(SIZES)}, got {campaign.size!r}")
-    if not 0 < campaign.min_side <= campaign.max_side:
+    if not 0 < campaign.min_side <= campaign.stored_side:
         raise InputError("--min-side must be positive and at most --max-side")
     low, high = campaign.min_captured_at, campaign.max_captured_at
     if low is not None and high is not None and low > high:

@@ -139,6 +139,31 @@ async def test_pairs_with_expired_urls_and_a_sequence_list_are_stored_through_th
         assert row.path == f"mapillary/{source.sequence}/00000/{source.id}.jpg"
         with PILImage.open(path) as stored:
             assert stored.format == "JPEG" and max(stored.size) == 512
-        assert row.lat == source.lat and row.heading is not None
+        lat = source.computed[1] if source.computed else source.lat  # computed first
+        assert row.lat == lat and row.heading is not None
     assert {roles[d.id] for d, _ in pairs[:8]} == {"database"}
     assert {roles[q.id] for _, q in pairs[:8]} == {"query"}
+
+
+@pytest.mark.parametrize("size", ["2048", "original"])
+async def test_the_size_asked_for_is_the_size_stored(
+    emu: RunningEmulator,
+    engine: AsyncEngine,
+    sqlite_url: str,
+    tmp_path: Path,
+    quick_settings: Any,
+    size: str,
+) -> None:
+    world = emu.world
+    listed = world.mapillary_sequence(world.mapillary_sequence_pairs()[2][1])[:3]
+    assert {(im.width, im.height) for im in listed} == {(1920, 1080)}
+    seq_csv = tmp_path / "seq.csv"
+    seq_csv.write_text("".join(f"{im.sequence},{im.id},{im.lat},{im.lon}\n" for im in listed))
+    await submit_mapillary(engine, MapillaryCampaign("big", sequence_csv=seq_csv, size=size))
+    await _run_daemon(quick_settings(sqlite_url), emu)
+    async with engine.connect() as db:
+        images = (await db.execute(select(Image))).all()
+    assert [r.state for r in images] == ["stored"] * 3
+    for row in images:
+        with PILImage.open(tmp_path / "data" / row.path) as stored:
+            assert stored.size == (1920, 1080)  # not the 1024 of the default size

@@ -48,8 +48,8 @@ def test_a_full_record_becomes_a_row_with_every_kept_field() -> None:
     record = dict(image.record)
     raw = record.pop("raw")
     assert record == {
-        "lat": 48.85,
-        "lon": 2.35,
+        "lat": 48.8501,  # computed_geometry, as the heading is computed_compass_angle
+        "lon": 2.3501,
         "captured_at": datetime(2020, 9, 13, 12, 26, 40, 123000, tzinfo=UTC),
         "heading": 92.25,
         "is_pano": True,
@@ -64,6 +64,11 @@ def test_a_full_record_becomes_a_row_with_every_kept_field() -> None:
     assert raw["computed_geometry"]["coordinates"] == [2.3501, 48.8501]
     assert raw["compass_angle"] == 90.5 and raw[THUMB_NOTE] == "thumb_1024_url"
     assert image.skip_reason is None
+
+
+def test_the_camera_geometry_is_the_fallback_when_none_was_computed() -> None:
+    image = found_image(_record(computed_geometry=None), size="1024", min_side=500)
+    assert image is not None and (image.record["lat"], image.record["lon"]) == (48.85, 2.35)
 
 
 def test_strings_objects_and_missing_fields_are_read_leniently() -> None:
@@ -83,7 +88,7 @@ def test_strings_objects_and_missing_fields_are_read_leniently() -> None:
     image = found_image(record, size="2048", min_side=500)
     assert image is not None
     assert image.provider_id == "987"
-    assert (image.record["lat"], image.record["lon"]) == (48.8501, 2.3501)  # computed fallback
+    assert (image.record["lat"], image.record["lon"]) == (48.8501, 2.3501)
     assert image.record["heading"] == 45.0 and image.record["is_pano"] is False
     assert image.record["sequence_id"] == "seq-1" and image.record["owner"] is None
     assert image.record["source_width"] == 1920
