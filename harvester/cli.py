@@ -6,21 +6,22 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harvester import log
-from harvester.commands import dashboard
+from harvester.commands import Handler, dashboard
+from harvester.commands import campaigns as campaign_commands
+from harvester.commands import jobs as job_commands
+from harvester.commands import on_database as _on_database
 from harvester.config import Settings, load_settings
 from harvester.errors import HarvesterError
 
 if TYPE_CHECKING:
     from harvester.db.session import Engine
     from harvester.worker.progress import Reporter
-
-Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,10 +98,15 @@ def _parser() -> argparse.ArgumentParser:
     cancel = commands.add_parser("cancel", help="stop a campaign: its queued work is cancelled")
     cancel.add_argument("--campaign", required=True)
     cancel.set_defaults(handler=_cancel)
-    retry = commands.add_parser("retry-failed", help="queue a campaign's failed rows again")
+    retry = commands.add_parser(
+        "retry-failed", help="queue a campaign's transient failures again (see jobs retry)"
+    )
     retry.add_argument("--campaign", required=True)
     retry.add_argument("--cancelled", action="store_true", help="also resume cancelled rows")
     retry.set_defaults(handler=_retry_failed)
+
+    job_commands.register(commands)
+    campaign_commands.register(commands)
 
     status = commands.add_parser("status", help="counts by campaign, kind and state")
     status.add_argument("--json", action="store_true", help="JSON for scripts")
@@ -135,30 +141,6 @@ def _size_flags(
     parser.add_argument(
         "--min-side", type=int, default=500, help="skip originals smaller than this"
     )
-
-
-EngineHandler = Callable[[argparse.Namespace, Settings, "Engine"], Awaitable[int]]
-
-
-def _on_database(*, migrate: bool) -> Callable[[EngineHandler], Handler]:
-    """A command that works on the database: it gets an engine, migrated unless told not."""
-
-    def wrap(handler: EngineHandler) -> Handler:
-        async def run(args: argparse.Namespace, settings: Settings) -> int:
-            from harvester.db.migrate import upgrade
-            from harvester.db.session import create_engine
-
-            engine = create_engine(settings.database_url)
-            try:
-                if migrate:
-                    await upgrade(engine)
-                return await handler(args, settings, engine)
-            finally:
-                await engine.dispose()
-
-        return run
-
-    return wrap
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -278,16 +260,15 @@ async def _cancel(args: argparse.Namespace, settings: Settings, engine: Engine) 
 
 @_on_database(migrate=True)
 async def _retry_failed(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    """The old spelling of `jobs retry --campaign NAME` (transient failures only)."""
     from harvester.db.campaigns import campaign_id_of
-    from harvester.db.models import Image, Task
-    from harvester.db.queue import Queue
+    from harvester.db.jobs import retry_jobs
 
     campaign = await campaign_id_of(engine, args.campaign)
-    counts = [
-        await Queue(engine, model).retry_failed(campaign_id=campaign, cancelled=args.cancelled)
-        for model in (Task, Image)
-    ]
-    print(f"campaign {args.campaign!r}: queued again {counts[0]} tasks, {counts[1]} images")
+    states = ["failed", "cancelled"] if args.cancelled else ["failed"]
+    counts = await retry_jobs(engine, campaign_id=campaign, states=states)
+    tasks, images = (sum(c.values()) for c in counts.values())
+    print(f"campaign {args.campaign!r}: queued again {tasks} tasks, {images} images")
     return 0
 
 

@@ -1,1 +1,64 @@
-"""Command groups of the CLI, one module each, each exposing `register(subparsers)`."""
+"""Command groups of the command line, one module each, each exposing `register(subparsers)`.
+
+`cli.py` parses argv and maps errors to exit codes; the groups only add their parsers and
+handlers here, and get a (migrated) engine from `on_database`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from harvester.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+EngineHandler = Callable[[argparse.Namespace, Settings, "AsyncEngine"], Awaitable[int]]
+WIDTH = 80
+
+
+def on_database(*, migrate: bool) -> Callable[[EngineHandler], Handler]:
+    """A command that works on the database: it gets an engine, migrated unless told not."""
+
+    def wrap(handler: EngineHandler) -> Handler:
+        async def run(args: argparse.Namespace, settings: Settings) -> int:
+            from harvester.db.migrate import upgrade
+            from harvester.db.session import create_engine
+
+            engine = create_engine(settings.database_url)
+            try:
+                if migrate:
+                    await upgrade(engine)
+                return await handler(args, settings, engine)
+            finally:
+                await engine.dispose()
+
+        return run
+
+    return wrap
+
+
+def print_json(value: Any) -> None:
+    """JSON for scripts: dataclasses as objects, times in ISO 8601."""
+    json.dump(value, sys.stdout, indent=2, sort_keys=True, default=_plain)
+    sys.stdout.write("\n")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return str(value)
+
+
+def fit(line: str, width: int = WIDTH) -> str:
+    """A table line cut to the terminal width an operator is promised (80 columns)."""
+    return line if len(line) <= width else line[: width - 1] + "…"

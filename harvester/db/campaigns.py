@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.clock import utcnow
-from harvester.db.models import Campaign
+from harvester.db.models import Campaign, Image, ImageState, Task
+from harvester.db.queue import Queue
 from harvester.db.session import insert_for, read_connection
 from harvester.errors import InputError
 
@@ -58,3 +62,144 @@ async def campaign_names(engine: AsyncEngine) -> dict[int, str]:
     async with read_connection(engine) as connection:
         rows = await connection.execute(select(Campaign.id, Campaign.name))
         return {row.id: row.name for row in rows}
+
+
+OPERATOR_PAUSE = "paused"
+
+
+@dataclass(frozen=True)
+class CampaignInfo:
+    id: int
+    name: str
+    provider: str
+    settings: dict[str, Any]
+    created_at: datetime
+    paused_at: datetime | None
+    paused_reason: str | None
+    paused_message: str | None
+
+
+async def list_campaigns(engine: AsyncEngine) -> list[CampaignInfo]:
+    async with read_connection(engine) as connection:
+        rows = await connection.execute(_info().order_by(Campaign.name))
+        return [_as_info(row) for row in rows]
+
+
+async def campaign_named(engine: AsyncEngine, name: str) -> CampaignInfo:
+    async with read_connection(engine) as connection:
+        row = (await connection.execute(_info().where(Campaign.name == name))).first()
+    if row is None:
+        raise InputError(f"no campaign named {name!r}; `harvester campaigns list` lists them")
+    return _as_info(row)
+
+
+def _info() -> Any:
+    return select(
+        Campaign.id,
+        Campaign.name,
+        Campaign.provider,
+        Campaign.settings,
+        Campaign.created_at,
+        Campaign.paused_at,
+        Campaign.paused_reason,
+        Campaign.paused_message,
+    )
+
+
+def _as_info(row: Any) -> CampaignInfo:
+    return CampaignInfo(
+        int(row.id),
+        row.name,
+        row.provider,
+        dict(row.settings),
+        row.created_at,
+        row.paused_at,
+        row.paused_reason,
+        row.paused_message,
+    )
+
+
+async def pause_campaigns(
+    engine: AsyncEngine,
+    campaign_ids: Sequence[int],
+    *,
+    reason: str = OPERATOR_PAUSE,
+    message: str | None = None,
+) -> list[str]:
+    """Stop daemons claiming these campaigns' rows (nothing is cancelled; rows in flight
+    finish). Returns the names newly paused; a campaign paused already keeps its reason."""
+    if not campaign_ids:
+        return []
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            update(Campaign)
+            .where(Campaign.id.in_(campaign_ids), Campaign.paused_at.is_(None))
+            .values(paused_at=utcnow(), paused_reason=reason, paused_message=message)
+            .returning(Campaign.name)
+        )
+        return sorted(result.scalars().all())
+
+
+async def pause_campaign(engine: AsyncEngine, name: str, message: str | None = None) -> bool:
+    """An operator's pause; False if the campaign was paused already."""
+    campaign = await campaign_named(engine, name)
+    return bool(await pause_campaigns(engine, [campaign.id], message=message))
+
+
+async def resume_campaign(engine: AsyncEngine, name: str) -> Counter[str | None]:
+    """Let daemons claim its rows again. Rows that failed because of what paused it (a
+    rejected key) go again too; returns their count by reason code."""
+    campaign = await campaign_named(engine, name)
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign.id)
+            .values(paused_at=None, paused_reason=None, paused_message=None)
+        )
+    requeued: Counter[str | None] = Counter()
+    if campaign.paused_reason and campaign.paused_reason != OPERATOR_PAUSE:
+        for model in (Task, Image):
+            requeued += await Queue(engine, model).requeue(
+                campaign_id=campaign.id, in_states=["failed"], reasons=[campaign.paused_reason]
+            )
+    return requeued
+
+
+class CampaignBusy(InputError):
+    """A daemon holds rows of this campaign."""
+
+    reason = "campaign_busy"
+
+
+async def delete_campaign(engine: AsyncEngine, name: str) -> list[str]:
+    """Delete a campaign with its tasks, images and hits; returns the stored files' paths
+    (relative to the storage root) so the caller may remove them. Refused while any
+    daemon holds one of its rows: stop or pause it and let the leases end first."""
+    campaign = await campaign_named(engine, name)
+    async with engine.begin() as connection:
+        now = utcnow()
+        for model in (Task, Image):
+            held = await connection.execute(
+                select(func.count())
+                .select_from(model)
+                .where(
+                    model.campaign_id == campaign.id,
+                    model.state == ImageState.RUNNING,
+                    model.lease_expires_at > now,
+                )
+            )
+            if count := held.scalar_one():
+                raise CampaignBusy(
+                    f"campaign {name!r}: a daemon holds {count} of its {model.__tablename__}; "
+                    f"pause it (`harvester campaigns pause {name}`) and wait for them to finish"
+                )
+        paths = await connection.execute(
+            select(Image.path).where(
+                Image.campaign_id == campaign.id,
+                Image.state == ImageState.STORED,
+                Image.path.is_not(None),
+            )
+        )
+        stored = [path for (path,) in paths if path]
+        await connection.execute(delete(Campaign).where(Campaign.id == campaign.id))
+    return stored

@@ -101,6 +101,11 @@ class Campaign(Base):
     provider: Mapped[str] = mapped_column(String(20))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]
+    # Set while daemons must not claim its rows (nothing is cancelled): by an operator
+    # (`campaigns pause`, reason "paused") or by a daemon whose key was rejected ("invalid_key").
+    paused_at: Mapped[datetime | None]
+    paused_reason: Mapped[str | None] = mapped_column(String(40))
+    paused_message: Mapped[str | None] = mapped_column(Text)
 
 
 class _QueueColumns:

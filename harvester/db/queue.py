@@ -8,7 +8,7 @@ row may run more than once but its effect happens once.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,10 +17,11 @@ from typing import Any
 import structlog
 from sqlalchemy import Row, Select, bindparam, case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from harvester.backoff import Backoff
 from harvester.db.clock import CLOCK_SKEW, WallClock, utcnow
-from harvester.db.models import Image, ImageState, Task, TaskState
+from harvester.db.models import Campaign, Image, ImageState, Task, TaskState
 from harvester.db.session import insert_for, read_connection
 from harvester.measures import Measures
 
@@ -167,7 +168,8 @@ class Queue:
             )
             rescued = (await connection.execute(rescue)).all()
             self.rescued += len(rescued)
-            claim = claim_statement(self.model, now, limit, owner, lease_seconds, kinds)
+            paused = (await connection.execute(paused_campaigns())).scalars().all()
+            claim = claim_statement(self.model, now, limit, owner, lease_seconds, kinds, paused)
             rows = (await connection.execute(claim)).all()
         self._log_failed(
             (r.id, r.campaign_id, LEASE_LOST_REASON, LEASE_LOST)
@@ -360,24 +362,39 @@ class Queue:
             )
             return int(result.rowcount)
 
-    async def retry_failed(
-        self, *, campaign_id: int | None = None, ids: Sequence[int] = (), cancelled: bool = False
-    ) -> int:
-        """Queue failed (and optionally cancelled) rows again with a fresh set of attempts.
+    async def requeue(
+        self,
+        *,
+        campaign_id: int | None = None,
+        ids: Sequence[int] = (),
+        in_states: Sequence[str] = (ImageState.FAILED,),
+        reasons: Sequence[str] = (),
+        retryable_only: bool = False,
+        dry_run: bool = False,
+    ) -> Counter[str | None]:
+        """Queue finished rows again; returns how many of each reason code (would be) requeued.
 
-        The history stays: `requeues` counts the times, `reason` and `last_error` keep the
-        last failure until the next attempt's outcome replaces them.
+        `retryable_only` keeps failures that were permanent (a 404, not an image) where
+        they are; cancelled rows were never failures and always qualify. The history
+        stays: `requeues` counts the times, `reason` and `last_error` keep the last failure
+        until the next attempt's outcome replaces them; `attempts` starts afresh.
         """
         model, states = self.model, self.states
-        wanted = [states.FAILED, states.CANCELLED] if cancelled else [states.FAILED]
-        statement = _scope(update(model).where(model.state.in_(wanted)), model, campaign_id, ids)
+        where: list[ColumnElement[bool]] = [model.state.in_(in_states)]
+        if reasons:
+            where.append(model.reason.in_(reasons))
+        if retryable_only:
+            where.append(or_(model.state == states.CANCELLED, model.retryable.is_(True)))
         async with self.engine.begin() as connection:
             now = await self._now(connection)
             # A cancelled row still leased may be running: it is not resumed until its lease ends.
-            free = or_(model.lease_owner.is_(None), model.lease_expires_at < now)
+            where.append(or_(model.lease_owner.is_(None), model.lease_expires_at < now))
+            if dry_run:
+                picked = _scope(select(model.reason), model, campaign_id, ids).where(*where)
+                return Counter((await connection.execute(picked)).scalars().all())
+            statement = _scope(update(model), model, campaign_id, ids).where(*where)
             result = await connection.execute(
-                statement.where(free)
-                .values(
+                statement.values(
                     state=states.QUEUED,
                     attempts=0,
                     requeues=model.requeues + 1,
@@ -387,9 +404,10 @@ class Queue:
                     lease_expires_at=None,
                     updated_at=now,
                 )
+                .returning(model.reason)
                 .execution_options(synchronize_session=False)
             )
-            return int(result.rowcount)
+            return Counter(result.scalars().all())
 
 
 def claim_statement(
@@ -399,10 +417,12 @@ def claim_statement(
     owner: str,
     lease_seconds: float,
     kinds: Sequence[str] = (),
+    paused: Sequence[int] = (),
 ) -> Any:
     """-- The claim: lease the oldest due rows; rows another claimer holds are skipped.
     UPDATE <queue> SET state='running', lease_owner=:owner, attempts=attempts+1, ...
     WHERE id IN (SELECT id FROM <queue> WHERE state='queued' AND not_before <= :now
+                 [AND campaign_id NOT IN (:paused)]
                  ORDER BY not_before, id LIMIT :limit FOR UPDATE SKIP LOCKED)
     RETURNING *
     """
@@ -410,6 +430,8 @@ def claim_statement(
     due = due_rows(model, now, limit)
     if kinds and model is Task:
         due = due.where(Task.kind.in_(kinds))
+    if paused:
+        due = due.where(model.campaign_id.not_in(paused))
     return (
         update(model)
         .where(model.id.in_(due.scalar_subquery()))
@@ -423,6 +445,12 @@ def claim_statement(
         .returning(*model.__table__.c)
         .execution_options(synchronize_session=False)
     )
+
+
+def paused_campaigns() -> Select[Any]:
+    """-- Campaigns whose rows no daemon may claim: SELECT id FROM campaigns WHERE paused_at
+    IS NOT NULL (a handful of rows; with none paused the claim is the plain one)."""
+    return select(Campaign.id).where(Campaign.paused_at.is_not(None))
 
 
 def rescue_statement(model: QueueModel, now: datetime) -> Any:

@@ -62,6 +62,14 @@ class LocalStorage:
         with self._lock:
             self._unsynced.add(target.parent)
 
+    def remove(self, relative: PurePosixPath | str) -> bool:
+        """Delete a stored file (a campaign deleted with its files); False if it was gone."""
+        try:
+            self.absolute(relative).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     async def sync(self) -> None:
         """Make the renames durable: call before recording the files as stored.
 

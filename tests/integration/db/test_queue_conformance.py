@@ -141,20 +141,20 @@ async def test_permanent_failure_fails_at_once_with_its_reason(
     assert (final.state, final.last_error, final.attempts) == ("failed", "HTTP 404 Not Found", 1)
 
 
-async def test_cancel_and_retry_failed(engine: AsyncEngine, clock: FakeClock):
+async def test_cancel_and_requeue(engine: AsyncEngine, clock: FakeClock):
     await _tasks(engine, 4, clock)
     queue = Queue(engine, Task, clock=clock)
     claimed = await queue.claim("w", 2, 60)
     await queue.fail("w", [Failure(claimed[0].id, "bad", retryable=False)])
     assert await queue.cancel(campaign_id=1) == 3  # one running, two queued
     assert await queue.claim("w", 10, 60) == []
-    assert await queue.retry_failed(campaign_id=1) == 1
+    assert (await queue.requeue(campaign_id=1)).total() == 1
     (again,) = await queue.claim("w", 10, 60)
     assert again.id == claimed[0].id and again.attempts == 1
     # The cancelled row that was running keeps its lease: it may still be at work.
-    assert await queue.retry_failed(campaign_id=1, cancelled=True) == 2
+    assert (await queue.requeue(campaign_id=1, in_states=["failed", "cancelled"])).total() == 2
     clock.advance(61)
-    assert await queue.retry_failed(campaign_id=1, cancelled=True) == 1
+    assert (await queue.requeue(campaign_id=1, in_states=["failed", "cancelled"])).total() == 1
 
 
 async def test_release_hands_rows_back_without_spending_an_attempt(
@@ -211,7 +211,7 @@ async def test_a_requeue_keeps_the_reason_and_counts_itself(engine: AsyncEngine,
     queue = Queue(engine, Task, clock=clock)
     (row,) = await queue.claim("w", 1, 60)
     await queue.fail("w", [Failure(row.id, "HTTP 404", retryable=False, reason="http_404")])
-    assert await queue.retry_failed(campaign_id=1) == 1
+    assert (await queue.requeue(campaign_id=1)).total() == 1
     again = await _row(engine, row.id)
     assert (again.state, again.attempts, again.requeues) == ("queued", 0, 1)
     assert (again.reason, again.last_error) == ("http_404", "HTTP 404")

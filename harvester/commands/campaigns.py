@@ -1,0 +1,117 @@
+"""`harvester campaigns list|show|pause|resume|delete`: whole harvests, as operators run them."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from harvester.commands import fit, on_database, print_json
+from harvester.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    campaigns = commands.add_parser("campaigns", help="list, show, pause, resume, delete")
+    group = campaigns.add_subparsers(dest="campaigns_command", required=True)
+
+    listing = group.add_parser("list", help="every campaign, paused ones marked")
+    listing.add_argument("--json", action="store_true", help="JSON for scripts, not a table")
+    listing.set_defaults(handler=_list)
+
+    show = group.add_parser("show", help="a campaign's settings, as submitted")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true", help="JSON for scripts")
+    show.set_defaults(handler=_show)
+
+    pause = group.add_parser("pause", help="daemons stop claiming its rows; nothing is cancelled")
+    pause.add_argument("name")
+    pause.set_defaults(handler=_pause)
+
+    resume = group.add_parser(
+        "resume", help="daemons claim its rows again (rows failed by what paused it go again)"
+    )
+    resume.add_argument("name")
+    resume.set_defaults(handler=_resume)
+
+    delete = group.add_parser(
+        "delete", help="delete it with its rows; refused while a daemon holds any of them"
+    )
+    delete.add_argument("name")
+    delete.add_argument(
+        "--files", action="store_true", help="also delete its stored images (default: keep)"
+    )
+    delete.set_defaults(handler=_delete)
+
+
+@on_database(migrate=True)
+async def _list(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+    from harvester.db.campaigns import list_campaigns
+
+    campaigns = await list_campaigns(engine)
+    if args.json:
+        print_json({"campaigns": campaigns})
+        return 0
+    if not campaigns:
+        print("no campaigns yet: submit one with `harvester submit ...`")
+        return 0
+    print(f"{'campaign':<30} {'provider':<10} {'created':<17} state")
+    for c in campaigns:
+        state = f"paused ({c.paused_reason})" if c.paused_at else "active"
+        created = c.created_at.strftime("%Y-%m-%d %H:%M")
+        print(fit(f"{c.name:<30} {c.provider:<10} {created:<17} {state}"))
+    return 0
+
+
+@on_database(migrate=True)
+async def _show(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+    from harvester.db.campaigns import campaign_named
+
+    campaign = await campaign_named(engine, args.name)
+    if args.json:
+        print_json(campaign)
+        return 0
+    print(f"campaign  {campaign.name} ({campaign.provider}), created {campaign.created_at}")
+    if campaign.paused_at:
+        why = f": {campaign.paused_message}" if campaign.paused_message else ""
+        print(f"paused    {campaign.paused_at} ({campaign.paused_reason}){why}")
+    for key, value in sorted(campaign.settings.items()):
+        print(f"  {key:<22} {value}")
+    return 0
+
+
+@on_database(migrate=True)
+async def _pause(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+    from harvester.db.campaigns import pause_campaign
+
+    if await pause_campaign(engine, args.name):
+        print(f"campaign {args.name!r} paused: daemons finish what they hold, claim no more")
+    else:
+        print(f"campaign {args.name!r} was paused already")
+    return 0
+
+
+@on_database(migrate=True)
+async def _resume(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+    from harvester.db.campaigns import resume_campaign
+
+    requeued = await resume_campaign(engine, args.name)
+    again = ", ".join(f"{n} {reason}" for reason, n in requeued.items())
+    print(f"campaign {args.name!r} resumed" + (f"; queued again: {again}" if again else ""))
+    return 0
+
+
+@on_database(migrate=True)
+async def _delete(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+    from harvester.db.campaigns import delete_campaign
+    from harvester.storage.local import LocalStorage
+
+    paths = await delete_campaign(engine, args.name)
+    removed = 0
+    if args.files:
+        storage = LocalStorage(settings.storage_root)
+        removed = sum(storage.remove(path) for path in paths)
+    kept = "" if args.files else f"; its {len(paths)} stored files stay (--files deletes them)"
+    print(f"campaign {args.name!r} deleted" + (f", {removed} files removed" if removed else kept))
+    return 0

@@ -1,0 +1,158 @@
+"""`harvester jobs list|show|retry`: the rows of both queues, why they failed, again by reason."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from harvester.commands import fit, on_database, print_json
+from harvester.config import Settings
+from harvester.errors import InputError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from harvester.db.jobs import JobKind
+
+KINDS = ("task", "image")
+RETRY_STATES = ("failed", "skipped", "cancelled")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    jobs = commands.add_parser("jobs", help="list, show and retry rows of the job tables")
+    group = jobs.add_subparsers(dest="jobs_command", required=True)
+
+    listing = group.add_parser("list", help="rows, most recently changed first")
+    _scope_flags(listing)
+    listing.add_argument("--state", action="append", help="only rows in this state (repeatable)")
+    listing.add_argument("--reason", action="append", help="only rows with this reason code")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many rows")
+    listing.add_argument("--json", action="store_true", help="JSON for scripts, not a table")
+    listing.set_defaults(handler=_list)
+
+    show = group.add_parser("show", help="every column of one row (source URL redacted)")
+    show.add_argument("id", type=int, help="the row's id, as `jobs list` shows it")
+    show.add_argument("--kind", choices=KINDS, default="image", help="which table")
+    show.add_argument("--json", action="store_true", help="JSON for scripts")
+    show.set_defaults(handler=_show)
+
+    retry = group.add_parser(
+        "retry",
+        help="queue finished rows again; by default only failures that were transient",
+    )
+    _scope_flags(retry)
+    retry.add_argument(
+        "--state", choices=RETRY_STATES, default="failed", help="which finished rows"
+    )
+    retry.add_argument(
+        "--reason",
+        nargs="+",
+        action="extend",
+        metavar="CODE",
+        help="only rows with these reason codes, retryable or not (default: transient ones)",
+    )
+    retry.add_argument(
+        "--id", nargs="+", action="extend", type=int, metavar="ID", help="only these rows"
+    )
+    retry.add_argument("--dry-run", action="store_true", help="count, change nothing")
+    retry.set_defaults(handler=_retry)
+
+
+def _scope_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--campaign", help="only this campaign (default: all)")
+    parser.add_argument("--kind", choices=KINDS, help="only tasks or only images (default: both)")
+
+
+def _kinds(args: argparse.Namespace) -> tuple[JobKind, ...]:
+    from harvester.db.jobs import JobKind
+
+    return (JobKind(args.kind),) if args.kind else tuple(JobKind)
+
+
+async def _campaign_id(engine: AsyncEngine, name: str | None) -> int | None:
+    from harvester.db.campaigns import campaign_id_of
+
+    return None if name is None else await campaign_id_of(engine, name)
+
+
+@on_database(migrate=True)
+async def _list(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+    from harvester.db.jobs import list_jobs
+
+    if args.limit < 1:
+        raise InputError("--limit must be at least 1")
+    lines = await list_jobs(
+        engine,
+        campaign_id=await _campaign_id(engine, args.campaign),
+        kinds=_kinds(args),
+        states=args.state or (),
+        reasons=args.reason or (),
+        limit=args.limit,
+    )
+    if args.json:
+        print_json({"jobs": lines})
+        return 0
+    if not lines:
+        print("no rows match")
+        return 0
+    print(f"{'kind':<5} {'id':>7} {'state':<9} {'reason':<16} {'try':>3} {'rq':>2} campaign / what")
+    for line in lines:
+        head = (
+            f"{line.kind:<5} {line.id:>7} {line.state:<9} {line.reason or '-':<16} "
+            f"{line.attempts:>3} {line.requeues:>2} {line.campaign} / {line.what}"
+        )
+        print(fit(head + (f": {line.message}" if line.message else "")))
+    return 0
+
+
+@on_database(migrate=True)
+async def _show(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+    from harvester.db.jobs import JobKind, job_detail
+    from harvester.redact import redact_url
+
+    detail = await job_detail(engine, JobKind(args.kind), args.id)
+    if detail is None:
+        raise InputError(f"no {args.kind} with id {args.id}; `harvester jobs list` shows ids")
+    if detail.get("source_url"):
+        detail["source_url"] = redact_url(detail["source_url"])
+    if args.json:
+        print_json(detail)
+        return 0
+    for key, value in detail.items():
+        print(f"{key:>18}: {_shown(value)}")
+    return 0
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict | list):
+        import json
+
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+@on_database(migrate=True)
+async def _retry(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+    from harvester.db.jobs import retry_jobs
+
+    counts = await retry_jobs(
+        engine,
+        campaign_id=await _campaign_id(engine, args.campaign),
+        kinds=_kinds(args),
+        states=[args.state],
+        reasons=args.reason or (),
+        ids=args.id or (),
+        dry_run=args.dry_run,
+    )
+    verb = "would queue again" if args.dry_run else "queued again"
+    total = 0
+    for kind, by_reason in counts.items():
+        for reason, count in sorted(by_reason.items(), key=lambda kv: (-kv[1], str(kv[0]))):
+            print(f"{verb} {count:>7} {kind}s  reason {reason or '-'}")
+            total += count
+    print(f"{verb} {total} rows in all")
+    if not total and not args.reason and not args.id:
+        print("(only transient failures go by default: name codes with --reason to force)")
+    return 0
