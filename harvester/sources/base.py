@@ -4,11 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from harvester.db.catalog import FoundImage
 from harvester.db.queue import NewTask
 from harvester.http import HttpClient, NotFoundError
+
+# Where a source notes, in an image's raw record, a capture time the provider gives as a
+# wall clock with no time zone (Flickr's `datetaken`): ISO 8601 without an offset. The
+# row's captured_at is a UTC instant, which such a time is not, so it stays empty.
+LOCAL_TIME_NOTE = "harvester_taken_local"
+
+
+def local_capture_time(raw: Mapping[str, Any] | None) -> datetime | None:
+    """The zone-less capture time a source noted, as a naive datetime (None if none)."""
+    text = (raw or {}).get(LOCAL_TIME_NOTE)
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return when if when.tzinfo is None else None
 
 
 @dataclass(frozen=True)

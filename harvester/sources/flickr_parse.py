@@ -17,6 +17,7 @@ from typing import Any
 from harvester.db.catalog import FoundImage
 from harvester.errors import InputError
 from harvester.http import TransientHttpError, flickr_stat_error
+from harvester.sources.base import LOCAL_TIME_NOTE
 from harvester.storage.layout import file_name, slug
 
 MAX_QUERY_CHARS = 200
@@ -108,17 +109,16 @@ def unix_time(value: Any) -> datetime | None:
 
 
 def taken_time(value: Any, unknown: Any) -> datetime | None:
-    """Flickr's `datetaken` (no zone given; kept as UTC); None when Flickr says unknown."""
+    """Flickr's `datetaken`: a wall clock with no zone (naive); None when Flickr says unknown."""
     if as_int(unknown) == 1:
         return None
     text = as_text(value)
     if not text:
         return None
     try:
-        parsed = datetime.strptime(text.strip()[:19], "%Y-%m-%d %H:%M:%S")
+        return datetime.strptime(text.strip()[:19], "%Y-%m-%d %H:%M:%S")
     except ValueError:
         return None
-    return parsed.replace(tzinfo=UTC)
 
 
 def geo(record: Mapping[str, Any]) -> tuple[float | None, float | None, int | None]:
@@ -251,16 +251,25 @@ def found_image(record: Mapping[str, Any], query: str, min_side: int) -> FoundIm
             "lat": lat,
             "lon": lon,
             "accuracy": accuracy,
-            "captured_at": taken_time(record.get("datetaken"), record.get("datetakenunknown")),
+            "captured_at": None,  # a UTC instant, which datetaken (no zone) is not
             "uploaded_at": unix_time(record.get("dateupload")),
             "owner": owner,
             "owner_name": as_text(record.get("ownername")),
             "title": as_text(record.get("title")),
             "tags": as_text(record.get("tags")),
             "license_id": as_text(record.get("license")),
-            "raw": dict(record),
+            "raw": _raw(record),
             "source_width": width,
             "source_height": height,
         },
         skip_reason=skip,
     )
+
+
+def _raw(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record as Flickr gave it, plus its capture time noted for the file's EXIF."""
+    raw = dict(record)
+    taken = taken_time(record.get("datetaken"), record.get("datetakenunknown"))
+    if taken is not None:
+        raw[LOCAL_TIME_NOTE] = taken.isoformat(sep=" ")
+    return raw

@@ -17,7 +17,7 @@ from harvester.errors import HarvesterError
 from harvester.http import HttpError, TransientHttpError, UnavailableError
 from harvester.imaging import ImagingError, Metadata, Processed, TooSmall
 from harvester.measures import Measures
-from harvester.sources.base import ImageView, Source, TaskView
+from harvester.sources.base import ImageView, Source, TaskView, local_capture_time
 from harvester.worker.context import Context
 from harvester.worker.pool import WorkerLost
 
@@ -183,7 +183,8 @@ async def _metadata(ctx: Context, source: Source, view: ImageView, row: QueueRow
         lat=row.lat,
         lon=row.lon,
         heading=row.heading,
-        captured_at=row.captured_at,
+        # A zone-less wall clock (Flickr's datetaken) goes to EXIF without an offset.
+        captured_at=row.captured_at or local_capture_time(row.raw),
         artist=row.owner_name or row.owner,
         copyright=copyright_text,
         description={k: v for k, v in description.items() if v},

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from PIL import ExifTags
 from PIL import Image as PILImage
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -137,3 +138,10 @@ async def test_deleted_photos_are_skipped_unavailable_and_no_placeholder_is_stor
     stored = [r for r in images if r.state == "stored"]
     assert stored and not deleted & {r.provider_id for r in stored}
     assert len({r.source_sha256 for r in stored}) == len(stored)
+    for row in stored[:5]:  # datetaken has no zone: none is claimed, in the row or the file
+        assert row.captured_at is None
+        with PILImage.open(tmp_path / "data" / row.path) as picture:
+            exif = picture.getexif().get_ifd(ExifTags.IFD.Exif)
+        taken = row.raw["datetaken"].replace("-", ":")
+        assert exif[ExifTags.Base.DateTimeOriginal] == taken
+        assert ExifTags.Base.OffsetTimeOriginal not in exif

@@ -14,6 +14,7 @@ from harvester.http import (
     ServiceUnavailableError,
     TransientHttpError,
 )
+from harvester.sources.base import LOCAL_TIME_NOTE, local_capture_time
 from harvester.sources.flickr import FlickrCampaign, parse_queries
 from harvester.sources.flickr_parse import (
     NO_URL,
@@ -168,7 +169,10 @@ def test_a_photo_becomes_a_catalog_row_with_its_record() -> None:
     record = image.record
     assert (record["lat"], record["lon"], record["accuracy"]) == (48.85, 2.35, 16)
     assert record["uploaded_at"] == datetime.fromtimestamp(1_600_000_000, UTC)
-    assert record["captured_at"] == datetime(2019, 5, 4, 12, 30, tzinfo=UTC)
+    # datetaken has no zone: no UTC instant in the row, the wall clock kept as given.
+    assert record["captured_at"] is None
+    assert record["raw"][LOCAL_TIME_NOTE] == "2019-05-04 12:30:00"
+    assert local_capture_time(record["raw"]) == datetime(2019, 5, 4, 12, 30)
     assert (record["owner"], record["owner_name"], record["license_id"]) == (
         "12345@N01",
         "Ana Berg",
