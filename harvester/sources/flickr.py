@@ -61,7 +61,7 @@ from harvester.sources.flickr_windows import (
 
 EXTRAS = (
     "description,license,date_upload,date_taken,owner_name,original_format,o_dims,"
-    "geo,tags,views,url_l,url_o"
+    "geo,tags,views,url_l,url_o,url_c,url_z"
 )
 PER_PAGE_GEO = 250  # Flickr's maximum for geo queries
 PER_PAGE = 500

@@ -23,7 +23,11 @@ from harvester.storage.layout import file_name, slug
 MAX_QUERY_CHARS = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _JSONP = re.compile(r"^\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
-NO_URL = "unavailable: no downloadable size (neither url_l nor a public original)"
+NO_URL = "unavailable: no downloadable size (no url_l, public original, url_c or url_z)"
+# Large, then the Original (downsampled); failing both, the biggest Medium there is.
+PREFERRED = (("l", "Large"), ("o", "Original"))
+FALLBACKS = (("c", "Medium 800"), ("z", "Medium 640"))
+SIZE_NOTE = "harvester_size_note"  # in raw: why a smaller size than Large/Original was taken
 
 
 # -- the queries file -------------------------------------------------------------------
@@ -229,15 +233,9 @@ def found_image(record: Mapping[str, Any], query: str, min_side: int) -> FoundIm
     if not all(parts):
         return None
     pid, secret, server, owner = (p or "" for p in parts)
-    url_l, url_o = as_text(record.get("url_l")), as_text(record.get("url_o"))
+    source_url, skip, note = _pick_size(record, min_side)
     o_width = as_int(record.get("o_width")) or as_int(record.get("width_o"))
     o_height = as_int(record.get("o_height")) or as_int(record.get("height_o"))
-    skip = None
-    if not url_l and not url_o:
-        skip = NO_URL
-    elif not url_l and o_width and o_height and min(o_width, o_height) < min_side:
-        size = f"{o_width}x{o_height}"
-        skip = f"too_small: original {size} is below the minimum side of {min_side} px"
     width, height = o_width, o_height
     if width is None or height is None:
         width, height = as_int(record.get("width_l")), as_int(record.get("height_l"))
@@ -246,7 +244,7 @@ def found_image(record: Mapping[str, Any], query: str, min_side: int) -> FoundIm
         provider_id=pid.strip(),
         group=slug(query),
         file_name=file_name(pid.strip(), secret, server, owner),
-        source_url=url_l or url_o or None,
+        source_url=source_url,
         record={
             "lat": lat,
             "lon": lon,
@@ -258,7 +256,7 @@ def found_image(record: Mapping[str, Any], query: str, min_side: int) -> FoundIm
             "title": as_text(record.get("title")),
             "tags": as_text(record.get("tags")),
             "license_id": as_text(record.get("license")),
-            "raw": _raw(record),
+            "raw": _raw(record, note),
             "source_width": width,
             "source_height": height,
         },
@@ -266,10 +264,47 @@ def found_image(record: Mapping[str, Any], query: str, min_side: int) -> FoundIm
     )
 
 
-def _raw(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The record as Flickr gave it, plus its capture time noted for the file's EXIF."""
+def _raw(record: Mapping[str, Any], size_note: str | None) -> dict[str, Any]:
+    """The record as Flickr gave it, plus its capture time noted for the file's EXIF and,
+    when the size fetched is not Large or Original, why."""
     raw = dict(record)
+    if size_note is not None:
+        raw[SIZE_NOTE] = size_note
     taken = taken_time(record.get("datetaken"), record.get("datetakenunknown"))
     if taken is not None:
         raw[LOCAL_TIME_NOTE] = taken.isoformat(sep=" ")
     return raw
+
+
+def _pick_size(
+    record: Mapping[str, Any], min_side: int
+) -> tuple[str | None, str | None, str | None]:
+    """(URL to fetch, skip reason, note on a fallback): the first size Flickr offers, in
+    preference order, skipped before download when its advertised dimensions are too small."""
+    for sizes, fallback in ((PREFERRED, False), (FALLBACKS, True)):
+        for suffix, name in sizes:
+            url = as_text(record.get(f"url_{suffix}"))
+            if not url:
+                continue
+            note = f"no url_l or public original: took {name} (url_{suffix})" if fallback else None
+            width, height = _dims(record, suffix)
+            if width and height and min(width, height) < min_side:
+                what = "original" if suffix == "o" else name
+                return (
+                    url,
+                    (
+                        f"too_small: {what} {width}x{height} is below the minimum side of "
+                        f"{min_side} px"
+                    ),
+                    note,
+                )
+            return url, None, note
+    return None, NO_URL, None
+
+
+def _dims(record: Mapping[str, Any], suffix: str) -> tuple[int | None, int | None]:
+    width, height = as_int(record.get(f"width_{suffix}")), as_int(record.get(f"height_{suffix}"))
+    if suffix == "o":
+        width = as_int(record.get("o_width")) or width
+        height = as_int(record.get("o_height")) or height
+    return width, height

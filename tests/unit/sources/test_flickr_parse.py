@@ -18,6 +18,7 @@ from harvester.sources.base import LOCAL_TIME_NOTE, local_capture_time
 from harvester.sources.flickr import FlickrCampaign, parse_queries
 from harvester.sources.flickr_parse import (
     NO_URL,
+    SIZE_NOTE,
     NegativeTerms,
     check_stat,
     decode_body,
@@ -232,3 +233,29 @@ def test_negative_terms_match_whole_words_in_title_tags_or_description() -> None
     assert terms.matches({"description": {"_content": "seen from New York harbour"}})
     assert not terms.matches(photo(title="Nightingale"))
     assert not NegativeTerms([]).matches(photo(title="night"))
+
+
+def test_without_large_or_original_the_biggest_medium_is_taken_and_the_reason_noted() -> None:
+    sizes = {"url_c": "http://cdn.test/c.jpg", "width_c": 800, "height_c": "600"}
+    sizes |= {"url_z": "http://cdn.test/z.jpg", "width_z": 640, "height_z": 480}
+    medium = photo(url_l=None, url_o=None, **sizes)
+    image = found_image(medium, "bridge", min_side=500)
+    assert image is not None and image.source_url == "http://cdn.test/c.jpg"
+    assert image.skip_reason is None
+    assert "url_c" in image.record["raw"][SIZE_NOTE]
+    only_z = found_image(
+        photo(url_l=None, url_o=None, url_z="http://cdn.test/z.jpg", width_z=640, height_z=480),
+        "bridge",
+        min_side=400,
+    )
+    assert only_z is not None and only_z.source_url == "http://cdn.test/z.jpg"
+    assert "url_z" in only_z.record["raw"][SIZE_NOTE]
+    assert SIZE_NOTE not in (found_image(photo(), "bridge", 500) or medium).record["raw"]
+
+
+def test_a_large_size_already_too_small_is_skipped_before_download() -> None:
+    wide = found_image(photo(width_l=1024, height_l=300), "bridge", min_side=500)
+    assert wide is not None and wide.skip_reason is not None
+    assert wide.skip_reason.startswith("too_small: Large 1024x300 is below")
+    nothing = found_image(photo(url_l=None, url_o=None), "bridge", min_side=500)
+    assert nothing is not None and nothing.skip_reason == NO_URL and nothing.source_url is None
