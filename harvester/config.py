@@ -62,6 +62,8 @@ class Settings(BaseSettings):
 
     flickr_api_key: SecretStr | None = None
     mapillary_token: SecretStr | None = None
+    # Unset: the dashboard is read-only. Set: its pause/resume/retry buttons ask for it.
+    dashboard_token: SecretStr | None = None
     flickr_api_url: str = REAL_FLICKR_API_URL
     mapillary_api_url: str = REAL_MAPILLARY_API_URL
 

@@ -37,12 +37,13 @@ async def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
 
     redactor.add(settings.flickr_api_key)
     redactor.add(settings.mapillary_token)
+    redactor.add(settings.dashboard_token)
     engine = create_engine(settings.database_url)
     try:
         await upgrade(engine)
         app = web.Application()
         add_health_routes(app, engine, dict)
-        add_dashboard_routes(app, engine, settings.lease_seconds)
+        add_dashboard_routes(app, engine, settings.lease_seconds, token=settings.dashboard_token)
         site = await serve(app, args.http)
         host, port = parse_bind(args.http)
         print(f"dashboard on http://{host}:{port}/ (Ctrl-C stops it)", flush=True)

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from aiohttp import web
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from harvester.db.campaigns import list_campaigns
 from harvester.db.counts import CampaignStatus, campaign_counts
 from harvester.db.dashboard import Holder, Overview, overview
 from harvester.log import redactor
 from harvester.redact import redact_url
+from harvester.web.actions import add_action_routes, usable
 
 REFRESH_S = 15
 FINISHED = ("stored", "skipped", "failed")
@@ -33,16 +37,35 @@ border-bottom:1px solid #eee;vertical-align:top}td.n,th.n{text-align:right;white
 .bar span{display:block;height:100%}.stored{background:#2e7d32}.skipped{background:#f9a825}
 .failed{background:#c62828}.muted{color:#777}.msg{font-family:monospace;font-size:12px;
 word-break:break-all}svg{max-width:100%;height:auto;display:block}
+.done{background:#e8f5e9;border:1px solid #a5d6a7;padding:6px;border-radius:4px}
+form.act{display:flex;gap:4px;flex-wrap:wrap}form.act input{width:7em}
 @media (max-width:600px){body{padding:6px}td,th{padding:3px}.wide{display:none}}
 """
 
 
-def render(campaigns: Sequence[CampaignStatus], view: Overview, lease_seconds: float) -> str:
+@dataclass(frozen=True)
+class Controls:
+    """What the campaigns table needs besides counts: pauses, and whether buttons show."""
+
+    paused: dict[str, str | None]  # campaign name -> pause reason
+    actions: bool = False
+    done: str | None = None  # what the last action did
+
+
+def render(
+    campaigns: Sequence[CampaignStatus],
+    view: Overview,
+    lease_seconds: float,
+    controls: Controls | None = None,
+) -> str:
+    controls = controls or Controls({})
+    mode = "actions need the token" if controls.actions else "read-only"
+    done = f"<p class=done>{_e(controls.done)}</p>" if controls.done else ""
     body = "".join(
         [
             f"<h1>harvester</h1><p class=muted>as of {_time(view.now)} UTC, "
-            f"refreshes every {REFRESH_S} s, read-only</p>",
-            _campaigns(campaigns, view),
+            f"refreshes every {REFRESH_S} s, {mode}</p>{done}",
+            _campaigns(campaigns, view, controls),
             _throughput(view.per_minute),
             _reasons(view),
             _daemons(view.holders, view.now, lease_seconds),
@@ -59,7 +82,7 @@ def render(campaigns: Sequence[CampaignStatus], view: Overview, lease_seconds: f
     )
 
 
-def _campaigns(campaigns: Sequence[CampaignStatus], view: Overview) -> str:
+def _campaigns(campaigns: Sequence[CampaignStatus], view: Overview, controls: Controls) -> str:
     if not campaigns:
         return "<section><h2>Campaigns</h2><p>No campaigns yet: `harvester submit`.</p></section>"
     rows = []
@@ -75,20 +98,36 @@ def _campaigns(campaigns: Sequence[CampaignStatus], view: Overview) -> str:
             for s, n in states.items()
             if s in ("queued", "running")
         )
+        paused = c.name in controls.paused
+        state = f"paused: {controls.paused[c.name]}" if paused else c.provider
         rows.append(
-            f"<tr><td>{_e(c.name)}<div class=muted>{_e(c.provider)}</div></td>"
+            f"<tr><td>{_e(c.name)}<div class=muted>{_e(state)}</div></td>"
             f"<td>{_bar(counts, total)}<div class=muted>{done} of {total} "
             f"({_pct(done, total)})</div></td>"
             + "".join(f"<td class=n>{counts[s]}</td>" for s in ("stored", "skipped", "failed"))
             + f"<td class='n wide'>{left}</td><td class=n>{per_min:.1f}/min</td>"
-            f"<td class=n>{_eta(left, per_min, queries_left)}</td></tr>"
+            f"<td class=n>{_eta(left, per_min, queries_left)}</td>"
+            + (_buttons(c.name, paused) if controls.actions else "")
+            + "</tr>"
         )
     head = (
         "<tr><th>campaign</th><th>progress</th><th class=n>stored</th><th class=n>skipped</th>"
         "<th class=n>failed</th><th class='n wide'>left</th><th class=n>rate (15 min)</th>"
-        "<th class=n>ETA</th></tr>"
+        "<th class=n>ETA</th>" + ("<th>actions</th>" if controls.actions else "") + "</tr>"
     )
     return f"<section><h2>Campaigns</h2><table>{head}{''.join(rows)}</table></section>"
+
+
+def _buttons(name: str, paused: bool) -> str:
+    """One form per campaign; the token is typed by the operator, never put in the page."""
+    toggle = "resume" if paused else "pause"
+    return (
+        "<td><form method=post action=/actions class=act>"
+        f"<input type=hidden name=campaign value='{_e(name)}'>"
+        "<input type=password name=token placeholder=token autocomplete=off required>"
+        f"<button name=action value={toggle}>{toggle}</button>"
+        "<button name=action value=retry>retry failed</button></form></td>"
+    )
 
 
 def _bar(counts: dict[str, int], total: int) -> str:
@@ -224,9 +263,24 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def add_dashboard_routes(app: web.Application, engine: AsyncEngine, lease_seconds: float) -> None:
-    async def dashboard(_request: web.Request) -> web.Response:
-        page = render(await campaign_counts(engine), await overview(engine), lease_seconds)
+def add_dashboard_routes(
+    app: web.Application,
+    engine: AsyncEngine,
+    lease_seconds: float,
+    *,
+    token: SecretStr | None = None,
+) -> None:
+    """The page at `/`; with a (non-empty) token, also its buttons' POST /actions."""
+    token = usable(token)
+    if token is not None:
+        add_action_routes(app, engine, token)
+
+    async def dashboard(request: web.Request) -> web.Response:
+        paused = {c.name: c.paused_reason for c in await list_campaigns(engine) if c.paused_at}
+        controls = Controls(paused, token is not None, request.query.get("done"))
+        page = render(
+            await campaign_counts(engine), await overview(engine), lease_seconds, controls
+        )
         return web.Response(text=page, content_type="text/html", charset="utf-8")
 
     app.router.add_get("/", dashboard)

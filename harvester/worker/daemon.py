@@ -356,7 +356,10 @@ async def _serving(daemon: Daemon, bind: str | None) -> AsyncIterator[None]:
         app = web.Application()
         add_health_routes(app, health_engine, daemon.snapshot)
         add_metrics_routes(app, daemon.metrics)
-        add_dashboard_routes(app, daemon.ctx.engine, daemon.ctx.settings.lease_seconds)
+        settings = daemon.ctx.settings
+        add_dashboard_routes(
+            app, daemon.ctx.engine, settings.lease_seconds, token=settings.dashboard_token
+        )
         site = await serve(app, bind)
         served = asyncio.Event()
         refresh = asyncio.create_task(daemon.metrics.refresh_loop(served))
@@ -411,6 +414,7 @@ async def run_daemon(
     """Migrate, sweep stale temp files, then work until stopped (or idle)."""
     redactor.add(settings.flickr_api_key)
     redactor.add(settings.mapillary_token)
+    redactor.add(settings.dashboard_token)
     engine = create_engine(settings.database_url)
     try:
         await upgrade(engine)
