@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     max_attempts: int = Field(5, ge=1)
     backoff_base_seconds: float = Field(5.0, gt=0)
     backoff_max_seconds: float = Field(3600.0, gt=0)
+    # A server's Retry-After is obeyed up to this long; a hostile 99999999 is not a day's stall.
+    max_retry_after_seconds: float = Field(3600.0, gt=0)
+    # `run --until-idle` exits when nothing is due within this long, saying what it left.
+    idle_horizon_seconds: float = Field(300.0, ge=0)
 
     concurrency: int = Field(DEFAULT_CONCURRENCY, ge=1)
     image_timeout_seconds: float = Field(120.0, gt=0)

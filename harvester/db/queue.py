@@ -139,8 +139,10 @@ class Queue:
         clock: WallClock = utcnow,
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        max_retry_after_s: float = MAX_WAIT_S,
     ) -> None:
         self.engine = engine
+        self.max_retry_after_s = max_retry_after_s
         self.model = model
         self.clock = clock
         self.policy = policy or RetryPolicy()
@@ -317,7 +319,7 @@ class Queue:
         if attempts >= max_attempts:
             error = f"{failure.error} (gave up after {attempts} attempts)"
             return {**why, "state": states.FAILED, "last_error": error, "finished_at": now}
-        asked = min(failure.retry_after or 0.0, MAX_WAIT_S)  # a hostile Retry-After is capped
+        asked = min(failure.retry_after or 0.0, self.max_retry_after_s)  # a hostile one is capped
         wait = max(self.policy.delay(attempts, self.rng), asked)
         return {
             **why,

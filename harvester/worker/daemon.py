@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -23,7 +24,8 @@ from aiohttp import web
 
 from harvester.backoff import Backoff
 from harvester.config import Settings
-from harvester.db.backlog import anything_left
+from harvester.db.backlog import anything_left, due_later
+from harvester.db.clock import utcnow
 from harvester.db.counts import campaign_counts
 from harvester.db.migrate import upgrade
 from harvester.db.models import Image, Task
@@ -98,11 +100,18 @@ class Daemon:
         self.counters = Counters()
         self.reporter = reporter
         policy = RetryPolicy(settings.backoff_base_seconds, settings.backoff_max_seconds)
+        capped = settings.max_retry_after_seconds
         self.tasks = Lane(
-            "tasks", Queue(ctx.engine, Task, policy=policy), run_task, lambda: TASK_CONCURRENCY
+            "tasks",
+            Queue(ctx.engine, Task, policy=policy, max_retry_after_s=capped),
+            run_task,
+            lambda: TASK_CONCURRENCY,
         )
         self.images = Lane(
-            "images", Queue(ctx.engine, Image, policy=policy), run_image, lambda: ctx.window.limit
+            "images",
+            Queue(ctx.engine, Image, policy=policy, max_retry_after_s=capped),
+            run_image,
+            lambda: ctx.window.limit,
         )
         self._flush_lock = asyncio.Lock()
         self.metrics = Metrics(
@@ -306,9 +315,18 @@ class Daemon:
         while not self.stop.is_set():
             await _wait_for_any(asyncio.sleep(0.5), self.stop.wait())
             busy = any(lane.jobs or lane.pending or not lane.idle for lane in self.lanes)
-            left = await self._database("idle check", lambda: anything_left(self.ctx.engine), True)
+            horizon = utcnow() + timedelta(seconds=self.ctx.settings.idle_horizon_seconds)
+            left = await self._database(
+                "idle check", partial(anything_left, self.ctx.engine, due_by=horizon), True
+            )
             if not busy and not left:
-                log.info("queue_idle")
+                later = await self._database(
+                    "idle check", partial(due_later, self.ctx.engine, horizon), 0
+                )
+                self.counters.due_later = later
+                if later:
+                    log.warning("rows_left_for_later", rows=later, horizon_s=horizon.isoformat())
+                log.info("queue_idle", due_later=later)
                 self.stop.set()
 
     async def _shutdown(

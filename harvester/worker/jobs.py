@@ -23,11 +23,13 @@ from harvester.worker.pool import WorkerLost
 
 log = structlog.get_logger("harvester.worker")
 
-STORAGE_GONE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+# Full, read-only or not ours to write (an immutable or root-owned directory): every image
+# after this one would fail the same way, so the daemon stops and hands its rows back.
+STORAGE_GONE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EPERM, errno.EACCES}
 
 
 class StorageUnavailable(HarvesterError):
-    """The storage cannot take files (full, read-only): every image would fail, so stop."""
+    """The storage cannot take files (full, read-only, no permission): stop, do not fail rows."""
 
     reason = "storage_unavailable"
 

@@ -32,6 +32,7 @@ class Counters:
     skip_reasons: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
     elapsed_s: float = 0.0
+    due_later: int = 0  # rows `--until-idle` left queued: due beyond its horizon
 
     def record(self, lane: str, result: Outcome | Failure) -> None:
         counter = self.images if lane == "images" else self.tasks
@@ -51,6 +52,7 @@ class Counters:
             "images_retried": self.images[RETRIED],
             "tasks_done": self.tasks[TaskState.DONE],
             "tasks_failed": self.tasks[TaskState.FAILED],
+            "rows_due_later": self.due_later,
         }
 
 
