@@ -27,6 +27,7 @@ from harvester.config import Settings
 from harvester.db.backlog import anything_left, due_later
 from harvester.db.clock import utcnow
 from harvester.db.counts import campaign_counts
+from harvester.db.file_watch import DatabaseFile
 from harvester.db.migrate import upgrade
 from harvester.db.models import Image, Task
 from harvester.db.queue import Failure, Outcome, Queue, QueueRow, RetryPolicy
@@ -56,6 +57,7 @@ class DaemonError(HarvesterError):
 
 
 FLUSH_INTERVAL_S = 0.25
+FILE_WATCH_INTERVAL_S = 0.5  # one stat() call: cheap enough to notice a deleted SQLite file soon
 # An empty queue is polled 0.05 s after the last claim, then ever less often, up to 1 s.
 IDLE_BACKOFF = Backoff(0.05, 1.0)
 # A database that does not answer is asked again after 1 s, then ever less often, up to 30 s.
@@ -141,6 +143,9 @@ class Daemon:
             self._spawn(self._flush_loop(), "record outcomes"),
         ]
         heartbeat = self._spawn(self._heartbeat_loop(), "heartbeat")
+        database_file = DatabaseFile.of(self.ctx.engine)
+        if database_file is not None:
+            background.append(self._spawn(self._file_watch(database_file), "database file"))
         if self.until_idle:
             background.append(self._spawn(self._idle_watch(), "idle watch"))
         if self.reporter is not None:
@@ -310,6 +315,15 @@ class Daemon:
             lane.labels.pop(row_id, None)
         lane.pending = [r for r in lane.pending if r.id not in lost]
         lane.room.set()
+
+    async def _file_watch(self, database_file: DatabaseFile) -> None:
+        while not self.stop.is_set():
+            problem = database_file.problem()
+            if problem is not None:
+                log.error("database_file_gone", error=problem)
+                self._stop_for(problem)
+                return
+            await _wait_for_any(asyncio.sleep(FILE_WATCH_INTERVAL_S), self.stop.wait())
 
     async def _idle_watch(self) -> None:
         while not self.stop.is_set():

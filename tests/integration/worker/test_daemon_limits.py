@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import sqlite3
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.clock import utcnow
 from harvester.db.models import Image
-from harvester.emulator import RunningEmulator
+from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, start_emulator
 from harvester.sources.urls import UrlCampaign, submit_urls
 from harvester.worker.daemon import DaemonError, run_daemon
 
@@ -105,3 +106,30 @@ async def test_a_storage_root_without_permission_stops_the_daemon_and_hands_rows
     async with sqlite_engine.connect() as connection:
         images = (await connection.execute(select(Image))).all()
     assert {(r.state, r.attempts) for r in images} == {("queued", 0)}
+
+
+async def test_a_deleted_sqlite_file_stops_the_daemon_with_an_error(
+    sqlite_url: str, sqlite_engine: AsyncEngine, tmp_path: Path, quick_settings: Any
+) -> None:
+    slow = await start_emulator(EmulatorConfig(faults=Faults(latency_ms=150)))
+    try:
+        rows = slow.world.url_list(300, base_url=slow.base_url, hostile=False)
+        await _submit(sqlite_engine, tmp_path, [row["url"] for row in rows])
+        database = Path(sqlite_url.removeprefix("sqlite:///"))
+        daemon = asyncio.create_task(run_daemon(quick_settings(sqlite_url), until_idle=True))
+        while not await asyncio.to_thread(_stored_any, database):
+            assert not daemon.done(), "the harvest ended before the file could be deleted"
+            await asyncio.sleep(0.1)
+        await asyncio.to_thread(database.unlink)
+
+        with pytest.raises(DaemonError, match="was deleted while the daemon ran"):
+            await asyncio.wait_for(daemon, timeout=60)
+    finally:
+        await slow.close()
+
+
+def _stored_any(database: Path) -> bool:
+    with contextlib.closing(sqlite3.connect(database, timeout=5)) as connection:
+        return (
+            connection.execute("SELECT 1 FROM images WHERE state = 'stored'").fetchone() is not None
+        )
