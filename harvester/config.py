@@ -85,6 +85,10 @@ class Settings(BaseSettings):
         default_factory=lambda: ["*.fbcdn.net", "*.mapillary.com"]
     )
     max_image_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    # Slow-loris: slower bodies are cut (after 10 s); one image's fetch, tries included, ends
+    # within the budget.
+    min_transfer_bytes_per_second: float = Field(1024.0, gt=0)
+    fetch_budget_seconds: float = Field(300.0, gt=0)
 
     lease_seconds: float = Field(120.0, gt=0)
     heartbeat_seconds: float = Field(30.0, gt=0)

@@ -12,6 +12,7 @@ then classifies the answer before its status does.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import Mapping, Sequence
@@ -46,6 +47,7 @@ from harvester.http.errors import (
     HttpError,
     PermanentHttpError,
     RateLimitedError,
+    SlowTransferError,
     TooLargeError,
     TransientHttpError,
     TruncatedBodyError,
@@ -82,6 +84,11 @@ class HttpSettings:
     max_inline_retry_after_s: float = 60
     user_agent: str = "harvester/0.1 (+research dataset harvester)"
     dns_cache_ttl_s: int = 300
+    # Slow-loris: a body must arrive at min_bytes_per_s on average after a grace period, and
+    # one fetch (all its tries and back-off) ends within budget_s.
+    min_bytes_per_s: float = 1024
+    min_rate_grace_s: float = 10
+    budget_s: float = 300
 
     def __post_init__(self) -> None:
         positive = {
@@ -94,6 +101,8 @@ class HttpSettings:
             "max_attempts": self.max_attempts,
             "backoff_initial_s": self.backoff_initial_s,
             "backoff_max_s": self.backoff_max_s,
+            "min_bytes_per_s": self.min_bytes_per_s,
+            "budget_s": self.budget_s,
         }
         for name, value in positive.items():
             if not value > 0:
@@ -251,7 +260,15 @@ class HttpClient:
         a refused one raises ``HostNotAllowedError`` at once (permanent, never retried).
         """
         call = self._call(url, None, headers, limiter, host_slots, max_bytes, secrets, destinations)
-        reply = await self._with_retries(replace(call, breaker=breaker, api=api))
+        budget = self._settings.budget_s
+        try:
+            async with asyncio.timeout(budget):
+                reply = await self._with_retries(replace(call, breaker=breaker, api=api))
+        except TimeoutError:
+            shown = call.show(call.url)
+            raise SlowTransferError(
+                f"no image within the {budget:g} s budget from {shown}", url=shown
+            ) from None
         return reply.body
 
     # -- one logical call -----------------------------------------------------------
@@ -389,7 +406,7 @@ class HttpClient:
                 if call.body_errors is not None and not 200 <= resp.status < 300:
                     await self._raise_for_error_body(call, resp, shown)
                 self._raise_for_status(call, resp, shown)
-                data = await _read_capped(resp, call.max_bytes, shown)
+                data = await _read_capped(resp, call.max_bytes, shown, self._pace())
                 if call.body_errors is not None:
                     self._raise_for(call, call.body_errors(resp.status, data, shown))
                 content_type = resp.content_type if "Content-Type" in resp.headers else None
@@ -436,6 +453,10 @@ class HttpClient:
         if isinstance(error, RateLimitedError) and call.limiter is not None:
             call.limiter.throttled(error.retry_after)
         raise error
+
+    def _pace(self) -> _Pace:
+        s = self._settings
+        return _Pace(asyncio.get_running_loop().time(), s.min_rate_grace_s, s.min_bytes_per_s)
 
     def _ensure_session(self, destinations: Destinations | None = None) -> aiohttp.ClientSession:
         if self._closed:
@@ -518,8 +539,43 @@ def _redirect_target(
     return target
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int, shown: str) -> bytes:
-    """The body, refusing more than max_bytes (declared or actual) and short bodies."""
+@dataclass(frozen=True)
+class _Pace:
+    """The slowest a body may arrive: ``size`` bytes by ``deadline(size)`` (loop time)."""
+
+    started: float
+    grace_s: float
+    min_bytes_per_s: float
+
+    def deadline(self, size: int) -> float:
+        return self.started + self.grace_s + size / self.min_bytes_per_s
+
+    async def watch(self, resp: aiohttp.ClientResponse, shown: str) -> bytes:
+        """``resp.read()`` (one buffer), cancelled once the bytes received fall behind."""
+        loop = asyncio.get_running_loop()
+        reading = asyncio.ensure_future(resp.read())
+        try:
+            while True:
+                done, _ = await asyncio.wait({reading}, timeout=min(1.0, self.grace_s / 4))
+                if done:
+                    return reading.result()
+                received = resp.content.total_bytes
+                if loop.time() > self.deadline(received):
+                    raise self.too_slow(received, shown)
+        finally:
+            reading.cancel()
+
+    def too_slow(self, size: int, shown: str) -> SlowTransferError:
+        rate = f"{self.min_bytes_per_s:g} bytes/s"
+        return SlowTransferError(f"body slower than {rate} ({size} bytes) from {shown}", url=shown)
+
+
+async def _read_capped(
+    resp: aiohttp.ClientResponse, max_bytes: int, shown: str, pace: _Pace | None = None
+) -> bytes:
+    """The body, refusing more than max_bytes (declared or actual), short bodies and (with
+    ``pace``) bodies that trickle in slower than its rate."""
+    loop = asyncio.get_running_loop()
     declared = resp.content_length
     if declared is not None and declared > max_bytes:
         raise TooLargeError(
@@ -529,13 +585,16 @@ async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int, shown: str)
         )
     encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
     if declared is not None and not encoded:
-        data = await resp.read()  # the size is known and allowed: one read, one buffer
+        # The size is known and allowed: one read, one buffer, watched for its pace.
+        data = await resp.read() if pace is None else await pace.watch(resp, shown)
     else:
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(_CHUNK):
             chunks.append(chunk)
             size += len(chunk)
+            if pace is not None and loop.time() > pace.deadline(size):
+                raise pace.too_slow(size, shown)
             if size > max_bytes:
                 raise TooLargeError(
                     f"body exceeds the cap of {max_bytes} bytes from {shown}",

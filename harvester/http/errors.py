@@ -113,6 +113,13 @@ class ServiceUnavailableError(TransientHttpError):
     reason = "service_unavailable"
 
 
+class SlowTransferError(TransientHttpError):
+    """The body came slower than the minimum rate, or the fetch outlived its time budget."""
+
+    reason = "too_slow"
+    status_is_reason = False
+
+
 class TruncatedBodyError(TransientHttpError):
     """The response body ended before its declared length."""
 

@@ -102,6 +102,8 @@ def http_settings(settings: Settings) -> HttpSettings:
         max_bytes=settings.max_image_bytes,
         per_host_limit=settings.cdn_per_host_concurrency,
         pool_limit=max(100, settings.concurrency * 2),
+        min_bytes_per_s=settings.min_transfer_bytes_per_second,
+        budget_s=settings.fetch_budget_seconds,
     )
 
 

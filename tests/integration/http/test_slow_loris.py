@@ -1,0 +1,79 @@
+"""Slow-loris: a server that trickles a body, or never answers, costs a bounded time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from clocks import FakeClock
+from http_upstream import make_settings
+
+from harvester.http import HttpClient, SlowTransferError
+
+
+class Trickle:
+    """Sends a 10 KB body one byte every 20 ms (50 bytes/s), declared or chunked."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    async def body(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        response = web.StreamResponse()
+        if request.query.get("declared"):
+            response.content_length = 10_000
+        await response.prepare(request)
+        for _ in range(10_000):
+            await response.write(b"x")
+            await asyncio.sleep(0.02)
+        return response
+
+    async def silent(self, _request: web.Request) -> web.Response:
+        self.requests += 1
+        await asyncio.sleep(3)  # under the socket timeout: each try waits it out
+        return web.Response(status=503)
+
+
+@pytest.fixture
+async def trickle() -> AsyncIterator[tuple[Trickle, str]]:
+    server = Trickle()
+    app = web.Application()
+    app.router.add_get("/body", server.body)
+    app.router.add_get("/silent", server.silent)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    yield server, f"http://{host}:{port}"
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("query", ["", "?declared=1"])
+async def test_a_trickling_body_is_cut_at_the_minimum_rate_on_every_try(
+    trickle: tuple[Trickle, str], query: str
+) -> None:
+    server, base = trickle
+    settings = make_settings(max_attempts=3, min_bytes_per_s=1000, min_rate_grace_s=0.3)
+    started = time.monotonic()
+    async with HttpClient(settings, clock=FakeClock()) as http:
+        with pytest.raises(SlowTransferError) as caught:
+            await http.fetch(f"{base}/body{query}")
+    assert caught.value.reason == "too_slow"
+    assert server.requests == 3
+    assert time.monotonic() - started < 10  # three tries of ~0.3 s, not 3 x 200 s
+
+
+async def test_one_fetch_with_all_its_tries_ends_within_the_budget(
+    trickle: tuple[Trickle, str],
+) -> None:
+    server, base = trickle
+    settings = make_settings(max_attempts=5, budget_s=1.0)
+    started = time.monotonic()
+    async with HttpClient(settings, clock=FakeClock()) as http:
+        with pytest.raises(SlowTransferError, match="1 s budget"):
+            await http.fetch(f"{base}/silent")
+    assert server.requests == 1
+    assert time.monotonic() - started < 2.5  # not five tries of 3 s each
