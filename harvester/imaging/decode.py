@@ -27,6 +27,7 @@ from harvester.imaging.errors import (
 
 __all__ = [
     "DECODE_ERRORS",
+    "check_full_decode",
     "check_limits",
     "decode_upright",
     "format_name",
@@ -126,6 +127,17 @@ def check_limits(size: tuple[int, int], *, max_pixels: int, min_side: int) -> No
         raise DecompressionBomb(f"{w}x{h} is {w * h} pixels, over the limit of {max_pixels}")
     if min(w, h) < min_side:
         raise TooSmall(f"{w}x{h} is below the minimum side of {min_side} px")
+
+
+def check_full_decode(size: tuple[int, int], fmt: str, *, max_pixels: int) -> None:
+    """Refuse a picture that must be decoded at full size (no DCT scaling: PNG, WebP) when
+    that would take more memory than a worker may spend on one image."""
+    w, h = size
+    if fmt != "jpeg" and w * h > max_pixels:
+        raise DecompressionBomb(
+            f"{w}x{h} {fmt.upper()} is {w * h} pixels decoded at full size, over the limit of "
+            f"{max_pixels} for formats without scaled decoding"
+        )
 
 
 def decode_upright(im: ImageFile.ImageFile, at_least: tuple[int, int] | None) -> Image.Image:
