@@ -28,7 +28,7 @@ from harvester.imaging.decode import (
     open_header,
     upright_size,
 )
-from harvester.imaging.errors import ImagingError
+from harvester.imaging.errors import ImagingError, TooSmall
 from harvester.imaging.exif import build_exif
 from harvester.imaging.frame import Frame, detect_frame
 from harvester.imaging.jpeg import with_metadata
@@ -85,6 +85,8 @@ def process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
     frame_src = _in_source(frame, picture.size, (src_w, src_h))
     top, right, bottom, left = frame_src
     inner = (src_w - left - right, src_h - top - bottom)
+    if min(inner) < rules.min_side:  # judged again on the picture the frame leaves
+        raise TooSmall(f"{inner[0]}x{inner[1]} inside its frame is below {rules.min_side} px")
     target = fit(*inner, rules.max_side)
     if frame != NO_FRAME and picture.size != (src_w, src_h):
         # Cut from a DCT-scaled decode, the frame may leave less than the target: then

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import io
+import math
 from functools import lru_cache
 
 import numpy as np
 from PIL import Image
 
 from harvester.emulator.images import ImageRecipe, render
+from harvester.imaging import fit
+from harvester.imaging.frame import MARGIN_FRACTION, MIN_MARGIN
+
+
+def cut(band: int, size: tuple[int, int], max_side: int = 1024) -> int:
+    """What is cut from a source of `size` with a frame `band` px wide: the band plus the
+    margin, found on the picture decoded for `max_side` and measured in source pixels."""
+    decoded = fit(*size, max_side)
+    margin = max(MIN_MARGIN, math.ceil(MARGIN_FRACTION * min(decoded)))
+    return band + round(margin * size[0] / decoded[0])
 
 
 @lru_cache(maxsize=64)

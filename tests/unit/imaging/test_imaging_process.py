@@ -45,13 +45,15 @@ def test_image_below_the_minimum_side_is_skipped_with_its_size(
     assert f"{width}x{height}" in str(caught.value)
 
 
-def test_minimum_side_is_judged_before_the_frame_is_removed(
+def test_minimum_side_is_judged_again_once_the_frame_is_removed(
     photo: Callable[..., bytes],
 ) -> None:
-    result = process(photo(width=520, height=520, frames=((30, (255, 255, 255)),)), RULES, NO_META)
-
-    assert result.frame == (30, 30, 30, 30)
-    assert (result.width, result.height) == (460, 460)
+    framed = photo(width=520, height=520, frames=((30, (255, 255, 255)),))
+    with pytest.raises(TooSmall):  # 520 px, but only 454 px of picture inside the frame
+        process(framed, RULES, NO_META)
+    result = process(photo(width=620, height=620, frames=((30, (255, 255, 255)),)), RULES, NO_META)
+    assert result.frame == (34, 34, 34, 34)  # 30 and a margin of 4 px
+    assert (result.width, result.height) == (552, 552)
 
 
 def test_small_image_is_never_upscaled(photo: Callable[..., bytes]) -> None:
