@@ -17,6 +17,7 @@ from harvester.db.session import read_connection
 
 FINISHED = (ImageState.STORED, ImageState.SKIPPED, ImageState.FAILED)
 NOT_STORED = (ImageState.SKIPPED, ImageState.FAILED)
+RATE_WINDOW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Holder:
     owner: str
     rows: int
     lease_expires_at: datetime | None
+    finished_recently: int  # images it finished in the last RATE_WINDOW
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ async def overview(engine: AsyncEngine, *, points: int = 3000, failures: int = 1
             per_minute=await _per_minute(connection, now),
             recent_by_campaign=await _recent(connection, now, names),
             reasons=await _reasons(connection, names),
-            holders=await _holders(connection),
+            holders=await _holders(connection, now),
             points=await _points(connection, points),
             stored_with_position=await _positioned(connection),
             failures=await _failures(connection, names, failures),
@@ -142,7 +144,8 @@ async def _reasons(connection: AsyncConnection, names: dict[int, str]) -> list[R
     ]
 
 
-async def _holders(connection: AsyncConnection) -> list[Holder]:
+async def _holders(connection: AsyncConnection, now: datetime) -> list[Holder]:
+    """Daemons holding leases now or that finished images lately, with their rate."""
     leases = union_all(
         *(
             select(model.lease_owner.label("owner"), model.lease_expires_at.label("until")).where(
@@ -151,12 +154,20 @@ async def _holders(connection: AsyncConnection) -> list[Holder]:
             for model in (Task, Image)
         )
     ).subquery()
-    rows = await connection.execute(
-        select(leases.c.owner, func.count(), func.max(leases.c.until))
-        .group_by(leases.c.owner)
-        .order_by(leases.c.owner)
+    held = await connection.execute(
+        select(leases.c.owner, func.count(), func.max(leases.c.until)).group_by(leases.c.owner)
     )
-    return [Holder(owner, n, _aware(until)) for owner, n, until in rows]
+    holding = {str(owner): (int(n), _aware(until)) for owner, n, until in held}
+    finished = await connection.execute(
+        select(Image.finished_by, func.count())
+        .where(Image.finished_at >= now - RATE_WINDOW, Image.finished_by.is_not(None))
+        .group_by(Image.finished_by)
+    )
+    recent = {str(owner): int(n) for owner, n in finished}
+    return [
+        Holder(owner, *holding.get(owner, (0, None)), recent.get(owner, 0))
+        for owner in sorted(set(holding) | set(recent))
+    ]
 
 
 async def _points(connection: AsyncConnection, limit: int) -> list[tuple[float, float]]:

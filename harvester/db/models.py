@@ -126,6 +126,8 @@ class _QueueColumns:
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    # The lease owner (daemon) that recorded the row's end: the dashboard's rate per daemon.
+    finished_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class Task(_QueueColumns, Base):

@@ -262,6 +262,8 @@ class Queue:
                 "updated_at": now,
                 "b_owner": owner,
             }
+            if change.get("finished_at") is not None:
+                params["finished_by"] = owner
             by_columns[tuple(sorted(params))].append(params)
         model = self.model
         statement = (

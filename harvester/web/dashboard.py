@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.campaigns import list_campaigns
 from harvester.db.counts import CampaignStatus, campaign_counts
-from harvester.db.dashboard import Holder, Overview, overview
+from harvester.db.dashboard import RATE_WINDOW, Holder, Overview, overview
 from harvester.log import redactor
 from harvester.redact import redact_url
 from harvester.web.actions import add_action_routes, usable
@@ -186,7 +186,8 @@ def _reasons(view: Overview) -> str:
 
 def _daemons(holders: list[Holder], now: datetime, lease_seconds: float) -> str:
     if not holders:
-        return "<section><h2>Daemons</h2><p>No daemon holds any row right now.</p></section>"
+        idle = "No daemon holds a row or finished one lately."
+        return f"<section><h2>Daemons</h2><p>{idle}</p></section>"
     rows = []
     for h in holders:
         beat = "—"
@@ -194,9 +195,13 @@ def _daemons(holders: list[Holder], now: datetime, lease_seconds: float) -> str:
             # A heartbeat sets the lease to expire lease_seconds later.
             ago = (now - h.lease_expires_at).total_seconds() + lease_seconds
             beat = f"{max(ago, 0):.0f} s ago"
+        rate = h.finished_recently / (RATE_WINDOW.total_seconds() / 60)
         rows.append(f"<tr><td class=msg>{_e(h.owner)}</td><td class=n>{h.rows}</td>"
-                    f"<td class=n>{beat}</td></tr>")  # fmt: skip
-    head = "<tr><th>lease owner</th><th class=n>rows held</th><th class=n>last heartbeat</th></tr>"
+                    f"<td class=n>{beat}</td><td class=n>{rate:.1f}/min</td></tr>")  # fmt: skip
+    head = (
+        "<tr><th>lease owner</th><th class=n>rows held</th><th class=n>last heartbeat</th>"
+        "<th class=n>rate (5 min)</th></tr>"
+    )
     return f"<section><h2>Daemons</h2><table>{head}{''.join(rows)}</table></section>"
 
 

@@ -46,20 +46,23 @@ async def _get(url: str) -> str:
                 await asyncio.sleep(0.2)
 
 
-async def _database_counts(url: str) -> tuple[Counter[tuple[str, str]], Counter[str]]:
+async def _database_counts(
+    url: str,
+) -> tuple[Counter[tuple[str, str]], Counter[str], Counter[str]]:
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:
             rows = (
                 await connection.execute(
-                    select(Campaign.name, Image.state, Image.reason).join(
+                    select(Campaign.name, Image.state, Image.reason, Image.finished_by).join(
                         Campaign, Campaign.id == Image.campaign_id
                     )
                 )
             ).all()
     finally:
         await engine.dispose()
-    return Counter((name, state) for name, state, _ in rows), Counter(r for *_, r in rows if r)
+    states = Counter((name, state) for name, state, *_ in rows)
+    return states, Counter(r for _, _, r, _ in rows if r), Counter(by for *_, by in rows if by)
 
 
 async def test_an_operator_sees_campaigns_counts_and_reasons_in_a_browser(
@@ -78,7 +81,7 @@ async def test_an_operator_sees_campaigns_counts_and_reasons_in_a_browser(
         assert code == 0, out
     finally:
         await harness.stop_emulator()
-    states, reasons = await _database_counts(sqlite_url)
+    states, reasons, finishers = await _database_counts(sqlite_url)
     assert reasons, "the harvest should have failed or skipped something"
 
     port = _free_port()
@@ -104,6 +107,8 @@ async def test_an_operator_sees_campaigns_counts_and_reasons_in_a_browser(
     top_reason = reasons.most_common(1)[0][0]
     assert top_reason in desktop["text"]
     assert "Recent failures" in desktop["text"] and "Coverage" in desktop["text"]
+    (finisher, finished), *_ = finishers.most_common()  # the daemon that ran the harvest
+    assert f"{finisher}\t0\t—\t{finished / 5:.1f}/min" in desktop["text"]
     assert phone["overflow"] <= 0, "the page is wider than a phone"
     assert "alpine lakes" in phone["text"]
 
@@ -128,4 +133,4 @@ async def test_the_dashboard_command_serves_the_page_without_a_daemon(
         kill_group(server, signal.SIGTERM)
         assert await server.wait() == 0
     assert "no daemon here" in page and "0 of 1" in page
-    assert "No daemon holds any row" in page
+    assert "No daemon holds a row" in page
