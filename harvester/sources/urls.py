@@ -80,6 +80,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -90,8 +91,18 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
     if "url" not in names:
         raise InputError(f"{path}: the Parquet file has no 'url' column")
     number = 0
-    for batch in table.iter_batches(batch_size=BATCH):
-        for row in batch.to_pylist():
+    batches = table.iter_batches(batch_size=BATCH)
+    while True:
+        try:
+            batch = next(batches, None)
+            rows = [] if batch is None else batch.to_pylist()
+        except (OSError, ValueError, pa.ArrowException) as exc:  # damaged pages or chunks
+            raise InputError(
+                f"{path}: the Parquet data is damaged after row {number}: {exc}"
+            ) from None
+        if batch is None:
+            return
+        for row in rows:
             number += 1
             yield number, {str(k).lower(): _finite(v) for k, v in row.items()}
 
