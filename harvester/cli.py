@@ -91,8 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     mapillary.add_argument("--pano-only", action="store_true", help="spherical images only")
     mapillary.add_argument("--min-captured-at", type=_date)
     mapillary.add_argument("--max-captured-at", type=_date)
-    mapillary.add_argument("--size", choices=["256", "1024", "2048", "original"], default="1024")
-    _size_flags(mapillary, None, "longer side of stored images (default: the --size asked for)")
+    mapillary.add_argument(
+        "--size", choices=["256", "1024", "2048", "original"], help="thumbnail asked for"
+    )
+    _size_flags(mapillary, "longer side of stored images (default: the --size asked for)")
     mapillary.set_defaults(handler=_submit_mapillary)
 
     cancel = commands.add_parser("cancel", help="stop a campaign: its queued work is cancelled")
@@ -133,14 +135,15 @@ def _bbox(text: str) -> tuple[float, float, float, float]:
 
 
 def _size_flags(
-    parser: argparse.ArgumentParser,
-    max_side: int | None = 1024,
-    shown: str = "longer side of stored images",
+    parser: argparse.ArgumentParser, shown: str = "longer side of stored images"
 ) -> None:
-    parser.add_argument("--max-side", type=int, default=max_side, help=shown)
-    parser.add_argument(
-        "--min-side", type=int, default=500, help="skip originals smaller than this"
-    )
+    """Sizes left out take the campaign settings' defaults (`harvester.imaging.SizeRules`)."""
+    parser.add_argument("--max-side", type=int, help=shown)
+    parser.add_argument("--min-side", type=int, help="skip originals smaller than this")
+
+
+def _sizes(args: argparse.Namespace) -> dict[str, int]:
+    return {k: v for k in ("max_side", "min_side") if (v := getattr(args, k)) is not None}
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -178,12 +181,12 @@ def _reporter(interval_s: float) -> Reporter:
 async def _submit_urls(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from harvester.sources.urls import UrlCampaign, submit_urls
 
-    campaign = UrlCampaign(args.campaign, args.file, args.max_side, args.min_side)
+    campaign = UrlCampaign(args.campaign, args.file, **_sizes(args))
     report = await submit_urls(engine, campaign, max_attempts=settings.max_attempts)
     _print_problems(report.problems)
     print(
-        f"campaign {args.campaign!r}: {report.rows} rows read, {report.added} images queued, "
-        f"{report.known} already known, {len(report.problems)} rows rejected"
+        f"campaign {args.campaign!r}: {report.rows} rows read, {report.images_added} images "
+        f"queued, {report.images_known} already known, {len(report.problems)} rows rejected"
     )
     return 0
 
@@ -206,8 +209,7 @@ async def _submit_flickr(args: argparse.Namespace, settings: Settings, engine: E
         accuracy=args.accuracy,
         geo_only=not args.no_geo_only,
         target_per_window=args.target_per_window,
-        max_side=args.max_side,
-        min_side=args.min_side,
+        **_sizes(args),
     )
 
     report = await submit_flickr(engine, campaign)
@@ -221,6 +223,7 @@ async def _submit_flickr(args: argparse.Namespace, settings: Settings, engine: E
 @_on_database(migrate=True)
 async def _submit_mapillary(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
+    from harvester.sources.mapillary_records import DEFAULT_SIZE
 
     campaign = MapillaryCampaign(
         name=args.campaign,
@@ -231,9 +234,8 @@ async def _submit_mapillary(args: argparse.Namespace, settings: Settings, engine
         pano_only=args.pano_only,
         min_captured_at=args.min_captured_at,
         max_captured_at=args.max_captured_at,
-        size=args.size,
-        max_side=args.max_side,
-        min_side=args.min_side,
+        size=args.size or DEFAULT_SIZE,
+        **_sizes(args),
     )
 
     report = await submit_mapillary(engine, campaign)

@@ -72,7 +72,9 @@ async def submit_url_list(engine: Engine, emulator: RunningEmulator, home: Path)
         writer.writeheader()
         writer.writerows(rows)
     report = await submit_urls(engine, UrlCampaign("demo-street-views", listing))
-    return f"URL list {listing}: {report.added} new images, {report.known} already known"
+    return (
+        f"URL list {listing}: {report.images_added} new images, {report.images_known} already known"
+    )
 
 
 async def submit_flickr_keywords(engine: Engine, emulator: RunningEmulator, home: Path) -> str:
@@ -93,7 +95,7 @@ async def submit_flickr_keywords(engine: Engine, emulator: RunningEmulator, home
 async def submit_mapillary_demo(engine: Engine, emulator: RunningEmulator, home: Path) -> str:
     database, query = emulator.world.mapillary_sequence_pairs()[3]
     sequence = await submit_mapillary(
-        engine, MapillaryCampaign("demo-sequence", sequences=(database,), max_side=1024)
+        engine, MapillaryCampaign("demo-sequence", sequences=(database,))
     )
     anchor = emulator.world.mapillary_sequence(query)[0]
     lon, lat = anchor.lon, anchor.lat

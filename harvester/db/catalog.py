@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,23 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from harvester.db.clock import CLOCK_SKEW, utcnow
 from harvester.db.models import Image, ImageHit, ImageState, License, ShardCounter
 from harvester.db.session import insert_for, read_connection
+from harvester.records import FoundImage
 from harvester.storage.layout import relative_path, shard_of
 
 INSERT_CHUNK = 500
-
-
-@dataclass(frozen=True)
-class FoundImage:
-    """A photo a source found: where it will live, where to fetch it, what is known of it."""
-
-    provider_id: str
-    group: str
-    file_name: str
-    source_url: str | None
-    record: Mapping[str, Any] = field(default_factory=dict)  # Image columns: lat, lon, raw...
-    skip_reason: str | None = None  # "code: message", known unusable before any download
-    role: str | None = None
-    hit_detail: Mapping[str, Any] | None = None
 
 
 @dataclass

@@ -24,6 +24,7 @@ from harvester.db.clock import CLOCK_SKEW, WallClock, utcnow
 from harvester.db.models import Campaign, Image, ImageState, Task, TaskState
 from harvester.db.session import insert_for, read_connection
 from harvester.measures import Measures
+from harvester.records import NewTask
 
 QueueModel = type[Task] | type[Image]
 # A claimed row as the worker sees it (code outside db/ does not import SQLAlchemy).
@@ -49,14 +50,6 @@ class RetryPolicy:
     def delay(self, attempts: int, rng: random.Random) -> float:
         spread = (1 - self.jitter, 1 + self.jitter)
         return Backoff(self.base_seconds, self.max_seconds, spread).delay(attempts, rng)
-
-
-@dataclass(frozen=True)
-class NewTask:
-    kind: str
-    dedupe_key: str
-    payload: Mapping[str, Any] = field(default_factory=dict)
-    max_attempts: int | None = None
 
 
 @dataclass(frozen=True)

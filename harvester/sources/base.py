@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from harvester.db.catalog import FoundImage
-from harvester.db.queue import NewTask
 from harvester.http import HttpClient, NotFoundError
+from harvester.records import Expansion
 
 # Where a source notes, in an image's raw record, a capture time the provider gives as a
 # wall clock with no time zone (Flickr's `datetaken`): ISO 8601 without an offset. The
@@ -50,27 +49,6 @@ class ImageView:
     provider_id: str
     source_url: str | None
     raw: Mapping[str, Any] | None
-
-
-@dataclass
-class Expansion:
-    """What one task produced: images (under the query that found them) and follow-up tasks."""
-
-    query: str
-    images: list[FoundImage] = field(default_factory=list)
-    follow_up: list[NewTask] = field(default_factory=list)
-    result: dict[str, Any] = field(default_factory=dict)
-    licenses: list[tuple[str, str, str | None]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class SubmitReport:
-    """What a submit did: tasks queued (0 when re-submitted) and the input lines it refused."""
-
-    campaign_id: int
-    tasks_added: int
-    problems: tuple[str, ...] = ()
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 class Source(Protocol):

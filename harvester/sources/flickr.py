@@ -15,7 +15,6 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from harvester.db.catalog import FoundImage
 from harvester.http import (
     CircuitBreaker,
     CredentialGate,
@@ -27,8 +26,9 @@ from harvester.http import (
     UnavailableError,
     flickr_body_errors,
 )
+from harvester.records import Expansion, FoundImage, SubmitReport
 from harvester.redact import redact_url
-from harvester.sources.base import Expansion, ImageView, SubmitReport, TaskView, fetch_plain
+from harvester.sources.base import ImageView, TaskView, fetch_plain
 from harvester.sources.flickr_campaign import (
     LICENSES_KIND,
     PROVIDER,
@@ -36,6 +36,7 @@ from harvester.sources.flickr_campaign import (
     CampaignPlan,
     FlickrCampaign,
     FlickrTaskError,
+    WindowPayload,
     submit_flickr,
     window_task,
 )
@@ -58,6 +59,7 @@ from harvester.sources.flickr_windows import (
     split,
     too_many,
 )
+from harvester.sources.settings import read_stored
 
 EXTRAS = (
     "description,license,date_upload,date_taken,owner_name,original_format,o_dims,"
@@ -126,13 +128,10 @@ class FlickrSource:
             return Expansion(query="", licenses=rows, result={"licenses": len(rows)})
         if task.kind != WINDOW_KIND:
             raise FlickrTaskError(f"FlickrSource cannot run tasks of kind {task.kind!r}")
-        try:
-            query = str(task.payload["query"])
-            window = Window(int(task.payload["start"]), int(task.payload["end"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FlickrTaskError(f"task {task.id}: bad window payload ({exc})") from exc
+        payload = read_stored(WindowPayload, task.payload, f"task {task.id} payload")
+        window = Window(payload.start, payload.end)
         plan = CampaignPlan.of(campaign)
-        return await self._expand_window(task.campaign_id, task.id, query, window, plan)
+        return await self._expand_window(task.campaign_id, task.id, payload.query, window, plan)
 
     async def fetch(self, image: ImageView) -> bytes:
         """The photo's bytes; Flickr's placeholder for a deleted photo is `unavailable`."""

@@ -12,12 +12,21 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from pydantic import Field
+
 from harvester.db.campaigns import campaign_settings, ensure_campaign
-from harvester.db.queue import NewTask, enqueue_tasks
+from harvester.db.queue import enqueue_tasks
 from harvester.db.session import Engine
 from harvester.errors import HarvesterError, InputError
-from harvester.sources.base import SubmitReport
+from harvester.records import NewTask, SubmitReport
 from harvester.sources.flickr_windows import PAGING_CEILING, Window, first_window
+from harvester.sources.settings import (
+    DEFAULT_SIZES,
+    CampaignSettings,
+    StoredModel,
+    check_sizes,
+    read_stored,
+)
 
 PROVIDER = "flickr"
 WINDOW_KIND = "flickr_window"
@@ -48,8 +57,8 @@ class FlickrCampaign:
     accuracy: int = 6
     geo_only: bool = True
     target_per_window: int = 400
-    max_side: int = 1024
-    min_side: int = 500
+    max_side: int = DEFAULT_SIZES.max_side
+    min_side: int = DEFAULT_SIZES.min_side
 
     def __post_init__(self) -> None:
         if not self.queries:
@@ -61,9 +70,7 @@ class FlickrCampaign:
                 f"--target-per-window must be 1..{PAGING_CEILING // 2} (Flickr repeats photos "
                 f"past ~{PAGING_CEILING} results), got {self.target_per_window}"
             )
-        if not 1 <= self.min_side <= self.max_side:
-            sides = f"{self.min_side} and {self.max_side}"
-            raise InputError(f"need 1 <= --min-side <= --max-side, got {sides}")
+        check_sizes(self.max_side, self.min_side)
         if self.max_upload is not None and self.max_upload < self.min_upload:
             raise InputError("--max-upload-date is before --min-upload-date")
         for day in (self.min_upload, self.max_upload or self.min_upload):
@@ -84,26 +91,48 @@ class FlickrCampaign:
             raise InputError(
                 f"the upload range is empty: --min-upload-date {self.min_upload} is after {until}"
             )
-        return {
-            "name": self.name,
-            "queries": list(self.queries),
-            "negative_terms": list(self.negative_terms),
-            "bbox": list(self.bbox) if self.bbox else None,
-            "min_upload": self.min_upload.isoformat(),
-            "max_upload": until.isoformat(),
-            "licenses": list(self.licenses),
-            "accuracy": self.accuracy,
-            "geo_only": self.geo_only,
-            "target_per_window": self.target_per_window,
-            "max_side": self.max_side,
-            "min_side": self.min_side,
-            "quality": 90,
-        }
+        return FlickrSettings(
+            name=self.name,
+            queries=self.queries,
+            negative_terms=self.negative_terms,
+            bbox=self.bbox,
+            min_upload=self.min_upload,
+            max_upload=until,
+            licenses=self.licenses,
+            accuracy=self.accuracy,
+            geo_only=self.geo_only,
+            target_per_window=self.target_per_window,
+            max_side=self.max_side,
+            min_side=self.min_side,
+        ).stored()
+
+
+class FlickrSettings(CampaignSettings):
+    """A Flickr campaign's settings as stored; windows are planned from these."""
+
+    name: str
+    queries: tuple[str, ...]
+    negative_terms: tuple[str, ...] = ()
+    bbox: tuple[float, float, float, float] | None = None
+    min_upload: date = date(2004, 1, 1)
+    max_upload: date
+    licenses: tuple[str, ...] = ()
+    accuracy: int = 6
+    geo_only: bool = True
+    target_per_window: int = Field(400, ge=1)
+
+
+class WindowPayload(StoredModel):
+    """A `flickr_window` task: one query over [start, end) in Unix seconds of upload time."""
+
+    query: str
+    start: int
+    end: int
 
 
 @dataclass(frozen=True)
 class CampaignPlan:
-    """The campaign settings a window task needs, read leniently from the stored JSON."""
+    """The campaign settings a window task needs, as the window search uses them."""
 
     start: int
     limit: int
@@ -116,24 +145,19 @@ class CampaignPlan:
     negatives: tuple[str, ...]
 
     @classmethod
-    def of(cls, settings: Mapping[str, Any]) -> CampaignPlan:
-        try:
-            first = date.fromisoformat(str(settings.get("min_upload", "2004-01-01")))
-            last = date.fromisoformat(str(settings["max_upload"]))
-            bbox = settings.get("bbox")
-            return cls(
-                start=_day_start(first),
-                limit=_day_start(last + timedelta(days=1)),
-                target=int(settings.get("target_per_window", 400)),
-                min_side=int(settings.get("min_side", 500)),
-                accuracy=int(settings.get("accuracy", 6)),
-                geo_only=bool(settings.get("geo_only", True)),
-                bbox=tuple(float(x) for x in bbox) if bbox else None,
-                licenses=tuple(str(x) for x in settings.get("licenses") or ()),
-                negatives=tuple(str(x) for x in settings.get("negative_terms") or ()),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FlickrTaskError(f"unusable Flickr campaign settings: {exc}") from exc
+    def of(cls, stored: Mapping[str, Any]) -> CampaignPlan:
+        settings = read_stored(FlickrSettings, stored, "Flickr campaign settings")
+        return cls(
+            start=_day_start(settings.min_upload),
+            limit=_day_start(settings.max_upload + timedelta(days=1)),
+            target=settings.target_per_window,
+            min_side=settings.min_side,
+            accuracy=settings.accuracy,
+            geo_only=settings.geo_only,
+            bbox=settings.bbox,
+            licenses=settings.licenses,
+            negatives=settings.negative_terms,
+        )
 
 
 def _day_start(day: date) -> int:
@@ -153,7 +177,7 @@ def window_task(
     return NewTask(
         kind=WINDOW_KIND,
         dedupe_key=f"flickr:{campaign_id}:{shown}:{where}",
-        payload={"query": query, "start": window.start, "end": window.end},
+        payload=WindowPayload(query=query, start=window.start, end=window.end).stored(),
     )
 
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from harvester.db.catalog import FoundImage
 from harvester.errors import InputError
 from harvester.http import TransientHttpError, flickr_stat_error
+from harvester.records import FoundImage
 from harvester.sources.base import LOCAL_TIME_NOTE
 from harvester.storage.layout import file_name, slug
 

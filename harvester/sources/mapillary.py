@@ -20,7 +20,6 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
-from harvester.db.catalog import FoundImage
 from harvester.http import (
     BadResponseError,
     CircuitBreaker,
@@ -39,10 +38,12 @@ from harvester.http import (
     UnavailableError,
     graph_body_errors,
 )
+from harvester.records import Expansion, FoundImage, SubmitReport
 from harvester.redact import redact_url
-from harvester.sources.base import Expansion, ImageView, SubmitReport, TaskView
+from harvester.sources.base import ImageView, TaskView
 from harvester.sources.mapillary_csv import IdItem
 from harvester.sources.mapillary_records import (
+    DEFAULT_SIZE,
     LICENSES,
     THUMB_FIELDS,
     THUMB_NOTE,
@@ -57,8 +58,11 @@ from harvester.sources.mapillary_submit import (
     PROVIDER,
     SEQUENCE,
     TILE,
+    IdsPayload,
     MapillaryCampaign,
-    item_of,
+    MapillarySettings,
+    SequencePayload,
+    TilePayload,
     submit_mapillary,
     tile_task,
 )
@@ -69,6 +73,7 @@ from harvester.sources.mapillary_tiles import (
     quadrants,
     refusal_side,
 )
+from harvester.sources.settings import read_stored
 from harvester.storage.layout import file_name
 
 log = structlog.get_logger("harvester.sources.mapillary")
@@ -76,7 +81,7 @@ log = structlog.get_logger("harvester.sources.mapillary")
 SEARCH_CAP = 2000  # the most one bbox search returns, without saying it stopped
 BATCH_IDS = 50  # ids per `?ids=` request
 PAGE_URL = "https://www.mapillary.com/app/?pKey={id}"
-DEFAULT_THUMB = "thumb_1024_url"
+DEFAULT_THUMB = f"thumb_{DEFAULT_SIZE}_url"
 UNAVAILABLE = "unavailable: Mapillary has no image with this id (deleted or private)"
 
 __all__ = ["MapillaryCampaign", "MapillarySource", "SubmitReport", "submit_mapillary"]
@@ -119,8 +124,8 @@ class MapillarySource:
     # -- expand ---------------------------------------------------------------------
 
     async def expand(self, task: TaskView, campaign: Mapping[str, Any]) -> Expansion:
-        size = str(campaign.get("size", "1024"))
-        min_side = int(campaign.get("min_side", 500))
+        settings = read_stored(MapillarySettings, campaign, "Mapillary campaign settings")
+        size, min_side = settings.size, settings.min_side
         filters = Filters.of(campaign)
         if task.kind == TILE:
             expansion = await self._expand_tile(task, size, min_side, filters)
@@ -136,8 +141,9 @@ class MapillarySource:
     async def _expand_tile(
         self, task: TaskView, size: str, min_side: int, filters: Filters
     ) -> Expansion:
-        tile = Tile.of(task.payload["bbox"])
-        query = str(task.payload.get("query") or f"bbox {tile.param()}")
+        payload = read_stored(TilePayload, task.payload, f"task {task.id} payload")
+        tile = Tile.of(payload.bbox)
+        query = payload.query or f"bbox {tile.param()}"
         expansion = Expansion(query=query)
         side = self._tile_side
         if not tile.fits(side):
@@ -195,8 +201,9 @@ class MapillarySource:
     async def _expand_sequence(
         self, task: TaskView, size: str, min_side: int, filters: Filters
     ) -> Expansion:
-        sequence_id = str(task.payload["sequence_id"])
-        expansion = Expansion(query=str(task.payload.get("query") or f"sequence {sequence_id}"))
+        payload = read_stored(SequencePayload, task.payload, f"task {task.id} payload")
+        sequence_id = payload.sequence_id
+        expansion = Expansion(query=payload.query or f"sequence {sequence_id}")
         body = await self._graph("image_ids", {"sequence_id": sequence_id}, search=False)
         ids = [i for i in (record_id(r) for r in _data(body, self._shown("image_ids"))) if i]
         ids = list(dict.fromkeys(ids))
@@ -212,8 +219,9 @@ class MapillarySource:
     async def _expand_ids(
         self, task: TaskView, size: str, min_side: int, filters: Filters
     ) -> Expansion:
-        items = [item_of(dict(p)) for p in task.payload["items"]]
-        expansion = Expansion(query=str(task.payload.get("query") or "ids"))
+        payload = read_stored(IdsPayload, task.payload, f"task {task.id} payload")
+        items = [listed.item() for listed in payload.items]
+        expansion = Expansion(query=payload.query or "ids")
         by_id: dict[str, list[IdItem]] = defaultdict(list)
         for item in items:
             by_id[item.image_id].append(item)

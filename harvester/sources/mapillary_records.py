@@ -12,9 +12,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
-from harvester.db.catalog import FoundImage
+from harvester.records import FoundImage
 from harvester.sources.mapillary_csv import IdItem
 from harvester.storage.layout import file_name, slug
 
@@ -22,7 +22,9 @@ LICENSE_ID = "CC-BY-SA-4.0"
 LICENSES: list[tuple[str, str, str | None]] = [
     (LICENSE_ID, "CC BY-SA 4.0", "https://creativecommons.org/licenses/by-sa/4.0/")
 ]
-SIZES = ("256", "1024", "2048", "original")
+ThumbSize = Literal["256", "1024", "2048", "original"]
+SIZES: tuple[ThumbSize, ...] = get_args(ThumbSize)
+DEFAULT_SIZE: ThumbSize = "1024"
 THUMB_FIELDS = tuple(f"thumb_{size}_url" for size in SIZES)
 BASE_FIELDS = (
     "id",

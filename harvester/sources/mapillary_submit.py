@@ -1,9 +1,9 @@
 """`harvester submit mapillary`: a campaign and its first tasks, re-submittable as a no-op.
 
 Task kinds and payloads (read back by `MapillarySource.expand`):
-- `mapillary_tile`: {"bbox": [minlon, minlat, maxlon, maxlat], "query": label}
-- `mapillary_sequence`: {"sequence_id": id, "query": label}
-- `mapillary_ids`: {"items": [{"id", "seq", "lat", "lon", "role", "pair", "other"}], "query": label}
+- `mapillary_tile`: `TilePayload` {"bbox": [minlon, minlat, maxlon, maxlat], "query": label}
+- `mapillary_sequence`: `SequencePayload` {"sequence_id": id, "query": label}
+- `mapillary_ids`: `IdsPayload` {"items": [{"id", "seq", "lat", ...}], "query": label}
 Dedupe keys are built from the campaign and the task's content, so the same submit twice
 adds nothing.
 """
@@ -16,16 +16,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from pydantic import Field
 
 from harvester.db.campaigns import ensure_campaign
-from harvester.db.queue import NewTask, enqueue_tasks
+from harvester.db.queue import enqueue_tasks
 from harvester.db.session import Engine
 from harvester.errors import InputError
-from harvester.sources.base import SubmitReport
+from harvester.records import NewTask, SubmitReport
 from harvester.sources.mapillary_csv import CsvRead, IdItem, read_pairs_csv, read_sequence_csv
-from harvester.sources.mapillary_records import SIZES
+from harvester.sources.mapillary_records import DEFAULT_SIZE, SIZES, ThumbSize
 from harvester.sources.mapillary_tiles import Tile, check_bbox, plan_tiles
+from harvester.sources.settings import (
+    DEFAULT_SIZES,
+    CampaignSettings,
+    StoredModel,
+    check_sizes,
+)
 
 PROVIDER = "mapillary"
 TILE = "mapillary_tile"
@@ -49,9 +57,9 @@ class MapillaryCampaign:
     pano_only: bool = False
     min_captured_at: date | None = None
     max_captured_at: date | None = None
-    size: str = "1024"  # "256" | "1024" | "2048" | "original"
+    size: str = DEFAULT_SIZE  # one of SIZES: the thumbnail Mapillary is asked for
     max_side: int | None = None  # None: the size asked for (an original is not resized)
-    min_side: int = 500
+    min_side: int = DEFAULT_SIZES.min_side
 
     @property
     def stored_side(self) -> int:
@@ -72,17 +80,63 @@ async def submit_mapillary(engine: Engine, campaign: MapillaryCampaign) -> Submi
     return SubmitReport(campaign_id, added, problems, {**detail, "tasks": len(tasks)})
 
 
+class MapillarySettings(CampaignSettings):
+    """A Mapillary campaign's settings as stored: what the daemon and `expand` read back."""
+
+    size: ThumbSize = DEFAULT_SIZE
+    pano_only: bool = False
+    min_captured_at: date | None = None
+    max_captured_at: date | None = None
+    bbox: tuple[float, float, float, float] | None = None  # a region campaign's region
+
+
+class TilePayload(StoredModel):
+    """A `mapillary_tile` task: search one box (split further if it is too full)."""
+
+    bbox: tuple[float, float, float, float]
+    query: str | None = None
+
+
+class SequencePayload(StoredModel):
+    """A `mapillary_sequence` task: every image of one sequence."""
+
+    sequence_id: str = Field(min_length=1)
+    query: str | None = None
+
+
+class ListedImage(StoredModel):
+    """One image of a `mapillary_ids` task, with what its list said about it."""
+
+    id: str = Field(min_length=1)
+    seq: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    role: str | None = None
+    pair: int | None = None
+    other: str | None = None
+
+    def item(self) -> IdItem:
+        return IdItem(self.id, self.seq, self.lat, self.lon, self.role, self.pair, self.other)
+
+
+class IdsPayload(StoredModel):
+    """A `mapillary_ids` task: listed images looked up by id in batches."""
+
+    items: tuple[ListedImage, ...] = Field(min_length=1)
+    query: str | None = None
+
+
 def settings_of(campaign: MapillaryCampaign) -> dict[str, Any]:
     """The campaign row's settings: what the daemon and `expand` read back."""
-    return {
-        "max_side": campaign.stored_side,
-        "min_side": campaign.min_side,
-        "quality": 90,
-        "size": campaign.size,
-        "pano_only": campaign.pano_only,
-        "min_captured_at": _iso(campaign.min_captured_at),
-        "max_captured_at": _iso(campaign.max_captured_at),
-    }
+    return MapillarySettings(
+        max_side=campaign.stored_side,
+        min_side=campaign.min_side,
+        size=cast(Any, campaign.size),  # checked against SIZES before this
+        pano_only=campaign.pano_only,
+        min_captured_at=campaign.min_captured_at,
+        max_captured_at=campaign.max_captured_at,
+        bbox=campaign.bbox,
+    ).stored()
 
 
 def _check(campaign: MapillaryCampaign) -> None:
@@ -96,8 +150,7 @@ def _check(campaign: MapillaryCampaign) -> None:
         raise InputError("give exactly one of --bbox, --sequence, --sequence-csv or --pairs-csv")
     if campaign.size not in SIZES:
         raise InputError(f"--size must be one of {', '.join(SIZES)}, got {campaign.size!r}")
-    if not 0 < campaign.min_side <= campaign.stored_side:
-        raise InputError("--min-side must be positive and at most --max-side")
+    check_sizes(campaign.stored_side, campaign.min_side)
     low, high = campaign.min_captured_at, campaign.max_captured_at
     if low is not None and high is not None and low > high:
         raise InputError("--min-captured-at is after --max-captured-at")
@@ -137,7 +190,7 @@ def _tasks(
             NewTask(
                 SEQUENCE,
                 f"mapillary:{campaign_id}:sequence:{s}",
-                {"sequence_id": s, "query": f"sequence {s}"},
+                SequencePayload(sequence_id=s, query=f"sequence {s}").stored(),
             )
             for s in unique
         ]
@@ -160,7 +213,7 @@ def tile_task(campaign_id: int, tile: Tile, query: str) -> NewTask:
     return NewTask(
         TILE,
         f"mapillary:{campaign_id}:tile:{tile.param()}",
-        {"bbox": list(tile.bounds()), "query": query},
+        TilePayload(bbox=tile.bounds(), query=query).stored(),
     )
 
 
@@ -174,9 +227,8 @@ def ids_tasks(
         chunk = [_item_payload(i) for i in items[start : start + ITEMS_PER_TASK]]
         digest = hashlib.sha256(json.dumps(chunk, sort_keys=True).encode()).hexdigest()[:24]
         query = f"pairs-csv {name} part {number}" if pairs else f"sequence-csv {name}"
-        tasks.append(
-            NewTask(IDS, f"mapillary:{campaign_id}:ids:{digest}", {"items": chunk, "query": query})
-        )
+        payload = IdsPayload.model_validate({"items": chunk, "query": query}).stored()
+        tasks.append(NewTask(IDS, f"mapillary:{campaign_id}:ids:{digest}", payload))
     return tasks
 
 
@@ -191,20 +243,3 @@ def _item_payload(item: IdItem) -> dict[str, Any]:
         "other": item.other,
     }
     return {k: v for k, v in full.items() if v is not None}
-
-
-def item_of(payload: dict[str, Any]) -> IdItem:
-    """The inverse of `_item_payload`, for the task that reads it back."""
-    return IdItem(
-        image_id=str(payload["id"]),
-        sequence_id=payload.get("seq"),
-        lat=payload.get("lat"),
-        lon=payload.get("lon"),
-        role=payload.get("role"),
-        pair=payload.get("pair"),
-        other=payload.get("other"),
-    )
-
-
-def _iso(day: date | None) -> str | None:
-    return day.isoformat() if day else None

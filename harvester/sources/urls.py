@@ -13,14 +13,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harvester.db.campaigns import ensure_campaign
-from harvester.db.catalog import FoundImage, add_images
+from harvester.db.catalog import add_images
 from harvester.db.session import Engine
 from harvester.errors import InputError
 from harvester.http import Destinations, HostSlots, HttpClient
+from harvester.records import Expansion, FoundImage, SubmitReport
 from harvester.redact import public_url
-from harvester.sources.base import Expansion, ImageView, TaskView, fetch_plain
+from harvester.sources.base import ImageView, TaskView, fetch_plain
 from harvester.sources.fields import coordinate
 from harvester.sources.repeats import RepeatedKeys
+from harvester.sources.settings import DEFAULT_SIZES, CampaignSettings, check_sizes
 from harvester.sources.textfile import csv_records
 from harvester.storage.layout import file_name, unique_slug
 
@@ -35,14 +37,22 @@ MAX_URL = 8 * 1024  # longer is no image URL; it would only bloat rows and error
 class UrlCampaign:
     name: str
     path: Path
-    max_side: int = 1024
-    min_side: int = 500
-    quality: int = 90
+    max_side: int = DEFAULT_SIZES.max_side
+    min_side: int = DEFAULT_SIZES.min_side
+    quality: int = DEFAULT_SIZES.quality
+
+    def __post_init__(self) -> None:
+        check_sizes(self.max_side, self.min_side)
+
+
+class UrlListSettings(CampaignSettings):
+    """A URL-list campaign's settings as stored (the rows were made at submit time)."""
+
+    source_file: str
 
 
 @dataclass
-class UrlSubmitReport:
-    campaign_id: int
+class _Counts:
     rows: int = 0
     added: int = 0
     known: int = 0
@@ -146,16 +156,16 @@ def parse_row(row: Mapping[str, Any], campaign: str) -> FoundImage:
 
 async def submit_urls(
     engine: Engine, campaign: UrlCampaign, *, max_attempts: int = 5
-) -> UrlSubmitReport:
+) -> SubmitReport:
     """Insert every good row as an image; bad rows are reported by number, never fatal."""
-    settings = {
-        "source_file": str(campaign.path),
-        "max_side": campaign.max_side,
-        "min_side": campaign.min_side,
-        "quality": campaign.quality,
-    }
+    settings = UrlListSettings(
+        source_file=str(campaign.path),
+        max_side=campaign.max_side,
+        min_side=campaign.min_side,
+        quality=campaign.quality,
+    ).stored()
     campaign_id = await ensure_campaign(engine, campaign.name, "urls", settings)
-    report = UrlSubmitReport(campaign_id)
+    report = _Counts()
     query = campaign.path.name
     batch: dict[str, FoundImage] = {}
     repeats = RepeatedKeys()
@@ -184,7 +194,13 @@ async def submit_urls(
     report.problems += [
         f"{name}:{line}: duplicate id (first on line {first})" for line, first in found
     ]
-    return report
+    return SubmitReport(
+        campaign_id,
+        problems=tuple(report.problems),
+        rows=report.rows,
+        images_added=report.added,
+        images_known=report.known,
+    )
 
 
 async def _flush(
@@ -192,7 +208,7 @@ async def _flush(
     campaign_id: int,
     query: str,
     batch: dict[str, FoundImage],
-    report: UrlSubmitReport,
+    report: _Counts,
     max_attempts: int,
 ) -> None:
     if batch:

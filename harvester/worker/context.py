@@ -16,6 +16,7 @@ from harvester.http import HttpClient, HttpSettings
 from harvester.imaging import Metadata, Processed, SizeRules
 from harvester.sources.base import Source
 from harvester.sources.registry import build_sources
+from harvester.sources.settings import CampaignSettings, read_stored
 from harvester.storage.local import LocalStorage
 from harvester.worker.duplicates import StoredBytes
 from harvester.worker.pool import ImagePool, process_image
@@ -75,11 +76,8 @@ class Context:
 
     async def size_rules(self, campaign_id: int) -> SizeRules:
         settings = await self.campaign(campaign_id)
-        return SizeRules(
-            max_side=int(settings.get("max_side", 1024)),
-            min_side=int(settings.get("min_side", 500)),
-            quality=int(settings.get("quality", 90)),
-        )
+        what = f"campaign {campaign_id} settings"
+        return read_stored(CampaignSettings, settings, what).size_rules()
 
     async def license(self, provider: str, license_id: str | None) -> tuple[str, str | None] | None:
         if license_id is None:

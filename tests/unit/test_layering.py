@@ -22,6 +22,7 @@ RULES = {
     "harvester.http": ("harvester.errors", "harvester.backoff", "harvester.redact"),
     "harvester.backoff": (),
     "harvester.redact": (),
+    "harvester.records": (),
     "harvester.errors": (),
     "harvester.config": ("harvester.errors",),
     "harvester.log": ("harvester.redact",),

@@ -8,8 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.campaigns import ensure_campaign
-from harvester.db.catalog import FoundImage, add_images, upsert_licenses
+from harvester.db.catalog import add_images, upsert_licenses
 from harvester.db.models import Image, ImageHit, License
+from harvester.records import FoundImage
 
 
 def _found(i: int, group: str = "paris", **extra: object) -> FoundImage:

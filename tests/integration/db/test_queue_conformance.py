@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.campaigns import ensure_campaign
 from harvester.db.models import Task
-from harvester.db.queue import LEASE_LOST, Failure, NewTask, Queue, RetryPolicy, enqueue_tasks
+from harvester.db.queue import LEASE_LOST, Failure, Queue, RetryPolicy, enqueue_tasks
+from harvester.records import NewTask
 
 
 class FakeClock:

@@ -22,11 +22,13 @@ from harvester.config import Settings
 from harvester.db.campaigns import campaign_settings
 from harvester.db.catalog import add_images
 from harvester.db.models import Image, ImageHit, Task
-from harvester.db.queue import Queue
+from harvester.db.queue import Queue, enqueue_tasks
 from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from harvester.http import HostSlots, HttpClient, TokenBucket
+from harvester.records import NewTask
 from harvester.sources.base import TaskView
 from harvester.sources.mapillary import MapillaryCampaign, MapillarySource, submit_mapillary
+from harvester.sources.mapillary_submit import IDS, SEQUENCE, TILE
 from harvester.worker.context import http_settings
 from harvester.worker.daemon import run_daemon
 
@@ -167,3 +169,35 @@ async def test_the_size_asked_for_is_the_size_stored(
     for row in images:
         with PILImage.open(tmp_path / "data" / row.path) as stored:
             assert stored.size == (1920, 1080)  # not the 1024 of the default size
+
+
+async def test_a_task_with_a_malformed_payload_fails_once_for_good_naming_the_field(
+    emu: RunningEmulator, engine: AsyncEngine, sqlite_url: str, quick_settings: Any
+) -> None:
+    settings = quick_settings(sqlite_url, max_attempts=5)
+    bbox = (2.0, 48.0, 2.01, 48.01)
+    report = await submit_mapillary(engine, MapillaryCampaign("region", bbox=bbox))
+    broken = [
+        NewTask(TILE, "broken:tile", {"bbox": "north of here", "query": "x"}),
+        NewTask(SEQUENCE, "broken:sequence", {"query": "no id"}),
+        NewTask(IDS, "broken:ids", {"items": [{"seq": "s1"}]}),
+    ]
+    assert await enqueue_tasks(engine, report.campaign_id, broken) == 3
+    await _run_daemon(settings, emu)
+
+    async with engine.connect() as db:
+        rows = {
+            r.dedupe_key: r
+            for r in await db.execute(select(Task).where(Task.dedupe_key.startswith("broken:")))
+        }
+        stored = (await campaign_settings(engine))[report.campaign_id]
+    expected = {
+        "broken:tile": "bbox",
+        "broken:sequence": "sequence_id",
+        "broken:ids": "items.0.id",
+    }
+    for key, field_name in expected.items():
+        row = rows[key]
+        assert (row.state, row.attempts, row.reason) == ("failed", 1, "bad_payload"), key
+        assert f"payload: {field_name}:" in row.last_error, row.last_error
+    assert stored["bbox"] == list(bbox)  # the region is kept with the campaign

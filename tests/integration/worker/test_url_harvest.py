@@ -53,7 +53,7 @@ async def test_url_list_harvest_stores_every_good_image_once_with_its_record(
     root = tmp_path / "data"
     settings = quick_settings(database_url)
     report = await submit_urls(engine, UrlCampaign("street views", listing))
-    assert (report.added, len(report.problems)) == (40, 1)
+    assert (report.images_added, len(report.problems)) == (40, 1)
     assert "list.csv:42: not an http(s) URL" in report.problems[0]
 
     counters = await run_daemon(settings, until_idle=True)
