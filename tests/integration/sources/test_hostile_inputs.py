@@ -41,7 +41,7 @@ async def test_nan_and_infinity_in_parquet_extras_become_null_and_every_row_is_q
 
     report = await submit_urls(engine, UrlCampaign("nan", path))
 
-    assert (report.rows, report.added, report.problems) == (n, n, [])
+    assert (report.rows, report.images_added, report.problems) == (n, n, ())
     async with engine.connect() as connection:
         rows = (await connection.execute(select(Image.provider_id, Image.raw, Image.lat))).all()
     assert len(rows) == n
@@ -78,8 +78,8 @@ async def test_repeated_ids_nul_bytes_and_huge_urls_are_each_reported_by_line(
     assert problems[3] == "list.csv:32: URL longer than 8192 characters (100016)"
     assert problems[4] == "list.csv:1102: duplicate id (first on line 3)"
     assert len(problems) == 5 and all(len(p) < 200 for p in problems)
-    assert report.rows == report.added + report.known + len(report.problems)
-    assert (report.added, report.known) == (len(rows) - 5, 0)
+    assert report.rows == report.images_added + report.images_known + len(report.problems)
+    assert (report.images_added, report.images_known) == (len(rows) - 5, 0)
     async with sqlite_engine.connect() as connection:
         ids = set((await connection.execute(select(Image.provider_id))).scalars())
     assert not any("\0" in i or i.endswith(":px") for i in ids)
