@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from harvester.worker.progress import Reporter
 
 
+# `run --until-idle` ended with work a paused campaign cannot do (a refused key, say).
+BLOCKED = 3
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harvester",
@@ -44,7 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     down.set_defaults(handler=_db_downgrade)
 
     run = commands.add_parser("run", help="the daemon: work the queue until stopped")
-    run.add_argument("--until-idle", action="store_true", help="exit 0 once nothing is left")
+    run.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="exit once nothing is left: 0, or 3 if a paused campaign still has work",
+    )
     run.add_argument("--concurrency", type=int, help="images in flight at once")
     run.add_argument("--processes", type=int, help="image worker processes (default: cores)")
     run.add_argument(
@@ -158,7 +166,14 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         http_bind=args.http,
     )
     print(json.dumps({"summary": counters.as_dict(), "elapsed_s": round(counters.elapsed_s, 2)}))
-    return 0
+    for blocked in counters.blocked:
+        print(
+            f"harvester: campaign {blocked.name!r} is paused ({blocked.reason}): "
+            f"{blocked.message or 'campaigns pause'}; fix it, then "
+            f"`harvester campaigns resume {blocked.name}`",
+            file=sys.stderr,
+        )
+    return BLOCKED if counters.blocked else 0
 
 
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:

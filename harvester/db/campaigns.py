@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.clock import utcnow
@@ -138,6 +138,59 @@ async def pause_campaigns(
             .returning(Campaign.name)
         )
         return sorted(result.scalars().all())
+
+
+async def pause_campaigns_sharing_key(
+    engine: AsyncEngine, campaign_id: int, *, reason: str, message: str
+) -> list[str]:
+    """Pause every campaign that uses the same provider key as this one (the key or token
+    is per provider): a key the API refused will be refused for each of them."""
+    async with read_connection(engine) as connection:
+        provider = (
+            await connection.execute(select(Campaign.provider).where(Campaign.id == campaign_id))
+        ).scalar_one_or_none()
+        if provider is None:
+            return []
+        ids = (
+            (await connection.execute(select(Campaign.id).where(Campaign.provider == provider)))
+            .scalars()
+            .all()
+        )
+    return await pause_campaigns(engine, ids, reason=reason, message=message)
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A paused campaign with work it cannot do until someone acts."""
+
+    name: str
+    reason: str
+    message: str | None
+
+
+async def blocked_campaigns(engine: AsyncEngine) -> list[Blocked]:
+    """Paused campaigns with rows waiting, or rows failed for the reason they were paused."""
+    blocked = []
+    async with read_connection(engine) as connection:
+        paused = await connection.execute(
+            select(Campaign.id, Campaign.name, Campaign.paused_reason, Campaign.paused_message)
+            .where(Campaign.paused_at.is_not(None))
+            .order_by(Campaign.name)
+        )
+        for campaign in paused.all():
+            for model in (Task, Image):
+                waiting = or_(
+                    model.state == ImageState.QUEUED,
+                    and_(model.state == ImageState.FAILED, model.reason == campaign.paused_reason),
+                )
+                found = await connection.execute(
+                    select(model.id).where(model.campaign_id == campaign.id, waiting).limit(1)
+                )
+                if found.first() is not None:
+                    reason = campaign.paused_reason or OPERATOR_PAUSE
+                    blocked.append(Blocked(campaign.name, reason, campaign.paused_message))
+                    break
+    return blocked
 
 
 async def pause_campaign(engine: AsyncEngine, name: str, message: str | None = None) -> bool:

@@ -25,6 +25,7 @@ from aiohttp import web
 from harvester.backoff import Backoff
 from harvester.config import Settings
 from harvester.db.backlog import anything_left, due_later
+from harvester.db.campaigns import blocked_campaigns, pause_campaigns_sharing_key
 from harvester.db.clock import utcnow
 from harvester.db.counts import campaign_counts
 from harvester.db.file_watch import DatabaseFile
@@ -33,6 +34,7 @@ from harvester.db.models import Image, Task
 from harvester.db.queue import Failure, Outcome, Queue, QueueRow, RetryPolicy
 from harvester.db.session import DRIVER_ERRORS, create_engine, database_problem
 from harvester.errors import HarvesterError
+from harvester.http import InvalidCredentials
 from harvester.log import redactor
 from harvester.web.dashboard import add_dashboard_routes
 from harvester.web.health import add_health_routes
@@ -116,6 +118,7 @@ class Daemon:
             lambda: ctx.window.limit,
         )
         self._flush_lock = asyncio.Lock()
+        self._paused_for_key: set[int] = set()  # campaigns whose key was refused
         self.metrics = Metrics(
             ctx.engine,
             http=[ctx.http.stats],
@@ -252,10 +255,32 @@ class Daemon:
         if outcome is None:  # stopped during an outage: the row is handed back at shutdown
             return
         result: Result = outcome
+        if isinstance(result, Failure) and result.reason == InvalidCredentials.reason:
+            await self._pause_for_key(row, result)
         lane.pending.append(result)
         self.counters.record(lane.name, result)
         if len(lane.pending) >= FLUSH_EVERY:
             lane.flush_now.set()
+
+    async def _pause_for_key(self, row: QueueRow, failure: Failure) -> None:
+        """A refused key fails every call made with it: pause the campaigns using it after
+        the first refusal instead of failing each of their queries in turn."""
+        if row.campaign_id in self._paused_for_key:
+            return
+        pause = partial(
+            pause_campaigns_sharing_key,
+            self.ctx.engine,
+            row.campaign_id,
+            reason=failure.reason,
+            message=failure.error,
+        )
+        none: list[str] = []
+        paused = await self._database("pause campaigns", pause, none)
+        self._paused_for_key.add(row.campaign_id)
+        if paused:
+            log.warning(
+                "campaigns_paused", campaigns=paused, reason=failure.reason, error=failure.error
+            )
 
     async def _flush(self, lane: Lane) -> None:
         """Write outcomes in one transaction; on error they are kept for the next try."""
@@ -465,6 +490,8 @@ async def run_daemon(
                 if removed:
                     log.info("temp_files_swept", files=removed)
             counters.elapsed_s = time.monotonic() - started
+            if until_idle:
+                counters.blocked = await blocked_campaigns(engine)
             return counters
     finally:
         await engine.dispose()

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from harvester.db.campaigns import Blocked
 from harvester.db.counts import CampaignStatus
 from harvester.db.models import ImageState, TaskState
 from harvester.db.queue import Failure, Outcome
@@ -33,6 +34,8 @@ class Counters:
     started: float = field(default_factory=time.monotonic)
     elapsed_s: float = 0.0
     due_later: int = 0  # rows `--until-idle` left queued: due beyond its horizon
+    # Paused campaigns with work left when the daemon stopped (`run --until-idle` exits 3).
+    blocked: list[Blocked] = field(default_factory=list)
 
     def record(self, lane: str, result: Outcome | Failure) -> None:
         counter = self.images if lane == "images" else self.tasks
