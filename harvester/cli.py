@@ -16,6 +16,7 @@ from harvester.commands import Handler, dashboard
 from harvester.commands import campaigns as campaign_commands
 from harvester.commands import jobs as job_commands
 from harvester.commands import on_database as _on_database
+from harvester.commands import status as status_command
 from harvester.config import Settings, load_settings
 from harvester.errors import HarvesterError
 
@@ -118,9 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     job_commands.register(commands)
     campaign_commands.register(commands)
 
-    status = commands.add_parser("status", help="counts by campaign, kind and state")
-    status.add_argument("--json", action="store_true", help="JSON for scripts")
-    status.set_defaults(handler=_status)
+    status_command.register(commands)
     dashboard.register(commands)
     return parser
 
@@ -311,19 +310,6 @@ async def _db_downgrade(args: argparse.Namespace, settings: Settings, engine: En
 
     await downgrade(engine, args.revision)
     print(f"database at revision {await current_revision(engine)}")
-    return 0
-
-
-@_on_database(migrate=True)
-async def _status(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    from harvester import status
-    from harvester.db.counts import campaign_counts
-
-    statuses = await campaign_counts(engine)
-    if args.json or not sys.stdout.isatty():
-        status.render_json(statuses, sys.stdout)
-    else:
-        status.render_table(statuses, sys.stdout)
     return 0
 
 

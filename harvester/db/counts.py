@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,3 +67,38 @@ async def why_not_stored(engine: AsyncEngine) -> list[tuple[str, str | None]]:
             )
         )
         return [(state, reason) for state, reason in rows]
+
+
+async def finished_since(engine: AsyncEngine, since: Sequence[datetime]) -> dict[int, list[int]]:
+    """Images finished (stored, skipped or failed) per campaign since each moment, by
+    the rows' finish times: true across every daemon working the tables."""
+    finished = (ImageState.STORED, ImageState.SKIPPED, ImageState.FAILED)
+    counts = [
+        func.count().filter(Image.finished_at >= moment).label(f"n{i}")
+        for i, moment in enumerate(since)
+    ]
+    async with read_connection(engine) as connection:
+        rows = await connection.execute(
+            select(Image.campaign_id, *counts)
+            .where(Image.state.in_(finished), Image.finished_at >= min(since))
+            .group_by(Image.campaign_id)
+        )
+        return {row[0]: list(row[1:]) for row in rows}
+
+
+async def reason_counts(engine: AsyncEngine) -> dict[int, list[tuple[str, str, int]]]:
+    """(state, reason code, rows) of failed and skipped rows, tasks and images together,
+    per campaign, most frequent first."""
+    by_campaign: dict[int, list[tuple[str, str, int]]] = {}
+    async with read_connection(engine) as connection:
+        for model in (Task, Image):
+            states = (ImageState.FAILED, ImageState.SKIPPED)
+            key = (model.campaign_id, model.state, model.reason)
+            rows = await connection.execute(
+                select(*key, func.count()).where(model.state.in_(states)).group_by(*key)
+            )
+            for campaign_id, state, reason, count in rows:
+                by_campaign.setdefault(campaign_id, []).append((state, reason or "unknown", count))
+    for reasons in by_campaign.values():
+        reasons.sort(key=lambda r: (-r[2], r[1]))
+    return by_campaign

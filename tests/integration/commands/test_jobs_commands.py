@@ -130,3 +130,26 @@ async def test_jobs_show_of_an_unknown_id_is_one_clear_line(
         code == 2
         and err.strip() == "harvester: no image with id 99; `harvester jobs list` shows ids"
     )
+
+
+async def test_status_fits_80_columns_with_rates_eta_and_top_reasons(
+    database_url: str,
+    engine: AsyncEngine,
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    quick_settings: Any,
+    capsys: pytest.CaptureFixture[str],
+):
+    await _harvest(database_url, engine, tmp_path, emulator, quick_settings)
+    table = await cli(capsys, database_url, "status")  # stdout is not a TTY here: still a table
+    lines = table.splitlines()
+    assert lines[0] == "web (urls)  running" and all(len(line) <= 80 for line in lines)
+    assert "100.0% done" in table and "ETA done" in table
+    failed = next(line for line in lines if line.startswith("  failed "))
+    assert "connection 3" in failed
+    report = json.loads(await cli(capsys, database_url, "status", "--json", "--campaign", "web"))
+    (web,) = report["campaigns"]
+    assert web["images"]["stored"] == 56 and web["percent_done"] == 100.0
+    assert web["failed"]["connection"] == 3 and web["skipped"] == {"too_small": 1}
+    # 66 rows finished within the last minute: the 1-minute rate is at least 66/60 a second.
+    assert web["images_per_s"]["1m"] >= 1.1 and web["eta_s"] == 0.0
