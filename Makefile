@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench bench-memory clean
+.PHONY: demo test lint bench bench-memory chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "harvester needs Python >= 3.11"'
@@ -40,6 +40,10 @@ bench: $(DEV)
 # 100,000 queued images: the daemon's RSS stays flat and under 400 MB.
 bench-memory: $(RUNTIME)
 	$(BIN)/python -m bench.memory
+
+# The daemon against the emulator with every fault on, SIGKILLed at random (CHAOS_IMAGES=2000).
+chaos: $(RUNTIME)
+	$(BIN)/python -m bench.chaos
 
 clean:
 	rm -rf $(VENV) harvester-demo .mypy_cache .pytest_cache .ruff_cache
