@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 # `run --until-idle` ended with work a paused campaign cannot do (a refused key, say).
 BLOCKED = 3
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="TOML settings file (env HARVESTER_* wins)")
     parser.add_argument("--database-url", help="sqlite:///path.db or postgresql://user@host/db")
     parser.add_argument("--storage-root", type=Path, help="where images are written")
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        metavar="LEVEL",
+        help=f"one of {', '.join(LOG_LEVELS)} (default: %(default)s)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     db = commands.add_parser("db", help="schema migrations").add_subparsers(
@@ -328,6 +334,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return emulator_main(argv[1:])
     args = _parser().parse_args(argv)
+    if args.log_level.lower() not in LOG_LEVELS:
+        print(
+            f"harvester: --log-level {args.log_level!r} is not a level; use one of "
+            f"{', '.join(LOG_LEVELS)}",
+            file=sys.stderr,
+        )
+        return 2
     log.configure(args.log_level)
     try:
         settings = load_settings(

@@ -30,10 +30,11 @@ def on_database(*, migrate: bool) -> Callable[[EngineHandler], Handler]:
     def wrap(handler: EngineHandler) -> Handler:
         async def run(args: argparse.Namespace, settings: Settings) -> int:
             from harvester.db.migrate import upgrade
-            from harvester.db.session import create_engine
+            from harvester.db.session import create_engine, require_database
 
             engine = create_engine(settings.database_url)
             try:
+                await require_database(engine)
                 if migrate:
                     await upgrade(engine)
                 return await handler(args, settings, engine)

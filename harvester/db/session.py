@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from harvester.config import async_database_url
+from harvester.errors import ConfigError
 
 # Code outside db/ names the engine by this alias and never imports SQLAlchemy itself.
 Engine = AsyncEngine
@@ -48,6 +50,29 @@ async def database_problem(engine: AsyncEngine, timeout_s: float = 2.0) -> str |
     except DRIVER_ERRORS as exc:
         return f"the database is unreachable: {type(exc).__name__}: {exc}"
     return None
+
+
+async def require_database(engine: AsyncEngine, timeout_s: float = 10.0) -> None:
+    """Fail at start, in one line an operator can act on, if the database does not answer."""
+    path = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    try:
+        if path and path != ":memory:":
+            # Probed without aiosqlite: its thread would outlive a loop closed on this error.
+            sqlite3.connect(path).close()
+        async with asyncio.timeout(timeout_s), read_connection(engine) as connection:
+            await connection.execute(text("SELECT 1"))
+    except TimeoutError:
+        why = f"it did not answer within {timeout_s:g} s"
+    except (*DRIVER_ERRORS, sqlite3.Error) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        why = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    else:
+        return
+    shown = engine.url.render_as_string(hide_password=True)
+    raise ConfigError(
+        f"cannot use the database {shown}: {why}; check --database-url "
+        "(HARVESTER_DATABASE_URL), that the server runs and the database exists"
+    )
 
 
 def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -62,6 +62,13 @@ class LocalStorage:
         with self._lock:
             self._unsynced.add(target.parent)
 
+    def check_writable(self) -> None:
+        """Create the root and a file in it, or raise the OSError that says why not."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        probe = self.root / f"{TEMP_MARK}{_HOST}-{os.getpid()}-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+
     def remove(self, relative: PurePosixPath | str) -> bool:
         """Delete a stored file (a campaign deleted with its files); False if it was gone."""
         try:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
@@ -32,10 +33,16 @@ from harvester.db.file_watch import DatabaseFile
 from harvester.db.migrate import upgrade
 from harvester.db.models import Image, Task
 from harvester.db.queue import Failure, Outcome, Queue, QueueRow, RetryPolicy
-from harvester.db.session import DRIVER_ERRORS, create_engine, database_problem
-from harvester.errors import HarvesterError
+from harvester.db.session import (
+    DRIVER_ERRORS,
+    create_engine,
+    database_problem,
+    require_database,
+)
+from harvester.errors import ConfigError, HarvesterError
 from harvester.http import InvalidCredentials
 from harvester.log import redactor
+from harvester.storage.local import LocalStorage
 from harvester.web.dashboard import add_dashboard_routes
 from harvester.web.health import add_health_routes
 from harvester.web.metrics import JobLabels, Metrics, add_metrics_routes
@@ -459,6 +466,17 @@ def install_signal_handlers(daemon: Daemon) -> None:
         loop.add_signal_handler(signum, on_signal, signum)
 
 
+def require_writable(root: Path) -> None:
+    """Fail at start, in one line, if images could not be written under the storage root."""
+    try:
+        LocalStorage(root).check_writable()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write under the storage root {root}: {exc.strerror or exc}; check "
+            "--storage-root (HARVESTER_STORAGE_ROOT) and its permissions"
+        ) from None
+
+
 async def run_daemon(
     settings: Settings,
     *,
@@ -472,8 +490,10 @@ async def run_daemon(
     redactor.add(settings.flickr_api_key)
     redactor.add(settings.mapillary_token)
     redactor.add(settings.dashboard_token)
+    require_writable(settings.storage_root)
     engine = create_engine(settings.database_url)
     try:
+        await require_database(engine)
         await upgrade(engine)
         async with open_context(settings, engine) as ctx:
             swept = asyncio.create_task(asyncio.to_thread(ctx.storage.sweep_temp_files))

@@ -1,0 +1,68 @@
+"""Operator mistakes at start: one line naming the problem and what to check, exit 2."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+CLI = [sys.executable, "-m", "harvester.cli"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=120, env=os.environ
+    )
+
+
+def _one_clear_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("harvester: "), done.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+def test_a_bad_log_level_names_the_levels() -> None:
+    _one_clear_line(_run("--log-level", "verbose", "status"), "'verbose'", "debug, info")
+
+
+def test_an_unreachable_postgres_names_the_url_without_its_password() -> None:
+    done = _run("--database-url", "postgresql://ops:hunter2@127.0.0.1:1/x", "status")
+    _one_clear_line(done, "127.0.0.1:1/x", "Connection refused", "--database-url")
+    assert "hunter2" not in done.stderr
+
+
+def test_a_missing_postgres_database_says_it_does_not_exist(postgres_url: str) -> None:
+    missing = make_url(postgres_url).set(database="no_such_harvest_db")
+    done = _run("--database-url", missing.render_as_string(hide_password=False), "status")
+    _one_clear_line(done, 'database "no_such_harvest_db" does not exist')
+
+
+def test_an_sqlite_file_that_cannot_be_opened() -> None:
+    _one_clear_line(
+        _run("--database-url", "sqlite:////proc/harvester.db", "jobs", "list"),
+        "unable to open database file",
+    )
+
+
+def test_an_unwritable_storage_root_stops_the_daemon_before_it_starts(sqlite_url: str) -> None:
+    done = _run("--database-url", sqlite_url, "--storage-root", "/proc/harvest", "run")
+    _one_clear_line(done, "storage root /proc/harvest", "--storage-root")
+
+
+def test_a_port_in_use_names_the_address(sqlite_url: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _run(
+            "--database-url", sqlite_url, "--storage-root", str(tmp_path), "run",
+            "--until-idle", "--http", f"127.0.0.1:{port}",
+        )  # fmt: skip
+    assert done.returncode == 2 and f"cannot serve HTTP on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
