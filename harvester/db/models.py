@@ -27,6 +27,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from harvester.db.docs import TABLES
+
 
 class TaskState(enum.StrEnum):
     QUEUED = "queued"
@@ -261,3 +263,15 @@ class ShardCounter(Base):
 
 
 QUEUE_TABLES = (Task, Image)
+
+
+def _document(metadata: MetaData) -> None:
+    """The operators' descriptions as table and column comments (COMMENTs on Postgres)."""
+    for name, (doc, columns) in TABLES.items():
+        table = metadata.tables[name]
+        table.comment = doc
+        for column, meaning in columns.items():
+            table.c[column].comment = meaning
+
+
+_document(Base.metadata)
