@@ -15,7 +15,7 @@ from harvester.db.clock import CLOCK_SKEW, utcnow
 from harvester.db.models import Image, ImageHit, ImageState, License, ShardCounter
 from harvester.db.session import insert_for, read_connection
 from harvester.records import FoundImage
-from harvester.storage.layout import relative_path, shard_of
+from harvester.storage.layout import shard_of
 
 INSERT_CHUNK = 500
 
@@ -141,7 +141,6 @@ async def _new_rows(
                     "group_name": group,
                     "shard": shard,
                     "file_name": item.file_name,
-                    "path": str(relative_path(provider, group, shard, item.file_name)),
                     "source_url": item.source_url,
                     "state": ImageState.SKIPPED if skipped else ImageState.QUEUED,
                     "skip_reason": item.skip_reason,

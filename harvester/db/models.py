@@ -224,6 +224,7 @@ class Image(_QueueColumns, Base):
     license_id: Mapped[str | None] = mapped_column(String(40))
     raw: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     skip_reason: Mapped[str | None] = mapped_column(Text)
+    phash: Mapped[str | None] = mapped_column(String(16))  # 64-bit perceptual hash, hex
 
 
 class ImageHit(Base):

@@ -18,6 +18,7 @@ from harvester.http import HttpError, TransientHttpError, UnavailableError
 from harvester.imaging import ImagingError, Metadata, Processed, TooSmall
 from harvester.measures import Measures
 from harvester.sources.base import ImageView, Source, TaskView, local_capture_time
+from harvester.storage.layout import relative_path
 from harvester.worker.context import Context
 from harvester.worker.pool import WorkerLost
 
@@ -132,8 +133,10 @@ async def _store(ctx: Context, row: QueueRow, processed: Processed, source_sha: 
                 "skip_reason": f"identical bytes already stored as image {original}",
             },
         )
+    # `path` is recorded only once the file is there: a row never stored has none.
+    path = str(relative_path(row.provider, row.group_name, row.shard, row.file_name))
     try:
-        await ctx.storage.write(row.path, processed.jpeg)
+        await ctx.storage.write(path, processed.jpeg)
     except OSError as exc:
         ctx.done_with_bytes(source_sha, row.id)
         if exc.errno in STORAGE_GONE:
@@ -141,13 +144,14 @@ async def _store(ctx: Context, row: QueueRow, processed: Processed, source_sha: 
                 f"cannot write under {ctx.storage.root}: {exc.strerror}"
             ) from exc
         return Failure(
-            row.id, f"cannot write {row.path}: {exc.strerror}", True, reason="write_failed"
+            row.id, f"cannot write {path}: {exc.strerror}", True, reason="write_failed"
         )
     top, right, bottom, left = processed.frame
     return Outcome(
         row.id,
         ImageState.STORED,
         {
+            "path": path,
             "width": processed.width,
             "height": processed.height,
             "source_width": processed.source_width,

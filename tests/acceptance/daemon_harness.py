@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from harvester.db.models import Image
 from harvester.db.session import create_engine
+from harvester.storage.layout import relative_path
 from harvester.storage.local import TEMP_MARK
 
 CLI = [sys.executable, "-m", "harvester.cli"]
@@ -131,7 +132,9 @@ def check_harvest(rows: list[Any], expected: dict[str, str], root: Path) -> None
     ]
     assert not wrong, wrong
     assert all(r.last_error for r in rows if r.state == "failed"), "a failed row has no reason"
-    assert len({r.path for r in rows}) == len(rows), "two rows share one file path"
+    planned = {relative_path(r.provider, r.group_name, r.shard, r.file_name) for r in rows}
+    assert len(planned) == len(rows), "two rows share one file path"
+    assert all((r.path is None) == (r.state != "stored") for r in rows), "a path on an unstored row"
     stored = {r.path: r for r in rows if r.state == "stored"}
     on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
     assert not [p for p in on_disk if TEMP_MARK in p], "temp files left behind"

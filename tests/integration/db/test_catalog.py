@@ -11,6 +11,7 @@ from harvester.db.campaigns import ensure_campaign
 from harvester.db.catalog import add_images, upsert_licenses
 from harvester.db.models import Image, ImageHit, License
 from harvester.records import FoundImage
+from harvester.storage.layout import relative_path
 
 
 def _found(i: int, group: str = "paris", **extra: object) -> FoundImage:
@@ -46,10 +47,16 @@ async def test_shards_hold_at_most_1000_files_per_group(engine: AsyncEngine):
         engine, campaign, "flickr", "rome", [_found(i, "rome") for i in range(5000, 5010)]
     )
     async with engine.connect() as connection:
-        rows = (await connection.execute(select(Image.group_name, Image.shard, Image.path))).all()
-    per_shard = Counter((group, shard) for group, shard, _ in rows)
+        rows = (
+            await connection.execute(
+                select(Image.group_name, Image.shard, Image.file_name, Image.path)
+            )
+        ).all()
+    per_shard = Counter((group, shard) for group, shard, _, _ in rows)
     assert per_shard == {("paris", 0): 1000, ("paris", 1): 1000, ("paris", 2): 600, ("rome", 0): 10}
-    assert all(path.startswith(f"flickr/{group}/{shard:05d}/") for group, shard, path in rows)
+    assert all(path is None for *_, path in rows), "a path is set only when the file is stored"
+    planned = {relative_path("flickr", group, shard, name) for group, shard, name, _ in rows}
+    assert len(planned) == len(rows)
 
 
 async def test_a_photo_known_unusable_is_recorded_as_skipped_with_its_reason(engine: AsyncEngine):

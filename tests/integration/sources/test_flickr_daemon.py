@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.db.models import Image, ImageHit, Task
 from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, Warts, start_emulator
 from harvester.sources.flickr import FlickrCampaign, submit_flickr
+from harvester.storage.layout import relative_path
 from harvester.worker.daemon import run_daemon
 
 KEY = "flickr-e2e-key-0123456789"
@@ -83,11 +84,12 @@ async def test_a_flickr_campaign_through_the_daemon_stores_each_photo_once(
     assert task_states == {"done"} and hit_queries == set(QUERIES)
     assert sorted(r.provider_id for r in images) == sorted(want)
     small = {pid for pid, p in want.items() if not p.has_large and min(p.o_width, p.o_height) < 500}
-    paths = [r.path for r in images]
+    paths = [relative_path(r.provider, r.group_name, r.shard, r.file_name) for r in images]
     assert len(paths) == len(set(paths))
     for row in images:
         assert row.state in ("stored", "skipped"), (row.provider_id, row.state, row.last_error)
-        path = root / row.path
+        assert (row.path is not None) == (row.state == "stored"), row.provider_id
+        path = root / relative_path(row.provider, row.group_name, row.shard, row.file_name)
         assert path.parts[-4:-1] == ("flickr", row.group_name, f"{row.shard:05d}")
         if row.provider_id in small:
             assert row.state == "skipped" and "below the minimum" in row.skip_reason

@@ -40,6 +40,7 @@ from harvester.sources.mapillary import (
     submit_mapillary,
 )
 from harvester.sources.mapillary_tiles import MAX_AREA
+from harvester.storage.layout import relative_path
 
 TOKEN = "MLY|4242|s3cr3t-token-0123456789abcdef"
 RATE, BURST = 10.0, 2.0
@@ -128,9 +129,12 @@ async def test_a_dense_region_over_the_area_limit_is_harvested_completely(
         licence = (await connection.execute(select(License.name))).scalars().all()
     source_image = world.mapillary.by_id[image.provider_id]
     assert image.group_name == source_image.sequence == image.sequence_id
+    planned = relative_path(image.provider, image.group_name, image.shard, image.file_name)
     assert (
-        image.path == f"mapillary/{source_image.sequence}/{image.shard:05d}/{image.provider_id}.jpg"
+        str(planned)
+        == f"mapillary/{source_image.sequence}/{image.shard:05d}/{image.provider_id}.jpg"
     )
+    assert image.path is None, "not stored yet, so no path"
     assert image.license_id == "CC-BY-SA-4.0" and licence == ["CC BY-SA 4.0"]
     assert image.owner_name == source_image.creator_username
     again = await submit_mapillary(engine, MapillaryCampaign("brussels", bbox=bbox))

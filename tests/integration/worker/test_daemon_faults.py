@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.db.models import Image
 from harvester.emulator import RunningEmulator
 from harvester.sources.urls import UrlCampaign, submit_urls
+from harvester.storage.layout import relative_path
 from harvester.worker.context import open_context
 from harvester.worker.daemon import Daemon
 
@@ -60,7 +61,9 @@ async def test_identical_bytes_under_two_ids_are_stored_once(
         original = by_id[copy.duplicate_of]
         assert copy.source_sha256 == original.source_sha256
         assert copy.reason == "duplicate" and copy.skip_reason.startswith("identical bytes")
-        assert not (tmp_path / "data" / copy.path).exists()
+        assert copy.path is None
+        planned = relative_path(copy.provider, copy.group_name, copy.shard, copy.file_name)
+        assert not (tmp_path / "data" / planned).exists()
     assert len(list((tmp_path / "data").rglob("*.jpg"))) == 6
 
 

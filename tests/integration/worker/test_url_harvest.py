@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.db.models import Image
 from harvester.emulator import RunningEmulator
 from harvester.sources.urls import UrlCampaign, submit_urls
-from harvester.storage.layout import unique_slug
+from harvester.storage.layout import relative_path, unique_slug
 from harvester.storage.local import TEMP_MARK
 from harvester.worker.daemon import run_daemon
 
@@ -75,7 +75,9 @@ async def test_url_list_harvest_stores_every_good_image_once_with_its_record(
             # The code alone, never a class name or free text.
             assert row.reason and row.reason.islower() and " " not in row.reason, row.reason
         if row.state != "stored":
-            assert not (root / row.path).exists()
+            assert row.path is None, "only a stored row has a path"
+            planned = relative_path(row.provider, row.group_name, row.shard, row.file_name)
+            assert not (root / planned).exists()
             continue
         path = root / row.path
         assert path.parent.name == "00000" and path.parent.parent.name == group

@@ -1,0 +1,36 @@
+"""a path only on stored rows; a perceptual hash per stored image
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-01 09:40:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # Rows were given their planned path at birth; exports read `path` as "this file exists".
+    op.execute("UPDATE images SET path = NULL WHERE state <> 'stored'")
+    op.add_column("images", sa.Column("phash", sa.String(length=16), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("images", "phash")
+    if op.get_bind().dialect.name == "sqlite":
+        shard = "printf('%05d', shard)"
+    else:
+        shard = "lpad(shard::text, 5, '0')"
+    op.execute(
+        "UPDATE images SET path = provider || '/' || group_name || '/' || "
+        f"{shard} || '/' || file_name WHERE path IS NULL"
+    )
