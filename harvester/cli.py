@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from harvester import log
 from harvester.commands import Handler, dashboard
 from harvester.commands import campaigns as campaign_commands
+from harvester.commands import export as export_command
 from harvester.commands import jobs as job_commands
 from harvester.commands import on_database as _on_database
 from harvester.commands import status as status_command
@@ -127,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
 
     status_command.register(commands)
     dashboard.register(commands)
+    export_command.register(commands)
     return parser
 
 

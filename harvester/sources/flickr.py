@@ -59,6 +59,7 @@ from harvester.sources.flickr_windows import (
     split,
     too_many,
 )
+from harvester.sources.pages import page_url
 from harvester.sources.settings import read_stored
 
 EXTRAS = (
@@ -152,10 +153,7 @@ class FlickrSource:
         return body.data
 
     def page_url(self, image: ImageView) -> str | None:
-        owner = image.raw.get("owner") if image.raw else None
-        if not isinstance(owner, str) or not owner:
-            return None
-        return f"https://www.flickr.com/photos/{owner}/{image.provider_id}"
+        return page_url(self.provider, image.provider_id, image.raw, image.source_url)
 
     # -- one window -------------------------------------------------------------------
 

@@ -73,6 +73,7 @@ from harvester.sources.mapillary_tiles import (
     quadrants,
     refusal_side,
 )
+from harvester.sources.pages import page_url
 from harvester.sources.settings import read_stored
 from harvester.storage.layout import file_name
 
@@ -80,7 +81,6 @@ log = structlog.get_logger("harvester.sources.mapillary")
 
 SEARCH_CAP = 2000  # the most one bbox search returns, without saying it stopped
 BATCH_IDS = 50  # ids per `?ids=` request
-PAGE_URL = "https://www.mapillary.com/app/?pKey={id}"
 DEFAULT_THUMB = f"thumb_{DEFAULT_SIZE}_url"
 UNAVAILABLE = "unavailable: Mapillary has no image with this id (deleted or private)"
 
@@ -289,7 +289,7 @@ class MapillarySource:
             return await self._download(await self._fresh_url(image))
 
     def page_url(self, image: ImageView) -> str | None:
-        return PAGE_URL.format(id=image.provider_id)
+        return page_url(self.provider, image.provider_id, image.raw, image.source_url)
 
     async def _download(self, url: str) -> bytes:
         # No token here: thumbnails are capability URLs on a CDN, not the Graph API.

@@ -18,9 +18,9 @@ from harvester.db.session import Engine
 from harvester.errors import InputError
 from harvester.http import Destinations, HostSlots, HttpClient
 from harvester.records import Expansion, FoundImage, SubmitReport
-from harvester.redact import public_url
 from harvester.sources.base import ImageView, TaskView, fetch_plain
 from harvester.sources.fields import coordinate
+from harvester.sources.pages import page_url
 from harvester.sources.repeats import RepeatedKeys
 from harvester.sources.settings import DEFAULT_SIZES, CampaignSettings, check_sizes
 from harvester.sources.textfile import csv_records
@@ -253,8 +253,7 @@ class UrlSource:
         )
 
     def page_url(self, image: ImageView) -> str | None:
-        # Written into every file's EXIF: no credential may travel with the dataset.
-        return public_url(image.source_url) if image.source_url else None
+        return page_url(self.provider, image.provider_id, image.raw, image.source_url)
 
 
 def _text(value: Any) -> str | None:

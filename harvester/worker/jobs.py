@@ -143,9 +143,7 @@ async def _store(ctx: Context, row: QueueRow, processed: Processed, source_sha: 
             raise StorageUnavailable(
                 f"cannot write under {ctx.storage.root}: {exc.strerror}"
             ) from exc
-        return Failure(
-            row.id, f"cannot write {path}: {exc.strerror}", True, reason="write_failed"
-        )
+        return Failure(row.id, f"cannot write {path}: {exc.strerror}", True, reason="write_failed")
     top, right, bottom, left = processed.frame
     return Outcome(
         row.id,

@@ -1,0 +1,176 @@
+"""`harvester export`: stored images of one or more campaigns as a dataset on disk."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harvester.errors import InputError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from harvester.config import Settings
+    from harvester.exporters.output import ExportFolder
+    from harvester.exporters.selection import Filters, Item
+
+FORMATS = ("parquet", "csv", "jsonl")
+NEAR_DUPLICATE_DISTANCE = 6
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # The shared argument parsers and the engine decorator of the command line.
+    from harvester.cli import _bbox, _on_database
+
+    export = commands.add_parser(
+        "export",
+        help="stored images as a dataset (tables, attribution, VPR layout, pairs, shards)",
+    )
+    export.add_argument("--campaign", action="append", required=True, help="repeatable")
+    export.add_argument("--format", choices=FORMATS, required=True)
+    export.add_argument("--out", type=Path, required=True, help="the folder to write")
+    export.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty folder not ours"
+    )
+    chosen = export.add_argument_group("which images")
+    chosen.add_argument("--license", action="append", help="licence ids or names, comma-separated")
+    chosen.add_argument("--commercial-ok", action="store_true", help="licences allowing it")
+    chosen.add_argument("--derivatives-ok", action="store_true", help="licences allowing it")
+    chosen.add_argument("--bbox", type=_bbox, help="MINLON,MINLAT,MAXLON,MAXLAT")
+    chosen.add_argument("--since", type=_moment, help="captured at or after (YYYY-MM-DD[Thh:mm])")
+    chosen.add_argument("--until", type=_moment, help="captured up to (a date: that whole day)")
+    chosen.add_argument("--pano-only", action="store_true", help="spherical images only")
+    chosen.add_argument(
+        "--min-distance", type=float, metavar="METERS", help="thin each sequence (mapillary_tools)"
+    )
+    chosen.add_argument(
+        "--duplicate-angle",
+        type=float,
+        default=5.0,
+        metavar="DEGREES",
+        help="with --min-distance: only drop images turned by at most this much (default 5)",
+    )
+    chosen.add_argument(
+        "--interpolate-headings", action="store_true", help="fill missing headings along sequences"
+    )
+    chosen.add_argument(
+        "--drop-near-duplicates",
+        type=int,
+        nargs="?",
+        const=NEAR_DUPLICATE_DISTANCE,
+        metavar="DISTANCE",
+        help=f"keep one image per perceptual-hash group (Hamming <= {NEAR_DUPLICATE_DISTANCE})",
+    )
+    vpr = export.add_argument_group("vpr layout")
+    vpr.add_argument("--cell-m", type=float, default=100.0, help="split cells, metres")
+    vpr.add_argument("--split", type=_ratios, default=(0.6, 0.2, 0.2), help="train,val,test ratios")
+    vpr.add_argument("--seed", type=int, default=0)
+    vpr.add_argument("--queries-by", choices=("auto", "time", "pairs", "random"), default="auto")
+    vpr.add_argument("--query-fraction", type=float, default=0.25, help="for --queries-by random")
+    export.set_defaults(handler=_on_database(migrate=True)(_export))
+
+
+def _moment(text: str) -> datetime:
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(), UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date or time: {text!r}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _ratios(text: str) -> tuple[float, float, float]:
+    try:
+        train, val, test = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--split wants TRAIN,VAL,TEST, got {text!r}") from None
+    if min(train, val, test) < 0 or train + val + test <= 0:
+        raise argparse.ArgumentTypeError("--split ratios must be >= 0 and not all 0")
+    return train, val, test
+
+
+def filters_of(args: argparse.Namespace) -> Filters:
+    from harvester.exporters.selection import Filters
+
+    until = args.until
+    if until is not None and until.time() == time() and until.tzinfo is not None:
+        until = until + timedelta(days=1) - timedelta(microseconds=1)  # the whole day
+    licenses = tuple(
+        part.strip() for value in args.license or () for part in value.split(",") if part.strip()
+    )
+    return Filters(
+        licenses=licenses,
+        commercial_ok=args.commercial_ok,
+        derivatives_ok=args.derivatives_ok,
+        bbox=args.bbox,
+        since=args.since,
+        until=until,
+        pano_only=args.pano_only,
+        min_distance=args.min_distance,
+        duplicate_angle=args.duplicate_angle,
+        interpolate_headings=args.interpolate_headings,
+        near_duplicates=args.drop_near_duplicates,
+    )
+
+
+async def _export(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+    from harvester.db.exports import campaign_ids, stored_images
+    from harvester.exporters.output import ExportFolder
+    from harvester.exporters.selection import select_items
+
+    names = list(dict.fromkeys(args.campaign))
+    ids = await campaign_ids(engine, names)
+    images = await stored_images(engine, sorted(ids.values()))
+    if not images:
+        raise InputError(f"nothing to export: no stored images in {_named(names)}")
+    filters = filters_of(args)
+    items = select_items(images, filters)
+    if not items:
+        raise InputError(
+            f"the filters ({', '.join(filters.describe())}) leave none of the "
+            f"{len(images)} stored images of {_named(names)}"
+        )
+    folder = ExportFolder.open(args.out, args.format, overwrite=args.overwrite)
+    what = _write(args, settings, items, folder, _made_with(args, names, filters))
+    changes = folder.finish()
+    print(f"exported {len(items)} images of {_named(names)} to {args.out} ({what}): {changes}")
+    return 0
+
+
+def _named(names: Sequence[str]) -> str:
+    return "campaign " + ", ".join(repr(n) for n in names)
+
+
+def _made_with(args: argparse.Namespace, names: Sequence[str], filters: Filters) -> list[str]:
+    return [
+        f"campaigns: {', '.join(names)}",
+        f"filters: {', '.join(filters.describe()) or 'none'}",
+    ]
+
+
+def _write(
+    args: argparse.Namespace,
+    settings: Settings,
+    items: Sequence[Item],
+    folder: ExportFolder,
+    made_with: Sequence[str],
+) -> str:
+    if args.format == "vpr":
+        from harvester.exporters.vpr import VprOptions, export_vpr
+
+        options = VprOptions(
+            cell_m=args.cell_m,
+            ratios=args.split,
+            seed=args.seed,
+            queries_by=args.queries_by,
+            query_fraction=args.query_fraction,
+        )
+        counts = export_vpr(items, folder, settings.storage_root, options, made_with)
+        return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    from harvester.exporters.tables import export_table
+
+    return export_table(items, folder, args.format)

@@ -1,0 +1,1 @@
+"""From stored images to datasets: tables, attribution, VPR layouts, pairs, shards, report."""

@@ -1,0 +1,127 @@
+"""The folder an export writes: refused if something else lives there, updated in place if
+it is ours (only what changed is written; what the export no longer has is removed)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from harvester.errors import InputError
+
+MARKER = ".harvester-export.json"
+_TEMP = ".harvester-tmp-"
+
+
+@dataclass
+class Changes:
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.added} files added, {self.changed} changed, {self.unchanged} unchanged, "
+            f"{self.removed} removed"
+        )
+
+
+@dataclass
+class ExportFolder:
+    """Writes files under `root`, remembering them in a marker file for the next export."""
+
+    root: Path
+    kind: str
+    changes: Changes = field(default_factory=Changes)
+    _files: set[str] = field(default_factory=set)
+    _previous: set[str] = field(default_factory=set)
+
+    @classmethod
+    def open(cls, root: Path, kind: str, *, overwrite: bool) -> ExportFolder:
+        folder = cls(root, kind)
+        marker = root / MARKER
+        if root.exists() and not root.is_dir():
+            raise InputError(f"--out {root} is a file, not a folder")
+        if marker.is_file():
+            try:
+                folder._previous = set(json.loads(marker.read_text("utf-8"))["files"])
+            except (ValueError, KeyError, TypeError):
+                raise InputError(f"{marker} is not readable; remove it or the folder") from None
+        elif root.exists() and any(root.iterdir()) and not overwrite:
+            raise InputError(
+                f"--out {root} is not empty and not a harvester export; "
+                "choose another folder or pass --overwrite"
+            )
+        root.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _target(self, relative: str) -> Path:
+        parts = PurePosixPath(relative).parts
+        if not parts or ".." in parts or PurePosixPath(relative).is_absolute():
+            raise ValueError(f"unsafe export path {relative!r}")
+        self._files.add(relative)
+        return self.root.joinpath(*parts)
+
+    def write(self, relative: str, data: bytes) -> None:
+        """Write `data` unless the file already holds exactly it."""
+        target = self._target(relative)
+        if self._needs(target, lambda: target.read_bytes() == data):
+            temp = _temp_for(target)
+            temp.write_bytes(data)
+            os.replace(temp, target)
+
+    def place(self, relative: str, source: Path, sha256: str | None) -> None:
+        """The stored file at `relative`: a hard link when the filesystem allows, else a copy."""
+        target = self._target(relative)
+        if self._needs(target, lambda: _same(target, source, sha256)):
+            temp = _temp_for(target)
+            try:
+                os.link(source, temp)
+            except OSError:  # another filesystem, or links not allowed: copy
+                shutil.copyfile(source, temp)
+            os.replace(temp, target)
+
+    def _needs(self, target: Path, same: Callable[[], bool]) -> bool:
+        """Count the file as added, changed or unchanged; False if it is already right."""
+        if target.is_file():
+            if same():
+                self.changes.unchanged += 1
+                return False
+            self.changes.changed += 1
+        else:
+            self.changes.added += 1
+        return True
+
+    def finish(self) -> Changes:
+        """Remove what an earlier export of this folder wrote and this one did not; record."""
+        for stale in sorted(self._previous - self._files):
+            path = self.root.joinpath(*PurePosixPath(stale).parts)
+            if path.is_file():
+                path.unlink()
+                self.changes.removed += 1
+        marker = {"kind": self.kind, "files": sorted(self._files)}
+        (self.root / MARKER).write_text(json.dumps(marker, indent=1) + "\n", "utf-8")
+        return self.changes
+
+
+def _temp_for(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(_TEMP + target.name)
+    temp.unlink(missing_ok=True)
+    return temp
+
+
+def _same(target: Path, source: Path, sha256: str | None) -> bool:
+    try:
+        if os.path.samefile(target, source):
+            return True
+    except OSError:
+        return False
+    if sha256 is None or target.stat().st_size != source.stat().st_size:
+        return False
+    return hashlib.sha256(target.read_bytes()).hexdigest() == sha256

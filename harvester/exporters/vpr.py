@@ -1,0 +1,254 @@
+"""The visual place recognition layout of GeoWarp and gmberton's VPR-datasets-downloader:
+`images/{train,val,test}/{database,queries}/@east@north@zone@letter@lat@lon@...@.jpg`.
+
+Train/val/test are split by UTM cells so that no place is in two splits; database and
+queries by time (in each cell the traversal seen first is the database), by the roles of a
+Spherical-VPR pairs file, or at random. All pure but `export_vpr`."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import utm
+
+from harvester.exporters.output import ExportFolder
+from harvester.exporters.selection import Item
+
+SPLITS = ("train", "val", "test")
+DATABASE, QUERIES = "database", "queries"
+QUERIES_BY = ("auto", "time", "pairs", "random")
+_UNSAFE = re.compile(r"[@/\\\s]+")
+
+
+@dataclass(frozen=True)
+class VprOptions:
+    cell_m: float = 100.0
+    ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    seed: int = 0
+    queries_by: str = "auto"
+    query_fraction: float = 0.25  # for --queries-by random
+
+
+@dataclass(frozen=True)
+class Placed:
+    item: Item
+    split: str
+    role: str
+    name: str
+
+    @property
+    def relative(self) -> str:
+        return f"images/{self.split}/{self.role}/{self.name}"
+
+
+def _coord(value: float, left: int, right: int) -> str:
+    """`-045.12345`: sign, integer part zero-padded to `left` digits, `right` decimals."""
+    text = f"{abs(value):.{right}f}"
+    integer, decimal = text.split(".")
+    return f"{'-' if value < 0 and float(text) != 0 else ''}{int(integer):0{left}d}.{decimal}"
+
+
+def vpr_name(
+    lat: float,
+    lon: float,
+    *,
+    pano_id: str = "",
+    heading: float | None = None,
+    timestamp: datetime | None = None,
+    note: str = "",
+) -> str:
+    """The gmberton file name; empty fields stay empty, roll and height are never known."""
+    east, north, zone, letter = utm.from_latlon(lat, lon)
+    fields = [
+        _coord(east, 7, 2),
+        _coord(north, 7, 2),
+        f"{int(zone):02d}",
+        str(letter),
+        _coord(lat, 3, 5),
+        _coord(lon, 4, 5),
+        _UNSAFE.sub("-", pano_id),
+        "",  # tile_num
+        "" if heading is None else f"{int(heading % 360):03d}",
+        "",  # pitch
+        "",  # roll
+        "",  # height
+        timestamp.astimezone(UTC).strftime("%Y%m%d_%H%M%S") if timestamp else "",
+        _UNSAFE.sub("-", note),
+    ]
+    return "@" + "@".join(fields) + "@.jpg"
+
+
+def parse_vpr_name(name: str) -> dict[str, str]:
+    """The fields of a VPR file name, as text (the inverse of `vpr_name`, for checks)."""
+    keys = (
+        "east", "north", "zone_number", "zone_letter", "lat", "lon", "pano_id", "tile_num",
+        "heading", "pitch", "roll", "height", "timestamp", "note",
+    )  # fmt: skip
+    parts = name.split("@")
+    if len(parts) != len(keys) + 2 or parts[0] or parts[-1] != ".jpg":
+        raise ValueError(f"not a VPR file name: {name!r}")
+    return dict(zip(keys, parts[1:-1], strict=True))
+
+
+def cell_of(item: Item, cell_m: float) -> tuple[int, str, int, int]:
+    assert item.lat is not None and item.lon is not None
+    east, north, zone, letter = utm.from_latlon(item.lat, item.lon)
+    return int(zone), str(letter), math.floor(east / cell_m), math.floor(north / cell_m)
+
+
+def split_cells(
+    counts: Mapping[tuple[int, str, int, int], int], ratios: Sequence[float], seed: int
+) -> dict[tuple[int, str, int, int], str]:
+    """Each cell to one split: cells shuffled by the seed, each given to the split furthest
+    below its share of the images so far."""
+    total = sum(ratios)
+    shares = [r / total for r in ratios]
+    cells = sorted(counts)
+    random.Random(seed).shuffle(cells)
+    filled = [0] * len(SPLITS)
+    placed: dict[tuple[int, str, int, int], str] = {}
+    running = 0
+    for cell in cells:
+        running += counts[cell]
+        deficits = [share * running - have for share, have in zip(shares, filled, strict=True)]
+        best = max(range(len(SPLITS)), key=lambda i: (deficits[i], -i))
+        filled[best] += counts[cell]
+        placed[cell] = SPLITS[best]
+    return placed
+
+
+def _traversal(item: Item) -> str:
+    return str(item.record["sequence_id"] or f"image:{item.record['id']}")
+
+
+def _pair_role(item: Item) -> str | None:
+    for hit in item.image.hits:
+        if hit.role in ("database", "query"):
+            return DATABASE if hit.role == "database" else QUERIES
+    return None
+
+
+def _roles_by_time(items: Sequence[Item], cells: Mapping[int, Any]) -> dict[int, str]:
+    """In each cell, the traversal captured first is the database, later ones are queries."""
+    by_cell: dict[Any, list[Item]] = defaultdict(list)
+    for item in items:
+        by_cell[cells[id(item)]].append(item)
+    roles: dict[int, str] = {}
+    for group in by_cell.values():
+        starts: dict[str, str] = {}
+        for item in group:
+            when = item.record["captured_at"]
+            stamp = when.isoformat() if when else "9999"
+            key = _traversal(item)
+            starts[key] = min(starts.get(key, stamp), stamp)
+        first = min(starts, key=lambda k: (starts[k], k))
+        for item in group:
+            roles[id(item)] = DATABASE if _traversal(item) == first else QUERIES
+    return roles
+
+
+def resolved_queries_by(items: Sequence[Item], how: str) -> str:
+    """`auto`: by pair roles when the images came from a pairs file, else by time."""
+    if how != "auto":
+        return how
+    return "pairs" if any(_pair_role(i) for i in items) else "time"
+
+
+def place_items(items: Sequence[Item], options: VprOptions) -> list[Placed]:
+    """Where each located image goes; images without a position cannot be placed."""
+    located = [i for i in items if i.lat is not None and i.lon is not None]
+    cells = {id(item): cell_of(item, options.cell_m) for item in located}
+    counts: dict[tuple[int, str, int, int], int] = defaultdict(int)
+    for cell in cells.values():
+        counts[cell] += 1
+    splits = split_cells(counts, options.ratios, options.seed)
+    how = resolved_queries_by(located, options.queries_by)
+    if how == "pairs":
+        roles = {id(i): _pair_role(i) or DATABASE for i in located}
+    elif how == "random":
+        rng = random.Random(options.seed)
+        roles = {
+            id(i): QUERIES if rng.random() < options.query_fraction else DATABASE
+            for i in sorted(located, key=lambda i: (i.record["provider"], i.record["provider_id"]))
+        }
+    else:
+        roles = _roles_by_time(located, cells)
+    return [Placed(item, splits[cells[id(item)]], roles[id(item)], _name(item)) for item in located]
+
+
+def _name(item: Item) -> str:
+    assert item.lat is not None and item.lon is not None
+    record = item.record
+    return vpr_name(
+        item.lat,
+        item.lon,
+        pano_id=str(record["provider_id"]),
+        heading=item.heading,
+        timestamp=record["captured_at"],
+        note=str(record["provider"]),
+    )
+
+
+def export_vpr(
+    items: Sequence[Item],
+    folder: ExportFolder,
+    storage_root: Path,
+    options: VprOptions,
+    made_with: Sequence[str],
+) -> dict[str, int]:
+    """Link (or copy) every placed image into its split and role; README.txt says how."""
+    placed = place_items(items, options)
+    counts: dict[str, int] = defaultdict(int)
+    for entry in placed:
+        record = entry.item.record
+        folder.place(entry.relative, storage_root / record["path"], record["sha256"])
+        counts[f"{entry.split}/{entry.role}"] += 1
+    unplaced = len(items) - len(placed)
+    how = resolved_queries_by(items, options.queries_by)
+    readme = _readme(options, how, made_with, counts, unplaced)
+    folder.write("README.txt", readme.encode("utf-8"))
+    return dict(counts)
+
+
+def _readme(
+    options: VprOptions,
+    how: str,
+    made_with: Sequence[str],
+    counts: Mapping[str, int],
+    unplaced: int,
+) -> str:
+    lines = [
+        "Visual place recognition dataset exported by harvester (`harvester export --format vpr`).",
+        "",
+        "Layout: images/{train,val,test}/{database,queries}/ (GeoWarp, VPR-datasets-downloader).",
+        "File names: @UTM_east@UTM_north@UTM_zone_number@UTM_zone_letter@lat@lon@pano_id@tile_num"
+        "@heading@pitch@roll@height@timestamp@note@.jpg",
+        "  UTM from the `utm` package (WGS84); easting/northing 2 decimals, lat/lon 5;",
+        "  pano_id = provider image id; heading in whole degrees; timestamp = capture time",
+        "  (UTC, YYYYMMDD_hhmmss); note = provider; empty fields left empty.",
+        "",
+        f"Splits: UTM cells of {options.cell_m:g} m, each cell in exactly one split; "
+        f"ratios train/val/test = {'/'.join(f'{r:g}' for r in options.ratios)}, "
+        f"seed {options.seed}.",
+        f"Database/queries: by {how} "
+        "(time: in each cell the traversal captured first is the database; pairs: the roles "
+        "of the Spherical-VPR pairs file; random: seeded, "
+        f"{options.query_fraction:g} of the images are queries).",
+        "",
+        "Made with:",
+        *(f"  {line}" for line in made_with),
+        "",
+        "Images per folder:",
+        *(f"  {key}: {counts[key]}" for key in sorted(counts)),
+    ]
+    if unplaced:
+        lines.append(f"  left out (no position): {unplaced}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,24 @@
+"""The public page of a photo, per provider: written into EXIF and into every export."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harvester.redact import public_url
+
+MAPILLARY_PAGE = "https://www.mapillary.com/app/?pKey={id}"
+
+
+def page_url(
+    provider: str, provider_id: str, raw: Mapping[str, Any] | None, source_url: str | None
+) -> str | None:
+    if provider == "flickr":
+        owner = raw.get("owner") if raw else None
+        if not isinstance(owner, str) or not owner:
+            return None
+        return f"https://www.flickr.com/photos/{owner}/{provider_id}"
+    if provider == "mapillary":
+        return MAPILLARY_PAGE.format(id=provider_id)
+    # A URL list's photo has no page but its URL: no credential may travel with the dataset.
+    return (public_url(source_url) or None) if source_url else None

@@ -1,0 +1,91 @@
+"""One real harvest (emulator, daemon, JPEG files) that every export test reads."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from harvester.config import load_settings
+from harvester.db.migrate import upgrade
+from harvester.db.session import create_engine
+from harvester.emulator import EmulatorConfig, WorldSize, start_emulator
+from harvester.emulator.mapillary_world import MapillaryImage
+from harvester.sources.flickr import FlickrCampaign, submit_flickr
+from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
+from harvester.sources.urls import UrlCampaign, submit_urls
+from harvester.worker.daemon import run_daemon
+
+PAIRS = 6
+
+
+@dataclass(frozen=True)
+class Harvest:
+    database_url: str
+    root: Path
+    pairs: list[tuple[MapillaryImage, MapillaryImage]]
+    url_rows: list[dict[str, str]]
+
+    def argv(self, *args: str) -> list[str]:
+        return ["--database-url", self.database_url, "--storage-root", str(self.root), *args]
+
+
+async def harvest_into(home: Path) -> Harvest:
+    emulator = await start_emulator(
+        EmulatorConfig(world=WorldSize(flickr_photos=1500, mapillary_dense_images=200))
+    )
+    try:
+        settings = load_settings(
+            database_url=f"sqlite:///{home / 'harvester.db'}",
+            storage_root=home / "data",
+            processes=2,
+            concurrency=16,
+            flickr_api_url=emulator.flickr_api_url,
+            mapillary_api_url=emulator.mapillary_api_url,
+            flickr_api_key=SecretStr("test-key"),
+            mapillary_token=SecretStr("MLY|test-token"),
+        )
+        engine = create_engine(settings.database_url)
+        await upgrade(engine)
+        world = emulator.world
+        database, query = world.mapillary_sequence_pairs()[0]
+        pairs = list(
+            zip(world.mapillary_sequence(database), world.mapillary_sequence(query), strict=True)
+        )[:PAIRS]
+        pairs_csv = home / "pairs.csv"
+        pairs_csv.write_text(
+            "".join(
+                f"{d.sequence},{q.sequence},{d.id},{q.id},{d.lat},{d.lon},{q.lat},{q.lon}\n"
+                for d, q in pairs
+            )
+        )
+        await submit_mapillary(engine, MapillaryCampaign("svpr", pairs_csv=pairs_csv))
+        rows = [r for r in world.url_list(30, base_url=emulator.base_url, hostile=False)][:12]
+        listing = home / "urls.csv"
+        with listing.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=[k for k in rows[0] if k != "expected"])
+            writer.writeheader()
+            writer.writerows({k: v for k, v in r.items() if k != "expected"} for r in rows)
+        await submit_urls(engine, UrlCampaign("street", listing))
+        campaign = FlickrCampaign(
+            "landmarks",
+            ("castle", "lighthouse"),
+            (),
+            min_upload=date(2023, 9, 1),
+            max_upload=date(2023, 12, 31),
+        )
+        await submit_flickr(engine, campaign)
+        await engine.dispose()
+        await run_daemon(settings, until_idle=True)
+    finally:
+        await emulator.close()
+    return Harvest(settings.database_url, home / "data", pairs, rows)
+
+
+def rows_of(path: Path) -> list[dict[str, Any]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
