@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from harvester.exporters.output import ExportFolder
     from harvester.exporters.selection import Filters, Item
 
-FORMATS = ("parquet", "csv", "jsonl")
+FORMATS = ("parquet", "csv", "jsonl", "attribution", "pairs", "webdataset", "vpr")
 NEAR_DUPLICATE_DISTANCE = 6
 
 
@@ -159,6 +159,25 @@ def _write(
     folder: ExportFolder,
     made_with: Sequence[str],
 ) -> str:
+    """Write the format; every layout of image files ships its attribution beside them."""
+    from harvester.exporters.attribution import write_attribution
+
+    if args.format == "attribution":
+        return f"{write_attribution(items, folder)} attribution rows"
+    if args.format == "pairs":
+        from harvester.exporters.pairs import pair_rows, pairs_csv
+
+        rows = pair_rows(items)
+        if not rows:
+            raise InputError("no pair of the exported images has both sides stored")
+        folder.write("pairs.csv", pairs_csv(rows))
+        return f"{len(rows)} pairs"
+    if args.format == "webdataset":
+        from harvester.exporters.webdataset import export_webdataset
+
+        files = export_webdataset(items, folder, settings.storage_root)
+        write_attribution(items, folder, files)
+        return f"{len({f.split(':')[0] for f in files.values()})} shards"
     if args.format == "vpr":
         from harvester.exporters.vpr import VprOptions, export_vpr
 
@@ -169,7 +188,8 @@ def _write(
             queries_by=args.queries_by,
             query_fraction=args.query_fraction,
         )
-        counts = export_vpr(items, folder, settings.storage_root, options, made_with)
+        counts, files = export_vpr(items, folder, settings.storage_root, options, made_with)
+        write_attribution([i for i in items if i.record["id"] in files], folder, files)
         return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     from harvester.exporters.tables import export_table
 

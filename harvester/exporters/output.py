@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from harvester.errors import InputError
 
@@ -86,6 +87,17 @@ class ExportFolder:
                 shutil.copyfile(source, temp)
             os.replace(temp, target)
 
+    def write_stream(self, relative: str, fill: Callable[[BinaryIO], None]) -> None:
+        """A large file written by `fill` to a temp name, kept only if it differs."""
+        target = self._target(relative)
+        temp = _temp_for(target)
+        with temp.open("wb") as handle:
+            fill(handle)
+        if self._needs(target, lambda: _digest(target) == _digest(temp)):
+            os.replace(temp, target)
+        else:
+            temp.unlink()
+
     def _needs(self, target: Path, same: Callable[[], bool]) -> bool:
         """Count the file as added, changed or unchanged; False if it is already right."""
         if target.is_file():
@@ -124,4 +136,9 @@ def _same(target: Path, source: Path, sha256: str | None) -> bool:
         return False
     if sha256 is None or target.stat().st_size != source.stat().st_size:
         return False
-    return hashlib.sha256(target.read_bytes()).hexdigest() == sha256
+    return _digest(target) == sha256
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

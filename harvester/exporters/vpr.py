@@ -203,19 +203,22 @@ def export_vpr(
     storage_root: Path,
     options: VprOptions,
     made_with: Sequence[str],
-) -> dict[str, int]:
-    """Link (or copy) every placed image into its split and role; README.txt says how."""
+) -> tuple[dict[str, int], dict[int, str]]:
+    """Link (or copy) every placed image into its split and role; README.txt says how.
+    Returns the images per folder and where each image went, by image id."""
     placed = place_items(items, options)
     counts: dict[str, int] = defaultdict(int)
+    files: dict[int, str] = {}
     for entry in placed:
         record = entry.item.record
         folder.place(entry.relative, storage_root / record["path"], record["sha256"])
         counts[f"{entry.split}/{entry.role}"] += 1
+        files[record["id"]] = entry.relative
     unplaced = len(items) - len(placed)
     how = resolved_queries_by(items, options.queries_by)
     readme = _readme(options, how, made_with, counts, unplaced)
     folder.write("README.txt", readme.encode("utf-8"))
-    return dict(counts)
+    return dict(counts), files
 
 
 def _readme(

@@ -1,0 +1,94 @@
+"""`harvester export --format vpr`: the GeoWarp layout, hard links, README, attribution."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import utm
+from export_harvest import Harvest, rows_of
+
+from harvester.cli import main
+from harvester.exporters.vpr import parse_vpr_name
+
+
+def _vpr(harvest: Harvest, out: Path, *extra: str) -> int:
+    argv = harvest.argv(
+        "export", "--campaign", "svpr", "--campaign", "street", "--format", "vpr",
+        "--out", str(out), "--cell-m", "25", *extra,
+    )  # fmt: skip
+    return main(argv)
+
+
+def test_vpr_layout_names_every_image_by_its_position_and_links_the_stored_file(
+    harvest: Harvest, tmp_path: Path
+):
+    out = tmp_path / "vpr"
+    assert _vpr(harvest, out) == 0
+    table_out = tmp_path / "table"
+    argv = ("export", "--campaign", "svpr", "--campaign", "street", "--format", "csv")
+    assert main(harvest.argv(*argv, "--out", str(table_out))) == 0
+    by_id = {r["provider_id"]: r for r in rows_of(table_out / "images.csv")}
+    files = sorted(out.glob("images/*/*/*.jpg"))
+    assert len(files) == len(by_id) == 24
+    for path in files:
+        split, role = path.parent.parent.name, path.parent.name
+        assert split in ("train", "val", "test") and role in ("database", "queries")
+        fields = parse_vpr_name(path.name)
+        row = by_id[fields["pano_id"]]
+        lat, lon = float(row["lat"]), float(row["lon"])
+        assert abs(float(fields["lat"]) - lat) <= 1e-5 and abs(float(fields["lon"]) - lon) <= 1e-5
+        east, north, zone, letter = utm.from_latlon(lat, lon)
+        assert abs(float(fields["east"]) - east) <= 0.005
+        assert abs(float(fields["north"]) - north) <= 0.005
+        assert (int(fields["zone_number"]), fields["zone_letter"]) == (zone, letter)
+        stored = harvest.root / row["path"]
+        assert os.path.samefile(path, stored), "a hard link to the stored file"
+    roles = {(p.parent.name, parse_vpr_name(p.name)["note"]) for p in files}
+    assert ("database", "mapillary") in roles and ("queries", "mapillary") in roles
+    readme = (out / "README.txt").read_text()
+    assert "cells of 25 m" in readme and "by pairs" in readme
+    assert "campaigns: svpr, street" in readme
+    credits = rows_of(out / "attribution.csv")
+    assert sorted(r["file"] for r in credits) == sorted(str(p.relative_to(out)) for p in files), (
+        "every exported image has an attribution row"
+    )
+
+
+def test_pair_roles_put_database_and_query_sides_in_their_folders(harvest: Harvest, tmp_path):
+    out = tmp_path / "vpr"
+    argv = harvest.argv(
+        "export", "--campaign", "svpr", "--format", "vpr", "--out", str(out),
+        "--queries-by", "pairs",
+    )  # fmt: skip
+    assert main(argv) == 0
+    roles = {parse_vpr_name(p.name)["pano_id"]: p.parent.name for p in out.glob("images/*/*/*")}
+    assert {roles[d.id] for d, _ in harvest.pairs} == {"database"}
+    assert {roles[q.id] for _, q in harvest.pairs} == {"queries"}
+
+
+def test_a_second_vpr_export_changes_nothing_and_a_new_seed_moves_files(
+    harvest: Harvest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    out = tmp_path / "vpr"
+    assert _vpr(harvest, out) == 0
+    capsys.readouterr()
+    assert _vpr(harvest, out) == 0
+    assert " 0 files added, 0 changed" in capsys.readouterr().out
+    assert _vpr(harvest, out, "--seed", "5", "--split", "1,1,1") == 0
+    said = capsys.readouterr().out
+    assert "removed" in said
+    files = list(out.glob("images/*/*/*.jpg"))
+    assert len(files) == 24, "files of the earlier layout were removed"
+
+
+def test_copies_are_made_when_links_cannot_be(harvest: Harvest, tmp_path, monkeypatch):
+    def no_links(*_args: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    out = tmp_path / "vpr"
+    assert _vpr(harvest, out) == 0
+    files = list(out.glob("images/*/*/*.jpg"))
+    assert files and all(p.stat().st_nlink == 1 for p in files)

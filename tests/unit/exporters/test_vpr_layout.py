@@ -1,0 +1,137 @@
+"""VPR file names and geographic splits, checked against the `utm` package."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import pytest
+import utm
+from test_selection import image
+
+from harvester.db.exports import Hit, StoredImage
+from harvester.exporters.geo import distance_m
+from harvester.exporters.selection import Item
+from harvester.exporters.vpr import (
+    DATABASE,
+    QUERIES,
+    VprOptions,
+    cell_of,
+    parse_vpr_name,
+    place_items,
+    vpr_name,
+)
+
+PLACES = [
+    (45.4642035, 9.189982),  # Milan
+    (-33.8688197, 151.2092955),  # Sydney: southern hemisphere, east
+    (40.7127753, -74.0059728),  # New York: west
+    (64.146582, -21.9426354),  # Reykjavik
+    (0.0000049, -0.0000049),  # next to null island: signs of tiny values
+    (-54.8019121, -68.3029511),  # Ushuaia
+]
+
+
+@pytest.mark.parametrize(("lat", "lon"), PLACES)
+def test_names_parse_back_to_the_position_and_to_utm(lat: float, lon: float):
+    when = datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)
+    name = vpr_name(lat, lon, pano_id="123", heading=271.9, timestamp=when, note="mapillary")
+    fields = parse_vpr_name(name)
+    assert abs(float(fields["lat"]) - lat) <= 1e-5 and abs(float(fields["lon"]) - lon) <= 1e-5
+    east, north, zone, letter = utm.from_latlon(lat, lon)
+    assert float(fields["east"]) == pytest.approx(east, abs=0.005)
+    assert float(fields["north"]) == pytest.approx(north, abs=0.005)
+    assert (int(fields["zone_number"]), fields["zone_letter"]) == (zone, letter)
+    assert fields["zone_number"] == f"{zone:02d}"
+    assert len(fields["east"].split(".")[1]) == 2 and len(fields["lat"].split(".")[1]) == 5
+    assert (fields["heading"], fields["timestamp"]) == ("271", "20210304_050607")
+    assert fields["pano_id"] == "123" and fields["note"] == "mapillary"
+    assert fields["tile_num"] == fields["pitch"] == fields["roll"] == fields["height"] == ""
+
+
+def test_the_name_has_the_documented_shape():
+    name = vpr_name(45.4642035, 9.189982)
+    assert re.fullmatch(r"@\d{7}\.\d{2}@\d{7}\.\d{2}@32@T@045\.46420@0009\.18998@{9}\.jpg", name)
+    assert vpr_name(-33.8688197, -74.0059728).split("@")[5:7] == ["-033.86882", "-0074.00597"]
+
+
+def _scatter(n: int, seed: int = 1) -> list[Item]:
+    rng = random.Random(seed)
+    items = []
+    for i in range(n):
+        lat, lon = 45.0 + rng.random() * 0.02, 9.0 + rng.random() * 0.03
+        items.append(Item(image(i, lat=lat, lon=lon, sequence_id=f"s{i % 7}"), None))
+    return items
+
+
+def test_splits_are_disjoint_in_space_and_near_their_ratios():
+    items = _scatter(3000)
+    placed = place_items(items, VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=3))
+    cells: dict[tuple[int, str, int, int], set[str]] = defaultdict(set)
+    for entry in placed:
+        cells[cell_of(entry.item, 100)].add(entry.split)
+    assert all(len(splits) == 1 for splits in cells.values())
+    counts = {s: sum(p.split == s for p in placed) for s in ("train", "val", "test")}
+    assert counts["train"] == pytest.approx(1800, abs=60)
+    assert counts["val"] == pytest.approx(600, abs=60) and counts["test"] == pytest.approx(
+        600, abs=60
+    )
+    # No two images of different splits share a place: nothing closer than a cell apart
+    # is split across, except across a cell border (checked by cell above).
+    again = place_items(items, VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=3))
+    assert [(p.split, p.name) for p in again] == [(p.split, p.name) for p in placed]
+    other = place_items(items, VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=4))
+    assert [p.split for p in other] != [p.split for p in placed]
+
+
+def test_in_each_place_the_earlier_traversal_is_the_database():
+    # Two traversals of one 300 m street, a year apart, images every 10 m.
+    items = []
+    for travel, year in ((0, 2019), (1, 2020)):
+        for k in range(30):
+            when = datetime(year, 6, 1, 12, 0, k, tzinfo=UTC)
+            record = image(
+                travel * 100 + k,
+                lat=45.0 + k * 10 / 111_195,
+                lon=9.0,
+                captured_at=when,
+                sequence_id=f"travel{travel}",
+            )
+            items.append(Item(record, None))
+    placed = place_items(items, VprOptions(cell_m=50, queries_by="time"))
+    roles = {p.item.record["sequence_id"]: set() for p in placed}
+    for p in placed:
+        roles[p.item.record["sequence_id"]].add(p.role)
+    assert roles == {"travel0": {DATABASE}, "travel1": {QUERIES}}
+
+
+def test_pair_roles_decide_database_and_queries_when_present():
+    def paired(n: int, role: str) -> Item:
+        base = image(n, lat=45.0, lon=9.0 + n * 1e-4)
+        hit = Hit("svpr", "pairs-csv p.csv part 1", role, {"pair": n, "other": "x"})
+        return Item(StoredImage(base.record, "svpr", base.license_name, None, (hit,)), None)
+
+    items = [paired(i, "database" if i % 2 else "query") for i in range(10)]
+    placed = place_items(items, VprOptions())
+    assert all(p.role == (DATABASE if p.item.record["id"] % 2 else QUERIES) for p in placed)
+
+
+def test_random_roles_are_seeded():
+    items = _scatter(400)
+    first = place_items(items, VprOptions(queries_by="random", seed=9, query_fraction=0.25))
+    second = place_items(items, VprOptions(queries_by="random", seed=9, query_fraction=0.25))
+    assert [p.role for p in first] == [p.role for p in second]
+    assert sum(p.role == QUERIES for p in first) == pytest.approx(100, abs=30)
+
+
+def test_images_in_one_cell_are_within_a_cell_diagonal():
+    items = _scatter(500)
+    by_cell: dict[object, list[Item]] = defaultdict(list)
+    for item in items:
+        by_cell[cell_of(item, 100)].append(item)
+    for group in by_cell.values():
+        a = group[0]
+        for b in group[1:]:
+            assert distance_m(a.lat, a.lon, b.lat, b.lon) < 100 * 1.5  # type: ignore[arg-type]
