@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from harvester import log
 from harvester.commands import Handler, dashboard
+from harvester.commands import bbox_arg as _bbox
 from harvester.commands import campaigns as campaign_commands
 from harvester.commands import export as export_command
 from harvester.commands import jobs as job_commands
@@ -137,16 +138,6 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
-
-
-def _bbox(text: str) -> tuple[float, float, float, float]:
-    try:
-        minlon, minlat, maxlon, maxlat = (float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--bbox wants MINLON,MINLAT,MAXLON,MAXLAT, got {text!r}"
-        ) from None
-    return minlon, minlat, maxlon, maxlat
 
 
 def _size_flags(

@@ -46,6 +46,16 @@ def on_database(*, migrate: bool) -> Callable[[EngineHandler], Handler]:
     return wrap
 
 
+def bbox_arg(text: str) -> tuple[float, float, float, float]:
+    try:
+        minlon, minlat, maxlon, maxlat = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--bbox wants MINLON,MINLAT,MAXLON,MAXLAT, got {text!r}"
+        ) from None
+    return minlon, minlat, maxlon, maxlat
+
+
 def print_json(value: Any) -> None:
     """JSON for scripts: dataclasses as objects, times in ISO 8601."""
     json.dump(value, sys.stdout, indent=2, sort_keys=True, default=_plain)

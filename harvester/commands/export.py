@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harvester.commands import bbox_arg, on_database
 from harvester.errors import InputError
 
 if TYPE_CHECKING:
@@ -22,8 +23,6 @@ NEAR_DUPLICATE_DISTANCE = 6
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    # The shared argument parsers and the engine decorator of the command line.
-    from harvester.cli import _bbox, _on_database
 
     export = commands.add_parser(
         "export",
@@ -39,7 +38,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     chosen.add_argument("--license", action="append", help="licence ids or names, comma-separated")
     chosen.add_argument("--commercial-ok", action="store_true", help="licences allowing it")
     chosen.add_argument("--derivatives-ok", action="store_true", help="licences allowing it")
-    chosen.add_argument("--bbox", type=_bbox, help="MINLON,MINLAT,MAXLON,MAXLAT")
+    chosen.add_argument("--bbox", type=bbox_arg, help="MINLON,MINLAT,MAXLON,MAXLAT")
     chosen.add_argument("--since", type=_moment, help="captured at or after (YYYY-MM-DD[Thh:mm])")
     chosen.add_argument("--until", type=_moment, help="captured up to (a date: that whole day)")
     chosen.add_argument("--pano-only", action="store_true", help="spherical images only")
@@ -70,7 +69,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     vpr.add_argument("--seed", type=int, default=0)
     vpr.add_argument("--queries-by", choices=("auto", "time", "pairs", "random"), default="auto")
     vpr.add_argument("--query-fraction", type=float, default=0.25, help="for --queries-by random")
-    export.set_defaults(handler=_on_database(migrate=True)(_export))
+    export.set_defaults(handler=on_database(migrate=True)(_export))
 
 
 def _moment(text: str) -> datetime:
