@@ -14,6 +14,7 @@ from harvester.config import load_settings
 from harvester.db.migrate import upgrade
 from harvester.db.session import create_engine
 from harvester.emulator import EmulatorConfig, WorldSize, start_emulator
+from harvester.emulator.config import FLICKR_KEY, MAPILLARY_TOKEN
 from harvester.emulator.mapillary_world import MapillaryImage
 from harvester.sources.flickr import FlickrCampaign, submit_flickr
 from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
@@ -46,8 +47,8 @@ async def harvest_into(home: Path) -> Harvest:
             concurrency=16,
             flickr_api_url=emulator.flickr_api_url,
             mapillary_api_url=emulator.mapillary_api_url,
-            flickr_api_key=SecretStr("test-key"),
-            mapillary_token=SecretStr("MLY|test-token"),
+            flickr_api_key=SecretStr(FLICKR_KEY),
+            mapillary_token=SecretStr(MAPILLARY_TOKEN),
         )
         engine = create_engine(settings.database_url)
         await upgrade(engine)
