@@ -135,7 +135,8 @@ async def test_deleted_photos_are_skipped_unavailable_and_no_placeholder_is_stor
     for row in images:
         if row.provider_id in deleted and row.reason != "too_small":  # too small: not fetched
             assert (row.state, row.reason) == ("skipped", "unavailable"), row.provider_id
-            assert not (tmp_path / "data" / row.path).exists()
+            planned = relative_path(row.provider, row.group_name, row.shard, row.file_name)
+            assert row.path is None and not (tmp_path / "data" / planned).exists()
         assert row.reason != "duplicate" and row.duplicate_of is None
     stored = [r for r in images if r.state == "stored"]
     assert stored and not deleted & {r.provider_id for r in stored}
