@@ -45,6 +45,7 @@ async def harvest_into(home: Path) -> Harvest:
             storage_root=home / "data",
             processes=2,
             concurrency=16,
+            allow_networks=["127.0.0.1"],
             flickr_api_url=emulator.flickr_api_url,
             mapillary_api_url=emulator.mapillary_api_url,
             flickr_api_key=SecretStr(FLICKR_KEY),

@@ -61,8 +61,16 @@ def test_pairs_file_reproduces_the_submitted_pairs_that_were_harvested(
         for r in rows
     ]
     assert rebuilt == submitted
+    _export(harvest, tmp_path / "table", "csv", "--campaign", "svpr")
+    harvested = {r["provider_id"]: r for r in rows_of(tmp_path / "table" / "images.csv")}
     for row, (d, q) in zip(rows, harvest.pairs, strict=True):
-        assert float(row["latitude_database"]) == d.lat and float(row["longitude_query"]) == q.lon
+        for role, image in (("database", d), ("query", q)):
+            lat, lon = float(row[f"latitude_{role}"]), float(row[f"longitude_{role}"])
+            assert (lat, lon) == (
+                float(harvested[image.id]["lat"]),
+                float(harvested[image.id]["lon"]),
+            )
+            assert abs(lat - image.lat) < 1e-4 and abs(lon - image.lon) < 1e-4
     again = read_pairs_csv(tmp_path / "pairs.csv")  # it can be submitted again as it is
     assert not again.problems and len(again.items) == 2 * len(harvest.pairs)
 
