@@ -65,7 +65,7 @@ async def test_a_client_at_n_calls_per_second_never_exceeds_n_plus_burst():
     """The limiter's promise, on the fake clock: no second of (fake) time admits more than
     rate + burst calls, every call the emulator saw was admitted, and pacing is exact."""
     rate, burst, calls = 40.0, 2, 80
-    emulator = await start_emulator(EmulatorConfig())
+    emulator = await start_emulator(EmulatorConfig(flickr_keys=frozenset({KEY})))
     bucket = RecordingBucket(rate, burst, FakeClock())
     try:
         pages = await _search_all(emulator.flickr_api_url, bucket, calls)
