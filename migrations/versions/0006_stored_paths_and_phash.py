@@ -18,10 +18,18 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+PHASH_DOC = (
+    "64-bit perceptual hash of the stored picture (hex); "
+    "near-duplicates are close in Hamming distance."
+)
+
+
 def upgrade() -> None:
     # Rows were given their planned path at birth; exports read `path` as "this file exists".
     op.execute("UPDATE images SET path = NULL WHERE state <> 'stored'")
     op.add_column("images", sa.Column("phash", sa.String(length=16), nullable=True))
+    if op.get_bind().dialect.name == "postgresql":  # described like every column (0005)
+        op.execute(f"COMMENT ON COLUMN images.phash IS '{PHASH_DOC}'")
 
 
 def downgrade() -> None:
