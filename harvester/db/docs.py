@@ -81,7 +81,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "license_id": "Licence id (licenses.license_id of the same provider).",
             "raw": "The provider's record as received, JSON.",
             "skip_reason": "Human message of a skip; the code is in reason.",
-            "phash": "64-bit perceptual hash of the stored picture (hex); near-duplicates are close in Hamming distance.",
+            "phash": "64-bit perceptual hash of the stored picture (hex); "
+            "near-duplicates are close in Hamming distance.",
         },
     ),
     "image_hits": (
