@@ -9,10 +9,10 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harvester import log
-from harvester.commands import Handler, dashboard
+from harvester.commands import Handler, dashboard, undone_on_error
 from harvester.commands import bbox_arg as _bbox
 from harvester.commands import campaigns as campaign_commands
 from harvester.commands import export as export_command
@@ -32,14 +32,46 @@ BLOCKED = 3
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
+class _DefaultsShown(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or not action.option_strings:
+            return text
+        if action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return text + " (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """Sub-commands are built from this class too, so each shows its defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _DefaultsShown)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    defaults = Settings.model_fields
+    parser: argparse.ArgumentParser = _Parser(
         prog="harvester",
         description="Harvest geo-tagged images from Flickr, Mapillary and URL lists.",
     )
-    parser.add_argument("--config", type=Path, help="TOML settings file (env HARVESTER_* wins)")
-    parser.add_argument("--database-url", help="sqlite:///path.db or postgresql://user@host/db")
-    parser.add_argument("--storage-root", type=Path, help="where images are written")
+    parser.add_argument(
+        "--config", type=Path, help="TOML settings file; env HARVESTER_* wins (default: none)"
+    )
+    parser.add_argument(
+        "--database-url",
+        help="sqlite:///path.db or postgresql://user@host/db (default: HARVESTER_DATABASE_URL"
+        f" or {defaults['database_url'].default})",
+    )
+    parser.add_argument(
+        "--storage-root",
+        type=Path,
+        help="where images are written (default: HARVESTER_STORAGE_ROOT or "
+        f"{defaults['storage_root'].default})",
+    )
     parser.add_argument(
         "--log-level",
         default="info",
@@ -76,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
         dest="source", required=True
     )
     urls = submit.add_parser("urls", help="a CSV, TSV or Parquet file with a 'url' column")
-    urls.add_argument("--campaign", required=True)
+    urls.add_argument("--campaign", required=True, help="the campaign's name (required)")
     _size_flags(urls)
     urls.add_argument("file", type=Path)
     urls.set_defaults(handler=_submit_urls)
@@ -86,28 +118,36 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo)
 
     flickr = submit.add_parser("flickr", help="keyword/region search with dynamic time windows")
-    flickr.add_argument("--campaign", required=True)
+    flickr.add_argument("--campaign", required=True, help="the campaign's name (required)")
     flickr.add_argument("--queries", type=Path, required=True, help="one query per line")
     flickr.add_argument("--bbox", type=_bbox, help="MINLON,MINLAT,MAXLON,MAXLAT")
-    flickr.add_argument("--min-upload-date", type=_date, default=date(2004, 1, 1))
+    flickr.add_argument(
+        "--min-upload-date", type=_date, default=date(2004, 1, 1), help="YYYY-MM-DD, inclusive"
+    )
     flickr.add_argument("--max-upload-date", type=_date, help="inclusive; default today")
     flickr.add_argument("--license", help="comma-separated Flickr licence ids")
     flickr.add_argument("--accuracy", type=int, default=6, help="minimum geo accuracy (1-16)")
     flickr.add_argument("--no-geo-only", action="store_true", help="also photos without geo")
-    flickr.add_argument("--target-per-window", type=int, default=400)
+    flickr.add_argument(
+        "--target-per-window", type=int, default=400, help="results a time window aims at"
+    )
     _size_flags(flickr)
     flickr.set_defaults(handler=_submit_flickr)
 
     mapillary = submit.add_parser("mapillary", help="regions, sequences, Spherical-VPR ID lists")
-    mapillary.add_argument("--campaign", required=True)
+    mapillary.add_argument("--campaign", required=True, help="the campaign's name (required)")
     what = mapillary.add_mutually_exclusive_group(required=True)
     what.add_argument("--bbox", type=_bbox, help="MINLON,MINLAT,MAXLON,MAXLAT")
     what.add_argument("--sequence", action="append", help="a sequence id (repeatable)")
     what.add_argument("--sequence-csv", type=Path, help="sequence_id,image_id,latitude,longitude")
     what.add_argument("--pairs-csv", type=Path, help="the Spherical VPR pairs file")
     mapillary.add_argument("--pano-only", action="store_true", help="spherical images only")
-    mapillary.add_argument("--min-captured-at", type=_date)
-    mapillary.add_argument("--max-captured-at", type=_date)
+    mapillary.add_argument(
+        "--min-captured-at", type=_date, help="YYYY-MM-DD, inclusive (default: no limit)"
+    )
+    mapillary.add_argument(
+        "--max-captured-at", type=_date, help="YYYY-MM-DD, inclusive (default: no limit)"
+    )
     mapillary.add_argument(
         "--size", choices=["256", "1024", "2048", "original"], help="thumbnail asked for"
     )
@@ -115,12 +155,12 @@ def _parser() -> argparse.ArgumentParser:
     mapillary.set_defaults(handler=_submit_mapillary)
 
     cancel = commands.add_parser("cancel", help="stop a campaign: its queued work is cancelled")
-    cancel.add_argument("--campaign", required=True)
+    cancel.add_argument("--campaign", required=True, help="the campaign's name (required)")
     cancel.set_defaults(handler=_cancel)
     retry = commands.add_parser(
         "retry-failed", help="queue a campaign's transient failures again (see jobs retry)"
     )
-    retry.add_argument("--campaign", required=True)
+    retry.add_argument("--campaign", required=True, help="the campaign's name (required)")
     retry.add_argument("--cancelled", action="store_true", help="also resume cancelled rows")
     retry.set_defaults(handler=_retry_failed)
 
@@ -195,7 +235,8 @@ async def _submit_urls(args: argparse.Namespace, settings: Settings, engine: Eng
     from harvester.sources.urls import UrlCampaign, submit_urls
 
     campaign = UrlCampaign(args.campaign, args.file, **_sizes(args))
-    report = await submit_urls(engine, campaign, max_attempts=settings.max_attempts)
+    async with undone_on_error(engine, campaign.name):
+        report = await submit_urls(engine, campaign, max_attempts=settings.max_attempts)
     _print_problems(report.problems)
     print(
         f"campaign {args.campaign!r}: {report.rows} rows read, {report.images_added} images "
@@ -225,7 +266,8 @@ async def _submit_flickr(args: argparse.Namespace, settings: Settings, engine: E
         **_sizes(args),
     )
 
-    report = await submit_flickr(engine, campaign)
+    async with undone_on_error(engine, campaign.name):
+        report = await submit_flickr(engine, campaign)
     print(
         f"campaign {args.campaign!r}: {len(queries)} queries, {len(negatives)} negative "
         f"terms, {report.tasks_added} tasks queued (0 means it was already submitted)"
@@ -251,7 +293,8 @@ async def _submit_mapillary(args: argparse.Namespace, settings: Settings, engine
         **_sizes(args),
     )
 
-    report = await submit_mapillary(engine, campaign)
+    async with undone_on_error(engine, campaign.name):
+        report = await submit_mapillary(engine, campaign)
     _print_problems(report.problems)
     print(
         f"campaign {args.campaign!r}: {report.tasks_added} tasks queued "

@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from harvester.config import Settings
+from harvester.errors import HarvesterError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -54,6 +56,20 @@ def bbox_arg(text: str) -> tuple[float, float, float, float]:
             f"--bbox wants MINLON,MINLAT,MAXLON,MAXLAT, got {text!r}"
         ) from None
     return minlon, minlat, maxlon, maxlat
+
+
+@asynccontextmanager
+async def undone_on_error(engine: AsyncEngine, campaign: str) -> AsyncIterator[None]:
+    """A submit that fails leaves no campaign behind (one that existed before stays)."""
+    from harvester.db.campaigns import campaign_exists, delete_campaign
+
+    existed = await campaign_exists(engine, campaign)
+    try:
+        yield
+    except HarvesterError:
+        if not existed and await campaign_exists(engine, campaign):
+            await delete_campaign(engine, campaign)
+        raise
 
 
 def print_json(value: Any) -> None:

@@ -85,6 +85,12 @@ async def list_campaigns(engine: AsyncEngine) -> list[CampaignInfo]:
         return [_as_info(row) for row in rows]
 
 
+async def campaign_exists(engine: AsyncEngine, name: str) -> bool:
+    async with read_connection(engine) as connection:
+        found = await connection.execute(select(Campaign.id).where(Campaign.name == name))
+        return found.first() is not None
+
+
 async def campaign_named(engine: AsyncEngine, name: str) -> CampaignInfo:
     async with read_connection(engine) as connection:
         row = (await connection.execute(_info().where(Campaign.name == name))).first()

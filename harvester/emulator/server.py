@@ -39,7 +39,9 @@ from harvester.emulator.faults import (
     middleware,
 )
 from harvester.emulator.flickr_api import FlickrRest, SearchEngine
+from harvester.emulator.flickr_world import PLACES, SUBJECTS
 from harvester.emulator.mapillary_api import MapillaryApi
+from harvester.emulator.mapillary_world import DENSE_CENTER, PATH_STARTS
 from harvester.emulator.stats import Stats
 from harvester.emulator.world import World
 
@@ -268,11 +270,40 @@ async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     running = await start_emulator(config, host, port)
-    print(running.base_url, flush=True)  # last: a reader may signal as soon as it sees this
+    # What to export and what is in the world, on stderr: stdout's one line is the URL, which
+    # scripts read (a reader may signal as soon as it sees it, so it comes last).
+    print("\n".join(describe(running, config)), file=sys.stderr, flush=True)
+    print(running.base_url, flush=True)
     try:
         await stop.wait()
     finally:
         await running.close()
+
+
+def describe(running: RunningEmulator, config: EmulatorConfig) -> list[str]:
+    """The settings a harvester needs to use this emulator, and what its fake world holds."""
+    world = running.world
+    summary = world.summary()
+    sequences = sorted(world.mapillary.by_sequence)[:3]
+    minlon, minlat = DENSE_CENTER[0] - 0.05, DENSE_CENTER[1] - 0.05
+    return [
+        f"emulator serving on {running.base_url}; to harvest from it:",
+        f"  export HARVESTER_FLICKR_API_URL={running.flickr_api_url}",
+        f"  export HARVESTER_MAPILLARY_API_URL={running.mapillary_api_url}",
+        f"  export HARVESTER_FLICKR_API_KEY={sorted(config.flickr_keys)[0]}",
+        f"  export HARVESTER_MAPILLARY_TOKEN='{sorted(config.mapillary_tokens)[0]}'",
+        f"world (seed {summary['seed']}): {summary['flickr_photos']} Flickr photos, "
+        f"{summary['mapillary_images']} Mapillary images in "
+        f"{summary['mapillary_sequences']} sequences",
+        "  Flickr keywords: " + ", ".join(word for word, _ in SUBJECTS),
+        "  Flickr places (as tags): " + ", ".join(name for name, _, _ in PLACES),
+        "  Mapillary regions: "
+        + ", ".join(name for name, _, _ in PATH_STARTS)
+        + f"; dense area --bbox {minlon:.4f},{minlat:.4f},{minlon + 0.1:.4f},{minlat + 0.1:.4f}",
+        "  Mapillary sequences, e.g.: " + ", ".join(sequences),
+        f"  URL lists: {running.base_url}/cdn/web/<n>.jpg (every "
+        f"{world.size.hostile_urls_every}th one hostile)",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -66,3 +68,33 @@ def test_a_port_in_use_names_the_address(sqlite_url: str, tmp_path: Path) -> Non
         )  # fmt: skip
     assert done.returncode == 2 and f"cannot serve HTTP on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_failed_submit_leaves_no_campaign_behind(sqlite_url: str, tmp_path: Path) -> None:
+    no_url_column = tmp_path / "bad.csv"
+    no_url_column.write_text("link\nhttp://x.test/y.jpg\n")
+    bad = _run(
+        "--database-url", sqlite_url, "submit", "urls", "--campaign", "c1", str(no_url_column)
+    )
+    _one_clear_line(bad, "must name a 'url' column")
+    listed = _run("--database-url", sqlite_url, "campaigns", "list")
+    assert listed.returncode == 0 and "no campaigns yet" in listed.stdout
+
+
+def test_every_option_has_help_and_shows_its_default() -> None:
+    from harvester.cli import _parser
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, str]]:
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield from walk(child, f"{path} {name}")
+            elif action.option_strings and action.dest != "help":
+                assert action.help, f"{path} {action.option_strings[0]} has no help"
+                shown = formatter._expand_help(action)
+                if action.default not in (None, False):
+                    assert "default" in shown, f"{path} {action.option_strings[0]}: {shown}"
+                yield path, shown
+
+    assert len(list(walk(_parser(), "harvester"))) > 40
