@@ -29,7 +29,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="stored images as a dataset (tables, attribution, VPR layout, pairs, shards)",
     )
     export.add_argument("--campaign", action="append", required=True, help="repeatable")
-    export.add_argument("--format", choices=FORMATS, required=True)
+    export.add_argument("--format", choices=FORMATS, required=True, help="what to write (required)")
     export.add_argument("--out", type=Path, required=True, help="the folder to write")
     export.add_argument(
         "--overwrite", action="store_true", help="write into a non-empty folder not ours"
@@ -66,8 +66,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     vpr = export.add_argument_group("vpr layout")
     vpr.add_argument("--cell-m", type=float, default=100.0, help="split cells, metres")
     vpr.add_argument("--split", type=_ratios, default=(0.6, 0.2, 0.2), help="train,val,test ratios")
-    vpr.add_argument("--seed", type=int, default=0)
-    vpr.add_argument("--queries-by", choices=("auto", "time", "pairs", "random"), default="auto")
+    vpr.add_argument("--seed", type=int, default=0, help="for the random splits")
+    vpr.add_argument(
+        "--queries-by",
+        choices=("auto", "time", "pairs", "random"),
+        default="auto",
+        help="how query images are picked",
+    )
     vpr.add_argument("--query-fraction", type=float, default=0.25, help="for --queries-by random")
     export.set_defaults(handler=on_database(migrate=True)(_export))
 
