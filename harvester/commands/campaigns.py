@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from harvester.commands import fit, on_database, print_json
 from harvester.config import Settings
@@ -69,8 +70,9 @@ async def _show(args: argparse.Namespace, settings: Settings, engine: AsyncEngin
     from harvester.db.campaigns import campaign_named
 
     campaign = await campaign_named(engine, args.name)
+    tiling = await _tiling(engine, campaign.id) if campaign.provider == "mapillary" else None
     if args.json:
-        print_json(campaign)
+        print_json({**asdict(campaign), "tiling": tiling} if tiling else campaign)
         return 0
     print(f"campaign  {campaign.name} ({campaign.provider}), created {campaign.created_at}")
     if campaign.paused_at:
@@ -78,7 +80,19 @@ async def _show(args: argparse.Namespace, settings: Settings, engine: AsyncEngin
         print(f"paused    {campaign.paused_at} ({campaign.paused_reason}){why}")
     for key, value in sorted(campaign.settings.items()):
         print(f"  {key:<22} {value}")
+    if tiling:
+        print(f"tiling    {tiling}")
     return 0
+
+
+async def _tiling(engine: AsyncEngine, campaign_id: int) -> dict[str, Any] | None:
+    """How the campaign's region was tiled (None when it has no region)."""
+    from harvester.db.campaigns import task_results
+    from harvester.sources.mapillary_submit import TILE
+    from harvester.sources.mapillary_tiles import tiling_summary
+
+    results = await task_results(engine, campaign_id, TILE)
+    return tiling_summary(results) if results else None
 
 
 @on_database(migrate=True)

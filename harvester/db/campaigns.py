@@ -99,6 +99,17 @@ async def campaign_named(engine: AsyncEngine, name: str) -> CampaignInfo:
     return _as_info(row)
 
 
+async def task_results(engine: AsyncEngine, campaign_id: int, kind: str) -> list[dict[str, Any]]:
+    """What a campaign's finished tasks of one kind recorded (how a region was tiled, say)."""
+    async with read_connection(engine) as connection:
+        rows = await connection.execute(
+            select(Task.result).where(
+                Task.campaign_id == campaign_id, Task.kind == kind, Task.result.is_not(None)
+            )
+        )
+        return [dict(result) for (result,) in rows]
+
+
 def _info() -> Any:
     return select(
         Campaign.id,

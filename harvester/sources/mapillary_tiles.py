@@ -11,8 +11,10 @@ edges and a tile's dedupe key is stable across runs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from harvester.errors import InputError
 
@@ -154,3 +156,18 @@ def _edges(low: float, high: float, n: int) -> list[float]:
 def _fmt(value: float) -> str:
     text = f"{value:.{DECIMALS}f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
+
+
+def tiling_summary(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How a region was tiled, from its tile tasks' results: tiles searched, the sides that
+    worked, and how many tiles were cut, and why (refused, at the cap, timed out, too wide)."""
+    searched = [r for r in results if "returned" in r]
+    cuts = Counter(str(r["why"]) for r in results if "why" in r)
+    return {
+        "tiles_searched": len(searched),
+        "images_returned": sum(int(r["returned"]) for r in searched),
+        "sides": sorted({float(r["side"]) for r in searched if "side" in r}),
+        "cut": dict(sorted(cuts.items())),
+        "refused_uncut": sum(1 for r in results if r.get("refused")),
+        "capped": sum(1 for r in results if r.get("capped")),
+    }

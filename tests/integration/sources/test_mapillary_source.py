@@ -21,7 +21,7 @@ from harvester.db.campaigns import campaign_settings
 from harvester.db.catalog import add_images, upsert_licenses
 from harvester.db.models import Image, ImageHit, License, Task
 from harvester.db.queue import Queue, enqueue_tasks
-from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, start_emulator
+from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, Warts, start_emulator
 from harvester.emulator.mapillary_world import DENSE_CORE
 from harvester.emulator.stats import key_label
 from harvester.errors import InputError
@@ -32,6 +32,7 @@ from harvester.http import (
     PermanentHttpError,
     TokenBucket,
     TransientHttpError,
+    UnavailableError,
 )
 from harvester.sources.base import ImageView, TaskView
 from harvester.sources.mapillary import (
@@ -267,6 +268,27 @@ async def test_an_unknown_image_on_refresh_is_a_permanent_failure(
     image = ImageView(1, 1, "mapillary", "1", None, {"harvester_thumb_field": "thumb_256_url"})
     with pytest.raises(PermanentHttpError):
         await _source(http, emulator).fetch(image)
+
+
+async def test_an_image_deleted_after_it_was_listed_is_unavailable_on_fetch(
+    emulator: RunningEmulator, http: HttpClient
+) -> None:
+    sequence_id = emulator.world.mapillary_sequence_pairs()[3][0]
+    task = TaskView(1, 1, "mapillary_sequence", {"sequence_id": sequence_id}, 1)
+    found = (await _source(http, emulator).expand(task, {"size": "256"})).images[0]
+    # The same world, where that image has since been deleted.
+    warts = Warts(mapillary_deleted=frozenset({found.provider_id}))
+    later = await start_emulator(
+        EmulatorConfig(mapillary_tokens=frozenset({TOKEN}), url_ttl_s=600, warts=warts)
+    )
+    try:
+        url = (found.source_url or "").replace(emulator.base_url, later.base_url)
+        image = ImageView(7, 1, "mapillary", found.provider_id, url, found.record["raw"])
+        with pytest.raises(UnavailableError) as caught:
+            await _source(http, later).fetch(image)
+    finally:
+        await later.close()
+    assert caught.value.reason == "unavailable"
 
 
 async def test_requests_stay_within_the_configured_rate(
