@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from harvester.commands import bbox_arg, on_database
 from harvester.errors import InputError
+from harvester.exporters.near_duplicates import NEAR
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from harvester.exporters.selection import Filters, Item
 
 FORMATS = ("parquet", "csv", "jsonl", "attribution", "pairs", "webdataset", "vpr")
-NEAR_DUPLICATE_DISTANCE = 6
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,9 +59,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--drop-near-duplicates",
         type=int,
         nargs="?",
-        const=NEAR_DUPLICATE_DISTANCE,
+        const=NEAR,
         metavar="DISTANCE",
-        help=f"keep one image per perceptual-hash group (Hamming <= {NEAR_DUPLICATE_DISTANCE})",
+        help=f"keep one image per perceptual-hash group (Hamming <= {NEAR})",
     )
     vpr = export.add_argument_group("vpr layout")
     vpr.add_argument("--cell-m", type=float, default=100.0, help="split cells, metres")
@@ -123,6 +123,7 @@ def filters_of(args: argparse.Namespace) -> Filters:
 
 async def _export(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from harvester.db.exports import campaign_ids, stored_images
+    from harvester.exporters.near_duplicates import drop_near_duplicates
     from harvester.exporters.output import ExportFolder
     from harvester.exporters.selection import select_items
 
@@ -132,7 +133,7 @@ async def _export(args: argparse.Namespace, settings: Settings, engine: AsyncEng
     if not images:
         raise InputError(f"nothing to export: no stored images in {_named(names)}")
     filters = filters_of(args)
-    items = select_items(images, filters)
+    items = select_items(images, filters, drop_near_duplicates)
     if not items:
         raise InputError(
             f"the filters ({', '.join(filters.describe())}) leave none of the "

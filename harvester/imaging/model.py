@@ -58,3 +58,4 @@ class Processed:
     source_format: str
     frame: tuple[int, int, int, int]
     sha256: str
+    phash: str | None = None  # 64-bit perceptual hash, hex (harvester.imaging.phash)

@@ -33,6 +33,7 @@ from harvester.imaging.exif import build_exif
 from harvester.imaging.frame import Frame, detect_frame
 from harvester.imaging.jpeg import with_metadata
 from harvester.imaging.model import Metadata, Processed, SizeRules
+from harvester.imaging.phash import hash_hex, perceptual_hash
 
 __all__ = ["fit", "probe", "process"]
 
@@ -78,7 +79,8 @@ def process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
         small = decode_upright(im, (math.ceil(src_w / scale), math.ceil(src_h / scale)))
         if not rules.strip_frames or detect_frame(small) == NO_FRAME:
             jpeg = with_metadata(data, build_exif(meta))
-            return _processed(jpeg, (src_w, src_h), (src_w, src_h), source_format, NO_FRAME)
+            shape = perceptual_hash(small)  # the small check decode shows the whole picture
+            return _processed(jpeg, (src_w, src_h), (src_w, src_h), source_format, NO_FRAME, shape)
         im = open_header(data)  # framed: its pixels are needed after all
     picture = decode_upright(im, fit(src_w, src_h, rules.max_side))
     frame = detect_frame(picture) if rules.strip_frames else NO_FRAME
@@ -101,11 +103,17 @@ def process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
             frame = _in_picture(frame_src, picture.size, (src_w, src_h))
     out = _resize(_crop(picture, frame), target)
     jpeg = _encode(out, rules.quality, meta)
-    return _processed(jpeg, out.size, (src_w, src_h), source_format, frame_src)
+    shape = perceptual_hash(out)
+    return _processed(jpeg, out.size, (src_w, src_h), source_format, frame_src, shape)
 
 
 def _processed(
-    jpeg: bytes, size: tuple[int, int], source: tuple[int, int], fmt: str, frame: Frame
+    jpeg: bytes,
+    size: tuple[int, int],
+    source: tuple[int, int],
+    fmt: str,
+    frame: Frame,
+    phash: int,
 ) -> Processed:
     return Processed(
         jpeg=jpeg,
@@ -116,6 +124,7 @@ def _processed(
         source_format=fmt,
         frame=frame,
         sha256=hashlib.sha256(jpeg).hexdigest(),
+        phash=hash_hex(phash),
     )
 
 

@@ -155,6 +155,7 @@ async def _store(ctx: Context, row: QueueRow, processed: Processed, source_sha: 
             "source_width": processed.source_width,
             "source_height": processed.source_height,
             "sha256": processed.sha256,
+            "phash": processed.phash,
             "bytes": len(processed.jpeg),
             "source_sha256": source_sha,
             "frame": {"top": top, "right": right, "bottom": bottom, "left": left},

@@ -131,3 +131,20 @@ def test_a_folder_of_something_else_is_refused_unless_overwrite(
     assert "not empty and not a harvester export" in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 0
     assert (out / "notes.txt").read_text() == "mine" and (out / "images.csv").is_file()
+
+
+def test_every_stored_image_has_a_perceptual_hash_and_near_duplicates_can_be_dropped(
+    harvest: Harvest, tmp_path: Path
+):
+    assert all(r["phash"] and len(r["phash"]) == 16 for r in _stored(harvest).values())
+    argv = ("export", "--campaign", "street", "--format", "csv")
+    assert main(harvest.argv(*argv, "--out", str(tmp_path / "all"))) == 0
+    assert (
+        main(harvest.argv(*argv, "--out", str(tmp_path / "one"), "--drop-near-duplicates", "64"))
+        == 0
+    )
+    every = rows_of(tmp_path / "all" / "images.csv")
+    kept = rows_of(tmp_path / "one" / "images.csv")
+    assert len(every) == 12 and len(kept) == 1, "within 64 bits every hash is near every other"
+    largest = max(int(r["width"]) * int(r["height"]) for r in every)
+    assert int(kept[0]["width"]) * int(kept[0]["height"]) == largest
