@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+from functools import cache
+from types import ModuleType
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -36,9 +37,6 @@ from harvester.imaging.model import Metadata, Processed, SizeRules
 from harvester.imaging.phash import hash_hex, perceptual_hash
 
 __all__ = ["fit", "probe", "process"]
-
-# One worker process is one core: OpenCV must not start threads of its own.
-cv2.setNumThreads(1)
 
 NO_FRAME: Frame = (0, 0, 0, 0)
 # The frame check of a kept JPEG decodes at 1/4: as reliable as full size (measured on
@@ -161,6 +159,7 @@ def _resize(picture: Image.Image, target: tuple[int, int]) -> Image.Image:
     """
     if target == picture.size or target[0] > picture.width or target[1] > picture.height:
         return picture
+    cv2 = opencv()
     factor = picture.width / target[0]
     interpolation = cv2.INTER_LINEAR if factor < 2 else cv2.INTER_AREA
     try:
@@ -170,6 +169,16 @@ def _resize(picture: Image.Image, target: tuple[int, int]) -> Image.Image:
             "out of memory while resizing", reason="out_of_memory", permanent=False
         ) from exc
     return Image.fromarray(pixels, "RGB")
+
+
+@cache
+def opencv() -> ModuleType:
+    """OpenCV, loaded where pixels are made (the workers), not in every process that
+    imports imaging (~36 MB each); one worker process is one core, so no threads of its own."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    return cv2
 
 
 def _encode(picture: Image.Image, quality: int, meta: Metadata) -> bytes:

@@ -31,6 +31,7 @@ from PIL import Image
 
 from harvester.backoff import Backoff
 from harvester.imaging import Metadata, Processed, SizeRules, process
+from harvester.imaging.pipeline import opencv
 
 log = structlog.get_logger("harvester.worker")
 
@@ -65,6 +66,7 @@ def _serve(sock: socket.socket) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     Image.init()  # the codecs are loaded before the first image, not during it
+    opencv()
     with sock:
         try:
             sock.sendall(_READY)  # only now may the daemon's clock for an image start
@@ -135,7 +137,7 @@ class ImagePool:
         self.depth = depth
         self._context = multiprocessing.get_context("forkserver")
         # forkserver: workers never inherit the event loop, sockets or database connections.
-        self._context.set_forkserver_preload(["harvester.imaging"])
+        self._context.set_forkserver_preload(["harvester.imaging", "cv2"])
         self._workers: list[_Worker] = []
         self._waiting: deque[_Request] = deque()
         self._readers: set[asyncio.Task[None]] = set()
