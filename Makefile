@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench bench-memory chaos clean
+.PHONY: demo test lint bench bench-quick bench-memory chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "harvester needs Python >= 3.11"'
@@ -33,9 +33,13 @@ test: $(DEV) lint
 	bash scripts/ensure-system-packages.sh
 	$(BIN)/pytest
 
-# Side by side with img2dataset on a loopback corpus (BENCH_IMAGES=1500 by default).
+# Side by side with img2dataset on three loopback workloads (BENCH_IMAGES=600 by default).
 bench: $(DEV)
 	$(BIN)/python -m bench.run
+
+# The same, 100 images a workload and one round: a few minutes once the corpus is rendered.
+bench-quick: $(DEV)
+	BENCH_QUICK=1 $(BIN)/python -m bench.run
 
 # 100,000 queued images: the daemon's RSS stays flat and under 400 MB.
 bench-memory: $(RUNTIME)

@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HARVESTER_ALLOW_NETWORKS", "127.0.0.1")
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     quick = os.environ.get("BENCH_QUICK") == "1"
-    images = int(os.environ.get("BENCH_IMAGES", 150 if quick else 600))
+    images = int(os.environ.get("BENCH_IMAGES", 100 if quick else 600))
     parser.add_argument("--images", type=int, default=images)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--concurrency", type=int, default=None, help="harvester --concurrency")
