@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     mapillary_image_hosts: HostList = Field(
         default_factory=lambda: ["*.fbcdn.net", "*.mapillary.com"]
     )
+    cdn_rate_per_host_per_s: float = Field(100.0, gt=0)
+    rate_margin: float = Field(0.1, ge=0, lt=1)
+    rate_share_lease_seconds: float = Field(30.0, gt=0)
     max_image_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     # Slow-loris: slower bodies are cut (after 10 s); one image's fetch, tries included, ends
     # within the budget.

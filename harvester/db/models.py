@@ -263,6 +263,22 @@ class ShardCounter(Base):
     next_index: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class RateShare(Base):
+    """One holder's leased slice of a shared rate limit (a key's, or a host's).
+
+    The slices of live holders of a key add up to at most its limit; a row whose lease
+    ran out counts for nothing and is deleted by the next holder to renew. ``key`` names
+    the limit (a hash of an API key, never the key itself); ``holder`` is host:pid:tag.
+    """
+
+    __tablename__ = "rate_shares"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200), primary_key=True)
+    rate: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[datetime]
+
+
 QUEUE_TABLES = (Task, Image)
 
 

@@ -377,8 +377,9 @@ class HttpClient:
                 async with call.host_slots.slot(current.host or ""):
                     outcome = await self._hop(call, current, headers)
             if isinstance(outcome, _Reply):
-                if call.limiter is not None:
-                    call.limiter.succeeded()
+                for limiter in (call.limiter, _host_rate(call, current)):
+                    if limiter is not None:
+                        limiter.succeeded()
                 return outcome
             if outcome.origin() != current.origin():
                 headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
@@ -404,11 +405,11 @@ class HttpClient:
                 if resp.status in _REDIRECT_STATUSES and location:
                     return _redirect_target(url, location, shown, resp.status, call)
                 if call.body_errors is not None and not 200 <= resp.status < 300:
-                    await self._raise_for_error_body(call, resp, shown)
-                self._raise_for_status(call, resp, shown)
+                    await self._raise_for_error_body(call, resp, shown, url)
+                self._raise_for_status(call, resp, shown, url)
                 data = await _read_capped(resp, call.max_bytes, shown, self._pace())
                 if call.body_errors is not None:
-                    self._raise_for(call, call.body_errors(resp.status, data, shown))
+                    self._raise_for(call, call.body_errors(resp.status, data, shown), url)
                 content_type = resp.content_type if "Content-Type" in resp.headers else None
                 return _Reply(Body(data, content_type, shown), resp.charset)
         except HostNotAllowedError as exc:
@@ -424,14 +425,16 @@ class HttpClient:
         # not chained: raised outside the except block, the error has no __context__.
         raise error
 
-    def _raise_for_status(self, call: _Call, resp: aiohttp.ClientResponse, shown: str) -> None:
+    def _raise_for_status(
+        self, call: _Call, resp: aiohttp.ClientResponse, shown: str, url: yarl.URL
+    ) -> None:
         retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
         reason = redact_text(resp.reason, call.secrets) if resp.reason else None
         error = classify_status(resp.status, url=shown, retry_after=retry_after, reason=reason)
-        self._raise_for(call, error)
+        self._raise_for(call, error, url)
 
     async def _raise_for_error_body(
-        self, call: _Call, resp: aiohttp.ClientResponse, shown: str
+        self, call: _Call, resp: aiohttp.ClientResponse, shown: str, url: yarl.URL
     ) -> None:
         """An error status whose body carries the error's meaning: the body decides."""
         assert call.body_errors is not None
@@ -444,14 +447,17 @@ class HttpClient:
             error.retry_after = parse_retry_after(
                 resp.headers.get("Retry-After"), datetime.now(UTC)
             )
-        self._raise_for(call, error)
+        self._raise_for(call, error, url)
 
     @staticmethod
-    def _raise_for(call: _Call, error: HttpError | None) -> None:
+    def _raise_for(call: _Call, error: HttpError | None, url: yarl.URL) -> None:
         if error is None:
             return
-        if isinstance(error, RateLimitedError) and call.limiter is not None:
-            call.limiter.throttled(error.retry_after)
+        if isinstance(error, RateLimitedError):
+            # The key's limit and the host's both slow down: a CDN's 429 is about the host.
+            for limiter in (call.limiter, _host_rate(call, url)):
+                if limiter is not None:
+                    limiter.throttled(error.retry_after)
         raise error
 
     def _pace(self) -> _Pace:
@@ -499,6 +505,10 @@ class HttpClient:
             url=body.url,
             status=200,
         )
+
+
+def _host_rate(call: _Call, url: yarl.URL) -> RateLimiter | None:
+    return None if call.host_slots is None else call.host_slots.rate(url.host or "")
 
 
 def _header_secrets(headers: Mapping[str, str]) -> list[str]:

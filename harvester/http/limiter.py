@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -58,7 +59,9 @@ class TokenBucket:
     configured rate: additive increase, multiplicative decrease, so a rate set too high
     settles below the server's limit instead of hammering it with 429s.
 
-    Waiters are served in arrival order (they queue on an ``asyncio.Lock``).
+    Waiters are served in arrival order (they queue on an ``asyncio.Lock``). ``tokens``
+    starts the bucket below a full burst: a new slice of a shared limit starts empty, so
+    holders joining together do not each spend a burst at once.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class TokenBucket:
         clock: Clock | None = None,
         min_rate_per_s: float | None = None,
         recovery_per_s: float | None = None,
+        tokens: float | None = None,
     ) -> None:
         if not (rate_per_s > 0 and math.isfinite(rate_per_s)):
             raise ValueError("rate_per_s must be a positive number")
@@ -86,7 +90,7 @@ class TokenBucket:
         self._recovery = float(recovery)
         self._burst = float(burst)
         self._rate = self._max_rate
-        self._tokens = self._burst
+        self._tokens = self._burst if tokens is None else min(self._burst, tokens)
         now = self._clock.monotonic()
         self._updated = now
         self._paused_until = -math.inf
@@ -107,16 +111,33 @@ class TokenBucket:
     async def acquire(self) -> None:
         """Wait until one call may be made, and take its token."""
         async with self._lock:
-            while True:
-                now = self._clock.monotonic()
-                self._refill(now)
-                if now < self._paused_until:
-                    await self._clock.sleep(self._paused_until - now)
-                    continue
-                if self._tokens >= 1 - _EPSILON:
-                    self._tokens = max(0.0, self._tokens - 1)
-                    return
-                await self._clock.sleep((1 - self._tokens) / self._rate)
+            while (wait := self.take(self._clock.monotonic())) > 0:
+                await self._clock.sleep(wait)
+
+    def take(self, now: float) -> float:
+        """Take a token if one is due (0.0), else the seconds until one will be."""
+        self._refill(now)
+        if now < self._paused_until:
+            return self._paused_until - now
+        if self._tokens >= 1 - _EPSILON:
+            self._tokens = max(0.0, self._tokens - 1)
+            return 0.0
+        return (1 - self._tokens) / self._rate
+
+    def set_ceiling(self, rate_per_s: float, burst: float) -> None:
+        """Change the configured rate (a new slice of a shared limit); an AIMD cut in force
+        scales with it, and tokens beyond the new burst are dropped."""
+        if not (rate_per_s > 0 and burst >= 1):
+            raise ValueError("the ceiling needs a positive rate and a burst of at least 1")
+        now = self._clock.monotonic()
+        self._refill(now)
+        scale = rate_per_s / self._max_rate
+        self._max_rate = float(rate_per_s)
+        self._min_rate *= scale
+        self._recovery *= scale
+        self._rate = min(self._max_rate, self._rate * scale)
+        self._burst = float(burst)
+        self._tokens = min(self._tokens, self._burst)
 
     def throttled(self, retry_after: float | None = None) -> None:
         """The server said 429: halve the rate, empty the bucket, pause for Retry-After."""
@@ -159,18 +180,27 @@ class _Slot:
     users: int = field(default=0)
 
 
+RateFor = Callable[[str], RateLimiter]
+# Per-host rate limiters remembered at once; a URL list spanning more hosts forgets the
+# least recently used (its slice, if shared, lapses within a lease).
+MAX_HOST_RATES = 10_000
+
+
 class HostSlots:
-    """At most ``per_host`` requests in flight to any one host (politeness to CDNs).
+    """At most ``per_host`` requests in flight to any one host (politeness to CDNs), and,
+    given ``rate_for``, a rate limit per host that slows down on the host's 429s.
 
     Entries for hosts nobody is using are dropped, so a URL list spanning millions of
     hosts does not grow this without bound.
     """
 
-    def __init__(self, per_host: int) -> None:
+    def __init__(self, per_host: int, rate_for: RateFor | None = None) -> None:
         if per_host < 1:
             raise ValueError("per_host must be at least 1")
         self._per_host = per_host
         self._slots: dict[str, _Slot] = {}
+        self._rate_for = rate_for
+        self._rates: OrderedDict[str, RateLimiter] = OrderedDict()
 
     @property
     def per_host(self) -> int:
@@ -181,9 +211,23 @@ class HostSlots:
         entry = self._slots.get(host.lower())
         return 0 if entry is None else entry.users
 
+    def rate(self, host: str) -> RateLimiter | None:
+        """The host's rate limiter (made on first use), or None without per-host rates."""
+        if self._rate_for is None:
+            return None
+        key = host.lower()
+        limiter = self._rates.get(key)
+        if limiter is None:
+            limiter = self._rates[key] = self._rate_for(key)
+            while len(self._rates) > MAX_HOST_RATES:
+                self._rates.popitem(last=False)
+        self._rates.move_to_end(key)
+        return limiter
+
     @asynccontextmanager
     async def slot(self, host: str) -> AsyncIterator[None]:
-        """Hold one of the host's slots for the duration of the block."""
+        """Hold one of the host's slots for the duration of the block, after its rate
+        limiter (if any) admits the request."""
         key = host.lower()
         entry = self._slots.get(key)
         if entry is None:
@@ -191,6 +235,9 @@ class HostSlots:
         entry.users += 1
         try:
             async with entry.semaphore:
+                limiter = self.rate(key)
+                if limiter is not None:
+                    await limiter.acquire()
                 yield
         finally:
             entry.users -= 1

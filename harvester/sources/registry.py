@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+
+from pydantic import SecretStr
+
 from harvester.config import Settings
-from harvester.http import CircuitBreaker, Destinations, HostSlots, HttpClient, TokenBucket
+from harvester.http import (
+    CircuitBreaker,
+    Destinations,
+    HostSlots,
+    HttpClient,
+    RateLimiter,
+    TokenBucket,
+)
+from harvester.http.shared import SharedRates
 from harvester.sources.base import Source
 from harvester.sources.flickr import FlickrSource
 from harvester.sources.mapillary import MapillarySource
@@ -20,11 +32,42 @@ def breaker(settings: Settings, api: str) -> CircuitBreaker:
     )
 
 
-def build_sources(settings: Settings, http: HttpClient) -> dict[str, Source]:
+def limiter(shared: SharedRates | None, key: str, rate_per_s: float, burst: float) -> RateLimiter:
+    """A slice of the limit ``key`` shared through ``shared`` (by every process and daemon
+    using the same key or host), or a local bucket without it."""
+    if shared is None:
+        return TokenBucket(rate_per_s, burst)
+    return shared.limiter(key, rate_per_s, burst)
+
+
+def key_name(service: str, secret: SecretStr | None) -> str:
+    """A limit's name for a credential: a hash of it, never the credential itself."""
+    if secret is None:
+        return f"{service}:anonymous"
+    return f"{service}:{hashlib.sha256(secret.get_secret_value().encode()).hexdigest()[:16]}"
+
+
+def build_sources(
+    settings: Settings, http: HttpClient, shared: SharedRates | None = None
+) -> dict[str, Source]:
+    # Documented limits are aimed under by the margin; the CDN rate is our own politeness.
+    under = 1.0 - settings.rate_margin
+    cdn_rate = settings.cdn_rate_per_host_per_s
     # One CDN politeness cap shared by every source: they may fetch from the same hosts.
-    cdn_slots = HostSlots(settings.cdn_per_host_concurrency)
+    cdn_slots = HostSlots(
+        settings.cdn_per_host_concurrency,
+        rate_for=lambda host: limiter(
+            shared, f"host:{host}", cdn_rate, settings.cdn_per_host_concurrency
+        ),
+    )
     max_bytes = settings.max_image_bytes
-    flickr_limiter = TokenBucket(settings.flickr_rate_per_hour / 3600.0, settings.flickr_burst)
+    flickr_limiter = limiter(
+        shared,
+        key_name("flickr", settings.flickr_api_key),
+        settings.flickr_rate_per_hour / 3600.0 * under,
+        settings.flickr_burst,
+    )
+    token = settings.mapillary_token
     allow = settings.allow_networks
     return {
         "urls": UrlSource(
@@ -48,12 +91,18 @@ def build_sources(settings: Settings, http: HttpClient) -> dict[str, Source]:
         "mapillary": MapillarySource(
             http,
             api_url=settings.mapillary_api_url,
-            token=settings.mapillary_token,
-            search_limiter=TokenBucket(
-                settings.mapillary_search_rate_per_s, settings.mapillary_burst
+            token=token,
+            search_limiter=limiter(
+                shared,
+                key_name("mapillary.search", token),
+                settings.mapillary_search_rate_per_s * under,
+                settings.mapillary_burst,
             ),
-            entity_limiter=TokenBucket(
-                settings.mapillary_entity_rate_per_s, settings.mapillary_burst
+            entity_limiter=limiter(
+                shared,
+                key_name("mapillary.entity", token),
+                settings.mapillary_entity_rate_per_s * under,
+                settings.mapillary_burst,
             ),
             breaker=breaker(settings, "mapillary"),
             host_slots=cdn_slots,

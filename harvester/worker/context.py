@@ -11,8 +11,10 @@ from typing import Any
 from harvester.config import Settings
 from harvester.db.campaigns import campaign_settings
 from harvester.db.catalog import known_licenses
+from harvester.db.rate_shares import DatabaseRateShares
 from harvester.db.session import Engine
 from harvester.http import HttpClient, HttpSettings
+from harvester.http.shared import SharedRates
 from harvester.imaging import Metadata, Processed, SizeRules
 from harvester.sources.base import Source
 from harvester.sources.registry import build_sources
@@ -108,6 +110,8 @@ def http_settings(settings: Settings) -> HttpSettings:
 @asynccontextmanager
 async def open_context(settings: Settings, engine: Engine) -> AsyncIterator[Context]:
     pool = ImagePool(settings.processes, settings.image_timeout_seconds)
+    # Every limit is shared through the database with whoever else uses the key or host.
+    shared = SharedRates(DatabaseRateShares(engine, settings.rate_share_lease_seconds))
     try:
         await pool.start()
         async with HttpClient(http_settings(settings)) as http:
@@ -115,11 +119,12 @@ async def open_context(settings: Settings, engine: Engine) -> AsyncIterator[Cont
                 settings=settings,
                 engine=engine,
                 http=http,
-                sources=build_sources(settings, http),
+                sources=build_sources(settings, http, shared),
                 storage=LocalStorage(settings.storage_root),
                 pool=pool,
                 stored_bytes=StoredBytes(engine),
                 window=Window(settings.processes, pool.depth, settings.concurrency),
             )
     finally:
+        await shared.close()
         await pool.close()

@@ -316,3 +316,15 @@ async def test_a_secret_given_explicitly_is_scrubbed_from_the_url_path(
     with pytest.raises(NotFoundError) as caught:
         await client.fetch(f"{upstream.base}/status/404/{TOKEN}", secrets=[TOKEN])
     assert_no_secret(caught.value)
+
+
+async def test_a_download_429_tells_the_hosts_limiter_and_every_hop_takes_its_token(
+    upstream: Upstream, client: HttpClient, clock: FakeClock
+) -> None:
+    per_host: dict[str, CountingLimiter] = {}
+    slots = HostSlots(4, rate_for=lambda host: per_host.setdefault(host, CountingLimiter()))
+    body = await client.fetch(f"{upstream.base}/limited/img?fail=1&retry_after=3", host_slots=slots)
+    assert body.data
+    host = per_host["127.0.0.1"]
+    assert host.throttles == [3.0]
+    assert (host.acquired, host.successes) == (2, 1)

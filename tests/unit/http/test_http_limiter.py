@@ -7,6 +7,7 @@ import itertools
 
 import clocks
 import pytest
+from windows import max_in_window
 
 from harvester.http.limiter import HostSlots, TokenBucket
 
@@ -26,17 +27,6 @@ async def _acquire_times(bucket: TokenBucket, clock: FakeClock, n: int) -> list[
     return times
 
 
-def _max_in_window(times: list[float], window: float) -> int:
-    """Most calls in any half-open window [t, t + window) starting at a call."""
-    best, j = 0, 0
-    for i, start in enumerate(times):
-        j = max(j, i)
-        while j < len(times) and times[j] < start + window - 1e-9:
-            j += 1
-        best = max(best, j - i)
-    return best
-
-
 async def test_burst_is_admitted_at_once_then_calls_are_paced_at_the_rate() -> None:
     clock = FakeClock()
     bucket = TokenBucket(2.0, 5, clock=clock)
@@ -53,7 +43,7 @@ async def test_flickr_rate_of_3600_an_hour_holds_over_a_long_run() -> None:
     elapsed = times[-1] - times[0]
     assert elapsed == pytest.approx((7200 - 10) / 1.0, rel=1e-6)
     for window in (1.0, 10.0, 60.0, 3600.0):
-        assert _max_in_window(times, window) <= 10 + window * 1.0
+        assert max_in_window(times, window) <= 10 + window * 1.0
 
 
 async def test_concurrent_callers_share_one_rate() -> None:
@@ -68,7 +58,7 @@ async def test_concurrent_callers_share_one_rate() -> None:
     await asyncio.gather(*(caller() for _ in range(50)))
     times.sort()
     assert times[-1] - times[0] == pytest.approx((50 - 3) / 10.0)
-    assert _max_in_window(times, 1.0) <= 3 + 10
+    assert max_in_window(times, 1.0) <= 3 + 10
 
 
 async def test_idle_time_refills_only_up_to_the_burst() -> None:

@@ -1,0 +1,120 @@
+"""Leased slices of shared rate limits, in the `rate_shares` table (see harvester.http.shared).
+
+One renewal is one short transaction per key, serialised per key (an advisory lock on
+PostgreSQL, BEGIN IMMEDIATE on SQLite): drop the key's expired slices, then grant the
+holder an equal share of the limit, but never more than the other live holders leave
+free. The sum of live slices therefore never exceeds the limit, whoever joins or dies; a
+new holder starts small and grows as the others shrink to an equal share at their own
+renewals (a third of a lease apart).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from harvester.db.models import RateShare
+from harvester.db.queue import insert_for, utcnow
+from harvester.http.shared import SharesUnavailable, Slice, grant
+
+DB_ERRORS = (SQLAlchemyError, OSError)
+
+
+def _lock_id(key: str) -> int:
+    """A signed 64-bit advisory lock id for one key."""
+    return int.from_bytes(
+        hashlib.sha256(b"rate_shares:" + key.encode()).digest()[:8], "big", signed=True
+    )
+
+
+class DatabaseRateShares:
+    """The ``RateShares`` store on the queue's database: any process with an engine holds
+    slices (daemons on other hosts, or the worker processes of one daemon)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        lease_seconds: float,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        if not lease_seconds > 0:
+            raise ValueError("lease_seconds must be positive")
+        self._engine = engine
+        self._lease = lease_seconds
+        self._clock = clock
+
+    async def take(self, key: str, holder: str, total_rate: float) -> Slice:
+        try:
+            async with self._engine.begin() as connection:
+                rate = await self._grant(connection, key, holder, total_rate)
+        except DB_ERRORS as exc:
+            raise SharesUnavailable(f"rate shares: {type(exc).__name__}") from exc
+        return Slice(rate, self._lease)
+
+    async def give_back(self, key: str, holder: str) -> None:
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    delete(RateShare).where(RateShare.key == key, RateShare.holder == holder)
+                )
+        except DB_ERRORS as exc:
+            raise SharesUnavailable(f"rate shares: {type(exc).__name__}") from exc
+
+    async def holders(self, key: str) -> dict[str, float]:
+        """The live slices of a key (for operators and tests)."""
+        async with self._engine.connect() as connection:
+            now = await self._now(connection)
+            rows = await connection.execute(
+                select(RateShare.holder, RateShare.rate).where(
+                    RateShare.key == key, RateShare.expires_at > now
+                )
+            )
+            return {holder: rate for holder, rate in rows}
+
+    async def _grant(
+        self, connection: AsyncConnection, key: str, holder: str, total_rate: float
+    ) -> float:
+        if connection.dialect.name == "postgresql":
+            # Serialise renewals of this key only; SQLite's BEGIN IMMEDIATE serialises all.
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:id)"), {"id": _lock_id(key)}
+            )
+        now = await self._now(connection)
+        # -- the key's expired slices count for nothing
+        await connection.execute(
+            delete(RateShare).where(RateShare.key == key, RateShare.expires_at <= now)
+        )
+        # -- what the other live holders of the key hold
+        others = (
+            (
+                await connection.execute(
+                    select(RateShare.rate).where(RateShare.key == key, RateShare.holder != holder)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        rate = grant(total_rate, others)
+        expires = now + timedelta(seconds=self._lease)
+        statement = insert_for(connection, RateShare).values(
+            key=key, holder=holder, rate=rate, expires_at=expires
+        )
+        await connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["key", "holder"], set_={"rate": rate, "expires_at": expires}
+            )
+        )
+        return rate
+
+    async def _now(self, connection: AsyncConnection) -> datetime:
+        """PostgreSQL's clock when it is the shared one: hosts' clocks may disagree."""
+        if self._clock is utcnow and connection.dialect.name == "postgresql":
+            moment: datetime = (await connection.execute(select(func.now()))).scalar_one()
+            return moment
+        return self._clock()

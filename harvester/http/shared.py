@@ -1,0 +1,209 @@
+"""One rate limit shared by many processes: each holds a leased slice, its bucket the fast path.
+
+A limit such as a Flickr key's 3,600 calls an hour belongs to the key, not to a process.
+Every process that calls with the key (daemons on several hosts, the worker processes of
+one daemon) asks a ``RateShares`` store for a slice of the rate; the store grants at most
+an equal share and never more than the others leave free, so the slices of live holders
+add up to at most the limit. A slice is a lease: the holder renews it every third of a
+lease, and one that dies stops counting when its lease runs out. Between renewals the
+local token bucket admits calls at the slice's rate without asking anyone, with AIMD on
+429 as before. The store (the database, in ``harvester.db.rate_shares``) is plugged in
+through the Protocol, so this module knows no SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import structlog
+
+from harvester.errors import HarvesterError
+from harvester.http.limiter import Clock, SystemClock, TokenBucket
+
+log = structlog.get_logger("harvester.http")
+
+# How soon a holder with no slice (the others hold the whole rate) asks again; the others
+# shrink to an equal share at their next renewal, a third of a lease at most.
+RETRY_EMPTY_S = 1.0
+# Stop using a slice a little before the store frees it: the two clocks are not one.
+LEASE_SAFETY = 0.9
+
+
+class SharesUnavailable(HarvesterError):
+    """The store of slices could not be reached; the last slice holds until its lease ends."""
+
+    reason: ClassVar[str] = "unavailable"
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A grant: ``rate`` calls/s for ``lease_s`` seconds from when it was asked for."""
+
+    rate: float
+    lease_s: float
+
+
+class RateShares(Protocol):
+    """Where slices of shared limits are leased (the database, or a test's fake)."""
+
+    async def take(self, key: str, holder: str, total_rate: float) -> Slice: ...
+
+    async def give_back(self, key: str, holder: str) -> None: ...
+
+
+def grant(total_rate: float, others: Sequence[float]) -> float:
+    """A holder's slice: an equal share, but never more than the other live slices leave free,
+    so the sum of live slices never exceeds the limit whoever joins or dies."""
+    return max(0.0, min(total_rate / (len(others) + 1), total_rate - sum(others)))
+
+
+def new_holder() -> str:
+    """A holder name unique to this process (and this call), readable by operators."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class SharedRate:
+    """A ``RateLimiter`` whose rate is this holder's slice of ``total_rate`` under ``key``.
+
+    ``burst`` is the limit's burst; a slice carries its share of it (at least one call).
+    """
+
+    def __init__(
+        self,
+        key: str,
+        total_rate: float,
+        burst: float,
+        shares: RateShares,
+        *,
+        holder: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not total_rate > 0:
+            raise ValueError("total_rate must be positive")
+        self.key = key
+        self.holder = holder or new_holder()
+        self._total = float(total_rate)
+        self._burst = float(burst)
+        self._shares = shares
+        self._clock: Clock = clock or SystemClock()
+        self._bucket: TokenBucket | None = None
+        self._slice_rate = 0.0
+        self._expires = -float("inf")
+        self._renew_at = -float("inf")
+        self._lock = asyncio.Lock()
+
+    @property
+    def slice_rate(self) -> float:
+        """The rate this holder may use now (0 before its first grant or after a lapse)."""
+        return self._slice_rate if self._clock.monotonic() < self._expires else 0.0
+
+    @property
+    def current_rate(self) -> float:
+        """The rate admitted now: the slice, after any AIMD cut."""
+        if self._bucket is None or self.slice_rate == 0:
+            return 0.0
+        return self._bucket.current_rate
+
+    async def acquire(self) -> None:
+        """Wait until this holder's slice admits one call, renewing the slice when due."""
+        async with self._lock:
+            while True:
+                now = self._clock.monotonic()
+                if now >= self._renew_at:
+                    await self._renew(now)
+                    now = self._clock.monotonic()
+                if self._bucket is not None and now < self._expires:
+                    wait = self._bucket.take(now)
+                    if wait == 0:
+                        return
+                    wait = min(wait, self._renew_at - now)
+                else:
+                    wait = self._renew_at - now
+                await self._clock.sleep(max(wait, 1e-6))
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        if self._bucket is not None:
+            self._bucket.throttled(retry_after)
+
+    def succeeded(self) -> None:
+        if self._bucket is not None:
+            self._bucket.succeeded()
+
+    async def close(self) -> None:
+        """Give the slice back at once, so the others need not wait for its lease to end."""
+        if self._expires == -float("inf"):
+            return
+        self._expires = self._renew_at = -float("inf")
+        self._slice_rate = 0.0
+        try:
+            await self._shares.give_back(self.key, self.holder)
+        except SharesUnavailable as exc:
+            log.warning("rate_share_not_returned", key=self.key, error=str(exc))
+
+    async def _renew(self, asked_at: float) -> None:
+        try:
+            grant = await self._shares.take(self.key, self.holder, self._total)
+        except SharesUnavailable as exc:
+            # Keep what we have until its lease ends; ask again shortly.
+            log.warning("rate_share_unavailable", key=self.key, error=str(exc))
+            self._renew_at = self._clock.monotonic() + RETRY_EMPTY_S
+            return
+        self._expires = asked_at + grant.lease_s * LEASE_SAFETY
+        self._renew_at = asked_at + grant.lease_s / 3
+        if grant.rate <= 0:
+            self._slice_rate = 0.0
+            self._renew_at = min(self._renew_at, asked_at + RETRY_EMPTY_S)
+            return
+        self._slice_rate = grant.rate
+        burst = max(1.0, self._burst * grant.rate / self._total)
+        if self._bucket is None:
+            self._bucket = TokenBucket(grant.rate, burst, clock=self._clock, tokens=0.0)
+        else:
+            self._bucket.set_ceiling(grant.rate, burst)
+
+
+class SharedRates:
+    """Makes ``SharedRate`` limiters over one store (one per key), and gives their slices
+    back at close. The least recently made beyond ``MAX_KEYS`` are forgotten: their slices
+    lapse within a lease."""
+
+    MAX_KEYS = 10_000
+
+    def __init__(self, shares: RateShares, *, clock: Clock | None = None) -> None:
+        self._shares = shares
+        self._clock = clock
+        self._holder = new_holder()
+        self._made: OrderedDict[str, SharedRate] = OrderedDict()
+
+    def limiter(self, key: str, total_rate: float, burst: float) -> SharedRate:
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = SharedRate(
+                key, total_rate, burst, self._shares, holder=self._holder, clock=self._clock
+            )
+            while len(self._made) > self.MAX_KEYS:
+                self._made.popitem(last=False)
+        self._made.move_to_end(key)
+        return made
+
+    async def close(self) -> None:
+        made, self._made = list(self._made.values()), OrderedDict()
+        await asyncio.gather(*(limiter.close() for limiter in made))
+
+
+__all__ = [
+    "RateShares",
+    "SharedRate",
+    "SharedRates",
+    "SharesUnavailable",
+    "Slice",
+    "grant",
+    "new_holder",
+]

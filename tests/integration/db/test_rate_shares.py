@@ -1,0 +1,107 @@
+"""Slices of one limit leased through the database: by several holders, several processes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.rate_shares import DatabaseRateShares
+
+CALLER = Path(__file__).with_name("rate_caller.py")
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_live_slices_of_a_key_never_add_up_to_more_than_its_limit(
+    engine: AsyncEngine,
+) -> None:
+    clock = WallClock()
+    shares = DatabaseRateShares(engine, 30.0, clock=clock)
+    assert (await shares.take("k", "a", 12.0)).rate == 12.0
+    assert (await shares.take("k", "b", 12.0)).rate == 0.0  # a holds it all until it renews
+    assert (await shares.take("k", "a", 12.0)).rate == 6.0
+    assert (await shares.take("k", "b", 12.0)).rate == 6.0
+    assert (await shares.take("other", "b", 5.0)).rate == 5.0  # keys are separate
+    assert await shares.holders("k") == {"a": 6.0, "b": 6.0}
+
+
+async def test_an_expired_slice_counts_for_nothing_and_is_granted_again(
+    engine: AsyncEngine,
+) -> None:
+    clock = WallClock()
+    shares = DatabaseRateShares(engine, 10.0, clock=clock)
+    await shares.take("k", "dead", 9.0)
+    clock.now += timedelta(seconds=9)
+    assert (await shares.take("k", "alive", 9.0)).rate == 0.0
+    clock.now += timedelta(seconds=1)  # the dead holder's lease is over
+    assert (await shares.take("k", "alive", 9.0)).rate == 9.0
+    assert await shares.holders("k") == {"alive": 9.0}
+    await shares.give_back("k", "alive")
+    assert await shares.holders("k") == {}
+
+
+def _max_in_window(times: list[float], window: float) -> int:
+    best, j = 0, 0
+    for i, start in enumerate(times):
+        j = max(j, i)
+        while j < len(times) and times[j] < start + window:
+            j += 1
+        best = max(best, j - i)
+    return best
+
+
+async def test_processes_sharing_a_key_hold_its_limit_and_a_killed_ones_share_returns(
+    database_url: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    rate, lease = 30.0, 1.5
+    end = time.time() + 16.0  # time to start three interpreters on a busy machine
+    outs = [tmp_path / f"calls-{i}.txt" for i in range(3)]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(CALLER),
+            database_url,
+            str(rate),
+            str(lease),
+            str(end),
+            str(out),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for out in outs
+    ]
+    for proc in procs:
+        assert proc.stdout is not None
+        async with asyncio.timeout(60):
+            assert (await proc.stdout.readline()).strip() == b"ready"
+    await asyncio.sleep(3.0)  # two renewals after the last one joined: a third each
+    procs[2].send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    codes = await asyncio.gather(*(proc.wait() for proc in procs))
+    assert codes == [0, 0, -signal.SIGKILL]
+
+    held = [
+        [tuple(map(float, x.split())) for x in out.read_text().split("\n") if x] for out in outs
+    ]
+    calls = sorted(t for per in held for t, _ in per)
+    # Never more than the limit in any second, beyond the burst (3) and one call per holder.
+    assert _max_in_window(calls, 1.0) <= rate + 3 + 3
+    assert len(calls) <= rate * (calls[-1] - calls[0]) + 3 + 3
+    # Before the kill each held a third; a lease and a renewal after it, the survivors
+    # had taken the dead one's third back.
+    assert {s for per in held for t, s in per if killed_at - 0.5 < t < killed_at} == {rate / 3}
+    assert end - killed_at > 2 * lease + 1.0
+    after = {s for per in held[:2] for t, s in per if killed_at + 2 * lease < t < end - 0.5}
+    assert after == {rate / 2}
+    assert await DatabaseRateShares(engine, lease).holders("test:key") == {}
