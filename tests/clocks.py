@@ -1,8 +1,12 @@
-"""The fake monotonic clock tests drive limiters and back-offs with (no real waiting)."""
+"""The fake monotonic clocks tests drive limiters and back-offs with (no real waiting), and the
+busiest-window count rate tests assert on."""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+from collections.abc import Iterable
 
 
 class FakeClock:
@@ -22,3 +26,45 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class SimClock:
+    """Time that moves only when every task is asleep: many concurrent sleepers, exactly."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + max(0.0, seconds), next(self._order), future))
+        await future
+
+    async def run_until(self, end: float) -> None:
+        """Wake sleepers in time order until ``end``."""
+        while True:
+            for _ in range(50):  # let every runnable task reach its next sleep
+                await asyncio.sleep(0)
+            if not self._sleepers or self._sleepers[0][0] > end:
+                self.now = end
+                return
+            at, _, future = heapq.heappop(self._sleepers)
+            self.now = max(self.now, at)
+            if not future.done():
+                future.set_result(None)
+
+
+def max_in_window(times: Iterable[float], window: float) -> int:
+    """Most calls in any half-open window [t, t + window) starting at a call."""
+    ordered = sorted(times)
+    best, j = 0, 0
+    for i, start in enumerate(ordered):
+        j = max(j, i)
+        while j < len(ordered) and ordered[j] < start + window - 1e-9:
+            j += 1
+        best = max(best, j - i)
+    return best

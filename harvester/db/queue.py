@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from harvester.backoff import Backoff
-from harvester.db.clock import CLOCK_SKEW, WallClock, utcnow
+from harvester.db.clock import CLOCK_SKEW, WallClock, shared_now, utcnow
 from harvester.db.models import Campaign, Image, ImageState, Task, TaskState
 from harvester.db.session import insert_for, read_connection
 from harvester.measures import Measures
@@ -145,11 +145,7 @@ class Queue:
         self.rescued = 0  # expired leases this queue took back, for metrics
 
     async def _now(self, connection: AsyncConnection) -> datetime:
-        """Postgres's clock when daemons share one: host clocks may disagree about leases."""
-        if self.clock is utcnow and connection.dialect.name == "postgresql":
-            moment: datetime = (await connection.execute(select(func.now()))).scalar_one()
-            return moment
-        return self.clock()
+        return await shared_now(connection, self.clock)
 
     async def claim(
         self, owner: str, limit: int, lease_seconds: float, *, kinds: Sequence[str] = ()

@@ -11,15 +11,15 @@ renewals (a third of a lease apart).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from harvester.db.clock import WallClock, shared_now, utcnow
 from harvester.db.models import RateShare
-from harvester.db.queue import insert_for, utcnow
+from harvester.db.session import insert_for
 from harvester.http.shared import SharesUnavailable, Slice, grant
 
 DB_ERRORS = (SQLAlchemyError, OSError)
@@ -41,7 +41,7 @@ class DatabaseRateShares:
         engine: AsyncEngine,
         lease_seconds: float,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: WallClock = utcnow,
     ) -> None:
         if not lease_seconds > 0:
             raise ValueError("lease_seconds must be positive")
@@ -113,8 +113,4 @@ class DatabaseRateShares:
         return rate
 
     async def _now(self, connection: AsyncConnection) -> datetime:
-        """PostgreSQL's clock when it is the shared one: hosts' clocks may disagree."""
-        if self._clock is utcnow and connection.dialect.name == "postgresql":
-            moment: datetime = (await connection.execute(select(func.now()))).scalar_one()
-            return moment
-        return self._clock()
+        return await shared_now(connection, self._clock)

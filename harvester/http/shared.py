@@ -20,7 +20,7 @@ import socket
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 import structlog
 
@@ -39,7 +39,7 @@ LEASE_SAFETY = 0.9
 class SharesUnavailable(HarvesterError):
     """The store of slices could not be reached; the last slice holds until its lease ends."""
 
-    reason: ClassVar[str] = "unavailable"
+    reason = "unavailable"
 
 
 @dataclass(frozen=True)

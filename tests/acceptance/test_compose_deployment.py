@@ -143,6 +143,10 @@ class _gone:
         return kind is ProcessLookupError
 
 
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
 def _replace(command: list[str], mapping: dict[str, str]) -> list[str]:
     return [mapping.get(part, part) for part in command]
 
@@ -233,7 +237,7 @@ async def test_three_compose_daemons_share_one_keys_limit_and_survive_a_kill(
     root = Path(deployment.harvester_env()["HARVESTER_STORAGE_ROOT"])
     daemons[2] = await deployment.start_daemon()
     async with asyncio.timeout(60):
-        while [p for p in root.rglob(f"*{TEMP_MARK}*")]:  # noqa: ASYNC110 - another process
+        while [p for p in _files(root) if TEMP_MARK in p]:  # noqa: ASYNC110 - another process
             await asyncio.sleep(0.2)
     for daemon in daemons:
         os.killpg(daemon.pid, signal.SIGTERM)
@@ -253,7 +257,7 @@ async def test_three_compose_daemons_share_one_keys_limit_and_survive_a_kill(
     # Nothing doubled: one file per stored row, whole, and no other file on the volume.
     stored = {r.path: r for r in rows if r.state == "stored"}
     assert len(stored) == sum(1 for r in rows if r.state == "stored")
-    on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    on_disk = _files(root)
     assert not [p for p in on_disk if TEMP_MARK in p]
     assert on_disk == set(stored)
     for path, row in stored.items():

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from clocks import max_in_window
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.rate_shares import DatabaseRateShares
@@ -52,16 +53,6 @@ async def test_an_expired_slice_counts_for_nothing_and_is_granted_again(
     assert await shares.holders("k") == {}
 
 
-def _max_in_window(times: list[float], window: float) -> int:
-    best, j = 0, 0
-    for i, start in enumerate(times):
-        j = max(j, i)
-        while j < len(times) and times[j] < start + window:
-            j += 1
-        best = max(best, j - i)
-    return best
-
-
 async def test_processes_sharing_a_key_hold_its_limit_and_a_killed_ones_share_returns(
     database_url: str, engine: AsyncEngine, tmp_path: Path
 ) -> None:
@@ -96,7 +87,7 @@ async def test_processes_sharing_a_key_hold_its_limit_and_a_killed_ones_share_re
     ]
     calls = sorted(t for per in held for t, _ in per)
     # Never more than the limit in any second, beyond the burst (3) and one call per holder.
-    assert _max_in_window(calls, 1.0) <= rate + 3 + 3
+    assert max_in_window(calls, 1.0) <= rate + 3 + 3
     assert len(calls) <= rate * (calls[-1] - calls[0]) + 3 + 3
     # Before the kill each held a third; a lease and a renewal after it, the survivors
     # had taken the dead one's third back.

@@ -7,7 +7,7 @@ import itertools
 
 import clocks
 import pytest
-from windows import max_in_window
+from clocks import max_in_window
 
 from harvester.http.limiter import HostSlots, TokenBucket
 

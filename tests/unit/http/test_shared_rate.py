@@ -3,44 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 
 import pytest
-from windows import max_in_window
+from clocks import SimClock, max_in_window
 
 from harvester.http.limiter import HostSlots, TokenBucket
 from harvester.http.shared import SharedRate, SharedRates, SharesUnavailable, Slice, grant
-
-
-class SimClock:
-    """Time that moves only when every task is asleep: many concurrent sleepers, exactly."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.now + max(0.0, seconds), next(self._order), future))
-        await future
-
-    async def run_until(self, end: float) -> None:
-        """Wake sleepers in time order until ``end``."""
-        while True:
-            for _ in range(50):  # let every runnable task reach its next sleep
-                await asyncio.sleep(0)
-            if not self._sleepers or self._sleepers[0][0] > end:
-                self.now = end
-                return
-            at, _, future = heapq.heappop(self._sleepers)
-            self.now = max(self.now, at)
-            if not future.done():
-                future.set_result(None)
 
 
 class FakeShares:
