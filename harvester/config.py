@@ -59,6 +59,7 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./harvester.db"
     storage_root: Path = Path("./data")
+    storage_url: str | None = None
 
     flickr_api_key: SecretStr | None = None
     mapillary_token: SecretStr | None = None
@@ -108,6 +109,13 @@ class Settings(BaseSettings):
     processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     claim_batch: int = Field(32, ge=1)
     log_interval_seconds: float = Field(10.0, gt=0)
+
+    @field_validator("storage_url")
+    @classmethod
+    def _known_storage(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith("s3://") and value[5:].split("/")[0]):
+            raise ValueError("HARVESTER_STORAGE_URL must be s3://bucket[/prefix]")
+        return value
 
     @field_validator("database_url")
     @classmethod

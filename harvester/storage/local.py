@@ -11,6 +11,8 @@ import time
 import uuid
 from pathlib import Path, PurePosixPath
 
+from harvester.storage.base import check_relative
+
 TEMP_MARK = ".tmp-"
 STALE_TEMP_SECONDS = 300.0
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"
@@ -31,12 +33,19 @@ class LocalStorage:
         self._unsynced: set[Path] = set()  # directories whose new entries are not yet durable
         self._lock = threading.Lock()  # writes run in worker threads
 
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
     def absolute(self, relative: PurePosixPath | str) -> Path:
         # Checked lexically: resolving symlinks costs a syscall per component on every write.
-        parts = PurePosixPath(relative).parts
-        if not parts or parts[0] == "/" or ".." in parts:
-            raise ValueError(f"{relative} escapes the storage root")
-        return self.root.joinpath(*parts)
+        return self.root.joinpath(*check_relative(relative))
+
+    async def read(self, relative: PurePosixPath | str) -> bytes:
+        return await asyncio.to_thread(self.absolute(relative).read_bytes)
+
+    async def close(self) -> None:
+        """Nothing to close: every write was a file of its own."""
 
     async def write(self, relative: PurePosixPath | str, data: bytes) -> None:
         await asyncio.to_thread(self.write_sync, relative, data)

@@ -19,6 +19,7 @@ from harvester.imaging import Metadata, Processed, SizeRules
 from harvester.sources.base import Source
 from harvester.sources.registry import build_sources
 from harvester.sources.settings import CampaignSettings, read_stored
+from harvester.storage.base import Storage
 from harvester.storage.local import LocalStorage
 from harvester.worker.duplicates import StoredBytes
 from harvester.worker.pool import ImagePool, process_image
@@ -34,7 +35,7 @@ class Context:
     engine: Engine
     http: HttpClient
     sources: dict[str, Source]
-    storage: LocalStorage
+    storage: Storage
     pool: ImagePool
     stored_bytes: StoredBytes
     window: Window
@@ -107,11 +108,21 @@ def http_settings(settings: Settings) -> HttpSettings:
     )
 
 
+def open_storage(settings: Settings) -> Storage:
+    """The object store named by HARVESTER_STORAGE_URL, else the local directory."""
+    if settings.storage_url is not None:
+        from harvester.storage.s3 import S3Storage  # obstore loads only when it is used
+
+        return S3Storage(settings.storage_url)
+    return LocalStorage(settings.storage_root)
+
+
 @asynccontextmanager
 async def open_context(settings: Settings, engine: Engine) -> AsyncIterator[Context]:
     pool = ImagePool(settings.processes, settings.image_timeout_seconds)
     # Every limit is shared through the database with whoever else uses the key or host.
     shared = SharedRates(DatabaseRateShares(engine, settings.rate_share_lease_seconds))
+    storage = open_storage(settings)
     try:
         await pool.start()
         async with HttpClient(http_settings(settings)) as http:
@@ -120,11 +131,12 @@ async def open_context(settings: Settings, engine: Engine) -> AsyncIterator[Cont
                 engine=engine,
                 http=http,
                 sources=build_sources(settings, http, shared),
-                storage=LocalStorage(settings.storage_root),
+                storage=storage,
                 pool=pool,
                 stored_bytes=StoredBytes(engine),
                 window=Window(settings.processes, pool.depth, settings.concurrency),
             )
     finally:
         await shared.close()
+        await storage.close()
         await pool.close()

@@ -141,7 +141,7 @@ async def _store(ctx: Context, row: QueueRow, processed: Processed, source_sha: 
         ctx.done_with_bytes(source_sha, row.id)
         if exc.errno in STORAGE_GONE:
             raise StorageUnavailable(
-                f"cannot write under {ctx.storage.root}: {exc.strerror}"
+                f"cannot write under {ctx.storage.location}: {exc.strerror}"
             ) from exc
         return Failure(row.id, f"cannot write {path}: {exc.strerror}", True, reason="write_failed")
     top, right, bottom, left = processed.frame

@@ -1,0 +1,37 @@
+"""What the daemon and the exports need from any storage backend (local disk, object store)."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Protocol
+
+
+class Storage(Protocol):
+    """Files at paths relative to a root (``<provider>/<group>/<shard>/<name>.jpg``).
+
+    ``write`` returns once the file is complete under its final name, or raises ``OSError``;
+    ``sync`` returns once everything written so far is durable, so a row may say stored.
+    """
+
+    @property
+    def location(self) -> str:
+        """Where the files live, for messages: a directory or s3://bucket/prefix."""
+        ...
+
+    async def write(self, relative: PurePosixPath | str, data: bytes) -> None: ...
+
+    async def read(self, relative: PurePosixPath | str) -> bytes: ...
+
+    async def sync(self) -> None: ...
+
+    def sweep_temp_files(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+def check_relative(relative: PurePosixPath | str) -> tuple[str, ...]:
+    """The parts of a path inside the root; refuses absolute paths and ``..`` lexically."""
+    parts = PurePosixPath(relative).parts
+    if not parts or parts[0] == "/" or ".." in parts:
+        raise ValueError(f"{relative} escapes the storage root")
+    return parts
