@@ -490,7 +490,8 @@ async def run_daemon(
     redactor.add(settings.flickr_api_key)
     redactor.add(settings.mapillary_token)
     redactor.add(settings.dashboard_token)
-    require_writable(settings.storage_root)
+    if settings.storage_url is None:  # an object store is checked by its first write
+        require_writable(settings.storage_root)
     engine = create_engine(settings.database_url)
     try:
         await require_database(engine)
