@@ -18,6 +18,7 @@ from harvester.commands import campaigns as campaign_commands
 from harvester.commands import export as export_command
 from harvester.commands import jobs as job_commands
 from harvester.commands import on_database as _on_database
+from harvester.commands import report as report_command
 from harvester.commands import status as status_command
 from harvester.config import Settings, load_settings
 from harvester.errors import HarvesterError
@@ -170,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     status_command.register(commands)
     dashboard.register(commands)
     export_command.register(commands)
+    report_command.register(commands)
     return parser
 
 
