@@ -69,7 +69,7 @@ def paths() -> dict[str, Path_]:
         "img2dataset (OpenCV)": img2dataset_like,
     }
     try:
-        import simplejpeg  # type: ignore[import-untyped]
+        import simplejpeg  # type: ignore[import-not-found,unused-ignore]  # optional, not a dependency
     except ImportError:
         return found
 
