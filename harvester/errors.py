@@ -27,3 +27,17 @@ class InputError(HarvesterError):
     """An operator-supplied file or argument cannot be used."""
 
     reason = "bad_input"
+
+
+class DatabaseUnavailable(HarvesterError):
+    """The database did not answer (or refused the statement); the driver's error is the
+    __cause__. Raised by harvester.db only, which wraps every driver error once."""
+
+    reason = "database_unavailable"
+
+
+class StorageUnavailable(HarvesterError):
+    """The storage cannot take files (full, read-only, failing): every image would fail,
+    so the daemon stops; the OS error is the __cause__."""
+
+    reason = "storage_unavailable"

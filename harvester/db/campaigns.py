@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.db.clock import utcnow
 from harvester.db.models import Campaign, Image, ImageState, Task
 from harvester.db.queue import Queue
-from harvester.db.session import insert_for, read_connection
+from harvester.db.session import insert_for, read_connection, transaction
 from harvester.errors import InputError
 
 
@@ -24,7 +24,7 @@ async def ensure_campaign(
     """Create the campaign, or return the existing one: re-submitting resumes, never forks."""
     if not name.strip():
         raise InputError("a campaign needs a non-empty --campaign name")
-    async with engine.begin() as connection:
+    async with transaction(engine) as connection:
         await connection.execute(
             insert_for(connection, Campaign)
             .values(name=name, provider=provider, settings=dict(settings), created_at=utcnow())
@@ -147,7 +147,7 @@ async def pause_campaigns(
     finish). Returns the names newly paused; a campaign paused already keeps its reason."""
     if not campaign_ids:
         return []
-    async with engine.begin() as connection:
+    async with transaction(engine) as connection:
         result = await connection.execute(
             update(Campaign)
             .where(Campaign.id.in_(campaign_ids), Campaign.paused_at.is_(None))
@@ -220,7 +220,7 @@ async def resume_campaign(engine: AsyncEngine, name: str) -> Counter[str | None]
     """Let daemons claim its rows again. Rows that failed because of what paused it (a
     rejected key) go again too; returns their count by reason code."""
     campaign = await campaign_named(engine, name)
-    async with engine.begin() as connection:
+    async with transaction(engine) as connection:
         await connection.execute(
             update(Campaign)
             .where(Campaign.id == campaign.id)
@@ -246,7 +246,7 @@ async def delete_campaign(engine: AsyncEngine, name: str) -> list[str]:
     (relative to the storage root) so the caller may remove them. Refused while any
     daemon holds one of its rows: stop or pause it and let the leases end first."""
     campaign = await campaign_named(engine, name)
-    async with engine.begin() as connection:
+    async with transaction(engine) as connection:
         now = utcnow()
         for model in (Task, Image):
             held = await connection.execute(

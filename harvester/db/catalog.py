@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from harvester.db.clock import CLOCK_SKEW, utcnow
 from harvester.db.models import Image, ImageHit, ImageState, License, ShardCounter
-from harvester.db.session import insert_for, read_connection
+from harvester.db.session import insert_for, read_connection, transaction
 from harvester.records import FoundImage
 from harvester.storage.layout import shard_of
 
@@ -39,7 +39,7 @@ async def add_images(
 ) -> Added:
     """Insert new photos (shard reserved per group) and record every hit, in one transaction."""
     added = Added()
-    async with engine.begin() as connection:
+    async with transaction(engine) as connection:
         for start in range(0, len(found), INSERT_CHUNK):
             chunk = found[start : start + INSERT_CHUNK]
             part = await add_images_in(
@@ -203,7 +203,7 @@ async def upsert_licenses(
 ) -> None:
     if not licenses:
         return
-    async with engine.begin() as connection:
+    async with transaction(engine) as connection:
         statement = insert_for(connection, License)
         statement = statement.on_conflict_do_update(
             index_elements=["provider", "license_id"],
@@ -226,7 +226,7 @@ async def known_licenses(engine: AsyncEngine) -> dict[tuple[str, str], tuple[str
 
 async def repoint_unfinished_images(engine: AsyncEngine, old_base: str, new_base: str) -> None:
     """Images not yet stored whose source moved host (the demo's emulator changed port)."""
-    async with engine.begin() as connection:
+    async with transaction(engine) as connection:
         await connection.execute(
             update(Image)
             .where(Image.state != ImageState.STORED, Image.source_url.startswith(old_base + "/"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from harvester.backoff import Backoff
 from harvester.db.clock import CLOCK_SKEW, WallClock, shared_now, utcnow
 from harvester.db.models import Campaign, Image, ImageState, Task, TaskState
-from harvester.db.session import insert_for, read_connection
+from harvester.db.session import insert_for, read_connection, transaction
 from harvester.measures import Measures
 from harvester.records import NewTask
 
@@ -68,6 +68,7 @@ class Failure:
 
     id: int
     error: str
+    _: KW_ONLY  # called one way: Failure(id, error, retryable=..., reason=...)
     retryable: bool
     retry_after: float | None = None
     reason: str = "error"
@@ -106,7 +107,7 @@ async def enqueue_tasks(
     ]
     if not rows:
         return 0
-    async with engine.begin() as connection:
+    async with transaction(engine) as connection:
         statement = (
             insert_for(connection, Task)
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
@@ -151,7 +152,7 @@ class Queue:
         self, owner: str, limit: int, lease_seconds: float, *, kinds: Sequence[str] = ()
     ) -> Sequence[Row[Any]]:
         """Lease up to `limit` due rows to `owner`, rescuing expired leases first."""
-        async with self.engine.begin() as connection:
+        async with transaction(self.engine) as connection:
             now = await self._now(connection)
             model = self.model
             rescue = rescue_statement(model, now).returning(
@@ -182,7 +183,7 @@ class Queue:
         if not owners:
             return 0
         model, states = self.model, self.states
-        async with self.engine.begin() as connection:
+        async with transaction(self.engine) as connection:
             now = await self._now(connection)
             result = await connection.execute(
                 update(model)
@@ -206,7 +207,7 @@ class Queue:
         if not ids:
             return set()
         model, states = self.model, self.states
-        async with self.engine.begin() as connection:
+        async with transaction(self.engine) as connection:
             now = await self._now(connection)
             result = await connection.execute(
                 update(model)
@@ -221,7 +222,7 @@ class Queue:
         """Record final states in one transaction; rows leased by someone else are left alone."""
         if not outcomes:
             return
-        async with self.engine.begin() as connection:
+        async with transaction(self.engine) as connection:
             now = await self._now(connection)
             # A row that ends well sheds the code of an earlier failure; a skip names its own.
             changes = [
@@ -272,7 +273,7 @@ class Queue:
         if not failures:
             return {}
         model, states = self.model, self.states
-        async with self.engine.begin() as connection:
+        async with transaction(self.engine) as connection:
             now = await self._now(connection)
             held = {
                 row.id: row
@@ -324,7 +325,7 @@ class Queue:
         if not ids:
             return
         model, states = self.model, self.states
-        async with self.engine.begin() as connection:
+        async with transaction(self.engine) as connection:
             now = await self._now(connection)
             await connection.execute(
                 update(model)
@@ -346,7 +347,7 @@ class Queue:
         model, states = self.model, self.states
         statement = update(model).where(model.state.in_([states.QUEUED, states.RUNNING]))
         statement = _scope(statement, model, campaign_id, ids)
-        async with self.engine.begin() as connection:
+        async with transaction(self.engine) as connection:
             now = await self._now(connection)
             result = await connection.execute(
                 statement.values(state=states.CANCELLED, updated_at=now).execution_options(
@@ -378,7 +379,7 @@ class Queue:
             where.append(model.reason.in_(reasons))
         if retryable_only:
             where.append(or_(model.state == states.CANCELLED, model.retryable.is_(True)))
-        async with self.engine.begin() as connection:
+        async with transaction(self.engine) as connection:
             now = await self._now(connection)
             # A cancelled row still leased may be running: it is not resumed until its lease ends.
             where.append(or_(model.lease_owner.is_(None), model.lease_expires_at < now))

@@ -16,10 +16,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from harvester.config import async_database_url
-from harvester.errors import ConfigError
+from harvester.errors import ConfigError, DatabaseUnavailable
 
 # Code outside db/ names the engine by this alias and never imports SQLAlchemy itself.
 Engine = AsyncEngine
+# What a driver raises when the database is down, locked or refuses a statement (asyncpg
+# raises OSError itself when it cannot connect). Wrapped once, here, as DatabaseUnavailable.
 DRIVER_ERRORS = (SQLAlchemyError, OSError)
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
@@ -29,9 +31,26 @@ READ_ONLY = "harvester_read_only"
 @asynccontextmanager
 async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection for queries only: on SQLite it does not queue behind writers."""
-    async with engine.connect() as connection:
-        await connection.execution_options(**{READ_ONLY: True})
-        yield connection
+    try:
+        async with engine.connect() as connection:
+            await connection.execution_options(**{READ_ONLY: True})
+            yield connection
+    except DRIVER_ERRORS as exc:
+        raise DatabaseUnavailable(_problem(exc)) from exc
+
+
+@asynccontextmanager
+async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One transaction, committed at the end of the block, rolled back on error."""
+    try:
+        async with engine.begin() as connection:
+            yield connection
+    except DRIVER_ERRORS as exc:
+        raise DatabaseUnavailable(_problem(exc)) from exc
+
+
+def _problem(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def insert_for(connection: AsyncConnection, model: Any) -> Any:
@@ -47,8 +66,8 @@ async def database_problem(engine: AsyncEngine, timeout_s: float = 2.0) -> str |
             await connection.execute(text("SELECT 1"))
     except TimeoutError:
         return f"the database did not answer within {timeout_s:g} s"
-    except DRIVER_ERRORS as exc:
-        return f"the database is unreachable: {type(exc).__name__}: {exc}"
+    except DatabaseUnavailable as exc:
+        return f"the database is unreachable: {exc}"
     return None
 
 

@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path, PurePosixPath
 
+from harvester.errors import StorageUnavailable
 from harvester.storage.base import check_relative
 
 TEMP_MARK = ".tmp-"
@@ -92,8 +93,14 @@ class LocalStorage:
         One fsync per directory touched since the last call, not one per file."""
         with self._lock:
             directories, self._unsynced = self._unsynced, set()
-        if directories:
+        if not directories:
+            return
+        try:
             await asyncio.to_thread(_fsync_directories, directories)
+        except OSError as exc:
+            with self._lock:
+                self._unsynced |= directories  # not durable yet: the next call tries again
+            raise StorageUnavailable(f"cannot sync files under {self.root}: {exc}") from exc
 
     def sweep_temp_files(self, older_than_s: float = STALE_TEMP_SECONDS) -> int:
         """Remove temp files killed writers left; a fresh one of a live writer stays."""

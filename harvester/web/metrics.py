@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.db.campaigns import campaign_names
 from harvester.db.counts import campaign_counts
 from harvester.db.queue import Failure, Outcome
-from harvester.db.session import DRIVER_ERRORS
+from harvester.errors import DatabaseUnavailable
 from harvester.http.stats import HttpStats
 
 log = structlog.get_logger("harvester.metrics")
@@ -184,7 +184,7 @@ class Metrics:
         while not stop.is_set():
             try:
                 await self.refresh_queue_rows()
-            except DRIVER_ERRORS as exc:
+            except DatabaseUnavailable as exc:
                 log.warning("database_error", during="metrics", error=type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), QUEUE_REFRESH_S)

@@ -33,13 +33,8 @@ from harvester.db.file_watch import DatabaseFile
 from harvester.db.migrate import upgrade
 from harvester.db.models import Image, Task
 from harvester.db.queue import Failure, Outcome, Queue, QueueRow, RetryPolicy
-from harvester.db.session import (
-    DRIVER_ERRORS,
-    create_engine,
-    database_problem,
-    require_database,
-)
-from harvester.errors import ConfigError, HarvesterError
+from harvester.db.session import create_engine, database_problem, require_database
+from harvester.errors import ConfigError, DatabaseUnavailable, HarvesterError, StorageUnavailable
 from harvester.http import InvalidCredentials
 from harvester.log import redactor
 from harvester.storage.local import LocalStorage
@@ -48,14 +43,14 @@ from harvester.web.health import add_health_routes
 from harvester.web.metrics import JobLabels, Metrics, add_metrics_routes
 from harvester.web.server import serve
 from harvester.worker.context import Context, open_context
-from harvester.worker.jobs import Result, StorageUnavailable, run_image, run_task
+from harvester.worker.jobs import Result, run_image, run_task
 from harvester.worker.owner import is_dead_local_owner, new_owner
 from harvester.worker.progress import Counters, Reporter, Watched
 
 log = structlog.get_logger("harvester.worker")
 
 FLUSH_EVERY = 64
-DB_ERRORS = DRIVER_ERRORS
+DB_ERRORS = (DatabaseUnavailable,)  # harvester.db wraps every driver error as this
 T = TypeVar("T")
 
 
@@ -254,7 +249,7 @@ class Daemon:
             return
         except Exception as exc:  # a bug in one row must not stop the daemon
             log.exception("job_crashed", lane=lane.name, row_id=row.id)
-            outcome = Failure(row.id, _scrubbed(exc), True, reason="internal_error")
+            outcome = Failure(row.id, _scrubbed(exc), retryable=True, reason="internal_error")
         finally:
             if lane.jobs.get(row.id) is me:
                 del lane.jobs[row.id]
@@ -312,7 +307,12 @@ class Daemon:
         while not self.stop.is_set():
             waits = [self.stop.wait(), *(lane.flush_now.wait() for lane in self.lanes)]
             await _wait_for_any(asyncio.sleep(FLUSH_INTERVAL_S), *waits)
-            await self._database("flush", self._flush_all, None)
+            try:
+                await self._database("flush", self._flush_all, None)
+            except StorageUnavailable as exc:  # files cannot be made durable: rows stay held
+                log.error("storage_unavailable", error=str(exc))
+                self._stop_for(str(exc))
+                return
 
     async def _flush_all(self) -> None:
         for lane in self.lanes:
@@ -401,6 +401,8 @@ class Daemon:
         except DB_ERRORS as exc:
             # Their leases will expire and another daemon (or the next start) takes them.
             log.error("database_error", during="shutdown", error=_scrubbed(exc))
+        except StorageUnavailable as exc:  # rows not made durable are not recorded as stored
+            log.error("storage_unavailable", during="shutdown", error=str(exc))
         finally:
             self.released.set()
             heartbeat.cancel()

@@ -13,7 +13,7 @@ import structlog
 from harvester.db.catalog import add_images, upsert_licenses
 from harvester.db.models import ImageState, TaskState
 from harvester.db.queue import Failure, Outcome, QueueRow, enqueue_tasks
-from harvester.errors import HarvesterError
+from harvester.errors import HarvesterError, StorageUnavailable
 from harvester.http import HttpError, TransientHttpError, UnavailableError
 from harvester.imaging import ImagingError, Metadata, Processed, TooSmall
 from harvester.measures import Measures
@@ -29,12 +29,6 @@ log = structlog.get_logger("harvester.worker")
 STORAGE_GONE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EPERM, errno.EACCES}
 
 
-class StorageUnavailable(HarvesterError):
-    """The storage cannot take files (full, read-only, no permission): stop, do not fail rows."""
-
-    reason = "storage_unavailable"
-
-
 Result = Outcome | Failure
 
 
@@ -43,7 +37,7 @@ async def run_task(ctx: Context, row: QueueRow) -> Result:
     source = ctx.source_for_kind(row.kind)
     if source is None:
         return Failure(
-            row.id, f"no source handles task kind {row.kind!r}", False, reason="no_source"
+            row.id, f"no source handles task kind {row.kind!r}", retryable=False, reason="no_source"
         )
     view = TaskView(row.id, row.campaign_id, row.kind, row.payload, row.attempts)
     try:
@@ -80,7 +74,7 @@ async def run_image(ctx: Context, row: QueueRow) -> Result:
     source = ctx.sources.get(row.provider)
     if source is None:
         return Failure(
-            row.id, f"no source for provider {row.provider!r}", False, reason="no_source"
+            row.id, f"no source for provider {row.provider!r}", retryable=False, reason="no_source"
         )
     view = ImageView(
         row.id, row.campaign_id, row.provider, row.provider_id, row.source_url, row.raw
@@ -143,7 +137,9 @@ async def _store(ctx: Context, row: QueueRow, processed: Processed, source_sha: 
             raise StorageUnavailable(
                 f"cannot write under {ctx.storage.location}: {exc.strerror}"
             ) from exc
-        return Failure(row.id, f"cannot write {path}: {exc.strerror}", True, reason="write_failed")
+        return Failure(
+            row.id, f"cannot write {path}: {exc.strerror}", retryable=True, reason="write_failed"
+        )
     top, right, bottom, left = processed.frame
     return Outcome(
         row.id,
@@ -167,7 +163,9 @@ async def _store(ctx: Context, row: QueueRow, processed: Processed, source_sha: 
 def _http_failure(row_id: int, exc: HttpError) -> Failure:
     retryable = isinstance(exc, TransientHttpError)
     retry_after = exc.retry_after if isinstance(exc, TransientHttpError) else None
-    return Failure(row_id, str(exc), retryable, retry_after, reason=exc.reason)
+    return Failure(
+        row_id, str(exc), retryable=retryable, retry_after=retry_after, reason=exc.reason
+    )
 
 
 async def _metadata(ctx: Context, source: Source, view: ImageView, row: QueueRow) -> Metadata:

@@ -30,6 +30,7 @@ import structlog
 from PIL import Image
 
 from harvester.backoff import Backoff
+from harvester.errors import HarvesterError
 from harvester.imaging import Metadata, Processed, SizeRules, process
 from harvester.imaging.pipeline import opencv
 
@@ -43,8 +44,10 @@ _READY = b"\x01"  # a worker's first byte: started, codecs loaded
 RESPAWN_BACKOFF = Backoff(1.0, 30.0)  # a refused fork is retried 1, 2, 4 ... 30 s apart
 
 
-class WorkerLost(Exception):
+class WorkerLost(HarvesterError):
     """The worker process died (or was killed for overrunning) while on this request."""
+
+    reason = "worker_lost"
 
 
 def process_image(data: bytes, rules: SizeRules, meta: Metadata) -> tuple[Processed, str, float]:

@@ -16,7 +16,7 @@ from harvester.db.campaigns import Blocked
 from harvester.db.counts import CampaignStatus
 from harvester.db.models import ImageState, TaskState
 from harvester.db.queue import Failure, Outcome
-from harvester.db.session import DRIVER_ERRORS
+from harvester.errors import DatabaseUnavailable
 
 log = structlog.get_logger("harvester.worker")
 
@@ -94,7 +94,9 @@ class Reporter:
             if not self.live or tick % 3 == 0:
                 try:
                     statuses = await daemon.statuses()
-                except DRIVER_ERRORS as exc:  # an outage: keep the last counts, the others wait
+                except (
+                    DatabaseUnavailable
+                ) as exc:  # an outage: keep the last counts, the others wait
                     log.warning("database_error", during="progress", error=type(exc).__name__)
             tick += 1
             if self.live:

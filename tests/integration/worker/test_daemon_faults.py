@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import os
 import signal
 from pathlib import Path
@@ -17,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.models import Image
 from harvester.emulator import RunningEmulator
+from harvester.errors import DatabaseUnavailable
 from harvester.sources.urls import UrlCampaign, submit_urls
 from harvester.storage.layout import relative_path
 from harvester.worker.context import open_context
-from harvester.worker.daemon import Daemon
+from harvester.worker.daemon import Daemon, DaemonError, run_daemon
 
 
 async def _submit(engine: AsyncEngine, tmp_path: Path, rows: list[dict[str, str]]) -> None:
@@ -88,7 +90,8 @@ async def test_a_killed_pool_worker_and_a_database_hiccup_lose_nothing(
         async def flaky_finish(owner: str, outcomes: Any) -> None:
             if outcomes and not failed_once:
                 failed_once.append(True)
-                raise OperationalError("UPDATE images", {}, Exception("database is locked"))
+                locked = OperationalError("UPDATE images", {}, Exception("database is locked"))
+                raise DatabaseUnavailable(str(locked)) from locked  # as harvester.db wraps it
             await finish(owner, outcomes)
 
         monkeypatch.setattr(daemon.images.queue, "finish", flaky_finish)
@@ -109,3 +112,27 @@ async def test_a_killed_pool_worker_and_a_database_hiccup_lose_nothing(
     assert [r.state for r in images] == ["stored"] * 40, [
         (r.provider_id, r.state, r.last_error) for r in images if r.state != "stored"
     ]
+
+
+async def test_a_disk_error_while_syncing_stops_the_daemon_instead_of_retrying_as_a_database_error(
+    sqlite_url: str,
+    sqlite_engine: AsyncEngine,
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    quick_settings: Any,
+    capsys: pytest.CaptureFixture[str],
+):
+    rows = emulator.world.url_list(6, base_url=emulator.base_url, hostile=False)
+    await _submit(sqlite_engine, tmp_path, rows)
+
+    def failing_fsync(directories: Any) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("harvester.storage.local._fsync_directories", failing_fsync)
+    with pytest.raises(DaemonError, match="cannot sync files"):
+        async with asyncio.timeout(60):
+            await run_daemon(quick_settings(sqlite_url), until_idle=True)
+    assert all(r.state != "stored" for r in await _images(sqlite_engine))
+    logged = capsys.readouterr()
+    assert "database_error" not in logged.out + logged.err
