@@ -114,7 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     urls.add_argument("file", type=Path)
     urls.set_defaults(handler=_submit_urls)
 
-    commands.add_parser("emulator", help="serve the local Flickr + Mapillary + CDN emulator")
+    commands.add_parser(  # its options (--help included) are the emulator's own
+        "emulator", help="serve the local Flickr + Mapillary + CDN emulator", add_help=False
+    )
     demo = commands.add_parser("demo", help="the whole product against the built-in emulator")
     demo.set_defaults(handler=_demo)
 
@@ -367,11 +369,8 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["emulator"]:
-        from harvester.emulator import main as emulator_main
-
-        return emulator_main(argv[1:])
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
     if args.log_level.lower() not in LOG_LEVELS:
         print(
             f"harvester: --log-level {args.log_level!r} is not a level; use one of "
@@ -380,6 +379,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     log.configure(args.log_level)
+    if args.command == "emulator":  # its own options follow it, for its own parser
+        from harvester.emulator import main as emulator_main
+
+        return emulator_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         settings = load_settings(
             args.config,

@@ -152,10 +152,6 @@ class Settings(BaseSettings):
     def async_database_url(self) -> str:
         return async_database_url(self.database_url)
 
-    @property
-    def is_postgres(self) -> bool:
-        return self.async_database_url.startswith("postgresql")
-
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """CLI overrides win over HARVESTER_* variables, which win over the TOML file."""

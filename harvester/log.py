@@ -53,7 +53,3 @@ def configure(level: str = "info", stream: TextIO | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-
-
-def get_logger(**bound: Any) -> Any:
-    return structlog.get_logger(**bound)

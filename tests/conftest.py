@@ -142,3 +142,16 @@ async def emulator() -> AsyncIterator[RunningEmulator]:
     running = await start_emulator(EmulatorConfig())
     yield running
     await running.close()
+
+
+# Per tier, seconds a single test may take before pytest-timeout fails it (an explicit
+# @pytest.mark.timeout on a test wins). A hung test fails in its tier's time, not the suite's.
+TIER_TIMEOUT_S = {"unit": 60, "fuzz": 120, "integration": 240, "acceptance": 300}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        tier = Path(str(item.path)).resolve().relative_to(tests).parts[0]
+        if tier in TIER_TIMEOUT_S and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TIER_TIMEOUT_S[tier]))

@@ -97,3 +97,16 @@ def test_daemon_serves_health_and_metrics_and_stops_cleanly_on_sigterm(
         out, _ = daemon.communicate(timeout=30)
     assert daemon.returncode == 0, out
     assert "daemon_stopped" in out
+
+
+def test_global_options_before_the_emulator_command_reach_the_emulator():
+    harvester = Path(sys.executable).with_name("harvester")
+    done = subprocess.run(
+        [str(harvester), "--log-level", "debug", "emulator", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--latency-ms" in done.stdout

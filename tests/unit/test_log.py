@@ -22,7 +22,7 @@ def _restore_structlog() -> Iterator[None]:
 def _emit(**fields: object) -> dict[str, object]:
     out = io.StringIO()
     log.configure("info", out)
-    log.get_logger().info("request_failed", **fields)
+    structlog.get_logger().info("request_failed", **fields)
     line: dict[str, object] = json.loads(out.getvalue().strip().splitlines()[-1])
     return line
 
