@@ -67,7 +67,7 @@ class Harness:
     async def url_list(self, n: int, path: Path) -> dict[str, str]:
         """Write a URL list of n rows; returns provider_id -> expected final state."""
         url = f"{self.base_url}/_emulator/urls.csv?n={n}&expected=1"
-        text = await asyncio.to_thread(lambda: urllib.request.urlopen(url).read().decode())
+        text = await asyncio.to_thread(_read_text, url)
         rows = list(csv.DictReader(io.StringIO(text)))
         await asyncio.to_thread(path.write_text, text)
         return {f"{path.stem}:{row['id']}": row["expected"] for row in rows}
@@ -141,3 +141,8 @@ def check_harvest(rows: list[Any], expected: dict[str, str], root: Path) -> None
     assert on_disk == set(stored), "files on disk differ from stored rows"
     for path, row in stored.items():
         assert hashlib.sha256((root / path).read_bytes()).hexdigest() == row.sha256, path
+
+
+def _read_text(url: str) -> str:
+    with urllib.request.urlopen(url) as resp:  # closed: an open socket warns (an error here)
+        return str(resp.read().decode())
