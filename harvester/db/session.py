@@ -82,8 +82,9 @@ async def require_database(engine: AsyncEngine, timeout_s: float = 10.0) -> None
             await connection.execute(text("SELECT 1"))
     except TimeoutError:
         why = f"it did not answer within {timeout_s:g} s"
-    except (*DRIVER_ERRORS, sqlite3.Error) as exc:
-        cause = getattr(exc, "orig", None) or exc
+    except (DatabaseUnavailable, sqlite3.Error) as exc:
+        driver = exc.__cause__ if isinstance(exc, DatabaseUnavailable) else exc
+        cause = getattr(driver, "orig", None) or driver or exc
         why = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
     else:
         return
