@@ -28,7 +28,7 @@ def test_demo_resumes_after_a_kill_even_on_another_port_and_reruns_add_nothing(t
         assert time.monotonic() < deadline and first.poll() is None, "demo stored nothing"
         time.sleep(0.2)
     os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
+    first.communicate(timeout=60)  # reaped, its pipe read to the end and closed
 
     with socket.socket() as squatter:  # the emulator's usual port is taken this time
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
