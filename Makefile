@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench bench-quick bench-memory chaos clean
+.PHONY: demo test lint bench bench-quick bench-memory bench-scale chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "harvester needs Python >= 3.11"'
@@ -48,6 +48,11 @@ bench-memory: $(RUNTIME)
 # The daemon against the emulator with every fault on, SIGKILLed at random (CHAOS_IMAGES=2000).
 chaos: $(RUNTIME)
 	$(BIN)/python -m bench.chaos
+
+# The queue at millions of rows: 2M on PostgreSQL, 1M on SQLite, four claimers at once.
+bench-scale: $(RUNTIME)
+	bash scripts/ensure-postgres.sh
+	$(BIN)/python -m bench.scale
 
 clean:
 	rm -rf $(VENV) harvester-demo .mypy_cache .pytest_cache .ruff_cache

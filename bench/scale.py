@@ -1,0 +1,233 @@
+"""`make bench-scale`: the queue at millions of rows (2M on PostgreSQL, 1M on SQLite).
+
+Fills the images table with a harvest nine-tenths done (finished rows stored, the rest
+queued), then four claimer processes at once each claim 100 rows and record their outcomes,
+round after round, through the real `Queue`. Reports claim and outcome-batch latency
+(p50/p99), `status` latency (the real `campaign_counts`), and table and index sizes.
+`BENCH_PG_ROWS`, `BENCH_SQLITE_ROWS` and `BENCH_ROUNDS` scale it down for a quick look.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.counts import campaign_counts
+from harvester.db.migrate import upgrade
+from harvester.db.models import Image, ImageState
+from harvester.db.queue import Outcome, Queue
+from harvester.db.session import create_engine
+
+WORK = Path(__file__).resolve().parent / ".work" / "scale"
+PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+CLAIMERS = 4
+BATCH = 100
+QUEUED_EVERY = 10  # one row in ten still queued
+
+# One statement fills the table on both databases (a recursive CTE: SQLite has no
+# generate_series). Rows carry what a finished URL-list row carries, less the raw record.
+FILL = """
+WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < :n)
+INSERT INTO images (campaign_id, provider, provider_id, state, group_name, shard, file_name,
+                    path, source_url, sha256, bytes, attempts, max_attempts, not_before,
+                    created_at, updated_at, finished_at)
+SELECT 1, 'urls', 'bench:' || x,
+       CASE WHEN x % :every = 0 THEN 'queued' ELSE 'stored' END,
+       'bench', x / 1000, x || '.jpg',
+       CASE WHEN x % :every = 0 THEN NULL
+            ELSE 'urls/bench/' || (x / 1000) || '/' || x || '.jpg' END,
+       'https://cdn.example.org/images/' || x || '.jpg',
+       CASE WHEN x % :every = 0 THEN NULL
+            ELSE '5f2b8c1e9d3a7b6c4e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d' END,
+       CASE WHEN x % :every = 0 THEN NULL ELSE 180000 END,
+       CASE WHEN x % :every = 0 THEN 0 ELSE 1 END, 5, {past}, {past}, {past},
+       CASE WHEN x % :every = 0 THEN NULL ELSE {past} END
+FROM g
+"""
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(_percentile(values, 0.5) * 1000, 2),
+        "p99_ms": round(_percentile(values, 0.99) * 1000, 2),
+        "max_ms": round(max(values) * 1000, 2),
+        "n": len(values),
+    }
+
+
+async def _claimer(url: str, name: str, rounds: int) -> tuple[list[float], list[float]]:
+    engine = create_engine(url)
+    queue = Queue(engine, Image)
+    claims: list[float] = []
+    outcomes: list[float] = []
+    try:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            rows = await queue.claim(name, BATCH, 300)
+            claims.append(time.perf_counter() - started)
+            done = [Outcome(row.id, ImageState.STORED, {"bytes": 180_000}) for row in rows]
+            started = time.perf_counter()
+            await queue.finish(name, done)
+            outcomes.append(time.perf_counter() - started)
+    finally:
+        await engine.dispose()
+    return claims, outcomes
+
+
+def _claimer_process(url: str, name: str, rounds: int, out: Any) -> None:
+    out.put(asyncio.run(_claimer(url, name, rounds)))
+
+
+def _claim_at_once(url: str, rounds: int) -> dict[str, Any]:
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    procs = [
+        context.Process(target=_claimer_process, args=(url, f"bench-{i}", rounds, out))
+        for i in range(CLAIMERS)
+    ]
+    for proc in procs:
+        proc.start()
+    results = [out.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    claims = [t for c, _ in results for t in c]
+    outcomes = [t for _, o in results for t in o]
+    return {"claim_100": _ms(claims), "outcome_100": _ms(outcomes)}
+
+
+async def _fill(engine: AsyncEngine, rows: int) -> float:
+    started = time.perf_counter()
+    postgres = engine.dialect.name == "postgresql"
+    past = "now() - interval '1 day'" if postgres else "'2026-01-01 00:00:00.000000'"
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO campaigns (id, name, provider, settings, created_at) "
+                f"VALUES (1, 'bench', 'urls', '{{}}', {past})"
+            )
+        )
+        await connection.execute(text(FILL.format(past=past)), {"n": rows, "every": QUEUED_EVERY})
+    async with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text("VACUUM ANALYZE images"))
+        else:
+            await connection.execute(text("ANALYZE"))
+    return time.perf_counter() - started
+
+
+async def _status_latency(engine: AsyncEngine) -> dict[str, float]:
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        await campaign_counts(engine)
+        times.append(time.perf_counter() - started)
+    return {
+        "median_ms": round(statistics.median(times) * 1000, 1),
+        "max_ms": round(max(times) * 1000, 1),
+    }
+
+
+async def _sizes(engine: AsyncEngine, sqlite_file: Path | None) -> dict[str, Any]:
+    async with engine.connect() as connection:
+        if sqlite_file is None:
+            rows = await connection.execute(
+                text(
+                    "SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c "
+                    "WHERE c.relname LIKE 'images%' OR c.relname LIKE 'ix_images%' "
+                    "OR c.relname LIKE 'uq_images%' OR c.relname = 'pk_images'"
+                )
+            )
+        else:
+            rows = await connection.execute(
+                text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")
+            )
+        sizes = {name: round(size / 2**20, 1) for name, size in rows if size}
+    return {k: sizes[k] for k in sorted(sizes, key=lambda k: -sizes[k]) if "images" in k}
+
+
+async def _plan(engine: AsyncEngine) -> list[str]:
+    """The claim query's plan, to check it walks the partial index (not the table)."""
+    from harvester.db.clock import utcnow
+    from harvester.db.queue import claim_statement
+
+    statement = claim_statement(Image, utcnow(), BATCH, "plan", 300, ())
+    compiled = statement.compile(engine.sync_engine, compile_kwargs={"literal_binds": True})
+    explain = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+    async with engine.connect() as connection:
+        rows = await connection.execute(text(explain + str(compiled)))
+        return [" ".join(str(c) for c in row) for row in rows]
+
+
+def _remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+async def _database(kind: str, rows: int) -> tuple[str, Path | None]:
+    if kind == "sqlite":
+        path = WORK / "scale.db"
+        _remove_sqlite(path)
+        return f"sqlite:///{path}", path
+    admin = create_engine(PG_ADMIN)
+    async with admin.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(text("DROP DATABASE IF EXISTS harvester_bench_scale WITH (FORCE)"))
+        await connection.execute(text("CREATE DATABASE harvester_bench_scale"))
+    await admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + "/harvester_bench_scale", None
+
+
+async def measure(kind: str, rows: int, rounds: int) -> dict[str, Any]:
+    url, sqlite_file = await _database(kind, rows)
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        fill_s = await _fill(engine, rows)
+        plan = await _plan(engine)
+        status_before = await _status_latency(engine)
+        await engine.dispose()
+        latencies = await asyncio.to_thread(_claim_at_once, url, rounds)
+        engine = create_engine(url)
+        return {
+            "database": kind,
+            "rows": rows,
+            "queued": rows // QUEUED_EVERY,
+            "fill_s": round(fill_s, 1),
+            **latencies,
+            "status": status_before,
+            "status_after_claims": await _status_latency(engine),
+            "sizes_mb": await _sizes(engine, sqlite_file),
+            "claim_plan": plan,
+        }
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    rounds = int(os.environ.get("BENCH_ROUNDS", "50"))
+    results = [
+        asyncio.run(measure("postgres", int(os.environ.get("BENCH_PG_ROWS", "2000000")), rounds)),
+        asyncio.run(measure("sqlite", int(os.environ.get("BENCH_SQLITE_ROWS", "1000000")), rounds)),
+    ]
+    print(json.dumps(results, indent=2))
+    (WORK / "results.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
