@@ -35,12 +35,12 @@ KEY = "compose-flickr-key-0123456789abcdef"
 LIMIT_PER_S = 10  # the key's documented limit in this test; the emulator enforces it
 # What the test adds to the compose environment (as an operator's .env would), so the run
 # is short and fits two shared cores: short leases, one worker process per daemon. The
-# margin is sized so that three holders' one-call bursts stay inside the limit:
-# 10 x (1 - 0.3) + 3 = 10 calls in any second.
+# margin is sized so that three holders' one-call bursts stay inside the limit, with one
+# call to spare for arrival jitter on a loaded machine: 10 x (1 - 0.4) + 3 = 9 a second.
 TEST_SETTINGS = {
     "HARVESTER_FLICKR_RATE_PER_HOUR": str(LIMIT_PER_S * 3600),
     "HARVESTER_FLICKR_BURST": "1",
-    "HARVESTER_RATE_MARGIN": "0.3",
+    "HARVESTER_RATE_MARGIN": "0.4",
     "HARVESTER_LEASE_SECONDS": "6",
     "HARVESTER_HEARTBEAT_SECONDS": "1",
     "HARVESTER_RATE_SHARE_LEASE_SECONDS": "6",
@@ -290,7 +290,7 @@ async def test_three_compose_daemons_share_one_keys_limit_and_survive_a_kill(
         assert hashlib.sha256((root / path).read_bytes()).hexdigest() == row.sha256
 
     # The key's limit held across all three: no second over it, never a 429, and the
-    # three together ran at their shared target (7/s), not at three times it.
+    # three together ran at their shared target (6/s), not at three times it.
     assert len(flickr_holders) >= 3, flickr_holders
     per_second = {int(s): n for s, n in stats["per_second"].items()}
     assert max(per_second.values()) <= LIMIT_PER_S, per_second
