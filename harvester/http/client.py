@@ -449,15 +449,19 @@ class HttpClient:
             )
         self._raise_for(call, error, url)
 
-    @staticmethod
-    def _raise_for(call: _Call, error: HttpError | None, url: yarl.URL) -> None:
+    def _raise_for(self, call: _Call, error: HttpError | None, url: yarl.URL) -> None:
         if error is None:
             return
         if isinstance(error, RateLimitedError):
             # The key's limit and the host's both slow down: a CDN's 429 is about the host.
+            # A shared limiter pauses no longer than a call may wait inline: a longer
+            # Retry-After is the row's to honour (not_before), never every row's on the host.
+            pause = error.retry_after
+            if pause is not None:
+                pause = min(pause, self._settings.max_inline_retry_after_s)
             for limiter in (call.limiter, _host_rate(call, url)):
                 if limiter is not None:
-                    limiter.throttled(error.retry_after)
+                    limiter.throttled(pause)
         raise error
 
     def _pace(self) -> _Pace:

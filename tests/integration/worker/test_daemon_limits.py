@@ -98,9 +98,10 @@ async def test_a_storage_root_without_permission_stops_the_daemon_and_hands_rows
     rows = emulator.world.url_list(6, base_url=emulator.base_url, hostile=False)
     await _submit(sqlite_engine, tmp_path, [row["url"] for row in rows])
     root = tmp_path / "data"
-    root.mkdir()
+    provider_dir = root / "urls"  # the root itself passes the start check; its subtree refuses
+    provider_dir.mkdir(parents=True)
 
-    with immutable(root), pytest.raises(DaemonError, match="Operation not permitted"):
+    with immutable(provider_dir), pytest.raises(DaemonError, match="Operation not permitted"):
         await asyncio.wait_for(run_daemon(quick_settings(sqlite_url), until_idle=True), 60)
 
     async with sqlite_engine.connect() as connection:
