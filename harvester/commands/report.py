@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     report = commands.add_parser("report", help="a campaign's coverage and outcomes as HTML")
-    report.add_argument("--campaign", required=True)
+    report.add_argument("--campaign", required=True, help="the campaign to report on")
     report.add_argument("--out", type=Path, required=True, help="the folder to write")
     report.add_argument(
         "--overwrite", action="store_true", help="write into a non-empty folder not ours"
