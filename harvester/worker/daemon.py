@@ -34,7 +34,7 @@ from harvester.db.migrate import upgrade
 from harvester.db.models import Image, Task
 from harvester.db.queue import Failure, Outcome, Queue, QueueRow, RetryPolicy
 from harvester.db.session import create_engine, database_problem, require_database
-from harvester.errors import ConfigError, DatabaseUnavailable, HarvesterError, StorageUnavailable
+from harvester.errors import DatabaseUnavailable, HarvesterError, StorageUnavailable
 from harvester.http import InvalidCredentials
 from harvester.log import redactor
 from harvester.storage.local import LocalStorage
@@ -473,7 +473,7 @@ def require_writable(root: Path) -> None:
     try:
         LocalStorage(root).check_writable()
     except OSError as exc:
-        raise ConfigError(
+        raise DaemonError(
             f"cannot write under the storage root {root}: {exc.strerror or exc}; check "
             "--storage-root (HARVESTER_STORAGE_ROOT) and its permissions"
         ) from None
