@@ -105,10 +105,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--grace", type=float, default=30.0, help="seconds to drain on SIGTERM")
     run.set_defaults(handler=_run)
 
+    submit_parent = argparse.ArgumentParser(add_help=False)
+    submit_parent.add_argument(
+        "--update",
+        action="store_true",
+        help="an existing campaign takes these settings (default: a difference is refused)",
+    )
     submit = commands.add_parser("submit", help="queue a harvest campaign").add_subparsers(
         dest="source", required=True
     )
-    urls = submit.add_parser("urls", help="a CSV, TSV or Parquet file with a 'url' column")
+    urls = submit.add_parser(
+        "urls", parents=[submit_parent], help="a CSV, TSV or Parquet file with a 'url' column"
+    )
     urls.add_argument("--campaign", required=True, help="the campaign's name (required)")
     _size_flags(urls)
     urls.add_argument("file", type=Path)
@@ -120,7 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the whole product against the built-in emulator")
     demo.set_defaults(handler=_demo)
 
-    flickr = submit.add_parser("flickr", help="keyword/region search with dynamic time windows")
+    flickr = submit.add_parser(
+        "flickr", parents=[submit_parent], help="keyword/region search with dynamic time windows"
+    )
     flickr.add_argument("--campaign", required=True, help="the campaign's name (required)")
     flickr.add_argument("--queries", type=Path, required=True, help="one query per line")
     flickr.add_argument("--bbox", type=_bbox, help="MINLON,MINLAT,MAXLON,MAXLAT")
@@ -137,7 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     _size_flags(flickr)
     flickr.set_defaults(handler=_submit_flickr)
 
-    mapillary = submit.add_parser("mapillary", help="regions, sequences, Spherical-VPR ID lists")
+    mapillary = submit.add_parser(
+        "mapillary", parents=[submit_parent], help="regions, sequences, Spherical-VPR ID lists"
+    )
     mapillary.add_argument("--campaign", required=True, help="the campaign's name (required)")
     what = mapillary.add_mutually_exclusive_group(required=True)
     what.add_argument("--bbox", type=_bbox, help="MINLON,MINLAT,MAXLON,MAXLAT")
@@ -240,7 +252,9 @@ async def _submit_urls(args: argparse.Namespace, settings: Settings, engine: Eng
 
     campaign = UrlCampaign(args.campaign, args.file, **_sizes(args))
     async with undone_on_error(engine, campaign.name):
-        report = await submit_urls(engine, campaign, max_attempts=settings.max_attempts)
+        report = await submit_urls(
+            engine, campaign, max_attempts=settings.max_attempts, update_settings=args.update
+        )
     _print_problems(report.problems)
     print(
         f"campaign {args.campaign!r}: {report.rows} rows read, {report.images_added} images "
@@ -271,7 +285,7 @@ async def _submit_flickr(args: argparse.Namespace, settings: Settings, engine: E
     )
 
     async with undone_on_error(engine, campaign.name):
-        report = await submit_flickr(engine, campaign)
+        report = await submit_flickr(engine, campaign, update_settings=args.update)
     print(
         f"campaign {args.campaign!r}: {len(queries)} queries, {len(negatives)} negative "
         f"terms, {report.tasks_added} tasks queued (0 means it was already submitted)"
@@ -298,7 +312,7 @@ async def _submit_mapillary(args: argparse.Namespace, settings: Settings, engine
     )
 
     async with undone_on_error(engine, campaign.name):
-        report = await submit_mapillary(engine, campaign)
+        report = await submit_mapillary(engine, campaign, update_settings=args.update)
     _print_problems(report.problems)
     print(
         f"campaign {args.campaign!r}: {report.tasks_added} tasks queued "

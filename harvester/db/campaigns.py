@@ -19,9 +19,21 @@ from harvester.errors import InputError
 
 
 async def ensure_campaign(
-    engine: AsyncEngine, name: str, provider: str, settings: Mapping[str, Any]
+    engine: AsyncEngine,
+    name: str,
+    provider: str,
+    settings: Mapping[str, Any],
+    *,
+    update_settings: bool = False,
+    unchecked: frozenset[str] = frozenset(),
 ) -> int:
-    """Create the campaign, or return the existing one: re-submitting resumes, never forks."""
+    """Create the campaign, or return the existing one: re-submitting resumes, never forks.
+
+    A re-submit whose settings differ is refused with the difference, unless `update_settings`
+    (then the new settings replace the old). Keys in `unchecked` are inputs that may differ
+    between submits of one campaign (a second URL list, "today" as the upload limit); the
+    stored value of those is kept.
+    """
     if not name.strip():
         raise InputError("a campaign needs a non-empty --campaign name")
     async with transaction(engine) as connection:
@@ -32,15 +44,41 @@ async def ensure_campaign(
         )
         row = (
             await connection.execute(
-                select(Campaign.id, Campaign.provider).where(Campaign.name == name)
+                select(Campaign.id, Campaign.provider, Campaign.settings).where(
+                    Campaign.name == name
+                )
             )
         ).one()
-    if row.provider != provider:
-        raise InputError(
-            f"campaign {name!r} already exists for provider {row.provider!r}; "
-            f"choose another name for a {provider!r} campaign"
-        )
+        if row.provider != provider:
+            raise InputError(
+                f"campaign {name!r} already exists for provider {row.provider!r}; "
+                f"choose another name for a {provider!r} campaign"
+            )
+        stored = dict(row.settings)
+        changes = settings_changes(stored, settings, unchecked)
+        if changes and not update_settings:
+            raise InputError(
+                f"campaign {name!r} exists with other settings ({'; '.join(changes)}); "
+                "resubmit with --update to change them"
+            )
+        if changes:
+            kept = {key: stored[key] for key in unchecked if key in stored}
+            await connection.execute(
+                update(Campaign).where(Campaign.id == row.id).values(settings={**settings, **kept})
+            )
     return int(row.id)
+
+
+def settings_changes(
+    stored: Mapping[str, Any], wanted: Mapping[str, Any], unchecked: frozenset[str] = frozenset()
+) -> list[str]:
+    """`key: old -> new` for every setting that differs, in key order."""
+    keys = sorted((set(stored) | set(wanted)) - unchecked)
+    return [
+        f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}"
+        for key in keys
+        if stored.get(key) != wanted.get(key)
+    ]
 
 
 async def campaign_settings(engine: AsyncEngine) -> dict[int, dict[str, Any]]:

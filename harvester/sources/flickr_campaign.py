@@ -182,11 +182,24 @@ def window_task(
 
 
 async def submit_flickr(
-    engine: Engine, campaign: FlickrCampaign, *, today: date | None = None
+    engine: Engine,
+    campaign: FlickrCampaign,
+    *,
+    today: date | None = None,
+    update_settings: bool = False,
 ) -> SubmitReport:
     """Create (or find) the campaign; queue the licences task and each query's first window."""
     settings = campaign.settings(today)
-    campaign_id = await ensure_campaign(engine, campaign.name, PROVIDER, settings)
+    # Without --max-upload-date the limit is "today": a re-submit on a later day is no change.
+    moving = frozenset({"max_upload"}) if campaign.max_upload is None else frozenset()
+    campaign_id = await ensure_campaign(
+        engine,
+        campaign.name,
+        PROVIDER,
+        settings,
+        update_settings=update_settings,
+        unchecked=moving,
+    )
     # Plan from the settings the campaign was created with: a re-submit on a later day
     # ("today" has moved) must name the same first windows, or it would not be a no-op.
     stored = (await campaign_settings(engine)).get(campaign_id, settings)

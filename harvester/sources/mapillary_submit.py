@@ -69,11 +69,15 @@ class MapillaryCampaign:
         return ORIGINAL_SIDE if self.size == "original" else int(self.size)
 
 
-async def submit_mapillary(engine: Engine, campaign: MapillaryCampaign) -> SubmitReport:
+async def submit_mapillary(
+    engine: Engine, campaign: MapillaryCampaign, *, update_settings: bool = False
+) -> SubmitReport:
     """Create (or resume) the campaign and enqueue its tasks; bad CSV lines become problems."""
     _check(campaign)
     read = _read_lists(campaign)
-    campaign_id = await ensure_campaign(engine, campaign.name, PROVIDER, settings_of(campaign))
+    campaign_id = await ensure_campaign(
+        engine, campaign.name, PROVIDER, settings_of(campaign), update_settings=update_settings
+    )
     tasks, detail = _tasks(campaign, campaign_id, read)
     added = await enqueue_tasks(engine, campaign_id, tasks)
     problems = tuple(read.problems) if read else ()

@@ -155,7 +155,7 @@ def parse_row(row: Mapping[str, Any], campaign: str) -> FoundImage:
 
 
 async def submit_urls(
-    engine: Engine, campaign: UrlCampaign, *, max_attempts: int = 5
+    engine: Engine, campaign: UrlCampaign, *, max_attempts: int = 5, update_settings: bool = False
 ) -> SubmitReport:
     """Insert every good row as an image; bad rows are reported by number, never fatal."""
     settings = UrlListSettings(
@@ -164,7 +164,15 @@ async def submit_urls(
         min_side=campaign.min_side,
         quality=campaign.quality,
     ).stored()
-    campaign_id = await ensure_campaign(engine, campaign.name, "urls", settings)
+    # Another list may feed the same campaign: only the size rules must agree.
+    campaign_id = await ensure_campaign(
+        engine,
+        campaign.name,
+        "urls",
+        settings,
+        update_settings=update_settings,
+        unchecked=frozenset({"source_file"}),
+    )
     report = _Counts()
     query = campaign.path.name
     batch: dict[str, FoundImage] = {}
