@@ -454,11 +454,11 @@ class HttpClient:
             return
         if isinstance(error, RateLimitedError):
             # The key's limit and the host's both slow down: a CDN's 429 is about the host.
-            # A shared limiter pauses no longer than a call may wait inline: a longer
+            # A shared limiter pauses only for a wait a call may sit out inline: a longer
             # Retry-After is the row's to honour (not_before), never every row's on the host.
             pause = error.retry_after
-            if pause is not None:
-                pause = min(pause, self._settings.max_inline_retry_after_s)
+            if pause is not None and pause > self._settings.max_inline_retry_after_s:
+                pause = None
             for limiter in (call.limiter, _host_rate(call, url)):
                 if limiter is not None:
                     limiter.throttled(pause)
