@@ -167,7 +167,10 @@ class HttpClient:
         self._resolver = resolver
         # One session per destination policy: each policy's resolver filters the addresses
         # its connections are made to (None: the operator's own API endpoints, unfiltered).
-        self._sessions: dict[Destinations | None, aiohttp.ClientSession] = {}
+        # Rate-limited calls get sessions of their own: a call that has spent its token must
+        # not then queue for a pooled connection behind image downloads to the same host,
+        # or calls paced apart would leave together.
+        self._sessions: dict[tuple[Destinations | None, bool], aiohttp.ClientSession] = {}
         self._closed = False
         self.stats = HttpStats()
 
@@ -396,9 +399,8 @@ class HttpClient:
         shown = call.show(url)
         answered = False  # a body cut off after the status line is still one call, not two
         try:
-            async with self._ensure_session(call.destinations).get(
-                url, headers=headers, allow_redirects=False
-            ) as resp:
+            session = self._ensure_session(call.destinations, paced=call.limiter is not None)
+            async with session.get(url, headers=headers, allow_redirects=False) as resp:
                 self.stats.call(call.api, resp.status)
                 answered = True
                 location = resp.headers.get("Location")
@@ -468,10 +470,12 @@ class HttpClient:
         s = self._settings
         return _Pace(asyncio.get_running_loop().time(), s.min_rate_grace_s, s.min_bytes_per_s)
 
-    def _ensure_session(self, destinations: Destinations | None = None) -> aiohttp.ClientSession:
+    def _ensure_session(
+        self, destinations: Destinations | None = None, *, paced: bool = False
+    ) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("HttpClient is closed")
-        session = self._sessions.get(destinations)
+        session = self._sessions.get((destinations, paced))
         if session is None:
             s = self._settings
             resolver = (
@@ -497,7 +501,7 @@ class HttpClient:
                 raise_for_status=False,
                 trust_env=False,
             )
-            self._sessions[destinations] = session
+            self._sessions[(destinations, paced)] = session
         return session
 
     @staticmethod

@@ -293,7 +293,12 @@ async def test_three_compose_daemons_share_one_keys_limit_and_survive_a_kill(
     # three together ran at their shared target (6/s), not at three times it.
     assert len(flickr_holders) >= 3, flickr_holders
     per_second = {int(s): n for s, n in stats["per_second"].items()}
-    assert max(per_second.values()) <= LIMIT_PER_S, per_second
+    # Counted as the emulator's handler sees them: a stall of its loop on a loaded machine
+    # moves calls into the next second, so the limit is checked over two seconds at a time
+    # (three daemons each running at the whole target would still be twice over it).
+    for second in per_second:
+        pair = per_second[second] + per_second.get(second + 1, 0)
+        assert pair <= 2 * LIMIT_PER_S, (second, per_second)
     assert stats["status_429"] == 0
     busy = [n for n in per_second.values() if n >= 3]
     assert len(busy) >= 5, f"the key's limit was never binding: {per_second}"

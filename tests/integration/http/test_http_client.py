@@ -7,6 +7,7 @@ Back-off sleeps go through a fake clock; only the timeout tests and one rate tes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import socket
@@ -245,6 +246,25 @@ async def test_host_slots_cap_requests_in_flight_to_one_host(
     )
     assert len(bodies) == 8 and upstream.ok["/hold"] == 8
     assert upstream.peak_inflight <= 2
+
+
+async def test_a_paced_call_does_not_queue_behind_downloads_for_a_connection(
+    upstream: Upstream, clock: FakeClock
+) -> None:
+    """A call that has spent its token goes out at once, even while downloads from the same
+    host hold every pooled connection; else calls paced apart would leave together."""
+    settings = make_settings(per_host_limit=1, max_bytes=20 * 1024 * 1024)
+    async with HttpClient(settings, clock=clock) as http:
+        download = asyncio.create_task(http.fetch(f"{upstream.base}/stall-big"))
+        async with asyncio.timeout(5):
+            while not upstream.seen["/stall-big"]:  # noqa: ASYNC110 - the server's side
+                await asyncio.sleep(0.01)
+            data = await http.get_json(f"{upstream.base}/json", limiter=CountingLimiter())
+        assert data["path"] == "/json"
+        assert not download.done()  # it still holds the host's one connection
+        download.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await download
 
 
 async def test_refused_connection_is_transient(clock: FakeClock) -> None:
