@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,8 +39,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     chosen.add_argument("--commercial-ok", action="store_true", help="licences allowing it")
     chosen.add_argument("--derivatives-ok", action="store_true", help="licences allowing it")
     chosen.add_argument("--bbox", type=bbox_arg, help="MINLON,MINLAT,MAXLON,MAXLAT")
-    chosen.add_argument("--since", type=_moment, help="captured at or after (YYYY-MM-DD[Thh:mm])")
-    chosen.add_argument("--until", type=_moment, help="captured up to (a date: that whole day)")
+    chosen.add_argument(
+        "--since", type=_moment, help="captured at or after (YYYY-MM-DD[Thh:mm]; Flickr: local)"
+    )
+    chosen.add_argument("--until", type=_until, help="captured up to (a date: that whole day)")
     chosen.add_argument("--pano-only", action="store_true", help="spherical images only")
     chosen.add_argument(
         "--min-distance", type=float, metavar="METERS", help="thin each sequence (mapillary_tools)"
@@ -78,13 +80,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _moment(text: str) -> datetime:
+    """A bound as written (a date is its midnight): with no offset it reads as UTC against
+    UTC capture times and as the wall clock against Flickr's zone-less ones."""
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(), UTC)
-        moment = datetime.fromisoformat(text)
+            return datetime.combine(date.fromisoformat(text), time())
+        return datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date or time: {text!r}") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _until(text: str) -> datetime:
+    """`--until` a date means that whole day."""
+    moment = _moment(text)
+    return moment + timedelta(days=1, microseconds=-1) if len(text) == 10 else moment
 
 
 def _ratios(text: str) -> tuple[float, float, float]:
@@ -100,9 +109,6 @@ def _ratios(text: str) -> tuple[float, float, float]:
 def filters_of(args: argparse.Namespace) -> Filters:
     from harvester.exporters.selection import Filters
 
-    until = args.until
-    if until is not None and until.time() == time() and until.tzinfo is not None:
-        until = until + timedelta(days=1) - timedelta(microseconds=1)  # the whole day
     licenses = tuple(
         part.strip() for value in args.license or () for part in value.split(",") if part.strip()
     )
@@ -112,7 +118,7 @@ def filters_of(args: argparse.Namespace) -> Filters:
         derivatives_ok=args.derivatives_ok,
         bbox=args.bbox,
         since=args.since,
-        until=until,
+        until=args.until,
         pano_only=args.pano_only,
         min_distance=args.min_distance,
         duplicate_angle=args.duplicate_angle,

@@ -165,8 +165,8 @@ def skip_code(skip_reason: str | None) -> str | None:
 
 _RECORD_COLUMNS = frozenset(
     {
-        "lat", "lon", "accuracy", "captured_at", "uploaded_at", "heading", "is_pano",
-        "sequence_id", "owner", "owner_name", "title", "tags", "license_id", "raw",
+        "lat", "lon", "accuracy", "captured_at", "captured_local", "uploaded_at", "heading",
+        "is_pano", "sequence_id", "owner", "owner_name", "title", "tags", "license_id", "raw",
         "source_width", "source_height",
     }
 )  # fmt: skip

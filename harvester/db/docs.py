@@ -69,7 +69,11 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "lat": "Latitude (WGS84).",
             "lon": "Longitude (WGS84).",
             "accuracy": "Provider's geo accuracy (Flickr 1-16).",
-            "captured_at": "When the photo was taken.",
+            "captured_at": "When the photo was taken, in UTC; empty when the provider gives "
+            "no time zone (Flickr: see captured_local).",
+            "captured_local": "When the photo was taken by the camera's wall clock, no zone: "
+            "naive ISO 8601 to the provider's precision (Flickr's datetaken: "
+            "2019-05-04T12:30:00, 2019-05 or 2019).",
             "uploaded_at": "When it was uploaded.",
             "heading": "Compass direction of the camera, degrees.",
             "is_pano": "True for a 360-degree panorama.",

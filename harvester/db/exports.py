@@ -19,8 +19,8 @@ RECORD_COLUMNS = (
     "id", "provider", "provider_id", "group_name", "shard", "file_name", "path",
     "source_url", "source_width", "source_height", "width", "height", "sha256",
     "source_sha256", "bytes", "frame", "lat", "lon", "accuracy", "captured_at",
-    "uploaded_at", "heading", "is_pano", "sequence_id", "owner", "owner_name", "title",
-    "tags", "license_id", "raw", "phash", "finished_at",
+    "captured_local", "uploaded_at", "heading", "is_pano", "sequence_id", "owner", "owner_name",
+    "title", "tags", "license_id", "raw", "phash", "finished_at",
 )  # fmt: skip
 
 

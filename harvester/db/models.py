@@ -213,6 +213,8 @@ class Image(_QueueColumns, Base):
     lon: Mapped[float | None] = mapped_column(Float)
     accuracy: Mapped[int | None] = mapped_column(Integer)
     captured_at: Mapped[datetime | None]
+    # Naive ISO 8601, to the provider's precision: a camera's wall clock is no UTC instant.
+    captured_local: Mapped[str | None] = mapped_column(String(19))
     uploaded_at: Mapped[datetime | None]
     heading: Mapped[float | None] = mapped_column(Float)
     is_pano: Mapped[bool | None] = mapped_column(Boolean)

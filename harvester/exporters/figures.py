@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from harvester.db.exports import StoredImage
 from harvester.db.reports import Counted
+from harvester.exporters.capture import capture_key, capture_month
 from harvester.exporters.near_duplicates import NEAR, groups_by_campaign
 
 
@@ -52,9 +53,7 @@ def figure_data(
     own = [i for i in images if i.campaign == campaign]
     data = FigureData(campaign, len(own), near_distance=near_distance)
     _positions(data, own)
-    months = Counter(
-        i.record["captured_at"].strftime("%Y-%m") for i in own if i.record["captured_at"]
-    )
+    months = Counter(month for i in own if (month := capture_month(i.record)))
     data.per_month = sorted(months.items())
     licences = Counter(i.license_name or i.record["license_id"] or "unknown" for i in own)
     data.licences = sorted(licences.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -84,6 +83,6 @@ def _positions(data: FigureData, images: Sequence[StoredImage]) -> None:
         else:
             data.points.append((float(record["lon"]), float(record["lat"])))
     for sequence, members in sorted(by_sequence.items()):
-        members.sort(key=lambda i: (i.record["captured_at"] is None, i.record["captured_at"] or 0))
+        members.sort(key=lambda i: (not capture_key(i.record), capture_key(i.record)))
         points = [(float(i.record["lon"]), float(i.record["lat"])) for i in members]
         data.tracks.append(Track(sequence, points))

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from harvester.db.exports import StoredImage
+from harvester.exporters.capture import capture_key, captured_between
 from harvester.exporters.geo import angle_between, bearing_deg, distance_m
 from harvester.exporters.licences import commercial_ok, derivatives_ok, license_matches
 
@@ -50,7 +51,7 @@ class Filters:
     commercial_ok: bool = False
     derivatives_ok: bool = False
     bbox: tuple[float, float, float, float] | None = None  # minlon, minlat, maxlon, maxlat
-    since: datetime | None = None
+    since: datetime | None = None  # as written: UTC for UTC times, else the wall clock
     until: datetime | None = None
     pano_only: bool = False
     min_distance: float | None = None
@@ -101,10 +102,7 @@ def _keeps(item: Item, f: Filters) -> bool:
         minlon, minlat, maxlon, maxlat = f.bbox
         if lat is None or lon is None or not (minlon <= lon <= maxlon and minlat <= lat <= maxlat):
             return False
-    when: datetime | None = record["captured_at"]
-    if f.since is not None and (when is None or when < f.since):
-        return False
-    if f.until is not None and (when is None or when > f.until):
+    if not captured_between(record, f.since, f.until):
         return False
     return not (f.pano_only and not record["is_pano"])
 
@@ -123,8 +121,7 @@ def _by_key(entry: tuple[Any, list[Item]]) -> str:
 
 
 def _capture_order(item: Item) -> tuple[str, str]:
-    when = item.record["captured_at"]
-    return (when.isoformat() if when else "", str(item.record["provider_id"]))
+    return (capture_key(item.record), str(item.record["provider_id"]))
 
 
 def interpolate_headings(sequence: Sequence[Item]) -> list[Item]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import utm
 
+from harvester.exporters.capture import capture_key, capture_time
 from harvester.exporters.output import ExportFolder
 from harvester.exporters.selection import Item
 
@@ -80,10 +81,17 @@ def vpr_name(
         "",  # pitch
         "",  # roll
         "",  # height
-        timestamp.astimezone(UTC).strftime("%Y%m%d_%H%M%S") if timestamp else "",
+        _stamp(timestamp),
         _UNSAFE.sub("-", note),
     ]
     return "@" + "@".join(fields) + "@.jpg"
+
+
+def _stamp(timestamp: datetime | None) -> str:
+    """`YYYYMMDD_hhmmss`: UTC for an instant; a naive wall clock (Flickr's) as it reads."""
+    if timestamp is None:
+        return ""
+    return (timestamp.astimezone(UTC) if timestamp.tzinfo else timestamp).strftime("%Y%m%d_%H%M%S")
 
 
 def parse_vpr_name(name: str) -> dict[str, str]:
@@ -145,8 +153,7 @@ def _roles_by_time(items: Sequence[Item], cells: Mapping[int, Any]) -> dict[int,
     for group in by_cell.values():
         starts: dict[str, str] = {}
         for item in group:
-            when = item.record["captured_at"]
-            stamp = when.isoformat() if when else "9999"
+            stamp = capture_key(item.record) or "9999"
             key = _traversal(item)
             starts[key] = min(starts.get(key, stamp), stamp)
         first = min(starts, key=lambda k: (starts[k], k))
@@ -192,7 +199,7 @@ def _name(item: Item) -> str:
         item.lon,
         pano_id=str(record["provider_id"]),
         heading=item.heading,
-        timestamp=record["captured_at"],
+        timestamp=capture_time(record),
         note=str(record["provider"]),
     )
 
@@ -236,7 +243,9 @@ def _readme(
         "@heading@pitch@roll@height@timestamp@note@.jpg",
         "  UTM from the `utm` package (WGS84); easting/northing 2 decimals, lat/lon 5;",
         "  pano_id = provider image id; heading in whole degrees; timestamp = capture time",
-        "  (UTC, YYYYMMDD_hhmmss); note = provider; empty fields left empty.",
+        "  YYYYMMDD_hhmmss, in UTC where the provider gives one (Mapillary), else the camera's",
+        "  wall clock with no zone (Flickr's date taken), empty when not known to the second;",
+        "  note = provider; empty fields left empty.",
         "",
         f"Splits: UTM cells of {options.cell_m:g} m, each cell in exactly one split; "
         f"ratios train/val/test = {'/'.join(f'{r:g}' for r in options.ratios)}, "

@@ -10,22 +10,16 @@ from typing import Any, Protocol
 from harvester.http import HttpClient, NotFoundError
 from harvester.records import Expansion
 
-# Where a source notes, in an image's raw record, a capture time the provider gives as a
-# wall clock with no time zone (Flickr's `datetaken`): ISO 8601 without an offset. The
-# row's captured_at is a UTC instant, which such a time is not, so it stays empty.
-LOCAL_TIME_NOTE = "harvester_taken_local"
 
-
-def local_capture_time(raw: Mapping[str, Any] | None) -> datetime | None:
-    """The zone-less capture time a source noted, as a naive datetime (None if none)."""
-    text = (raw or {}).get(LOCAL_TIME_NOTE)
-    if not isinstance(text, str):
+def local_capture_time(captured_local: str | None) -> datetime | None:
+    """A row's zone-less capture time (Flickr's `datetaken`) as a naive datetime, when it is
+    known to the second; a month or a year alone is no time a file's EXIF can carry."""
+    if captured_local is None or len(captured_local) != len("2019-05-04T12:30:00"):
         return None
     try:
-        when = datetime.fromisoformat(text)
+        return datetime.fromisoformat(captured_local)
     except ValueError:
         return None
-    return when if when.tzinfo is None else None
 
 
 @dataclass(frozen=True)

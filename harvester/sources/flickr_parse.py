@@ -17,7 +17,6 @@ from typing import Any
 from harvester.errors import InputError
 from harvester.http import TransientHttpError, flickr_stat_error
 from harvester.records import FoundImage
-from harvester.sources.base import LOCAL_TIME_NOTE
 from harvester.storage.layout import file_name, slug
 
 MAX_QUERY_CHARS = 200
@@ -112,17 +111,27 @@ def unix_time(value: Any) -> datetime | None:
         return None
 
 
-def taken_time(value: Any, unknown: Any) -> datetime | None:
-    """Flickr's `datetaken`: a wall clock with no zone (naive); None when Flickr says unknown."""
-    if as_int(unknown) == 1:
+# Flickr's `datetakengranularity`: 0 to the second, 4 the month, 6 the year; 8 is "circa",
+# a guess, which no column claims. Each known one keeps that many characters of ISO 8601.
+_PRECISION = {0: ("%Y-%m-%d %H:%M:%S", 19), 4: ("%Y-%m", 7), 6: ("%Y", 4)}
+
+
+def taken_local(record: Mapping[str, Any]) -> str | None:
+    """Flickr's `datetaken`, a wall clock with no zone, as naive ISO 8601 to the precision
+    Flickr vouches for (`2019-05-04T12:30:00`, `2019-05`, `2019`); None when unknown."""
+    if as_int(record.get("datetakenunknown")) == 1:
         return None
-    text = as_text(value)
-    if not text:
+    text = as_text(record.get("datetaken"))
+    granularity = as_int(record.get("datetakengranularity"))
+    precision = _PRECISION.get(0 if granularity is None else granularity)
+    if not text or precision is None:
         return None
-    try:
-        return datetime.strptime(text.strip()[:19], "%Y-%m-%d %H:%M:%S")
+    pattern, keep = precision
+    try:  # a month or year may come with a zero day ("2008-05-00 00:00:00")
+        taken = datetime.strptime(text.strip()[:keep], pattern)
     except ValueError:
         return None
+    return taken.isoformat()[:keep]
 
 
 def geo(record: Mapping[str, Any]) -> tuple[float | None, float | None, int | None]:
@@ -250,6 +259,7 @@ def found_image(record: Mapping[str, Any], query: str, min_side: int) -> FoundIm
             "lon": lon,
             "accuracy": accuracy,
             "captured_at": None,  # a UTC instant, which datetaken (no zone) is not
+            "captured_local": taken_local(record),
             "uploaded_at": unix_time(record.get("dateupload")),
             "owner": owner,
             "owner_name": as_text(record.get("ownername")),
@@ -265,14 +275,10 @@ def found_image(record: Mapping[str, Any], query: str, min_side: int) -> FoundIm
 
 
 def _raw(record: Mapping[str, Any], size_note: str | None) -> dict[str, Any]:
-    """The record as Flickr gave it, plus its capture time noted for the file's EXIF and,
-    when the size fetched is not Large or Original, why."""
+    """The record as Flickr gave it, plus, when the size fetched is not Large or Original, why."""
     raw = dict(record)
     if size_note is not None:
         raw[SIZE_NOTE] = size_note
-    taken = taken_time(record.get("datetaken"), record.get("datetakenunknown"))
-    if taken is not None:
-        raw[LOCAL_TIME_NOTE] = taken.isoformat(sep=" ")
     return raw
 
 

@@ -187,7 +187,7 @@ async def _metadata(ctx: Context, source: Source, view: ImageView, row: QueueRow
         lon=row.lon,
         heading=row.heading,
         # A zone-less wall clock (Flickr's datetaken) goes to EXIF without an offset.
-        captured_at=row.captured_at or local_capture_time(row.raw),
+        captured_at=row.captured_at or local_capture_time(row.captured_local),
         artist=row.owner_name or row.owner,
         copyright=copyright_text,
         description={k: v for k, v in description.items() if v},

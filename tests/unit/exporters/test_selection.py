@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -111,3 +111,34 @@ def test_select_items_interpolates_then_thins_per_sequence_in_capture_order():
 def test_record_filters(filters: Filters, kept: list[int]):
     images = [north(0, 0), north(1, 10), north(2, 20, is_pano=True)]
     assert [i.record["id"] for i in select_items(images, filters)] == kept
+
+
+def flickr(n: int, local: str | None) -> StoredImage:
+    """A Flickr photo: no UTC capture time, the camera's wall clock to some precision."""
+    return image(n, lat=50.0, lon=4.0, provider="flickr", sequence_id=None,
+                 captured_at=None, captured_local=local)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("filters", "kept"),
+    [
+        (Filters(since=datetime(2019, 5, 1)), [0, 1, 2]),
+        (Filters(since=datetime(2019, 5, 4, 12, 30)), [0, 1]),
+        (Filters(since=datetime(2019, 5, 10)), [0]),  # May as a whole is not surely after
+        (Filters(until=datetime(2019, 6, 1)), [1, 2]),
+        (Filters(until=datetime(2019, 12, 31, 23, 59, 59, 999999)), [1, 2, 3]),
+        # An offset is set aside: the wall clock is compared as written.
+        (Filters(since=datetime(2019, 5, 4, 12, 30, tzinfo=timezone(timedelta(hours=5)))), [0, 1]),
+        (Filters(since=datetime(1900, 1, 1), until=datetime(2100, 1, 1)), [0, 1, 2, 3]),
+    ],
+)
+def test_time_filters_read_flickr_wall_clocks_to_their_precision(filters: Filters, kept):
+    images = [flickr(0, "2020-01-02T03:04:05"), flickr(1, "2019-05-04T12:30:00"),
+              flickr(2, "2019-05"), flickr(3, "2019"), flickr(4, None)]  # fmt: skip
+    assert [i.record["id"] for i in select_items(images, filters)] == kept
+
+
+def test_a_bound_without_offset_reads_as_utc_against_utc_capture_times():
+    bound = START.replace(tzinfo=None) + timedelta(seconds=1)
+    images = [north(0, 0), north(1, 10), north(2, 20)]
+    assert [i.record["id"] for i in select_items(images, Filters(since=bound))] == [1, 2]

@@ -14,7 +14,7 @@ from harvester.http import (
     ServiceUnavailableError,
     TransientHttpError,
 )
-from harvester.sources.base import LOCAL_TIME_NOTE, local_capture_time
+from harvester.sources.base import local_capture_time
 from harvester.sources.flickr import FlickrCampaign, parse_queries
 from harvester.sources.flickr_parse import (
     NO_URL,
@@ -26,7 +26,7 @@ from harvester.sources.flickr_parse import (
     geo,
     licenses_of,
     search_page,
-    taken_time,
+    taken_local,
 )
 
 URL = "http://flickr.test/services/rest/?method=flickr.photos.search"
@@ -170,10 +170,11 @@ def test_a_photo_becomes_a_catalog_row_with_its_record() -> None:
     record = image.record
     assert (record["lat"], record["lon"], record["accuracy"]) == (48.85, 2.35, 16)
     assert record["uploaded_at"] == datetime.fromtimestamp(1_600_000_000, UTC)
-    # datetaken has no zone: no UTC instant in the row, the wall clock kept as given.
+    # datetaken has no zone: no UTC instant in the row, the wall clock in its own column.
     assert record["captured_at"] is None
-    assert record["raw"][LOCAL_TIME_NOTE] == "2019-05-04 12:30:00"
-    assert local_capture_time(record["raw"]) == datetime(2019, 5, 4, 12, 30)
+    assert record["captured_local"] == "2019-05-04T12:30:00"
+    assert local_capture_time(record["captured_local"]) == datetime(2019, 5, 4, 12, 30)
+    assert record["raw"]["datetaken"] == "2019-05-04 12:30:00"
     assert (record["owner"], record["owner_name"], record["license_id"]) == (
         "12345@N01",
         "Ana Berg",
@@ -203,9 +204,32 @@ def test_zero_coordinates_mean_no_geo() -> None:
 
 
 def test_unknown_or_missing_taken_date_is_none() -> None:
-    assert taken_time("2019-05-04 12:30:00", "1") is None
-    assert taken_time("0000-00-00 00:00:00", 0) is None
-    assert taken_time(None, None) is None
+    assert taken_local({"datetaken": "2019-05-04 12:30:00", "datetakenunknown": "1"}) is None
+    assert taken_local({"datetaken": "0000-00-00 00:00:00", "datetakenunknown": 0}) is None
+    assert taken_local({"datetaken": None, "datetakenunknown": None}) is None
+
+
+@pytest.mark.parametrize(
+    ("granularity", "taken", "expected"),
+    [
+        ("0", "2019-05-04 12:30:00", "2019-05-04T12:30:00"),
+        (None, "2019-05-04 12:30:00", "2019-05-04T12:30:00"),
+        (4, "2008-05-00 00:00:00", "2008-05"),
+        ("4", "2008-05-01 00:00:00", "2008-05"),
+        ("6", "1975-01-01 00:00:00", "1975"),
+        ("8", "1950-01-01 00:00:00", None),  # circa: a guess, not claimed
+        ("3", "2019-05-04 12:30:00", None),  # a granularity Flickr does not define
+    ],
+)
+def test_taken_date_is_kept_to_the_precision_flickr_vouches_for(
+    granularity: Any, taken: str, expected: str | None
+) -> None:
+    record = {"datetaken": taken, "datetakenunknown": "0", "datetakengranularity": granularity}
+    assert taken_local(record) == expected
+    image = found_image(photo(**record), "q", 500)
+    assert image is not None and image.record["captured_local"] == expected
+    full = expected is not None and len(expected) == 19
+    assert (local_capture_time(expected) is not None) == full, "EXIF gets seconds or nothing"
 
 
 def test_only_a_small_original_is_skipped_without_download() -> None:
