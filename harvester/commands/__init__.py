@@ -61,7 +61,8 @@ def bbox_arg(text: str) -> tuple[float, float, float, float]:
 @asynccontextmanager
 async def undone_on_error(engine: AsyncEngine, campaign: str) -> AsyncIterator[None]:
     """A submit that fails leaves no campaign behind (one that existed before stays)."""
-    from harvester.db.campaigns import campaign_exists, delete_campaign
+    from harvester.db.campaigns import campaign_exists
+    from harvester.db.deletion import delete_campaign
 
     existed = await campaign_exists(engine, campaign)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,9 @@ from harvester.config import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from harvester.storage.local import LocalStorage
+    from harvester.storage.removals import Removals
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -118,14 +122,58 @@ async def _resume(args: argparse.Namespace, settings: Settings, engine: AsyncEng
 
 @on_database(migrate=True)
 async def _delete(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
-    from harvester.db.campaigns import delete_campaign
-    from harvester.storage.local import LocalStorage
+    from harvester.db.deletion import delete_campaign
 
-    paths = await delete_campaign(engine, args.name)
-    removed = 0
-    if args.files:
-        storage = LocalStorage(settings.storage_root)
-        removed = sum(storage.remove(path) for path in paths)
-    kept = "" if args.files else f"; its {len(paths)} stored files stay (--files deletes them)"
-    print(f"campaign {args.name!r} deleted" + (f", {removed} files removed" if removed else kept))
+    if not args.files:
+        deleted = await delete_campaign(engine, args.name)
+        kept = f"; its {len(deleted.paths)} stored files stay (--files deletes them)"
+        print(f"campaign {args.name!r} deleted{kept}{_handed_over(deleted.handed_over)}")
+        return 0
+    return await _delete_with_files(args.name, settings, engine)
+
+
+async def _delete_with_files(name: str, settings: Settings, engine: AsyncEngine) -> int:
+    """Rows in one transaction, files after it from a list written before it commits; what
+    an interrupted delete left is finished first (and is all there is to do if it was this)."""
+    from harvester.db.campaigns import campaign_exists
+    from harvester.db.deletion import delete_campaign
+    from harvester.storage.local import LocalStorage
+    from harvester.storage.removals import Removals
+
+    storage = LocalStorage(settings.storage_root)
+    removals = Removals(storage.root)
+    for campaign, removed in (await _remove_pending(removals, storage, engine)).items():
+        if not await campaign_exists(engine, campaign):
+            print(
+                f"campaign {campaign!r}: its interrupted delete finished, {removed} files removed"
+            )
+            if campaign == name:
+                return 0
+    deleted = await delete_campaign(
+        engine, name, before_commit=lambda paths: removals.record(name, paths)
+    )
+    removed = (await _remove_pending(removals, storage, engine)).get(name, 0)
+    print(f"campaign {name!r} deleted, {removed} files removed{_handed_over(deleted.handed_over)}")
     return 0
+
+
+async def _remove_pending(
+    removals: Removals, storage: LocalStorage, engine: AsyncEngine
+) -> Counter[str]:
+    """Work off every pending list: remove the files no row names any more, then the list."""
+    from harvester.db.deletion import referenced_paths
+
+    removed: Counter[str] = Counter()
+    for removal in removals.pending():
+        named = await referenced_paths(engine, removal.paths)
+        removed[removal.campaign] += sum(
+            storage.remove(path) for path in removal.paths if path not in named
+        )
+        removals.done(removal)
+    return removed
+
+
+def _handed_over(count: int) -> str:
+    if not count:
+        return ""
+    return f"; {count} images other campaigns refer to stay, now theirs"

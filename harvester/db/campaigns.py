@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.clock import utcnow
@@ -271,43 +271,3 @@ async def resume_campaign(engine: AsyncEngine, name: str) -> Counter[str | None]
                 campaign_id=campaign.id, in_states=["failed"], reasons=[campaign.paused_reason]
             )
     return requeued
-
-
-class CampaignBusy(InputError):
-    """A daemon holds rows of this campaign."""
-
-    reason = "campaign_busy"
-
-
-async def delete_campaign(engine: AsyncEngine, name: str) -> list[str]:
-    """Delete a campaign with its tasks, images and hits; returns the stored files' paths
-    (relative to the storage root) so the caller may remove them. Refused while any
-    daemon holds one of its rows: stop or pause it and let the leases end first."""
-    campaign = await campaign_named(engine, name)
-    async with transaction(engine) as connection:
-        now = utcnow()
-        for model in (Task, Image):
-            held = await connection.execute(
-                select(func.count())
-                .select_from(model)
-                .where(
-                    model.campaign_id == campaign.id,
-                    model.state == ImageState.RUNNING,
-                    model.lease_expires_at > now,
-                )
-            )
-            if count := held.scalar_one():
-                raise CampaignBusy(
-                    f"campaign {name!r}: a daemon holds {count} of its {model.__tablename__}; "
-                    f"pause it (`harvester campaigns pause {name}`) and wait for them to finish"
-                )
-        paths = await connection.execute(
-            select(Image.path).where(
-                Image.campaign_id == campaign.id,
-                Image.state == ImageState.STORED,
-                Image.path.is_not(None),
-            )
-        )
-        stored = [path for (path,) in paths if path]
-        await connection.execute(delete(Campaign).where(Campaign.id == campaign.id))
-    return stored

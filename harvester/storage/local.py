@@ -96,7 +96,7 @@ class LocalStorage:
         if not directories:
             return
         try:
-            await asyncio.to_thread(_fsync_directories, directories)
+            await asyncio.to_thread(fsync_directories, directories)
         except OSError as exc:
             with self._lock:
                 self._unsynced |= directories  # not durable yet: the next call tries again
@@ -122,7 +122,7 @@ class LocalStorage:
         return removed
 
 
-def _fsync_directories(directories: set[Path]) -> None:
+def fsync_directories(directories: set[Path]) -> None:
     # A rename is durable only once the directory entry itself reaches the disk.
     for directory in sorted(directories):
         fd = os.open(directory, os.O_RDONLY)

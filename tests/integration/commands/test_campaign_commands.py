@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.cli import main
-from harvester.db.models import Image
+from harvester.db.campaigns import ensure_campaign
+from harvester.db.catalog import add_images
+from harvester.db.models import Campaign, Image, ImageHit
 from harvester.db.queue import Queue
 from harvester.emulator import RunningEmulator
+from harvester.records import FoundImage
 from harvester.sources.urls import UrlCampaign, submit_urls
+from harvester.storage.local import LocalStorage
+from harvester.storage.removals import Removals
 from harvester.worker.daemon import run_daemon
 
 
@@ -110,3 +116,128 @@ async def test_delete_is_refused_while_a_daemon_holds_rows_then_removes_rows_and
     assert set(await _states(sqlite_engine)) == {(2, "stored")}
     code, out, _ = await cli(capsys, *db, "campaigns", "show", "kept")
     assert code == 0 and "kept (urls)" in out
+
+
+def _found(name: str) -> FoundImage:
+    return FoundImage(provider_id=name, group="paris", file_name=f"{name}.jpg", source_url=None)
+
+
+async def _two_campaigns_sharing(engine: AsyncEngine, root: Path) -> dict[str, int]:
+    """'gone' owns four images: `shared` (found by 'kept' too), `copied` (whose bytes a
+    duplicate row of 'kept' points at), `own` and `own2`; 'kept' owns `dup` and `mine`.
+    Every image but `dup` is stored with a real file under root."""
+    gone = await ensure_campaign(engine, "gone", "flickr", {})
+    kept = await ensure_campaign(engine, "kept", "flickr", {})
+    await add_images(engine, gone, "flickr", "q", [_found(n) for n in ("shared", "copied", "own")])
+    await add_images(engine, gone, "flickr", "q2", [_found("own2")])
+    await add_images(engine, kept, "flickr", "k", [_found(n) for n in ("shared", "dup", "mine")])
+    storage = LocalStorage(root)
+    async with engine.begin() as connection:
+        rows = await connection.execute(select(Image.provider_id, Image.id))
+        ids = {name: int(image_id) for name, image_id in rows}
+        for name, image_id in ids.items():
+            if name == "dup":
+                values: dict[str, Any] = {"state": "skipped", "duplicate_of": ids["copied"]}
+            else:
+                values = {"state": "stored", "path": f"flickr/paris/00000/{name}.jpg"}
+                storage.write_sync(values["path"], f"bytes of {name}".encode())
+            await connection.execute(update(Image).where(Image.id == image_id).values(**values))
+    return ids
+
+
+async def _owners(engine: AsyncEngine) -> dict[str, tuple[str, str | None, int | None]]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(Image.provider_id, Campaign.name, Image.path, Image.duplicate_of).join(Campaign)
+        )
+        return {image: (campaign, path, dup) for image, campaign, path, dup in rows}
+
+
+def _files(root: Path) -> set[str]:
+    return {p.stem for p in root.rglob("*.jpg")}
+
+
+@dataclass(frozen=True)
+class Sharing:
+    root: Path
+    argv: tuple[str, ...]  # the database and storage options of the command line
+    ids: dict[str, int]
+
+
+@pytest.fixture
+async def sharing(database_url: str, engine: AsyncEngine, tmp_path: Path) -> Sharing:
+    root = tmp_path / "data"
+    ids = await _two_campaigns_sharing(engine, root)
+    return Sharing(root, ("--database-url", database_url, "--storage-root", str(root)), ids)
+
+
+async def test_delete_keeps_images_another_campaign_found_or_copies_with_their_files(
+    sharing: Sharing, engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
+):
+    root, argv, ids = sharing.root, sharing.argv, sharing.ids
+    code, out, err = await cli(capsys, *argv, "campaigns", "delete", "gone", "--files")
+    assert code == 0, err
+    assert "2 files removed" in out and "2 images other campaigns refer to stay" in out
+    owners = await _owners(engine)
+    assert set(owners) == {"shared", "copied", "dup", "mine"}
+    assert {owners[n][0] for n in owners} == {"kept"}
+    assert owners["dup"][2] == ids["copied"]
+    assert _files(root) == {"shared", "copied", "mine"}
+    async with engine.connect() as connection:
+        hits = (await connection.execute(select(ImageHit.image_id, ImageHit.query))).all()
+    assert sorted(hits) == sorted([(ids["shared"], "k"), (ids["dup"], "k"), (ids["mine"], "k")])
+
+
+async def test_delete_interrupted_while_removing_files_is_finished_by_running_it_again(
+    sharing: Sharing,
+    engine: AsyncEngine,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    root, argv = sharing.root, sharing.argv
+    remove = LocalStorage.remove
+    calls = []
+
+    def ctrl_c_on_second(self: LocalStorage, relative: str) -> bool:
+        calls.append(relative)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return remove(self, relative)
+
+    monkeypatch.setattr(LocalStorage, "remove", ctrl_c_on_second)
+    code, _, _ = await cli(capsys, *argv, "campaigns", "delete", "gone", "--files")
+    assert code == 130 and len(calls) == 2
+    assert {c for c, _, _ in (await _owners(engine)).values()} == {"kept"}
+    assert len(_files(root)) == 4  # one of its two files went before the interrupt
+    monkeypatch.setattr(LocalStorage, "remove", remove)
+
+    code, out, err = await cli(capsys, *argv, "campaigns", "delete", "gone", "--files")
+    assert code == 0, err
+    assert "'gone': its interrupted delete finished, 1 files removed" in out
+    assert _files(root) == {"shared", "copied", "mine"}
+
+
+async def test_delete_interrupted_before_its_rows_commit_changes_nothing(
+    sharing: Sharing,
+    engine: AsyncEngine,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    root, argv = sharing.root, sharing.argv
+    before = await _owners(engine)
+    record = Removals.record
+
+    def recorded_then_ctrl_c(self: Removals, campaign: str, paths: list[str]) -> None:
+        record(self, campaign, paths)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Removals, "record", recorded_then_ctrl_c)
+    code, _, _ = await cli(capsys, *argv, "campaigns", "delete", "gone", "--files")
+    assert code == 130
+    assert await _owners(engine) == before
+    assert len(_files(root)) == 5
+    monkeypatch.setattr(Removals, "record", record)
+
+    code, out, err = await cli(capsys, *argv, "campaigns", "delete", "gone", "--files")
+    assert code == 0 and "interrupted" not in out and "2 files removed" in out, err
+    assert _files(root) == {"shared", "copied", "mine"}

@@ -129,7 +129,7 @@ async def test_a_disk_error_while_syncing_stops_the_daemon_instead_of_retrying_a
     def failing_fsync(directories: Any) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr("harvester.storage.local._fsync_directories", failing_fsync)
+    monkeypatch.setattr("harvester.storage.local.fsync_directories", failing_fsync)
     with pytest.raises(DaemonError, match="cannot sync files"):
         async with asyncio.timeout(60):
             await run_daemon(quick_settings(sqlite_url), until_idle=True)
