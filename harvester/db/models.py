@@ -281,6 +281,21 @@ class RateShare(Base):
     expires_at: Mapped[datetime]
 
 
+class RateThrottle(Base):
+    """The latest 429 on a shared limit, kept with the key so that every holder slows down.
+
+    ``cut_at``: when the key's latest cut began (429s within a renewal interval of it are
+    the same overload); ``paused_until``: no holder calls before it (a short Retry-After).
+    The next holder to renew deletes a row that is over a lease old and no longer pauses.
+    """
+
+    __tablename__ = "rate_throttles"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    cut_at: Mapped[datetime]
+    paused_until: Mapped[datetime]
+
+
 QUEUE_TABLES = (Task, Image)
 
 

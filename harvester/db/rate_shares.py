@@ -6,6 +6,10 @@ holder an equal share of the limit, but never more than the other live holders l
 free. The sum of live slices therefore never exceeds the limit, whoever joins or dies; a
 new holder starts small and grows as the others shrink to an equal share at their own
 renewals (a third of a lease apart).
+
+The same transaction keeps the key's latest 429 (`rate_throttles`): a holder reports one
+with its renewal, and every renewal hands back the cut and pause in force, so a 429 one
+daemon got slows every holder of the key down within a renewal interval.
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from harvester.db.clock import WallClock, shared_now, utcnow
-from harvester.db.models import RateShare
+from harvester.db.models import RateShare, RateThrottle
 from harvester.db.session import insert_for
-from harvester.http.shared import SharesUnavailable, Slice, grant
+from harvester.http.shared import SharesUnavailable, Slice, Throttle, grant
 
 DB_ERRORS = (SQLAlchemyError, OSError)
 
@@ -49,13 +53,22 @@ class DatabaseRateShares:
         self._lease = lease_seconds
         self._clock = clock
 
-    async def take(self, key: str, holder: str, total_rate: float) -> Slice:
+    async def take(
+        self, key: str, holder: str, total_rate: float, throttle: Throttle | None = None
+    ) -> Slice:
         try:
             async with self._engine.begin() as connection:
-                rate = await self._grant(connection, key, holder, total_rate)
+                if connection.dialect.name == "postgresql":
+                    # Serialise renewals of this key only; SQLite's BEGIN IMMEDIATE serialises all.
+                    await connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:id)"), {"id": _lock_id(key)}
+                    )
+                now = await self._now(connection)
+                rate = await self._grant(connection, key, holder, total_rate, now)
+                pause_s, cut = await self._throttle(connection, key, now, throttle)
         except DB_ERRORS as exc:
             raise SharesUnavailable(f"rate shares: {type(exc).__name__}") from exc
-        return Slice(rate, self._lease)
+        return Slice(rate, self._lease, pause_s, cut)
 
     async def give_back(self, key: str, holder: str) -> None:
         try:
@@ -78,14 +91,8 @@ class DatabaseRateShares:
             return {holder: rate for holder, rate in rows}
 
     async def _grant(
-        self, connection: AsyncConnection, key: str, holder: str, total_rate: float
+        self, connection: AsyncConnection, key: str, holder: str, total_rate: float, now: datetime
     ) -> float:
-        if connection.dialect.name == "postgresql":
-            # Serialise renewals of this key only; SQLite's BEGIN IMMEDIATE serialises all.
-            await connection.execute(
-                text("SELECT pg_advisory_xact_lock(:id)"), {"id": _lock_id(key)}
-            )
-        now = await self._now(connection)
         # -- the key's expired slices count for nothing
         await connection.execute(
             delete(RateShare).where(RateShare.key == key, RateShare.expires_at <= now)
@@ -111,6 +118,43 @@ class DatabaseRateShares:
             )
         )
         return rate
+
+    async def _throttle(
+        self, connection: AsyncConnection, key: str, now: datetime, throttle: Throttle | None
+    ) -> tuple[float, float | None]:
+        """Record the holder's 429 (if any) with the key; the key's pause left (seconds) and
+        latest cut (a timestamp) in force."""
+        lease = timedelta(seconds=self._lease)
+        row = (
+            await connection.execute(select(RateThrottle).where(RateThrottle.key == key))
+        ).first()
+        if throttle is not None:
+            paused_until = now + timedelta(seconds=throttle.pause_s)
+            if row is None:
+                await connection.execute(
+                    insert_for(connection, RateThrottle).values(
+                        key=key, cut_at=now, paused_until=paused_until
+                    )
+                )
+                return throttle.pause_s, now.timestamp()
+            # 429s within a renewal interval of the cut are one overload: the other holders
+            # cannot have heard of it yet.
+            cut_at = row.cut_at if now - row.cut_at < lease / 3 else now
+            paused_until = max(paused_until, row.paused_until)
+            await connection.execute(
+                update(RateThrottle)
+                .where(RateThrottle.key == key)
+                .values(cut_at=cut_at, paused_until=paused_until)
+            )
+        elif row is None:
+            return 0.0, None
+        else:
+            cut_at, paused_until = row.cut_at, row.paused_until
+            if cut_at <= now - lease and paused_until <= now:
+                await connection.execute(delete(RateThrottle).where(RateThrottle.key == key))
+                return 0.0, None
+        pause_s = max(0.0, (paused_until - now).total_seconds())
+        return pause_s, cut_at.timestamp() if cut_at > now - lease else None
 
     async def _now(self, connection: AsyncConnection) -> datetime:
         return await shared_now(connection, self._clock)

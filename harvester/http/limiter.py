@@ -149,9 +149,18 @@ class TokenBucket:
             self._rate = max(self._min_rate, self._rate / 2)
             self._last_decrease = now
         self._tokens = 0.0
-        if retry_after is not None and retry_after > 0:
-            self._paused_until = max(self._paused_until, now + retry_after)
         self._last_change = max(now, self._paused_until)
+        if retry_after is not None:
+            self.pause(retry_after)
+
+    def pause(self, seconds: float) -> None:
+        """Admit nothing for ``seconds`` (a Retry-After), and recover only after it."""
+        if not seconds > 0:
+            return
+        now = self._clock.monotonic()
+        self._refill(now)
+        self._paused_until = max(self._paused_until, now + seconds)
+        self._last_change = max(self._last_change, self._paused_until)
 
     def succeeded(self) -> None:
         """A call went through: move the rate back toward the configured one."""

@@ -7,8 +7,15 @@ an equal share and never more than the others leave free, so the slices of live 
 add up to at most the limit. A slice is a lease: the holder renews it every third of a
 lease, and one that dies stops counting when its lease runs out. Between renewals the
 local token bucket admits calls at the slice's rate without asking anyone, with AIMD on
-429 as before. The store (the database, in ``harvester.db.rate_shares``) is plugged in
-through the Protocol, so this module knows no SQL.
+429 as before.
+
+A 429 means the whole key is over its limit, not one holder's slice: the holder that gets
+one halves its own rate at once and reports it with its next renewal (brought forward, at
+most once a renewal interval), and the store keeps it with the key. Every other holder
+learns of it at its own next renewal and halves too, and sits out what is left of a
+Retry-After short enough to wait inline. No call asks the store; a store that cannot be
+reached leaves every holder with its own local reaction. The store (the database, in
+``harvester.db.rate_shares``) is plugged in through the Protocol, so this module knows no SQL.
 """
 
 from __future__ import annotations
@@ -44,16 +51,36 @@ class SharesUnavailable(HarvesterError):
 
 @dataclass(frozen=True)
 class Slice:
-    """A grant: ``rate`` calls/s for ``lease_s`` seconds from when it was asked for."""
+    """A grant: ``rate`` calls/s for ``lease_s`` seconds from when it was asked for.
+
+    ``cut`` names the key's latest 429 cut still in force (the store's time of it, as a
+    POSIX timestamp), so each holder halves once per cut; ``pause_s`` is what is left of
+    the key's shared Retry-After pause.
+    """
 
     rate: float
     lease_s: float
+    pause_s: float = 0.0
+    cut: float | None = None
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """A 429 a holder got on the key since its last renewal, for the store to share.
+
+    ``pause_s``: what is left of a Retry-After every holder may sit out inline (0 for
+    none, or for one too long: that is the row's to honour, never the key's).
+    """
+
+    pause_s: float = 0.0
 
 
 class RateShares(Protocol):
     """Where slices of shared limits are leased (the database, or a test's fake)."""
 
-    async def take(self, key: str, holder: str, total_rate: float) -> Slice: ...
+    async def take(
+        self, key: str, holder: str, total_rate: float, throttle: Throttle | None = None
+    ) -> Slice: ...
 
     async def give_back(self, key: str, holder: str) -> None: ...
 
@@ -98,6 +125,11 @@ class SharedRate:
         self._expires = -float("inf")
         self._renew_at = -float("inf")
         self._lock = asyncio.Lock()
+        self._lease_s = 0.0
+        # A 429 not yet told to the store: until when its pause runs (monotonic), or None.
+        self._unreported: float | None = None
+        self._reported_at = -float("inf")
+        self._seen_cut: float | None = None
 
     @property
     def slice_rate(self) -> float:
@@ -129,8 +161,15 @@ class SharedRate:
                 await self._clock.sleep(max(wait, 1e-6))
 
     def throttled(self, retry_after: float | None = None) -> None:
+        """A 429 on the key: slow down here at once, and tell the other holders through
+        the store at the next acquire (no sooner than a renewal interval after the last
+        report: the store counts one overload per interval anyway)."""
         if self._bucket is not None:
             self._bucket.throttled(retry_after)
+        now = self._clock.monotonic()
+        until = now + (retry_after or 0.0)
+        self._unreported = until if self._unreported is None else max(self._unreported, until)
+        self._renew_at = min(self._renew_at, max(now, self._reported_at + self._lease_s / 3))
 
     def succeeded(self) -> None:
         if self._bucket is not None:
@@ -148,13 +187,20 @@ class SharedRate:
             log.warning("rate_share_not_returned", key=self.key, error=str(exc))
 
     async def _renew(self, asked_at: float) -> None:
+        unreported = self._unreported
+        throttle = None if unreported is None else Throttle(max(0.0, unreported - asked_at))
         try:
-            grant = await self._shares.take(self.key, self.holder, self._total)
+            grant = await self._shares.take(self.key, self.holder, self._total, throttle)
         except SharesUnavailable as exc:
-            # Keep what we have until its lease ends; ask again shortly.
+            # Keep what we have until its lease ends (and the 429 to report); ask again shortly.
             log.warning("rate_share_unavailable", key=self.key, error=str(exc))
             self._renew_at = self._clock.monotonic() + RETRY_EMPTY_S
             return
+        if throttle is not None:
+            self._reported_at = asked_at
+            if self._unreported == unreported:  # no newer 429 while the store answered
+                self._unreported = None
+        self._lease_s = grant.lease_s
         self._expires = asked_at + grant.lease_s * LEASE_SAFETY
         self._renew_at = asked_at + grant.lease_s / 3
         if grant.rate <= 0:
@@ -167,6 +213,17 @@ class SharedRate:
             self._bucket = TokenBucket(grant.rate, burst, clock=self._clock, tokens=0.0)
         else:
             self._bucket.set_ceiling(grant.rate, burst)
+        self._follow(self._bucket, grant, reported=throttle is not None)
+
+    def _follow(self, bucket: TokenBucket, grant: Slice, *, reported: bool) -> None:
+        """Slow down for the key's 429s that other holders got (ours is applied already)."""
+        if grant.cut is not None and grant.cut != self._seen_cut:
+            self._seen_cut = grant.cut
+            if not reported:
+                log.info("rate_key_throttled", key=self.key, pause_s=grant.pause_s)
+                bucket.throttled(grant.pause_s)
+                return
+        bucket.pause(grant.pause_s)
 
 
 class SharedRates:
@@ -204,6 +261,7 @@ __all__ = [
     "SharedRates",
     "SharesUnavailable",
     "Slice",
+    "Throttle",
     "grant",
     "new_holder",
 ]

@@ -9,7 +9,14 @@ import pytest
 from clocks import SimClock, max_in_window
 
 from harvester.http.limiter import HostSlots, TokenBucket
-from harvester.http.shared import SharedRate, SharedRates, SharesUnavailable, Slice, grant
+from harvester.http.shared import (
+    SharedRate,
+    SharedRates,
+    SharesUnavailable,
+    Slice,
+    Throttle,
+    grant,
+)
 
 
 class FakeShares:
@@ -21,7 +28,9 @@ class FakeShares:
         self.slices: dict[tuple[str, str], tuple[float, float]] = {}
         self.down = False
 
-    async def take(self, key: str, holder: str, total_rate: float) -> Slice:
+    async def take(
+        self, key: str, holder: str, total_rate: float, throttle: Throttle | None = None
+    ) -> Slice:
         if self.down:
             raise SharesUnavailable("store down")
         now = self.clock.now
