@@ -16,8 +16,9 @@ from pydantic import SecretStr
 
 from harvester.config import Settings
 from harvester.db.catalog import repoint_unfinished_images
-from harvester.db.counts import image_states_by_campaign_name, why_not_stored
+from harvester.db.counts import image_states_by_campaign_name, reason_counts
 from harvester.db.migrate import upgrade
+from harvester.db.models import Image
 from harvester.db.session import Engine, create_engine
 from harvester.emulator import (
     FLICKR_KEY,
@@ -150,23 +151,13 @@ async def run_demo(
 
 async def _summary(engine: Engine, settings: Settings, out: TextIO, elapsed: float) -> None:
     states = await image_states_by_campaign_name(engine)
-    why = await why_not_stored(engine)
-    reasons: Counter[tuple[str, str]] = Counter()
-    example: dict[tuple[str, str], str] = {}
-    for state, reason in why:
-        key = (state, str(reason or "no reason").split(":", 1)[0])
-        reasons[key] += 1
-        example.setdefault(key, str(reason))
     db = settings.database_url
     lines = [
         "",
         f"demo finished in {elapsed:.1f} s",
         *(f"  {name:<28} {state:<8} {count}" for name, state, count in states),
-        "why images were skipped or failed:",
-        *(
-            f"  {count:>4} {state:<7} {code:<18} e.g. {_short(example[(state, code)])}"
-            for (state, code), count in reasons.most_common()
-        ),
+        "why images were skipped or failed (reason codes, as `status` shows them):",
+        *await why_not_stored(engine),
         f"files: {settings.storage_root}/<provider>/<group>/<shard>/<name>.jpg",
         "inspect:",
         f"  .venv/bin/harvester --database-url {db} status",
@@ -177,5 +168,20 @@ async def _summary(engine: Engine, settings: Settings, out: TextIO, elapsed: flo
     out.write("\n".join(lines) + "\n")
 
 
-def _short(text: str) -> str:
-    return text if len(text) <= 70 else text[:67] + "..."
+async def why_not_stored(engine: Engine) -> list[str]:
+    """`  failed 6: not_an_image 3, too_large 2, ...`: images of every campaign by reason
+    code (`images.reason`), failed then skipped, most frequent first."""
+    by_state: dict[str, Counter[str]] = {}
+    for reasons in (await reason_counts(engine, models=(Image,))).values():
+        for state, reason, count in reasons:
+            by_state.setdefault(state, Counter())[reason] += count
+    return [
+        f"  {state} {by_state[state].total()}: "
+        + ", ".join(f"{r} {n}" for r, n in sorted(by_state[state].items(), key=_most_first))
+        for state in ("failed", "skipped")
+        if state in by_state
+    ]
+
+
+def _most_first(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]

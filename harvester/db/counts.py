@@ -58,17 +58,6 @@ async def image_states_by_campaign_name(engine: AsyncEngine) -> list[tuple[str, 
         return [(name, state, count) for name, state, count in rows]
 
 
-async def why_not_stored(engine: AsyncEngine) -> list[tuple[str, str | None]]:
-    """(state, skip reason or last error) of every skipped or failed image."""
-    async with read_connection(engine) as connection:
-        rows = await connection.execute(
-            select(Image.state, func.coalesce(Image.skip_reason, Image.last_error)).where(
-                Image.state.in_([ImageState.SKIPPED, ImageState.FAILED])
-            )
-        )
-        return [(state, reason) for state, reason in rows]
-
-
 async def finished_since(engine: AsyncEngine, since: Sequence[datetime]) -> dict[int, list[int]]:
     """Images finished (stored, skipped or failed) per campaign since each moment, by
     the rows' finish times: true across every daemon working the tables."""
@@ -86,12 +75,14 @@ async def finished_since(engine: AsyncEngine, since: Sequence[datetime]) -> dict
         return {row[0]: list(row[1:]) for row in rows}
 
 
-async def reason_counts(engine: AsyncEngine) -> dict[int, list[tuple[str, str, int]]]:
-    """(state, reason code, rows) of failed and skipped rows, tasks and images together,
-    per campaign, most frequent first."""
+async def reason_counts(
+    engine: AsyncEngine, models: Sequence[type[Task] | type[Image]] = (Task, Image)
+) -> dict[int, list[tuple[str, str, int]]]:
+    """(state, reason code, rows) of failed and skipped rows, tasks and images together
+    (or only `models`), per campaign, most frequent first."""
     by_campaign: dict[int, list[tuple[str, str, int]]] = {}
     async with read_connection(engine) as connection:
-        for model in (Task, Image):
+        for model in models:
             states = (ImageState.FAILED, ImageState.SKIPPED)
             key = (model.campaign_id, model.state, model.reason)
             rows = await connection.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -10,7 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-from harvester.demo import PREFERRED_PORT
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.campaigns import ensure_campaign
+from harvester.db.catalog import add_images
+from harvester.db.models import Image
+from harvester.demo import PREFERRED_PORT, why_not_stored
+from harvester.records import FoundImage
 
 CLI = [sys.executable, "-m", "harvester.cli", "demo"]
 
@@ -38,6 +46,7 @@ def test_demo_resumes_after_a_kill_even_on_another_port_and_reruns_add_nothing(t
     assert second.returncode == 0, second.stdout + second.stderr
     assert f"127.0.0.1:{PREFERRED_PORT}" not in second.stdout.splitlines()[0]
     assert "stored" in second.stdout and " queued" not in second.stdout
+    assert re.search(r"^  skipped \d+: [a-z0-9_]+ \d+", second.stdout, re.MULTILINE)
     files = {p: p.stat().st_mtime_ns for p in _stored_files(home)}
     assert not [p for p in home.rglob("*") if ".tmp-" in p.name]
 
@@ -45,3 +54,31 @@ def test_demo_resumes_after_a_kill_even_on_another_port_and_reruns_add_nothing(t
     assert third.returncode == 0, third.stdout + third.stderr
     assert "0 new images" in third.stdout and "0 tasks" in third.stdout
     assert {p: p.stat().st_mtime_ns for p in _stored_files(home)} == files, "files rewritten"
+
+
+async def test_the_summary_counts_failures_and_skips_by_reason_code_not_by_message(
+    sqlite_engine: AsyncEngine,
+):
+    outcomes = {
+        "a": ("failed", "not_an_image", "http://a/1.jpg: got text/html"),
+        "b": ("failed", "not_an_image", "http://b/2.jpg: got text/html"),
+        "c": ("failed", "too_large", "http://a/3.jpg: over 50 MB"),
+        "d": ("failed", None, "worker lost"),
+        "e": ("skipped", "duplicate", "identical bytes already stored as image 1"),
+        "f": ("stored", None, None),
+    }
+    for campaign in ("one", "two"):  # every campaign counts, tasks do not
+        campaign_id = await ensure_campaign(sqlite_engine, campaign, "urls", {})
+        found = [FoundImage(f"{campaign}:{n}", campaign, f"{n}.jpg", None) for n in outcomes]
+        await add_images(sqlite_engine, campaign_id, "urls", "list", found)
+    async with sqlite_engine.begin() as connection:
+        for name, (state, reason, message) in outcomes.items():
+            await connection.execute(
+                update(Image)
+                .where(Image.provider_id.like(f"%:{name}"))
+                .values(state=state, reason=reason, last_error=message)
+            )
+    assert await why_not_stored(sqlite_engine) == [
+        "  failed 8: not_an_image 4, too_large 2, unknown 2",
+        "  skipped 2: duplicate 2",
+    ]
