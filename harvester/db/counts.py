@@ -93,3 +93,22 @@ async def reason_counts(
     for reasons in by_campaign.values():
         reasons.sort(key=lambda r: (-r[2], r[1]))
     return by_campaign
+
+
+async def newest_phashes(
+    engine: AsyncEngine, campaign_id: int, limit: int
+) -> list[tuple[int, str]]:
+    """(id, hex hash) of the campaign's newest stored images, at most `limit` of them: what
+    `status` groups into near-duplicates, a bounded read however large the table is."""
+    async with read_connection(engine) as connection:
+        rows = await connection.execute(
+            select(Image.id, Image.phash)
+            .where(
+                Image.campaign_id == campaign_id,
+                Image.state == ImageState.STORED,
+                Image.phash.is_not(None),
+            )
+            .order_by(Image.id.desc())
+            .limit(limit)
+        )
+        return [(int(image_id), str(value)) for image_id, value in rows]

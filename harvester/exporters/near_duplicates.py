@@ -2,7 +2,9 @@
 (transitively) within each campaign. Bursts and re-uploads: same scene, other bytes.
 
 Pigeonhole: two 64-bit hashes within distance d agree on at least one of d + 1 disjoint
-blocks of bits, so only images sharing a block value are compared."""
+blocks of bits, so only images sharing a block value are compared, in numpy: 0.13 s for
+5,000 distinct hashes at d = 10, 0.37 s for 10,000 (loaded 2-core machine); the work is
+still quadratic in a bucket's size, so `status` looks at a bounded number of images."""
 
 from __future__ import annotations
 
@@ -10,11 +12,15 @@ import itertools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+import numpy.typing as npt
+
 from harvester.exporters.selection import Item
 
 # Re-encoded, resized and 2%-cropped copies of scikit-image's photos measured within 10
 # (97% of them); distinct photos never came closer than 20 (tests/unit/imaging/test_phash.py).
 NEAR = 10
+CHUNK = 256  # rows of a bucket compared at once against all of it
 
 
 def _blocks(d: int) -> list[tuple[int, int]]:
@@ -27,29 +33,44 @@ def _blocks(d: int) -> list[tuple[int, int]]:
 def near_groups(hashes: Mapping[int, int], distance: int = NEAR) -> list[list[int]]:
     """Groups of two or more ids whose hashes chain within `distance`, each sorted."""
     keys = sorted(hashes)
-    parent = {k: k for k in keys}
+    if len(keys) < 2:
+        return []
+    # Equal hashes (re-encodes often are) are one value to compare: ids map to their value.
+    values, of_key = np.unique(np.array([hashes[k] for k in keys], np.uint64), return_inverse=True)
+    parent = list(range(len(values)))
 
-    def root(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
+    def root(v: int) -> int:
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
 
-    for shift, mask in _blocks(distance):
-        buckets: dict[int, list[int]] = defaultdict(list)
-        for k in keys:
-            buckets[(hashes[k] >> shift) & mask].append(k)
-        for bucket in buckets.values():
-            for i, a in enumerate(bucket):
-                for b in bucket[i + 1 :]:
-                    if (hashes[a] ^ hashes[b]).bit_count() <= distance:
-                        ra, rb = root(a), root(b)
-                        if ra != rb:
-                            parent[max(ra, rb)] = min(ra, rb)
+    for a, b in _close_pairs(values, distance).tolist():
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
     groups: dict[int, list[int]] = defaultdict(list)
-    for k in keys:
-        groups[root(k)].append(k)
+    for key, value in zip(keys, of_key.tolist(), strict=True):
+        groups[root(value)].append(key)
     return sorted(g for g in groups.values() if len(g) > 1)
+
+
+def _close_pairs(values: npt.NDArray[np.uint64], distance: int) -> npt.NDArray[np.int64]:
+    """(i, j), i < j, of distinct values within `distance`: within each block's buckets only,
+    compared a slice of rows at a time in numpy (memory stays under ~CHUNK x bucket)."""
+    found = [np.empty((0, 2), np.int64)]
+    for shift, mask in _blocks(distance):
+        block = (values >> np.uint64(shift)) & np.uint64(mask)
+        order = np.argsort(block, kind="stable")
+        edges = np.flatnonzero(np.diff(block[order])) + 1
+        for members in np.split(order, edges):
+            for start in range(0, len(members) - 1, CHUNK):
+                rows = members[start : start + CHUNK]
+                near = np.bitwise_count(values[rows, None] ^ values[None, members]) <= distance
+                i, j = np.nonzero(near)
+                a, b = rows[i], members[j]
+                found.append(np.stack([a[a < b], b[a < b]], axis=1))
+    return np.unique(np.concatenate(found), axis=0)
 
 
 def groups_by_campaign(
