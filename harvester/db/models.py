@@ -145,6 +145,15 @@ class Task(_QueueColumns, Base):
             postgresql_where=text("state = 'queued'"),
             sqlite_where=text("state = 'queued'"),
         ),
+        # ... and per campaign, for claims while some campaign is paused.
+        Index(
+            "ix_tasks_claimable_campaign",
+            "campaign_id",
+            "not_before",
+            "id",
+            postgresql_where=text("state = 'queued'"),
+            sqlite_where=text("state = 'queued'"),
+        ),
         Index(
             "ix_tasks_leased",
             "lease_expires_at",
@@ -174,6 +183,15 @@ class Image(_QueueColumns, Base):
         CheckConstraint("shard >= 0", name="shard"),
         Index(
             "ix_images_claimable",
+            "not_before",
+            "id",
+            postgresql_where=text("state = 'queued'"),
+            sqlite_where=text("state = 'queued'"),
+        ),
+        # ... and per campaign, for claims while some campaign is paused.
+        Index(
+            "ix_images_claimable_campaign",
+            "campaign_id",
             "not_before",
             "id",
             postgresql_where=text("state = 'queued'"),

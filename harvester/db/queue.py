@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, Select, bindparam, case, func, literal, or_, select, update
+from sqlalchemy import Row, Select, bindparam, case, func, literal, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -161,7 +161,16 @@ class Queue:
             rescued = (await connection.execute(rescue)).all()
             self.rescued += len(rescued)
             paused = (await connection.execute(paused_campaigns())).scalars().all()
-            claim = claim_statement(self.model, now, limit, owner, lease_seconds, kinds, paused)
+            claim = claim_statement(
+                self.model,
+                now,
+                limit,
+                owner,
+                lease_seconds,
+                kinds,
+                paused,
+                per_campaign=connection.dialect.name == "postgresql",
+            )
             rows = (await connection.execute(claim)).all()
         self._log_failed(
             (r.id, r.campaign_id, LEASE_LOST_REASON, LEASE_LOST)
@@ -412,6 +421,8 @@ def claim_statement(
     lease_seconds: float,
     kinds: Sequence[str] = (),
     paused: Sequence[int] = (),
+    *,
+    per_campaign: bool = False,
 ) -> Any:
     """-- The claim: lease the oldest due rows; rows another claimer holds are skipped.
     UPDATE <queue> SET state='running', lease_owner=:owner, attempts=attempts+1, ...
@@ -419,13 +430,18 @@ def claim_statement(
                  [AND campaign_id NOT IN (:paused)]
                  ORDER BY not_before, id LIMIT :limit FOR UPDATE SKIP LOCKED)
     RETURNING *
+    With ``per_campaign`` (PostgreSQL, some campaign paused) the rows come from
+    ``due_rows_per_campaign`` instead.
     """
     states = states_of(model)
-    due = due_rows(model, now, limit)
-    if kinds and model is Task:
-        due = due.where(Task.kind.in_(kinds))
-    if paused:
-        due = due.where(model.campaign_id.not_in(paused))
+    if paused and per_campaign:
+        due = due_rows_per_campaign(model, now, limit, kinds)
+    else:
+        due = due_rows(model, now, limit)
+        if kinds and model is Task:
+            due = due.where(Task.kind.in_(kinds))
+        if paused:
+            due = due.where(model.campaign_id.not_in(paused))
     return (
         update(model)
         .where(model.id.in_(due.scalar_subquery()))
@@ -487,6 +503,41 @@ def due_rows(model: QueueModel, now: datetime, limit: int) -> Select[Any]:
         .order_by(model.not_before, model.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
+    )
+
+
+def due_rows_per_campaign(
+    model: QueueModel, now: datetime, limit: int, kinds: Sequence[str] = ()
+) -> Select[Any]:
+    """-- The row picker while a campaign is paused: each campaign not paused gives its own
+    oldest due rows (the partial index on (campaign_id, not_before, id) of queued rows),
+    merged in due order. Filtering the paused ones out of the plain picker instead walks
+    every queued row of theirs that is due sooner, on every claim.
+    SELECT due.id FROM campaigns c CROSS JOIN LATERAL (SELECT id, not_before FROM <queue>
+        WHERE campaign_id = c.id AND state = 'queued' AND not_before <= :now
+        ORDER BY not_before, id LIMIT :limit FOR UPDATE SKIP LOCKED) due
+    WHERE c.paused_at IS NULL ORDER BY due.not_before, due.id LIMIT :limit
+    """
+    picked = select(model.id, model.not_before).where(
+        model.campaign_id == Campaign.id,
+        model.state == states_of(model).QUEUED,
+        model.not_before <= now,
+    )
+    if kinds and model is Task:
+        picked = picked.where(Task.kind.in_(kinds))
+    due = (
+        picked.order_by(model.not_before, model.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=model)
+        .lateral("due")
+    )
+    return (
+        select(due.c.id)
+        .select_from(Campaign)
+        .join(due, true())
+        .where(Campaign.paused_at.is_(None))
+        .order_by(due.c.not_before, due.c.id)
+        .limit(limit)
     )
 
 
