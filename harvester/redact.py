@@ -4,7 +4,7 @@ Logs (`harvester.log`), HTTP errors (`harvester.http`) and anything stored or sh
 through here, so one marker and one set of rules hold everywhere. Public API:
 
 - `REDACTED`, the marker a secret is replaced by;
-- `is_sensitive_param(name)`, whether a query parameter carries a credential;
+- `is_credential_param(name)`, whether a query parameter carries a credential;
 - `is_secret_field(name)`, whether a log field of that name holds one;
 - `redact_url(url)`, a URL with credential values and any password blanked;
 - `public_url(url)`, a URL fit to publish in a file or an export: no userinfo, no
@@ -25,27 +25,71 @@ import yarl
 
 REDACTED = "REDACTED"
 
-# Query parameter names whose values are credentials or capabilities. Exact names are
-# short and generic; the fragments catch the long tail (X-Amz-Signature, client_secret,
-# oauth_token, apikey, ...).
-_SENSITIVE_EXACT = frozenset({"key", "sig", "auth", "api_sig", "apikey"})
-_SENSITIVE_FRAGMENTS = ("token", "secret", "signature", "password", "passwd", "api_key")
-_NAME_RE = r"[A-Za-z0-9_.\-]*?(?:token|secret|signature|passw(?:or)?d|api_?key)[A-Za-z0-9_.\-]*"
-_EXACT_RE = "|".join(sorted(_SENSITIVE_EXACT, key=len, reverse=True))
+# The one list of query parameter names that are, or sign, a credential: their values are
+# blanked in logs and errors (`redact_url`, `redact_text`) and the parameters dropped from
+# published URLs (`public_url`). Exact names are short or generic; fragments and prefixes
+# catch the long tail (X-Amz-Signature, client_secret, oauth_token, apikey).
+CREDENTIAL_EXACT = frozenset(
+    {
+        "key",
+        "sig",
+        "sid",
+        "auth",
+        "code",
+        "hmac",
+        "hdnts",
+        "policy",
+        "ticket",
+        "expires",
+        "api_sig",
+        "key-pair-id",
+        "googleaccessid",
+        "__gda__",
+        "oh",  # Facebook/Mapillary CDN signature and its expiry
+        "oe",
+        "_nc_ohc",
+        "_nc_sid",
+    }
+)
+CREDENTIAL_FRAGMENTS = (
+    "token",
+    "secret",
+    "signature",
+    "password",
+    "passwd",
+    "apikey",
+    "api_key",
+    "credential",
+    "session",
+    "jwt",
+)
+CREDENTIAL_PREFIXES = ("x-amz-", "x-goog-", "x-oss-", "x-cos-")
+
+
+def is_credential_param(name: str) -> bool:
+    """True if a query parameter of this name carries or signs a credential (signed-URL
+    companions such as Expires included): blanked when shown, dropped when published."""
+    lowered = name.strip().lower()
+    return (
+        lowered in CREDENTIAL_EXACT
+        or any(f in lowered for f in CREDENTIAL_FRAGMENTS)
+        or lowered.startswith(CREDENTIAL_PREFIXES)
+    )
+
+
+_NAME_CHARS = r"[A-Za-z0-9_.\-]"
+_FRAGMENT_RE = "|".join(re.escape(f) for f in sorted(CREDENTIAL_FRAGMENTS, key=len, reverse=True))
+_PREFIX_RE = "|".join(re.escape(p) for p in CREDENTIAL_PREFIXES)
+_EXACT_RE = "|".join(re.escape(n) for n in sorted(CREDENTIAL_EXACT, key=len, reverse=True))
+_NAME_RE = rf"{_NAME_CHARS}*?(?:{_FRAGMENT_RE}){_NAME_CHARS}*|(?:{_PREFIX_RE}){_NAME_CHARS}*"
 # name=value inside free text (an aiohttp message quoting a URL, for instance).
-_PARAM_IN_TEXT = re.compile(rf"(?i)(?<![A-Za-z0-9_.\-])((?:{_NAME_RE}|{_EXACT_RE})=)[^&#\s'\"<>]+")
+_PARAM_IN_TEXT = re.compile(rf"(?i)(?<!{_NAME_CHARS})((?:{_NAME_RE}|{_EXACT_RE})=)[^&#\s'\"<>]+")
 # user:password@ in a URL quoted inside free text.
 _USERINFO_IN_TEXT = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@'\"]+:)[^/\s@'\"]+@")
 # An Authorization header value quoted in text: "OAuth MLY|...", "Bearer ...".
 _AUTH_IN_TEXT = re.compile(r"((?:OAuth|Bearer)\s+)[^\s\"',]+")
 # Log fields whose values are secrets whatever they hold.
 _SECRET_FIELD = re.compile(r"(api_?key|token|secret|password|authorization|signature)", re.I)
-
-
-def is_sensitive_param(name: str) -> bool:
-    """True if a query parameter of this name carries a credential."""
-    lowered = name.lower()
-    return lowered in _SENSITIVE_EXACT or any(f in lowered for f in _SENSITIVE_FRAGMENTS)
 
 
 def is_secret_field(name: str) -> bool:
@@ -61,7 +105,7 @@ def redact_url(url: str | yarl.URL) -> str:
             parsed = parsed.with_password(REDACTED)
         if parsed.query_string:
             query = [
-                (name, REDACTED if is_sensitive_param(name) else value)
+                (name, REDACTED if is_credential_param(name) else value)
                 for name, value in parsed.query.items()
             ]
             parsed = parsed.with_query(query)
@@ -103,56 +147,6 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         return redact_text(text, self._values)
-
-
-# Parameter names that are, or sign, a credential. Exact names are short or generic;
-# fragments and prefixes catch the long tail (X-Amz-Signature, client_secret, oauth_token).
-CREDENTIAL_EXACT = frozenset(
-    {
-        "key",
-        "sig",
-        "sid",
-        "auth",
-        "code",
-        "hmac",
-        "hdnts",
-        "policy",
-        "ticket",
-        "expires",
-        "api_sig",
-        "key-pair-id",
-        "googleaccessid",
-        "__gda__",
-        "oh",  # Facebook/Mapillary CDN signature and its expiry
-        "oe",
-        "_nc_ohc",
-        "_nc_sid",
-    }
-)
-CREDENTIAL_FRAGMENTS = (
-    "token",
-    "secret",
-    "signature",
-    "password",
-    "passwd",
-    "apikey",
-    "api_key",
-    "credential",
-    "session",
-    "jwt",
-)
-CREDENTIAL_PREFIXES = ("x-amz-", "x-goog-", "x-oss-", "x-cos-")
-
-
-def is_credential_param(name: str) -> bool:
-    """True if a query parameter of this name carries or signs a credential: wider than
-    `is_sensitive_param` (signed-URL companions such as Expires go too), for publication."""
-    lowered = name.strip().lower()
-    return (
-        lowered in CREDENTIAL_EXACT
-        or any(f in lowered for f in CREDENTIAL_FRAGMENTS)
-        or lowered.startswith(CREDENTIAL_PREFIXES)
-    )
 
 
 def public_url(url: str) -> str:

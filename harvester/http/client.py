@@ -56,7 +56,7 @@ from harvester.http.errors import (
 from harvester.http.limiter import Clock, HostSlots, RateLimiter, SystemClock
 from harvester.http.provider_errors import MAX_ERROR_BODY, BodyErrors
 from harvester.http.stats import HttpStats
-from harvester.redact import is_sensitive_param, redact_text, redact_url
+from harvester.redact import is_credential_param, redact_text, redact_url
 
 log = structlog.get_logger("harvester.http")
 
@@ -290,7 +290,7 @@ class HttpClient:
         headers = dict(headers or {})
         known = [*secrets, *_header_secrets(headers)]
         if params:
-            known += [v for k, v in params.items() if is_sensitive_param(k)]
+            known += [v for k, v in params.items() if is_credential_param(k)]
         try:
             parsed = url if isinstance(url, yarl.URL) else yarl.URL(url)
             if params:
@@ -299,7 +299,7 @@ class HttpClient:
             # Not chained: the parser's message may quote the URL, key and all.
             shown = redact_text(redact_url(str(url)), known)
             raise PermanentHttpError(f"unusable URL: {shown}", url=shown) from None
-        known += [v for k, v in parsed.query.items() if is_sensitive_param(k)]
+        known += [v for k, v in parsed.query.items() if is_credential_param(k)]
         call = _Call(
             url=parsed,
             headers=headers,

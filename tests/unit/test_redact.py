@@ -6,6 +6,9 @@ import pytest
 import yarl
 
 from harvester.redact import (
+    CREDENTIAL_EXACT,
+    CREDENTIAL_FRAGMENTS,
+    CREDENTIAL_PREFIXES,
     REDACTED,
     Redactor,
     is_secret_field,
@@ -135,3 +138,37 @@ def test_harmless_urls_are_unchanged_and_garbage_becomes_nothing() -> None:
     assert public_url("https://[::1]:8080/x") == "https://[::1]:8080/x"
     assert public_url("not a url") == ""
     assert public_url("http://[::1/x") == ""
+
+
+# Every name either list blanked or dropped before they became one, spelt out here so that a
+# name taken out of the list fails this test: the old log list (exact names, and names with
+# its fragments) and the old publication list (exact names, fragments, prefixes).
+OLD_LOG_NAMES = [
+    "key", "sig", "auth", "api_sig", "apikey", "oauth_token", "client_secret",
+    "X-Amz-Signature", "password", "passwd", "db_passwd", "api_key", "flickr_api_key",
+]  # fmt: skip
+OLD_PUBLISHED_NAMES = [
+    "key", "sig", "sid", "auth", "code", "hmac", "hdnts", "policy", "ticket", "expires",
+    "api_sig", "key-pair-id", "googleaccessid", "__gda__", "oh", "oe", "_nc_ohc", "_nc_sid",
+    "token", "secret", "signature", "password", "passwd", "apikey", "api_key", "credential",
+    "session", "jwt", "X-Amz-Date", "x-goog-expires", "x-oss-access", "x-cos-meta",
+]  # fmt: skip
+LISTED = [
+    *CREDENTIAL_EXACT,
+    *CREDENTIAL_FRAGMENTS,
+    *(f"my_{fragment}_2" for fragment in CREDENTIAL_FRAGMENTS),
+    *(f"{prefix}anything" for prefix in CREDENTIAL_PREFIXES),
+]
+EVERY_NAME = sorted({*OLD_LOG_NAMES, *OLD_PUBLISHED_NAMES, *LISTED})
+VALUE = "s3cr3tValue42"
+
+
+@pytest.mark.parametrize("name", [*EVERY_NAME, *(n.upper() for n in EVERY_NAME)])
+def test_every_credential_name_is_blanked_when_shown_and_dropped_when_published(name: str):
+    url = f"https://cdn.test/a.jpg?w=800&{name}={VALUE}"
+    assert redact_url(url) == f"https://cdn.test/a.jpg?w=800&{name}={REDACTED}"
+    assert redact_text(f"GET {url} timed out") == f"GET {redact_url(url)} timed out"
+    assert redact_text(f"upstream said {name}={VALUE} and gave up") == (
+        f"upstream said {name}={REDACTED} and gave up"
+    )
+    assert public_url(url) == "https://cdn.test/a.jpg?w=800"
