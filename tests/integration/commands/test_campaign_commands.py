@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 from dataclasses import dataclass
@@ -10,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
+from cli_runner import cli
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from harvester.cli import main
 from harvester.db.campaigns import ensure_campaign
 from harvester.db.catalog import add_images
 from harvester.db.models import Campaign, Image, ImageHit
@@ -25,15 +23,6 @@ from harvester.sources.urls import UrlCampaign, submit_urls
 from harvester.storage.local import LocalStorage
 from harvester.storage.removals import Removals
 from harvester.worker.daemon import run_daemon
-
-
-async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """The real command line, in a thread (it runs its own event loop)."""
-    capsys.readouterr()
-    code = await asyncio.to_thread(main, list(argv))
-    structlog.reset_defaults()  # main() pointed the logs at a stream capsys will close
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def _submit(

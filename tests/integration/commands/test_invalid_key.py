@@ -10,25 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
+from cli_runner import cli
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from harvester.cli import main
 from harvester.db.models import Campaign, Image, Task
 from harvester.emulator import MAPILLARY_TOKEN, RunningEmulator
 from harvester.emulator.stats import key_label
 
 WRONG_KEY = "not-our-flickr-key-0123456789"
-
-
-async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """The real command line, in a thread (it runs its own event loop)."""
-    capsys.readouterr()
-    code = await asyncio.to_thread(main, list(argv))
-    structlog.reset_defaults()  # main() pointed the logs at a stream capsys will close
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _calls_with(emulator: RunningEmulator, key: str) -> dict[str, int]:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
+from cli_runner import cli, cli_out
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from harvester.cli import main
 from harvester.db.models import Image
 from harvester.emulator import RunningEmulator
 from harvester.sources.urls import UrlCampaign, submit_urls
@@ -21,16 +19,6 @@ from harvester.worker.daemon import run_daemon
 
 CLOSED_PORT = "http://127.0.0.1:9"  # discard port: nothing listens, the connection is refused
 PERMANENT = {"truncated", "empty", "html", "bomb", "unknown_format", "http_404"}
-
-
-async def cli(capsys: pytest.CaptureFixture[str], database_url: str, *args: str) -> str:
-    """The real command line, in a thread (it runs its own event loop)."""
-    capsys.readouterr()  # what the daemon logged before is not the command's output
-    code = await asyncio.to_thread(main, ["--database-url", database_url, *args])
-    structlog.reset_defaults()  # main() pointed the logs at a stream capsys will close
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out
 
 
 async def _harvest(
@@ -65,18 +53,19 @@ async def test_retry_requeues_only_transient_failures_unless_reasons_are_named(
     capsys: pytest.CaptureFixture[str],
 ):
     await _harvest(database_url, engine, tmp_path, emulator, quick_settings)
+    db = ("--database-url", database_url)
     failed = await _failed(engine)
     assert set(failed) == PERMANENT | {"connection"}
     assert len(failed["connection"]) == 3 and all(r.retryable for r in failed["connection"])
     assert not any(r.retryable for code in PERMANENT for r in failed[code])
 
-    dry = await cli(capsys, database_url, "jobs", "retry", "--campaign", "web", "--dry-run")
+    dry = await cli_out(capsys, *db, "jobs", "retry", "--campaign", "web", "--dry-run")
     assert "would queue again       3 images  reason connection" in dry
     assert {k: len(v) for k, v in (await _failed(engine)).items()} == {
         k: len(v) for k, v in failed.items()
     }  # nothing changed
 
-    done = await cli(capsys, database_url, "jobs", "retry", "--campaign", "web")
+    done = await cli_out(capsys, *db, "jobs", "retry", "--campaign", "web")
     assert "queued again       3 images  reason connection" in done
     assert "queued again 3 rows in all" in done
     async with engine.connect() as connection:
@@ -87,8 +76,8 @@ async def test_retry_requeues_only_transient_failures_unless_reasons_are_named(
     assert all("gave up after 2 attempts" in r.last_error for r in again)
     assert set(await _failed(engine)) == PERMANENT
 
-    named = await cli(
-        capsys, database_url, "jobs", "retry", "--campaign", "web", "--reason", "html", "http_404"
+    named = await cli_out(
+        capsys, *db, "jobs", "retry", "--campaign", "web", "--reason", "html", "http_404"
     )
     assert "queued again 2 rows in all" in named
     assert set(await _failed(engine)) == PERMANENT - {"html", "http_404"}
@@ -103,18 +92,19 @@ async def test_jobs_list_filters_by_reason_and_show_redacts_the_source_url(
     capsys: pytest.CaptureFixture[str],
 ):
     await _harvest(sqlite_url, sqlite_engine, tmp_path, emulator, quick_settings)
+    db = ("--database-url", sqlite_url)
     listed = json.loads(
-        await cli(capsys, sqlite_url, "jobs", "list", "--reason", "connection", "--json")
+        await cli_out(capsys, *db, "jobs", "list", "--reason", "connection", "--json")
     )["jobs"]
     assert len(listed) == 3 and {j["kind"] for j in listed} == {"image"}
     assert all(j["state"] == "failed" and j["campaign"] == "web" for j in listed)
 
-    table = await cli(capsys, sqlite_url, "jobs", "list", "--kind", "image", "--state", "failed")
+    table = await cli_out(capsys, *db, "jobs", "list", "--kind", "image", "--state", "failed")
     lines = table.splitlines()
     assert len(lines) == 1 + 9 and all(len(line) <= 80 for line in lines)
     assert any(" bomb " in line for line in lines)
 
-    shown = await cli(capsys, sqlite_url, "jobs", "show", str(listed[0]["id"]))
+    shown = await cli_out(capsys, *db, "jobs", "show", str(listed[0]["id"]))
     assert "source_url" in shown and "127.0.0.1:9/x" in shown
     assert "s3cr3t" not in shown
     assert "reason: connection" in shown.replace("  ", "")
@@ -123,9 +113,7 @@ async def test_jobs_list_filters_by_reason_and_show_redacts_the_source_url(
 async def test_jobs_show_of_an_unknown_id_is_one_clear_line(
     sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ):
-    code = await asyncio.to_thread(main, ["--database-url", sqlite_url, "jobs", "show", "99"])
-    structlog.reset_defaults()
-    err = capsys.readouterr().err
+    code, _, err = await cli(capsys, "--database-url", sqlite_url, "jobs", "show", "99")
     assert (
         code == 2
         and err.strip() == "harvester: no image with id 99; `harvester jobs list` shows ids"
@@ -141,13 +129,14 @@ async def test_status_fits_80_columns_with_rates_eta_and_top_reasons(
     capsys: pytest.CaptureFixture[str],
 ):
     await _harvest(database_url, engine, tmp_path, emulator, quick_settings)
-    table = await cli(capsys, database_url, "status")  # stdout is not a TTY here: still a table
+    db = ("--database-url", database_url)
+    table = await cli_out(capsys, *db, "status")  # stdout is not a TTY here: still a table
     lines = table.splitlines()
     assert lines[0] == "web (urls)  running" and all(len(line) <= 80 for line in lines)
     assert "100.0% done" in table and "ETA done" in table
     failed = next(line for line in lines if line.startswith("  failed "))
     assert "connection 3" in failed
-    report = json.loads(await cli(capsys, database_url, "status", "--json", "--campaign", "web"))
+    report = json.loads(await cli_out(capsys, *db, "status", "--json", "--campaign", "web"))
     (web,) = report["campaigns"]
     assert web["images"]["stored"] == 56 and web["percent_done"] == 100.0
     assert web["failed"]["connection"] == 3 and web["skipped"] == {"too_small": 1}

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 from pathlib import Path
 
 import pytest
-import structlog
+from cli_runner import cli
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from harvester.cli import main
 from harvester.db.models import Campaign, Image, Task
-
-
-async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """The real command line, in a thread (it runs its own event loop)."""
-    capsys.readouterr()
-    code = await asyncio.to_thread(main, list(argv))
-    structlog.reset_defaults()
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def _campaign(engine: AsyncEngine, name: str) -> tuple[dict[str, object], int, int]:
