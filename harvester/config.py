@@ -55,7 +55,11 @@ IN_FLIGHT_PER_PROCESS = 32
 class Settings(BaseSettings):
     """Everything the daemon and the commands need; cross-field sense checked at start."""
 
-    model_config = SettingsConfigDict(env_prefix="HARVESTER_", extra="forbid")
+    # An empty variable is an unset one: compose passes `${HARVESTER_X:-}` as "" when the
+    # operator's .env leaves it out, and that must mean the default, not a bad value.
+    model_config = SettingsConfigDict(
+        env_prefix="HARVESTER_", extra="forbid", env_ignore_empty=True
+    )
 
     database_url: str = "sqlite:///./harvester.db"
     storage_root: Path = Path("./data")

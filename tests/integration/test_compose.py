@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import compose
 import pytest
 
 from harvester.config import Settings
@@ -69,3 +70,41 @@ def test_the_queries_example_is_a_valid_queries_file():
     for path in (ROOT / "queries").glob("*.txt"):
         queries, _negatives = parse_queries(path.read_text(), source=str(path))
         assert queries, path
+
+
+def _settings_of(environment: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name in [name for name in os.environ if name.startswith("HARVESTER_")]:
+        monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return Settings()
+
+
+def test_the_env_file_reaches_the_daemons_and_what_it_leaves_out_is_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    given = {"HARVESTER_STORAGE_URL": "s3://bucket/prefix", "HARVESTER_PROCESSES": "3"}
+    given["HARVESTER_RATE_MARGIN"] = "0.2"
+    chosen = _settings_of(compose.service("harvester", given).environment, monkeypatch)
+    assert (chosen.storage_url, chosen.processes, chosen.rate_margin) == (
+        "s3://bucket/prefix",
+        3,
+        0.2,
+    )
+    # Left out of .env, compose passes "" (`${HARVESTER_X:-}`): that is the default.
+    default = _settings_of(compose.service("harvester", {}).environment, monkeypatch)
+    assert default.storage_url is None and default.dashboard_token is None
+    assert default.processes == (os.cpu_count() or 1) and default.rate_margin == 0.1
+
+
+def test_the_bundled_postgres_accepts_every_daemon_the_published_ports_allow():
+    ports = re.search(
+        r"DAEMON_PORTS:-[\d.]+:(\d+)-(\d+)", (ROOT / "docker-compose.yml").read_text()
+    )
+    assert ports is not None
+    daemons = int(ports[2]) - int(ports[1]) + 1
+    per_daemon = 2 * 10 + 2  # create_engine's pool (10 + 10 overflow), the health check's 1 + 1
+    command = " ".join(compose.service("postgres", {}).command)
+    allowed = re.search(r"max_connections=(\d+)", command)
+    assert allowed is not None, command
+    assert int(allowed[1]) >= daemons * per_daemon + 20, "and 20 for operators' commands"
