@@ -58,8 +58,11 @@ async def campaign_ids(engine: AsyncEngine, names: Sequence[str]) -> dict[str, i
     return found
 
 
-async def stored_images(engine: AsyncEngine, campaigns: Sequence[int]) -> list[StoredImage]:
-    """Stored images that the campaigns own or found, in (provider, provider_id) order."""
+async def stored_images(
+    engine: AsyncEngine, campaigns: Sequence[int], *, newest: int | None = None
+) -> list[StoredImage]:
+    """Stored images that the campaigns own or found, in (provider, provider_id) order;
+    with `newest`, only the campaigns' own, the latest that many (a bounded read)."""
     columns = [getattr(Image, name) for name in RECORD_COLUMNS]
     found_by = select(ImageHit.image_id).where(ImageHit.campaign_id.in_(list(campaigns)))
     statement = (
@@ -76,6 +79,13 @@ async def stored_images(engine: AsyncEngine, campaigns: Sequence[int]) -> list[S
         )
         .order_by(Image.provider, Image.provider_id)
     )
+    if newest is not None:
+        statement = (
+            statement.where(Image.campaign_id.in_(list(campaigns)))
+            .order_by(None)
+            .order_by(Image.id.desc())
+            .limit(newest)
+        )
     async with read_connection(engine) as connection:
         rows = (await connection.execute(statement)).all()
         hits = await _hits(connection, [row.id for row in rows])

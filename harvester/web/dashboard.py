@@ -19,9 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.db.campaigns import list_campaigns
 from harvester.db.counts import CampaignStatus, campaign_counts
 from harvester.db.dashboard import RATE_WINDOW, Holder, Overview, overview
+from harvester.db.exports import stored_images
+from harvester.db.reports import Counted, per_query
+from harvester.exporters.figures import FigureData, figure_data
 from harvester.log import redactor
 from harvester.redact import redact_url
 from harvester.web.actions import add_action_routes, usable
+from harvester.web.figures import CSS as FIGURES_CSS
+from harvester.web.figures import SAMPLE, campaign_figures
 
 REFRESH_S = 15
 FINISHED = ("stored", "skipped", "failed")
@@ -57,6 +62,7 @@ def render(
     view: Overview,
     lease_seconds: float,
     controls: Controls | None = None,
+    figures: Sequence[FigureData] = (),
 ) -> str:
     controls = controls or Controls({})
     mode = "actions need the token" if controls.actions else "read-only"
@@ -70,6 +76,7 @@ def render(
             _reasons(view),
             _daemons(view.holders, view.now, lease_seconds),
             _coverage(view.points, view.stored_with_position),
+            _figures(figures),
             _failures(view),
         ]
     )
@@ -77,7 +84,7 @@ def render(
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
         f'<meta http-equiv=refresh content="{REFRESH_S}">'
-        f"<title>harvester dashboard</title><style>{CSS}</style></head>"
+        f"<title>harvester dashboard</title><style>{CSS}{FIGURES_CSS}</style></head>"
         f"<body>{body}</body></html>"
     )
 
@@ -230,6 +237,33 @@ def _coverage(points: list[tuple[float, float]], total: int) -> str:
     )
 
 
+def _figures(figures: Sequence[FigureData]) -> str:
+    """The report's figures per campaign (`harvester report`), the first one unfolded."""
+    if not figures:
+        return ""
+    panels = "".join(campaign_figures(data, i == 0) for i, data in enumerate(figures))
+    return f"<section><h2>Figures</h2>{panels}</section>"
+
+
+async def campaign_figure_data(
+    engine: AsyncEngine, campaigns: Sequence[CampaignStatus], view: Overview
+) -> list[FigureData]:
+    """Each campaign's figure data: outcomes from the counts the page already has, queries
+    counted over its rows, the image figures from its newest SAMPLE stored images."""
+    ids = {c.name: c.id for c in await list_campaigns(engine)}
+    found = []
+    for campaign in campaigns:
+        stored = campaign.images.get("stored", 0)
+        counted = [Counted("", "stored", stored)] if stored else []
+        counted += [
+            Counted(r.reason, r.state, r.count) for r in view.reasons if r.campaign == campaign.name
+        ]
+        images = await stored_images(engine, [ids[campaign.name]], newest=SAMPLE)
+        queries = await per_query(engine, ids[campaign.name])
+        found.append(figure_data(campaign.name, images, counted, queries))
+    return found
+
+
 def _failures(view: Overview) -> str:
     if not view.failures:
         return "<section><h2>Recent failures</h2><p>None.</p></section>"
@@ -283,9 +317,9 @@ def add_dashboard_routes(
     async def dashboard(request: web.Request) -> web.Response:
         paused = {c.name: c.paused_reason for c in await list_campaigns(engine) if c.paused_at}
         controls = Controls(paused, token is not None, request.query.get("done"))
-        page = render(
-            await campaign_counts(engine), await overview(engine), lease_seconds, controls
-        )
+        campaigns, view = await campaign_counts(engine), await overview(engine)
+        figures = await campaign_figure_data(engine, campaigns, view)
+        page = render(campaigns, view, lease_seconds, controls, figures)
         return web.Response(text=page, content_type="text/html", charset="utf-8")
 
     app.router.add_get("/", dashboard)

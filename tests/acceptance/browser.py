@@ -39,7 +39,7 @@ async def look_at(url: str, script: str, *, width: int = 1280, height: int = 900
     """Load `url` in a fresh headless Chromium of the given window size and return what
     `script` (a JavaScript expression) evaluates to once the page has loaded."""
     port = _free_port()
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         browser = await asyncio.create_subprocess_exec(
             chromium_or_skip(), "--headless", "--no-sandbox", "--disable-gpu",
             f"--remote-debugging-port={port}", f"--user-data-dir={profile}",
@@ -64,7 +64,8 @@ async def look_at(url: str, script: str, *, width: int = 1280, height: int = 900
 
 
 async def screenshot(url: str, path: Path, *, width: int = 1280, height: int = 1800) -> None:
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helpers may still write the profile as it exits: a leftover is no failure.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         shot = await asyncio.create_subprocess_exec(
             chromium_or_skip(), "--headless", "--no-sandbox", "--disable-gpu",
             f"--user-data-dir={profile}", f"--window-size={width},{height}",

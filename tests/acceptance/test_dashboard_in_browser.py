@@ -8,9 +8,11 @@ import asyncio
 import os
 import signal
 import socket
+import sqlite3
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from browser import chromium_or_skip, look_at, screenshot
 from daemon_harness import CLI, Harness, kill_group
@@ -18,10 +20,19 @@ from sqlalchemy import select
 
 from harvester.db.models import Campaign, Image
 from harvester.db.session import create_engine
+from harvester.emulator import EmulatorConfig
+from harvester.emulator.config import MAPILLARY_TOKEN
+from harvester.emulator.server import build_world
 
 ROWS = "[...document.querySelectorAll('section')[0].querySelectorAll('tr')].map(r => r.innerText)"
+# Every campaign's figures panel unfolded, as an operator would, then read.
+FIGURES = (
+    "[...document.querySelectorAll('details.figures')].map(d => { d.open = true; return "
+    "{text: d.innerText, dots: d.querySelectorAll('circle').length,"
+    " tracks: d.querySelectorAll('polyline').length}; })"
+)
 SEEN = (
-    "({text: document.body.innerText, rows: " + ROWS + ","
+    "({figures: " + FIGURES + ", text: document.body.innerText, rows: " + ROWS + ","
     " overflow: document.documentElement.scrollWidth - window.innerWidth})"
 )
 SCREENSHOT = os.environ.get("HARVESTER_DASHBOARD_SCREENSHOT")  # docs/dashboard.png, by hand
@@ -77,6 +88,16 @@ async def test_an_operator_sees_campaigns_counts_and_reasons_in_a_browser(
             await harness.url_list(n, listing)
             code, out = await harness.cli("submit", "urls", "--campaign", name, str(listing))
             assert code == 0, out
+        sequence = build_world(EmulatorConfig().seed, EmulatorConfig().world)
+        database, _ = sequence.mapillary_sequence_pairs()[0]
+        harness.extra_env.update(
+            HARVESTER_MAPILLARY_API_URL=harness.base_url + "/mapillary",
+            HARVESTER_MAPILLARY_TOKEN=MAPILLARY_TOKEN,
+        )
+        code, out = await harness.cli(
+            "submit", "mapillary", "--campaign", "a sequence", "--sequence", database
+        )
+        assert code == 0, out
         code, out = await harness.cli("run", "--until-idle", limit_s=180)
         assert code == 0, out
     finally:
@@ -92,7 +113,7 @@ async def test_an_operator_sees_campaigns_counts_and_reasons_in_a_browser(
         desktop = await look_at(page, SEEN)
         phone = await look_at(page, SEEN, width=390, height=844)
         if SCREENSHOT:
-            await screenshot(page, Path(SCREENSHOT))
+            await screenshot(page, Path(SCREENSHOT), height=2600)
     finally:
         kill_group(daemon, signal.SIGTERM)
         await daemon.wait()
@@ -111,6 +132,38 @@ async def test_an_operator_sees_campaigns_counts_and_reasons_in_a_browser(
     assert f"{finisher}\t0\t—\t{finished / 5:.1f}/min" in desktop["text"]
     assert phone["overflow"] <= 0, "the page is wider than a phone"
     assert "alpine lakes" in phone["text"]
+    _check_figures(desktop["figures"], sqlite_url)
+
+
+def _check_figures(panels: list[dict[str, Any]], database_url: str) -> None:
+    """The report's figures, per campaign, with the database's numbers."""
+    with sqlite3.connect(database_url.removeprefix("sqlite:///")) as db:
+        counted = db.execute(
+            "SELECT c.name, i.state, coalesce(i.reason, i.state), count(*),"
+            " count(i.lat) FILTER (WHERE i.state = 'stored') FROM images i"
+            " JOIN campaigns c ON c.id = i.campaign_id GROUP BY 1, 2, 3"
+        ).fetchall()
+    by_name = {p["text"].split(" (figures", 1)[0].strip(): p for p in panels}
+    assert set(by_name) == {"alpine lakes", "city streets", "a sequence"}
+    for name, panel in by_name.items():
+        text = panel["text"]
+        for title in ("Coverage", "Captures per month", "Licence mix", "Images per query",
+                      "Outcomes by reason", "Stored sizes", "Near-duplicate groups"):  # fmt: skip
+            assert title in text, (name, title)
+        lines = text.splitlines()
+        rows = [r for r in counted if r[0] == name]
+        for _, state, reason, n, _ in rows:
+            assert any(ln.startswith(reason) and f"{n} {state}" in ln for ln in lines), (
+                name, reason, n, state, text,
+            )  # fmt: skip
+        stored = sum(r[3] for r in rows if r[1] == "stored")
+        assert f"figures of all its {stored} stored images" in text
+        located = sum(r[4] for r in rows)
+        if name == "a sequence":  # a Mapillary sequence is drawn as its track
+            assert (panel["tracks"], panel["dots"]) == (1, 0)
+            assert "1 sequences as tracks" in text
+        else:
+            assert (panel["tracks"], panel["dots"]) == (0, located)
 
 
 async def test_the_dashboard_command_serves_the_page_without_a_daemon(
