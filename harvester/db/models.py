@@ -132,36 +132,39 @@ class _QueueColumns:
     finished_by: Mapped[str | None] = mapped_column(String(200))
 
 
+def _in_state(state: str) -> dict[str, Any]:
+    """A partial index's condition, on both databases."""
+    return {
+        "postgresql_where": text(f"state = '{state}'"),
+        "sqlite_where": text(f"state = '{state}'"),
+    }
+
+
+def _queue_args(table: str) -> tuple[CheckConstraint | Index, ...]:
+    """What both queues (tasks, images) need alike: the attempts check and the claim path's
+    indexes, i.e. queued rows by due time (and per campaign, for claims while some campaign
+    is paused), running rows by lease expiry, and counts per campaign by state and reason."""
+    return (
+        CheckConstraint("attempts >= 0 AND max_attempts >= 1", name="attempts"),
+        Index(f"ix_{table}_claimable", "not_before", "id", **_in_state("queued")),
+        Index(
+            f"ix_{table}_claimable_campaign",
+            "campaign_id",
+            "not_before",
+            "id",
+            **_in_state("queued"),
+        ),
+        Index(f"ix_{table}_leased", "lease_expires_at", **_in_state("running")),
+        Index(f"ix_{table}_campaign_state", "campaign_id", "state"),
+        Index(f"ix_{table}_campaign_reason", "campaign_id", "reason"),
+    )
+
+
 class Task(_QueueColumns, Base):
     __tablename__ = "tasks"
     __table_args__ = (
         CheckConstraint(_in("state", TaskState), name="state"),
-        CheckConstraint("attempts >= 0 AND max_attempts >= 1", name="attempts"),
-        # The claim path: queued rows by due time, running rows by lease expiry.
-        Index(
-            "ix_tasks_claimable",
-            "not_before",
-            "id",
-            postgresql_where=text("state = 'queued'"),
-            sqlite_where=text("state = 'queued'"),
-        ),
-        # ... and per campaign, for claims while some campaign is paused.
-        Index(
-            "ix_tasks_claimable_campaign",
-            "campaign_id",
-            "not_before",
-            "id",
-            postgresql_where=text("state = 'queued'"),
-            sqlite_where=text("state = 'queued'"),
-        ),
-        Index(
-            "ix_tasks_leased",
-            "lease_expires_at",
-            postgresql_where=text("state = 'running'"),
-            sqlite_where=text("state = 'running'"),
-        ),
-        Index("ix_tasks_campaign_state", "campaign_id", "state"),
-        Index("ix_tasks_campaign_reason", "campaign_id", "reason"),
+        *_queue_args("tasks"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -179,33 +182,9 @@ class Image(_QueueColumns, Base):
         UniqueConstraint("provider", "provider_id"),
         CheckConstraint(_in("state", ImageState), name="state"),
         CheckConstraint(_in("provider", Provider), name="provider"),
-        CheckConstraint("attempts >= 0 AND max_attempts >= 1", name="attempts"),
+        *_queue_args("images"),
         CheckConstraint("shard >= 0", name="shard"),
-        Index(
-            "ix_images_claimable",
-            "not_before",
-            "id",
-            postgresql_where=text("state = 'queued'"),
-            sqlite_where=text("state = 'queued'"),
-        ),
-        # ... and per campaign, for claims while some campaign is paused.
-        Index(
-            "ix_images_claimable_campaign",
-            "campaign_id",
-            "not_before",
-            "id",
-            postgresql_where=text("state = 'queued'"),
-            sqlite_where=text("state = 'queued'"),
-        ),
-        Index(
-            "ix_images_leased",
-            "lease_expires_at",
-            postgresql_where=text("state = 'running'"),
-            sqlite_where=text("state = 'running'"),
-        ),
-        Index("ix_images_campaign_state", "campaign_id", "state"),
         Index("ix_images_source_sha256", "source_sha256"),
-        Index("ix_images_campaign_reason", "campaign_id", "reason"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
