@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from harvester.exporters.output import ExportFolder
 from harvester.exporters.rows import attribution_line, author_of, licence_of, page_of
 from harvester.exporters.selection import Item
+from harvester.exporters.tables import csv_bytes
 
 COLUMNS = (
     "file", "provider", "provider_id", "title", "author", "page_url",
@@ -40,14 +39,6 @@ def attribution_rows(
             }
         )
     return sorted(rows, key=lambda r: r["file"])
-
-
-def attribution_csv(rows: Sequence[Mapping[str, str]]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")
 
 
 def _md(text: str) -> str:
@@ -88,6 +79,6 @@ def write_attribution(
     items: Sequence[Item], folder: ExportFolder, files: Mapping[int, str] | None = None
 ) -> int:
     rows = attribution_rows(items, files)
-    folder.write("attribution.csv", attribution_csv(rows))
+    folder.write("attribution.csv", csv_bytes(rows, COLUMNS))
     folder.write("ATTRIBUTION.md", attribution_md(rows))
     return len(rows)

@@ -3,13 +3,12 @@ both of its images were stored (and exported), in the order of the submitted fil
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from harvester.exporters.selection import Item
+from harvester.exporters.tables import csv_bytes
 from harvester.sources.mapillary_csv import PAIRS_COLUMNS
 
 _PART = " part "
@@ -56,8 +55,4 @@ def _coordinate(value: float | None) -> str:
 
 def pairs_csv(rows: Sequence[dict[str, Any]]) -> bytes:
     """The submitted file's header and column order, so it can be submitted again."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=PAIRS_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue().encode("utf-8")
+    return csv_bytes(rows, PAIRS_COLUMNS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -23,13 +23,14 @@ def parquet_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
     return buffer.getvalue()
 
 
-def csv_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
-    """Lists and structs as JSON text in their cell; empty cells for missing values."""
+def csv_bytes(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] = COLUMNS) -> bytes:
+    """Every CSV an export writes (tables, attribution, pairs): UTF-8, a header, `\\n` line
+    ends; lists and structs as JSON text in their cell; empty cells for missing values."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row[name]) for name in COLUMNS])
+        writer.writerow([_cell(row[name]) for name in columns])
     return buffer.getvalue().encode("utf-8")
 
 
