@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from harvester.config import Settings
     from harvester.exporters.output import ExportFolder
     from harvester.exporters.selection import Filters, Item
+    from harvester.storage.base import Storage
 
 FORMATS = ("parquet", "csv", "jsonl", "attribution", "pairs", "webdataset", "vpr")
 
@@ -132,6 +133,7 @@ async def _export(args: argparse.Namespace, settings: Settings, engine: AsyncEng
     from harvester.exporters.near_duplicates import drop_near_duplicates
     from harvester.exporters.output import ExportFolder
     from harvester.exporters.selection import select_items
+    from harvester.storage.open import open_storage
 
     names = list(dict.fromkeys(args.campaign))
     ids = await campaign_ids(engine, names)
@@ -146,7 +148,11 @@ async def _export(args: argparse.Namespace, settings: Settings, engine: AsyncEng
             f"{len(images)} stored images of {_named(names)}"
         )
     folder = ExportFolder.open(args.out, args.format, overwrite=args.overwrite)
-    what = _write(args, settings, items, folder, _made_with(args, names, filters))
+    storage = open_storage(settings)
+    try:
+        what = await _write(args, storage, items, folder, _made_with(args, names, filters))
+    finally:
+        await storage.close()
     changes = folder.finish()
     print(f"exported {len(items)} images of {_named(names)} to {args.out} ({what}): {changes}")
     return 0
@@ -163,9 +169,9 @@ def _made_with(args: argparse.Namespace, names: Sequence[str], filters: Filters)
     ]
 
 
-def _write(
+async def _write(
     args: argparse.Namespace,
-    settings: Settings,
+    storage: Storage,
     items: Sequence[Item],
     folder: ExportFolder,
     made_with: Sequence[str],
@@ -186,7 +192,7 @@ def _write(
     if args.format == "webdataset":
         from harvester.exporters.webdataset import export_webdataset
 
-        files = export_webdataset(items, folder, settings.storage_root)
+        files = await export_webdataset(items, folder, storage)
         write_attribution(items, folder, files)
         return f"{len({f.split(':')[0] for f in files.values()})} shards"
     if args.format == "vpr":
@@ -199,7 +205,7 @@ def _write(
             queries_by=args.queries_by,
             query_fraction=args.query_fraction,
         )
-        counts, files = export_vpr(items, folder, settings.storage_root, options, made_with)
+        counts, files = await export_vpr(items, folder, storage, options, made_with)
         write_attribution([i for i in items if i.record["id"] in files], folder, files)
         return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     from harvester.exporters.tables import export_table

@@ -7,7 +7,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -87,16 +88,30 @@ class ExportFolder:
                 shutil.copyfile(source, temp)
             os.replace(temp, target)
 
-    def write_stream(self, relative: str, fill: Callable[[BinaryIO], None]) -> None:
-        """A large file written by `fill` to a temp name, kept only if it differs."""
+    @contextmanager
+    def streaming(self, relative: str) -> Iterator[BinaryIO]:
+        """A large file written to a temp name through the handle, kept only if it differs."""
         target = self._target(relative)
         temp = _temp_for(target)
-        with temp.open("wb") as handle:
-            fill(handle)
+        try:
+            with temp.open("wb") as handle:
+                yield handle
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
         if self._needs(target, lambda: _digest(target) == _digest(temp)):
             os.replace(temp, target)
         else:
             temp.unlink()
+
+    def unchanged(self, relative: str, sha256: str | None) -> bool:
+        """True (and counted) when the file already holds the bytes of that digest: what
+        need not be read from storage again."""
+        target = self._target(relative)
+        if sha256 is None or not target.is_file() or _digest(target) != sha256:
+            return False
+        self.changes.unchanged += 1
+        return True
 
     def _needs(self, target: Path, same: Callable[[], bool]) -> bool:
         """Count the file as added, changed or unchanged; False if it is already right."""

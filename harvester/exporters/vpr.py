@@ -14,14 +14,15 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import utm
 
 from harvester.exporters.capture import capture_key, capture_time
+from harvester.exporters.images import read_in_order
 from harvester.exporters.output import ExportFolder
 from harvester.exporters.selection import Item
+from harvester.storage.base import Storage
 
 SPLITS = ("train", "val", "test")
 DATABASE, QUERIES = "database", "queries"
@@ -204,23 +205,32 @@ def _name(item: Item) -> str:
     )
 
 
-def export_vpr(
+async def export_vpr(
     items: Sequence[Item],
     folder: ExportFolder,
-    storage_root: Path,
+    storage: Storage,
     options: VprOptions,
     made_with: Sequence[str],
 ) -> tuple[dict[str, int], dict[int, str]]:
-    """Link (or copy) every placed image into its split and role; README.txt says how.
-    Returns the images per folder and where each image went, by image id."""
+    """Put every placed image in its split and role (hard links to local files where the
+    filesystem allows, else copies; an object store's images are read and written);
+    README.txt says how. Returns the images per folder and where each went, by image id."""
     placed = place_items(items, options)
     counts: dict[str, int] = defaultdict(int)
     files: dict[int, str] = {}
+    to_read: list[Placed] = []
     for entry in placed:
         record = entry.item.record
-        folder.place(entry.relative, storage_root / record["path"], record["sha256"])
+        local = storage.local_path(record["path"])
+        if local is not None:
+            folder.place(entry.relative, local, record["sha256"])
+        elif not folder.unchanged(entry.relative, record["sha256"]):
+            to_read.append(entry)
         counts[f"{entry.split}/{entry.role}"] += 1
         files[record["id"]] = entry.relative
+    reading = iter(to_read)
+    async for data in read_in_order(storage, [e.item.record["path"] for e in to_read]):
+        folder.write(next(reading).relative, data)
     unplaced = len(items) - len(placed)
     how = resolved_queries_by(items, options.queries_by)
     readme = _readme(options, how, made_with, counts, unplaced)

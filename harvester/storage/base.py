@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 
@@ -21,6 +21,11 @@ class Storage(Protocol):
     async def write(self, relative: PurePosixPath | str, data: bytes) -> None: ...
 
     async def read(self, relative: PurePosixPath | str) -> bytes: ...
+
+    def local_path(self, relative: PurePosixPath | str) -> Path | None:
+        """The file on this machine's filesystem, if the backend keeps one (exports hard-link
+        it); None for an object store, whose files are only read."""
+        ...
 
     async def sync(self) -> None: ...
 

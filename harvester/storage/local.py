@@ -45,6 +45,9 @@ class LocalStorage:
     async def read(self, relative: PurePosixPath | str) -> bytes:
         return await asyncio.to_thread(self.absolute(relative).read_bytes)
 
+    def local_path(self, relative: PurePosixPath | str) -> Path | None:
+        return self.absolute(relative)
+
     async def close(self) -> None:
         """Nothing to close: every write was a file of its own."""
 

@@ -18,7 +18,7 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import obstore
 from obstore.exceptions import BaseError
@@ -92,6 +92,10 @@ class S3Storage:
             raise
         except BaseError as exc:
             raise OSError(errno.EIO, f"{self._url}/{key}: {type(exc).__name__}") from exc
+
+    def local_path(self, relative: PurePosixPath | str) -> Path | None:
+        """Objects have no path here: they are read."""
+        return None
 
     async def list(self) -> list[str]:
         """Every key under the prefix, relative to it (for operators and tests)."""

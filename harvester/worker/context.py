@@ -20,7 +20,7 @@ from harvester.sources.base import Source
 from harvester.sources.registry import build_sources
 from harvester.sources.settings import CampaignSettings, read_stored
 from harvester.storage.base import Storage
-from harvester.storage.local import LocalStorage
+from harvester.storage.open import open_storage
 from harvester.worker.duplicates import StoredBytes
 from harvester.worker.pool import ImagePool, process_image
 from harvester.worker.window import Window
@@ -106,15 +106,6 @@ def http_settings(settings: Settings) -> HttpSettings:
         min_bytes_per_s=settings.min_transfer_bytes_per_second,
         budget_s=settings.fetch_budget_seconds,
     )
-
-
-def open_storage(settings: Settings) -> Storage:
-    """The object store named by HARVESTER_STORAGE_URL, else the local directory."""
-    if settings.storage_url is not None:
-        from harvester.storage.s3 import S3Storage  # obstore loads only when it is used
-
-        return S3Storage(settings.storage_url)
-    return LocalStorage(settings.storage_root)
 
 
 @asynccontextmanager

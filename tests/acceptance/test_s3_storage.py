@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import socket
-import sys
-import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from daemon_harness import Harness, kill_group
+from s3_server import moto_s3
 from test_daemon_lifecycle import FAULTS
 
 from harvester.storage.s3 import S3Storage
@@ -23,32 +20,9 @@ PREFIX = "datasets/run-1"
 
 
 @pytest.fixture
-async def s3_endpoint() -> AsyncIterator[str]:
-    """moto's S3 server on a free loopback port, with one empty bucket."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        async with asyncio.timeout(60):
-            while not await asyncio.to_thread(_create_bucket, f"{endpoint}/{BUCKET}"):  # noqa: ASYNC110
-                await asyncio.sleep(0.2)
+def s3_endpoint() -> Iterator[str]:
+    with moto_s3(BUCKET) as endpoint:
         yield endpoint
-    finally:
-        server.kill()
-        await server.wait()
-
-
-def _create_bucket(url: str) -> bool:
-    try:
-        urllib.request.urlopen(urllib.request.Request(url, method="PUT"), timeout=5).close()
-    except OSError:
-        return False
-    return True
 
 
 class S3Harness(Harness):
