@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -290,7 +290,7 @@ class HttpClient:
         headers = dict(headers or {})
         known = [*secrets, *_header_secrets(headers)]
         if params:
-            known += [v for k, v in params.items() if is_credential_param(k)]
+            known += _param_secrets(params.items())
         try:
             parsed = url if isinstance(url, yarl.URL) else yarl.URL(url)
             if params:
@@ -299,7 +299,7 @@ class HttpClient:
             # Not chained: the parser's message may quote the URL, key and all.
             shown = redact_text(redact_url(str(url)), known)
             raise PermanentHttpError(f"unusable URL: {shown}", url=shown) from None
-        known += [v for k, v in parsed.query.items() if is_credential_param(k)]
+        known += _param_secrets(parsed.query.items())
         call = _Call(
             url=parsed,
             headers=headers,
@@ -517,6 +517,17 @@ class HttpClient:
 
 def _host_rate(call: _Call, url: yarl.URL) -> RateLimiter | None:
     return None if call.host_slots is None else call.host_slots.rate(url.host or "")
+
+
+# A credential parameter's value this short is no credential (code=1, oe=5): blanking it
+# everywhere in an error's text would garble the text (HTTP 401 -> HTTP 40REDACTED). It is
+# still blanked where it stands as name=value.
+MIN_FREE_TEXT_SECRET = 8
+
+
+def _param_secrets(pairs: Iterable[tuple[str, str]]) -> list[str]:
+    """The values of credential parameters worth blanking wherever they appear."""
+    return [v for k, v in pairs if is_credential_param(k) and len(v) >= MIN_FREE_TEXT_SECRET]
 
 
 def _header_secrets(headers: Mapping[str, str]) -> list[str]:

@@ -338,6 +338,16 @@ async def test_a_secret_given_explicitly_is_scrubbed_from_the_url_path(
     assert_no_secret(caught.value)
 
 
+async def test_a_short_signed_url_value_does_not_garble_the_error(
+    upstream: Upstream, client: HttpClient
+) -> None:
+    """`code=4` is blanked where it stands, not as every 4 in the message."""
+    with pytest.raises(NotFoundError) as caught:
+        await client.fetch(f"{upstream.base}/status/404?code=4&oe=0")
+    shown = f"{upstream.base}/status/404?code=REDACTED&oe=REDACTED"
+    assert shown in str(caught.value) and caught.value.url == shown
+
+
 async def test_a_download_429_tells_the_hosts_limiter_and_every_hop_takes_its_token(
     upstream: Upstream, client: HttpClient, clock: FakeClock
 ) -> None:
