@@ -83,6 +83,10 @@ class Warts:
     # rather than a bare 429.
     mapillary_limit_in_body: bool = True
     multiget_drops_unknown: bool = False  # real `?ids=` fails on one unknown id
+    # A bbox search over a box holding more images than this answers HTTP 500, Graph
+    # code 1 "Please reduce the amount of data you're asking for", whatever its limit or
+    # fields, as the real search does in city centres. None: the box's size decides alone.
+    dense_refusal_above: int | None = 1500
     outages: tuple[Outage, ...] = ()
 
     def __post_init__(self) -> None:
@@ -90,6 +94,8 @@ class Warts:
             raise ValueError(f"bbox_rule must be one of {BBOX_RULES}")
         if not 0 <= self.deleted_share < 1:
             raise ValueError("deleted_share must be in [0, 1)")
+        if self.dense_refusal_above is not None and self.dense_refusal_above < 1:
+            raise ValueError("dense_refusal_above must be >= 1 (or None: never)")
 
 
 @dataclass(frozen=True)

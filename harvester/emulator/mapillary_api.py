@@ -3,8 +3,9 @@
 Errors use the Graph shape `{"error": {"message", "type", "code", "fbtrace_id"}}`;
 search refuses boxes over the 0.01-degree limit (read per side by default, or as an
 area) and returns at most 2,000 images without saying that it stopped, so a client
-must split capped tiles itself. A multi-get (`?ids=`) naming one unknown or deleted
-id fails as a whole, as the real one does.
+must split capped tiles itself; a box holding too many images at all is refused with
+Graph code 1 ("reduce the amount of data", HTTP 500) whatever the limit. A multi-get
+(`?ids=`) naming one unknown or deleted id fails as a whole, as the real one does.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ MAX_AREA = 0.01
 MAX_SIDE = 0.01  # the per-side reading: a side this long or longer is refused
 MAX_LIMIT = 2000
 MAX_IDS = 50
+TOO_MUCH_DATA = "Please reduce the amount of data you're asking for, then retry your request"
 
 
 def graph_error(
@@ -164,6 +166,10 @@ class MapillaryApi:
         sequence_id = q.get("sequence_id") or None
         if q.get("bbox"):
             candidates = self.world.mapillary.in_bbox(_bbox(q["bbox"], self.warts.bbox_rule))
+            dense = self.warts.dense_refusal_above
+            if dense is not None and len(candidates) > dense:
+                mark(request, "too_dense")
+                raise GraphError(graph_error(500, TOO_MUCH_DATA, "OAuthException", 1))
         elif sequence_id:
             candidates = self.world.mapillary_sequence(sequence_id)
         else:

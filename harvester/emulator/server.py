@@ -229,6 +229,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json-429", action="store_true", help="lenient: Flickr 429s as JSON")
     p.add_argument("--plain-mapillary-429", action="store_true", help="lenient: bare 429s")
     p.add_argument("--lenient-multiget", action="store_true", help="?ids= drops unknown ids")
+    p.add_argument(
+        "--dense-refusal-above",
+        type=int,
+        default=Warts.dense_refusal_above,
+        help="bbox searches over boxes with more images get Graph code 1 (0: never)",
+    )
     return p
 
 
@@ -250,6 +256,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         flickr_429_html=not args.json_429,
         mapillary_limit_in_body=not args.plain_mapillary_429,
         multiget_drops_unknown=args.lenient_multiget,
+        dense_refusal_above=args.dense_refusal_above or None,
         outages=tuple(args.outage),
     )
     return replace(

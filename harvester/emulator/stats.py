@@ -28,6 +28,7 @@ OUTCOMES = (
     "body_rate_limit",
     "invalid_key",  # calls refused for their key or token (Flickr code 100, Graph 190)
     "deleted",  # requests for photos or images deleted since they were indexed
+    "too_dense",  # Mapillary bbox searches refused for the images in the box (Graph code 1)
 )
 
 

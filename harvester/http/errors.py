@@ -161,6 +161,14 @@ class UnavailableError(PermanentHttpError):
     status_is_reason = False
 
 
+class TooMuchDataError(PermanentHttpError):
+    """Graph code 1 "Please reduce the amount of data you're asking for": the same request
+    fails again; a smaller one (a smaller box, fewer ids) is the fix, not waiting."""
+
+    reason = "too_much_data"
+    status_is_reason = False
+
+
 class TooLargeError(PermanentHttpError):
     """The response body is larger than the byte cap."""
 

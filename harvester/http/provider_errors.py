@@ -18,6 +18,7 @@ from harvester.http.errors import (
     PermanentHttpError,
     RateLimitedError,
     ServiceUnavailableError,
+    TooMuchDataError,
     TransientHttpError,
 )
 from harvester.redact import redact_text
@@ -33,6 +34,9 @@ FLICKR_KEY_CODES = frozenset({98, 99, 100})
 GRAPH_RATE_CODES = frozenset({4, 17, 32, 613})
 GRAPH_TOKEN_CODES = frozenset({102, 190, 463, 467})
 GRAPH_DOWN_CODES = frozenset({1, 2})  # "unknown error" / "service temporarily unavailable"
+# Code 1 (as an HTTP 500) also says a request asks for too much: Mapillary's bbox search
+# answers so for a dense box, whatever its limit or fields. Its text, not its code, tells.
+_TOO_MUCH = "reduce the amount of data"
 MAX_ERROR_BODY = 64 * 1024  # an error body bigger than this is a page, not an error object
 
 
@@ -85,6 +89,8 @@ def graph_error(error: Mapping[str, Any], *, url: str, status: int | None = None
     message += f" from {url}"
     if code in GRAPH_RATE_CODES:
         return RateLimitedError(message, url=url, status=status)
+    if code == 1 and _asks_too_much(error):
+        return TooMuchDataError(message + ": asks for too much data", url=url, status=status)
     if code in GRAPH_TOKEN_CODES:
         return InvalidCredentials(message, url=url, status=status)
     if code in GRAPH_DOWN_CODES or (status is not None and status >= 500):
@@ -92,6 +98,11 @@ def graph_error(error: Mapping[str, Any], *, url: str, status: int | None = None
     if status in (404, 410):
         return NotFoundError(message, url=url, status=status)
     return PermanentHttpError(message, url=url, status=status)
+
+
+def _asks_too_much(error: Mapping[str, Any]) -> bool:
+    texts = (error.get(k) for k in ("message", "error_user_msg", "error_user_title"))
+    return any(isinstance(t, str) and _TOO_MUCH in t.lower() for t in texts)
 
 
 def graph_body_errors(status: int, data: bytes, url: str) -> HttpError | None:

@@ -1,10 +1,11 @@
 """Mapillary (Graph API v4): regions by tiles, sequences, and listed ids, as image rows.
 
-A tile task searches one box; a full answer (the silent 2,000 cap) or a timeout turns
-into four quadrant tasks instead of images, so nothing is cut off. Whether the bbox
-limit means 0.01 square degrees or 0.01 degrees per side is unsettled: tiles start at the
-looser (area) reading, and the first refused tile teaches the source the per-side one for
-the rest of the run; a refused tile is re-cut, never a failed region. Sequence and
+A tile task searches one box; a full answer (the silent 2,000 cap), a timeout or Graph's
+"reduce the amount of data" (a dense box) turns into four quadrant tasks instead of
+images, so nothing is cut off. Whether the bbox limit means 0.01 square degrees or 0.01
+degrees per side is unsettled: tiles start at the looser (area) reading, and the first
+refused tile teaches the source the per-side one for the rest of the run; a refused tile
+is re-cut, never a failed region. Sequence and
 id-list tasks fetch entity fields in `?ids=` batches; a batch refused because one id is
 gone is halved until that id stands alone, and becomes a row skipped as `unavailable`.
 Thumbnail URLs are signed and expire: a 403 on fetch gets a fresh URL from the entity
@@ -34,6 +35,7 @@ from harvester.http import (
     RateLimitedError,
     RateLimiter,
     ServiceUnavailableError,
+    TooMuchDataError,
     TransientHttpError,
     UnavailableError,
     graph_body_errors,
@@ -154,6 +156,11 @@ class MapillarySource:
             body = await self._graph("images", {**params, **filters.search_params()}, search=True)
         except (InvalidCredentials, RateLimitedError, ServiceUnavailableError):
             raise
+        except TooMuchDataError:
+            # Too many images in the box (whatever the limit): smaller boxes, not a retry.
+            if not tile.divisible:
+                raise
+            return self._cut(task, expansion, quadrants(tile), "dense", side)
         except PermanentHttpError:
             return self._refused(task, expansion, tile)
         except TransientHttpError:

@@ -90,7 +90,7 @@ async def test_bbox_with_a_side_of_001_degree_is_refused_by_default(
 async def test_bbox_under_the_area_rule_is_refused_only_over_001_square_degrees(
     start: Starter, session: aiohttp.ClientSession
 ) -> None:
-    emu = await start(warts=Warts(bbox_rule=AREA))
+    emu = await start(warts=Warts(bbox_rule=AREA, dense_refusal_above=None))
     url = f"{emu.mapillary_api_url}/images"
     status, body = await _get(session, url, bbox="4.30,50.80,4.41,50.90")
     assert status == 400 and "error" in body and body["error"]["code"] == 100
@@ -98,10 +98,31 @@ async def test_bbox_under_the_area_rule_is_refused_only_over_001_square_degrees(
     assert status == 200
 
 
+async def test_a_box_holding_too_many_images_is_refused_whatever_the_limit(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emulator = await start(warts=Warts(dense_refusal_above=300))
+    url = f"{emulator.mapillary_api_url}/images"
+    held = len(emulator.world.mapillary_images_in_bbox(_bounds(CORE_BOX)))
+    assert held > 300
+    for limit in ("10", "2000"):
+        status, body = await _get(session, url, bbox=CORE_BOX, limit=limit, fields="id")
+        assert status == 500 and body["error"]["code"] == 1, limit
+        assert "reduce the amount of data" in body["error"]["message"]
+    lon, lat = DENSE_CORE
+    status, body = await _get(session, url, bbox=_tile((lon + 0.3, lat + 0.3), 0.004))
+    assert status == 200
+
+
+def _bounds(bbox: str) -> tuple[float, float, float, float]:
+    minlon, minlat, maxlon, maxlat = (float(v) for v in bbox.split(","))
+    return minlon, minlat, maxlon, maxlat
+
+
 async def test_search_stops_at_2000_and_split_tiles_find_everything(
     start: Starter, session: aiohttp.ClientSession
 ) -> None:
-    emulator = await start(warts=Warts(bbox_rule=AREA))
+    emulator = await start(warts=Warts(bbox_rule=AREA, dense_refusal_above=None))
     world = emulator.world
     minlon, minlat, maxlon, maxlat = world.mapillary_dense_bbox()
     assert (maxlon - minlon) * (maxlat - minlat) > 0.01

@@ -74,7 +74,9 @@ def _source(
     )
 
 
-async def _run_chain(engine: AsyncEngine, source: MapillarySource) -> int:
+async def _run_chain(
+    engine: AsyncEngine, source: MapillarySource, results: list[dict[str, Any]] | None = None
+) -> int:
     """What the daemon does with tasks: expand, add images, enqueue follow-ups, repeat."""
     queue, runs = Queue(engine, Task), 0
     settings = await campaign_settings(engine)
@@ -82,6 +84,8 @@ async def _run_chain(engine: AsyncEngine, source: MapillarySource) -> int:
         for row in rows:
             view = TaskView(row.id, row.campaign_id, row.kind, row.payload, row.attempts)
             expansion = await source.expand(view, settings[row.campaign_id])
+            if results is not None:
+                results.append(expansion.result)
             await add_images(
                 engine, row.campaign_id, "mapillary", expansion.query, expansion.images
             )
@@ -140,6 +144,32 @@ async def test_a_dense_region_over_the_area_limit_is_harvested_completely(
     assert image.owner_name == source_image.creator_username
     again = await submit_mapillary(engine, MapillaryCampaign("brussels", bbox=bbox))
     assert again.tasks_added == 0
+
+
+async def test_a_box_too_dense_to_search_is_cut_into_quadrants_not_retried(
+    engine: AsyncEngine, http: HttpClient
+) -> None:
+    # Graph answers a dense box with HTTP 500 code 1 "reduce the amount of data": the
+    # same request fails again, so it is no outage to retry or to open the breaker for.
+    config = EmulatorConfig(
+        mapillary_tokens=frozenset({TOKEN}), warts=Warts(dense_refusal_above=400)
+    )
+    emu = await start_emulator(config)
+    try:
+        world = emu.world
+        bbox = world.mapillary_dense_bbox()
+        truth = {im.id for im in world.mapillary_images_in_bbox(bbox)}
+        report = await submit_mapillary(engine, MapillaryCampaign("dense", bbox=bbox))
+        results: list[dict[str, Any]] = []
+        await _run_chain(engine, _source(http, emu), results)
+        stats = await _stats(emu)
+    finally:
+        await emu.close()
+    assert set(await _stored_ids(engine, report.campaign_id)) == truth
+    dense = [r for r in results if r.get("why") == "dense"]
+    assert dense and all(r["split"] == 4 for r in dense)
+    refused = stats["too_dense"]
+    assert refused == len(dense)  # each dense box asked once: no retries
 
 
 async def test_a_sequence_is_fetched_in_id_batches_not_one_request_per_image(

@@ -11,6 +11,7 @@ from harvester.http import (
     PermanentHttpError,
     RateLimitedError,
     ServiceUnavailableError,
+    TooMuchDataError,
     graph_body_errors,
     graph_error,
 )
@@ -30,6 +31,15 @@ URL = "https://graph.example/images"
         ({"type": "MLYApiException", "code": "613"}, 400, RateLimitedError),
         ({"type": "MLYApiException", "code": 613}, 200, RateLimitedError),
         ({"type": "MLYApiException", "code": 2}, 500, ServiceUnavailableError),
+        ({"type": "OAuthException", "code": 1, "message": "An unknown error occurred"}, 500,
+         ServiceUnavailableError),
+        # A dense box: the same request fails again, a smaller one works (not an outage).
+        ({"type": "OAuthException", "code": 1, "message": "Please reduce the amount of data "
+          "you're asking for, then retry your request"}, 500, TooMuchDataError),
+        ({"type": "OAuthException", "code": 1, "error_subcode": 99,
+          "message": "An unknown error occurred", "error_user_title": "Please reduce the "
+          "amount of data", "error_user_msg": "Please reduce the amount of data you're asking "
+          "for, then retry your request"}, 500, TooMuchDataError),
         ({"type": "OAuthException", "code": 100}, 400, PermanentHttpError),  # not a token error
         ({"type": "OAuthException", "code": 803}, 404, NotFoundError),
         ({}, 400, PermanentHttpError),
