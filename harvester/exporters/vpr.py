@@ -52,10 +52,14 @@ class Placed:
 
 
 def _coord(value: float, left: int, right: int) -> str:
-    """`-045.12345`: sign, integer part zero-padded to `left` digits, `right` decimals."""
-    text = f"{abs(value):.{right}f}"
+    """`-45.12345` as gmberton's `format_coord` writes it: `left` characters before the point,
+    a minus sign among them, and `right` decimals cut (not rounded) from the shortest form."""
+    text = repr(abs(float(value)))  # utm gives numpy floats, whose repr names the type
+    if "e" in text or "." not in text:  # tiny or huge: no exponent in a file name
+        text = f"{abs(value):.{right + 17}f}"
     integer, decimal = text.split(".")
-    return f"{'-' if value < 0 and float(text) != 0 else ''}{int(integer):0{left}d}.{decimal}"
+    sign = "-" if value < 0 else ""
+    return f"{sign}{int(integer):0{left - len(sign)}d}.{decimal[:right]:0<{right}}"
 
 
 def vpr_name(

@@ -18,6 +18,7 @@ from harvester.exporters.vpr import (
     DATABASE,
     QUERIES,
     VprOptions,
+    _coord,
     cell_of,
     parse_vpr_name,
     place_items,
@@ -41,8 +42,8 @@ def test_names_parse_back_to_the_position_and_to_utm(lat: float, lon: float):
     fields = parse_vpr_name(name)
     assert abs(float(fields["lat"]) - lat) <= 1e-5 and abs(float(fields["lon"]) - lon) <= 1e-5
     east, north, zone, letter = utm.from_latlon(lat, lon)
-    assert float(fields["east"]) == pytest.approx(east, abs=0.005)
-    assert float(fields["north"]) == pytest.approx(north, abs=0.005)
+    assert float(fields["east"]) == pytest.approx(east, abs=0.01)  # cut to 2 decimals
+    assert float(fields["north"]) == pytest.approx(north, abs=0.01)
     assert (int(fields["zone_number"]), fields["zone_letter"]) == (zone, letter)
     assert fields["zone_number"] == f"{zone:02d}"
     assert len(fields["east"].split(".")[1]) == 2 and len(fields["lat"].split(".")[1]) == 5
@@ -54,7 +55,37 @@ def test_names_parse_back_to_the_position_and_to_utm(lat: float, lon: float):
 def test_the_name_has_the_documented_shape():
     name = vpr_name(45.4642035, 9.189982)
     assert re.fullmatch(r"@\d{7}\.\d{2}@\d{7}\.\d{2}@32@T@045\.46420@0009\.18998@{9}\.jpg", name)
-    assert vpr_name(-33.8688197, -74.0059728).split("@")[5:7] == ["-033.86882", "-0074.00597"]
+    assert vpr_name(-33.8688197, -74.0059728).split("@")[5:7] == ["-33.86881", "-074.00597"]
+
+
+@pytest.mark.parametrize(
+    ("value", "left", "right", "text"),
+    [
+        (1.1, 3, 3, "001.100"),  # gmberton's format_coord doctests
+        (-0.123, 3, 3, "-00.123"),
+        (151.215297, 4, 5, "0151.21529"),  # cut, not rounded
+        (-74.0059728, 4, 5, "-074.00597"),  # the sign is one of the `left` characters
+        (334900.268, 7, 2, "0334900.26"),
+        (0.0000049, 3, 5, "000.00000"),  # no exponent, whatever the size
+    ],
+)
+def test_numbers_are_written_as_gmbertons_format_coord_writes_them(
+    value: float, left: int, right: int, text: str
+) -> None:
+    assert _coord(value, left, right) == text
+
+
+def test_a_southern_and_western_name_is_the_downloaders_name() -> None:
+    # VPR-datasets-downloader's get_dst_image_name(-34.6037, -58.3816, pano_id="42",
+    # heading=90, timestamp="20190101_123000", note="mapillary"), UTM from the same package.
+    east, north, zone, letter = utm.from_latlon(-34.6037, -58.3816)
+    assert (zone, letter) == (21, "H")
+    name = vpr_name(-34.6037, -58.3816, pano_id="42", heading=90.0, note="mapillary",
+                    timestamp=datetime(2019, 1, 1, 12, 30, tzinfo=UTC))  # fmt: skip
+    cut = [f"{int(v):07d}.{int(v * 100) % 100:02d}" for v in (east, north)]
+    assert name == (
+        f"@{cut[0]}@{cut[1]}@21@H@-34.60370@-058.38160@42@@090@@@@20190101_123000@mapillary@.jpg"
+    )
 
 
 def _scatter(n: int, seed: int = 1) -> list[Item]:
