@@ -287,12 +287,15 @@ def _pick_size(
 ) -> tuple[str | None, str | None, str | None]:
     """(URL to fetch, skip reason, note on a fallback): the first size Flickr offers, in
     preference order, skipped before download when its advertised dimensions are too small."""
+    gif = _gif_original(record)
     for sizes, fallback in ((PREFERRED, False), (FALLBACKS, True)):
         for suffix, name in sizes:
             url = as_text(record.get(f"url_{suffix}"))
-            if not url:
+            if not url or (suffix == "o" and gif and _has_fallback(record)):
                 continue
             note = f"no url_l or public original: took {name} (url_{suffix})" if fallback else None
+            if fallback and gif:
+                note = f"no url_l and a GIF original (not accepted): took {name} (url_{suffix})"
             width, height = _dims(record, suffix)
             if width and height and min(width, height) < min_side:
                 what = "original" if suffix == "o" else name
@@ -306,6 +309,18 @@ def _pick_size(
                 )
             return url, None, note
     return None, NO_URL, None
+
+
+def _gif_original(record: Mapping[str, Any]) -> bool:
+    """Flickr keeps an original in its upload format: a GIF (animated, often) is refused
+    by the imaging pipeline, while Flickr's own Medium sizes of it are JPEGs."""
+    fmt = (as_text(record.get("originalformat")) or "").strip().lower()
+    url = (as_text(record.get("url_o")) or "").split("?")[0].lower()
+    return fmt == "gif" or url.endswith(".gif")
+
+
+def _has_fallback(record: Mapping[str, Any]) -> bool:
+    return any(as_text(record.get(f"url_{suffix}")) for suffix, _ in FALLBACKS)
 
 
 def _dims(record: Mapping[str, Any], suffix: str) -> tuple[int | None, int | None]:

@@ -283,3 +283,17 @@ def test_a_large_size_already_too_small_is_skipped_before_download() -> None:
     assert wide.skip_reason.startswith("too_small: Large 1024x300 is below")
     nothing = found_image(photo(url_l=None, url_o=None), "bridge", min_side=500)
     assert nothing is not None and nothing.skip_reason == NO_URL and nothing.source_url is None
+
+
+def test_a_gif_original_gives_way_to_a_medium_jpeg_when_there_is_no_large() -> None:
+    # Originals keep their upload format (jpg, gif or png); the pipeline refuses GIFs, and
+    # Flickr's sized versions of a GIF are JPEGs.
+    medium = {"url_z": "http://cdn.test/z.jpg", "width_z": 640, "height_z": "480"}
+    gif = photo(url_l=None, url_o="http://cdn.test/o.gif", originalformat="gif", **medium)
+    image = found_image(gif, "bridge", min_side=400)
+    assert image is not None and image.source_url == "http://cdn.test/z.jpg"
+    assert "GIF original" in image.record["raw"][SIZE_NOTE]
+    alone = found_image(photo(url_l=None, url_o="http://cdn.test/o.gif"), "bridge", 400)
+    assert alone is not None and alone.source_url == "http://cdn.test/o.gif"  # nothing else
+    large = found_image(photo(url_o="http://cdn.test/o.gif", **medium), "bridge", 400)
+    assert large is not None and large.source_url == "http://cdn.test/l.jpg"
