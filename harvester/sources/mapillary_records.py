@@ -44,6 +44,9 @@ BASE_FIELDS = (
 # expired URL can be refreshed with the same size. Not a Mapillary field.
 THUMB_NOTE = "harvester_thumb_field"
 NO_SEQUENCE = "no-sequence"
+# Projections of a 360° picture: v4's docs name "spherical", and Mapillary's own viewer
+# (mapillary-js isSpherical) reads "equirectangular" as spherical too.
+SPHERICAL = frozenset({"spherical", "equirectangular"})
 _SAFE_GROUP = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
@@ -99,7 +102,7 @@ class Filters:
 
 
 def is_spherical(record: Mapping[str, Any]) -> bool:
-    return _bool(record.get("is_pano")) is True or record.get("camera_type") == "spherical"
+    return _bool(record.get("is_pano")) is True or record.get("camera_type") in SPHERICAL
 
 
 def record_id(record: Mapping[str, Any]) -> str | None:

@@ -126,6 +126,7 @@ def test_pano_only_keeps_spherical_images_by_either_field() -> None:
     assert pano.keeps(_record())
     assert pano.keeps(_record(is_pano=None))  # camera_type alone says spherical
     assert pano.keeps(_record(is_pano=True, camera_type=None))
+    assert pano.keeps(_record(is_pano=None, camera_type="equirectangular"))
     assert not pano.keeps(_record(is_pano=False, camera_type="perspective"))
     assert Filters().keeps(_record(is_pano=False, camera_type="fisheye"))
 
