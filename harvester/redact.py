@@ -6,7 +6,7 @@ through here, so one marker and one set of rules hold everywhere. Public API:
 - `REDACTED`, the marker a secret is replaced by;
 - `is_credential_param(name)`, whether a query parameter carries a credential;
 - `is_secret_field(name)`, whether a log field of that name holds one;
-- `redact_url(url)`, a URL with credential values and any password blanked;
+- `redact_url(url)`, a URL with credential values (query, fragment) and any password blanked;
 - `public_url(url)`, a URL fit to publish in a file or an export: no userinfo, no
   credential-like parameter (signed CDN ones included), no fragment;
 - `redact_text(text, secrets)`, free text with credentials and the given values blanked;
@@ -98,7 +98,8 @@ def is_secret_field(name: str) -> bool:
 
 
 def redact_url(url: str | yarl.URL) -> str:
-    """The URL with credential query values and any password blanked, safe to log."""
+    """The URL with credential values (query and fragment) and any password blanked, safe
+    to log or show."""
     try:
         parsed = url if isinstance(url, yarl.URL) else yarl.URL(url)
         if parsed.password is not None:
@@ -109,6 +110,9 @@ def redact_url(url: str | yarl.URL) -> str:
                 for name, value in parsed.query.items()
             ]
             parsed = parsed.with_query(query)
+        if parsed.fragment:
+            # A fragment is never sent, but OAuth puts tokens there (#access_token=...).
+            parsed = parsed.with_fragment(redact_text(parsed.fragment))
         return str(parsed)
     except (ValueError, TypeError):
         # A URL yarl refuses is still shown, through the text scrubber.

@@ -61,6 +61,13 @@ def test_password_in_the_url_is_blanked() -> None:
     assert KEY not in shown and "user" in shown
 
 
+def test_a_token_in_the_fragment_is_blanked_where_jobs_show_and_the_dashboard_show_it() -> None:
+    shown = redact_url(f"https://h.example/p?w=1#access_token={KEY}&state=x&id_token={KEY}")
+    assert KEY not in shown
+    assert shown == f"https://h.example/p?w=1#access_token={REDACTED}&state=x&id_token={REDACTED}"
+    assert redact_url("https://h.example/p#section-2") == "https://h.example/p#section-2"
+
+
 def test_unparseable_url_is_still_redacted() -> None:
     shown = redact_url(f"http://[bad/p?api_key={KEY}")
     assert KEY not in shown
