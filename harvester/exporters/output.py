@@ -59,7 +59,7 @@ class ExportFolder:
                 f"--out {root} is not empty and not a harvester export; "
                 "choose another folder or pass --overwrite"
             )
-        root.mkdir(parents=True, exist_ok=True)
+        # Made with its first file: an export refused before that leaves no folder behind.
         return folder
 
     def _target(self, relative: str) -> Path:
@@ -132,6 +132,7 @@ class ExportFolder:
                 path.unlink()
                 self.changes.removed += 1
         marker = {"kind": self.kind, "files": sorted(self._files)}
+        self.root.mkdir(parents=True, exist_ok=True)
         (self.root / MARKER).write_text(json.dumps(marker, indent=1) + "\n", "utf-8")
         return self.changes
 

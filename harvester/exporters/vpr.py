@@ -18,6 +18,7 @@ from typing import Any
 
 import utm
 
+from harvester.errors import InputError
 from harvester.exporters.capture import capture_key, capture_time
 from harvester.exporters.images import read_in_order
 from harvester.exporters.output import ExportFolder
@@ -220,6 +221,10 @@ async def export_vpr(
     filesystem allows, else copies; an object store's images are read and written);
     README.txt says how. Returns the images per folder and where each went, by image id."""
     placed = place_items(items, options)
+    if not placed:
+        raise InputError(
+            f"none of the {len(items)} images has a position, and VPR file names are made of it"
+        )
     counts: dict[str, int] = defaultdict(int)
     files: dict[int, str] = {}
     to_read: list[Placed] = []

@@ -84,6 +84,16 @@ def test_pairs_with_a_side_left_out_are_not_written(harvest: Harvest, tmp_path: 
     assert main(argv) == 2  # the query side is elsewhere: no whole pair is left
 
 
+def test_a_pairs_export_without_pairs_is_refused_and_makes_no_folder(
+    harvest: Harvest, tmp_path: Path, capsys
+):
+    out = tmp_path / "pairs"
+    argv = harvest.argv("export", "--campaign", "street", "--format", "pairs", "--out", str(out))
+    assert main(argv) == 2
+    assert "no pair of the exported images" in capsys.readouterr().err
+    assert not out.exists(), "a refused export changes nothing"
+
+
 def test_webdataset_shards_hold_each_image_and_its_record(harvest: Harvest, tmp_path: Path):
     _export(harvest, tmp_path / "a", "webdataset")
     _export(harvest, tmp_path / "b", "webdataset")

@@ -12,7 +12,9 @@ import utm
 from test_selection import image
 
 from harvester.db.exports import Hit, StoredImage
+from harvester.errors import InputError
 from harvester.exporters.geo import distance_m
+from harvester.exporters.output import ExportFolder
 from harvester.exporters.selection import Item
 from harvester.exporters.vpr import (
     DATABASE,
@@ -20,10 +22,12 @@ from harvester.exporters.vpr import (
     VprOptions,
     _coord,
     cell_of,
+    export_vpr,
     parse_vpr_name,
     place_items,
     vpr_name,
 )
+from harvester.storage.local import LocalStorage
 
 PLACES = [
     (45.4642035, 9.189982),  # Milan
@@ -166,3 +170,12 @@ def test_images_in_one_cell_are_within_a_cell_diagonal():
         a = group[0]
         for b in group[1:]:
             assert distance_m(a.lat, a.lon, b.lat, b.lon) < 100 * 1.5  # type: ignore[arg-type]
+
+
+async def test_images_without_a_position_are_refused_and_no_folder_is_made(tmp_path):
+    items = [Item(image(n, lat=None, lon=None), None) for n in range(3)]
+    out = tmp_path / "vpr"
+    folder = ExportFolder.open(out, "vpr", overwrite=False)
+    with pytest.raises(InputError, match="none of the 3 images has a position"):
+        await export_vpr(items, folder, LocalStorage(tmp_path / "root"), VprOptions(), [])
+    assert not out.exists()
