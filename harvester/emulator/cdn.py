@@ -19,6 +19,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from harvester.emulator.clock import EmulatorClock
+from harvester.emulator.config import PLACEHOLDER
 from harvester.emulator.deleted import PLACEHOLDER_PATH, Deletions, placeholder_png
 from harvester.emulator.images import ImageRecipe, hostile, render
 from harvester.emulator.stats import mark
@@ -121,12 +122,14 @@ class Cdn:
         cache: RenderCache,
         variety: int | None = None,
         deletions: Deletions | None = None,
+        deleted_answer: str = PLACEHOLDER,
     ) -> None:
         self.world = world
         self.signer = signer
         self.cache = cache
         self.variety = variety
         self.deletions = deletions or Deletions(world.seed, 0.0)
+        self.deleted_answer = deleted_answer
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -158,6 +161,8 @@ class Cdn:
         if self.deletions.flickr(photo.id):
             # Deleted or made private since search indexed it: the real CDN redirects.
             mark(request, "deleted")
+            if self.deleted_answer != PLACEHOLDER:
+                return web.Response(status=int(self.deleted_answer), text="Not Found")
             return web.Response(status=302, headers={"Location": PLACEHOLDER_PATH})
         return await self._image(request, self.world.flickr_recipe(photo, size))
 

@@ -22,6 +22,10 @@ PER_SIDE = "per_side"
 AREA = "area"
 BBOX_RULES = (PER_SIDE, AREA)
 OUTAGE_SERVICES = ("flickr", "mapillary", "cdn")
+# How Flickr's CDN answers for a photo deleted since search indexed it: a redirect to its
+# photo_unavailable placeholder (a 200 picture: the hardest to tell), or a 404 or 410.
+PLACEHOLDER = "placeholder"
+FLICKR_DELETED_ANSWERS = (PLACEHOLDER, "404", "410")
 
 
 @dataclass
@@ -76,6 +80,7 @@ class Warts:
     # still lists them, Flickr's CDN redirects them to photo_unavailable.png and
     # Mapillary's entity and multi-get refuse their ids.
     deleted_share: float = 0.0
+    flickr_deleted_answer: str = PLACEHOLDER
     mapillary_deleted: frozenset[str] = frozenset()
     bbox_rule: str = PER_SIDE
     flickr_429_html: bool = True  # Flickr's 429 is an HTML page, not JSON
@@ -90,6 +95,8 @@ class Warts:
     outages: tuple[Outage, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.flickr_deleted_answer not in FLICKR_DELETED_ANSWERS:
+            raise ValueError(f"flickr_deleted_answer must be one of {FLICKR_DELETED_ANSWERS}")
         if self.bbox_rule not in BBOX_RULES:
             raise ValueError(f"bbox_rule must be one of {BBOX_RULES}")
         if not 0 <= self.deleted_share < 1:

@@ -22,6 +22,7 @@ from harvester.emulator.cdn import Cdn, RenderCache, UrlSigner
 from harvester.emulator.clock import EmulatorClock
 from harvester.emulator.config import (
     BBOX_RULES,
+    FLICKR_DELETED_ANSWERS,
     FLICKR_KEY,
     MAPILLARY_TOKEN,
     EmulatorConfig,
@@ -90,7 +91,9 @@ def build_app(
     app.router.add_get("/services/rest", flickr.handle)
     mapillary = MapillaryApi(world, signer, config.mapillary_tokens, warts, deletions)
     app.router.add_routes(mapillary.routes())
-    cdn = Cdn(world, signer, state.cache, config.image_variety, deletions)
+    cdn = Cdn(
+        world, signer, state.cache, config.image_variety, deletions, warts.flickr_deleted_answer
+    )
     app.router.add_routes(cdn.routes())
     app.router.add_routes(_admin_routes(state))
     return app, state
@@ -221,6 +224,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mapillary-deleted", action="append", default=[], help="a deleted image id")
     p.add_argument("--bbox-rule", choices=BBOX_RULES, default=Warts.bbox_rule)
     p.add_argument(
+        "--flickr-deleted",
+        choices=FLICKR_DELETED_ANSWERS,
+        default=Warts.flickr_deleted_answer,
+        help="the CDN's answer for a deleted photo",
+    )
+    p.add_argument(
         "--outage", action="append", default=[], type=Outage.parse, help="SERVICE:START_S:DUR_S"
     )
     p.add_argument(
@@ -251,6 +260,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     )
     warts = Warts(
         deleted_share=args.deleted_share,
+        flickr_deleted_answer=args.flickr_deleted,
         mapillary_deleted=frozenset(args.mapillary_deleted),
         bbox_rule=args.bbox_rule,
         flickr_429_html=not args.json_429,

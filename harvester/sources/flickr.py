@@ -22,6 +22,7 @@ from harvester.http import (
     HostSlots,
     HttpClient,
     InvalidCredentials,
+    NotFoundError,
     RateLimiter,
     UnavailableError,
     flickr_body_errors,
@@ -135,15 +136,21 @@ class FlickrSource:
         return await self._expand_window(task.campaign_id, task.id, payload.query, window, plan)
 
     async def fetch(self, image: ImageView) -> bytes:
-        """The photo's bytes; Flickr's placeholder for a deleted photo is `unavailable`."""
+        """The photo's bytes; a deleted one (placeholder, 404 or 410) is `unavailable`."""
         if not image.source_url:
             return await fetch_plain(self._http, image)  # raises: nothing to fetch
-        body = await self._http.fetch(
-            image.source_url,
-            host_slots=self._host_slots,
-            max_bytes=self._max_bytes,
-            destinations=self._destinations,
-        )
+        try:
+            body = await self._http.fetch(
+                image.source_url,
+                host_slots=self._host_slots,
+                max_bytes=self._max_bytes,
+                destinations=self._destinations,
+            )
+        except NotFoundError as exc:
+            # A URL the API handed out that the CDN no longer has: the photo went away.
+            raise UnavailableError(
+                f"{exc}: deleted or made private since it was found", url=exc.url
+            ) from exc
         if is_placeholder(image.source_url, body.url, body.data):
             raise UnavailableError(
                 f"Flickr served its photo-unavailable placeholder ({body.url}): "

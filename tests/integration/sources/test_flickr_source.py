@@ -21,7 +21,14 @@ from harvester.db.migrate import upgrade
 from harvester.db.models import Image, ImageHit, License, Task
 from harvester.db.queue import Outcome, Queue, enqueue_tasks
 from harvester.db.session import create_engine
-from harvester.emulator import EmulatorConfig, Faults, FlickrPhoto, RunningEmulator, start_emulator
+from harvester.emulator import (
+    EmulatorConfig,
+    Faults,
+    FlickrPhoto,
+    RunningEmulator,
+    Warts,
+    start_emulator,
+)
 from harvester.http import (
     HttpClient,
     HttpSettings,
@@ -29,6 +36,7 @@ from harvester.http import (
     PermanentHttpError,
     TokenBucket,
     TransientHttpError,
+    UnavailableError,
 )
 from harvester.sources.base import ImageView, TaskView
 from harvester.sources.flickr import (
@@ -322,6 +330,29 @@ async def test_fetch_downloads_the_row_url_and_page_url_names_the_photo(
     assert data[:2] == b"\xff\xd8" or data[:4] == b"\x89PNG"
     owner = found.record["owner"]
     assert source.page_url(view) == f"https://www.flickr.com/photos/{owner}/{found.provider_id}"
+
+
+@pytest.mark.parametrize("answer", ["placeholder", "404", "410"])
+async def test_a_deleted_photo_is_unavailable_however_the_cdn_says_so(
+    http: RecordingHttp, answer: str
+) -> None:
+    warts = Warts(deleted_share=0.3, flickr_deleted_answer=answer)
+    emu = await start_emulator(EmulatorConfig(flickr_keys=frozenset({KEY}), warts=warts))
+    try:
+        settings = FlickrCampaign("c", ("glacier",), max_upload=END).settings()
+        source = make_source(http, emu)
+        expansion = await source.expand(task("glacier", ts(2016), ts(2024)), settings)
+        gone = [
+            i
+            for i in expansion.images
+            if i.skip_reason is None and emu.state.deletions.flickr(i.provider_id)
+        ]
+        assert gone
+        view = ImageView(1, 1, "flickr", gone[0].provider_id, gone[0].source_url, None)
+        with pytest.raises(UnavailableError, match="deleted or made private"):
+            await source.fetch(view)
+    finally:
+        await emu.close()
 
 
 # -- the chain of windows in a real database ---------------------------------------------
