@@ -161,7 +161,9 @@ class MapillarySource:
             if not tile.divisible:
                 raise
             return self._cut(task, expansion, quadrants(tile), "dense", side)
-        except PermanentHttpError:
+        except PermanentHttpError as exc:
+            if exc.status != 400:
+                raise  # a 403 (no permission) or a 404 says nothing about the box's size
             return self._refused(task, expansion, tile)
         except TransientHttpError:
             if not tile.divisible:

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -363,6 +364,36 @@ async def test_graph_server_errors_surface_as_transient(http: HttpClient) -> Non
             await _source(http, emu).expand(task, {})
     finally:
         await emu.close()
+
+
+async def test_a_search_refused_for_permission_fails_instead_of_cutting_the_box(
+    http: HttpClient,
+) -> None:
+    async def images(request: web.Request) -> web.Response:
+        error = {"message": "Application does not have permission for this action",
+                 "type": "OAuthException", "code": 10, "fbtrace_id": "A1"}  # fmt: skip
+        return web.json_response({"error": error}, status=403)
+
+    app = web.Application()
+    app.router.add_get("/images", images)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    source = MapillarySource(
+        http,
+        api_url=f"http://127.0.0.1:{port}",
+        token=SecretStr(TOKEN),
+        search_limiter=TokenBucket(100, 2),
+        entity_limiter=TokenBucket(100, 2),
+    )
+    payload = {"bbox": [4.35, 50.85, 4.355, 50.855]}
+    try:
+        with pytest.raises(PermanentHttpError) as caught:
+            await source.expand(TaskView(1, 1, "mapillary_tile", payload, 1), {})
+    finally:
+        await runner.cleanup()
+    assert caught.value.status == 403  # not read as a box too big, re-cut until it is tiny
 
 
 async def test_a_submit_needs_exactly_one_input_and_a_usable_list(
