@@ -40,8 +40,9 @@ class _DefaultsShown(argparse.HelpFormatter):
         text = action.help or ""
         if "default" in text or not action.option_strings:
             return text
-        if action.default in (None, False, argparse.SUPPRESS):
-            return text
+        default = action.default
+        if default is None or default is False or default == argparse.SUPPRESS:
+            return text  # no default to show (0 and 0.0 are shown)
         return text + " (default: %(default)s)"
 
 

@@ -194,23 +194,45 @@ async def start_emulator(
     return RunningEmulator(f"http://{shown}:{bound_port}", state.world, app, runner, state)
 
 
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default unless it has none (None, off, empty) or its help names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        none = action.default is None or action.default is False or action.default == []
+        if none or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action) or ""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="harvester emulator", description=__doc__)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8900)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--latency-ms", type=float, default=0.0)
+    p = argparse.ArgumentParser(
+        prog="harvester emulator", description=__doc__, formatter_class=_DefaultsShown
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8900, help="port to listen on (0: any free)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the fake world and its faults")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
     p.add_argument("--error-rate", type=float, default=0.0, help="share of 5xx answers")
     p.add_argument("--rate-429", type=float, default=0.0, help="share of random 429 answers")
     p.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds on 429")
-    p.add_argument("--reset-rate", type=float, default=0.0)
-    p.add_argument("--truncate-rate", type=float, default=0.0)
+    p.add_argument("--reset-rate", type=float, default=0.0, help="share of reset connections")
+    p.add_argument("--truncate-rate", type=float, default=0.0, help="share of cut-short bodies")
     p.add_argument("--fault-scope", default="api,cdn", help="api, cdn or api,cdn")
-    p.add_argument("--flickr-rate", type=float, default=None, help="requests/s per key")
-    p.add_argument("--mapillary-rate", type=float, default=None, help="requests/s per token")
+    p.add_argument(
+        "--flickr-rate", type=float, default=None, help="requests/s per key (default: unlimited)"
+    )
+    p.add_argument(
+        "--mapillary-rate",
+        type=float,
+        default=None,
+        help="requests/s per token (default: unlimited)",
+    )
     p.add_argument("--url-ttl", type=float, default=3600.0, help="signed URL lifetime, s")
     p.add_argument(
-        "--image-variety", type=int, default=None, help="distinct pictures per shape (bench)"
+        "--image-variety",
+        type=int,
+        default=None,
+        help="distinct pictures per shape, for benchmarks (default: one per photo)",
     )
     p.add_argument("--cache-mb", type=int, default=256, help="rendered-image cache size")
     p.add_argument(
@@ -221,8 +243,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--clock-speed", type=float, default=1.0, help="emulator s per wall s")
     p.add_argument("--deleted-share", type=float, default=0.0, help="share of deleted photos")
-    p.add_argument("--mapillary-deleted", action="append", default=[], help="a deleted image id")
-    p.add_argument("--bbox-rule", choices=BBOX_RULES, default=Warts.bbox_rule)
     p.add_argument(
         "--flickr-deleted",
         choices=FLICKR_DELETED_ANSWERS,
@@ -230,7 +250,23 @@ def _parser() -> argparse.ArgumentParser:
         help="the CDN's answer for a deleted photo",
     )
     p.add_argument(
-        "--outage", action="append", default=[], type=Outage.parse, help="SERVICE:START_S:DUR_S"
+        "--mapillary-deleted",
+        action="append",
+        default=[],
+        help="a deleted Mapillary image id (repeatable)",
+    )
+    p.add_argument(
+        "--bbox-rule",
+        choices=BBOX_RULES,
+        default=Warts.bbox_rule,
+        help="how Mapillary judges a bbox: each side under 0.01 degree, or the area",
+    )
+    p.add_argument(
+        "--outage",
+        action="append",
+        default=[],
+        type=Outage.parse,
+        help="SERVICE:START_S:DUR_S, an outage (repeatable)",
     )
     p.add_argument(
         "--body-rate-limit-rate", type=float, default=0.0, help="Graph rate limits in 4xx bodies"

@@ -81,20 +81,29 @@ def test_a_failed_submit_leaves_no_campaign_behind(sqlite_url: str, tmp_path: Pa
     assert listed.returncode == 0 and "no campaigns yet" in listed.stdout
 
 
+def _options(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, str]]:
+    """Every option of a parser and its sub-commands, with its help as shown; asserts each
+    has help and shows its default."""
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _options(child, f"{path} {name}")
+        elif action.option_strings and action.dest != "help":
+            assert action.help, f"{path} {action.option_strings[0]} has no help"
+            shown = formatter._expand_help(action)
+            if not (action.default is None or action.default is False or action.default == []):
+                assert "default" in shown, f"{path} {action.option_strings[0]}: {shown}"
+            yield path, shown
+
+
 def test_every_option_has_help_and_shows_its_default() -> None:
     from harvester.cli import _parser
 
-    def walk(parser: argparse.ArgumentParser, path: str) -> Iterator[tuple[str, str]]:
-        formatter = parser._get_formatter()
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for name, child in action.choices.items():
-                    yield from walk(child, f"{path} {name}")
-            elif action.option_strings and action.dest != "help":
-                assert action.help, f"{path} {action.option_strings[0]} has no help"
-                shown = formatter._expand_help(action)
-                if action.default not in (None, False):
-                    assert "default" in shown, f"{path} {action.option_strings[0]}: {shown}"
-                yield path, shown
+    assert len(list(_options(_parser(), "harvester"))) > 40
 
-    assert len(list(walk(_parser(), "harvester"))) > 40
+
+def test_every_emulator_option_has_help_and_shows_its_default() -> None:
+    from harvester.emulator.server import _parser
+
+    assert len(list(_options(_parser(), "harvester emulator"))) > 20
