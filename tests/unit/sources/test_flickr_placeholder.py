@@ -20,6 +20,10 @@ def test_the_placeholder_bytes_served_in_place_of_a_jpeg_are_recognised_without_
     None
 ):
     assert is_placeholder(PHOTO, PHOTO, placeholder_png())
+    # Whatever its size and format: a sized URL is always a JPEG on Flickr.
+    other = render(ImageRecipe(3, 1024, 683, fmt="png"))
+    assert is_placeholder(PHOTO, PHOTO, other)
+    assert is_placeholder(PHOTO, PHOTO, b"GIF89a\x00\x04\x00\x03" + bytes(40))
 
 
 def test_real_photos_are_not_placeholders() -> None:
