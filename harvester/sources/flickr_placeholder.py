@@ -18,9 +18,15 @@ _PNG = b"\x89PNG\r\n\x1a\n"
 _GIF = (b"GIF87a", b"GIF89a")
 
 
+def redirected_to_placeholder(final_url: str) -> bool:
+    """True when the redirects ended at the placeholder: the one sign that holds for any URL
+    (a URL list's `.jpg` may well serve a PNG; from Flickr's own sizes it never does)."""
+    return bool(_NAME.search(yarl.URL(final_url).path))
+
+
 def is_placeholder(requested: str, final_url: str, data: bytes) -> bool:
     """True when the body is Flickr's placeholder rather than the photo asked for."""
-    if _NAME.search(yarl.URL(final_url).path):
+    if redirected_to_placeholder(final_url):
         return True
     # Every size Flickr makes is a JPEG (`_b.jpg`, `_z.jpg`...), and an original keeps its
     # format in its extension (`_o.png`): a PNG or GIF body for a `.jpg` is not the photo.

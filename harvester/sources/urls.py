@@ -16,10 +16,11 @@ from harvester.db.campaigns import ensure_campaign
 from harvester.db.catalog import add_images
 from harvester.db.session import Engine
 from harvester.errors import InputError
-from harvester.http import Destinations, HostSlots, HttpClient
+from harvester.http import Destinations, HostSlots, HttpClient, UnavailableError
 from harvester.records import Expansion, FoundImage, SubmitReport
 from harvester.sources.base import ImageView, TaskView, fetch_plain
 from harvester.sources.fields import coordinate
+from harvester.sources.flickr_placeholder import redirected_to_placeholder
 from harvester.sources.pages import page_url
 from harvester.sources.repeats import RepeatedKeys
 from harvester.sources.settings import DEFAULT_SIZES, CampaignSettings, check_sizes
@@ -252,13 +253,23 @@ class UrlSource:
         raise InputError(f"URL-list campaigns have no tasks of kind {task.kind!r}")
 
     async def fetch(self, image: ImageView) -> bytes:
-        return await fetch_plain(
-            self.http,
-            image,
+        """The URL's bytes; a deleted Flickr photo's placeholder (a YFCC-style list of
+        Flickr URLs) is `unavailable`, never stored nor counted as a duplicate source."""
+        if not image.source_url:
+            return await fetch_plain(self.http, image)  # raises: nothing to fetch
+        body = await self.http.fetch(
+            image.source_url,
             host_slots=self.host_slots,
             max_bytes=self.max_bytes,
             destinations=self.destinations,
         )
+        if redirected_to_placeholder(body.url):
+            raise UnavailableError(
+                f"the URL led to Flickr's photo-unavailable placeholder ({body.url}): "
+                "the photo was deleted or made private",
+                url=body.url,
+            )
+        return body.data
 
     def page_url(self, image: ImageView) -> str | None:
         return page_url(self.provider, image.provider_id, image.raw, image.source_url)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.models import Image
-from harvester.emulator import RunningEmulator
+from harvester.emulator import EmulatorConfig, RunningEmulator, Warts, start_emulator
 from harvester.sources.urls import UrlCampaign, submit_urls
 from harvester.storage.layout import relative_path, unique_slug
 from harvester.storage.local import TEMP_MARK
@@ -91,3 +91,37 @@ async def test_url_list_harvest_stores_every_good_image_once_with_its_record(
         assert lon == pytest.approx(float(want["lon"]), abs=1e-6)
     assert not [p for p in root.rglob("*") if TEMP_MARK in p.name]
     assert counters.images["stored"] == sum(r["expected"] == "stored" for r in rows[:40])
+
+
+async def test_a_url_list_of_deleted_flickr_photos_stores_no_placeholder_and_no_duplicate(
+    database_url: str, engine: AsyncEngine, tmp_path: Path, quick_settings: Any
+):
+    # YFCC-style: a list of Flickr CDN URLs, some deleted since (Flickr redirects those to
+    # its placeholder PNG). A low --min-side, so the 500x374 placeholder is not too small.
+    emu = await start_emulator(EmulatorConfig(warts=Warts(deleted_share=0.3)))
+    try:
+        photos = [p for p in emu.world.flickr.photos if p.has_large][:24]
+        base = emu.base_url
+        rows = [
+            {"id": p.id, "url": f"{base}/cdn/flickr/{p.server}/{p.id}_{p.secret}_b.jpg"}
+            for p in photos
+        ]
+        listing = tmp_path / "yfcc.csv"
+        _write_list(listing, rows)
+        await submit_urls(engine, UrlCampaign("yfcc", listing, min_side=200))
+        await run_daemon(quick_settings(database_url), until_idle=True)
+        deleted = {f"yfcc:{p.id}" for p in photos if emu.state.deletions.flickr(p.id)}
+    finally:
+        await emu.close()
+    async with engine.connect() as db:
+        images = {r.provider_id: r for r in (await db.execute(select(Image))).all()}
+    assert len(deleted) >= 3 and len(images) == len(photos)
+    for provider_id, row in images.items():
+        if provider_id in deleted:
+            assert (row.state, row.reason, row.path) == ("skipped", "unavailable", None)
+        else:
+            assert row.state == "stored", (provider_id, row.state, row.reason)
+    stored = [r for r in images.values() if r.state == "stored"]
+    assert len({r.source_sha256 for r in stored}) == len(stored)
+    on_disk = {str(p.relative_to(tmp_path / "data")) for p in (tmp_path / "data").rglob("*.jpg")}
+    assert on_disk == {r.path for r in stored}
