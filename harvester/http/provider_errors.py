@@ -76,7 +76,10 @@ def flickr_body_errors(secrets: Sequence[str]) -> BodyErrors:
         body = _json_object(data)
         if body is None or "stat" not in body:
             return None
-        return flickr_stat_error(body, url=url, secrets=secrets)
+        error = flickr_stat_error(body, url=url, secrets=secrets)
+        if type(error) is PermanentHttpError and (status == 429 or status >= 500):
+            return None  # a code we do not know says less than "slow down" or "down"
+        return error
 
     return read
 

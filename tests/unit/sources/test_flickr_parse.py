@@ -13,6 +13,7 @@ from harvester.http import (
     PermanentHttpError,
     ServiceUnavailableError,
     TransientHttpError,
+    flickr_body_errors,
 )
 from harvester.sources.base import local_capture_time
 from harvester.sources.flickr import FlickrCampaign, parse_queries
@@ -143,6 +144,20 @@ def test_stat_fail_service_unavailable_is_an_outage() -> None:
 def test_stat_fail_other_codes_are_permanent() -> None:
     with pytest.raises(PermanentHttpError):
         check_stat({"stat": "fail", "code": 3, "message": "no params"}, url=URL, secrets=[])
+
+
+def test_a_stat_fail_sent_with_429_or_5xx_leaves_an_unknown_code_to_the_status() -> None:
+    # Flickr also sends `stat: fail` bodies with non-200 statuses; a code we do not know
+    # must not turn "slow down" or "down" into a permanent failure.
+    read = flickr_body_errors([])
+    unknown = b'{"stat": "fail", "code": 0, "message": "Sorry, try again later"}'
+    assert read(429, unknown, URL) is None and read(503, unknown, URL) is None
+    assert type(read(200, unknown, URL)) is PermanentHttpError
+    assert type(read(400, unknown, URL)) is PermanentHttpError
+    bad_key = b'{"stat": "fail", "code": 100, "message": "Invalid API Key"}'
+    assert isinstance(read(429, bad_key, URL), InvalidCredentials)
+    down = b'{"stat": "fail", "code": 105, "message": "Service currently unavailable"}'
+    assert isinstance(read(502, down, URL), ServiceUnavailableError)
 
 
 def test_search_page_reads_string_counts_and_ignores_junk_entries() -> None:
