@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +59,11 @@ async def test_a_harvest_into_a_bucket_survives_a_sigkill_and_reads_back_whole(
         code, out = await harness.cli("run", "--until-idle", limit_s=240)
         assert code == 0, out
         rows = await harness.rows()
+        # The dataset is exported from the bucket, with the daemon's settings.
+        shards = tmp_path / "shards"
+        argv = ("export", "--campaign", "street", "--format", "webdataset", "--out", str(shards))
+        code, out = await harness.cli(*argv)
+        assert code == 0, out
     finally:
         await harness.stop_emulator()
 
@@ -71,6 +78,17 @@ async def test_a_harvest_into_a_bucket_survives_a_sigkill_and_reads_back_whole(
     for path, row in stored.items():
         assert hashlib.sha256(await storage.read(path)).hexdigest() == row.sha256, path
     assert not (tmp_path / "unused-local-root").exists(), "wrote to local disk instead"
+    exported: dict[str, str] = {}
+    for shard in sorted(shards.glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith(".json"):
+                    record = json.load(tar.extractfile(member))  # type: ignore[arg-type]
+                    data = tar.extractfile(member.name[:-5] + ".jpg").read()  # type: ignore[union-attr]
+                    exported[record["path"]] = hashlib.sha256(data).hexdigest()
+    assert exported == {path: row.sha256 for path, row in stored.items()}, (
+        "the export holds every stored image, read whole from the bucket"
+    )
 
 
 def _aws_env(endpoint: str) -> dict[str, str]:
