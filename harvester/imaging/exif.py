@@ -72,7 +72,8 @@ def _set_gps(exif: Image.Exif, lat: float, lon: float, heading: float | None) ->
     gps[GPS.GPSLongitude] = _dms(abs(lon))
     if heading is not None:
         gps[GPS.GPSImgDirectionRef] = "T"
-        gps[GPS.GPSImgDirection] = _rational(Fraction(round(heading % 360 * 100), 100))
+        # EXIF's range is 0.00 to 359.99: a heading of 359.996 rounds to 0, not to 360.00.
+        gps[GPS.GPSImgDirection] = _rational(Fraction(round(heading % 360 * 100) % 36000, 100))
 
 
 def _dms(value: float) -> tuple[TiffImagePlugin.IFDRational, ...]:

@@ -158,6 +158,15 @@ def test_metadata_round_trips_through_exif(photo: Callable[..., bytes]) -> None:
     assert json.loads(exif[Base.ImageDescription]) == META.description
 
 
+@pytest.mark.parametrize(("heading", "written"), [(359.996, 0.0), (-0.5, 359.5), (720.25, 0.25)])
+def test_a_heading_is_written_within_exifs_range(
+    photo: Callable[..., bytes], heading: float, written: float
+) -> None:
+    meta = Metadata(lat=50.85, lon=4.35, heading=heading)
+    gps = decode(process(photo(seed=3), RULES, meta).jpeg).getexif().get_ifd(IFD.GPSInfo)
+    assert float(gps[GPS.GPSImgDirection]) == pytest.approx(written)
+
+
 def test_west_and_north_coordinates_get_their_refs(photo: Callable[..., bytes]) -> None:
     meta = Metadata(lat=47.6062095, lon=-122.3320708, captured_at=datetime(2021, 1, 2, 3, 4, 5))
     exif = decode(process(photo(seed=3), RULES, meta).jpeg).getexif()
