@@ -16,7 +16,7 @@ import asyncio
 import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from types import TracebackType
@@ -49,6 +49,7 @@ from harvester.http.errors import (
     RateLimitedError,
     SlowTransferError,
     TooLargeError,
+    TooSlowError,
     TransientHttpError,
     TruncatedBodyError,
     parse_retry_after,
@@ -126,6 +127,14 @@ class _Reply:
     charset: str | None
 
 
+@dataclass
+class _Wire:
+    """Whether a call's request was with the server when its budget cut it (shared by the
+    copies `replace` makes of the call)."""
+
+    busy: bool = False
+
+
 @dataclass(frozen=True)
 class _Call:
     """One logical call: what every attempt and every redirect hop needs."""
@@ -140,6 +149,7 @@ class _Call:
     body_errors: BodyErrors | None = None
     api: str = "api"  # the metrics label: flickr, mapillary, images
     destinations: Destinations | None = None
+    wire: _Wire = field(default_factory=_Wire, compare=False)
 
     def show(self, url: yarl.URL | str) -> str:
         """The URL as it may appear in an error or a log line."""
@@ -269,9 +279,15 @@ class HttpClient:
                 reply = await self._with_retries(replace(call, breaker=breaker, api=api))
         except TimeoutError:
             shown = call.show(call.url)
-            raise SlowTransferError(
-                f"no image within the {budget:g} s budget from {shown}", url=shown
-            ) from None
+            message = f"no image within the {budget:g} s budget from {shown}"
+            # Cut while the server had the request: its slowness, final. Cut while queued
+            # for a host slot or token: ours, so the queue may try the row again.
+            if call.wire.busy:
+                raise TooSlowError(message, url=shown) from None
+            raise SlowTransferError(message, url=shown) from None
+        except SlowTransferError as exc:
+            # Every try trickled in under the minimum rate: final, not another round of tries.
+            raise TooSlowError(str(exc), url=exc.url) from None
         return reply.body
 
     # -- one logical call -----------------------------------------------------------
@@ -375,10 +391,10 @@ class HttpClient:
         headers = dict(call.headers)
         for _hop in range(self._settings.max_redirects + 1):
             if call.host_slots is None:
-                outcome = await self._hop(call, current, headers)
+                outcome = await self._on_wire(call, current, headers)
             else:
                 async with call.host_slots.slot(current.host or ""):
-                    outcome = await self._hop(call, current, headers)
+                    outcome = await self._on_wire(call, current, headers)
             if isinstance(outcome, _Reply):
                 for limiter in (call.limiter, _host_rate(call, current)):
                     if limiter is not None:
@@ -391,6 +407,21 @@ class HttpClient:
         raise PermanentHttpError(
             f"more than {self._settings.max_redirects} redirects from {shown}", url=shown
         )
+
+    async def _on_wire(
+        self, call: _Call, url: yarl.URL, headers: Mapping[str, str]
+    ) -> _Reply | yarl.URL:
+        """One hop, marked busy for as long as it is with the server: a cut in its middle
+        (the fetch's budget) leaves the mark."""
+        call.wire.busy = True
+        cut = False
+        try:
+            return await self._hop(call, url, headers)
+        except asyncio.CancelledError:
+            cut = True
+            raise
+        finally:
+            call.wire.busy = cut
 
     async def _hop(
         self, call: _Call, url: yarl.URL, headers: Mapping[str, str]

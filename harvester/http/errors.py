@@ -131,6 +131,14 @@ class PermanentHttpError(HttpError):
     """An HTTP request failed in a way that trying again will not fix."""
 
 
+class TooSlowError(PermanentHttpError):
+    """The server itself was too slow on the fetch's last try or outlived its time budget:
+    final, so one row costs at most the budget, not the budget once per queue attempt."""
+
+    reason = "too_slow"
+    status_is_reason = False
+
+
 class NotFoundError(PermanentHttpError):
     """The resource does not exist (404 or 410)."""
 

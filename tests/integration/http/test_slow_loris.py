@@ -11,7 +11,14 @@ from aiohttp import web
 from clocks import FakeClock
 from http_upstream import make_settings
 
-from harvester.http import HttpClient, SlowTransferError
+from harvester.http import (
+    HostSlots,
+    HttpClient,
+    PermanentHttpError,
+    SlowTransferError,
+    TooSlowError,
+    TransientHttpError,
+)
 
 
 class Trickle:
@@ -59,9 +66,11 @@ async def test_a_trickling_body_is_cut_at_the_minimum_rate_on_every_try(
     settings = make_settings(max_attempts=3, min_bytes_per_s=1000, min_rate_grace_s=0.3)
     started = time.monotonic()
     async with HttpClient(settings, clock=FakeClock()) as http:
-        with pytest.raises(SlowTransferError) as caught:
+        with pytest.raises(TooSlowError) as caught:
             await http.fetch(f"{base}/body{query}")
     assert caught.value.reason == "too_slow"
+    # Final: the queue does not give the row another round of tries (a row's whole cost).
+    assert isinstance(caught.value, PermanentHttpError)
     assert server.requests == 3
     assert time.monotonic() - started < 10  # three tries of ~0.3 s, not 3 x 200 s
 
@@ -73,7 +82,26 @@ async def test_one_fetch_with_all_its_tries_ends_within_the_budget(
     settings = make_settings(max_attempts=5, budget_s=1.0)
     started = time.monotonic()
     async with HttpClient(settings, clock=FakeClock()) as http:
-        with pytest.raises(SlowTransferError, match="1 s budget"):
+        with pytest.raises(TooSlowError, match="1 s budget") as caught:
             await http.fetch(f"{base}/silent")
+    assert not isinstance(caught.value, TransientHttpError)  # the row is not queued again
     assert server.requests == 1
     assert time.monotonic() - started < 2.5  # not five tries of 3 s each
+
+
+async def test_a_budget_spent_waiting_for_a_host_slot_is_tried_again_later(
+    trickle: tuple[Trickle, str],
+) -> None:
+    """Only the server's own slowness is final: a fetch that spent its budget queued
+    behind another for the host's one slot never reached the server and may retry."""
+    server, base = trickle
+    settings = make_settings(max_attempts=1, budget_s=1.0)
+    slots = HostSlots(1)
+    async with HttpClient(settings, clock=FakeClock()) as http:
+        first, second = await asyncio.gather(
+            http.fetch(f"{base}/silent", host_slots=slots),
+            http.fetch(f"{base}/silent", host_slots=slots),
+            return_exceptions=True,
+        )
+    assert server.requests == 1
+    assert {type(first), type(second)} == {TooSlowError, SlowTransferError}
