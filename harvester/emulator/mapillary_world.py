@@ -18,6 +18,9 @@ from datetime import UTC, datetime
 from harvester.emulator.config import WorldSize
 
 CELL = 0.01  # spatial index cell, degrees
+# A 360° camera's projection: v4's docs say "spherical", real records (and mapillary-js's
+# isSpherical) also "equirectangular"; both are served.
+SPHERICAL = ("spherical", "equirectangular")
 DENSE_CENTER = (4.3517, 50.8503)  # lon, lat (Brussels): centre of the dense area
 # The core (0.02 x 0.02 degrees) sits off-centre, so halving or quartering the
 # dense area's box leaves it whole: some tile a client makes will hit the cap.
@@ -57,7 +60,7 @@ class MapillaryImage:
 
     @property
     def is_pano(self) -> bool:
-        return self.camera_type == "spherical"
+        return self.camera_type in SPHERICAL
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def _walk(rng: random.Random, lon: float, lat: float, n: int) -> list[tuple[floa
 
 
 def _dims(camera: str) -> tuple[int, int]:
-    if camera == "spherical":
+    if camera in SPHERICAL:
         return 4096, 2048
     if camera == "fisheye":
         return 2048, 1536
@@ -150,7 +153,7 @@ def generate_images(seed: int, size: WorldSize) -> list[MapillaryImage]:
     rng = b.rng
     for k in range(size.mapillary_paths):
         name, lon, lat = PATH_STARTS[k % len(PATH_STARTS)]
-        camera = ("spherical", "spherical", "perspective", "fisheye")[k % 4]
+        camera = ("spherical", "equirectangular", "perspective", "fisheye")[k % 4]
         points = _walk(rng, lon + 0.01 * (k // len(PATH_STARTS)), lat, rng.randrange(60, 160))
         first = _ms(2019 + k % 3, 1 + k % 12, 3 + k, 9)
         second = _ms(2021 + k % 3, 1 + (k + 5) % 12, 10 + k, 17)

@@ -68,8 +68,8 @@ async def test_search_returns_requested_fields_in_graph_shapes(
     for im in body["data"]:
         assert isinstance(im["id"], str) and isinstance(im["captured_at"], int)
         assert im["geometry"]["type"] == "Point" and len(im["geometry"]["coordinates"]) == 2
-        assert im["camera_type"] in ("spherical", "perspective", "fisheye")
-        assert im["is_pano"] == (im["camera_type"] == "spherical")
+        assert im["camera_type"] in ("spherical", "equirectangular", "perspective", "fisheye")
+        assert im["is_pano"] == (im["camera_type"] in ("spherical", "equirectangular"))
         assert set(im["creator"]) == {"id", "username"}
         assert all(im[f"thumb_{s}_url"].startswith("http") for s in ("256", "1024", "2048"))
         missing_computed += "computed_geometry" not in im
