@@ -81,12 +81,10 @@ def classify_exception(exc: BaseException, *, url: str) -> HttpError:
     if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError | ValueError):
         return PermanentHttpError(f"unusable URL ({kind}): {url}", url=url, reason="bad_url")
     if isinstance(exc, aiohttp.ClientResponseError):
-        status = exc.status or None
-        error = classify_status(status, url=url) if status else None
-        if error is not None:
-            return error
+        # The client never raises for a status it read: this is aiohttp refusing the head
+        # (a header line past its limit, say), reported as a 400 the server never sent.
         return PermanentHttpError(
-            f"bad response ({kind}) from {url}", url=url, status=status, reason="bad_response"
+            f"unreadable response ({kind}) from {url}", url=url, reason="bad_response"
         )
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return ServiceUnavailableError(

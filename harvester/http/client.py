@@ -314,7 +314,9 @@ class HttpClient:
         except (ValueError, TypeError):
             # Not chained: the parser's message may quote the URL, key and all.
             shown = redact_text(redact_url(str(url)), known)
-            raise PermanentHttpError(f"unusable URL: {shown}", url=shown) from None
+            raise PermanentHttpError(
+                f"unusable URL: {shown}", url=shown, reason="bad_url"
+            ) from None
         known += _param_secrets(parsed.query.items())
         call = _Call(
             url=parsed,
@@ -576,7 +578,7 @@ def _header_secrets(headers: Mapping[str, str]) -> list[str]:
 def _check_target(call: _Call, url: yarl.URL) -> None:
     shown = call.show(url)
     if url.scheme not in ("http", "https") or not url.host:
-        raise PermanentHttpError(f"not an http(s) URL: {shown}", url=shown)
+        raise PermanentHttpError(f"not an http(s) URL: {shown}", url=shown, reason="bad_url")
     if call.destinations is not None:
         call.destinations.check(url, shown)
 

@@ -284,6 +284,45 @@ async def test_unusable_urls_are_refused_before_any_request(client: HttpClient) 
         assert_no_secret(caught.value)
 
 
+async def test_unusable_urls_carry_the_bad_url_reason(client: HttpClient) -> None:
+    for url in ("http://h.example:1\\@h.example/x", "http://[oops/x"):
+        with pytest.raises(PermanentHttpError) as caught:
+            await client.fetch(url)
+        assert caught.value.reason == "bad_url", (url, caught.value)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"X-Big: " + b"a" * 100_000 + b"\r\n",  # one header line past aiohttp's limit
+        b"Bad Header Line\r\n",
+    ],
+)
+async def test_a_response_the_parser_refuses_is_bad_response_once_not_a_servers_http_400(
+    client: HttpClient, head: bytes
+) -> None:
+    """aiohttp reports an unparsable head as a status 400 the server never sent."""
+    seen: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\n" + head + b"Content-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(PermanentHttpError) as caught:
+            await client.fetch(f"http://127.0.0.1:{port}/x.jpg")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert caught.value.reason == "bad_response" and caught.value.status is None
+    assert "HTTP 400" not in str(caught.value)
+    assert len(seen) == 1
+
+
 async def test_errors_and_retry_logs_never_contain_the_key_or_the_token(
     upstream: Upstream, clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
