@@ -119,8 +119,9 @@ _PRECISION = {0: ("%Y-%m-%d %H:%M:%S", 19), 4: ("%Y-%m", 7), 6: ("%Y", 4)}
 def taken_local(record: Mapping[str, Any]) -> str | None:
     """Flickr's `datetaken`, a wall clock with no zone, as naive ISO 8601 to the precision
     Flickr vouches for (`2019-05-04T12:30:00`, `2019-05`, `2019`); None when unknown."""
-    if as_int(record.get("datetakenunknown")) == 1:
-        return None
+    unknown = record.get("datetakenunknown")
+    if unknown is True or as_int(unknown) == 1 or unknown in ("true", "True"):
+        return None  # Flickr has sent this flag as a number, a string and a JSON boolean
     text = as_text(record.get("datetaken"))
     granularity = as_int(record.get("datetakengranularity"))
     precision = _PRECISION.get(0 if granularity is None else granularity)

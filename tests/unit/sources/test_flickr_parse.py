@@ -220,6 +220,9 @@ def test_zero_coordinates_mean_no_geo() -> None:
 
 def test_unknown_or_missing_taken_date_is_none() -> None:
     assert taken_local({"datetaken": "2019-05-04 12:30:00", "datetakenunknown": "1"}) is None
+    for flag in (1, True, "true"):  # Flickr's JSON has turned numbers into booleans before
+        assert taken_local({"datetaken": "2019-05-04 12:30:00", "datetakenunknown": flag}) is None
+    assert taken_local({"datetaken": "2019-05-04 12:30:00", "datetakenunknown": False})
     assert taken_local({"datetaken": "0000-00-00 00:00:00", "datetakenunknown": 0}) is None
     assert taken_local({"datetaken": None, "datetakenunknown": None}) is None
 
