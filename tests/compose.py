@@ -58,7 +58,12 @@ def image_environment() -> dict[str, str]:
 def service(name: str, shell: dict[str, str]) -> Service:
     """One service as its container would run it, environment resolved."""
     spec = load()["services"][name]
-    environment = {k: substitute(str(v), shell) for k, v in (spec.get("environment") or {}).items()}
+    environment = {}
+    for key, value in (spec.get("environment") or {}).items():
+        if value is not None:
+            environment[key] = substitute(str(value), shell)
+        elif key in shell:  # a bare `KEY:` passes the shell's value through; unset stays unset
+            environment[key] = shell[key]
     volumes = {}
     for volume in spec.get("volumes") or []:
         source, target = str(volume).split(":")[:2]

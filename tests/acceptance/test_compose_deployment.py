@@ -3,7 +3,8 @@
 What `docker-compose up --scale harvester=3` would start, taken from docker-compose.yml:
 its commands and environment, the emulator profile's command, the shared data volume.
 One daemon is SIGKILLed mid-run; the others finish its rows once its leases expire, and the
-emulator's per-key counts show that the three together kept the key under its limit.
+emulator's per-key counts show that the three together kept the key under its limit. The
+same run again with one S3 bucket (moto's server on loopback) instead of the data volume.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import compose
 import pytest
+from s3_server import moto_s3
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
@@ -29,6 +31,7 @@ from harvester.db.models import Image, RateShare, Task
 from harvester.db.session import create_engine
 from harvester.emulator.stats import key_label
 from harvester.storage.local import TEMP_MARK
+from harvester.storage.s3 import S3Storage
 
 CLI = [sys.executable, "-m", "harvester.cli"]  # the image's ENTRYPOINT ["harvester"]
 KEY = "compose-flickr-key-0123456789abcdef"
@@ -52,14 +55,16 @@ TEST_SETTINGS = {
 }
 QUERIES = "glacier\nlighthouse\ncastle\nbridge\nharbour\n"
 FINAL = ("stored", "skipped", "failed")
+BUCKET = "compose-bucket"
 
 
 class Deployment:
     """The compose services as processes on loopback."""
 
-    def __init__(self, database_url: str, volumes: Path) -> None:
+    def __init__(self, database_url: str, volumes: Path, shell: dict[str, str]) -> None:
         self.database_url = database_url
         self.volumes = volumes
+        self.shell = shell  # what the operator's .env sets beyond the key and the API URL
         self.emulator: asyncio.subprocess.Process | None = None
         self.emulator_url = ""
         self.daemons: list[asyncio.subprocess.Process] = []
@@ -88,6 +93,7 @@ class Deployment:
         shell = {
             "HARVESTER_FLICKR_API_KEY": KEY,
             "HARVESTER_FLICKR_API_URL": "http://emulator:8000/services/rest/",
+            **self.shell,
         }
         service = compose.service("harvester", shell)
         env = dict(service.environment)
@@ -194,11 +200,36 @@ async def _left(url: str) -> int:
     return int(rows[0][0]) + int(tasks[0][0])
 
 
-@pytest.fixture
-async def deployment(postgres_url: str, tmp_path: Path) -> AsyncIterator[Deployment]:
-    running = Deployment(postgres_url, tmp_path / "volumes")
-    yield running
-    await running.stop()
+@pytest.fixture(params=["volume", "bucket"])
+async def deployment(
+    request: pytest.FixtureRequest, postgres_url: str, tmp_path: Path
+) -> AsyncIterator[Deployment]:
+    """The daemons share the `data` volume, or (as .env would set it) one S3 bucket."""
+    with contextlib.ExitStack() as stack:
+        shell: dict[str, str] = {}
+        if request.param == "bucket":
+            pytest.importorskip("moto.server", reason="moto[server] is a dev dependency")
+            shell = {
+                "HARVESTER_STORAGE_URL": f"s3://{BUCKET}/harvest",
+                "AWS_ENDPOINT_URL_S3": stack.enter_context(moto_s3(BUCKET)),
+                "AWS_ACCESS_KEY_ID": "compose-access-key",
+                "AWS_SECRET_ACCESS_KEY": "compose-secret-key",
+                "AWS_REGION": "us-east-1",
+            }
+        running = Deployment(postgres_url, tmp_path / "volumes", shell)
+        yield running
+        await running.stop()
+
+
+async def _stored_objects(deployment: Deployment) -> dict[str, str] | None:
+    """Every object in the bucket with its SHA-256, or None when the daemons wrote files."""
+    env = deployment.harvester_env()
+    if not env.get("HARVESTER_STORAGE_URL"):
+        return None
+    storage = S3Storage(env["HARVESTER_STORAGE_URL"], env)
+    return {
+        key: hashlib.sha256(await storage.read(key)).hexdigest() for key in await storage.list()
+    }
 
 
 async def test_three_compose_daemons_share_one_keys_limit_and_survive_a_kill(
@@ -280,14 +311,19 @@ async def test_three_compose_daemons_share_one_keys_limit_and_survive_a_kill(
     assert all(by_id[i].state in FINAL and by_id[i].attempts >= 2 for i in orphaned), [
         (i, by_id[i].state, by_id[i].attempts) for i in orphaned
     ]
-    # Nothing doubled: one file per stored row, whole, and no other file on the volume.
+    # Nothing doubled: one file (or object) per stored row, whole, and nothing else there.
     stored = {r.path: r for r in rows if r.state == "stored"}
     assert len(stored) == sum(1 for r in rows if r.state == "stored")
     on_disk = _files(root)
-    assert not [p for p in on_disk if TEMP_MARK in p]
-    assert on_disk == set(stored)
-    for path, row in stored.items():
-        assert hashlib.sha256((root / path).read_bytes()).hexdigest() == row.sha256
+    objects = await _stored_objects(deployment)
+    if objects is not None:
+        assert not on_disk, "the daemons wrote to the volume instead of the bucket"
+        assert objects == {path: row.sha256 for path, row in stored.items()}
+    else:
+        assert not [p for p in on_disk if TEMP_MARK in p]
+        assert on_disk == set(stored)
+        for path, row in stored.items():
+            assert hashlib.sha256((root / path).read_bytes()).hexdigest() == row.sha256
 
     # The key's limit held across all three: no second over it, never a 429, and the
     # three together ran at their shared target (6/s), not at three times it.

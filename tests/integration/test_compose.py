@@ -108,3 +108,11 @@ def test_the_bundled_postgres_accepts_every_daemon_the_published_ports_allow():
     allowed = re.search(r"max_connections=(\d+)", command)
     assert allowed is not None, command
     assert int(allowed[1]) >= daemons * per_daemon + 20, "and 20 for operators' commands"
+
+
+def test_aws_variables_reach_the_daemons_when_set_and_stay_unset_otherwise():
+    given = {"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_S3": "http://minio:9000"}
+    environment = compose.service("harvester", given).environment
+    assert environment["AWS_REGION"] == "eu-west-1"
+    assert environment["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
+    assert not {k for k in compose.service("harvester", {}).environment if k.startswith("AWS_")}
