@@ -26,6 +26,15 @@ from harvester.http.errors import PermanentHttpError
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# IPv6 prefixes whose last 32 bits are an IPv4 address a translator or the stack delivers
+# to: NAT64's well-known prefix (RFC 6052), IPv4-translated (SIIT) and IPv4-compatible ones.
+_EMBEDDING_V4 = tuple(
+    ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96")
+)
+# Not public although Python's is_global says so: NAT64's local-use prefix (RFC 8215) and
+# the deprecated site-local range.
+_INNER_V6 = tuple(ipaddress.IPv6Network(n) for n in ("64:ff9b:1::/48", "fec0::/10"))
+
 
 class HostNotAllowedError(PermanentHttpError):
     """The destination is not one this fetch may reach (private address or foreign host)."""
@@ -50,6 +59,8 @@ def _as_address(host: str) -> Address | None:
             return embedded
         if address.teredo is not None:
             return address.teredo[1]
+        if any(address in n for n in _EMBEDDING_V4):
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
 
 
@@ -66,6 +77,8 @@ def _legacy_ipv4(host: str) -> Address | None:
 
 def is_public(address: Address) -> bool:
     """Globally routable unicast: not loopback, link-local, private, CGNAT, multicast, reserved."""
+    if isinstance(address, ipaddress.IPv6Address) and any(address in n for n in _INNER_V6):
+        return False
     return address.is_global and not address.is_multicast
 
 
