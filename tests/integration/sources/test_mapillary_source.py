@@ -413,3 +413,24 @@ async def test_a_submit_needs_exactly_one_input_and_a_usable_list(
         await submit_mapillary(engine, MapillaryCampaign("junk", sequence_csv=junk))
     async with engine.connect() as connection:
         assert (await connection.execute(text("SELECT count(*) FROM campaigns"))).scalar() == 0
+
+
+async def test_a_tile_whose_search_times_out_is_cut_into_quadrants() -> None:
+    # Every Graph answer comes after the client has given up on it.
+    faults = Faults(latency_ms=2000, scope=frozenset({"api"}))
+    emu = await start_emulator(EmulatorConfig(mapillary_tokens=frozenset({TOKEN}), faults=faults))
+    impatient = HttpSettings(
+        max_attempts=1, sock_read_timeout_s=0.2, total_timeout_s=0.4, backoff_initial_s=0.01
+    )
+    box = [4.360, 50.860, 4.368, 50.868]
+    try:
+        async with HttpClient(impatient) as client:
+            task = TaskView(1, 1, "mapillary_tile", {"bbox": box}, 1)
+            expansion = await _source(client, emu).expand(task, {})
+    finally:
+        await emu.close()
+    assert expansion.result["why"] == "timeout" and not expansion.images
+    parts = [t.payload["bbox"] for t in expansion.follow_up]
+    assert len(parts) == 4 and all(t.kind == "mapillary_tile" for t in expansion.follow_up)
+    assert (min(p[0] for p in parts), min(p[1] for p in parts)) == (box[0], box[1])
+    assert (max(p[2] for p in parts), max(p[3] for p in parts)) == (box[2], box[3])
