@@ -129,14 +129,38 @@ def check_limits(size: tuple[int, int], *, max_pixels: int, min_side: int) -> No
         raise TooSmall(f"{w}x{h} is below the minimum side of {min_side} px")
 
 
-def check_full_decode(size: tuple[int, int], fmt: str, *, max_pixels: int) -> None:
+# A full decode's peak memory per source pixel, through the whole pipeline (decode, alpha
+# onto white, frame check, resize, encode), measured on the largest pictures accepted
+# (tests/unit/imaging/test_full_decode_memory.py), with a margin.
+_FULL_DECODE_BYTES_PER_PIXEL = {
+    ("png", False): 13,
+    ("png", True): 16,
+    ("webp", False): 20,
+    ("webp", True): 25,
+}
+_OTHER_BYTES_PER_PIXEL = 25
+
+
+def full_decode_pixels(fmt: str, alpha: bool, max_bytes: int) -> int:
+    """The most pixels a picture of this format may have when decoded at full size."""
+    cost = _FULL_DECODE_BYTES_PER_PIXEL.get((fmt, alpha), _OTHER_BYTES_PER_PIXEL)
+    return max_bytes // cost
+
+
+def has_alpha(im: Image.Image) -> bool:
+    """Whether the picture carries transparency (composited onto white, an extra copy)."""
+    return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+
+
+def check_full_decode(im: Image.Image, size: tuple[int, int], fmt: str, *, max_bytes: int) -> None:
     """Refuse a picture that must be decoded at full size (no DCT scaling: PNG, WebP) when
     that would take more memory than a worker may spend on one image."""
     w, h = size
-    if fmt != "jpeg" and w * h > max_pixels:
+    limit = full_decode_pixels(fmt, has_alpha(im), max_bytes)
+    if fmt != "jpeg" and w * h > limit:
         raise DecompressionBomb(
             f"{w}x{h} {fmt.upper()} is {w * h} pixels decoded at full size, over the limit of "
-            f"{max_pixels} for formats without scaled decoding"
+            f"{limit} for formats without scaled decoding ({max_bytes // 2**20} MB an image)"
         )
 
 

@@ -17,9 +17,9 @@ class SizeRules:
     min_side: int = 500
     quality: int = 90
     max_pixels: int = 120_000_000
-    # PNG and WebP have no scaled decoding: the whole picture is decoded (RGBA, then RGB), so
-    # 40 MP bounds a worker's memory for one image to ~300 MB (4 + 3 bytes a pixel).
-    max_full_decode_pixels: int = 40_000_000
+    # PNG and WebP have no scaled decoding: the whole picture is decoded, so their pixel
+    # limit follows from what one image may cost a worker (decode.full_decode_pixels).
+    max_decode_bytes: int = 300 * 2**20
     strip_frames: bool = True
 
     def __post_init__(self) -> None:

@@ -71,7 +71,7 @@ def process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
     source_format = format_name(im)
     src_w, src_h = upright_size(im)
     check_limits((src_w, src_h), max_pixels=rules.max_pixels, min_side=rules.min_side)
-    check_full_decode((src_w, src_h), source_format, max_pixels=rules.max_full_decode_pixels)
+    check_full_decode(im, (src_w, src_h), source_format, max_bytes=rules.max_decode_bytes)
     if fit(src_w, src_h, rules.max_side) == (src_w, src_h) and is_plain_jpeg(im):
         scale = _CHECK_SCALE if rules.strip_frames else _VALIDATE_SCALE
         small = decode_upright(im, (math.ceil(src_w / scale), math.ceil(src_h / scale)))
