@@ -97,3 +97,28 @@ def test_allowed_networks_are_comma_separated_in_the_environment_and_none_by_def
     assert load_settings().allow_networks == []
     monkeypatch.setenv("HARVESTER_ALLOW_NETWORKS", " 127.0.0.1, 10.0.0.0/8,cdn.lan ,")
     assert load_settings().allow_networks == ["127.0.0.1", "10.0.0.0/8", "cdn.lan"]
+
+
+def test_every_setting_has_a_row_in_the_readme_settings_table():
+    """Operators look settings up there; a row names HARVESTER_X or, after a first name on
+    the row, its ..._TAIL."""
+    from harvester.config import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("### Settings", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| `HARVESTER_")]
+
+    def named(field: str) -> bool:
+        full = f"HARVESTER_{field.upper()}"
+        for row in rows:
+            first = row.split("`")[1]
+            tails = [t for t in row.split("`") if t.startswith("..._")]
+            shared = first.removeprefix("HARVESTER_").split("_")[0]
+            if f"`{full}`" in row or any(
+                full == f"HARVESTER_{shared}_{t.removeprefix('..._')}" for t in tails
+            ):
+                return True
+        return False
+
+    missing = [f for f in Settings.model_fields if not named(f)]
+    assert not missing, f"settings without a README row: {missing}"
