@@ -20,7 +20,12 @@ from harvester.commands import jobs as job_commands
 from harvester.commands import on_database as _on_database
 from harvester.commands import report as report_command
 from harvester.commands import status as status_command
-from harvester.config import Settings, load_settings
+from harvester.config import (
+    DEFAULT_CONCURRENCY,
+    IN_FLIGHT_PER_PROCESS,
+    Settings,
+    load_settings,
+)
 from harvester.errors import HarvesterError
 
 if TYPE_CHECKING:
@@ -55,6 +60,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from harvester.sources.mapillary_records import DEFAULT_SIZE as MAPILLARY_DEFAULT_SIZE
+
     defaults = Settings.model_fields
     parser: argparse.ArgumentParser = _Parser(
         prog="harvester",
@@ -96,7 +103,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit once nothing is left: 0, or 3 if a paused campaign still has work",
     )
-    run.add_argument("--concurrency", type=int, help="images in flight at once")
+    run.add_argument(
+        "--concurrency",
+        type=int,
+        help=f"images in flight at once (default: {IN_FLIGHT_PER_PROCESS} per process, "
+        f"at least {DEFAULT_CONCURRENCY})",
+    )
     run.add_argument("--processes", type=int, help="image worker processes (default: cores)")
     run.add_argument(
         "--http",
@@ -139,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
         "--min-upload-date", type=_date, default=date(2004, 1, 1), help="YYYY-MM-DD, inclusive"
     )
     flickr.add_argument("--max-upload-date", type=_date, help="inclusive; default today")
-    flickr.add_argument("--license", help="comma-separated Flickr licence ids")
+    flickr.add_argument("--license", help="comma-separated Flickr licence ids (default: any)")
     flickr.add_argument("--accuracy", type=int, default=6, help="minimum geo accuracy (1-16)")
     flickr.add_argument("--no-geo-only", action="store_true", help="also photos without geo")
     flickr.add_argument(
@@ -165,7 +177,9 @@ def _parser() -> argparse.ArgumentParser:
         "--max-captured-at", type=_date, help="YYYY-MM-DD, inclusive (default: no limit)"
     )
     mapillary.add_argument(
-        "--size", choices=["256", "1024", "2048", "original"], help="thumbnail asked for"
+        "--size",
+        choices=["256", "1024", "2048", "original"],
+        help=f"thumbnail asked for (default: {MAPILLARY_DEFAULT_SIZE})",
     )
     _size_flags(mapillary, "longer side of stored images (default: the --size asked for)")
     mapillary.set_defaults(handler=_submit_mapillary)
@@ -201,8 +215,17 @@ def _size_flags(
     parser: argparse.ArgumentParser, shown: str = "longer side of stored images"
 ) -> None:
     """Sizes left out take the campaign settings' defaults (`harvester.imaging.SizeRules`)."""
+    from harvester.imaging import SizeRules
+
+    sizes = SizeRules()
+    if "default" not in shown:
+        shown += f" (default: {sizes.max_side})"
     parser.add_argument("--max-side", type=int, help=shown)
-    parser.add_argument("--min-side", type=int, help="skip originals smaller than this")
+    parser.add_argument(
+        "--min-side",
+        type=int,
+        help=f"skip originals smaller than this (default: {sizes.min_side})",
+    )
 
 
 def _sizes(args: argparse.Namespace) -> dict[str, int]:

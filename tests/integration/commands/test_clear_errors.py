@@ -107,3 +107,37 @@ def test_every_emulator_option_has_help_and_shows_its_default() -> None:
     from harvester.emulator.server import _parser
 
     assert len(list(_options(_parser(), "harvester emulator"))) > 20
+
+
+def test_options_left_unset_on_purpose_still_name_the_default_they_get() -> None:
+    """None in argparse, a real value later (the campaign's SizeRules, the config's rule)."""
+    from harvester.cli import _parser
+    from harvester.config import IN_FLIGHT_PER_PROCESS
+    from harvester.imaging import SizeRules
+    from harvester.sources.mapillary_records import DEFAULT_SIZE
+
+    shown: dict[str, str] = {}
+
+    def collect(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    collect(child, f"{path} {name}")
+            elif action.option_strings:
+                shown[f"{path} {action.option_strings[0]}"] = parser._get_formatter()._expand_help(
+                    action
+                )
+
+    collect(_parser(), "harvester")
+    sizes = SizeRules()
+    for option, default in {
+        "harvester run --concurrency": f"{IN_FLIGHT_PER_PROCESS} per process",
+        "harvester submit urls --max-side": f"default: {sizes.max_side}",
+        "harvester submit urls --min-side": f"default: {sizes.min_side}",
+        "harvester submit flickr --max-side": f"default: {sizes.max_side}",
+        "harvester submit flickr --min-side": f"default: {sizes.min_side}",
+        "harvester submit flickr --license": "default: any",
+        "harvester submit mapillary --size": f"default: {DEFAULT_SIZE}",
+        "harvester submit mapillary --min-side": f"default: {sizes.min_side}",
+    }.items():
+        assert default in shown[option], (option, shown[option])
