@@ -20,6 +20,7 @@ from harvester.errors import ConfigError
 
 REAL_FLICKR_API_URL = "https://api.flickr.com/services/rest/"
 REAL_MAPILLARY_API_URL = "https://graph.mapillary.com"
+DEFAULT_DASHBOARD_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -69,6 +70,9 @@ class Settings(BaseSettings):
     mapillary_token: SecretStr | None = None
     # Unset: the dashboard is read-only. Set: its pause/resume/retry buttons ask for it.
     dashboard_token: SecretStr | None = None
+    # Map tiles under the dashboard's coverage map, loaded by the browser when it is online
+    # ({z}/{x}/{y} slippy-map template); "off" for plain points only.
+    dashboard_tiles: str = DEFAULT_DASHBOARD_TILES
     flickr_api_url: str = REAL_FLICKR_API_URL
     mapillary_api_url: str = REAL_MAPILLARY_API_URL
 
@@ -121,6 +125,20 @@ class Settings(BaseSettings):
             raise ValueError("HARVESTER_STORAGE_URL must be s3://bucket[/prefix]")
         return value
 
+    @field_validator("dashboard_tiles")
+    @classmethod
+    def _tile_template(cls, value: str) -> str:
+        if value == "off":
+            return value
+        usable = value.startswith(("http://", "https://")) and all(
+            part in value for part in ("{z}", "{x}", "{y}")
+        )
+        if not usable:
+            raise ValueError(
+                "HARVESTER_DASHBOARD_TILES must be an http(s) URL with {z}, {x} and {y}, or off"
+            )
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -151,6 +169,11 @@ class Settings(BaseSettings):
                 f"lease_seconds ({self.lease_seconds}), or leases expire between heartbeats"
             )
         return self
+
+    @property
+    def tile_template(self) -> str | None:
+        """The dashboard's tile URL template, or None for plain points."""
+        return None if self.dashboard_tiles == "off" else self.dashboard_tiles
 
     @property
     def async_database_url(self) -> str:

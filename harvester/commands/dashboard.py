@@ -43,7 +43,13 @@ async def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
         await upgrade(engine)
         app = web.Application()
         add_health_routes(app, engine, dict)
-        add_dashboard_routes(app, engine, settings.lease_seconds, token=settings.dashboard_token)
+        add_dashboard_routes(
+            app,
+            engine,
+            settings.lease_seconds,
+            token=settings.dashboard_token,
+            tiles=settings.tile_template,
+        )
         site = await serve(app, args.http)
         host, port = parse_bind(args.http)
         print(f"dashboard on http://{host}:{port}/ (Ctrl-C stops it)", flush=True)

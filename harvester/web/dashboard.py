@@ -1,7 +1,8 @@
 """The operator dashboard at `/`: one page rendered on the server from the tables alone.
 
-No JavaScript and nothing from a CDN (download servers are often offline): bars, the
-throughput chart and the coverage map are inline SVG and CSS. The page reloads itself,
+No JavaScript and nothing needed from a CDN (download servers are often offline): bars, the
+throughput chart and the coverage map are inline SVG and CSS; map tiles, when configured, are
+images under the points that an offline browser simply fails to load. The page reloads itself,
 fits a phone, and shows no secret: source links and messages pass through the redactor.
 """
 
@@ -27,6 +28,7 @@ from harvester.redact import redact_url
 from harvester.web.actions import add_action_routes, usable
 from harvester.web.figures import CSS as FIGURES_CSS
 from harvester.web.figures import SAMPLE, campaign_figures
+from harvester.web.tiles import MAP_WIDTH, TILE_CREDIT, MapView, tile_url
 
 REFRESH_S = 15
 FINISHED = ("stored", "skipped", "failed")
@@ -63,7 +65,9 @@ def render(
     lease_seconds: float,
     controls: Controls | None = None,
     figures: Sequence[FigureData] = (),
+    tiles: str | None = None,
 ) -> str:
+    """The page; ``tiles`` is a slippy-map URL template ({z}/{x}/{y}) for under the map."""
     controls = controls or Controls({})
     mode = "actions need the token" if controls.actions else "read-only"
     done = f"<p class=done>{_e(controls.done)}</p>" if controls.done else ""
@@ -75,7 +79,7 @@ def render(
             _throughput(view.per_minute),
             _reasons(view),
             _daemons(view.holders, view.now, lease_seconds),
-            _coverage(view.points, view.stored_with_position),
+            _coverage(view.points, view.stored_with_position, tiles),
             _figures(figures),
             _failures(view),
         ]
@@ -212,29 +216,44 @@ def _daemons(holders: list[Holder], now: datetime, lease_seconds: float) -> str:
     return f"<section><h2>Daemons</h2><table>{head}{''.join(rows)}</table></section>"
 
 
-def _coverage(points: list[tuple[float, float]], total: int) -> str:
+def _coverage(points: list[tuple[float, float]], total: int, tiles: str | None) -> str:
     if not points:
         return "<section><h2>Coverage</h2><p>No stored image has a position yet.</p></section>"
     lats, lons = [p[0] for p in points], [p[1] for p in points]
-    pad_lat = max((max(lats) - min(lats)) * 0.05, 0.01)
-    pad_lon = max((max(lons) - min(lons)) * 0.05, 0.01)
-    south, north = max(min(lats) - pad_lat, -90), min(max(lats) + pad_lat, 90)
-    west, east = max(min(lons) - pad_lon, -180), min(max(lons) + pad_lon, 180)
-    width = 600
-    height = max(120, min(600, width * (north - south) / (east - west)))
+    view = MapView.around(min(lats), max(lats), min(lons), max(lons))
     dots = "".join(
-        f"<circle cx='{(lon - west) / (east - west) * width:.1f}' "
-        f"cy='{(north - lat) / (north - south) * height:.1f}' r='1.6'/>"
+        "<circle cx='{:.1f}' cy='{:.1f}' r='1.6'/>".format(*view.xy(lat, lon))
         for lat, lon in points
     )
     shown = f"newest {len(points)} of {total}" if total > len(points) else f"all {total}"
+    layer, credit = "", ""
+    if tiles is not None:
+        layer = f"<g class=tiles>{''.join(_tile_images(view, tiles))}</g>"
+        credit = f" Map tiles (when the browser is online): {TILE_CREDIT}."
     return (
         f"<section><h2>Coverage</h2><p class=muted>{shown} stored images with a position; "
-        f"lat {south:.3f} to {north:.3f}, lon {west:.3f} to {east:.3f}</p>"
-        f"<svg viewBox='0 0 {width} {height:.0f}' role=img aria-label='stored images on a map'>"
-        f"<rect width='{width}' height='{height:.0f}' fill='#eef3f8'/>"
+        f"lat {min(lats):.3f} to {max(lats):.3f}, lon {min(lons):.3f} to {max(lons):.3f}."
+        f"{credit}</p>"
+        f"<svg viewBox='0 0 {MAP_WIDTH} {view.height:.0f}' role=img "
+        "aria-label='stored images on a map'>"
+        f"<rect width='{MAP_WIDTH}' height='{view.height:.0f}' fill='#eef3f8'/>{layer}"
         f"<g fill='#c62828' fill-opacity='0.6'>{dots}</g></svg></section>"
     )
+
+
+def _tile_images(view: MapView, template: str) -> list[str]:
+    """The slippy-map tiles under the view, as SVG images: a browser that is offline fails
+    to load them and shows the plain points, with nothing else on the page depending on them."""
+    zoom, tiles = view.tiles()
+    images = []
+    for x, y in tiles:
+        left, top, size = view.tile_box(zoom, x, y)
+        href = _e(tile_url(template, zoom, x, y))
+        images.append(
+            f"<image href='{href}' x='{left:.1f}' y='{top:.1f}' "
+            f"width='{size:.1f}' height='{size:.1f}'/>"
+        )
+    return images
 
 
 def _figures(figures: Sequence[FigureData]) -> str:
@@ -308,8 +327,10 @@ def add_dashboard_routes(
     lease_seconds: float,
     *,
     token: SecretStr | None = None,
+    tiles: str | None = None,
 ) -> None:
-    """The page at `/`; with a (non-empty) token, also its buttons' POST /actions."""
+    """The page at `/`; with a (non-empty) token, also its buttons' POST /actions; with a
+    tile URL template, map tiles under the coverage map."""
     token = usable(token)
     if token is not None:
         add_action_routes(app, engine, token)
@@ -319,7 +340,7 @@ def add_dashboard_routes(
         controls = Controls(paused, token is not None, request.query.get("done"))
         campaigns, view = await campaign_counts(engine), await overview(engine)
         figures = await campaign_figure_data(engine, campaigns, view)
-        page = render(campaigns, view, lease_seconds, controls, figures)
+        page = render(campaigns, view, lease_seconds, controls, figures, tiles)
         return web.Response(text=page, content_type="text/html", charset="utf-8")
 
     app.router.add_get("/", dashboard)

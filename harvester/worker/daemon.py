@@ -424,7 +424,11 @@ async def _serving(daemon: Daemon, bind: str | None) -> AsyncIterator[None]:
         add_metrics_routes(app, daemon.metrics)
         settings = daemon.ctx.settings
         add_dashboard_routes(
-            app, daemon.ctx.engine, settings.lease_seconds, token=settings.dashboard_token
+            app,
+            daemon.ctx.engine,
+            settings.lease_seconds,
+            token=settings.dashboard_token,
+            tiles=settings.tile_template,
         )
         site = await serve(app, bind)
         served = asyncio.Event()

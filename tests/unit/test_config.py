@@ -122,3 +122,12 @@ def test_every_setting_has_a_row_in_the_readme_settings_table():
 
     missing = [f for f in Settings.model_fields if not named(f)]
     assert not missing, f"settings without a README row: {missing}"
+
+
+def test_dashboard_tiles_are_a_slippy_map_template_or_off(monkeypatch: pytest.MonkeyPatch):
+    assert load_settings().tile_template == "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    monkeypatch.setenv("HARVESTER_DASHBOARD_TILES", "off")
+    assert load_settings().tile_template is None
+    monkeypatch.setenv("HARVESTER_DASHBOARD_TILES", "https://tiles.example/{z}/{x}.png")
+    with pytest.raises(ConfigError, match=r"with \{z\}, \{x\} and \{y\}, or off"):
+        load_settings()
