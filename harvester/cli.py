@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from harvester.config import (
     load_settings,
 )
 from harvester.errors import HarvesterError
+from harvester.loops import loop_factory
 
 if TYPE_CHECKING:
     from harvester.db.session import Engine
@@ -397,14 +398,6 @@ async def _db_downgrade(args: argparse.Namespace, settings: Settings, engine: En
     return 0
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:  # not on every platform; the default loop works, only slower
-        return None
-    return uvloop.new_event_loop
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
@@ -432,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             processes=getattr(args, "processes", None),
         )
         handler: Handler = args.handler
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             return runner.run(handler(args, settings))
     except HarvesterError as exc:
         print(f"harvester: {exc}", file=sys.stderr)

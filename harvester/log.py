@@ -31,10 +31,18 @@ class SecretRedactor(Redactor):
 
 
 redactor = SecretRedactor()
+_level = "info"
+
+
+def current_level() -> str:
+    """The level `configure` was given, for worker processes to log at the same."""
+    return _level
 
 
 def configure(level: str = "info", stream: TextIO | None = None) -> None:
     """Console rendering on a terminal, JSON lines otherwise; exceptions scrubbed too."""
+    global _level
+    _level = level
     out = stream or sys.stderr
     pretty = out.isatty()
     processors: list[Any] = [

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,8 @@ from harvester.backoff import Backoff
 from harvester.db.clock import CLOCK_SKEW, WallClock, shared_now, utcnow
 from harvester.db.models import Campaign, Image, ImageState, Task, TaskState
 from harvester.db.session import insert_for, read_connection, transaction
-from harvester.measures import Measures
+from harvester.outcomes import Failure as Failure
+from harvester.outcomes import Outcome as Outcome
 from harvester.records import NewTask
 
 QueueModel = type[Task] | type[Image]
@@ -32,7 +33,6 @@ QueueRow = Row[Any]
 
 RESCUE_BATCH = 1000
 MAX_WAIT_S = 7 * 86_400.0
-MAX_ERROR_CHARS = 2000
 LEASE_LOST = "lease expired on the last attempt (the worker died or hung)"
 LEASE_LOST_REASON = "lease_lost"
 
@@ -50,35 +50,6 @@ class RetryPolicy:
     def delay(self, attempts: int, rng: random.Random) -> float:
         spread = (1 - self.jitter, 1 + self.jitter)
         return Backoff(self.base_seconds, self.max_seconds, spread).delay(attempts, rng)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A row's final state and the columns to record with it."""
-
-    id: int
-    state: TaskState | ImageState
-    values: Mapping[str, Any] = field(default_factory=dict)
-    measures: Measures | None = None  # for metrics, not stored
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why a row's attempt failed: a message, its stable short code and whether to retry."""
-
-    id: int
-    error: str
-    _: KW_ONLY  # called one way: Failure(id, error, retryable=..., reason=...)
-    retryable: bool
-    retry_after: float | None = None
-    reason: str = "error"
-    measures: Measures | None = None  # for metrics, not stored
-
-    def __post_init__(self) -> None:
-        # An error may quote what a hostile input holds (a 20 MB URL): last_error stays short.
-        if len(self.error) > MAX_ERROR_CHARS:
-            cut = f"{self.error[: MAX_ERROR_CHARS - 40]}... ({len(self.error)} characters)"
-            object.__setattr__(self, "error", cut)
 
 
 async def enqueue_tasks(

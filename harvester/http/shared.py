@@ -26,7 +26,7 @@ import secrets
 import socket
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import structlog
@@ -226,6 +226,40 @@ class SharedRate:
         bucket.pause(grant.pause_s)
 
 
+class SplitShares:
+    """A ``RateShares`` for the worker processes of one daemon: the daemon leases one slice
+    per key under its own name, and each of its ``parts`` workers gets an equal part of it.
+
+    Workers asking the store each for a slice of their own would start unequal: the first
+    takes the whole rate and the next gets nothing until the first renews (a third of a
+    lease). One holder per daemon keeps the database's view the same as with one process.
+    """
+
+    def __init__(self, shares: RateShares, parts: int, *, holder: str | None = None) -> None:
+        self._shares = shares
+        self._parts = max(1, parts)
+        self._holder = holder or new_holder()
+        self._keys: set[str] = set()
+
+    async def take(
+        self, key: str, holder: str, total_rate: float, throttle: Throttle | None = None
+    ) -> Slice:
+        granted = await self._shares.take(key, self._holder, total_rate, throttle)
+        self._keys.add(key)
+        return replace(granted, rate=granted.rate / self._parts)
+
+    async def give_back(self, key: str, holder: str) -> None:
+        """A worker's part lapses with the daemon's slice, which `close` gives back."""
+
+    async def close(self) -> None:
+        keys, self._keys = sorted(self._keys), set()
+        for key in keys:
+            try:
+                await self._shares.give_back(key, self._holder)
+            except SharesUnavailable as exc:
+                log.warning("rate_share_not_returned", key=key, error=str(exc))
+
+
 class SharedRates:
     """Makes ``SharedRate`` limiters over one store (one per key), and gives their slices
     back at close. The least recently made beyond ``MAX_KEYS`` are forgotten: their slices
@@ -261,6 +295,7 @@ __all__ = [
     "SharedRates",
     "SharesUnavailable",
     "Slice",
+    "SplitShares",
     "Throttle",
     "grant",
     "new_holder",

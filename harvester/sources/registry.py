@@ -48,14 +48,19 @@ def key_name(service: str, secret: SecretStr | None) -> str:
 
 
 def build_sources(
-    settings: Settings, http: HttpClient, shared: SharedRates | None = None
+    settings: Settings,
+    http: HttpClient,
+    shared: SharedRates | None = None,
+    *,
+    share_of_hosts: int = 1,
 ) -> dict[str, Source]:
+    """``share_of_hosts``: how many processes split each host's connection cap."""
     # Documented limits are aimed under by the margin; the CDN rate is our own politeness.
     under = 1.0 - settings.rate_margin
     cdn_rate = settings.cdn_rate_per_host_per_s
     # One CDN politeness cap shared by every source: they may fetch from the same hosts.
     cdn_slots = HostSlots(
-        settings.cdn_per_host_concurrency,
+        max(1, settings.cdn_per_host_concurrency // share_of_hosts),
         rate_for=lambda host: limiter(
             shared, f"host:{host}", cdn_rate, settings.cdn_per_host_concurrency
         ),

@@ -9,8 +9,10 @@ from typing import Protocol
 class Storage(Protocol):
     """Files at paths relative to a root (``<provider>/<group>/<shard>/<name>.jpg``).
 
-    ``write`` returns once the file is complete under its final name, or raises ``OSError``;
-    ``sync`` returns once everything written so far is durable, so a row may say stored.
+    ``write`` returns once the file is complete under its final name, or raises ``OSError``
+    (it may run in a worker process); ``written`` notes such a file in the process that
+    records it, and ``sync`` returns once every noted file is durable, so a row may say
+    stored.
     """
 
     @property
@@ -19,6 +21,8 @@ class Storage(Protocol):
         ...
 
     async def write(self, relative: PurePosixPath | str, data: bytes) -> None: ...
+
+    def written(self, relative: PurePosixPath | str) -> None: ...
 
     async def read(self, relative: PurePosixPath | str) -> bytes: ...
 

@@ -54,6 +54,11 @@ class LocalStorage:
     async def write(self, relative: PurePosixPath | str, data: bytes) -> None:
         await asyncio.to_thread(self.write_sync, relative, data)
 
+    def written(self, relative: PurePosixPath | str) -> None:
+        """Note a file written (here or by a worker process) for the next `sync`."""
+        with self._lock:
+            self._unsynced.add(self.absolute(relative).parent)
+
     def write_sync(self, relative: PurePosixPath | str, data: bytes) -> None:
         target = self.absolute(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -72,8 +77,6 @@ class LocalStorage:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        with self._lock:
-            self._unsynced.add(target.parent)
 
     def check_writable(self) -> None:
         """Create the root and a file in it, or raise the OSError that says why not."""
@@ -91,7 +94,7 @@ class LocalStorage:
         return True
 
     async def sync(self) -> None:
-        """Make the renames durable: call before recording the files as stored.
+        """Make the renames noted by `written` durable: call before recording them as stored.
 
         One fsync per directory touched since the last call, not one per file."""
         with self._lock:

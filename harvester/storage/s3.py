@@ -84,6 +84,9 @@ class S3Storage:
                 f"{'' if same else ' with another checksum'}, {len(data)} were written",
             )
 
+    def written(self, relative: PurePosixPath | str) -> None:
+        """Nothing to note: an object is durable once its PUT is verified."""
+
     async def read(self, relative: PurePosixPath | str) -> bytes:
         key = self.key(relative)
         try:

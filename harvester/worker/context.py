@@ -6,6 +6,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from harvester.config import Settings
@@ -13,16 +14,25 @@ from harvester.db.campaigns import campaign_settings
 from harvester.db.catalog import known_licenses
 from harvester.db.rate_shares import DatabaseRateShares
 from harvester.db.session import Engine
-from harvester.http import HttpClient, HttpSettings
-from harvester.http.shared import SharedRates
-from harvester.imaging import Metadata, Processed, SizeRules
+from harvester.http import HttpClient
+from harvester.http.shared import SharedRates, SplitShares
+from harvester.imaging import SizeRules
+from harvester.log import current_level
 from harvester.sources.base import Source
 from harvester.sources.registry import build_sources
 from harvester.sources.settings import CampaignSettings, read_stored
 from harvester.storage.base import Storage
 from harvester.storage.open import open_storage
 from harvester.worker.duplicates import StoredBytes
-from harvester.worker.pool import ImagePool, process_image
+from harvester.worker.fetching import (
+    RATE_GIVE_BACK,
+    RATE_TAKE,
+    SAME_BYTES,
+    http_settings,
+    portable,
+    worker_service,
+)
+from harvester.worker.pool import ImagePool
 from harvester.worker.window import Window
 
 # Source hashes remembered to catch duplicates processed at the same time (~100 bytes each).
@@ -41,14 +51,26 @@ class Context:
     window: Window
     _campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
     _bytes_owner: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    _asked: dict[int, str] = field(default_factory=dict)  # image id -> bytes it claimed
     _licenses_seen: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
     _licenses: dict[tuple[str, str], tuple[str, str | None] | None] = field(default_factory=dict)
 
-    async def process(
-        self, data: bytes, rules: SizeRules, meta: Metadata
-    ) -> tuple[Processed, str, float]:
-        """Decode, frame, resize, encode in a worker process (raises WorkerLost if it dies)."""
-        return await self.pool.run(process_image, data, rules, meta)
+    async def same_bytes(self, source_sha: str, image_id: int) -> int | None:
+        """A worker asks, before writing: the image already stored (or being stored) with
+        these source bytes, else None, and these bytes are this image's until it ends."""
+        original = self.same_bytes_in_flight(source_sha, image_id)
+        if original is None:
+            self._asked[image_id] = source_sha
+            original = await self.stored_bytes.stored_as(source_sha, image_id)
+        if original is not None:
+            self.done_with_bytes(source_sha, image_id)
+        return original
+
+    def asked_done(self, image_id: int, *, stored: bool) -> None:
+        """The image's job ended: bytes it claimed stay claimed only if it was stored."""
+        source_sha = self._asked.pop(image_id, None)
+        if source_sha is not None and not stored:
+            self.done_with_bytes(source_sha, image_id)
 
     def same_bytes_in_flight(self, source_sha: str, image_id: int) -> int | None:
         """The image already holding these source bytes in this daemon, else claim them."""
@@ -98,26 +120,22 @@ class Context:
         self._licenses.clear()
 
 
-def http_settings(settings: Settings) -> HttpSettings:
-    return HttpSettings(
-        max_bytes=settings.max_image_bytes,
-        per_host_limit=settings.cdn_per_host_concurrency,
-        pool_limit=max(100, settings.concurrency * 2),
-        min_bytes_per_s=settings.min_transfer_bytes_per_second,
-        budget_s=settings.fetch_budget_seconds,
-    )
-
-
 @asynccontextmanager
 async def open_context(settings: Settings, engine: Engine) -> AsyncIterator[Context]:
-    pool = ImagePool(settings.processes, settings.image_timeout_seconds)
-    # Every limit is shared through the database with whoever else uses the key or host.
-    shared = SharedRates(DatabaseRateShares(engine, settings.rate_share_lease_seconds))
+    # Every limit is shared through the database with whoever else uses the key or host:
+    # the daemon's own calls, and its workers', which share one slice leased by the daemon.
+    shares = DatabaseRateShares(engine, settings.rate_share_lease_seconds)
+    shared = SharedRates(shares)
+    split = SplitShares(shares, settings.processes)  # one slice per key for all the workers
     storage = open_storage(settings)
+    pool = ImagePool(
+        settings.processes,
+        settings.image_timeout_seconds,
+        setup=partial(worker_service, portable(settings), current_level()),
+    )
     try:
-        await pool.start()
         async with HttpClient(http_settings(settings)) as http:
-            yield Context(
+            ctx = Context(
                 settings=settings,
                 engine=engine,
                 http=http,
@@ -127,7 +145,19 @@ async def open_context(settings: Settings, engine: Engine) -> AsyncIterator[Cont
                 stored_bytes=StoredBytes(engine),
                 window=Window(settings.processes, pool.depth, settings.concurrency),
             )
+            pool.answers.update(
+                {
+                    SAME_BYTES: ctx.same_bytes,
+                    RATE_TAKE: split.take,
+                    RATE_GIVE_BACK: split.give_back,
+                }
+            )
+            try:
+                await pool.start()
+                yield ctx
+            finally:
+                await pool.close()
     finally:
+        await split.close()
         await shared.close()
         await storage.close()
-        await pool.close()

@@ -37,13 +37,14 @@ from harvester.db.session import create_engine, database_problem, require_databa
 from harvester.errors import DatabaseUnavailable, HarvesterError, StorageUnavailable
 from harvester.http import InvalidCredentials
 from harvester.log import redactor
+from harvester.outcomes import Result
 from harvester.storage.local import LocalStorage
 from harvester.web.dashboard import add_dashboard_routes
 from harvester.web.health import add_health_routes
 from harvester.web.metrics import JobLabels, Metrics, add_metrics_routes
 from harvester.web.server import serve
 from harvester.worker.context import Context, open_context
-from harvester.worker.jobs import Result, run_image, run_task
+from harvester.worker.jobs import run_image, run_task
 from harvester.worker.owner import is_dead_local_owner, new_owner
 from harvester.worker.progress import Counters, Reporter, Watched
 

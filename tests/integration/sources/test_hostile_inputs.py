@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.models import Image
-from harvester.db.queue import MAX_ERROR_CHARS, Failure
+from harvester.outcomes import MAX_ERROR_CHARS, Failure
 from harvester.sources.urls import BATCH, UrlCampaign, submit_urls
 
 CLI = [sys.executable, "-m", "harvester.cli"]

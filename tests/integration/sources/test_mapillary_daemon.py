@@ -29,8 +29,8 @@ from harvester.records import NewTask
 from harvester.sources.base import TaskView
 from harvester.sources.mapillary import MapillaryCampaign, MapillarySource, submit_mapillary
 from harvester.sources.mapillary_submit import IDS, SEQUENCE, TILE
-from harvester.worker.context import http_settings
 from harvester.worker.daemon import run_daemon
+from harvester.worker.fetching import http_settings
 
 TOKEN = "MLY|777|daemon-token-0123456789abcdef"
 TTL = 600

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from local_server import serving
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,13 +35,8 @@ async def stalling() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/{name}", handler)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}"
-    await runner.cleanup()
+    async with serving(app) as base_url:
+        yield base_url
 
 
 async def _submit(engine: AsyncEngine, tmp_path: Path, urls: list[str]) -> None:

@@ -14,6 +14,7 @@ from harvester.http.shared import (
     SharedRates,
     SharesUnavailable,
     Slice,
+    SplitShares,
     Throttle,
     grant,
 )
@@ -206,3 +207,18 @@ async def test_host_slots_rate_limit_each_host_separately() -> None:
         gaps = [b - a for a, b in itertools.pairwise(times[host])]
         assert gaps == pytest.approx([0.5] * 3)
     assert slots.rate("A") is slots.rate("a")
+
+
+async def test_the_workers_of_a_daemon_split_one_slice_leased_under_the_daemons_name() -> None:
+    store = FakeShares(SimClock(), lease_s=30.0)
+    split = SplitShares(store, 2, holder="daemon")
+    first = await split.take("host:cdn", "worker-1", 100.0)
+    second = await split.take("host:cdn", "worker-2", 100.0)
+    # Equal from the start: as holders of their own, the second would get nothing until the
+    # first renewed, a third of a lease later.
+    assert (first.rate, second.rate) == (50.0, 50.0)
+    assert store.held("host:cdn") == {"daemon": 100.0}
+    await split.give_back("host:cdn", "worker-1")  # a worker's part lapses with the daemon's
+    assert store.held("host:cdn") == {"daemon": 100.0}
+    await split.close()
+    assert store.held("host:cdn") == {}

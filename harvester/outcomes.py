@@ -1,0 +1,47 @@
+"""What one attempt at a row came to, as plain values any process can build and send.
+
+A worker process that fetched and stored an image builds these without the database;
+the coordinator records them (harvester.db.queue).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
+
+from harvester.measures import Measures
+
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A row's final state (a TaskState or ImageState value) and the columns to record."""
+
+    id: int
+    state: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+    measures: Measures | None = None  # for metrics, not stored
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a row's attempt failed: a message, its stable short code and whether to retry."""
+
+    id: int
+    error: str
+    _: KW_ONLY  # called one way: Failure(id, error, retryable=..., reason=...)
+    retryable: bool
+    retry_after: float | None = None
+    reason: str = "error"
+    measures: Measures | None = None  # for metrics, not stored
+
+    def __post_init__(self) -> None:
+        # An error may quote what a hostile input holds (a 20 MB URL): last_error stays short.
+        if len(self.error) > MAX_ERROR_CHARS:
+            cut = f"{self.error[: MAX_ERROR_CHARS - 40]}... ({len(self.error)} characters)"
+            object.__setattr__(self, "error", cut)
+
+
+Result = Outcome | Failure
