@@ -52,6 +52,7 @@ class Context:
     _campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
     _bytes_owner: OrderedDict[str, int] = field(default_factory=OrderedDict)
     _asked: dict[int, str] = field(default_factory=dict)  # image id -> bytes it claimed
+    _rules: dict[int, tuple[Mapping[str, Any], SizeRules]] = field(default_factory=dict)
     _licenses_seen: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
     _licenses: dict[tuple[str, str], tuple[str, str | None] | None] = field(default_factory=dict)
 
@@ -100,9 +101,14 @@ class Context:
         return self._campaigns.get(campaign_id, {})
 
     async def size_rules(self, campaign_id: int) -> SizeRules:
+        """Validated once per campaign settings read, not once per image."""
         settings = await self.campaign(campaign_id)
-        what = f"campaign {campaign_id} settings"
-        return read_stored(CampaignSettings, settings, what).size_rules()
+        known = self._rules.get(campaign_id)
+        if known is None or known[0] is not settings:
+            what = f"campaign {campaign_id} settings"
+            known = (settings, read_stored(CampaignSettings, settings, what).size_rules())
+            self._rules[campaign_id] = known
+        return known[1]
 
     async def license(self, provider: str, license_id: str | None) -> tuple[str, str | None] | None:
         if license_id is None:

@@ -361,12 +361,13 @@ class Daemon:
     async def _idle_watch(self) -> None:
         while not self.stop.is_set():
             await _wait_for_any(asyncio.sleep(0.5), self.stop.wait())
-            busy = any(lane.jobs or lane.pending or not lane.idle for lane in self.lanes)
+            if any(lane.jobs or lane.pending or not lane.idle for lane in self.lanes):
+                continue  # busy: no need to ask the database what is left
             horizon = utcnow() + timedelta(seconds=self.ctx.settings.idle_horizon_seconds)
             left = await self._database(
                 "idle check", partial(anything_left, self.ctx.engine, due_by=horizon), True
             )
-            if not busy and not left:
+            if not left:
                 later = await self._database(
                     "idle check", partial(due_later, self.ctx.engine, horizon), 0
                 )
