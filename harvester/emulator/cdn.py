@@ -19,7 +19,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from harvester.emulator.clock import EmulatorClock
-from harvester.emulator.config import PLACEHOLDER
+from harvester.emulator.config import MEDIUMS_DATED, PLACEHOLDER
 from harvester.emulator.deleted import PLACEHOLDER_PATH, Deletions, placeholder_png
 from harvester.emulator.images import ImageRecipe, hostile, render
 from harvester.emulator.stats import mark
@@ -31,9 +31,14 @@ MAPILLARY_SIZES: dict[str, int | None] = {
     "thumb_2048": 2048,
     "thumb_original": None,
 }
-_FLICKR_NAME = re.compile(r"^(\d+)_([0-9a-f]+)_(b|o)\.(jpg|png)$")
+_FLICKR_NAME = re.compile(r"^(\d+)_([0-9a-f]+)_([mnwzcbo])\.(jpg|png|gif)$")
 _WEB_NAME = re.compile(r"^([wc])(\d{7})\.(jpg|png)$")
-_CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+_CONTENT_TYPES = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "gif": "image/gif",
+}
 
 
 class UrlSigner:
@@ -123,6 +128,7 @@ class Cdn:
         variety: int | None = None,
         deletions: Deletions | None = None,
         deleted_answer: str = PLACEHOLDER,
+        mediums: str = MEDIUMS_DATED,
     ) -> None:
         self.world = world
         self.signer = signer
@@ -130,6 +136,7 @@ class Cdn:
         self.variety = variety
         self.deletions = deletions or Deletions(world.seed, 0.0)
         self.deleted_answer = deleted_answer
+        self.mediums = mediums
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -153,10 +160,11 @@ class Cdn:
         if match is None or photo is None or photo.server != request.match_info["server"]:
             return _not_found()
         _, secret, size, ext = match.groups()
-        if size == "b" and (not photo.has_large or secret != photo.secret):
+        if size != "o" and (
+            size not in photo.sizes(self.mediums) or secret != photo.secret or ext != "jpg"
+        ):
             return _not_found()
-        want_ext = "png" if photo.originalformat == "png" else "jpg"
-        if size == "o" and (secret != photo.originalsecret or ext != want_ext):
+        if size == "o" and (secret != photo.originalsecret or ext != photo.originalformat):
             return _not_found()
         if self.deletions.flickr(photo.id):
             # Deleted or made private since search indexed it: the real CDN redirects.

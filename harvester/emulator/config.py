@@ -26,6 +26,13 @@ OUTAGE_SERVICES = ("flickr", "mapillary", "cdn")
 # photo_unavailable placeholder (a 200 picture: the hardest to tell), or a 404 or 410.
 PLACEHOLDER = "placeholder"
 FLICKR_DELETED_ANSWERS = (PLACEHOLDER, "404", "410")
+# Which Medium and Small sizes (url_m 240 ... url_z 640, url_c 800) Flickr's search hands out:
+# "dated" as the real one (Medium 800 exists only for photos uploaded since 1 March 2012),
+# "all" for every photo, or "none" (only Large and the original).
+MEDIUMS_DATED = "dated"
+MEDIUMS_ALL = "all"
+MEDIUMS_NONE = "none"
+FLICKR_MEDIUMS = (MEDIUMS_DATED, MEDIUMS_ALL, MEDIUMS_NONE)
 
 
 @dataclass
@@ -93,6 +100,13 @@ class Warts:
     # fields, as the real search does in city centres. None: the box's size decides alone.
     dense_refusal_above: int | None = 1500
     outages: tuple[Outage, ...] = ()
+    flickr_mediums: str = MEDIUMS_DATED
+    # Real JSON says `"total":"79837"` (a string; `"0"` when nothing matched) while page,
+    # pages and perpage are numbers.
+    flickr_total_as_string: bool = True
+    # A page past the last one answers with the last page's photos again, not an empty page:
+    # a client that pages until it sees nothing never stops.
+    flickr_past_last_repeats: bool = True
 
     def __post_init__(self) -> None:
         if self.flickr_deleted_answer not in FLICKR_DELETED_ANSWERS:
@@ -103,18 +117,38 @@ class Warts:
             raise ValueError("deleted_share must be in [0, 1)")
         if self.dense_refusal_above is not None and self.dense_refusal_above < 1:
             raise ValueError("dense_refusal_above must be >= 1 (or None: never)")
+        if self.flickr_mediums not in FLICKR_MEDIUMS:
+            raise ValueError(f"flickr_mediums must be one of {FLICKR_MEDIUMS}")
 
 
 @dataclass(frozen=True)
 class WorldSize:
-    """How big the generated world is; the default starts in well under a second."""
+    """How big the generated world is and what its photos are like; the default starts in
+    well under a second. The shares of photos with a trait are the real service's, roughly:
+    some of each, so a client meets every kind in any sizeable harvest."""
 
     flickr_photos: int = 16_000
     flickr_years: tuple[int, int] = (2008, 2023)
     flickr_no_geo_fraction: float = 0.12
+    # Shares of photos whose datetaken Flickr vouches for only to the month (granularity 4),
+    # the year (6) or "circa" (8); the rest are to the second (0).
+    flickr_taken_granularity: tuple[float, float, float] = (0.03, 0.02, 0.01)
+    # Share of originals uploaded as GIFs: Flickr keeps the original's format (`_o.gif`),
+    # while every size it makes of it (Large, Medium...) is a JPEG.
+    flickr_gif_share: float = 0.02
+    # Share of photos without a Large whose owner hides the original as well, leaving only
+    # Medium and smaller sizes (a fifth of the photos with a Large hide theirs, always).
+    flickr_hidden_original_share: float = 0.05
     mapillary_paths: int = 8
     mapillary_dense_images: int = 2600
     hostile_urls_every: int = 9
+
+    def __post_init__(self) -> None:
+        shares = (*self.flickr_taken_granularity, self.flickr_gif_share)
+        if len(self.flickr_taken_granularity) != 3 or sum(self.flickr_taken_granularity) > 1:
+            raise ValueError("flickr_taken_granularity is 3 shares (month, year, circa), sum <= 1")
+        if not all(0 <= x <= 1 for x in (*shares, self.flickr_hidden_original_share)):
+            raise ValueError("shares of photos are in [0, 1]")
 
 
 @dataclass

@@ -17,7 +17,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
+from harvester.emulator.config import MEDIUMS_DATED, Warts
 from harvester.emulator.flickr_world import (
+    SIZES,
     FlickrIndex,
     FlickrPhoto,
     SearchQuery,
@@ -187,9 +189,10 @@ def _unit(*parts: object) -> float:
 class SearchEngine:
     """Runs searches and pages them the way Flickr does, caching recent result lists."""
 
-    def __init__(self, index: FlickrIndex, seed: int) -> None:
+    def __init__(self, index: FlickrIndex, seed: int, warts: Warts | None = None) -> None:
         self.index = index
         self.seed = seed
+        self.warts = warts or Warts()
         self._served: OrderedDict[SearchQuery, tuple[int, list[FlickrPhoto]]] = OrderedDict()
 
     def served(self, q: SearchQuery) -> tuple[int, list[FlickrPhoto]]:
@@ -218,18 +221,20 @@ class SearchEngine:
         page = max(_int(params, "page") or 1, 1)
         total, served = self.served(q)
         start = (page - 1) * per_page
-        if start >= len(served) and total > RESULT_CAP:
-            # Past the cap Flickr keeps answering with its last reachable page.
+        repeats = self.warts.flickr_past_last_repeats or total > RESULT_CAP
+        if start >= len(served) and served and repeats:
+            # Past the last page (or the cap) Flickr keeps answering with its last one.
             start = ((len(served) - 1) // per_page) * per_page
         chunk = served[start : start + per_page]
         extras = {e.strip() for e in params.get("extras", "").split(",") if e.strip()}
+        mediums = self.warts.flickr_mediums
         return {
             "photos": {
                 "page": page,
                 "pages": math.ceil(total / per_page) if total else 0,
                 "perpage": per_page,
-                "total": total,
-                "photo": [photo_json(p, extras, base_url) for p in chunk],
+                "total": str(total) if self.warts.flickr_total_as_string else total,
+                "photo": [photo_json(p, extras, base_url, mediums) for p in chunk],
             },
             "stat": "ok",
         }
@@ -240,7 +245,9 @@ def _num(p: FlickrPhoto, value: int | float) -> int | float | str:
     return str(value) if p.strings_style else value
 
 
-def photo_json(p: FlickrPhoto, extras: set[str], base_url: str) -> dict[str, Any]:  # noqa: C901
+def photo_json(
+    p: FlickrPhoto, extras: set[str], base_url: str, mediums: str = MEDIUMS_DATED
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": p.id,
         "owner": p.owner,
@@ -259,8 +266,8 @@ def photo_json(p: FlickrPhoto, extras: set[str], base_url: str) -> dict[str, Any
     if "date_upload" in extras:
         out["dateupload"] = str(p.dateupload)
     if "date_taken" in extras:
-        out["datetaken"] = mysql_datetime(p.datetaken)
-        out["datetakengranularity"] = 0
+        out["datetaken"] = taken_text(p)
+        out["datetakengranularity"] = _num(p, p.taken_granularity)
         out["datetakenunknown"] = "1" if p.taken_unknown else "0"
     if "owner_name" in extras:
         out["ownername"] = p.ownername
@@ -276,11 +283,7 @@ def photo_json(p: FlickrPhoto, extras: set[str], base_url: str) -> dict[str, Any
         out["tags"] = " ".join(p.tags)
     if "geo" in extras:
         out.update(_geo(p))
-    if "url_l" in extras and p.has_large:
-        w, h = p.large_dims
-        out["url_l"] = f"{base_url}/cdn/flickr/{p.server}/{p.id}_{p.secret}_b.jpg"
-        out["height_l"] = _num(p, h)
-        out["width_l"] = _num(p, w)
+    out.update(_sizes(p, extras, base_url, mediums))
     if "url_o" in extras and p.original_public:
         out["url_o"] = (
             f"{base_url}/cdn/flickr/{p.server}/{p.id}_{p.originalsecret}_o.{p.originalformat}"
@@ -288,6 +291,29 @@ def photo_json(p: FlickrPhoto, extras: set[str], base_url: str) -> dict[str, Any
         out["height_o"] = _num(p, p.o_height)
         out["width_o"] = _num(p, p.o_width)
     return out
+
+
+def _sizes(p: FlickrPhoto, extras: set[str], base_url: str, mediums: str) -> dict[str, Any]:
+    """url_X, width_X and height_X of each size asked for that the photo has."""
+    out: dict[str, Any] = {}
+    offered = p.sizes(mediums)
+    for extra, suffix, _ in SIZES:
+        if f"url_{extra}" not in extras or suffix not in offered:
+            continue
+        w, h = offered[suffix]
+        out[f"url_{extra}"] = f"{base_url}/cdn/flickr/{p.server}/{p.id}_{p.secret}_{suffix}.jpg"
+        out[f"height_{extra}"] = _num(p, h)
+        out[f"width_{extra}"] = _num(p, w)
+    return out
+
+
+def taken_text(p: FlickrPhoto) -> str:
+    """datetaken as Flickr writes it; a month-only date now and then with a zero day
+    (`2008-05-00 00:00:00`), as older records have it, instead of the first of the month."""
+    text = mysql_datetime(p.datetaken)
+    if p.taken_granularity == 4 and int(p.id) % 2:
+        return text[:8] + "00" + text[10:]
+    return text
 
 
 def _geo(p: FlickrPhoto) -> dict[str, Any]:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import bisect
 import calendar
+import hashlib
 import math
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
-from harvester.emulator.config import WorldSize
+from harvester.emulator.config import MEDIUMS_DATED, MEDIUMS_NONE, WorldSize
 
 # (keyword, share of photos carrying it). "sunset" alone exceeds 4,000 photos.
 SUBJECTS: tuple[tuple[str, float], ...] = (
@@ -56,6 +58,19 @@ LAST = ("Berg", "Hays", "Kowal", "Lind", "Mori", "Novak", "Ortiz", "Petit", "Qui
 FRAME_COLOURS = ((255, 255, 255), (0, 0, 0), (32, 32, 32), (200, 40, 40), (230, 225, 210))
 ASPECTS = ((4, 3), (3, 2), (16, 9), (1, 1), (3, 4), (2, 3))
 _TOKEN = re.compile(r"[a-z0-9]+")
+# The sizes search hands out below the original: (extra, CDN suffix, longest side).
+SIZES: tuple[tuple[str, str, int], ...] = (
+    ("m", "m", 240),
+    ("n", "n", 320),
+    ("w", "w", 400),
+    ("z", "z", 640),
+    ("c", "c", 800),
+    ("l", "b", 1024),
+)
+EDGES = {suffix: edge for _, suffix, edge in SIZES}
+# misc.urls: "Medium 800 ... photos only exist after March 1st 2012".
+MEDIUM_800_SINCE = calendar.timegm((2012, 3, 1, 0, 0, 0))
+COARSE_GRANULARITIES = (4, 6, 8)  # month, year, circa (misc.dates)
 
 
 @dataclass(frozen=True)
@@ -91,6 +106,8 @@ class FlickrPhoto:
     exif_orientation: int
     progressive: bool
     strings_style: bool
+    # 0: datetaken to the second; 4 the month, 6 the year, 8 circa (datetaken truncated).
+    taken_granularity: int = 0
 
     @property
     def has_geo(self) -> bool:
@@ -99,8 +116,30 @@ class FlickrPhoto:
     @property
     def large_dims(self) -> tuple[int, int]:
         """Flickr's "Large" (suffix b): longest side 1024, never larger than the original."""
-        scale = min(1.0, 1024 / max(self.o_width, self.o_height))
+        return self.dims_at(1024)
+
+    def dims_at(self, edge: int) -> tuple[int, int]:
+        """The upright size of the photo shrunk to `edge` px on its longest side."""
+        scale = min(1.0, edge / max(self.o_width, self.o_height))
         return max(1, round(self.o_width * scale)), max(1, round(self.o_height * scale))
+
+    def sizes(self, mediums: str = MEDIUMS_DATED) -> dict[str, tuple[int, int]]:
+        """CDN suffix -> (width, height) of every size below the original Flickr offers:
+        Large only past 1024 px, a Medium or Small only where the original is bigger
+        (sizes are made by shrinking), Medium 800 only since March 2012 when `dated`."""
+        out: dict[str, tuple[int, int]] = {}
+        longest = max(self.o_width, self.o_height)
+        for _, suffix, edge in SIZES:
+            if suffix == "b":
+                if self.has_large:
+                    out[suffix] = self.dims_at(edge)
+                continue
+            if mediums == MEDIUMS_NONE or longest <= edge:
+                continue
+            if suffix == "c" and mediums == MEDIUMS_DATED and self.dateupload < MEDIUM_800_SINCE:
+                continue
+            out[suffix] = self.dims_at(edge)
+        return out
 
     @property
     def tokens(self) -> frozenset[str]:
@@ -216,8 +255,40 @@ def generate_photos(seed: int, size: WorldSize) -> list[FlickrPhoto]:
     )
     photos = []
     for i, uploaded in enumerate(uploads):
-        photos.append(_photo(rng, i, uploaded, owners, size))
+        photos.append(_traits(seed, _photo(rng, i, uploaded, owners, size), size))
     return photos
+
+
+def _unit(seed: int, photo_id: str, trait: str) -> float:
+    digest = hashlib.blake2b(f"{seed}:{photo_id}:{trait}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _traits(seed: int, p: FlickrPhoto, size: WorldSize) -> FlickrPhoto:
+    """Coarse capture dates, GIF originals and hidden originals, each drawn from the photo's
+    own hash (not the world's generator), so their shares change no other photo."""
+    changes: dict[str, Any] = {}
+    u = _unit(seed, p.id, "granularity")
+    for granularity, share in zip(COARSE_GRANULARITIES, size.flickr_taken_granularity, strict=True):
+        if u < share and not p.taken_unknown:
+            changes.update(
+                taken_granularity=granularity, datetaken=coarse(p.datetaken, granularity)
+            )
+            break
+        u -= share
+    if _unit(seed, p.id, "gif") < size.flickr_gif_share:
+        changes.update(originalformat="gif", cmyk=False, exif_orientation=1, progressive=False)
+    hidden = _unit(seed, p.id, "hidden") < size.flickr_hidden_original_share
+    if hidden and not p.has_large:
+        changes.update(original_public=False)
+    return replace(p, **changes) if changes else p
+
+
+def coarse(ts: int, granularity: int) -> int:
+    """A taken time cut to its granularity: the first second of its month or year."""
+    when = datetime.fromtimestamp(ts, UTC)
+    month = when.month if granularity == 4 else 1
+    return calendar.timegm((when.year, month, 1, 0, 0, 0))
 
 
 def _photo(

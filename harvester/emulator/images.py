@@ -22,7 +22,7 @@ RGB = tuple[int, int, int]
 
 HOSTILE_KINDS: tuple[str, ...] = ("truncated", "empty", "html", "bomb", "garbage")
 
-_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP"}
+_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
 
 # The transpose that, applied to the upright picture, gives the stored pixels
 # for each EXIF orientation (the inverse of what a viewer applies to display).
@@ -168,6 +168,11 @@ def _encode(img: Image.Image, recipe: ImageRecipe) -> bytes:
         )
     elif recipe.fmt == "png":
         img.save(out, "PNG", compress_level=1, exif=exif_bytes)
+    elif recipe.fmt == "gif":
+        # Two frames, as an animated GIF (what most GIF uploads are), in a 256-colour palette.
+        frames = [img, ImageChops.offset(img, max(1, img.width // 50), 0)]
+        paletted = [f.quantize(colors=256, method=Image.Quantize.MEDIANCUT) for f in frames]
+        paletted[0].save(out, "GIF", save_all=True, append_images=paletted[1:], duration=200)
     else:
         img.save(out, "WEBP", quality=recipe.quality, method=0, exif=exif_bytes)
     return out.getvalue()

@@ -24,6 +24,7 @@ from harvester.emulator.config import (
     BBOX_RULES,
     FLICKR_DELETED_ANSWERS,
     FLICKR_KEY,
+    FLICKR_MEDIUMS,
     MAPILLARY_TOKEN,
     EmulatorConfig,
     Faults,
@@ -86,13 +87,19 @@ def build_app(
     outages = OutageSchedule(warts.outages, clock)
     app = web.Application(middlewares=[middleware(state.stats, injector, enforcer, warts, outages)])
     signer = UrlSigner(config.seed, clock, config.url_ttl_s)
-    flickr = FlickrRest(SearchEngine(world.flickr, config.seed), config.flickr_keys)
+    flickr = FlickrRest(SearchEngine(world.flickr, config.seed, warts), config.flickr_keys)
     app.router.add_get("/services/rest/", flickr.handle)
     app.router.add_get("/services/rest", flickr.handle)
     mapillary = MapillaryApi(world, signer, config.mapillary_tokens, warts, deletions)
     app.router.add_routes(mapillary.routes())
     cdn = Cdn(
-        world, signer, state.cache, config.image_variety, deletions, warts.flickr_deleted_answer
+        world,
+        signer,
+        state.cache,
+        config.image_variety,
+        deletions,
+        warts.flickr_deleted_answer,
+        warts.flickr_mediums,
     )
     app.router.add_routes(cdn.routes())
     app.router.add_routes(_admin_routes(state))
@@ -280,7 +287,57 @@ def _parser() -> argparse.ArgumentParser:
         default=Warts.dense_refusal_above,
         help="bbox searches over boxes with more images get Graph code 1 (0: never)",
     )
+    _flickr_arguments(p)
     return p
+
+
+def _shares(text: str) -> tuple[float, float, float]:
+    """`MONTH,YEAR,CIRCA` shares, e.g. `0.03,0.02,0.01`."""
+    try:
+        month, year, circa = (float(x) for x in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected MONTH,YEAR,CIRCA shares, got {text!r}") from exc
+    return month, year, circa
+
+
+def _flickr_arguments(p: argparse.ArgumentParser) -> None:
+    world = WorldSize()
+    p.add_argument(
+        "--granularity-mix",
+        type=_shares,
+        default=world.flickr_taken_granularity,
+        help="MONTH,YEAR,CIRCA: shares of Flickr photos whose datetaken is known only to the "
+        "month (granularity 4), the year (6) or circa (8) (default "
+        + ",".join(str(x) for x in world.flickr_taken_granularity)
+        + ")",
+    )
+    p.add_argument(
+        "--gif-share",
+        type=float,
+        default=world.flickr_gif_share,
+        help="share of Flickr originals that are GIFs (their sizes are JPEGs)",
+    )
+    p.add_argument(
+        "--hidden-original-share",
+        type=float,
+        default=world.flickr_hidden_original_share,
+        help="share of Flickr photos without a Large that hide their original too",
+    )
+    p.add_argument(
+        "--flickr-mediums",
+        choices=FLICKR_MEDIUMS,
+        default=Warts.flickr_mediums,
+        help="which Medium/Small sizes search offers: dated (url_c only since 2012-03-01), "
+        "all, or none",
+    )
+    p.add_argument(
+        "--total-as-number", action="store_true", help="lenient: Flickr's total as a number"
+    )
+    p.add_argument(
+        "--empty-past-last-page",
+        action="store_true",
+        help="lenient: a page past the last one is empty instead of the last page again",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
@@ -304,6 +361,14 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         multiget_drops_unknown=args.lenient_multiget,
         dense_refusal_above=args.dense_refusal_above or None,
         outages=tuple(args.outage),
+        flickr_mediums=args.flickr_mediums,
+        flickr_total_as_string=not args.total_as_number,
+        flickr_past_last_repeats=not args.empty_past_last_page,
+    )
+    world = WorldSize(
+        flickr_taken_granularity=args.granularity_mix,
+        flickr_gif_share=args.gif_share,
+        flickr_hidden_original_share=args.hidden_original_share,
     )
     return replace(
         EmulatorConfig(seed=args.seed, faults=faults, warts=warts, url_ttl_s=args.url_ttl),
@@ -314,6 +379,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         mapillary_rate_per_s=args.mapillary_rate,
         image_variety=args.image_variety,
         cdn_cache_bytes=args.cache_mb * 1024 * 1024,
+        world=world,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from harvester.emulator.config import WorldSize
 from harvester.emulator.flickr_world import (
+    EDGES,
     FlickrIndex,
     FlickrPhoto,
     SearchQuery,
@@ -26,6 +27,8 @@ from harvester.emulator.mapillary_world import (
 )
 
 URL_KINDS_HOSTILE: tuple[str, ...] = (*HOSTILE_KINDS, "not_found", "too_small")
+# An original's `originalformat` -> the renderer's format name.
+ORIGINAL_FORMATS = {"jpg": "jpeg", "png": "png", "gif": "gif"}
 WEB_LICENSES = ("CC-BY-4.0", "CC-BY-SA-4.0", "CC0-1.0", "all-rights-reserved")
 
 
@@ -87,10 +90,11 @@ class World:
         return self.flickr.search(query)
 
     def flickr_recipe(self, photo: FlickrPhoto, size: str) -> ImageRecipe:
-        """The picture behind a photo's Large ("b") or Original ("o") URL."""
+        """The picture behind a photo's URL of one size: a suffix of `SIZES` (Large "b",
+        Medium "z"...: always a JPEG) or the Original "o" (in the format it was uploaded)."""
         seed = int(photo.id) % 2**31
-        if size == "b":
-            w, h = photo.large_dims
+        if size != "o":
+            w, h = photo.dims_at(EDGES[size])
             scale = w / photo.o_width
             frames = tuple((max(1, round(bw * scale)), c) for bw, c in photo.frames)
             return ImageRecipe(seed, w, h, frames, photo.uniform_sky)
@@ -100,7 +104,7 @@ class World:
             photo.o_height,
             photo.frames,
             photo.uniform_sky,
-            fmt="png" if photo.originalformat == "png" else "jpeg",
+            fmt=ORIGINAL_FORMATS.get(photo.originalformat, "jpeg"),
             cmyk=photo.cmyk,
             exif_orientation=photo.exif_orientation,
             progressive=photo.progressive,

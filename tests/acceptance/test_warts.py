@@ -114,9 +114,12 @@ async def test_deleted_photos_and_a_three_minute_outage_lose_nothing(
     harness: Harness, world: World, tmp_path: Path
 ) -> None:
     # A 3-minute outage of the Flickr API, 5 s after its first call, on a clock running 10x.
+    # No GIF or hidden originals, so each photo's size follows from has_large (the Medium
+    # fallbacks are tested in tests/integration/sources/test_flickr_sizes.py).
     await _start(
         harness,
         "--deleted-share", "0.05", "--outage", "flickr:5:180", "--clock-speed", "10",
+        "--gif-share", "0", "--hidden-original-share", "0",
         HARVESTER_FLICKR_RATE_PER_HOUR=str(2 * 3600), HARVESTER_FLICKR_BURST="1",
     )  # fmt: skip
     queries = ("lighthouse", "waterfall")

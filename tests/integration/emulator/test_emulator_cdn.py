@@ -9,7 +9,7 @@ import aiohttp
 from emu_helpers import FLICKR_EXTRAS, Starter, flickr
 from PIL import Image, ImageOps
 
-from harvester.emulator import FlickrPhoto, RunningEmulator, Warts
+from harvester.emulator import FlickrPhoto, RunningEmulator, Warts, WorldSize
 
 
 def _decode(body: bytes) -> Image.Image:
@@ -165,3 +165,39 @@ async def test_deleted_flickr_photos_redirect_to_the_unavailable_placeholder(
         assert _decode(await resp.read()).size == (500, 374)
     status, ctype, _, _ = await _fetch(session, live[0]["url_l"])
     assert status == 200 and ctype == "image/jpeg"
+
+
+async def test_a_gif_original_is_an_animated_gif_and_its_mediums_are_jpegs(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emu = await start(world=WorldSize(flickr_gif_share=0.5))
+    p = next(
+        p
+        for p in emu.world.flickr.photos
+        if p.originalformat == "gif" and not p.has_large and "c" in p.sizes()
+    )
+    base = f"{emu.base_url}/cdn/flickr/{p.server}/{p.id}"
+    status, ctype, data, _ = await _fetch(session, f"{base}_{p.originalsecret}_o.gif")
+    gif = _decode(data)
+    assert status == 200 and ctype == "image/gif" and gif.format == "GIF"
+    assert gif.size == (p.o_width, p.o_height) and getattr(gif, "n_frames", 1) > 1
+    assert (await _fetch(session, f"{base}_{p.originalsecret}_o.jpg"))[0] == 404
+    for size in ("c", "z"):
+        status, ctype, data, _ = await _fetch(session, f"{base}_{p.secret}_{size}.jpg")
+        medium = _decode(data)
+        assert status == 200 and ctype == "image/jpeg" and medium.format == "JPEG"
+        assert medium.size == p.sizes()[size]
+
+
+async def test_a_size_the_api_does_not_offer_is_404(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emu = await start()
+    before_2012 = next(
+        p for p in emu.world.flickr.photos if p.dateupload < 1_330_560_000 and p.has_large
+    )
+    base = f"{emu.base_url}/cdn/flickr/{before_2012.server}/{before_2012.id}_{before_2012.secret}"
+    assert (await _fetch(session, f"{base}_z.jpg"))[0] == 200
+    assert (await _fetch(session, f"{base}_c.jpg"))[0] == 404  # Medium 800 only since 2012
+    bare = await start(warts=Warts(flickr_mediums="none"))
+    assert (await _fetch(session, f"{base.replace(emu.base_url, bare.base_url)}_z.jpg"))[0] == 404

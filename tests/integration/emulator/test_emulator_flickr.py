@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import calendar
 import json
+import re
 from xml.etree import ElementTree
 
 import aiohttp
 from emu_helpers import FLICKR_EXTRAS, FLICKR_KEY, Starter, flickr
 
-from harvester.emulator import RunningEmulator
+from harvester.emulator import RunningEmulator, Warts, World, WorldSize
+from harvester.emulator.server import _parser, config_from_args
 
+Y2010 = calendar.timegm((2010, 1, 1, 0, 0, 0))
+Y2012_MARCH = calendar.timegm((2012, 3, 1, 0, 0, 0))
 Y2020 = calendar.timegm((2020, 1, 1, 0, 0, 0))
 Y2021 = calendar.timegm((2021, 1, 1, 0, 0, 0))
 
@@ -30,7 +34,8 @@ async def test_search_answer_has_the_documented_shape_and_extras(
         assert set(p["description"]) == {"_content"}
         assert {"owner", "title", "ownername", "datetaken", "views", "tags"} <= p.keys()
         assert {"latitude", "longitude", "accuracy"} <= p.keys()
-        assert "url_l" in p or "url_o" in p
+        # Large or the original, unless its owner hides the original (then Mediums only).
+        assert "url_l" in p or "url_o" in p or "originalsecret" not in p
         if "url_l" in p:
             assert max(int(p["width_l"]), int(p["height_l"])) == 1024
             assert p["url_l"].endswith(f"/{p['server']}/{p['id']}_{p['secret']}_b.jpg")
@@ -49,7 +54,7 @@ async def test_photos_without_geo_report_zero_coordinates_not_absence(
     emulator: RunningEmulator, session: aiohttp.ClientSession
 ) -> None:
     body = await flickr(session, emulator, text="beach", has_geo="0", extras="geo")
-    assert body["photos"]["total"] > 0
+    assert int(body["photos"]["total"]) > 0
     for p in body["photos"]["photo"]:
         assert (p["latitude"], p["longitude"], p["accuracy"]) == (0, 0, 0)
 
@@ -63,7 +68,7 @@ async def test_per_page_defaults_to_100_and_caps_at_500_or_250_for_geo_queries(
     assert plain["photos"]["perpage"] == 100 and len(plain["photos"]["photo"]) == 100
     assert big["photos"]["perpage"] == 500 and len(big["photos"]["photo"]) == 500
     assert geo["photos"]["perpage"] == 250 and len(geo["photos"]["photo"]) == 250
-    assert big["photos"]["pages"] == -(-big["photos"]["total"] // 500)
+    assert big["photos"]["pages"] == -(-int(big["photos"]["total"]) // 500)
 
 
 async def _all_pages(
@@ -108,7 +113,7 @@ async def test_narrow_upload_windows_return_every_photo_exactly_once(
         params = {"text": "sunset", "has_geo": "1", "min_upload_date": str(start)}
         params["max_upload_date"] = str(min(start + month - 1, Y2021 - 1))
         body = await flickr(session, emulator, per_page="250", **params)
-        assert body["photos"]["total"] < 250
+        assert int(body["photos"]["total"]) < 250
         seen.extend(p["id"] for p in body["photos"]["photo"])
     year = {
         p.id
@@ -132,7 +137,7 @@ async def test_upload_dates_accept_unix_seconds_and_mysql_datetimes(
         min_upload_date="2020-01-01 00:00:00",
         max_upload_date="2021-01-01",
     )
-    assert unix["photos"]["total"] == mysql["photos"]["total"] > 0
+    assert int(unix["photos"]["total"]) == int(mysql["photos"]["total"]) > 0
     assert unix["photos"]["photo"] == mysql["photos"]["photo"]
 
 
@@ -141,11 +146,11 @@ async def test_text_search_is_case_insensitive_and_reaches_descriptions(
 ) -> None:
     lower = await flickr(session, emulator, text="castle", extras="tags,description")
     upper = await flickr(session, emulator, text="CASTLE")
-    assert lower["photos"]["total"] == upper["photos"]["total"] > 0
+    assert int(lower["photos"]["total"]) == int(upper["photos"]["total"]) > 0
     tagged = await flickr(session, emulator, tags="castle")
-    assert tagged["photos"]["total"] < lower["photos"]["total"]
+    assert int(tagged["photos"]["total"]) < int(lower["photos"]["total"])
     by_text = await _all_pages(session, emulator, 2, text="castle", extras="tags,description")
-    assert len(by_text) == lower["photos"]["total"]
+    assert len(by_text) == int(lower["photos"]["total"])
 
 
 async def test_filters_bbox_license_and_accuracy_hold(
@@ -223,3 +228,123 @@ async def test_default_format_is_flickr_xml(
     photos = root.find("photos")
     assert photos is not None and photos.get("perpage") == "100"
     assert len(photos.findall("photo")) == 100 and photos.findall("photo")[0].get("id")
+
+
+async def test_total_is_a_string_and_a_page_past_the_last_repeats_the_last_page(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    strict, lenient = (
+        await start(),
+        await start(warts=Warts(flickr_total_as_string=False, flickr_past_last_repeats=False)),
+    )
+    window = {"text": "glacier", "min_upload_date": str(Y2020), "max_upload_date": str(Y2021)}
+    last = await flickr(session, strict, per_page="10", page="1", **window)
+    pages, total = last["photos"]["pages"], last["photos"]["total"]
+    assert isinstance(total, str) and isinstance(pages, int) and 10 < int(total) < 500
+    final = await flickr(session, strict, per_page="10", page=str(pages), **window)
+    past = await flickr(session, strict, per_page="10", page=str(pages + 3), **window)
+    assert past["photos"]["photo"] == final["photos"]["photo"] != []
+    none = await flickr(session, strict, text="no-such-word-anywhere")
+    assert none["photos"]["total"] == "0" and none["photos"]["photo"] == []
+    plain = await flickr(session, lenient, per_page="10", page=str(pages + 3), **window)
+    assert plain["photos"]["total"] == int(total) and plain["photos"]["photo"] == []
+
+
+async def test_coarse_taken_dates_carry_their_granularity(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emu = await start(world=WorldSize(flickr_taken_granularity=(0.2, 0.2, 0.2)))
+    body = await flickr(session, emu, text="sunset", extras="date_taken", per_page="500")
+    seen: dict[int, list[str]] = {}
+    for p in body["photos"]["photo"]:
+        seen.setdefault(int(p["datetakengranularity"]), []).append(p["datetaken"])
+    assert set(seen) == {0, 4, 6, 8} and all(len(seen[g]) > 50 for g in (4, 6, 8))
+    assert {type(p["datetakengranularity"]) for p in body["photos"]["photo"]} == {int, str}
+    # A month is its first day (or day 00, as older records have it); a year its 1 January.
+    assert all(re.fullmatch(r"\d{4}-\d\d-0[01] 00:00:00", t) for t in seen[4])
+    assert {t[8:10] for t in seen[4]} == {"00", "01"}
+    assert all(re.fullmatch(r"\d{4}-01-01 00:00:00", t) for t in seen[6] + seen[8])
+    fine = await start(world=WorldSize(flickr_taken_granularity=(0, 0, 0)))
+    body = await flickr(session, fine, text="sunset", extras="date_taken", per_page="500")
+    assert {int(p["datetakengranularity"]) for p in body["photos"]["photo"]} == {0}
+
+
+MEDIUM_EXTRAS = "url_m,url_n,url_w,url_z,url_c,url_l,url_o,o_dims,date_upload,original_format"
+
+
+async def test_medium_sizes_never_exceed_the_original_and_medium_800_starts_in_2012(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emu = await start()
+    edges = {"m": 240, "n": 320, "w": 400, "z": 640, "c": 800, "l": 1024}
+    old, new = 0, 0
+    for since, until in ((Y2010, Y2012_MARCH - 1), (Y2012_MARCH, Y2021)):
+        body = await flickr(
+            session, emu, text="street", extras=MEDIUM_EXTRAS, per_page="500",
+            min_upload_date=str(since), max_upload_date=str(until),
+        )  # fmt: skip
+        for p in body["photos"]["photo"]:
+            photo = emu.world.flickr_by_id[p["id"]]
+            longest = max(photo.o_width, photo.o_height)
+            for size, edge in edges.items():
+                offered = f"url_{size}" in p
+                # Sizes are made by shrinking; Medium 800 only for uploads since March 2012.
+                made = longest > edge and (size != "c" or since == Y2012_MARCH)
+                assert offered == (made if size != "l" else photo.has_large), (p["id"], size)
+                if offered:
+                    assert max(int(p[f"width_{size}"]), int(p[f"height_{size}"])) == edge
+                    assert p[f"url_{size}"].endswith(f"_{'b' if size == 'l' else size}.jpg")
+            old += since == Y2010 and "url_z" in p
+            new += since == Y2012_MARCH and "url_c" in p
+    assert old > 20 and new > 20
+    bare = await start(warts=Warts(flickr_mediums="none"))
+    body = await flickr(session, bare, text="street", extras=MEDIUM_EXTRAS, per_page="500")
+    assert not [k for p in body["photos"]["photo"] for k in p if k[:6] in ("url_z", "url_c")]
+
+
+async def test_gif_and_hidden_originals_leave_only_their_jpeg_sizes(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emu = await start(world=WorldSize(flickr_gif_share=0.3, flickr_hidden_original_share=0.3))
+    body = await flickr(session, emu, text="sunset", extras=MEDIUM_EXTRAS, per_page="500")
+    photos = body["photos"]["photo"]
+    gifs = [p for p in photos if p.get("originalformat") == "gif"]
+    assert len(gifs) > 50 and all(p["url_o"].endswith("_o.gif") for p in gifs)
+    hidden = [p for p in photos if "originalsecret" not in p]
+    assert len(hidden) > 50
+    assert all("url_o" not in p and "o_width" not in p for p in hidden)
+    # An original without a Large is hidden only by the trait; with a Large, by the world.
+    assert any("url_l" not in p and "url_z" in p for p in hidden)
+
+
+def test_flickr_wart_flags_default_to_the_strict_side_and_set_the_config() -> None:
+    strict = config_from_args(_parser().parse_args([]))
+    assert strict.world == WorldSize() and strict.world.flickr_gif_share > 0
+    assert min(strict.world.flickr_taken_granularity) > 0
+    assert strict.world.flickr_hidden_original_share > 0
+    warts = strict.warts
+    assert (warts.flickr_mediums, warts.flickr_total_as_string) == ("dated", True)
+    assert warts.flickr_past_last_repeats
+    flags = "--granularity-mix 0.1,0,0.2 --gif-share 0 --hidden-original-share 0.5"
+    flags += " --flickr-mediums none --total-as-number --empty-past-last-page"
+    lenient = config_from_args(_parser().parse_args(flags.split()))
+    assert lenient.world == WorldSize(
+        flickr_taken_granularity=(0.1, 0, 0.2), flickr_gif_share=0, flickr_hidden_original_share=0.5
+    )
+    assert lenient.warts == Warts(
+        flickr_mediums="none", flickr_total_as_string=False, flickr_past_last_repeats=False
+    )
+
+
+def test_photo_traits_change_no_other_photo() -> None:
+    """Coarse dates, GIFs and hidden originals come from each photo's own hash."""
+    plain = WorldSize(
+        flickr_taken_granularity=(0, 0, 0), flickr_gif_share=0, flickr_hidden_original_share=0
+    )
+    before = {p.id: p for p in World(7, plain).flickr.photos}
+    after = World(7).flickr.photos
+    assert [p.id for p in after] == list(before)
+    changed = [p for p in after if p != before[p.id]]
+    assert 0 < len(changed) < len(after) // 5
+    kept = ("o_width", "o_height", "title", "dateupload", "has_large", "lat", "frames")
+    assert all(getattr(p, k) == getattr(before[p.id], k) for p in after for k in kept)

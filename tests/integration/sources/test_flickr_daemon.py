@@ -16,7 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.models import Image, ImageHit, Task
-from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, Warts, start_emulator
+from harvester.emulator import (
+    EmulatorConfig,
+    Faults,
+    RunningEmulator,
+    Warts,
+    WorldSize,
+    start_emulator,
+)
 from harvester.sources.flickr import FlickrCampaign, submit_flickr
 from harvester.storage.layout import relative_path
 from harvester.worker.daemon import run_daemon
@@ -30,8 +37,13 @@ QUERIES = ("glacier", "waterfall")
 async def emu() -> AsyncIterator[RunningEmulator]:
     # Some API answers are 429 with Retry-After: 1, on top of the per-key rate enforcement.
     faults = Faults(rate_429=0.2, retry_after_s=1.0, scope=frozenset({"api"}))
+    # No GIF or hidden originals: which photos are too small follows from has_large and the
+    # original's size alone (test_flickr_sizes covers the Medium fallbacks).
+    plain = WorldSize(flickr_gif_share=0, flickr_hidden_original_share=0)
     running = await start_emulator(
-        EmulatorConfig(flickr_keys=frozenset({KEY}), flickr_rate_per_s=RATE, faults=faults)
+        EmulatorConfig(
+            flickr_keys=frozenset({KEY}), flickr_rate_per_s=RATE, faults=faults, world=plain
+        )
     )
     yield running
     await running.close()

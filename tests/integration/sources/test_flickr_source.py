@@ -27,6 +27,7 @@ from harvester.emulator import (
     FlickrPhoto,
     RunningEmulator,
     Warts,
+    WorldSize,
     start_emulator,
 )
 from harvester.http import (
@@ -48,6 +49,7 @@ from harvester.sources.flickr import (
 from harvester.sources.flickr_parse import NO_URL
 
 KEY = "flickr-test-key-0123456789"
+PLAIN = WorldSize(flickr_gif_share=0, flickr_hidden_original_share=0)
 RATE = 20.0
 END = date(2023, 12, 31)
 
@@ -80,8 +82,10 @@ class RecordingHttp(HttpClient):
 
 @pytest.fixture
 async def emu() -> AsyncIterator[RunningEmulator]:
+    # Every original public unless it has a Large, none a GIF: the expected size of each
+    # photo follows from has_large alone (test_flickr_sizes covers the Medium fallbacks).
     running = await start_emulator(
-        EmulatorConfig(flickr_keys=frozenset({KEY}), flickr_rate_per_s=RATE)
+        EmulatorConfig(flickr_keys=frozenset({KEY}), flickr_rate_per_s=RATE, world=PLAIN)
     )
     yield running
     await running.close()
