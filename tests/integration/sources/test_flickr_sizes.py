@@ -1,0 +1,114 @@
+"""Flickr's mixed photos through the daemon: coarse capture dates, GIF and hidden originals.
+
+The emulator is started with each trait on for many photos; the harvest is then checked
+against what the emulator's world says of each photo, row by row and file by file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from PIL import ExifTags
+from PIL import Image as PILImage
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from harvester.db.models import Image
+from harvester.emulator import (
+    EmulatorConfig,
+    FlickrPhoto,
+    RunningEmulator,
+    WorldSize,
+    start_emulator,
+)
+from harvester.emulator.flickr_api import taken_text
+from harvester.sources.flickr import FlickrCampaign, submit_flickr
+from harvester.worker.daemon import run_daemon
+
+KEY = "flickr-sizes-key-0123456789"
+
+
+@asynccontextmanager
+async def emulator(world: WorldSize) -> AsyncIterator[RunningEmulator]:
+    running = await start_emulator(EmulatorConfig(flickr_keys=frozenset({KEY}), world=world))
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
+async def harvest(
+    emu: RunningEmulator,
+    engine: AsyncEngine,
+    settings: Any,
+    queries: Sequence[str],
+    since: date,
+    until: date,
+) -> list[tuple[Any, FlickrPhoto]]:
+    """Run a keyword campaign to the end; each row with the world's photo behind it."""
+    campaign = FlickrCampaign("mixed", tuple(queries), min_upload=since, max_upload=until)
+    await submit_flickr(engine, campaign)
+    await run_daemon(settings, until_idle=True)
+    async with engine.connect() as db:
+        rows = (await db.execute(select(Image))).all()
+    assert rows
+    return [(row, emu.world.flickr_by_id[row.provider_id]) for row in rows]
+
+
+def _settings(quick_settings: Any, sqlite_url: str, emu: RunningEmulator) -> Any:
+    return quick_settings(sqlite_url, flickr_api_url=emu.flickr_api_url, flickr_api_key=KEY)
+
+
+def _exif_taken(path: Path) -> str | None:
+    with PILImage.open(path) as picture:
+        exif = picture.getexif().get_ifd(ExifTags.IFD.Exif)
+    value = exif.get(ExifTags.Base.DateTimeOriginal)
+    return None if value is None else str(value)
+
+
+async def test_capture_dates_are_kept_to_the_precision_flickr_vouches_for(
+    sqlite_engine: AsyncEngine, sqlite_url: str, tmp_path: Path, quick_settings: Any
+) -> None:
+    world = WorldSize(
+        flickr_taken_granularity=(0.25, 0.25, 0.25),
+        flickr_gif_share=0,
+        flickr_hidden_original_share=0,
+    )
+    async with emulator(world) as emu:
+        settings = _settings(quick_settings, sqlite_url, emu)
+        rows = await harvest(
+            emu,
+            sqlite_engine,
+            settings,
+            ("castle", "lighthouse"),
+            date(2023, 7, 1),
+            date(2023, 12, 31),
+        )
+    seen = {p.taken_granularity for _, p in rows}
+    assert seen == {0, 4, 6, 8}, seen
+    stored = 0
+    for row, photo in rows:
+        text = taken_text(photo)
+        # To the second, the month, the year; "circa" is a guess no column claims, and an
+        # unknown date (Flickr puts the upload time in datetaken) is none at all.
+        want = {
+            0: text.replace(" ", "T"),
+            4: text[:7],
+            6: text[:4],
+            8: None,
+        }[photo.taken_granularity]
+        if photo.taken_unknown:
+            want = None
+        assert row.captured_local == want, (row.provider_id, photo.taken_granularity, text)
+        assert row.captured_at is None  # datetaken has no zone
+        if row.state != "stored":
+            continue
+        stored += 1
+        exif = _exif_taken(tmp_path / "data" / row.path)
+        # Only a time known to the second goes into the file's EXIF DateTimeOriginal.
+        assert exif == (text.replace("-", ":") if want and len(want) == 19 else None)
+    assert stored >= 20
