@@ -22,7 +22,9 @@ from harvester.storage.layout import file_name, slug
 MAX_QUERY_CHARS = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _JSONP = re.compile(r"^\s*[A-Za-z_$][\w$.]*\s*\((.*)\)\s*;?\s*$", re.DOTALL)
-NO_URL = "unavailable: no downloadable size (no url_l, public original, url_c or url_z)"
+# Not `unavailable` (deleted or private): the photo is there, its owner hides the original and
+# Flickr made no Medium 640 of it, so every size offered is at most 500 px.
+NO_URL = "no_size: no size to take (no url_l, public original, url_c or url_z)"
 # Large, then the Original (downsampled); failing both, the biggest Medium there is.
 PREFERRED = (("l", "Large"), ("o", "Original"))
 FALLBACKS = (("c", "Medium 800"), ("z", "Medium 640"))

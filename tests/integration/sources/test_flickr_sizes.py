@@ -112,3 +112,29 @@ async def test_capture_dates_are_kept_to_the_precision_flickr_vouches_for(
         # Only a time known to the second goes into the file's EXIF DateTimeOriginal.
         assert exif == (text.replace("-", ":") if want and len(want) == 19 else None)
     assert stored >= 20
+
+
+async def test_a_hidden_original_without_a_large_is_stored_from_a_medium(
+    sqlite_engine: AsyncEngine, sqlite_url: str, tmp_path: Path, quick_settings: Any
+) -> None:
+    world = WorldSize(
+        flickr_taken_granularity=(0, 0, 0), flickr_gif_share=0, flickr_hidden_original_share=1
+    )
+    async with emulator(world) as emu:
+        settings = _settings(quick_settings, sqlite_url, emu)
+        rows = await harvest(
+            emu, sqlite_engine, settings, ("street", "beach"), date(2011, 6, 1), date(2013, 6, 30)
+        )
+    hidden = [(r, p) for r, p in rows if not p.original_public and not p.has_large]
+    assert len(hidden) >= 10
+    for row, photo in hidden:
+        sizes = photo.sizes()
+        medium = "c" if "c" in sizes else "z" if "z" in sizes else None
+        if medium is None:
+            # Nothing of Medium 640 or more: the photo exists, it is only small.
+            assert row.state == "skipped" and row.reason != "unavailable", row.provider_id
+            continue
+        assert row.source_url.endswith(f"_{medium}.jpg"), row.provider_id
+        short = min(sizes[medium])
+        assert row.state == ("stored" if short >= 500 else "skipped"), row.provider_id
+    assert any(r.state == "stored" for r, _ in hidden)
