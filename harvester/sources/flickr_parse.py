@@ -28,6 +28,7 @@ NO_URL = "no_size: no size to take (no url_l, public original, url_c or url_z)"
 # Large, then the Original (downsampled); failing both, the biggest Medium there is.
 PREFERRED = (("l", "Large"), ("o", "Original"))
 FALLBACKS = (("c", "Medium 800"), ("z", "Medium 640"))
+GIF_ONLY = "not_an_image: the original is a GIF (not accepted) and Flickr offers no Large or Medium"
 SIZE_NOTE = "harvester_size_note"  # in raw: why a smaller size than Large/Original was taken
 
 
@@ -310,6 +311,8 @@ def _pick_size(
                     ),
                     note,
                 )
+            if suffix == "o" and gif:  # refused by the pipeline: not worth a download
+                return url, GIF_ONLY, note
             return url, None, note
     return None, NO_URL, None
 

@@ -27,6 +27,7 @@ from harvester.emulator import (
 )
 from harvester.emulator.flickr_api import taken_text
 from harvester.sources.flickr import FlickrCampaign, submit_flickr
+from harvester.sources.flickr_parse import SIZE_NOTE
 from harvester.worker.daemon import run_daemon
 
 KEY = "flickr-sizes-key-0123456789"
@@ -112,6 +113,53 @@ async def test_capture_dates_are_kept_to_the_precision_flickr_vouches_for(
         # Only a time known to the second goes into the file's EXIF DateTimeOriginal.
         assert exif == (text.replace("-", ":") if want and len(want) == 19 else None)
     assert stored >= 20
+
+
+async def test_a_gif_original_is_stored_from_its_biggest_medium_never_fetched(
+    sqlite_engine: AsyncEngine, sqlite_url: str, tmp_path: Path, quick_settings: Any
+) -> None:
+    world = WorldSize(
+        flickr_taken_granularity=(0, 0, 0), flickr_gif_share=0.6, flickr_hidden_original_share=0
+    )
+    async with emulator(world) as emu:
+        settings = _settings(quick_settings, sqlite_url, emu)
+        # Uploads from 2011 into 2013: Medium 800 exists only for those since March 2012.
+        rows = await harvest(
+            emu, sqlite_engine, settings, ("street", "beach"), date(2011, 6, 1), date(2013, 6, 30)
+        )
+    gifs = [(r, p) for r, p in rows if p.originalformat == "gif" and not p.has_large]
+    by_size = {s: [r for r, p in gifs if s in p.sizes() and min(p.sizes()[s]) >= 500] for s in "cz"}
+    assert len(by_size["c"]) >= 3 and any(
+        "c" not in p.sizes() and "z" in p.sizes() for _, p in gifs
+    )
+    gif_only = 0
+    for row, photo in gifs:
+        sizes = photo.sizes()
+        medium = "c" if "c" in sizes else "z" if "z" in sizes else None
+        if medium is None:
+            # Only the GIF itself is big enough: refused before any download, not failed after.
+            short = min(photo.o_width, photo.o_height)
+            want = "too_small" if short < 500 else "not_an_image"
+            assert (row.state, row.reason, row.path) == ("skipped", want, None), row.provider_id
+            gif_only += short >= 500
+            continue
+        assert row.source_url.endswith(f"_{photo.secret}_{medium}.jpg"), row.provider_id
+        assert "GIF" in row.raw[SIZE_NOTE]
+        if min(sizes[medium]) < 500:
+            assert (row.state, row.reason) == ("skipped", "too_small"), row.provider_id
+            continue
+        assert row.state == "stored", (row.provider_id, row.state, row.last_error)
+        with PILImage.open(tmp_path / "data" / row.path) as picture:
+            assert picture.format == "JPEG"
+            if not photo.frames:  # a Medium at most 1024 px is stored at its own size
+                assert picture.size == sizes[medium]
+    # A GIF with a Large is taken at its Large, a JPEG; none is ever failed for its format.
+    assert all(
+        r.source_url.endswith("_b.jpg")
+        for r, p in rows
+        if p.originalformat == "gif" and p.has_large
+    )
+    assert gif_only >= 1 and not [r.provider_id for r, _ in rows if r.state == "failed"]
 
 
 async def test_a_hidden_original_without_a_large_is_stored_from_a_medium(

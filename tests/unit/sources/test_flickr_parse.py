@@ -18,6 +18,7 @@ from harvester.http import (
 from harvester.sources.base import local_capture_time
 from harvester.sources.flickr import FlickrCampaign, parse_queries
 from harvester.sources.flickr_parse import (
+    GIF_ONLY,
     NO_URL,
     SIZE_NOTE,
     NegativeTerms,
@@ -313,5 +314,6 @@ def test_a_gif_original_gives_way_to_a_medium_jpeg_when_there_is_no_large() -> N
     assert "GIF original" in image.record["raw"][SIZE_NOTE]
     alone = found_image(photo(url_l=None, url_o="http://cdn.test/o.gif"), "bridge", 400)
     assert alone is not None and alone.source_url == "http://cdn.test/o.gif"  # nothing else
+    assert alone.skip_reason == GIF_ONLY  # and that is refused: skipped, never downloaded
     large = found_image(photo(url_o="http://cdn.test/o.gif", **medium), "bridge", 400)
     assert large is not None and large.source_url == "http://cdn.test/l.jpg"
