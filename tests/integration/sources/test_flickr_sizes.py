@@ -6,12 +6,12 @@ against what the emulator's world says of each photo, row by row and file by fil
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import ExifTags
 from PIL import Image as PILImage
 from sqlalchemy import select
@@ -33,35 +33,51 @@ from harvester.worker.daemon import run_daemon
 KEY = "flickr-sizes-key-0123456789"
 
 
-@asynccontextmanager
-async def emulator(world: WorldSize) -> AsyncIterator[RunningEmulator]:
-    running = await start_emulator(EmulatorConfig(flickr_keys=frozenset({KEY}), world=world))
-    try:
-        yield running
-    finally:
-        await running.close()
+Settings = Callable[[RunningEmulator], Any]
+# Uploads from 2011 into 2013: Medium 800 exists only for those since March 2012.
+STREETS = (("street", "beach"), date(2011, 6, 1), date(2013, 6, 30))
+
+
+def only(
+    granularity: tuple[float, float, float] = (0, 0, 0), gif: float = 0, hidden: float = 0
+) -> WorldSize:
+    """A world with just these photo traits (the others off)."""
+    return WorldSize(
+        flickr_taken_granularity=granularity,
+        flickr_gif_share=gif,
+        flickr_hidden_original_share=hidden,
+    )
+
+
+@pytest.fixture
+def settings_for(quick_settings: Any, sqlite_url: str) -> Settings:
+    def make(emu: RunningEmulator) -> Any:
+        return quick_settings(sqlite_url, flickr_api_url=emu.flickr_api_url, flickr_api_key=KEY)
+
+    return make
 
 
 async def harvest(
-    emu: RunningEmulator,
+    world: WorldSize,
     engine: AsyncEngine,
-    settings: Any,
+    settings_for: Settings,
     queries: Sequence[str],
     since: date,
     until: date,
 ) -> list[tuple[Any, FlickrPhoto]]:
-    """Run a keyword campaign to the end; each row with the world's photo behind it."""
-    campaign = FlickrCampaign("mixed", tuple(queries), min_upload=since, max_upload=until)
-    await submit_flickr(engine, campaign)
-    await run_daemon(settings, until_idle=True)
+    """Run a keyword campaign against an emulator with this world to the end; each row with
+    the world's photo behind it."""
+    emu = await start_emulator(EmulatorConfig(flickr_keys=frozenset({KEY}), world=world))
+    try:
+        campaign = FlickrCampaign("mixed", tuple(queries), min_upload=since, max_upload=until)
+        await submit_flickr(engine, campaign)
+        await run_daemon(settings_for(emu), until_idle=True)
+    finally:
+        await emu.close()
     async with engine.connect() as db:
         rows = (await db.execute(select(Image))).all()
     assert rows
     return [(row, emu.world.flickr_by_id[row.provider_id]) for row in rows]
-
-
-def _settings(quick_settings: Any, sqlite_url: str, emu: RunningEmulator) -> Any:
-    return quick_settings(sqlite_url, flickr_api_url=emu.flickr_api_url, flickr_api_key=KEY)
 
 
 def _exif_taken(path: Path) -> str | None:
@@ -72,23 +88,13 @@ def _exif_taken(path: Path) -> str | None:
 
 
 async def test_capture_dates_are_kept_to_the_precision_flickr_vouches_for(
-    sqlite_engine: AsyncEngine, sqlite_url: str, tmp_path: Path, quick_settings: Any
+    sqlite_engine: AsyncEngine, tmp_path: Path, settings_for: Settings
 ) -> None:
-    world = WorldSize(
-        flickr_taken_granularity=(0.25, 0.25, 0.25),
-        flickr_gif_share=0,
-        flickr_hidden_original_share=0,
+    world = only(granularity=(0.25, 0.25, 0.25))
+    queries = ("castle", "lighthouse")
+    rows = await harvest(
+        world, sqlite_engine, settings_for, queries, date(2023, 7, 1), date(2023, 12, 31)
     )
-    async with emulator(world) as emu:
-        settings = _settings(quick_settings, sqlite_url, emu)
-        rows = await harvest(
-            emu,
-            sqlite_engine,
-            settings,
-            ("castle", "lighthouse"),
-            date(2023, 7, 1),
-            date(2023, 12, 31),
-        )
     seen = {p.taken_granularity for _, p in rows}
     assert seen == {0, 4, 6, 8}, seen
     stored = 0
@@ -116,17 +122,10 @@ async def test_capture_dates_are_kept_to_the_precision_flickr_vouches_for(
 
 
 async def test_a_gif_original_is_stored_from_its_biggest_medium_never_fetched(
-    sqlite_engine: AsyncEngine, sqlite_url: str, tmp_path: Path, quick_settings: Any
+    sqlite_engine: AsyncEngine, tmp_path: Path, settings_for: Settings
 ) -> None:
-    world = WorldSize(
-        flickr_taken_granularity=(0, 0, 0), flickr_gif_share=0.6, flickr_hidden_original_share=0
-    )
-    async with emulator(world) as emu:
-        settings = _settings(quick_settings, sqlite_url, emu)
-        # Uploads from 2011 into 2013: Medium 800 exists only for those since March 2012.
-        rows = await harvest(
-            emu, sqlite_engine, settings, ("street", "beach"), date(2011, 6, 1), date(2013, 6, 30)
-        )
+    world = only(gif=0.6)
+    rows = await harvest(world, sqlite_engine, settings_for, *STREETS)
     gifs = [(r, p) for r, p in rows if p.originalformat == "gif" and not p.has_large]
     by_size = {s: [r for r, p in gifs if s in p.sizes() and min(p.sizes()[s]) >= 500] for s in "cz"}
     assert len(by_size["c"]) >= 3 and any(
@@ -163,16 +162,10 @@ async def test_a_gif_original_is_stored_from_its_biggest_medium_never_fetched(
 
 
 async def test_a_hidden_original_without_a_large_is_stored_from_a_medium(
-    sqlite_engine: AsyncEngine, sqlite_url: str, tmp_path: Path, quick_settings: Any
+    sqlite_engine: AsyncEngine, tmp_path: Path, settings_for: Settings
 ) -> None:
-    world = WorldSize(
-        flickr_taken_granularity=(0, 0, 0), flickr_gif_share=0, flickr_hidden_original_share=1
-    )
-    async with emulator(world) as emu:
-        settings = _settings(quick_settings, sqlite_url, emu)
-        rows = await harvest(
-            emu, sqlite_engine, settings, ("street", "beach"), date(2011, 6, 1), date(2013, 6, 30)
-        )
+    world = only(hidden=1.0)
+    rows = await harvest(world, sqlite_engine, settings_for, *STREETS)
     hidden = [(r, p) for r, p in rows if not p.original_public and not p.has_large]
     assert len(hidden) >= 10
     for row, photo in hidden:
