@@ -1,8 +1,9 @@
 """Flickr REST at /services/rest/: photos.search and photos.licenses.getInfo.
 
 Faithful to the real service's warts: HTTP 200 with `stat: fail` for errors,
-numbers sometimes encoded as strings, the 4,000-result cap, and results that
-start repeating photos already returned past roughly the 1,500th of a search.
+numbers sometimes encoded as strings (`total` always), the 4,000-result cap, results that
+start repeating photos already returned past roughly the 1,500th of a search, a page past
+the last answered with the last one again, and only the sizes a photo really has.
 """
 
 from __future__ import annotations

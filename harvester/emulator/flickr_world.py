@@ -2,7 +2,9 @@
 
 Upload dates spread over years and grow denser towards the present (as the seed
 README observes), so a popular keyword over the full range exceeds the 4,000
-cap while a rare one yields a few hundred.
+cap while a rare one yields a few hundred. Some photos carry the real service's other
+traits: a datetaken known only to the month, year or circa, a GIF original, an original its
+owner hides; each photo offers only the sizes Flickr would have made of it.
 """
 
 from __future__ import annotations
