@@ -9,6 +9,7 @@ through here, so one marker and one set of rules hold everywhere. Public API:
 - `redact_url(url)`, a URL with credential values (query, fragment) and any password blanked;
 - `public_url(url)`, a URL fit to publish in a file or an export: no userinfo, no
   credential-like parameter (signed CDN ones included), no fragment;
+- `credential_values(pairs)`, the values of the credential parameters among name/value pairs;
 - `redact_text(text, secrets)`, free text with credentials and the given values blanked;
 - `Redactor`, a set of known secret values (keys, tokens) that `redact_text`s with them.
 
@@ -119,6 +120,17 @@ def redact_url(url: str | yarl.URL) -> str:
         return redact_text(str(url))
 
 
+# A secret value this short is no credential (code=1, oe=5): blanking it everywhere in a
+# text would garble the text (HTTP 401 -> HTTP 40REDACTED). It is still blanked where it
+# stands: as a credential parameter's value (name=value) or an Authorization header's.
+MIN_FREE_TEXT_SECRET = 8
+
+
+def credential_values(pairs: Iterable[tuple[str, str]]) -> list[str]:
+    """The values of the credential parameters among these (name, value) pairs."""
+    return [value for name, value in pairs if is_credential_param(name) and value]
+
+
 def _secret_forms(secret: str) -> list[str]:
     """The ways a secret can be spelt in text: as is and percent-encoded."""
     forms = {secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)}
@@ -127,12 +139,13 @@ def _secret_forms(secret: str) -> list[str]:
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Text with credential parameters, URL passwords, auth header values and every given
-    secret (as is or percent-encoded) replaced by REDACTED."""
+    secret (as is or percent-encoded) replaced by REDACTED; a given secret shorter than
+    MIN_FREE_TEXT_SECRET only where it stands as one of those."""
     text = _PARAM_IN_TEXT.sub(rf"\g<1>{REDACTED}", text)
     text = _USERINFO_IN_TEXT.sub(rf"\g<1>{REDACTED}@", text)
     text = _AUTH_IN_TEXT.sub(rf"\g<1>{REDACTED}", text)
     for secret in secrets:
-        if not secret:
+        if len(secret) < MIN_FREE_TEXT_SECRET:
             continue
         for form in _secret_forms(secret):
             text = text.replace(form, REDACTED)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -57,7 +57,7 @@ from harvester.http.errors import (
 from harvester.http.limiter import Clock, HostSlots, RateLimiter, SystemClock
 from harvester.http.provider_errors import MAX_ERROR_BODY, BodyErrors
 from harvester.http.stats import HttpStats
-from harvester.redact import is_credential_param, redact_text, redact_url
+from harvester.redact import credential_values, redact_text, redact_url
 
 log = structlog.get_logger("harvester.http")
 
@@ -306,7 +306,7 @@ class HttpClient:
         headers = dict(headers or {})
         known = [*secrets, *_header_secrets(headers)]
         if params:
-            known += _param_secrets(params.items())
+            known += credential_values(params.items())
         try:
             parsed = url if isinstance(url, yarl.URL) else yarl.URL(url)
             if params:
@@ -317,7 +317,7 @@ class HttpClient:
             raise PermanentHttpError(
                 f"unusable URL: {shown}", url=shown, reason="bad_url"
             ) from None
-        known += _param_secrets(parsed.query.items())
+        known += credential_values(parsed.query.items())
         call = _Call(
             url=parsed,
             headers=headers,
@@ -550,17 +550,6 @@ class HttpClient:
 
 def _host_rate(call: _Call, url: yarl.URL) -> RateLimiter | None:
     return None if call.host_slots is None else call.host_slots.rate(url.host or "")
-
-
-# A credential parameter's value this short is no credential (code=1, oe=5): blanking it
-# everywhere in an error's text would garble the text (HTTP 401 -> HTTP 40REDACTED). It is
-# still blanked where it stands as name=value.
-MIN_FREE_TEXT_SECRET = 8
-
-
-def _param_secrets(pairs: Iterable[tuple[str, str]]) -> list[str]:
-    """The values of credential parameters worth blanking wherever they appear."""
-    return [v for k, v in pairs if is_credential_param(k) and len(v) >= MIN_FREE_TEXT_SECRET]
 
 
 def _header_secrets(headers: Mapping[str, str]) -> list[str]:

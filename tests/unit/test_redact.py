@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import yarl
 
@@ -9,8 +11,10 @@ from harvester.redact import (
     CREDENTIAL_EXACT,
     CREDENTIAL_FRAGMENTS,
     CREDENTIAL_PREFIXES,
+    MIN_FREE_TEXT_SECRET,
     REDACTED,
     Redactor,
+    credential_values,
     is_secret_field,
     public_url,
     redact_text,
@@ -100,6 +104,26 @@ def test_a_redactor_blanks_the_values_it_was_given_with_the_one_marker() -> None
     redactor.add(KEY)
     redactor.add(None)
     assert redactor.redact(f"upstream said {KEY} is bad") == f"upstream said {REDACTED} is bad"
+
+
+@pytest.mark.parametrize("redact", [lambda text: redact_text(text, ["4"]), Redactor(["4"]).redact])
+def test_a_short_secret_is_blanked_where_it_stands_not_as_every_such_digit(
+    redact: Callable[[str], str],
+) -> None:
+    """A value under MIN_FREE_TEXT_SECRET (code=4) is no credential: blanked as a credential
+    parameter's value, not inside the status, port and path of the message around it."""
+    text = "HTTP 404 from http://127.0.0.1:8443/p/4.jpg?code=4&w=4"
+    assert redact(text) == f"HTTP 404 from http://127.0.0.1:8443/p/4.jpg?code={REDACTED}&w=4"
+
+
+def test_a_secret_of_the_minimum_length_is_blanked_wherever_it_appears() -> None:
+    secret = "a" * MIN_FREE_TEXT_SECRET
+    assert Redactor([secret]).redact(f"upstream said {secret}!") == f"upstream said {REDACTED}!"
+
+
+def test_credential_values_are_those_of_credential_parameters_only() -> None:
+    pairs = [("api_key", KEY), ("page", "2"), ("oe", "0"), ("sig", "")]
+    assert credential_values(pairs) == [KEY, "0"]
 
 
 def test_log_fields_named_like_secrets_are_known_to_be_secret() -> None:
