@@ -134,6 +134,7 @@ async def open_context(settings: Settings, engine: Engine) -> AsyncIterator[Cont
     shared = SharedRates(shares)
     split = SplitShares(shares, settings.processes)  # one slice per key for all the workers
     storage = open_storage(settings)
+    stored_bytes = StoredBytes(engine)
     pool = ImagePool(
         settings.processes,
         settings.image_timeout_seconds,
@@ -148,7 +149,7 @@ async def open_context(settings: Settings, engine: Engine) -> AsyncIterator[Cont
                 sources=build_sources(settings, http, shared),
                 storage=storage,
                 pool=pool,
-                stored_bytes=StoredBytes(engine),
+                stored_bytes=stored_bytes,
                 window=Window(settings.processes, pool.depth, settings.concurrency),
             )
             pool.answers.update(
@@ -164,6 +165,7 @@ async def open_context(settings: Settings, engine: Engine) -> AsyncIterator[Cont
             finally:
                 await pool.close()
     finally:
+        await stored_bytes.close()
         await split.close()
         await shared.close()
         await storage.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from harvester.db.duplicates import first_stored_with
+from harvester.db.duplicates import FirstStored
 from harvester.db.session import Engine
 
 MAX_BATCH = 500  # bound parameters in one IN (...): far under any driver's limit
@@ -20,9 +20,17 @@ MAX_BATCH = 500  # bound parameters in one IN (...): far under any driver's limi
 @dataclass
 class StoredBytes:
     engine: Engine
+    _first_stored: FirstStored = field(init=False)
     _waiting: list[tuple[str, int, asyncio.Future[int | None]]] = field(default_factory=list)
     _flusher: asyncio.Task[None] | None = None
     queries: int = 0  # how many lookups ran: batching is visible to tests and profiles
+
+    def __post_init__(self) -> None:
+        self._first_stored = FirstStored(self.engine)
+
+    async def close(self) -> None:
+        """Give back the connection the lookups hold; a later lookup takes one again."""
+        await self._first_stored.close()
 
     async def stored_as(self, source_sha: str, image_id: int) -> int | None:
         """The id of another stored image with these source bytes, if there is one."""
@@ -49,7 +57,7 @@ class StoredBytes:
     async def _answer(self, batch: list[tuple[str, int, asyncio.Future[int | None]]]) -> None:
         self.queries += 1
         try:
-            first_stored = await first_stored_with(self.engine, {sha for sha, _, _ in batch})
+            first_stored = await self._first_stored({sha for sha, _, _ in batch})
         except Exception as exc:  # noqa: BLE001 - handed to every waiter, who decides
             for _, _, future in batch:
                 if not future.done():

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.worker.duplicates import StoredBytes
 
 
-async def test_lookups_asked_together_share_one_query(sqlite_engine: AsyncEngine):
-    stored = StoredBytes(sqlite_engine)
+@pytest.fixture
+async def stored(sqlite_engine: AsyncEngine) -> AsyncIterator[StoredBytes]:
+    lookups = StoredBytes(sqlite_engine)
+    yield lookups
+    await lookups.close()
+
+
+async def test_lookups_asked_together_share_one_query(stored: StoredBytes):
     answers = await asyncio.gather(*(stored.stored_as(f"{i:064x}", i) for i in range(20)))
     assert answers == [None] * 20 and stored.queries == 1
 
 
-async def test_lookups_asked_during_a_query_go_together_in_the_next(sqlite_engine: AsyncEngine):
-    stored = StoredBytes(sqlite_engine)
+async def test_lookups_asked_during_a_query_go_together_in_the_next(stored: StoredBytes):
     first = asyncio.create_task(stored.stored_as("a" * 64, 1))
     await asyncio.sleep(0)  # its query starts at once, alone: nothing waits for company
     await asyncio.sleep(0)
@@ -25,8 +32,7 @@ async def test_lookups_asked_during_a_query_go_together_in_the_next(sqlite_engin
     assert stored.queries == 2
 
 
-async def test_a_lone_lookup_is_answered_without_a_timer(sqlite_engine: AsyncEngine):
-    stored = StoredBytes(sqlite_engine)
+async def test_a_lone_lookup_is_answered_without_a_timer(stored: StoredBytes):
     loop = asyncio.get_running_loop()
     lookup = asyncio.create_task(stored.stored_as("b" * 64, 1))
     await asyncio.sleep(0)
