@@ -13,6 +13,7 @@ WallClock = Callable[[], datetime]
 # New rows are due at once even on a daemon whose clock runs this far behind the writer's
 # (on Postgres the claim compares with the database's clock).
 CLOCK_SKEW = timedelta(minutes=5)
+_DATABASE_NOW = select(func.now())  # built once: every claim and write asks it on PostgreSQL
 
 
 def utcnow() -> datetime:
@@ -23,6 +24,6 @@ async def shared_now(connection: AsyncConnection, clock: WallClock) -> datetime:
     """PostgreSQL's clock when daemons share one (host clocks may disagree about leases),
     unless a test gave its own clock; SQLite's daemons share a host, hence its clock."""
     if clock is utcnow and connection.dialect.name == "postgresql":
-        moment: datetime = (await connection.execute(select(func.now()))).scalar_one()
+        moment: datetime = (await connection.execute(_DATABASE_NOW)).scalar_one()
         return moment
     return clock()

@@ -7,17 +7,30 @@ row may run more than once but its effect happens once.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Row, Select, bindparam, case, func, literal, or_, select, true, update
+from sqlalchemy import (
+    Integer,
+    Row,
+    Select,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.visitors import cloned_traverse
 
 from harvester.backoff import Backoff
 from harvester.db.clock import CLOCK_SKEW, WallClock, shared_now, utcnow
@@ -126,23 +139,13 @@ class Queue:
         async with transaction(self.engine) as connection:
             now = await self._now(connection)
             model = self.model
-            rescue = rescue_statement(model, now).returning(
-                model.id, model.campaign_id, model.state
-            )
-            rescued = (await connection.execute(rescue)).all()
+            rescued = (await connection.execute(rescue_template(model), {"b_now": now})).all()
             self.rescued += len(rescued)
-            paused = (await connection.execute(paused_campaigns())).scalars().all()
-            claim = claim_statement(
-                self.model,
-                now,
-                limit,
-                owner,
-                lease_seconds,
-                kinds,
-                paused,
-                per_campaign=connection.dialect.name == "postgresql",
-            )
-            rows = (await connection.execute(claim)).all()
+            paused = (await connection.execute(_PAUSED)).scalars().all()
+            per_campaign = connection.dialect.name == "postgresql"
+            template = claim_template(model, bool(kinds), bool(paused), per_campaign=per_campaign)
+            values = claim_values(now, limit, owner, lease_seconds, kinds, paused)
+            rows = (await connection.execute(template, values)).all()
         self._log_failed(
             (r.id, r.campaign_id, LEASE_LOST_REASON, LEASE_LOST)
             for r in rescued
@@ -395,33 +398,67 @@ def claim_statement(
     *,
     per_campaign: bool = False,
 ) -> Any:
+    """The claim with its values bound in (for EXPLAIN); `Queue.claim` runs the template."""
+    template = claim_template(model, bool(kinds), bool(paused), per_campaign=per_campaign)
+    return _bound(template, claim_values(now, limit, owner, lease_seconds, kinds, paused))
+
+
+def claim_values(
+    now: datetime,
+    limit: int,
+    owner: str,
+    lease_seconds: float,
+    kinds: Sequence[str] = (),
+    paused: Sequence[int] = (),
+) -> dict[str, Any]:
+    """The claim template's parameters."""
+    values = {
+        "b_now": now,
+        "b_limit": limit,
+        "b_owner": owner,
+        "b_expires": now + timedelta(seconds=lease_seconds),
+    }
+    if kinds:
+        values["b_kinds"] = list(kinds)
+    if paused:
+        values["b_paused"] = list(paused)
+    return values
+
+
+@functools.cache
+def claim_template(
+    model: QueueModel, kinds: bool, paused: bool, *, per_campaign: bool = False
+) -> Any:
     """-- The claim: lease the oldest due rows; rows another claimer holds are skipped.
     UPDATE <queue> SET state='running', lease_owner=:owner, attempts=attempts+1, ...
     WHERE id IN (SELECT id FROM <queue> WHERE state='queued' AND not_before <= :now
-                 [AND campaign_id NOT IN (:paused)]
+                 [AND kind IN (:kinds)] [AND campaign_id NOT IN (:paused)]
                  ORDER BY not_before, id LIMIT :limit FOR UPDATE SKIP LOCKED)
     RETURNING *
     With ``per_campaign`` (PostgreSQL, some campaign paused) the rows come from
     ``due_rows_per_campaign`` instead.
+
+    Built once per shape and run with `claim_values`: a statement built afresh each claim
+    is walked for its cache key and looked up again every time.
     """
     states = states_of(model)
     if paused and per_campaign:
-        due = due_rows_per_campaign(model, now, limit, kinds)
+        due = due_rows_per_campaign(model, kinds=kinds)
     else:
-        due = due_rows(model, now, limit)
+        due = due_rows(model)
         if kinds and model is Task:
-            due = due.where(Task.kind.in_(kinds))
+            due = due.where(Task.kind.in_(bindparam("b_kinds", expanding=True)))
         if paused:
-            due = due.where(model.campaign_id.not_in(paused))
+            due = due.where(model.campaign_id.not_in(bindparam("b_paused", expanding=True)))
     return (
         update(model)
         .where(model.id.in_(due.scalar_subquery()))
         .values(
             state=states.RUNNING,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            lease_owner=bindparam("b_owner"),
+            lease_expires_at=_moment("b_expires", model),
             attempts=model.attempts + 1,
-            updated_at=now,
+            updated_at=_moment("b_now", model),
         )
         .returning(*model.__table__.c)
         .execution_options(synchronize_session=False)
@@ -434,13 +471,23 @@ def paused_campaigns() -> Select[Any]:
     return select(Campaign.id).where(Campaign.paused_at.is_not(None))
 
 
+_PAUSED = paused_campaigns()
+
+
 def rescue_statement(model: QueueModel, now: datetime) -> Any:
+    """The rescue with its moment bound in (for EXPLAIN); `Queue.claim` runs the template."""
+    return _bound(rescue_template(model), {"b_now": now})
+
+
+@functools.cache
+def rescue_template(model: QueueModel) -> Any:
     """-- The rescue: expired leases go back to the queue; a row out of attempts fails.
     UPDATE <queue> SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued'
     END, lease_owner=NULL, ... WHERE id IN (SELECT id FROM <queue> WHERE state='running' AND
-    lease_expires_at < :now LIMIT 1000 FOR UPDATE SKIP LOCKED)
+    lease_expires_at < :now LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING id, campaign_id, state
     """
     states = states_of(model)
+    now = _moment("b_now", model)
     expired = (
         select(model.id)
         .where(model.state == states.RUNNING, model.lease_expires_at < now)
@@ -457,29 +504,45 @@ def rescue_statement(model: QueueModel, now: datetime) -> Any:
             last_error=case((exhausted, LEASE_LOST), else_=model.last_error),
             reason=case((exhausted, LEASE_LOST_REASON), else_=model.reason),
             retryable=case((exhausted, True), else_=model.retryable),
-            finished_at=case((exhausted, literal(now, model.finished_at.type)), else_=None),
+            finished_at=case((exhausted, now), else_=None),
             lease_owner=None,
             lease_expires_at=None,
             updated_at=now,
         )
+        .returning(model.id, model.campaign_id, model.state)
         .execution_options(synchronize_session=False)
     )
 
 
-def due_rows(model: QueueModel, now: datetime, limit: int) -> Select[Any]:
+def _bound(template: Any, values: Mapping[str, Any]) -> Any:
+    """A copy of a template with its parameters' values in it, to compile on its own."""
+
+    def bind(parameter: BindParameter[Any]) -> None:
+        if parameter.key in values:
+            parameter.value = values[parameter.key]
+            parameter.required = False
+
+    options = {"maintain_key": True, "detect_subquery_cols": True}
+    return cloned_traverse(template, options, {"bindparam": bind})
+
+
+def _moment(name: str, model: QueueModel) -> Any:
+    """A bound moment, typed as the table's times are (aware UTC on both databases)."""
+    return bindparam(name, type_=model.__table__.c.updated_at.type)
+
+
+def due_rows(model: QueueModel) -> Select[Any]:
     """The claim's row picker: served by the partial index on (not_before, id) of queued rows."""
     return (
         select(model.id)
-        .where(model.state == states_of(model).QUEUED, model.not_before <= now)
+        .where(model.state == states_of(model).QUEUED, model.not_before <= _moment("b_now", model))
         .order_by(model.not_before, model.id)
-        .limit(limit)
+        .limit(bindparam("b_limit", type_=Integer()))
         .with_for_update(skip_locked=True)
     )
 
 
-def due_rows_per_campaign(
-    model: QueueModel, now: datetime, limit: int, kinds: Sequence[str] = ()
-) -> Select[Any]:
+def due_rows_per_campaign(model: QueueModel, *, kinds: bool = False) -> Select[Any]:
     """-- The row picker while a campaign is paused: each campaign not paused gives its own
     oldest due rows (the partial index on (campaign_id, not_before, id) of queued rows),
     merged in due order. Filtering the paused ones out of the plain picker instead walks
@@ -492,10 +555,11 @@ def due_rows_per_campaign(
     picked = select(model.id, model.not_before).where(
         model.campaign_id == Campaign.id,
         model.state == states_of(model).QUEUED,
-        model.not_before <= now,
+        model.not_before <= _moment("b_now", model),
     )
     if kinds and model is Task:
-        picked = picked.where(Task.kind.in_(kinds))
+        picked = picked.where(Task.kind.in_(bindparam("b_kinds", expanding=True)))
+    limit = bindparam("b_limit", type_=Integer())
     due = (
         picked.order_by(model.not_before, model.id)
         .limit(limit)

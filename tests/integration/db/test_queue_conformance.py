@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from harvester.db.campaigns import ensure_campaign
-from harvester.db.models import Task
+from harvester.db.campaigns import ensure_campaign, pause_campaign
+from harvester.db.models import Image, Task
 from harvester.db.queue import LEASE_LOST, Failure, Queue, RetryPolicy, enqueue_tasks
 from harvester.records import NewTask
 
@@ -232,3 +232,36 @@ async def test_a_lease_lost_on_the_last_attempt_fails_as_lease_lost(
     await queue.claim("w2", 1, 60)
     final = await _row(engine, row.id)
     assert (final.state, final.reason, final.retryable) == ("failed", "lease_lost", True)
+
+
+async def test_image_rows_are_claimed_rescued_and_kept_from_a_paused_campaign(
+    engine: AsyncEngine, clock: FakeClock
+):
+    paused = await ensure_campaign(engine, "paused", "urls", {})
+    running = await ensure_campaign(engine, "running", "urls", {})
+    rows = [
+        {
+            "campaign_id": campaign,
+            "provider": "urls",
+            "provider_id": f"{campaign}-{i}",
+            "group_name": "g",
+            "shard": 0,
+            "file_name": f"{campaign}-{i}",
+            "not_before": clock(),
+            "created_at": clock(),
+            "updated_at": clock(),
+        }
+        for campaign in (paused, running)
+        for i in range(3)
+    ]
+    async with engine.begin() as connection:
+        await connection.execute(insert(Image), rows)
+    queue = Queue(engine, Image, clock=clock)
+    (first,) = await queue.claim("dead", 1, 10)  # the oldest: the to-be-paused campaign's
+    await pause_campaign(engine, "paused")
+    clock.advance(11)  # its lease ran out: rescued, but its campaign is paused now
+    claimed = await queue.claim("live", 10, 10)
+    assert first.campaign_id == paused and queue.rescued == 1
+    assert sorted(r.provider_id for r in claimed) == [f"{running}-{i}" for i in range(3)]
+    assert all(r.lease_owner == "live" and r.state == "running" for r in claimed)
+    assert all(r.lease_expires_at == clock() + timedelta(seconds=10) for r in claimed)
