@@ -14,7 +14,9 @@ import functools
 import io
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 from aiohttp import web
 
@@ -211,82 +213,96 @@ class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action) or ""
 
 
+@dataclass(frozen=True)
+class _Flag:
+    """One command-line flag: a value (of `kind`, among `choices`), a repeatable value
+    (`repeat`: every use is kept, in order) or an on/off `switch`."""
+
+    name: str
+    help: str
+    default: object = None
+    kind: Callable[[str], object] | None = None
+    choices: tuple[str, ...] | None = None
+    repeat: bool = False
+    switch: bool = False
+
+    def options(self) -> dict[str, Any]:
+        if self.switch:
+            return {"action": "store_true", "help": self.help}
+        # A repeatable flag starts each parse from its own empty list (append mutates it).
+        options: dict[str, Any] = {
+            "help": self.help,
+            "default": [] if self.repeat else self.default,
+        }
+        if self.kind is not None:
+            options["type"] = self.kind
+        if self.choices is not None:
+            options["choices"] = self.choices
+        if self.repeat:
+            options["action"] = "append"
+        return options
+
+
+_FLAGS = (
+    _Flag("--host", "address to listen on", "127.0.0.1"),
+    _Flag("--port", "port to listen on (0: any free)", 8900, int),
+    _Flag("--seed", "seed of the fake world and its faults", 7, int),
+    _Flag("--latency-ms", "added to every answer", 0.0, float),
+    _Flag("--error-rate", "share of 5xx answers", 0.0, float),
+    _Flag("--rate-429", "share of random 429 answers", 0.0, float),
+    _Flag("--retry-after", "Retry-After seconds on 429", 1.0, float),
+    _Flag("--reset-rate", "share of reset connections", 0.0, float),
+    _Flag("--truncate-rate", "share of cut-short bodies", 0.0, float),
+    _Flag("--fault-scope", "api, cdn or api,cdn", "api,cdn"),
+    _Flag("--flickr-rate", "requests/s per key (default: unlimited)", None, float),
+    _Flag("--mapillary-rate", "requests/s per token (default: unlimited)", None, float),
+    _Flag("--url-ttl", "signed URL lifetime, s", 3600.0, float),
+    _Flag(
+        "--image-variety",
+        "distinct pictures per shape, for benchmarks (default: one per photo)",
+        None,
+        int,
+    ),
+    _Flag("--cache-mb", "rendered-image cache size", 256, int),
+    _Flag("--flickr-key", f"a valid Flickr key (default {FLICKR_KEY})", repeat=True),
+    _Flag("--mapillary-token", f"a valid token (default {MAPILLARY_TOKEN})", repeat=True),
+    _Flag("--clock-speed", "emulator s per wall s", 1.0, float),
+    _Flag("--deleted-share", "share of deleted photos", 0.0, float),
+    _Flag(
+        "--flickr-deleted",
+        "the CDN's answer for a deleted photo",
+        Warts.flickr_deleted_answer,
+        choices=FLICKR_DELETED_ANSWERS,
+    ),
+    _Flag("--mapillary-deleted", "a deleted Mapillary image id (repeatable)", repeat=True),
+    _Flag(
+        "--bbox-rule",
+        "how Mapillary judges a bbox: each side under 0.01 degree, or the area",
+        Warts.bbox_rule,
+        choices=BBOX_RULES,
+    ),
+    _Flag(
+        "--outage", "SERVICE:START_S:DUR_S, an outage (repeatable)", kind=Outage.parse, repeat=True
+    ),
+    _Flag("--body-rate-limit-rate", "Graph rate limits in 4xx bodies", 0.0, float),
+    _Flag("--json-429", "lenient: Flickr 429s as JSON", switch=True),
+    _Flag("--plain-mapillary-429", "lenient: bare 429s", switch=True),
+    _Flag("--lenient-multiget", "?ids= drops unknown ids", switch=True),
+    _Flag(
+        "--dense-refusal-above",
+        "bbox searches over boxes with more images get Graph code 1 (0: never)",
+        Warts.dense_refusal_above,
+        int,
+    ),
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="harvester emulator", description=__doc__, formatter_class=_DefaultsShown
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=8900, help="port to listen on (0: any free)")
-    p.add_argument("--seed", type=int, default=7, help="seed of the fake world and its faults")
-    p.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
-    p.add_argument("--error-rate", type=float, default=0.0, help="share of 5xx answers")
-    p.add_argument("--rate-429", type=float, default=0.0, help="share of random 429 answers")
-    p.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds on 429")
-    p.add_argument("--reset-rate", type=float, default=0.0, help="share of reset connections")
-    p.add_argument("--truncate-rate", type=float, default=0.0, help="share of cut-short bodies")
-    p.add_argument("--fault-scope", default="api,cdn", help="api, cdn or api,cdn")
-    p.add_argument(
-        "--flickr-rate", type=float, default=None, help="requests/s per key (default: unlimited)"
-    )
-    p.add_argument(
-        "--mapillary-rate",
-        type=float,
-        default=None,
-        help="requests/s per token (default: unlimited)",
-    )
-    p.add_argument("--url-ttl", type=float, default=3600.0, help="signed URL lifetime, s")
-    p.add_argument(
-        "--image-variety",
-        type=int,
-        default=None,
-        help="distinct pictures per shape, for benchmarks (default: one per photo)",
-    )
-    p.add_argument("--cache-mb", type=int, default=256, help="rendered-image cache size")
-    p.add_argument(
-        "--flickr-key", action="append", help=f"a valid Flickr key (default {FLICKR_KEY})"
-    )
-    p.add_argument(
-        "--mapillary-token", action="append", help=f"a valid token (default {MAPILLARY_TOKEN})"
-    )
-    p.add_argument("--clock-speed", type=float, default=1.0, help="emulator s per wall s")
-    p.add_argument("--deleted-share", type=float, default=0.0, help="share of deleted photos")
-    p.add_argument(
-        "--flickr-deleted",
-        choices=FLICKR_DELETED_ANSWERS,
-        default=Warts.flickr_deleted_answer,
-        help="the CDN's answer for a deleted photo",
-    )
-    p.add_argument(
-        "--mapillary-deleted",
-        action="append",
-        default=[],
-        help="a deleted Mapillary image id (repeatable)",
-    )
-    p.add_argument(
-        "--bbox-rule",
-        choices=BBOX_RULES,
-        default=Warts.bbox_rule,
-        help="how Mapillary judges a bbox: each side under 0.01 degree, or the area",
-    )
-    p.add_argument(
-        "--outage",
-        action="append",
-        default=[],
-        type=Outage.parse,
-        help="SERVICE:START_S:DUR_S, an outage (repeatable)",
-    )
-    p.add_argument(
-        "--body-rate-limit-rate", type=float, default=0.0, help="Graph rate limits in 4xx bodies"
-    )
-    p.add_argument("--json-429", action="store_true", help="lenient: Flickr 429s as JSON")
-    p.add_argument("--plain-mapillary-429", action="store_true", help="lenient: bare 429s")
-    p.add_argument("--lenient-multiget", action="store_true", help="?ids= drops unknown ids")
-    p.add_argument(
-        "--dense-refusal-above",
-        type=int,
-        default=Warts.dense_refusal_above,
-        help="bbox searches over boxes with more images get Graph code 1 (0: never)",
-    )
+    for flag in _FLAGS:
+        p.add_argument(flag.name, **flag.options())
     _flickr_arguments(p)
     return p
 
