@@ -8,6 +8,8 @@ import csv
 import errno
 import os
 import signal
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from harvester.config import Settings
 from harvester.db.models import Image
 from harvester.emulator import RunningEmulator
 from harvester.errors import DatabaseUnavailable
@@ -25,36 +28,55 @@ from harvester.worker.context import open_context
 from harvester.worker.daemon import Daemon, DaemonError, run_daemon
 
 
-async def _submit(engine: AsyncEngine, tmp_path: Path, rows: list[dict[str, str]]) -> None:
-    listing = tmp_path / "list.csv"
-    with listing.open("w", newline="") as handle:
-        writer = csv.DictWriter(
-            handle, fieldnames=["url", "id", "lat", "lon"], extrasaction="ignore"
-        )
-        writer.writeheader()
-        writer.writerows(rows)
-    await submit_urls(engine, UrlCampaign("faults", listing))
+@dataclass(frozen=True)
+class _Harvest:
+    """A migrated SQLite database, the emulator's URL list and settings for a harvest of it
+    into tmp_path/data: what every fault here starts from."""
+
+    url: str
+    engine: AsyncEngine
+    root: Path
+    emulator: RunningEmulator
+    make_settings: Callable[..., Settings]
+
+    def rows(self, count: int) -> list[dict[str, str]]:
+        return self.emulator.world.url_list(count, base_url=self.emulator.base_url, hostile=False)
+
+    async def submit(self, rows: list[dict[str, str]]) -> None:
+        listing = self.root / "list.csv"
+        with listing.open("w", newline="") as handle:
+            writer = csv.DictWriter(
+                handle, fieldnames=["url", "id", "lat", "lon"], extrasaction="ignore"
+            )
+            writer.writeheader()
+            writer.writerows(rows)
+        await submit_urls(self.engine, UrlCampaign("faults", listing))
+
+    def settings(self, **overrides: Any) -> Settings:
+        return self.make_settings(self.url, **overrides)
+
+    async def images(self) -> list[Any]:
+        async with self.engine.connect() as connection:
+            return list((await connection.execute(select(Image).order_by(Image.id))).all())
 
 
-async def _images(engine: AsyncEngine) -> list[Any]:
-    async with engine.connect() as connection:
-        return list((await connection.execute(select(Image).order_by(Image.id))).all())
-
-
-async def test_identical_bytes_under_two_ids_are_stored_once(
+@pytest.fixture
+def harvest(
     sqlite_url: str,
     sqlite_engine: AsyncEngine,
     tmp_path: Path,
     emulator: RunningEmulator,
-    quick_settings: Any,
-):
-    from harvester.worker.daemon import run_daemon
+    quick_settings: Callable[..., Settings],
+) -> _Harvest:
+    return _Harvest(sqlite_url, sqlite_engine, tmp_path, emulator, quick_settings)
 
-    rows = emulator.world.url_list(6, base_url=emulator.base_url, hostile=False)
+
+async def test_identical_bytes_under_two_ids_are_stored_once(harvest: _Harvest) -> None:
+    rows = harvest.rows(6)
     copies = [{**row, "id": f"copy-of-{row['id']}"} for row in rows]  # same URL, same bytes
-    await _submit(sqlite_engine, tmp_path, rows + copies)
-    await run_daemon(quick_settings(sqlite_url, concurrency=8, max_attempts=4), until_idle=True)
-    images = await _images(sqlite_engine)
+    await harvest.submit(rows + copies)
+    await run_daemon(harvest.settings(concurrency=8, max_attempts=4), until_idle=True)
+    images = await harvest.images()
     stored = [r for r in images if r.state == "stored"]
     duplicates = [r for r in images if r.state == "skipped"]
     assert len(stored) == 6 and len(duplicates) == 6
@@ -65,24 +87,17 @@ async def test_identical_bytes_under_two_ids_are_stored_once(
         assert copy.reason == "duplicate" and copy.skip_reason.startswith("identical bytes")
         assert copy.path is None
         planned = relative_path(copy.provider, copy.group_name, copy.shard, copy.file_name)
-        assert not (tmp_path / "data" / planned).exists()
-    assert len(list((tmp_path / "data").rglob("*.jpg"))) == 6
+        assert not (harvest.root / "data" / planned).exists()
+    assert len(list((harvest.root / "data").rglob("*.jpg"))) == 6
 
 
 async def test_a_killed_pool_worker_and_a_database_hiccup_lose_nothing(
-    sqlite_url: str,
-    sqlite_engine: AsyncEngine,
-    tmp_path: Path,
-    emulator: RunningEmulator,
-    monkeypatch: pytest.MonkeyPatch,
-    quick_settings: Any,
-):
+    harvest: _Harvest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # an image that hangs its worker is noticed in seconds
-    settings = quick_settings(sqlite_url, concurrency=8, max_attempts=4, image_timeout_seconds=5)
-    engine = sqlite_engine
-    await _submit(engine, tmp_path, emulator.world.url_list(40, base_url=emulator.base_url,
-                                                             hostile=False))  # fmt: skip
-    async with open_context(settings, engine) as ctx:
+    settings = harvest.settings(concurrency=8, max_attempts=4, image_timeout_seconds=5)
+    await harvest.submit(harvest.rows(40))
+    async with open_context(settings, harvest.engine) as ctx:
         daemon = Daemon(ctx, until_idle=True)
         finish = daemon.images.queue.finish
         failed_once: list[bool] = []
@@ -106,7 +121,7 @@ async def test_a_killed_pool_worker_and_a_database_hiccup_lose_nothing(
                 await asyncio.sleep(0.005)
         os.kill(busy[0], signal.SIGKILL)
         await asyncio.wait_for(run, 120)
-    images = await _images(engine)
+    images = await harvest.images()
     assert failed_once, "the database hiccup never happened"
     assert any(r.attempts > 1 for r in images), "the dead worker cost no image a retry"
     assert [r.state for r in images] == ["stored"] * 40, [
@@ -115,16 +130,9 @@ async def test_a_killed_pool_worker_and_a_database_hiccup_lose_nothing(
 
 
 async def test_a_disk_error_while_syncing_stops_the_daemon_instead_of_retrying_as_a_database_error(
-    sqlite_url: str,
-    sqlite_engine: AsyncEngine,
-    tmp_path: Path,
-    emulator: RunningEmulator,
-    monkeypatch: pytest.MonkeyPatch,
-    quick_settings: Any,
-    capsys: pytest.CaptureFixture[str],
-):
-    rows = emulator.world.url_list(6, base_url=emulator.base_url, hostile=False)
-    await _submit(sqlite_engine, tmp_path, rows)
+    harvest: _Harvest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await harvest.submit(harvest.rows(6))
 
     def failing_fsync(directories: Any) -> None:
         raise OSError(errno.EIO, "Input/output error")
@@ -132,7 +140,7 @@ async def test_a_disk_error_while_syncing_stops_the_daemon_instead_of_retrying_a
     monkeypatch.setattr("harvester.storage.local.fsync_directories", failing_fsync)
     with pytest.raises(DaemonError, match="cannot sync files"):
         async with asyncio.timeout(60):
-            await run_daemon(quick_settings(sqlite_url), until_idle=True)
-    assert all(r.state != "stored" for r in await _images(sqlite_engine))
+            await run_daemon(harvest.settings(), until_idle=True)
+    assert all(r.state != "stored" for r in await harvest.images())
     logged = capsys.readouterr()
     assert "database_error" not in logged.out + logged.err
