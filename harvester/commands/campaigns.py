@@ -13,7 +13,6 @@ from harvester.config import Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from harvester.storage.local import LocalStorage
     from harvester.storage.removals import Removals
 
 
@@ -137,39 +136,60 @@ async def _delete_with_files(name: str, settings: Settings, engine: AsyncEngine)
     an interrupted delete left is finished first (and is all there is to do if it was this)."""
     from harvester.db.campaigns import campaign_exists
     from harvester.db.deletion import delete_campaign
-    from harvester.storage.local import LocalStorage
+    from harvester.storage.open import open_storage
     from harvester.storage.removals import Removals
 
-    storage = LocalStorage(settings.storage_root)
-    removals = Removals(storage.root)
-    for campaign, removed in (await _remove_pending(removals, storage, engine)).items():
-        if not await campaign_exists(engine, campaign):
-            print(
-                f"campaign {campaign!r}: its interrupted delete finished, {removed} files removed"
-            )
-            if campaign == name:
-                return 0
-    deleted = await delete_campaign(
-        engine, name, before_commit=lambda paths: removals.record(name, paths)
-    )
-    removed = (await _remove_pending(removals, storage, engine)).get(name, 0)
+    storage = open_storage(settings)
+    removals = Removals(storage)
+    try:
+        for campaign, removed in (await _remove_pending(removals, engine)).items():
+            if not await campaign_exists(engine, campaign):
+                print(
+                    f"campaign {campaign!r}: its interrupted delete finished, "
+                    f"{removed} files removed"
+                )
+                if campaign == name:
+                    return 0
+        deleted = await delete_campaign(
+            engine, name, before_commit=lambda paths: _record(removals, name, paths)
+        )
+        removed = (await _remove_pending(removals, engine)).get(name, 0)
+    finally:
+        await storage.close()
     print(f"campaign {name!r} deleted, {removed} files removed{_handed_over(deleted.handed_over)}")
     return 0
 
 
-async def _remove_pending(
-    removals: Removals, storage: LocalStorage, engine: AsyncEngine
-) -> Counter[str]:
+async def _record(removals: Removals, name: str, paths: list[str]) -> None:
+    from harvester.errors import StorageUnavailable
+
+    try:
+        await removals.record(name, paths)
+    except OSError as exc:
+        raise StorageUnavailable(
+            f"cannot write the list of files to remove in {removals.storage.location}: {exc}; "
+            "nothing was deleted"
+        ) from exc
+
+
+async def _remove_pending(removals: Removals, engine: AsyncEngine) -> Counter[str]:
     """Work off every pending list: remove the files no row names any more, then the list."""
     from harvester.db.deletion import referenced_paths
+    from harvester.errors import StorageUnavailable
 
     removed: Counter[str] = Counter()
-    for removal in removals.pending():
-        named = await referenced_paths(engine, removal.paths)
-        removed[removal.campaign] += sum(
-            storage.remove(path) for path in removal.paths if path not in named
-        )
-        removals.done(removal)
+    try:
+        for removal in await removals.pending():
+            named = await referenced_paths(engine, removal.paths)
+            for path in removal.paths:
+                if path not in named:
+                    removed[removal.campaign] += await removals.storage.remove(path)
+            await removals.done(removal)
+    except OSError as exc:
+        raise StorageUnavailable(
+            f"cannot remove files from {removals.storage.location}: {exc}; "
+            "run the delete again to finish"
+        ) from exc
     return removed
 
 

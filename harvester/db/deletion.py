@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select, update
@@ -31,7 +31,10 @@ class Deleted:
 
 
 async def delete_campaign(
-    engine: AsyncEngine, name: str, *, before_commit: Callable[[list[str]], object] | None = None
+    engine: AsyncEngine,
+    name: str,
+    *,
+    before_commit: Callable[[list[str]], Awaitable[object]] | None = None,
 ) -> Deleted:
     """Delete a campaign with its tasks, hits and the images only it refers to, in one
     transaction. `before_commit` gets the deleted rows' file paths while the transaction is
@@ -46,7 +49,7 @@ async def delete_campaign(
         )
         paths = [path for (path,) in found if path]
         if before_commit is not None:
-            before_commit(paths)
+            await before_commit(paths)
         # Cascades to its tasks, its images and every hit of its queries.
         await connection.execute(delete(Campaign).where(Campaign.id == campaign.id))
     return Deleted(paths, handed_over)

@@ -85,13 +85,22 @@ class LocalStorage:
         probe.write_bytes(b"")
         probe.unlink()
 
-    def remove(self, relative: PurePosixPath | str) -> bool:
+    async def remove(self, relative: PurePosixPath | str) -> bool:
         """Delete a stored file (a campaign deleted with its files); False if it was gone."""
         try:
             self.absolute(relative).unlink()
         except FileNotFoundError:
             return False
         return True
+
+    async def list(self, folder: str = "") -> list[str]:
+        """The files under a folder of the root, as relative paths; temp files are not."""
+        top = self.absolute(folder) if folder else self.root
+        return sorted(
+            path.relative_to(self.root).as_posix()
+            for path in top.rglob("*")
+            if TEMP_MARK not in path.name and path.is_file()
+        )
 
     async def sync(self) -> None:
         """Make the renames noted by `written` durable: call before recording them as stored.

@@ -4,18 +4,20 @@ A campaign's rows are deleted in one transaction, which its files cannot join. S
 its files is written durably before that transaction commits and worked off after it: an
 interrupted delete leaves either every row (the list then removes nothing) or no rows and the
 list, which the next `campaigns delete --files` finishes. No row ever names a removed file.
+
+The lists are files of the storage itself (`.harvester-removals/` under the root or the
+bucket's prefix): whichever host runs the next delete finds them where the files are.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from harvester.storage.local import fsync_directories
+from harvester.storage.base import Storage
 
 PENDING_DIR = ".harvester-removals"
 
@@ -24,39 +26,33 @@ PENDING_DIR = ".harvester-removals"
 class Removal:
     campaign: str
     paths: list[str]  # relative to the storage root
-    file: Path
+    file: str  # the list itself, relative to the storage root
 
 
 class Removals:
-    """The pending lists, one JSON file each, under the storage root."""
+    """The pending lists, one JSON file each, in the storage."""
 
-    def __init__(self, root: Path) -> None:
-        self.directory = root / PENDING_DIR
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
 
-    def record(self, campaign: str, paths: Sequence[str]) -> Removal:
-        """Write a list and make it durable (file and directory entry) before returning."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        file = self.directory / f"{uuid.uuid4().hex}.json"
-        temp = file.with_suffix(".part")
-        with temp.open("w") as handle:
-            json.dump({"campaign": campaign, "paths": list(paths)}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, file)
-        fsync_directories({self.directory})
+    async def record(self, campaign: str, paths: Sequence[str]) -> Removal:
+        """Write a list and make it durable before returning."""
+        # Named by time first, so that the oldest list is worked off first.
+        file = f"{PENDING_DIR}/{time.time_ns():020d}-{uuid.uuid4().hex}.json"
+        doc = json.dumps({"campaign": campaign, "paths": list(paths)}).encode()
+        await self.storage.write(file, doc)
+        self.storage.written(file)
+        await self.storage.sync()
         return Removal(campaign, list(paths), file)
 
-    def pending(self) -> list[Removal]:
+    async def pending(self) -> list[Removal]:
         """Lists left by deletes not finished yet, oldest first."""
-        if not self.directory.is_dir():
-            return []
         found = []
-        for file in sorted(self.directory.glob("*.json"), key=lambda f: f.stat().st_mtime):
-            doc = json.loads(file.read_text())
-            found.append(Removal(doc["campaign"], list(doc["paths"]), file))
-        for temp in self.directory.glob("*.part"):
-            temp.unlink()  # a list never finished being written: its delete never committed
+        for file in await self.storage.list(PENDING_DIR):
+            if file.endswith(".json"):
+                doc = json.loads(await self.storage.read(file))
+                found.append(Removal(doc["campaign"], list(doc["paths"]), file))
         return found
 
-    def done(self, removal: Removal) -> None:
-        removal.file.unlink(missing_ok=True)
+    async def done(self, removal: Removal) -> None:
+        await self.storage.remove(removal.file)

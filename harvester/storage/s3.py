@@ -100,12 +100,34 @@ class S3Storage:
         """Objects have no path here: they are read."""
         return None
 
-    async def list(self) -> list[str]:
-        """Every key under the prefix, relative to it (for operators and tests)."""
+    async def list(self, folder: str = "") -> list[str]:
+        """The keys under a folder of the prefix (every key by default), relative to it."""
         keys: list[str] = []
-        async for batch in obstore.list(self._store):
-            keys.extend(str(meta["path"]) for meta in batch)
-        return keys
+        try:
+            async for batch in obstore.list(
+                self._store, prefix=self.key(folder) if folder else None
+            ):
+                keys.extend(str(meta["path"]) for meta in batch)
+        except BaseError as exc:
+            raise OSError(errno.EIO, f"{self._url}/{folder}: {type(exc).__name__}") from exc
+        return sorted(keys)
+
+    async def remove(self, relative: PurePosixPath | str) -> bool:
+        """Delete a stored object; False if it was gone. S3 answers a DELETE the same either
+        way, so a HEAD asks first: the count of removed files stays true when a delete is
+        finished by running it again."""
+        key = self.key(relative)
+        try:
+            await obstore.head_async(self._store, key)
+        except FileNotFoundError:
+            return False
+        except BaseError as exc:
+            raise OSError(errno.EIO, f"{self._url}/{key}: {type(exc).__name__}") from exc
+        try:
+            await obstore.delete_async(self._store, key)
+        except BaseError as exc:
+            raise OSError(errno.EIO, f"{self._url}/{key}: {type(exc).__name__}") from exc
+        return True
 
     async def sync(self) -> None:
         """Nothing to wait for: every write was verified before it returned."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_runner import cli
+from s3_server import moto_s3
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,8 +23,10 @@ from harvester.db.queue import Queue
 from harvester.emulator import RunningEmulator
 from harvester.records import FoundImage
 from harvester.sources.urls import UrlCampaign, submit_urls
+from harvester.storage.base import Storage
 from harvester.storage.local import LocalStorage
-from harvester.storage.removals import Removals
+from harvester.storage.removals import PENDING_DIR, Removals
+from harvester.storage.s3 import S3Storage
 from harvester.worker.daemon import run_daemon
 
 
@@ -111,16 +116,15 @@ def _found(name: str) -> FoundImage:
     return FoundImage(provider_id=name, group="paris", file_name=f"{name}.jpg", source_url=None)
 
 
-async def _two_campaigns_sharing(engine: AsyncEngine, root: Path) -> dict[str, int]:
+async def _two_campaigns_sharing(engine: AsyncEngine, storage: Storage) -> dict[str, int]:
     """'gone' owns four images: `shared` (found by 'kept' too), `copied` (whose bytes a
     duplicate row of 'kept' points at), `own` and `own2`; 'kept' owns `dup` and `mine`.
-    Every image but `dup` is stored with a real file under root."""
+    Every image but `dup` is stored with a real file in the storage."""
     gone = await ensure_campaign(engine, "gone", "flickr", {})
     kept = await ensure_campaign(engine, "kept", "flickr", {})
     await add_images(engine, gone, "flickr", "q", [_found(n) for n in ("shared", "copied", "own")])
     await add_images(engine, gone, "flickr", "q2", [_found("own2")])
     await add_images(engine, kept, "flickr", "k", [_found(n) for n in ("shared", "dup", "mine")])
-    storage = LocalStorage(root)
     async with engine.begin() as connection:
         rows = await connection.execute(select(Image.provider_id, Image.id))
         ids = {name: int(image_id) for name, image_id in rows}
@@ -129,7 +133,7 @@ async def _two_campaigns_sharing(engine: AsyncEngine, root: Path) -> dict[str, i
                 values: dict[str, Any] = {"state": "skipped", "duplicate_of": ids["copied"]}
             else:
                 values = {"state": "stored", "path": f"flickr/paris/00000/{name}.jpg"}
-                storage.write_sync(values["path"], f"bytes of {name}".encode())
+                await storage.write(values["path"], f"bytes of {name}".encode())
             await connection.execute(update(Image).where(Image.id == image_id).values(**values))
     return ids
 
@@ -156,7 +160,7 @@ class Sharing:
 @pytest.fixture
 async def sharing(database_url: str, engine: AsyncEngine, tmp_path: Path) -> Sharing:
     root = tmp_path / "data"
-    ids = await _two_campaigns_sharing(engine, root)
+    ids = await _two_campaigns_sharing(engine, LocalStorage(root))
     return Sharing(root, ("--database-url", database_url, "--storage-root", str(root)), ids)
 
 
@@ -177,6 +181,23 @@ async def test_delete_keeps_images_another_campaign_found_or_copies_with_their_f
     assert sorted(hits) == sorted([(ids["shared"], "k"), (ids["dup"], "k"), (ids["mine"], "k")])
 
 
+def _ctrl_c_on_second_remove(
+    monkeypatch: pytest.MonkeyPatch, backend: type[LocalStorage] | type[S3Storage]
+) -> list[str]:
+    """The backend's second `remove` is a Ctrl-C (the others remove); returns the calls."""
+    remove = backend.remove
+    calls: list[str] = []
+
+    async def ctrl_c_on_second(self: Any, relative: str) -> bool:
+        calls.append(relative)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return await remove(self, relative)
+
+    monkeypatch.setattr(backend, "remove", ctrl_c_on_second)
+    return calls
+
+
 async def test_delete_interrupted_while_removing_files_is_finished_by_running_it_again(
     sharing: Sharing,
     engine: AsyncEngine,
@@ -184,21 +205,11 @@ async def test_delete_interrupted_while_removing_files_is_finished_by_running_it
     monkeypatch: pytest.MonkeyPatch,
 ):
     root, argv = sharing.root, sharing.argv
-    remove = LocalStorage.remove
-    calls = []
-
-    def ctrl_c_on_second(self: LocalStorage, relative: str) -> bool:
-        calls.append(relative)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return remove(self, relative)
-
-    monkeypatch.setattr(LocalStorage, "remove", ctrl_c_on_second)
+    calls = _ctrl_c_on_second_remove(monkeypatch, LocalStorage)
     code, _, _ = await cli(capsys, *argv, "campaigns", "delete", "gone", "--files")
     assert code == 130 and len(calls) == 2
     assert {c for c, _, _ in (await _owners(engine)).values()} == {"kept"}
     assert len(_files(root)) == 4  # one of its two files went before the interrupt
-    monkeypatch.setattr(LocalStorage, "remove", remove)
 
     code, out, err = await cli(capsys, *argv, "campaigns", "delete", "gone", "--files")
     assert code == 0, err
@@ -216,8 +227,8 @@ async def test_delete_interrupted_before_its_rows_commit_changes_nothing(
     before = await _owners(engine)
     record = Removals.record
 
-    def recorded_then_ctrl_c(self: Removals, campaign: str, paths: list[str]) -> None:
-        record(self, campaign, paths)
+    async def recorded_then_ctrl_c(self: Removals, campaign: str, paths: list[str]) -> None:
+        await record(self, campaign, paths)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Removals, "record", recorded_then_ctrl_c)
@@ -230,3 +241,66 @@ async def test_delete_interrupted_before_its_rows_commit_changes_nothing(
     code, out, err = await cli(capsys, *argv, "campaigns", "delete", "gone", "--files")
     assert code == 0 and "interrupted" not in out and "2 files removed" in out, err
     assert _files(root) == {"shared", "copied", "mine"}
+
+
+BUCKET = "deletes"
+STAYING = [f"flickr/paris/00000/{name}.jpg" for name in ("copied", "mine", "shared")]
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    pytest.importorskip("moto.server", reason="moto[server] is a dev dependency")
+    with moto_s3(BUCKET) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3Storage:
+    """A prefix of its own in moto's bucket, named by HARVESTER_STORAGE_URL for the command."""
+    url = f"s3://{BUCKET}/{uuid.uuid4().hex}"
+    env = {
+        "AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "test-access-key",
+        "AWS_SECRET_ACCESS_KEY": "test-secret-key", "AWS_REGION": "us-east-1",
+    }  # fmt: skip
+    for name, value in {**env, "HARVESTER_STORAGE_URL": url}.items():
+        monkeypatch.setenv(name, value)
+    return S3Storage(url, env)
+
+
+async def test_delete_with_files_removes_the_objects_from_an_s3_bucket(
+    sqlite_url: str,
+    sqlite_engine: AsyncEngine,
+    tmp_path: Path,
+    bucket: S3Storage,
+    capsys: pytest.CaptureFixture[str],
+):
+    await _two_campaigns_sharing(sqlite_engine, bucket)
+    local = tmp_path / "data"  # the storage root: nothing lives there when a bucket is named
+    argv = ("--database-url", sqlite_url, "--storage-root", str(local))
+    code, out, err = await cli(capsys, *argv, "campaigns", "delete", "gone", "--files")
+    assert code == 0, err
+    assert "2 files removed" in out and "2 images other campaigns refer to stay" in out
+    assert await bucket.list() == STAYING  # its own two objects and its list are gone
+    assert not local.exists()
+
+
+async def test_a_delete_interrupted_on_s3_keeps_its_list_in_the_bucket_for_the_next_run(
+    sqlite_url: str,
+    sqlite_engine: AsyncEngine,
+    tmp_path: Path,
+    bucket: S3Storage,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    await _two_campaigns_sharing(sqlite_engine, bucket)
+    argv = ("--database-url", sqlite_url, "--storage-root", str(tmp_path / "data"))
+    calls = _ctrl_c_on_second_remove(monkeypatch, S3Storage)
+    code, _, _ = await cli(capsys, *argv, "campaigns", "delete", "gone", "--files")
+    assert code == 130 and len(calls) == 2
+    assert len(await bucket.list(PENDING_DIR)) == 1  # in the bucket, for any host to finish
+    assert len(await bucket.list()) == 1 + 4  # the list, and one of its two objects went
+
+    code, out, err = await cli(capsys, *argv, "campaigns", "delete", "gone", "--files")
+    assert code == 0, err
+    assert "'gone': its interrupted delete finished, 1 files removed" in out
+    assert await bucket.list() == STAYING
