@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -31,7 +32,8 @@ class Upstream:
         self.peak_inflight = 0
         self.stop = asyncio.Event()
         self.auth_seen: list[str | None] = []
-        self.arrivals: list[float] = []
+        self.arrivals: list[float] = []  # when /json was asked, on `clock` (default: the loop's)
+        self.clock: Callable[[], float] | None = None
         self.base = ""
         self.other_base = ""  # same app, another port: another origin
         self.redirect_to = ""  # where /redirect-to points (a test sets it)
@@ -73,7 +75,7 @@ class Upstream:
 
     async def json(self, request: web.Request) -> web.Response:
         self._count(request)
-        self.arrivals.append(asyncio.get_running_loop().time())
+        self.arrivals.append((self.clock or asyncio.get_running_loop().time)())
         return self._done(request)
 
     async def flaky(self, request: web.Request) -> web.Response:
