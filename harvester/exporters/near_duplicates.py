@@ -11,11 +11,13 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from harvester.exporters.selection import Item
+if TYPE_CHECKING:  # `harvester.cli` imports NEAR for a default: not the database with it
+    from harvester.exporters.selection import Item
 
 # Re-encoded, resized and 2%-cropped copies of scikit-image's photos measured within 10
 # (97% of them); distinct photos never came closer than 20 (tests/unit/imaging/test_phash.py).

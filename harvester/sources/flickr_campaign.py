@@ -10,13 +10,10 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from harvester.db.campaigns import campaign_settings, ensure_campaign
-from harvester.db.queue import enqueue_tasks
-from harvester.db.session import Engine
 from harvester.errors import HarvesterError, InputError
 from harvester.records import NewTask, SubmitReport
 from harvester.sources.flickr_windows import PAGING_CEILING, Window, first_window
@@ -27,6 +24,9 @@ from harvester.sources.settings import (
     check_sizes,
     read_stored,
 )
+
+if TYPE_CHECKING:
+    from harvester.db.session import Engine
 
 PROVIDER = "flickr"
 WINDOW_KIND = "flickr_window"
@@ -189,6 +189,10 @@ async def submit_flickr(
     update_settings: bool = False,
 ) -> SubmitReport:
     """Create (or find) the campaign; queue the licences task and each query's first window."""
+    # Here, not at the top: worker processes import this module to fetch, never the database.
+    from harvester.db.campaigns import campaign_settings, ensure_campaign
+    from harvester.db.queue import enqueue_tasks
+
     settings = campaign.settings(today)
     # Without --max-upload-date the limit is "today": a re-submit on a later day is no change.
     moving = frozenset({"max_upload"}) if campaign.max_upload is None else frozenset()

@@ -16,13 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import Field
 
-from harvester.db.campaigns import ensure_campaign
-from harvester.db.queue import enqueue_tasks
-from harvester.db.session import Engine
 from harvester.errors import InputError
 from harvester.records import NewTask, SubmitReport
 from harvester.sources.mapillary_csv import CsvRead, IdItem, read_pairs_csv, read_sequence_csv
@@ -34,6 +31,9 @@ from harvester.sources.settings import (
     StoredModel,
     check_sizes,
 )
+
+if TYPE_CHECKING:
+    from harvester.db.session import Engine
 
 PROVIDER = "mapillary"
 TILE = "mapillary_tile"
@@ -73,6 +73,10 @@ async def submit_mapillary(
     engine: Engine, campaign: MapillaryCampaign, *, update_settings: bool = False
 ) -> SubmitReport:
     """Create (or resume) the campaign and enqueue its tasks; bad CSV lines become problems."""
+    # Here, not at the top: worker processes import this module to fetch, never the database.
+    from harvester.db.campaigns import ensure_campaign
+    from harvester.db.queue import enqueue_tasks
+
     _check(campaign)
     read = _read_lists(campaign)
     campaign_id = await ensure_campaign(

@@ -9,12 +9,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from harvester.db.campaigns import ensure_campaign
-from harvester.db.catalog import add_images
-from harvester.db.session import Engine
 from harvester.errors import InputError
 from harvester.http import Destinations, HostSlots, HttpClient, UnavailableError
 from harvester.records import Expansion, FoundImage, SubmitReport
@@ -26,6 +23,9 @@ from harvester.sources.repeats import RepeatedKeys
 from harvester.sources.settings import DEFAULT_SIZES, CampaignSettings, check_sizes
 from harvester.sources.textfile import csv_records
 from harvester.storage.layout import file_name, unique_slug
+
+if TYPE_CHECKING:
+    from harvester.db.session import Engine
 
 KNOWN_COLUMNS = ("url", "id", "lat", "lon", "captured_at", "license", "owner", "title")
 BATCH = 1000
@@ -159,6 +159,9 @@ async def submit_urls(
     engine: Engine, campaign: UrlCampaign, *, max_attempts: int = 5, update_settings: bool = False
 ) -> SubmitReport:
     """Insert every good row as an image; bad rows are reported by number, never fatal."""
+    # Here, not at the top: worker processes import this module to fetch, never the database.
+    from harvester.db.campaigns import ensure_campaign
+
     settings = UrlListSettings(
         source_file=str(campaign.path),
         max_side=campaign.max_side,
@@ -220,6 +223,8 @@ async def _flush(
     report: _Counts,
     max_attempts: int,
 ) -> None:
+    from harvester.db.catalog import add_images  # as in submit_urls
+
     if batch:
         found = list(batch.values())
         added = await add_images(

@@ -210,3 +210,46 @@ async def test_workers_leave_terminal_and_group_signals_to_the_daemon() -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             os.kill(next(iter(pool.held())), signum)
         assert await busy == next(iter(pool.held()))
+
+
+def test_a_worker_never_imports_the_database_layer(tmp_path: Path) -> None:
+    # Started as the `harvester` program starts it: every worker runs the program's script
+    # again, so what the command line imports, each worker imports too.
+    program = tmp_path / "program.py"
+    program.write_text(
+        textwrap.dedent(
+            f"""
+            import asyncio, sys
+            from functools import partial
+            from harvester.cli import main
+            from harvester.config import load_settings
+            from harvester.worker.fetching import portable, worker_service
+            from harvester.worker.pool import ImagePool
+
+            DATABASE = ("sqlalchemy", "alembic", "aiosqlite", "asyncpg", "harvester.db")
+
+            async def loaded(here):
+                return [m for m in sys.modules if m.startswith(DATABASE)]
+
+            async def run():
+                settings = load_settings(
+                    database_url="sqlite:///{tmp_path}/h.db", storage_root="{tmp_path}/data"
+                )
+                setup = partial(worker_service, portable(settings), "warning")
+                pool = ImagePool(2, 60.0, setup=setup)
+                await pool.start()
+                try:
+                    print(await asyncio.gather(pool.job(loaded), pool.job(loaded)))
+                finally:
+                    await pool.close()
+
+            if __name__ == "__main__":
+                asyncio.run(run())
+            """
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, str(program)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[[], []]"
