@@ -234,6 +234,9 @@ def _sizes(args: argparse.Namespace) -> dict[str, int]:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from harvester.worker.forkserver import start_fork_server
+
+    start_fork_server()  # it imports what workers need while we import the daemon
     from harvester.worker.daemon import run_daemon
 
     counters = await run_daemon(

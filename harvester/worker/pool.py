@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
-import multiprocessing
 import pickle
 import signal
 import socket
@@ -42,6 +41,7 @@ from harvester.errors import HarvesterError
 from harvester.imaging import Metadata, Processed, SizeRules, process
 from harvester.imaging.pipeline import opencv
 from harvester.loops import loop_factory
+from harvester.worker.forkserver import fork_context
 
 log = structlog.get_logger("harvester.worker")
 
@@ -279,9 +279,7 @@ class ImagePool:
         self.depth = depth
         self._setup = setup
         self.answers = dict(answers or {})
-        self._context = multiprocessing.get_context("forkserver")
-        # forkserver: workers never inherit the event loop, sockets or database connections.
-        self._context.set_forkserver_preload(["harvester.imaging", "cv2"])
+        self._context = fork_context()
         self._workers: list[_Worker] = []
         self._waiting: deque[_Request] = deque()
         self._background: set[asyncio.Task[Any]] = set()
