@@ -13,7 +13,13 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from harvester.db.migrate import current_revision, downgrade, head_revision, upgrade
+from harvester.db.migrate import (
+    current_revision,
+    declared_head,
+    downgrade,
+    head_revision,
+    upgrade,
+)
 from harvester.db.models import Base, Image, Task
 from harvester.db.queue import claim_statement, rescue_statement
 from harvester.db.session import create_engine, read_connection
@@ -24,6 +30,24 @@ TABLES = {"campaigns", "tasks", "images", "image_hits", "licenses", "shard_count
 async def _tables(engine: AsyncEngine) -> set[str]:
     async with engine.connect() as connection:
         return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
+
+
+def test_the_head_the_files_declare_is_alembics_head():
+    # `upgrade` leaves Alembic out when the database is at the declared head.
+    assert head_revision() is not None
+    assert declared_head() == head_revision()
+
+
+async def test_a_database_behind_the_head_is_upgraded_to_it(sqlite_url: str):
+    engine = create_engine(sqlite_url)
+    try:
+        await upgrade(engine)
+        await downgrade(engine, "-1")
+        assert await current_revision(engine) != head_revision()
+        await upgrade(engine)
+        assert await current_revision(engine) == head_revision()
+    finally:
+        await engine.dispose()
 
 
 async def test_migrations_upgrade_an_empty_database_and_downgrade_cleanly(database_url: str):
