@@ -102,6 +102,9 @@ class Daemon:
         self.until_idle = until_idle
         self.grace_seconds = grace_seconds
         self.stop = asyncio.Event()
+        # A claim found nothing, or outcomes were written: the moments the daemon may have
+        # become idle, when `--until-idle` asks the database whether anything is left.
+        self.maybe_idle = asyncio.Event()
         self.released = asyncio.Event()
         self.fatal: str | None = None
         self.counters = Counters()
@@ -210,6 +213,7 @@ class Daemon:
             )
             lane.idle = not rows
             if not rows:
+                self.maybe_idle.set()
                 await _wait_for_any(asyncio.sleep(next(idle_sleeps)), self.stop.wait())
                 continue
             idle_sleeps = IDLE_BACKOFF.delays()
@@ -303,6 +307,7 @@ class Daemon:
             lane.held.difference_update(r.id for r in results)
             labelled = [(lane.labels.pop(r.id), r) for r in results if r.id in lane.labels]
             await self.metrics.count(lane.name, labelled, left_as)
+            self.maybe_idle.set()
 
     async def _flush_loop(self) -> None:
         while not self.stop.is_set():
@@ -359,8 +364,12 @@ class Daemon:
             await _wait_for_any(asyncio.sleep(FILE_WATCH_INTERVAL_S), self.stop.wait())
 
     async def _idle_watch(self) -> None:
+        """Asked when the daemon may have become idle, not on a timer: an empty queue is left
+        as soon as both lanes have claimed nothing, and a finished one once the last outcomes
+        are written."""
         while not self.stop.is_set():
-            await _wait_for_any(asyncio.sleep(0.5), self.stop.wait())
+            await _wait_for_any(self.maybe_idle.wait(), self.stop.wait())
+            self.maybe_idle.clear()
             if any(lane.jobs or lane.pending or not lane.idle for lane in self.lanes):
                 continue  # busy: no need to ask the database what is left
             horizon = utcnow() + timedelta(seconds=self.ctx.settings.idle_horizon_seconds)
