@@ -91,3 +91,25 @@ def test_sweep_removes_a_fresh_temp_file_whose_writer_died(tmp_path: Path):
     mine.write_bytes(b"x")
     assert storage.sweep_temp_files() == 1
     assert not orphan.exists() and mine.exists()
+
+
+async def test_sync_fsyncs_each_directory_written_to_once_and_refuses_escapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    synced: list[set[Path]] = []
+    monkeypatch.setattr(
+        "harvester.storage.local.fsync_directories", lambda dirs: synced.append(set(dirs))
+    )
+    storage = LocalStorage(tmp_path)
+    for path in ("urls/g/00000/a.jpg", "urls/g/00000/b.jpg", "urls/g/00001/c.jpg"):
+        storage.written(path)
+    await storage.sync()
+    storage.written("urls/g/00000/d.jpg")  # a folder seen before is synced again when written
+    await storage.sync()
+    await storage.sync()  # nothing new: no fsync at all
+    root = storage.root  # resolved
+    shards = {root / "urls/g/00000", root / "urls/g/00001"}
+    assert synced == [shards, {root / "urls/g/00000"}]
+    for escape in ("urls/g/00000/..", "../g/00000/a.jpg", "/urls/g/00000/a.jpg"):
+        with pytest.raises(ValueError):
+            storage.written(escape)
