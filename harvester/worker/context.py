@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -50,6 +51,7 @@ class Context:
     stored_bytes: StoredBytes
     window: Window
     _campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
+    _reading: asyncio.Future[dict[int, dict[str, Any]]] | None = None  # the one read under way
     _bytes_owner: OrderedDict[str, int] = field(default_factory=OrderedDict)
     _asked: dict[int, str] = field(default_factory=dict)  # image id -> bytes it claimed
     _rules: dict[int, tuple[Mapping[str, Any], SizeRules]] = field(default_factory=dict)
@@ -97,8 +99,23 @@ class Context:
 
     async def campaign(self, campaign_id: int) -> Mapping[str, Any]:
         if campaign_id not in self._campaigns:
-            self._campaigns = await campaign_settings(self.engine)
+            await self._read_campaigns()
         return self._campaigns.get(campaign_id, {})
+
+    async def _read_campaigns(self) -> None:
+        """Jobs that find a campaign they do not know share one read: the first claim of a
+        new campaign starts a window of them at once, and each read its own (32 reads)."""
+        if self._reading is None:
+            reading = asyncio.ensure_future(campaign_settings(self.engine))
+            reading.add_done_callback(self._read_ended)
+            self._reading = reading
+        # Shielded: one waiter given up on (cancelled) does not cancel the others' read.
+        self._campaigns = await asyncio.shield(self._reading)
+
+    def _read_ended(self, reading: asyncio.Future[dict[int, dict[str, Any]]]) -> None:
+        self._reading = None  # a failed read is tried again by the next job that asks
+        if not reading.cancelled():
+            reading.exception()  # its waiters have it; nobody else must be told
 
     async def size_rules(self, campaign_id: int) -> SizeRules:
         """Validated once per campaign settings read, not once per image."""
