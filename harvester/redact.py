@@ -141,9 +141,14 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
     """Text with credential parameters, URL passwords, auth header values and every given
     secret (as is or percent-encoded) replaced by REDACTED; a given secret shorter than
     MIN_FREE_TEXT_SECRET only where it stands as one of those."""
-    text = _PARAM_IN_TEXT.sub(rf"\g<1>{REDACTED}", text)
-    text = _USERINFO_IN_TEXT.sub(rf"\g<1>{REDACTED}@", text)
-    text = _AUTH_IN_TEXT.sub(rf"\g<1>{REDACTED}", text)
+    # Each pattern needs a character or word most texts lack (every fetched URL is shown
+    # redacted): a search that cannot match is not run.
+    if "=" in text:
+        text = _PARAM_IN_TEXT.sub(rf"\g<1>{REDACTED}", text)
+    if "@" in text:
+        text = _USERINFO_IN_TEXT.sub(rf"\g<1>{REDACTED}@", text)
+    if "OAuth" in text or "Bearer" in text:
+        text = _AUTH_IN_TEXT.sub(rf"\g<1>{REDACTED}", text)
     for secret in secrets:
         if len(secret) < MIN_FREE_TEXT_SECRET:
             continue
