@@ -463,6 +463,8 @@ class HttpClient:
     def _raise_for_status(
         self, call: _Call, resp: aiohttp.ClientResponse, shown: str, url: yarl.URL
     ) -> None:
+        if 200 <= resp.status < 300:
+            return  # every image fetched: no error to classify, no Retry-After, no reason to scrub
         retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
         reason = redact_text(resp.reason, call.secrets) if resp.reason else None
         error = classify_status(resp.status, url=shown, retry_after=retry_after, reason=reason)
