@@ -18,14 +18,20 @@ from typing import Any
 import structlog
 from sqlalchemy import (
     Integer,
+    Interval,
     Row,
     Select,
+    String,
     bindparam,
     case,
+    exists,
     func,
+    literal_column,
+    null,
     or_,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -35,7 +41,7 @@ from sqlalchemy.sql.visitors import cloned_traverse
 from harvester.backoff import Backoff
 from harvester.db.clock import CLOCK_SKEW, WallClock, shared_now, utcnow
 from harvester.db.models import Campaign, Image, ImageState, Task, TaskState
-from harvester.db.session import insert_for, read_connection, transaction
+from harvester.db.session import insert_for, read_connection, statement_connection, transaction
 from harvester.outcomes import Failure as Failure
 from harvester.outcomes import Outcome as Outcome
 from harvester.records import NewTask
@@ -128,6 +134,9 @@ class Queue:
         self.states = states_of(model)
         self._done_state = TaskState.DONE if model is Task else ImageState.STORED
         self.rescued = 0  # expired leases this queue took back, for metrics
+        # PostgreSQL claims in one statement, on the database's clock unless a test gave one.
+        self._one_statement = engine.dialect.name == "postgresql"
+        self._server_clock = self._one_statement and clock is utcnow
 
     async def _now(self, connection: AsyncConnection) -> datetime:
         return await shared_now(connection, self.clock)
@@ -135,7 +144,10 @@ class Queue:
     async def claim(
         self, owner: str, limit: int, lease_seconds: float, *, kinds: Sequence[str] = ()
     ) -> Sequence[Row[Any]]:
-        """Lease up to `limit` due rows to `owner`, rescuing expired leases first."""
+        """Lease up to `limit` due rows to `owner`, rescuing expired leases first (on
+        PostgreSQL: when the claim saw one, then claiming again for the room left)."""
+        if self._one_statement:
+            return await self._claim_in_one_statement(owner, limit, lease_seconds, kinds)
         async with transaction(self.engine) as connection:
             now = await self._now(connection)
             model = self.model
@@ -152,6 +164,45 @@ class Queue:
             if r.state == self.states.FAILED
         )
         return sorted(rows, key=lambda row: row.id)
+
+    async def _claim_in_one_statement(
+        self, owner: str, limit: int, lease_seconds: float, kinds: Sequence[str]
+    ) -> Sequence[Row[Any]]:
+        """One round trip while no lease has expired; when the claim saw one, the rescue
+        runs and, if the batch is not full, a second claim takes what it queued again."""
+        rows, expired = await self._claim_once(owner, limit, lease_seconds, kinds)
+        if expired:
+            rescued = await self._rescue()
+            if rescued and len(rows) < limit:
+                more, _ = await self._claim_once(owner, limit - len(rows), lease_seconds, kinds)
+                rows.extend(more)
+        return sorted(rows, key=lambda row: row.id)
+
+    async def _claim_once(
+        self, owner: str, limit: int, lease_seconds: float, kinds: Sequence[str]
+    ) -> tuple[list[Row[Any]], bool]:
+        statement = one_statement_claim(self.model, bool(kinds), server_clock=self._server_clock)
+        values = one_statement_values(owner, limit, lease_seconds, kinds)
+        if not self._server_clock:
+            values["b_now"] = self.clock()
+        async with statement_connection(self.engine) as connection:
+            found = (await connection.execute(statement, values)).all()
+        leased = [row for row in found if row.id is not None]
+        return leased, len(leased) < len(found)  # the row of NULLs: a lease has expired
+
+    async def _rescue(self) -> int:
+        """Take expired leases back (one statement); rows out of attempts fail."""
+        template = rescue_template(self.model, server_clock=self._server_clock)
+        values = {} if self._server_clock else {"b_now": self.clock()}
+        async with statement_connection(self.engine) as connection:
+            rescued = (await connection.execute(template, values)).all()
+        self.rescued += len(rescued)
+        self._log_failed(
+            (r.id, r.campaign_id, LEASE_LOST_REASON, LEASE_LOST)
+            for r in rescued
+            if r.state == self.states.FAILED
+        )
+        return len(rescued)
 
     def _log_failed(self, rows: Iterable[tuple[int, int, str | None, str | None]]) -> None:
         """One line per row that failed for good, once its transaction has committed."""
@@ -190,8 +241,9 @@ class Queue:
         if not ids:
             return set()
         model, states = self.model, self.states
-        async with transaction(self.engine) as connection:
-            now = await self._now(connection)
+        opened = statement_connection if self._one_statement else transaction
+        async with opened(self.engine) as connection:
+            now = func.now() if self._server_clock else await self._now(connection)
             result = await connection.execute(
                 update(model)
                 .where(model.id.in_(ids), model.lease_owner == owner, model.state == states.RUNNING)
@@ -202,49 +254,70 @@ class Queue:
             return set(result.scalars().all())
 
     async def finish(self, owner: str, outcomes: Sequence[Outcome]) -> None:
-        """Record final states in one transaction; rows leased by someone else are left alone."""
+        """Record final states in one transaction; rows leased by someone else are left alone.
+        On PostgreSQL the statements read the database's clock themselves, and a batch that
+        is one statement (its rows name the same columns) commits on its own."""
         if not outcomes:
             return
-        async with transaction(self.engine) as connection:
-            now = await self._now(connection)
-            # A row that ends well sheds the code of an earlier failure; a skip names its own.
-            changes = [
-                {
-                    "reason": None,
-                    "retryable": None,
-                    **outcome.values,
-                    "state": outcome.state,
-                    "finished_at": now,
-                    "b_id": outcome.id,
-                }
-                for outcome in outcomes
-            ]
-            await self._release_with(connection, owner, now, changes)
+        now = None if self._server_clock else self.clock()
+        # A row that ends well sheds the code of an earlier failure; a skip names its own.
+        changes = [
+            {
+                "reason": None,
+                "retryable": None,
+                **outcome.values,
+                "state": outcome.state,
+                "finished_at": AT_DATABASE_NOW if now is None else now,
+                "b_id": outcome.id,
+            }
+            for outcome in outcomes
+        ]
+        batches = self._release_batches(owner, now, changes)
+        if not self._one_statement:
+            async with transaction(self.engine) as connection:  # SQLite
+                await self._run_batches(connection, batches)
+            return
+        alone = len(batches) == 1  # one executemany is atomic by itself on PostgreSQL
+        async with (statement_connection if alone else transaction)(self.engine) as connection:
+            await self._run_batches(connection, batches)
 
     async def _release_with(
         self, connection: AsyncConnection, owner: str, now: datetime, changes: list[dict[str, Any]]
     ) -> None:
+        await self._run_batches(connection, self._release_batches(owner, now, changes))
+
+    def _release_batches(
+        self, owner: str, now: datetime | None, changes: list[dict[str, Any]]
+    ) -> list[tuple[Any, list[dict[str, Any]]]]:
         """End the leases of `owner` on these rows, setting their columns: few statements,
-        each run for many rows (rows naming the same columns share one)."""
+        each run for many rows (rows naming the same columns share one). A value that is
+        AT_DATABASE_NOW, and `updated_at` when `now` is None, is the statement's now()."""
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for change in changes:
             params = {
                 **change,
                 "lease_owner": None,
                 "lease_expires_at": None,
-                "updated_at": now,
+                "updated_at": AT_DATABASE_NOW if now is None else now,
                 "b_owner": owner,
             }
             if change.get("finished_at") is not None:
                 params["finished_by"] = owner
             by_columns[tuple(sorted(params))].append(params)
-        model = self.model
-        statement = (
-            update(model)
-            .where(model.id == bindparam("b_id"), model.lease_owner == bindparam("b_owner"))
-            .execution_options(synchronize_session=False)
-        )
-        for batch in by_columns.values():
+        batches = []
+        for columns, batch in by_columns.items():
+            at_now = tuple(c for c in columns if batch[0][c] is AT_DATABASE_NOW)
+            for params in batch:
+                for column in at_now:
+                    del params[column]
+            batches.append((release_statement(self.model, at_now), batch))
+        return batches
+
+    @staticmethod
+    async def _run_batches(
+        connection: AsyncConnection, batches: list[tuple[Any, list[dict[str, Any]]]]
+    ) -> None:
+        for statement, batch in batches:
             await connection.execute(statement, batch)
 
     async def done(self, owner: str, ids: Sequence[int]) -> None:
@@ -256,18 +329,21 @@ class Queue:
         if not failures:
             return {}
         model, states = self.model, self.states
+        columns: list[Any] = [model.id, model.campaign_id, model.attempts, model.max_attempts]
+        if self._server_clock:  # the clock read with the rows, not in a round trip of its own
+            columns.append(func.now().label("now"))
         async with transaction(self.engine) as connection:
-            now = await self._now(connection)
-            held = {
-                row.id: row
-                for row in await connection.execute(
-                    select(model.id, model.campaign_id, model.attempts, model.max_attempts).where(
-                        model.id.in_([f.id for f in failures]),
-                        model.lease_owner == owner,
-                        model.state == states.RUNNING,
-                    )
+            found = await connection.execute(
+                select(*columns).where(
+                    model.id.in_([f.id for f in failures]),
+                    model.lease_owner == owner,
+                    model.state == states.RUNNING,
                 )
-            }
+            )
+            held = {row.id: row for row in found}
+            if not held:  # every lease was lost: the rows are someone else's now
+                return {}
+            now = next(iter(held.values())).now if self._server_clock else self.clock()
             changes = [
                 {
                     **self._failure_values(f, held[f.id].attempts, held[f.id].max_attempts, now),
@@ -465,6 +541,90 @@ def claim_template(
     )
 
 
+# A value that says "the database's now()": the statement sets the column itself.
+AT_DATABASE_NOW: Any = object()
+
+
+@functools.cache
+def release_statement(model: QueueModel, at_now: tuple[str, ...] = ()) -> Any:
+    """-- An outcome: UPDATE <queue> SET <the batch's columns> [, <at_now columns> = now()]
+    WHERE id = :b_id AND lease_owner = :b_owner (run for many rows at once). Built once per
+    table and set of columns set to now()."""
+    return (
+        update(model)
+        .where(model.id == bindparam("b_id"), model.lease_owner == bindparam("b_owner"))
+        .values({column: func.now() for column in at_now})
+        .execution_options(synchronize_session=False)
+    )
+
+
+def one_statement_values(
+    owner: str, limit: int, lease_seconds: float, kinds: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The one-statement claim's parameters (and :b_now, for a test's clock)."""
+    values: dict[str, Any] = {
+        "b_owner": owner,
+        "b_limit": limit,
+        "b_lease": timedelta(seconds=lease_seconds),
+    }
+    if kinds:
+        values["b_kinds"] = list(kinds)
+    return values
+
+
+@functools.cache
+def one_statement_claim(
+    model: QueueModel, kinds: bool = False, *, server_clock: bool = True
+) -> Any:
+    """-- The claim on PostgreSQL in one statement, committed on its own: no BEGIN, clock,
+    rescue or paused-campaigns read before it. Rows another claimer holds are skipped; a
+    last row of NULLs says some lease has expired (the caller then rescues).
+    WITH claimed AS (
+      UPDATE <queue> SET state='running', lease_owner=:owner, lease_expires_at=now() + :lease,
+             attempts=attempts+1, updated_at=now()
+      WHERE id IN (SELECT id FROM (<due_rows>) plain
+                     WHERE NOT EXISTS (SELECT FROM campaigns WHERE paused_at IS NOT NULL)
+                   UNION ALL
+                   SELECT id FROM (<due_rows_per_campaign>) per_campaign
+                     WHERE EXISTS (SELECT FROM campaigns WHERE paused_at IS NOT NULL))
+      RETURNING *)
+    SELECT * FROM claimed
+    UNION ALL SELECT NULL, ... WHERE EXISTS (SELECT FROM <queue> WHERE state='running'
+                                            AND lease_expires_at < now())
+    Each EXISTS on campaigns is a one-time filter, so one picker runs: the plain one while
+    no campaign is paused, the per-campaign one otherwise (as `claim_template` chooses).
+    With ``server_clock`` false, :b_now (a test's clock) stands for now().
+    """
+    states = states_of(model)
+    now = _now(model, server_clock)
+    any_paused = exists().where(Campaign.paused_at.is_not(None))
+    plain = due_rows(model, now)
+    if kinds and model is Task:
+        plain = plain.where(Task.kind.in_(bindparam("b_kinds", expanding=True)))
+    plain_rows = plain.subquery("plain")
+    per_campaign = due_rows_per_campaign(model, kinds=kinds, now=now).subquery("per_campaign")
+    due = union_all(
+        select(plain_rows.c.id).where(~any_paused),
+        select(per_campaign.c.id).where(any_paused),
+    )
+    columns = model.__table__.c
+    claimed = (
+        update(model)
+        .where(model.id.in_(due))
+        .values(
+            state=states.RUNNING,
+            lease_owner=bindparam("b_owner"),
+            lease_expires_at=now + bindparam("b_lease", type_=Interval()),
+            attempts=model.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*columns)
+        .cte("claimed")
+    )
+    expired = exists().where(in_state(model, states.RUNNING), model.lease_expires_at < now)
+    return select(claimed).union_all(select(*(null() for _ in columns)).where(expired))
+
+
 def paused_campaigns() -> Select[Any]:
     """-- Campaigns whose rows no daemon may claim: SELECT id FROM campaigns WHERE paused_at
     IS NOT NULL (a handful of rows; with none paused the claim is the plain one)."""
@@ -480,17 +640,18 @@ def rescue_statement(model: QueueModel, now: datetime) -> Any:
 
 
 @functools.cache
-def rescue_template(model: QueueModel) -> Any:
+def rescue_template(model: QueueModel, *, server_clock: bool = False) -> Any:
     """-- The rescue: expired leases go back to the queue; a row out of attempts fails.
     UPDATE <queue> SET state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued'
     END, lease_owner=NULL, ... WHERE id IN (SELECT id FROM <queue> WHERE state='running' AND
     lease_expires_at < :now LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING id, campaign_id, state
+    With ``server_clock``, :now is the database's now().
     """
     states = states_of(model)
-    now = _moment("b_now", model)
+    now = _now(model, server_clock)
     expired = (
         select(model.id)
-        .where(model.state == states.RUNNING, model.lease_expires_at < now)
+        .where(in_state(model, states.RUNNING), model.lease_expires_at < now)
         .limit(RESCUE_BATCH)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
@@ -531,18 +692,33 @@ def _moment(name: str, model: QueueModel) -> Any:
     return bindparam(name, type_=model.__table__.c.updated_at.type)
 
 
-def due_rows(model: QueueModel) -> Select[Any]:
+def _now(model: QueueModel, server_clock: bool) -> Any:
+    """The moment a statement runs at: the database's now(), or :b_now (a test's clock)."""
+    return func.now() if server_clock else _moment("b_now", model)
+
+
+def in_state(model: QueueModel, state: str) -> ColumnElement[bool]:
+    """`state = '<state>'` with the state written out, not bound: a prepared statement's
+    generic plan can then use the partial indexes (`WHERE state = 'queued'`), so PostgreSQL
+    need not plan the claim again at each run."""
+    return model.state == literal_column(f"'{state}'", String)
+
+
+def due_rows(model: QueueModel, now: Any = None) -> Select[Any]:
     """The claim's row picker: served by the partial index on (not_before, id) of queued rows."""
+    now = _moment("b_now", model) if now is None else now
     return (
         select(model.id)
-        .where(model.state == states_of(model).QUEUED, model.not_before <= _moment("b_now", model))
+        .where(in_state(model, states_of(model).QUEUED), model.not_before <= now)
         .order_by(model.not_before, model.id)
         .limit(bindparam("b_limit", type_=Integer()))
         .with_for_update(skip_locked=True)
     )
 
 
-def due_rows_per_campaign(model: QueueModel, *, kinds: bool = False) -> Select[Any]:
+def due_rows_per_campaign(
+    model: QueueModel, *, kinds: bool = False, now: Any = None
+) -> Select[Any]:
     """-- The row picker while a campaign is paused: each campaign not paused gives its own
     oldest due rows (the partial index on (campaign_id, not_before, id) of queued rows),
     merged in due order. Filtering the paused ones out of the plain picker instead walks
@@ -554,8 +730,8 @@ def due_rows_per_campaign(model: QueueModel, *, kinds: bool = False) -> Select[A
     """
     picked = select(model.id, model.not_before).where(
         model.campaign_id == Campaign.id,
-        model.state == states_of(model).QUEUED,
-        model.not_before <= _moment("b_now", model),
+        in_state(model, states_of(model).QUEUED),
+        model.not_before <= (_moment("b_now", model) if now is None else now),
     )
     if kinds and model is Task:
         picked = picked.where(Task.kind.in_(bindparam("b_kinds", expanding=True)))

@@ -61,6 +61,18 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         raise DatabaseUnavailable(_problem(exc)) from exc
 
 
+@asynccontextmanager
+async def statement_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose statements each commit on their own (PostgreSQL): one round trip
+    for a statement that is atomic by itself, instead of BEGIN, it, COMMIT."""
+    try:
+        async with engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
+    except DRIVER_ERRORS as exc:
+        raise DatabaseUnavailable(_problem(exc)) from exc
+
+
 class HeldConnection:
     """One pooled connection held for a hot read, run on the driver itself.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,7 +21,12 @@ from harvester.db.migrate import (
     upgrade,
 )
 from harvester.db.models import Base, Image, Task
-from harvester.db.queue import claim_statement, rescue_statement
+from harvester.db.queue import (
+    claim_statement,
+    one_statement_claim,
+    one_statement_values,
+    rescue_statement,
+)
 from harvester.db.session import create_engine, read_connection
 
 TABLES = {"campaigns", "tasks", "images", "image_hits", "licenses", "shard_counters"}
@@ -128,6 +133,12 @@ STATE = "CASE WHEN g % 100 = 0 THEN 'queued' WHEN g % 100 = 1 THEN 'running' ELS
 LEASE = "CASE WHEN g % 100 = 1 THEN now() + interval '1 minute' END"
 
 
+def _sql_literal(value: Any) -> str:
+    if isinstance(value, timedelta):
+        return f"interval '{value.total_seconds()} seconds'"
+    return f"'{value}'" if isinstance(value, str) else str(value)
+
+
 @pytest.mark.parametrize("model", [Task, Image], ids=["tasks", "images"])
 async def test_claim_and_rescue_use_their_indexes_on_postgres(postgres_url: str, model: Any):
     engine = create_engine(postgres_url)
@@ -145,17 +156,30 @@ async def test_claim_and_rescue_use_their_indexes_on_postgres(postgres_url: str,
             await connection.execute(text(f"ANALYZE {table}"))
             now = datetime.now(UTC)
             plans = {}
+            bound = one_statement_values("w", 32, 60)
             for name, statement in (
                 ("claim", claim_statement(model, now, 32, "w", 60)),
                 ("rescue", rescue_statement(model, now)),
+                ("one statement", one_statement_claim(model)),
             ):
                 compiled = statement.compile(dialect=connection.dialect)
-                params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+                values = compiled.construct_params(bound if name == "one statement" else None)
+                params = tuple(values[name] for name in compiled.positiontup or ())
                 rows = await connection.exec_driver_sql(f"EXPLAIN {compiled}", params)
                 plans[name] = "\n".join(row[0] for row in rows)
+            # The plan PostgreSQL keeps for a statement run again and again: the partial
+            # indexes serve it only if their `state = '...'` is written out, not bound.
+            await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+            await connection.exec_driver_sql(f"PREPARE claim AS {compiled}")
+            values_sql = ", ".join(_sql_literal(value) for value in params)
+            rows = await connection.exec_driver_sql(f"EXPLAIN EXECUTE claim({values_sql})")
+            plans["generic"] = "\n".join(row[0] for row in rows)
     finally:
         await engine.dispose()
     assert f"ix_{table}_claimable" in plans["claim"], plans["claim"]
+    assert f"ix_{table}_claimable" in plans["one statement"], plans["one statement"]
+    assert f"ix_{table}_leased" in plans["one statement"], plans["one statement"]
+    assert f"ix_{table}_claimable" in plans["generic"], plans["generic"]
     assert f"ix_{table}_leased" in plans["rescue"], plans["rescue"]
     for plan in plans.values():
         assert f"Seq Scan on {table}" not in plan, plan
