@@ -16,13 +16,15 @@ from multiprocessing.context import ForkServerContext
 
 # The pixel path (and OpenCV, which it loads lazily) and the fetch side of a worker.
 WORKER_MODULES = ("harvester.imaging", "cv2", "harvester.worker.fetching")
+# Imported after them: it freezes what they made (see there).
+LAST = "harvester.worker.preloaded"
 
 
 def fork_context() -> ForkServerContext:
     """The context workers are started with; its server preloads WORKER_MODULES."""
     context = multiprocessing.get_context("forkserver")
     # Only a server not yet started takes this; one already running preloaded the same.
-    context.set_forkserver_preload(list(WORKER_MODULES))
+    context.set_forkserver_preload([*WORKER_MODULES, LAST])
     return context
 
 

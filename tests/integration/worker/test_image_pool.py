@@ -212,14 +212,15 @@ async def test_workers_leave_terminal_and_group_signals_to_the_daemon() -> None:
         assert await busy == next(iter(pool.held()))
 
 
-def test_a_worker_never_imports_the_database_layer(tmp_path: Path) -> None:
+def test_a_worker_starts_frozen_and_without_the_database_layer(tmp_path: Path) -> None:
     # Started as the `harvester` program starts it: every worker runs the program's script
-    # again, so what the command line imports, each worker imports too.
+    # again, so what the command line imports, each worker imports too. What the fork server
+    # imported for it is frozen: the worker's collector does not walk it.
     program = tmp_path / "program.py"
     program.write_text(
         textwrap.dedent(
             f"""
-            import asyncio, sys
+            import asyncio, gc, sys
             from functools import partial
             from harvester.cli import main
             from harvester.config import load_settings
@@ -229,7 +230,7 @@ def test_a_worker_never_imports_the_database_layer(tmp_path: Path) -> None:
             DATABASE = ("sqlalchemy", "alembic", "aiosqlite", "asyncpg", "harvester.db")
 
             async def loaded(here):
-                return [m for m in sys.modules if m.startswith(DATABASE)]
+                return [m for m in sys.modules if m.startswith(DATABASE)], gc.get_freeze_count() > 0
 
             async def run():
                 settings = load_settings(
@@ -252,4 +253,4 @@ def test_a_worker_never_imports_the_database_layer(tmp_path: Path) -> None:
         [sys.executable, str(program)], capture_output=True, text=True, timeout=60, check=False
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[[], []]"
+    assert out.stdout.strip() == "[([], True), ([], True)]"
