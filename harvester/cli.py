@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -405,13 +406,22 @@ async def _db_downgrade(args: argparse.Namespace, settings: Settings, engine: En
 def main(argv: Sequence[str] | None = None) -> int:
     """The `harvester` program (argv None: sys.argv), or one command of it (as tests run it)."""
     if argv is not None:
-        return _main(list(argv))
-    code = _main(sys.argv[1:])
+        return _interruptible(list(argv))
+    code = _interruptible(sys.argv[1:])
     # The program ends here, its files and connections closed. The collector's passes at
     # interpreter exit would walk every object the imports made (~0.25 s of CPU with the
     # daemon loaded) to free memory the system takes back anyway.
     gc.freeze()
     return code
+
+
+def _interruptible(argv: list[str]) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C anywhere, loading included: one line, not a traceback from whatever ran.
+        print("harvester: interrupted", file=sys.stderr)
+        return 130
 
 
 def _main(argv: list[str]) -> int:
@@ -445,9 +455,9 @@ def _main(argv: list[str]) -> int:
     except HarvesterError as exc:
         print(f"harvester: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # on the way out: a late Ctrl-C is moot
+    sys.exit(code)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +42,7 @@ from harvester.web.health import add_health_routes
 from harvester.web.metrics import JobLabels, Metrics, add_metrics_routes
 from harvester.web.server import serve
 from harvester.worker.context import Context, open_context
+from harvester.worker.interrupts import Interrupts
 from harvester.worker.jobs import run_image, run_task
 from harvester.worker.owner import is_dead_local_owner, new_owner
 from harvester.worker.progress import Counters, Reporter, Watched
@@ -469,20 +468,6 @@ async def _wait_for_any(*waits: Awaitable[Any]) -> None:
             task.cancel()
 
 
-def install_signal_handlers(daemon: Daemon) -> None:
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        if daemon.stop.is_set():
-            log.warning("second_signal_exit_now", signal=signal.Signals(signum).name)
-            os._exit(128 + signum)  # the next start recovers whatever was in flight
-        log.info("signal_received", signal=signal.Signals(signum).name)
-        daemon.stop.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
-
-
 def require_writable(root: Path) -> None:
     """Fail at start, in one line, if images could not be written under the storage root."""
     try:
@@ -509,6 +494,10 @@ async def run_daemon(
     redactor.add(settings.dashboard_token)
     if settings.storage_url is None:  # an object store is checked by its first write
         require_writable(settings.storage_root)
+    # Until the daemon runs, a first signal gives up the start; from then on it drains.
+    interrupts = Interrupts(_cancel(asyncio.current_task()))
+    if handle_signals:
+        interrupts.install()
     engine = create_engine(settings.database_url)
     try:
         await require_database(engine)
@@ -518,8 +507,7 @@ async def run_daemon(
             daemon = Daemon(
                 ctx, until_idle=until_idle, grace_seconds=grace_seconds, reporter=reporter
             )
-            if handle_signals:
-                install_signal_handlers(daemon)
+            interrupts.on_first = daemon.stop.set
             async with _serving(daemon, http_bind):
                 started = time.monotonic()
                 counters = await daemon.run()
@@ -531,5 +519,17 @@ async def run_daemon(
             if until_idle:
                 counters.blocked = await blocked_campaigns(engine)
             return counters
+    except asyncio.CancelledError:
+        if interrupts.received:
+            raise KeyboardInterrupt from None  # the start given up: exit 130, no traceback
+        raise
     finally:
         await engine.dispose()
+
+
+def _cancel(task: asyncio.Task[Any] | None) -> Callable[[], None]:
+    def cancel() -> None:
+        if task is not None:
+            task.cancel()
+
+    return cancel
