@@ -81,8 +81,8 @@ class HeldConnection:
     query cost the daemon ~0.9 ms of CPU; on the driver of a connection already held, one
     round trip, ~0.03 ms. A single SELECT needs no transaction of its own: SQLite runs it in
     an implicit one (under WAL it neither waits for writers nor blocks them), and so does
-    PostgreSQL outside a transaction block. A connection that fails is dropped; the next
-    call takes another from the pool.
+    PostgreSQL outside a transaction block. A connection that fails is dropped and the read
+    tried once on another from the pool.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -92,21 +92,35 @@ class HeldConnection:
         self._lock = asyncio.Lock()  # a connection runs one statement at a time
 
     async def fetch(self, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
-        """Rows of one read-only statement, in the driver's own parameter style."""
+        """Rows of one read-only statement, in the driver's own parameter style.
+
+        A connection held since an earlier call may have been ended while idle (a server
+        restart, an idle-session timeout, a proxy): it is dropped and the read asked once
+        more on a fresh one, as the pool's pre-ping does for a check-out. Without that, the
+        first lookups after every restart failed with the database up again."""
         async with self._lock:
+            if self._connection is not None:
+                try:
+                    return await self._fetch(self._connection, sql, parameters)
+                except (*DRIVER_ERRORS, *RAW_DRIVER_ERRORS) as exc:
+                    await self._drop(exc)
             try:
-                if self._connection is None:
-                    self._connection = await self.engine.connect()
-                raw = await self._connection.get_raw_connection()
-                driver: Any = raw.driver_connection
-                if self.dialect == "sqlite":
-                    rows = await driver.execute_fetchall(sql, parameters)
-                else:
-                    rows = await driver.fetch(sql, *parameters)
+                self._connection = await self.engine.connect()
+                return await self._fetch(self._connection, sql, parameters)
             except (*DRIVER_ERRORS, *RAW_DRIVER_ERRORS) as exc:
                 await self._drop(exc)
                 raise DatabaseUnavailable(_problem(exc)) from exc
-            return [tuple(row) for row in rows]
+
+    async def _fetch(
+        self, connection: AsyncConnection, sql: str, parameters: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        if self.dialect == "sqlite":
+            rows = await driver.execute_fetchall(sql, parameters)
+        else:
+            rows = await driver.fetch(sql, *parameters)
+        return [tuple(row) for row in rows]
 
     async def close(self) -> None:
         async with self._lock:

@@ -55,9 +55,11 @@ async def test_first_stored_names_the_lowest_stored_id_of_each_hash(engine: Asyn
         await lookup.close()
 
 
-async def test_a_lookup_whose_connection_died_fails_and_the_next_takes_another(
+async def test_a_lookup_whose_held_connection_the_server_ended_answers_on_another(
     postgres_url: str,
 ):
+    # A restart or an idle-session timeout ends the held connection while the database is
+    # up: the lookup is answered (as a pre-pinged check-out would be), not failed.
     engine = create_engine(postgres_url)
     try:
         await upgrade(engine)
@@ -71,9 +73,20 @@ async def test_a_lookup_whose_connection_died_fails_and_the_next_takes_another(
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
             )
-        with pytest.raises(DatabaseUnavailable):
-            await lookup(["e" * 64])
         assert await lookup(["e" * 64]) == {"e" * 64: stored}
         await lookup.close()
     finally:
+        await engine.dispose()
+
+
+async def test_a_lookup_while_the_database_is_unreachable_fails_as_unavailable():
+    engine = create_engine("postgresql://postgres@127.0.0.1:1/harvester")  # nothing listens
+    lookup = FirstStored(engine)
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await lookup(["e" * 64])
+        with pytest.raises(DatabaseUnavailable):  # and again: no connection is left held
+            await lookup(["e" * 64])
+    finally:
+        await lookup.close()
         await engine.dispose()
