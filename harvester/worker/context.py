@@ -99,7 +99,12 @@ class Context:
 
     async def campaign(self, campaign_id: int) -> Mapping[str, Any]:
         if campaign_id not in self._campaigns:
+            joined = self._reading is not None
             await self._read_campaigns()
+            if joined and campaign_id not in self._campaigns:
+                # The read it joined may have begun before this campaign was made: without
+                # a read of its own, its images would be sized by the defaults ({}).
+                await self._read_campaigns()
         return self._campaigns.get(campaign_id, {})
 
     async def _read_campaigns(self) -> None:
