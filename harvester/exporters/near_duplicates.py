@@ -4,7 +4,10 @@
 Pigeonhole: two 64-bit hashes within distance d agree on at least one of d + 1 disjoint
 blocks of bits, so only images sharing a block value are compared, in numpy: 0.13 s for
 5,000 distinct hashes at d = 10, 0.37 s for 10,000 (loaded 2-core machine); the work is
-still quadratic in a bucket's size, so `status` looks at a bounded number of images."""
+still quadratic in a bucket's size, so `status` looks at a bounded number of images.
+
+numpy is loaded when there are hashes to compare: the command line imports this module for
+NEAR, the default of its flags, and most commands never compare a hash."""
 
 from __future__ import annotations
 
@@ -13,10 +16,10 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # `harvester.cli` imports NEAR for a default: not numpy, nor the database
+    import numpy as np
+    import numpy.typing as npt
 
-if TYPE_CHECKING:  # `harvester.cli` imports NEAR for a default: not the database with it
     from harvester.exporters.selection import Item
 
 # Re-encoded, resized and 2%-cropped copies of scikit-image's photos measured within 10
@@ -37,6 +40,8 @@ def near_groups(hashes: Mapping[int, int], distance: int = NEAR) -> list[list[in
     keys = sorted(hashes)
     if len(keys) < 2:
         return []
+    import numpy as np
+
     # Equal hashes (re-encodes often are) are one value to compare: ids map to their value.
     values, of_key = np.unique(np.array([hashes[k] for k in keys], np.uint64), return_inverse=True)
     parent = list(range(len(values)))
@@ -60,6 +65,8 @@ def near_groups(hashes: Mapping[int, int], distance: int = NEAR) -> list[list[in
 def _close_pairs(values: npt.NDArray[np.uint64], distance: int) -> npt.NDArray[np.int64]:
     """(i, j), i < j, of distinct values within `distance`: within each block's buckets only,
     compared a slice of rows at a time in numpy (memory stays under ~CHUNK x bucket)."""
+    import numpy as np
+
     found = [np.empty((0, 2), np.int64)]
     for shift, mask in _blocks(distance):
         block = (values >> np.uint64(shift)) & np.uint64(mask)

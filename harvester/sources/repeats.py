@@ -3,15 +3,13 @@
 An 11-million-line list cannot keep its ids in a Python set (~1 GB). Each key is kept as an
 8-byte hash beside its line number (12 bytes a line); the repeats are found once at the end
 by sorting the hashes. Two different ids share a hash with odds about n^2 / 2^65 (3e-6 at
-11 million lines).
+11 million lines). numpy is loaded only when there are two keys to compare.
 """
 
 from __future__ import annotations
 
 from array import array
 from hashlib import blake2b
-
-import numpy as np
 
 CHUNK = 1 << 20
 
@@ -32,6 +30,8 @@ class RepeatedKeys:
         """(line, first line of the same key) for every repeated line, in line order."""
         if len(self._hashes) < 2:
             return []
+        import numpy as np
+
         hashes = np.frombuffer(self._hashes, dtype=np.uint64)
         ordered = np.sort(hashes)
         repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])

@@ -14,8 +14,9 @@ import multiprocessing
 import multiprocessing.forkserver
 from multiprocessing.context import ForkServerContext
 
-# The pixel path (and OpenCV, which it loads lazily) and the fetch side of a worker.
-WORKER_MODULES = ("harvester.imaging", "cv2", "harvester.worker.fetching")
+# The pixel path (numpy, Pillow; `harvester.imaging` alone loads neither), OpenCV, which it
+# loads lazily, and the fetch side of a worker.
+WORKER_MODULES = ("harvester.imaging.pipeline", "cv2", "harvester.worker.fetching")
 # Imported after them: it freezes what they made (see there).
 LAST = "harvester.worker.preloaded"
 

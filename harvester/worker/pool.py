@@ -31,17 +31,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import structlog
-from PIL import Image
 
 from harvester.backoff import Backoff
 from harvester.errors import HarvesterError
-from harvester.imaging import Metadata, Processed, SizeRules, process
-from harvester.imaging.pipeline import opencv
 from harvester.loops import loop_factory
 from harvester.worker.forkserver import fork_context
+
+if TYPE_CHECKING:
+    from harvester.imaging import Metadata, Processed, SizeRules
 
 log = structlog.get_logger("harvester.worker")
 
@@ -66,6 +66,8 @@ class WorkerLost(HarvesterError):
 def process_image(data: bytes, rules: SizeRules, meta: Metadata) -> tuple[Processed, str, float]:
     """Runs on a worker's pixel thread; the source hash comes with it so duplicates cost no
     extra pass, and the CPU time so the daemon can size its window."""
+    from harvester.imaging.pipeline import process  # preloaded by the fork server
+
     started = time.thread_time()
     processed = process(data, rules, meta)
     source_sha = hashlib.sha256(data).hexdigest()
@@ -234,6 +236,12 @@ def _serve(sock: socket.socket, status: Any, setup: Setup | None) -> None:
     # its work through these workers, then stops them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The pixel code is the worker's alone: the daemon's process, which imports this module,
+    # never loads it (the fork server has, for every worker it forks).
+    from PIL import Image
+
+    from harvester.imaging.pipeline import opencv
+
     Image.init()  # the codecs are loaded before the first image, not during it
     opencv()
     with sock, contextlib.suppress(OSError), asyncio.Runner(loop_factory=loop_factory()) as loop:
