@@ -17,6 +17,7 @@ from pydantic_settings import (
 )
 
 from harvester.errors import ConfigError
+from harvester.redact import MIN_FREE_TEXT_SECRET
 
 REAL_FLICKR_API_URL = "https://api.flickr.com/services/rest/"
 REAL_MAPILLARY_API_URL = "https://graph.mapillary.com"
@@ -127,6 +128,17 @@ class Settings(BaseSettings):
     def _known_storage(cls, value: str | None) -> str | None:
         if value is not None and not (value.startswith("s3://") and value[5:].split("/")[0]):
             raise ValueError("HARVESTER_STORAGE_URL must be s3://bucket[/prefix]")
+        return value
+
+    @field_validator("dashboard_token")
+    @classmethod
+    def _long_enough_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # Shorter values are blanked in free text only where they stand (redact.py), and a
+        # few characters are guessed by whoever can reach the page.
+        if value is not None and len(value.get_secret_value()) < MIN_FREE_TEXT_SECRET:
+            raise ValueError(
+                f"HARVESTER_DASHBOARD_TOKEN must be at least {MIN_FREE_TEXT_SECRET} characters"
+            )
         return value
 
     @field_validator("dashboard_tiles")

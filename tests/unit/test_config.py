@@ -131,3 +131,15 @@ def test_dashboard_tiles_are_a_slippy_map_template_or_off(monkeypatch: pytest.Mo
     monkeypatch.setenv("HARVESTER_DASHBOARD_TILES", "https://tiles.example/{z}/{x}.png")
     with pytest.raises(ConfigError, match=r"with \{z\}, \{x\} and \{y\}, or off"):
         load_settings()
+
+
+def test_a_dashboard_token_shorter_than_eight_characters_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("HARVESTER_DASHBOARD_TOKEN", "abc1234")
+    with pytest.raises(ConfigError, match="at least 8 characters") as caught:
+        load_settings()
+    assert "abc1234" not in str(caught.value)
+    monkeypatch.setenv("HARVESTER_DASHBOARD_TOKEN", "abcd1234")
+    token = load_settings().dashboard_token
+    assert token is not None and token.get_secret_value() == "abcd1234"
