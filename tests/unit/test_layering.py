@@ -24,7 +24,7 @@ RULES = {
     "harvester.redact": (),
     "harvester.records": (),
     "harvester.errors": (),
-    "harvester.config": ("harvester.errors",),
+    "harvester.config": ("harvester.errors", "harvester.redact"),
     "harvester.log": ("harvester.redact",),
 }
 
