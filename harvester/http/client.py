@@ -657,21 +657,6 @@ class _Pace:
     def deadline(self, size: int) -> float:
         return self.started + self.grace_s + size / self.min_bytes_per_s
 
-    async def watch(self, resp: aiohttp.ClientResponse, shown: str) -> bytes:
-        """``resp.read()`` (one buffer), cancelled once the bytes received fall behind."""
-        loop = asyncio.get_running_loop()
-        reading = asyncio.ensure_future(resp.read())
-        try:
-            while True:
-                done, _ = await asyncio.wait({reading}, timeout=min(1.0, self.grace_s / 4))
-                if done:
-                    return reading.result()
-                received = resp.content.total_bytes
-                if loop.time() > self.deadline(received):
-                    raise self.too_slow(received, shown)
-        finally:
-            reading.cancel()
-
     def too_slow(self, size: int, shown: str) -> SlowTransferError:
         rate = f"{self.min_bytes_per_s:g} bytes/s"
         return SlowTransferError(f"body slower than {rate} ({size} bytes) from {shown}", url=shown)
@@ -682,7 +667,6 @@ async def _read_capped(
 ) -> bytes:
     """The body, refusing more than max_bytes (declared or actual), short bodies and (with
     ``pace``) bodies that trickle in slower than its rate."""
-    loop = asyncio.get_running_loop()
     declared = resp.content_length
     if declared is not None and declared > max_bytes:
         raise TooLargeError(
@@ -691,24 +675,21 @@ async def _read_capped(
             status=resp.status,
         )
     encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
-    if declared is not None and not encoded:
-        # The size is known and allowed: one read, one buffer, watched for its pace.
-        data = await resp.read() if pace is None else await pace.watch(resp, shown)
+    if pace is None and declared is not None and not encoded:
+        data = await resp.read()  # the size is known and allowed: one read, one buffer
+    elif pace is None:
+        data = await _read_chunks(resp, max_bytes, shown, exact=False)
     else:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.content.iter_chunked(_CHUNK):
-            chunks.append(chunk)
-            size += len(chunk)
-            if pace is not None and loop.time() > pace.deadline(size):
-                raise pace.too_slow(size, shown)
-            if size > max_bytes:
-                raise TooLargeError(
-                    f"body exceeds the cap of {max_bytes} bytes from {shown}",
-                    url=shown,
-                    status=resp.status,
-                )
-        data = b"".join(chunks)
+        # One timer per body, moved on as bytes arrive: it fires the moment the bytes
+        # received fall behind the pace, however the server stalls (no watchdog task).
+        try:
+            async with asyncio.timeout_at(pace.deadline(0)) as cut:
+                exact = declared is not None and not encoded
+                data = await _read_chunks(resp, max_bytes, shown, exact=exact, pace=pace, cut=cut)
+        except TimeoutError:
+            if not cut.expired():
+                raise  # aiohttp's own socket timeout, not the pace
+            raise pace.too_slow(resp.content.total_bytes, shown) from None
     # With Content-Encoding the declared length is the compressed one; aiohttp itself
     # reports a short compressed stream as a payload error.
     if declared is not None and not encoded and len(data) < declared:
@@ -718,6 +699,40 @@ async def _read_capped(
             status=resp.status,
         )
     return data
+
+
+async def _read_chunks(
+    resp: aiohttp.ClientResponse,
+    max_bytes: int,
+    shown: str,
+    *,
+    exact: bool,
+    pace: _Pace | None = None,
+    cut: asyncio.Timeout | None = None,
+) -> bytes:
+    """The body chunk by chunk, under the cap; with ``pace``, each chunk moves ``cut`` (the
+    pace's timer) to the deadline of the bytes received so far. ``exact``: the body has its
+    declared (allowed) length, so each read takes whatever has arrived."""
+    loop = asyncio.get_running_loop()
+    content = resp.content
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await (content.readany() if exact else content.read(_CHUNK)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if pace is not None:
+            deadline = pace.deadline(size)
+            if loop.time() > deadline:
+                raise pace.too_slow(size, shown)
+            if cut is not None:
+                cut.reschedule(deadline)
+        if size > max_bytes:
+            raise TooLargeError(
+                f"body exceeds the cap of {max_bytes} bytes from {shown}",
+                url=shown,
+                status=resp.status,
+            )
+    return b"".join(chunks)
 
 
 def _log_retry(stats: HttpStats, api: str, state: RetryCallState) -> None:

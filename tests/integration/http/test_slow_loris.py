@@ -38,6 +38,18 @@ class Trickle:
             await asyncio.sleep(0.02)
         return response
 
+    async def steady(self, request: web.Request) -> web.StreamResponse:
+        """2,000 bytes at 2,000 bytes/s: 100 bytes every 50 ms, declared or chunked."""
+        self.requests += 1
+        response = web.StreamResponse()
+        if request.query.get("declared"):
+            response.content_length = 2_000
+        await response.prepare(request)
+        for _ in range(20):
+            await response.write(b"y" * 100)
+            await asyncio.sleep(0.05)
+        return response
+
     async def silent(self, _request: web.Request) -> web.Response:
         self.requests += 1
         await asyncio.sleep(3)  # under the socket timeout: each try waits it out
@@ -49,6 +61,7 @@ async def trickle() -> AsyncIterator[tuple[Trickle, str]]:
     server = Trickle()
     app = web.Application()
     app.router.add_get("/body", server.body)
+    app.router.add_get("/steady", server.steady)
     app.router.add_get("/silent", server.silent)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
     await runner.setup()
@@ -73,6 +86,20 @@ async def test_a_trickling_body_is_cut_at_the_minimum_rate_on_every_try(
     assert isinstance(caught.value, PermanentHttpError)
     assert server.requests == 3
     assert time.monotonic() - started < 10  # three tries of ~0.3 s, not 3 x 200 s
+
+
+@pytest.mark.parametrize("query", ["", "?declared=1"])
+async def test_a_body_keeping_the_pace_is_not_cut_after_the_grace(
+    trickle: tuple[Trickle, str], query: str
+) -> None:
+    """The floor is on the rate, not the time: a body arriving at twice the minimum
+    rate for three times the grace period is read whole, on the first try."""
+    server, base = trickle
+    settings = make_settings(max_attempts=1, min_bytes_per_s=1000, min_rate_grace_s=0.3)
+    async with HttpClient(settings, clock=FakeClock()) as http:
+        body = await http.fetch(f"{base}/steady{query}")
+    assert body.data == b"y" * 2_000
+    assert server.requests == 1
 
 
 async def test_one_fetch_with_all_its_tries_ends_within_the_budget(
