@@ -26,6 +26,7 @@ class Trickle:
 
     def __init__(self) -> None:
         self.requests = 0
+        self.silent_reached = asyncio.Event()
 
     async def body(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
@@ -52,6 +53,7 @@ class Trickle:
 
     async def silent(self, _request: web.Request) -> web.Response:
         self.requests += 1
+        self.silent_reached.set()
         await asyncio.sleep(3)  # under the socket timeout: each try waits it out
         return web.Response(status=503)
 
@@ -122,13 +124,18 @@ async def test_a_budget_spent_waiting_for_a_host_slot_is_tried_again_later(
     """Only the server's own slowness is final: a fetch that spent its budget queued
     behind another for the host's one slot never reached the server and may retry."""
     server, base = trickle
-    settings = make_settings(max_attempts=1, budget_s=1.0)
-    slots = HostSlots(1)
-    async with HttpClient(settings, clock=FakeClock()) as http:
-        first, second = await asyncio.gather(
-            http.fetch(f"{base}/silent", host_slots=slots),
-            http.fetch(f"{base}/silent", host_slots=slots),
-            return_exceptions=True,
-        )
+    slots = HostSlots(1)  # shared: the holder's budget outlasts the waiter's, so no race
+    holder_settings = make_settings(max_attempts=1, budget_s=2.0)  # the server answers at 3 s
+    waiter_settings = make_settings(max_attempts=1, budget_s=1.0)
+    async with (
+        HttpClient(holder_settings, clock=FakeClock()) as holder,
+        HttpClient(waiter_settings, clock=FakeClock()) as waiter,
+    ):
+        holding = asyncio.create_task(holder.fetch(f"{base}/silent", host_slots=slots))
+        await server.silent_reached.wait()  # the holder is with the server, in the one slot
+        with pytest.raises(SlowTransferError):
+            await waiter.fetch(f"{base}/silent", host_slots=slots)
+        assert server.requests == 1  # the waiter never reached the server
+        with pytest.raises(TooSlowError):
+            await holding
     assert server.requests == 1
-    assert {type(first), type(second)} == {TooSlowError, SlowTransferError}
