@@ -70,24 +70,48 @@ def _ms(values: list[float]) -> dict[str, float]:
     }
 
 
+async def _backend_pid(engine: AsyncEngine) -> int | None:
+    """The PostgreSQL server process of the claimer's one pooled connection (it runs one
+    statement at a time, so the pool never opens a second), or None on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return None
+    async with engine.connect() as connection:
+        return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+def _server_cpu_s(pid: int | None) -> float:
+    """The on-CPU time of a local server process so far (the scheduler's nanoseconds, not
+    the 10 ms ticks of /proc/<pid>/stat); 0 without one to read."""
+    if pid is None:
+        return 0.0
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except OSError:
+        return 0.0
+
+
 async def _claimer(url: str, name: str, rounds: int) -> dict[str, list[float]]:
     """Wall time and this process's CPU time of each claim and each outcome batch (CPU is
-    what the claimer costs the machine, whatever else runs on it)."""
+    what the claimer costs the machine, whatever else runs on it), and on a local
+    PostgreSQL the CPU its server process spent on each."""
     engine = create_engine(url)
     queue = Queue(engine, Image)
-    keys = ("claims", "outcomes", "claim_cpu", "outcome_cpu")
+    keys = ("claims", "outcomes", "claim_cpu", "outcome_cpu", "claim_server", "outcome_server")
     times: dict[str, list[float]] = {key: [] for key in keys}
     try:
+        pid = await _backend_pid(engine)
         for _ in range(rounds):
-            started, cpu = time.perf_counter(), time.process_time()
+            started, cpu, server = time.perf_counter(), time.process_time(), _server_cpu_s(pid)
             rows = await queue.claim(name, BATCH, 300)
             times["claims"].append(time.perf_counter() - started)
             times["claim_cpu"].append(time.process_time() - cpu)
+            times["claim_server"].append(_server_cpu_s(pid) - server)
             done = [Outcome(row.id, ImageState.STORED, {"bytes": 180_000}) for row in rows]
-            started, cpu = time.perf_counter(), time.process_time()
+            started, cpu, server = time.perf_counter(), time.process_time(), _server_cpu_s(pid)
             await queue.finish(name, done)
             times["outcomes"].append(time.perf_counter() - started)
             times["outcome_cpu"].append(time.process_time() - cpu)
+            times["outcome_server"].append(_server_cpu_s(pid) - server)
     finally:
         await engine.dispose()
     return times
@@ -122,6 +146,10 @@ def _claim_at_once(url: str, rounds: int) -> dict[str, Any]:
         "claimer_cpu_ms_median": {
             "claim": round(statistics.median(later("claim_cpu")) * 1000, 2),
             "outcomes": round(statistics.median(later("outcome_cpu")) * 1000, 2),
+        },
+        "server_cpu_ms_median": {
+            "claim": round(statistics.median(later("claim_server")) * 1000, 2),
+            "outcomes": round(statistics.median(later("outcome_server")) * 1000, 2),
         },
         "first_round_ms": [round(t * 1000, 1) for t in first],
     }
