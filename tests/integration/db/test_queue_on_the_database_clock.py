@@ -1,12 +1,14 @@
 """The image queue on the clock daemons use (PostgreSQL's own, the host's on SQLite): the
 claim that sees an expired lease takes its rows back in the same call, and outcomes
-set only the columns they name."""
+set only the columns they name, also when the rows of a batch name different ones (on
+PostgreSQL one statement for the batch)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.campaigns import ensure_campaign
@@ -21,15 +23,20 @@ async def _rows(engine: AsyncEngine) -> dict[int, Any]:
         return {row.id: row for row in await connection.execute(select(Image))}
 
 
-async def test_a_dead_owners_image_rows_come_back_in_the_next_claim_and_outcomes_keep_the_rest(
-    engine: AsyncEngine,
-):
+async def add_owned_images(engine: AsyncEngine, n: int) -> None:
+    """n queued image rows of a URL-list campaign, each owned by "ann"."""
     campaign = await ensure_campaign(engine, "c", "urls", {})
     found = [
         FoundImage(f"p{i}", "g", f"{i}.jpg", f"https://example.org/{i}.jpg", {"owner": "ann"})
-        for i in range(4)
+        for i in range(n)
     ]
     await add_images(engine, campaign, "urls", "q", found)
+
+
+async def test_a_dead_owners_image_rows_come_back_in_the_next_claim_and_outcomes_keep_the_rest(
+    engine: AsyncEngine,
+):
+    await add_owned_images(engine, 4)
     queue = Queue(engine, Image)
     held = await queue.claim("dead", 3, 300)
     assert [(r.lease_owner, r.owner, r.attempts) for r in held] == [("dead", "ann", 1)] * 3
@@ -68,3 +75,121 @@ async def test_a_dead_owners_image_rows_come_back_in_the_next_claim_and_outcomes
         assert (row.finished_by, row.lease_owner, row.owner) == ("alive", None, "ann")
         assert row.finished_at is not None and row.updated_at >= row.finished_at
     assert rows[slow].finished_at is None and rows[slow].not_before > rows[slow].updated_at
+
+
+STORED = {
+    "path": "urls/g/00000/0.jpg",
+    "width": 1024,
+    "height": 768,
+    "source_width": 4000,
+    "source_height": 3000,
+    "sha256": "a" * 64,
+    "phash": "0f" * 8,
+    "bytes": 181_000,
+    "source_sha256": "b" * 64,
+    "frame": {"top": 12, "right": 0, "bottom": 9, "left": 0},
+    "last_error": None,
+}
+CAPTURED = datetime(2020, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+
+async def _json_is_sql_null(engine: AsyncEngine) -> dict[int, bool]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(select(Image.id, Image.frame.is_(None)))
+        return {row_id: bool(null) for row_id, null in rows}
+
+
+async def test_a_batch_of_mixed_outcomes_sets_each_rows_own_columns_and_skips_a_lost_lease(
+    engine: AsyncEngine,
+):
+    await add_owned_images(engine, 8)
+    queue = Queue(engine, Image)
+    ids = sorted(row.id for row in await queue.claim("w", 8, 300))
+    stored, skipped, duplicate, null_frame, partial, lost, gone, later = ids
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(Image)
+            .where(Image.id == partial)
+            .values(frame={"old": [1, 2]}, title="kept", skip_reason="earlier")
+        )
+        await connection.execute(  # another daemon holds it now
+            update(Image).where(Image.id == lost).values(lease_owner="other", title="theirs")
+        )
+    before = await _rows(engine)
+
+    await queue.finish(
+        "w",
+        [
+            Outcome(stored, ImageState.STORED, STORED),
+            Outcome(skipped, ImageState.SKIPPED, {"reason": "too_small", "skip_reason": "small"}),
+            Outcome(
+                duplicate,
+                ImageState.SKIPPED,
+                {
+                    "duplicate_of": stored,
+                    "source_sha256": "b" * 64,
+                    "reason": "duplicate",
+                    "skip_reason": f"identical bytes already stored as image {stored}",
+                },
+            ),
+            Outcome(null_frame, ImageState.STORED, {"bytes": 5, "frame": None, "is_pano": True}),
+            Outcome(partial, ImageState.STORED, {"bytes": 7, "captured_at": CAPTURED}),
+            Outcome(lost, ImageState.STORED, {"bytes": 99, "frame": {"top": 1}}),
+        ],
+    )
+    left = await queue.fail(
+        "w",
+        [
+            Failure(gone, "HTTP 404", retryable=False, reason="http_404"),
+            Failure(later, "timed out", retryable=True, reason="timeout"),
+            Failure(lost, "HTTP 500", retryable=False, reason="http_500"),
+        ],
+    )
+
+    rows = await _rows(engine)
+    assert left == {gone: "failed", later: "queued"}
+    assert rows[lost] == before[lost]  # every column as the other daemon left it
+    assert {k: getattr(rows[stored], k) for k in STORED} == STORED
+    assert (rows[stored].state, rows[stored].reason, rows[stored].retryable) == (
+        "stored",
+        None,
+        None,
+    )
+    assert (rows[skipped].state, rows[skipped].reason, rows[skipped].skip_reason) == (
+        "skipped",
+        "too_small",
+        "small",
+    )
+    assert (rows[skipped].path, rows[skipped].frame, rows[skipped].bytes) == (None, None, None)
+    assert (rows[duplicate].duplicate_of, rows[duplicate].source_sha256) == (stored, "b" * 64)
+    assert (rows[duplicate].reason, rows[duplicate].state) == ("duplicate", "skipped")
+    assert (rows[null_frame].bytes, rows[null_frame].frame, rows[null_frame].is_pano) == (
+        5,
+        None,
+        True,
+    )
+    assert (rows[partial].bytes, rows[partial].captured_at) == (7, CAPTURED)
+    assert (rows[partial].frame, rows[partial].title, rows[partial].skip_reason) == (
+        {"old": [1, 2]},
+        "kept",
+        "earlier",
+    )
+    # A None given to a JSON column is stored as JSON null (as one UPDATE a row stored it);
+    # a column no outcome named stays SQL NULL.
+    nulls = await _json_is_sql_null(engine)
+    assert (nulls[null_frame], nulls[skipped], nulls[stored]) == (False, True, False)
+    assert (rows[gone].state, rows[gone].reason, rows[gone].last_error) == (
+        "failed",
+        "http_404",
+        "HTTP 404",
+    )
+    assert (rows[later].state, rows[later].reason, rows[later].finished_at) == (
+        "queued",
+        "timeout",
+        None,
+    )
+    for row_id in (stored, skipped, duplicate, null_frame, partial, gone):
+        row = rows[row_id]
+        assert (row.finished_by, row.lease_owner, row.lease_expires_at) == ("w", None, None)
+        assert row.finished_at is not None and row.updated_at == row.finished_at
+        assert (row.owner, row.source_url) == ("ann", before[row_id].source_url)
