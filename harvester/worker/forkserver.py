@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.forkserver
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.context import ForkServerContext
 
 # The pixel path (numpy, Pillow; `harvester.imaging` alone loads neither), OpenCV, which it
@@ -30,6 +34,26 @@ def fork_context() -> ForkServerContext:
 
 
 def start_fork_server() -> None:
-    """Start the server now, without waiting for its imports; the first worker waits."""
+    """Start the server now, without waiting for its imports; the first worker waits.
+
+    It starts with Ctrl-C and TERM ignored (a disposition kept through exec): they are the
+    daemon's to handle, and one sent to the process group while the server imports would
+    print its traceback or kill it. It still ends when the daemon does (its pipe closes)."""
     fork_context()
-    multiprocessing.forkserver.ensure_running()
+    with _ignoring(signal.SIGINT, signal.SIGTERM):
+        multiprocessing.forkserver.ensure_running()
+
+
+@contextmanager
+def _ignoring(*signals: signal.Signals) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; the server then keeps the defaults
+        return
+    # A handler set outside Python reads as None and could not be put back: left alone.
+    kept = [number for number in signals if signal.getsignal(number) is not None]
+    before = {number: signal.signal(number, signal.SIG_IGN) for number in kept}
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
