@@ -215,7 +215,12 @@ async def _plan(engine: AsyncEngine) -> list[str]:
     bounded by its batch touches as many at 200,000 rows as at 2M, whatever the load. It is
     the statement `Queue` runs: one statement on PostgreSQL, the plain claim on SQLite."""
     from harvester.db.clock import utcnow
-    from harvester.db.queue import claim_statement, one_statement_claim, one_statement_values
+    from harvester.db.queue import (
+        claim_statement,
+        claim_values,
+        one_statement_claim,
+        one_statement_values,
+    )
 
     postgres = engine.dialect.name == "postgresql"
     async with engine.connect() as connection:
@@ -226,7 +231,7 @@ async def _plan(engine: AsyncEngine) -> list[str]:
             sql = f"EXPLAIN (ANALYZE, BUFFERS) {compiled}"
             rows = await connection.exec_driver_sql(sql, params)
         else:
-            statement = claim_statement(Image, utcnow(), BATCH, "plan", 300, ())
+            statement = claim_statement(Image, claim_values(utcnow(), BATCH, "plan", 300))
             compiled = statement.compile(engine.sync_engine, compile_kwargs={"literal_binds": True})
             rows = await connection.execute(text("EXPLAIN QUERY PLAN " + str(compiled)))
         plan = [" ".join(str(c) for c in row) for row in rows]

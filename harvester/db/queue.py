@@ -496,19 +496,11 @@ class Queue:
 
 
 def claim_statement(
-    model: QueueModel,
-    now: datetime,
-    limit: int,
-    owner: str,
-    lease_seconds: float,
-    kinds: Sequence[str] = (),
-    paused: Sequence[int] = (),
-    *,
-    per_campaign: bool = False,
+    model: QueueModel, values: dict[str, Any], *, per_campaign: bool = False
 ) -> Any:
-    """The claim with its values bound in (for EXPLAIN); `Queue.claim` runs the template."""
-    template = claim_template(model, bool(kinds), bool(paused), per_campaign=per_campaign)
-    return _bound(template, claim_values(now, limit, owner, lease_seconds, kinds, paused))
+    """The claim with `claim_values` bound in (for EXPLAIN); `Queue.claim` runs the template."""
+    kinds, paused = "b_kinds" in values, "b_paused" in values
+    return _bound(claim_template(model, kinds, paused, per_campaign=per_campaign), values)
 
 
 def claim_values(

@@ -220,6 +220,27 @@ class HttpClient:
         api: str = "api",
     ) -> Any:
         """GET and parse JSON; a body that is not JSON raises ``BadResponseError``."""
+        reply = await self._get(url, params, headers, limiter, secrets, breaker, body_errors, api)
+        try:
+            return json.loads(reply.body.data)
+        except json.JSONDecodeError as exc:
+            reason = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+            raise self._not_json(reply, reason) from exc
+        except UnicodeDecodeError as exc:
+            raise self._not_json(reply, f"undecodable text ({exc.reason})") from None
+
+    async def _get(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        limiter: RateLimiter | None,
+        secrets: Sequence[str],
+        breaker: CircuitBreaker | None,
+        body_errors: BodyErrors | None,
+        api: str,
+    ) -> _Reply:
+        """An API call's reply, retried: what JSON and text bodies share."""
         call = self._call(
             url,
             params,
@@ -232,14 +253,7 @@ class HttpClient:
             body_errors=body_errors,
             api=api,
         )
-        reply = await self._with_retries(call)
-        try:
-            return json.loads(reply.body.data)
-        except json.JSONDecodeError as exc:
-            reason = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-            raise self._not_json(reply, reason) from exc
-        except UnicodeDecodeError as exc:
-            raise self._not_json(reply, f"undecodable text ({exc.reason})") from None
+        return await self._with_retries(call)
 
     async def get_text(
         self,
@@ -254,19 +268,7 @@ class HttpClient:
         api: str = "api",
     ) -> str:
         """GET a text body, decoded by its declared charset (UTF-8 if none)."""
-        call = self._call(
-            url,
-            params,
-            headers,
-            limiter,
-            None,
-            None,
-            secrets,
-            breaker=breaker,
-            body_errors=body_errors,
-            api=api,
-        )
-        reply = await self._with_retries(call)
+        reply = await self._get(url, params, headers, limiter, secrets, breaker, body_errors, api)
         try:
             return reply.body.data.decode(reply.charset or "utf-8", errors="replace")
         except LookupError:

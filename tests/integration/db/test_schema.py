@@ -23,6 +23,7 @@ from harvester.db.migrate import (
 from harvester.db.models import Base, Image, Task
 from harvester.db.queue import (
     claim_statement,
+    claim_values,
     one_statement_claim,
     one_statement_values,
     rescue_statement,
@@ -158,7 +159,7 @@ async def test_claim_and_rescue_use_their_indexes_on_postgres(postgres_url: str,
             plans = {}
             bound = one_statement_values("w", 32, 60)
             for name, statement in (
-                ("claim", claim_statement(model, now, 32, "w", 60)),
+                ("claim", claim_statement(model, claim_values(now, 32, "w", 60))),
                 ("rescue", rescue_statement(model, now)),
                 ("one statement", one_statement_claim(model)),
             ):
