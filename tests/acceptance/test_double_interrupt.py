@@ -43,8 +43,15 @@ async def _group_gone(proc: asyncio.subprocess.Process) -> bool:
 
 
 def _has_open(pid: int, file: Path) -> bool:
-    wanted = file.resolve()
-    return any(fd.resolve() == wanted for fd in Path(f"/proc/{pid}/fd").iterdir())
+    """True if the process holds `file` open; an fd closed while we look is not it."""
+    wanted = str(file.resolve())
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) == wanted:
+                return True
+        except FileNotFoundError:  # closed between the listing and the look
+            continue
+    return False
 
 
 def _calm(base_url: str) -> None:
