@@ -107,6 +107,9 @@ class Warts:
     # A page past the last one answers with the last page's photos again, not an empty page:
     # a client that pages until it sees nothing never stops.
     flickr_past_last_repeats: bool = True
+    # A geo query (bbox, lat/lon, has_geo, woe_id, place_id) with no limiting agent (a tag,
+    # min_upload_date or min_taken_date) answers only photos uploaded in the last 12 hours.
+    flickr_geo_recent_only: bool = True
 
     def __post_init__(self) -> None:
         if self.flickr_deleted_answer not in FLICKR_DELETED_ANSWERS:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -35,6 +37,9 @@ DUPLICATE_SHARE = 0.15
 DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 500
 MAX_PER_PAGE_GEO = 250
+# flickr.photos.search: a geo query with no limiting agent sees only the last 12 hours.
+GEO_RECENT_S = 12 * 3600
+GEO_PARAMS = ("bbox", "lat", "lon", "has_geo", "woe_id", "place_id")
 
 LICENSES: tuple[tuple[int, str, str], ...] = (
     (0, "All Rights Reserved", ""),
@@ -190,10 +195,17 @@ def _unit(*parts: object) -> float:
 class SearchEngine:
     """Runs searches and pages them the way Flickr does, caching recent result lists."""
 
-    def __init__(self, index: FlickrIndex, seed: int, warts: Warts | None = None) -> None:
+    def __init__(
+        self,
+        index: FlickrIndex,
+        seed: int,
+        warts: Warts | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self.index = index
         self.seed = seed
         self.warts = warts or Warts()
+        self.now = now
         self._served: OrderedDict[SearchQuery, tuple[int, list[FlickrPhoto]]] = OrderedDict()
 
     def served(self, q: SearchQuery) -> tuple[int, list[FlickrPhoto]]:
@@ -214,8 +226,19 @@ class SearchEngine:
             self._served.popitem(last=False)
         return result
 
+    def limited(self, params: Mapping[str, str], q: SearchQuery) -> SearchQuery:
+        """The query as Flickr runs it: a geo query that no tag or minimum date limits
+        (free text and a maximum date alone are not documented as limits) is cut to the
+        photos uploaded in the last 12 hours."""
+        geo = any(params.get(name) for name in GEO_PARAMS)
+        if not self.warts.flickr_geo_recent_only or not geo:
+            return q
+        if q.tags or q.min_upload is not None or q.min_taken is not None:
+            return q
+        return replace(q, min_upload=int(self.now()) - GEO_RECENT_S)
+
     def page(self, params: Mapping[str, str], base_url: str) -> dict[str, Any]:
-        q = parse_query(params)
+        q = self.limited(params, parse_query(params))
         geo = q.bbox is not None or bool(params.get("lat"))
         cap = MAX_PER_PAGE_GEO if geo else MAX_PER_PAGE
         per_page = min(max(_int(params, "per_page") or DEFAULT_PER_PAGE, 1), cap)

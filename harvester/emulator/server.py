@@ -89,7 +89,8 @@ def build_app(
     outages = OutageSchedule(warts.outages, clock)
     app = web.Application(middlewares=[middleware(state.stats, injector, enforcer, warts, outages)])
     signer = UrlSigner(config.seed, clock, config.url_ttl_s)
-    flickr = FlickrRest(SearchEngine(world.flickr, config.seed, warts), config.flickr_keys)
+    engine = SearchEngine(world.flickr, config.seed, warts, clock.now)
+    flickr = FlickrRest(engine, config.flickr_keys)
     app.router.add_get("/services/rest/", flickr.handle)
     app.router.add_get("/services/rest", flickr.handle)
     mapillary = MapillaryApi(world, signer, config.mapillary_tokens, warts, deletions)
@@ -354,6 +355,11 @@ def _flickr_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="lenient: a page past the last one is empty instead of the last page again",
     )
+    p.add_argument(
+        "--geo-without-limit",
+        action="store_true",
+        help="lenient: a geo search with no tag or min date is not cut to the last 12 hours",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
@@ -380,6 +386,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         flickr_mediums=args.flickr_mediums,
         flickr_total_as_string=not args.total_as_number,
         flickr_past_last_repeats=not args.empty_past_last_page,
+        flickr_geo_recent_only=not args.geo_without_limit,
     )
     world = WorldSize(
         flickr_taken_granularity=args.granularity_mix,

@@ -17,6 +17,8 @@ Y2010 = calendar.timegm((2010, 1, 1, 0, 0, 0))
 Y2012_MARCH = calendar.timegm((2012, 3, 1, 0, 0, 0))
 Y2020 = calendar.timegm((2020, 1, 1, 0, 0, 0))
 Y2021 = calendar.timegm((2021, 1, 1, 0, 0, 0))
+# A limiting agent for geo queries, before any photo: without one they see only 12 hours.
+SINCE_2004 = {"min_upload_date": "2004-01-01"}
 
 
 async def test_search_answer_has_the_documented_shape_and_extras(
@@ -53,7 +55,7 @@ async def test_numbers_come_both_as_ints_and_as_strings(
 async def test_photos_without_geo_report_zero_coordinates_not_absence(
     emulator: RunningEmulator, session: aiohttp.ClientSession
 ) -> None:
-    body = await flickr(session, emulator, text="beach", has_geo="0", extras="geo")
+    body = await flickr(session, emulator, text="beach", has_geo="0", extras="geo", **SINCE_2004)
     assert int(body["photos"]["total"]) > 0
     for p in body["photos"]["photo"]:
         assert (p["latitude"], p["longitude"], p["accuracy"]) == (0, 0, 0)
@@ -64,7 +66,9 @@ async def test_per_page_defaults_to_100_and_caps_at_500_or_250_for_geo_queries(
 ) -> None:
     plain = await flickr(session, emulator, text="sunset")
     big = await flickr(session, emulator, text="sunset", per_page="900")
-    geo = await flickr(session, emulator, text="sunset", per_page="500", bbox="-180,-90,180,90")
+    geo = await flickr(
+        session, emulator, text="sunset", per_page="500", bbox="-180,-90,180,90", **SINCE_2004
+    )
     assert plain["photos"]["perpage"] == 100 and len(plain["photos"]["photo"]) == 100
     assert big["photos"]["perpage"] == 500 and len(big["photos"]["photo"]) == 500
     assert geo["photos"]["perpage"] == 250 and len(geo["photos"]["photo"]) == 250
@@ -159,7 +163,7 @@ async def test_filters_bbox_license_and_accuracy_hold(
     bbox = "2.0,48.5,2.7,49.2"
     body = await flickr(
         session, emulator, text="street", bbox=bbox, license="4,5", accuracy="16",
-        extras="geo,license", per_page="250",
+        extras="geo,license", per_page="250", **SINCE_2004,
     )  # fmt: skip
     photos = body["photos"]["photo"]
     assert photos
@@ -324,15 +328,19 @@ def test_flickr_wart_flags_default_to_the_strict_side_and_set_the_config() -> No
     assert strict.world.flickr_hidden_original_share > 0
     warts = strict.warts
     assert (warts.flickr_mediums, warts.flickr_total_as_string) == ("dated", True)
-    assert warts.flickr_past_last_repeats
+    assert warts.flickr_past_last_repeats and warts.flickr_geo_recent_only
     flags = "--granularity-mix 0.1,0,0.2 --gif-share 0 --hidden-original-share 0.5"
     flags += " --flickr-mediums none --total-as-number --empty-past-last-page"
+    flags += " --geo-without-limit"
     lenient = config_from_args(_parser().parse_args(flags.split()))
     assert lenient.world == WorldSize(
         flickr_taken_granularity=(0.1, 0, 0.2), flickr_gif_share=0, flickr_hidden_original_share=0.5
     )
     assert lenient.warts == Warts(
-        flickr_mediums="none", flickr_total_as_string=False, flickr_past_last_repeats=False
+        flickr_mediums="none",
+        flickr_total_as_string=False,
+        flickr_past_last_repeats=False,
+        flickr_geo_recent_only=False,
     )
 
 
@@ -348,3 +356,32 @@ def test_photo_traits_change_no_other_photo() -> None:
     assert 0 < len(changed) < len(after) // 5
     kept = ("o_width", "o_height", "title", "dateupload", "has_large", "lat", "frames")
     assert all(getattr(p, k) == getattr(before[p.id], k) for p in after for k in kept)
+
+
+async def test_a_geo_query_without_a_tag_or_min_date_sees_only_the_last_12_hours(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    """flickr.photos.search: "If no limiting factor is passed we return only photos added in
+    the last 12 hours"; a tag, min_upload_date or min_taken_date limits, free text and
+    max_upload_date alone are not vouched for."""
+    strict, lenient = await start(), await start(warts=Warts(flickr_geo_recent_only=False))
+    recent = max((p for p in strict.world.flickr.photos if p.has_geo), key=lambda p: p.dateupload)
+    # The clock stands one hour after the newest geotagged upload.
+    for emu in (strict, lenient):
+        emu.state.clock.advance(recent.dateupload + 3600 - emu.state.clock.now())
+    world = "-180,-90,180,90"
+    geo_only = await flickr(session, strict, bbox=world, extras="date_upload", per_page="250")
+    found = [(p["id"], int(p["dateupload"])) for p in geo_only["photos"]["photo"]]
+    cutoff = recent.dateupload + 3600 - 12 * 3600
+    assert (recent.id, recent.dateupload) in found
+    assert all(uploaded >= cutoff for _, uploaded in found)
+    texts = await flickr(session, strict, text="sunset", has_geo="1", max_upload_date=str(Y2021))
+    assert texts["photos"]["total"] == "0"
+    limited = [
+        await flickr(session, strict, bbox=world, min_upload_date=str(Y2010)),
+        await flickr(session, strict, has_geo="1", min_taken_date="2010-01-01"),
+        await flickr(session, strict, bbox=world, tags="sunset"),
+        await flickr(session, lenient, bbox=world, text="sunset"),
+    ]
+    for body in limited:
+        assert int(body["photos"]["total"]) > 1000
