@@ -10,6 +10,7 @@ Graph code 1 ("reduce the amount of data", HTTP 500) whatever the limit. A multi
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -84,10 +85,31 @@ def _fields(
         "exif_orientation": lambda im: 1,
         "make": lambda im: "RICOH" if im.is_pano else "GoPro",
         "model": lambda im: "THETA Z1" if im.is_pano else "HERO9 Black",
+        "altitude": lambda im: _unit(im, "alt") * 300.0,
+        "camera_parameters": lambda im: [] if im.is_pano else [0.5 + _unit(im, "f"), 0.0, 0.0],
+        "quality_score": lambda im: round(_unit(im, "q"), 4),
+        "detections": lambda im: {"data": []},
+        # Fields of the structure-from-motion reconstruction: absent where it has none.
+        "computed_altitude": lambda im: _reconstructed(im, _unit(im, "alt") * 300.0 + 1.5),
+        "computed_rotation": lambda im: _reconstructed(im, [_unit(im, "r"), 0.0, 0.0]),
+        "atomic_scale": lambda im: _reconstructed(im, 0.9 + _unit(im, "s") / 5),
+        "merge_cc": lambda im: _reconstructed(im, int(_unit(im, "cc") * 10**9)),
+        "mesh": lambda im: _reconstructed(im, {"id": f"m{im.id}", "url": sign(im, "mesh")}),
+        "sfm_cluster": lambda im: _reconstructed(im, {"id": im.sequence, "url": sign(im, "sfm")}),
     }
     for size in MAPILLARY_SIZES:
         out[f"{size}_url"] = lambda im, size=size: sign(im, size)  # type: ignore[misc]
     return out
+
+
+def _unit(im: MapillaryImage, what: str) -> float:
+    """A number in [0, 1) fixed by the image and the field."""
+    digest = hashlib.blake2b(f"{im.id}:{what}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _reconstructed(im: MapillaryImage, value: Any) -> Any:
+    return value if im.computed is not None else None
 
 
 class MapillaryApi:

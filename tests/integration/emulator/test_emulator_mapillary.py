@@ -76,6 +76,37 @@ async def test_search_returns_requested_fields_in_graph_shapes(
     assert 0 < missing_computed < 200  # optional fields are sometimes absent
 
 
+# Every image field Mapillary's v4 docs (and its Python SDK's list) name beyond FIELDS.
+DOCUMENTED_EXTRA = (
+    "altitude,atomic_scale,camera_parameters,computed_altitude,computed_rotation,"
+    "exif_orientation,make,model,merge_cc,mesh,quality_score,sfm_cluster,detections"
+)
+
+
+async def test_every_documented_image_field_is_accepted_and_a_made_up_one_refused(
+    emulator: RunningEmulator, session: aiohttp.ClientSession
+) -> None:
+    url = f"{emulator.mapillary_api_url}/images"
+    status, body = await _get(
+        session, url, bbox=CORE_BOX, fields=f"{FIELDS},{DOCUMENTED_EXTRA}", limit="200"
+    )
+    assert status == 200 and len(body["data"]) == 200
+    for im in body["data"]:
+        assert isinstance(im["altitude"], float) and isinstance(im["quality_score"], float)
+        assert isinstance(im["camera_parameters"], list) and isinstance(im["exif_orientation"], int)
+        assert isinstance(im["detections"]["data"], list)
+        if "computed_geometry" in im:  # the reconstruction's own fields come with it
+            assert isinstance(im["computed_altitude"], float) and len(im["computed_rotation"]) == 3
+            assert isinstance(im["merge_cc"], int) and isinstance(im["atomic_scale"], float)
+            assert {"id", "url"} <= im["mesh"].keys() and {"id", "url"} <= im["sfm_cluster"].keys()
+        if im["camera_type"] in ("spherical", "equirectangular"):
+            assert im["camera_parameters"] == []
+        else:
+            assert len(im["camera_parameters"]) == 3
+    status, body = await _get(session, url, bbox=CORE_BOX, fields="id,no_such_field")
+    assert status == 400 and "nonexisting field (no_such_field)" in body["error"]["message"]
+
+
 async def test_bbox_with_a_side_of_001_degree_is_refused_by_default(
     emulator: RunningEmulator, session: aiohttp.ClientSession
 ) -> None:
