@@ -31,7 +31,7 @@ MAPILLARY_SIZES: dict[str, int | None] = {
     "thumb_2048": 2048,
     "thumb_original": None,
 }
-_FLICKR_NAME = re.compile(r"^(\d+)_([0-9a-f]+)_([mnwzcbo])\.(jpg|png|gif)$")
+_FLICKR_NAME = re.compile(r"^(\d+)_([0-9a-f]+)_([mnwzcbhko])\.(jpg|png|gif)$")
 _WEB_NAME = re.compile(r"^([wc])(\d{7})\.(jpg|png)$")
 _CONTENT_TYPES = {
     "jpeg": "image/jpeg",
@@ -161,7 +161,9 @@ class Cdn:
             return _not_found()
         _, secret, size, ext = match.groups()
         if size != "o" and (
-            size not in photo.sizes(self.mediums) or secret != photo.secret or ext != "jpg"
+            size not in photo.sizes(self.mediums)
+            or secret != photo.size_secret(size)
+            or ext != "jpg"
         ):
             return _not_found()
         if size == "o" and (secret != photo.originalsecret or ext != photo.originalformat):

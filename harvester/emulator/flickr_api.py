@@ -325,7 +325,8 @@ def _sizes(p: FlickrPhoto, extras: set[str], base_url: str, mediums: str) -> dic
         if f"url_{extra}" not in extras or suffix not in offered:
             continue
         w, h = offered[suffix]
-        out[f"url_{extra}"] = f"{base_url}/cdn/flickr/{p.server}/{p.id}_{p.secret}_{suffix}.jpg"
+        secret = p.size_secret(suffix)
+        out[f"url_{extra}"] = f"{base_url}/cdn/flickr/{p.server}/{p.id}_{secret}_{suffix}.jpg"
         out[f"height_{extra}"] = _num(p, h)
         out[f"width_{extra}"] = _num(p, w)
     return out

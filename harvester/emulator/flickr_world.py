@@ -68,8 +68,13 @@ SIZES: tuple[tuple[str, str, int], ...] = (
     ("z", "z", 640),
     ("c", "c", 800),
     ("l", "b", 1024),
+    ("h", "h", 1600),
+    ("k", "k", 2048),
 )
 EDGES = {suffix: edge for _, suffix, edge in SIZES}
+# misc.urls: from Large 1600 up each size has "a unique secret" and "photo owner can restrict"
+# it (as the original): offered only with a public original, by a secret of its own.
+OWN_SECRET = frozenset({"h", "k"})
 # misc.urls: "Medium 800 ... photos only exist after March 1st 2012".
 MEDIUM_800_SINCE = calendar.timegm((2012, 3, 1, 0, 0, 0))
 COARSE_GRANULARITIES = (4, 6, 8)  # month, year, circa (misc.dates)
@@ -138,10 +143,22 @@ class FlickrPhoto:
                 continue
             if mediums == MEDIUMS_NONE or longest <= edge:
                 continue
-            if suffix == "c" and mediums == MEDIUMS_DATED and self.dateupload < MEDIUM_800_SINCE:
+            if suffix in OWN_SECRET and not self.original_public:
+                continue
+            dated = suffix == "c" or suffix in OWN_SECRET  # "only exist after March 1st 2012"
+            if dated and mediums == MEDIUMS_DATED and self.dateupload < MEDIUM_800_SINCE:
                 continue
             out[suffix] = self.dims_at(edge)
         return out
+
+    def size_secret(self, suffix: str) -> str:
+        """The secret in the URL of one size below the original: the photo's own up to
+        Large 1024, a secret of each size's own from Large 1600 up."""
+        if suffix not in OWN_SECRET:
+            return self.secret
+        return hashlib.blake2b(
+            f"{self.originalsecret}:{suffix}".encode(), digest_size=5
+        ).hexdigest()
 
     @property
     def tokens(self) -> frozenset[str]:

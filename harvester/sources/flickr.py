@@ -65,7 +65,7 @@ from harvester.sources.settings import read_stored
 
 EXTRAS = (
     "description,license,date_upload,date_taken,owner_name,original_format,o_dims,"
-    "geo,tags,views,url_l,url_o,url_c,url_z"
+    "geo,tags,views,url_l,url_o,url_c,url_z,url_h,url_k"
 )
 PER_PAGE_GEO = 250  # Flickr's maximum for geo queries
 PER_PAGE = 500
@@ -229,7 +229,7 @@ class FlickrSource:
             if negatives.matches(record):
                 removed += 1
                 continue
-            image = found_image(record, query, plan.min_side)
+            image = found_image(record, query, plan.min_side, plan.max_side)
             if image is None:
                 malformed += 1
                 continue

@@ -138,6 +138,7 @@ class CampaignPlan:
     limit: int
     target: int
     min_side: int
+    max_side: int
     accuracy: int
     geo_only: bool
     bbox: tuple[float, ...] | None
@@ -152,6 +153,7 @@ class CampaignPlan:
             limit=_day_start(settings.max_upload + timedelta(days=1)),
             target=settings.target_per_window,
             min_side=settings.min_side,
+            max_side=settings.max_side,
             accuracy=settings.accuracy,
             geo_only=settings.geo_only,
             bbox=settings.bbox,

@@ -28,6 +28,10 @@ NO_URL = "no_size: no size to take (no url_l, public original, url_c or url_z)"
 # Large, then the Original (downsampled); failing both, the biggest Medium there is.
 PREFERRED = (("l", "Large"), ("o", "Original"))
 FALLBACKS = (("c", "Medium 800"), ("z", "Medium 640"))
+LARGE_EDGE = 1024
+# For a campaign wanting more than Large: Large 1600 and 2048 (each URL with a secret of its
+# own, taken as search gives it) beside Large and the Original, by longest side.
+BIG = (("l", "Large", 1024), ("h", "Large 1600", 1600), ("k", "Large 2048", 2048))
 GIF_ONLY = "not_an_image: the original is a GIF (not accepted) and Flickr offers no Large or Medium"
 SIZE_NOTE = "harvester_size_note"  # in raw: why a smaller size than Large/Original was taken
 
@@ -240,13 +244,15 @@ def photo_id(record: Mapping[str, Any]) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
-def found_image(record: Mapping[str, Any], query: str, min_side: int) -> FoundImage | None:
+def found_image(
+    record: Mapping[str, Any], query: str, min_side: int, max_side: int = LARGE_EDGE
+) -> FoundImage | None:
     """The catalog row for one search result; None if it lacks what names its file."""
     parts = [as_text(record.get(k)) for k in ("id", "secret", "server", "owner")]
     if not all(parts):
         return None
     pid, secret, server, owner = (p or "" for p in parts)
-    source_url, skip, note = _pick_size(record, min_side)
+    source_url, skip, note = _pick_size(record, min_side, max_side)
     o_width = as_int(record.get("o_width")) or as_int(record.get("width_o"))
     o_height = as_int(record.get("o_height")) or as_int(record.get("height_o"))
     width, height = o_width, o_height
@@ -287,12 +293,13 @@ def _raw(record: Mapping[str, Any], size_note: str | None) -> dict[str, Any]:
 
 
 def _pick_size(
-    record: Mapping[str, Any], min_side: int
+    record: Mapping[str, Any], min_side: int, max_side: int = LARGE_EDGE
 ) -> tuple[str | None, str | None, str | None]:
     """(URL to fetch, skip reason, note on a fallback): the first size Flickr offers, in
     preference order, skipped before download when its advertised dimensions are too small."""
     gif = _gif_original(record)
-    for sizes, fallback in ((PREFERRED, False), (FALLBACKS, True)):
+    preferred = PREFERRED if max_side <= LARGE_EDGE else _big_first(record, max_side, gif)
+    for sizes, fallback in ((preferred, False), (FALLBACKS, True)):
         for suffix, name in sizes:
             url = as_text(record.get(f"url_{suffix}"))
             if not url or (suffix == "o" and gif and _has_fallback(record)):
@@ -327,6 +334,22 @@ def _gif_original(record: Mapping[str, Any]) -> bool:
 
 def _has_fallback(record: Mapping[str, Any]) -> bool:
     return any(as_text(record.get(f"url_{suffix}")) for suffix, _ in FALLBACKS)
+
+
+def _big_first(record: Mapping[str, Any], max_side: int, gif: bool) -> tuple[tuple[str, str], ...]:
+    """Large, Large 1600, Large 2048 and the Original offered, the smallest that reaches
+    `max_side` first (less to download and decode), then the rest biggest first."""
+    offered: list[tuple[int, str, str]] = []
+    for suffix, name, edge in BIG:
+        if as_text(record.get(f"url_{suffix}")):
+            width, height = _dims(record, suffix)
+            offered.append((max(width or 0, height or 0) or edge, suffix, name))
+    if as_text(record.get("url_o")) and not (gif and offered):
+        width, height = _dims(record, "o")
+        offered.append((max(width or 0, height or 0) or 10**9, "o", "Original"))
+    reaching = sorted(o for o in offered if o[0] >= max_side)
+    short = sorted((o for o in offered if o[0] < max_side), reverse=True)
+    return tuple((suffix, name) for _, suffix, name in reaching + short)
 
 
 def _dims(record: Mapping[str, Any], suffix: str) -> tuple[int | None, int | None]:

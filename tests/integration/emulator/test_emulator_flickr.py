@@ -385,3 +385,27 @@ async def test_a_geo_query_without_a_tag_or_min_date_sees_only_the_last_12_hours
     ]
     for body in limited:
         assert int(body["photos"]["total"]) > 1000
+
+
+async def test_large_1600_and_2048_have_secrets_of_their_own_and_follow_the_original(
+    emulator: RunningEmulator, session: aiohttp.ClientSession
+) -> None:
+    body = await flickr(
+        session, emulator, text="sunset", extras="url_h,url_k,url_l,o_dims,date_upload",
+        min_upload_date=str(Y2010), max_upload_date=str(Y2020), per_page="500",
+    )  # fmt: skip
+    photos = body["photos"]["photo"]
+    with_k = [p for p in photos if "url_k" in p]
+    assert with_k and any("url_h" in p and "url_k" not in p for p in photos)
+    for p in photos:
+        if "url_h" in p or "url_k" in p:  # the owner lets the original be seen, since 2012-03
+            assert "o_width" in p and int(p["dateupload"]) >= Y2012_MARCH
+    for p in with_k[:5]:
+        assert max(int(p["width_k"]), int(p["height_k"])) == 2048
+        own = p["url_k"].rsplit("/", 1)[1].split("_")[1]
+        assert own != p["secret"] and p["url_l"].endswith(f"_{p['secret']}_b.jpg")
+        async with session.get(p["url_k"]) as good:
+            assert good.status == 200 and good.content_type == "image/jpeg"
+        built = p["url_l"].replace("_b.jpg", "_k.jpg")  # the photo's secret with size k
+        async with session.get(built) as bad:
+            assert bad.status == 404

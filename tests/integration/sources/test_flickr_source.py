@@ -144,6 +144,34 @@ async def test_a_window_expands_to_exactly_the_emulators_ground_truth(
     assert expansion.query == "bridge" and all(i.group == "bridge" for i in expansion.images)
 
 
+async def test_a_campaign_over_1024_px_takes_large_2048_or_the_original_by_their_own_secrets(
+    emu: RunningEmulator, http: RecordingHttp
+) -> None:
+    """Sizes from Large 1600 up each have a secret of their own (misc.urls): the URL search
+    hands out is taken as it is, never built from the photo's `secret`."""
+    settings = FlickrCampaign("c", ("bridge",), max_upload=END, max_side=2048).settings()
+    start, end = ts(2021, 3), ts(2021, 9)
+    source = make_source(http, emu)
+    expansion = await source.expand(task("bridge", start, end), settings)
+    photos = emu.world.flickr_by_id
+    longest = {i.provider_id: max(photos[i.provider_id].o_width, photos[i.provider_id].o_height)
+               for i in expansion.images}  # fmt: skip
+    public = [i for i in expansion.images if photos[i.provider_id].original_public]
+    large_2048 = [i for i in public if longest[i.provider_id] > 2048]
+    between = [i for i in public if 1024 < longest[i.provider_id] <= 2048]
+    assert large_2048 and between
+    for image in large_2048:
+        photo = photos[image.provider_id]
+        assert image.source_url and image.source_url.endswith("_k.jpg")
+        assert photo.secret not in image.source_url and photo.originalsecret not in image.source_url
+    assert all(i.source_url and "_o." in i.source_url for i in between)
+    for image in large_2048[:3]:
+        data = await source.fetch(
+            ImageView(1, 1, "flickr", image.provider_id, image.source_url, None)
+        )
+        assert data[:2] == b"\xff\xd8"
+
+
 async def test_bbox_and_licence_filters_reach_the_search(
     emu: RunningEmulator, http: RecordingHttp
 ) -> None:
