@@ -26,6 +26,11 @@ OUTAGE_SERVICES = ("flickr", "mapillary", "cdn")
 # photo_unavailable placeholder (a 200 picture: the hardest to tell), or a 404 or 410.
 PLACEHOLDER = "placeholder"
 FLICKR_DELETED_ANSWERS = (PLACEHOLDER, "404", "410")
+# How Mapillary's entity endpoint answers for a deleted image: a Graph error (HTTP 400, code
+# 100, subcode 33), an HTTP 404 Graph error, or a 200 holding the id and none of the fields.
+GRAPH_ERROR = "error"
+BARE = "bare"
+MAPILLARY_DELETED_ANSWERS = (GRAPH_ERROR, "404", BARE)
 # Which Medium and Small sizes (url_m 240 ... url_z 640, url_c 800) Flickr's search hands out:
 # "dated" as the real one (Medium 800 exists only for photos uploaded since 1 March 2012),
 # "all" for every photo, or "none" (only Large and the original).
@@ -89,6 +94,7 @@ class Warts:
     deleted_share: float = 0.0
     flickr_deleted_answer: str = PLACEHOLDER
     mapillary_deleted: frozenset[str] = frozenset()
+    mapillary_deleted_entity: str = GRAPH_ERROR
     bbox_rule: str = PER_SIDE
     flickr_429_html: bool = True  # Flickr's 429 is an HTML page, not JSON
     # Mapillary's own rate limit as a Graph error in the body (code 613, HTTP 400)
@@ -114,6 +120,8 @@ class Warts:
     def __post_init__(self) -> None:
         if self.flickr_deleted_answer not in FLICKR_DELETED_ANSWERS:
             raise ValueError(f"flickr_deleted_answer must be one of {FLICKR_DELETED_ANSWERS}")
+        if self.mapillary_deleted_entity not in MAPILLARY_DELETED_ANSWERS:
+            raise ValueError(f"mapillary_deleted_entity must be one of {MAPILLARY_DELETED_ANSWERS}")
         if self.bbox_rule not in BBOX_RULES:
             raise ValueError(f"bbox_rule must be one of {BBOX_RULES}")
         if not 0 <= self.deleted_share < 1:

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from harvester.emulator.cdn import MAPILLARY_SIZES, UrlSigner
-from harvester.emulator.config import PER_SIDE, Warts
+from harvester.emulator.config import BARE, PER_SIDE, Warts
 from harvester.emulator.deleted import Deletions
 from harvester.emulator.faults import mapillary_token
 from harvester.emulator.mapillary_world import MapillaryImage
@@ -242,8 +242,14 @@ class MapillaryApi:
     def entity(self, request: web.Request) -> dict[str, Any]:
         image_id = request.match_info["image_id"]
         image = self._image(image_id)
+        answer = self.warts.mapillary_deleted_entity
+        if image is None and answer == BARE and image_id in self.world.mapillary.by_id:
+            mark(request, "deleted")
+            return {"id": image_id}
         if image is None:
             mark(request, "deleted")
+            if answer == "404" and image_id in self.world.mapillary.by_id:
+                raise GraphError(graph_error(404, f"Object with ID '{image_id}' not found"))
             raise GraphError(
                 graph_error(
                     400,

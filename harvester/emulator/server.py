@@ -27,6 +27,7 @@ from harvester.emulator.config import (
     FLICKR_DELETED_ANSWERS,
     FLICKR_KEY,
     FLICKR_MEDIUMS,
+    MAPILLARY_DELETED_ANSWERS,
     MAPILLARY_TOKEN,
     EmulatorConfig,
     Faults,
@@ -277,6 +278,12 @@ _FLAGS = (
     ),
     _Flag("--mapillary-deleted", "a deleted Mapillary image id (repeatable)", repeat=True),
     _Flag(
+        "--mapillary-deleted-entity",
+        "the entity's answer for a deleted image: a Graph error, a 404, or a bare id",
+        Warts.mapillary_deleted_entity,
+        choices=MAPILLARY_DELETED_ANSWERS,
+    ),
+    _Flag(
         "--bbox-rule",
         "how Mapillary judges a bbox: each side under 0.01 degree, or the area",
         Warts.bbox_rule,
@@ -377,6 +384,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         deleted_share=args.deleted_share,
         flickr_deleted_answer=args.flickr_deleted,
         mapillary_deleted=frozenset(args.mapillary_deleted),
+        mapillary_deleted_entity=args.mapillary_deleted_entity,
         bbox_rule=args.bbox_rule,
         flickr_429_html=not args.json_429,
         mapillary_limit_in_body=not args.plain_mapillary_429,

@@ -321,8 +321,10 @@ class MapillarySource:
             raise UnavailableError(f"{UNAVAILABLE} ({exc})", url=exc.url) from exc
         url = body.get(field) if isinstance(body, dict) else None
         if not isinstance(url, str) or not url:
+            # The entity without its fields: gone the quiet way (a deleted image can answer
+            # with its bare id), as final for the row as a refused id.
             shown = self._shown(image.provider_id)
-            raise NotFoundError(f"no {field} for image {image.provider_id}", url=shown)
+            raise UnavailableError(f"{UNAVAILABLE} (no {field} in its entity)", url=shown)
         return url
 
     # -- Graph calls ----------------------------------------------------------------

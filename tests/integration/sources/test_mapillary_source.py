@@ -23,6 +23,7 @@ from harvester.db.catalog import add_images, upsert_licenses
 from harvester.db.models import Image, ImageHit, License, Task
 from harvester.db.queue import Queue, enqueue_tasks
 from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, Warts, start_emulator
+from harvester.emulator.config import MAPILLARY_DELETED_ANSWERS
 from harvester.emulator.mapillary_world import DENSE_CORE
 from harvester.emulator.stats import key_label
 from harvester.errors import InputError
@@ -301,14 +302,16 @@ async def test_an_unknown_image_on_refresh_is_a_permanent_failure(
         await _source(http, emulator).fetch(image)
 
 
+@pytest.mark.parametrize("answer", MAPILLARY_DELETED_ANSWERS)
 async def test_an_image_deleted_after_it_was_listed_is_unavailable_on_fetch(
-    emulator: RunningEmulator, http: HttpClient
+    emulator: RunningEmulator, http: HttpClient, answer: str
 ) -> None:
+    """However the entity says "gone" (a Graph error, a 404, or only its id back)."""
     sequence_id = emulator.world.mapillary_sequence_pairs()[3][0]
     task = TaskView(1, 1, "mapillary_sequence", {"sequence_id": sequence_id}, 1)
     found = (await _source(http, emulator).expand(task, {"size": "256"})).images[0]
     # The same world, where that image has since been deleted.
-    warts = Warts(mapillary_deleted=frozenset({found.provider_id}))
+    warts = Warts(mapillary_deleted=frozenset({found.provider_id}), mapillary_deleted_entity=answer)
     later = await start_emulator(
         EmulatorConfig(mapillary_tokens=frozenset({TOKEN}), url_ttl_s=600, warts=warts)
     )
