@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from sqlalchemy.engine import make_url
+
 
 class TcpProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -65,3 +67,10 @@ class TcpProxy:
             self._writers.discard(sink)
             with contextlib.suppress(OSError):
                 sink.transport.abort()
+
+
+async def in_front_of(database_url: str) -> tuple[TcpProxy, str]:
+    """A started proxy to a PostgreSQL URL's server, and the same URL through the proxy."""
+    url = make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    return proxy, url.set(port=await proxy.start()).render_as_string(hide_password=False)

@@ -9,7 +9,9 @@ renewals (a third of a lease apart).
 
 The same transaction keeps the key's latest 429 (`rate_throttles`): a holder reports one
 with its renewal, and every renewal hands back the cut and pause in force, so a 429 one
-daemon got slows every holder of the key down within a renewal interval.
+daemon got slows every holder of the key down within a renewal interval. On PostgreSQL the
+renewal that starts a new cut also NOTIFYs it (harvester.db.throttle_notices), so the other
+daemons renew at once instead; 429s that join a cut already made notify nobody.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from harvester.db.clock import WallClock, shared_now, utcnow
 from harvester.db.models import RateShare, RateThrottle
 from harvester.db.session import insert_for
+from harvester.db.throttle_notices import notify_throttled
 from harvester.http.shared import SharesUnavailable, Slice, Throttle, grant
 
 DB_ERRORS = (SQLAlchemyError, OSError)
@@ -136,10 +139,13 @@ class DatabaseRateShares:
                         key=key, cut_at=now, paused_until=paused_until
                     )
                 )
+                await notify_throttled(connection, key)
                 return throttle.pause_s, now.timestamp()
             # 429s within a renewal interval of the cut are one overload: the other holders
             # cannot have heard of it yet.
             cut_at = row.cut_at if now - row.cut_at < lease / 3 else now
+            if cut_at == now:
+                await notify_throttled(connection, key)
             paused_until = max(paused_until, row.paused_until)
             await connection.execute(
                 update(RateThrottle)

@@ -13,7 +13,9 @@ A 429 means the whole key is over its limit, not one holder's slice: the holder 
 one halves its own rate at once and reports it with its next renewal (brought forward, at
 most once a renewal interval), and the store keeps it with the key. Every other holder
 learns of it at its own next renewal and halves too, and sits out what is left of a
-Retry-After short enough to wait inline. No call asks the store; a store that cannot be
+Retry-After short enough to wait inline. Where the store can say so at once (PostgreSQL's
+NOTIFY), ``refresh`` brings that renewal forward: one renewal in flight per key, however
+many notices arrive. No call asks the store; a store that cannot be
 reached leaves every holder with its own local reaction. The store (the database, in
 ``harvester.db.rate_shares``) is plugged in through the Protocol, so this module knows no SQL.
 """
@@ -27,6 +29,7 @@ import socket
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Protocol
 
 import structlog
@@ -124,7 +127,10 @@ class SharedRate:
         self._slice_rate = 0.0
         self._expires = -float("inf")
         self._renew_at = -float("inf")
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # callers waiting for a call, in arrival order
+        self._renewing = asyncio.Lock()  # one renewal at a time: an acquire's or a refresh's
+        self._refreshing: asyncio.Task[None] | None = None
+        self._refresh_again = False
         self._lease_s = 0.0
         # A 429 not yet told to the store: until when its pause runs (monotonic), or None.
         self._unreported: float | None = None
@@ -149,7 +155,10 @@ class SharedRate:
             while True:
                 now = self._clock.monotonic()
                 if now >= self._renew_at:
-                    await self._renew(now)
+                    async with self._renewing:
+                        now = self._clock.monotonic()
+                        if now >= self._renew_at:  # unless a refresh renewed meanwhile
+                            await self._renew(now)
                     now = self._clock.monotonic()
                 if self._bucket is not None and now < self._expires:
                     wait = self._bucket.take(now)
@@ -175,8 +184,33 @@ class SharedRate:
         if self._bucket is not None:
             self._bucket.succeeded()
 
+    def refresh(self) -> None:
+        """Another holder's 429 cut the key: renew the slice now, not at the next renewal.
+        Notices that arrive while one renewal is under way make one more after it (that one
+        may have read the store before the cut), never one each."""
+        if self._expires == -float("inf"):
+            return  # no slice yet (its first acquire asks) or given back
+        if self._refreshing is not None:
+            self._refresh_again = True
+            return
+        self._refreshing = asyncio.ensure_future(self._refresh())
+
+    async def _refresh(self) -> None:
+        try:
+            again = True
+            while again:
+                self._refresh_again = False
+                async with self._renewing:
+                    await self._renew(self._clock.monotonic())
+                again = self._refresh_again
+        finally:
+            self._refreshing = None
+
     async def close(self) -> None:
         """Give the slice back at once, so the others need not wait for its lease to end."""
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+            await asyncio.gather(self._refreshing, return_exceptions=True)
         if self._expires == -float("inf"):
             return
         self._expires = self._renew_at = -float("inf")
@@ -240,13 +274,37 @@ class SplitShares:
         self._parts = max(1, parts)
         self._holder = holder or new_holder()
         self._keys: set[str] = set()
+        self._taking: dict[str, asyncio.Future[Slice]] = {}
+
+    def holds(self, key: str) -> bool:
+        return key in self._keys
 
     async def take(
         self, key: str, holder: str, total_rate: float, throttle: Throttle | None = None
     ) -> Slice:
-        granted = await self._shares.take(key, self._holder, total_rate, throttle)
+        """Workers renewing together (a notice refreshes them all at once) share one
+        renewal of the daemon's slice; one with a 429 to report asks on its own."""
+        if throttle is not None:
+            granted = await self._shares.take(key, self._holder, total_rate, throttle)
+        else:
+            taking = self._taking.get(key)
+            if taking is None:
+                taking = asyncio.ensure_future(self._shares.take(key, self._holder, total_rate))
+                self._taking[key] = taking
+                taking.add_done_callback(partial(self._taken, key))
+            granted = await asyncio.shield(taking)
         self._keys.add(key)
         return replace(granted, rate=granted.rate / self._parts)
+
+    def refresh(self, key: str) -> None:
+        """A notice of a new cut: a renewal begun before it is not joined any more."""
+        self._taking.pop(key, None)
+
+    def _taken(self, key: str, taking: asyncio.Future[Slice]) -> None:
+        if self._taking.get(key) is taking:
+            del self._taking[key]
+        if not taking.cancelled():
+            taking.exception()  # its waiters have it
 
     async def give_back(self, key: str, holder: str) -> None:
         """A worker's part lapses with the daemon's slice, which `close` gives back."""
@@ -283,6 +341,12 @@ class SharedRates:
                 self._made.popitem(last=False)
         self._made.move_to_end(key)
         return made
+
+    def refresh(self, key: str) -> None:
+        """The key was cut elsewhere: its limiter here (if any) renews at once."""
+        made = self._made.get(key)
+        if made is not None:
+            made.refresh()
 
     async def close(self) -> None:
         made, self._made = list(self._made.values()), OrderedDict()

@@ -15,6 +15,7 @@ from harvester.db.campaigns import campaign_settings
 from harvester.db.catalog import known_licenses
 from harvester.db.rate_shares import DatabaseRateShares
 from harvester.db.session import Engine
+from harvester.db.throttle_notices import ThrottleListener
 from harvester.http import HttpClient
 from harvester.http.shared import SharedRates, SplitShares
 from harvester.imaging import SizeRules
@@ -31,6 +32,7 @@ from harvester.worker.fetching import (
     SAME_BYTES,
     http_settings,
     portable,
+    refresh_rate,
     worker_service,
 )
 from harvester.worker.pool import ImagePool
@@ -148,6 +150,38 @@ class Context:
         self._licenses.clear()
 
 
+class ThrottleNotices:
+    """What the daemon does when it hears that a key was cut elsewhere (PostgreSQL only):
+    its own limiter of the key renews at once, and so does each worker's, through one
+    renewal of the slice they split."""
+
+    def __init__(self, shared: SharedRates, split: SplitShares, pool: ImagePool) -> None:
+        self._shared = shared
+        self._split = split
+        self._pool = pool
+        self._telling: set[asyncio.Task[None]] = set()
+
+    def heard(self, key: str) -> None:
+        self._shared.refresh(key)
+        if self._split.holds(key):
+            self._split.refresh(key)
+            telling = asyncio.ensure_future(self._pool.each(refresh_rate, key))
+            self._telling.add(telling)
+            telling.add_done_callback(self._telling.discard)
+
+    @asynccontextmanager
+    async def listening(self, engine: Engine) -> AsyncIterator[ThrottleListener | None]:
+        listener = ThrottleListener.of(engine, self.heard)
+        task = None if listener is None else asyncio.create_task(listener.run(), name="notices")
+        try:
+            yield listener
+        finally:
+            running = [t for t in (task, *self._telling) if t is not None]
+            for each in running:
+                each.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+
 @asynccontextmanager
 async def open_context(settings: Settings, engine: Engine) -> AsyncIterator[Context]:
     # Every limit is shared through the database with whoever else uses the key or host:
@@ -183,7 +217,8 @@ async def open_context(settings: Settings, engine: Engine) -> AsyncIterator[Cont
             )
             try:
                 await pool.start()
-                yield ctx
+                async with ThrottleNotices(shared, split, pool).listening(engine):
+                    yield ctx
             finally:
                 await pool.close()
     finally:

@@ -61,6 +61,13 @@ class WorkerService:
     http: HttpClient
     sources: dict[str, Source]
     storage: Storage
+    shared: SharedRates
+
+
+async def refresh_rate(here: InWorker, key: str) -> None:
+    """Sent to every worker when the key was cut elsewhere: its slice renews now."""
+    service: WorkerService = here.service
+    service.shared.refresh(key)
 
 
 class AskedShares:
@@ -113,7 +120,7 @@ async def worker_service(
     try:
         async with HttpClient(http_settings(settings)) as http:
             sources = build_sources(settings, http, shared, share_of_hosts=settings.processes)
-            yield WorkerService(http, sources, storage)
+            yield WorkerService(http, sources, storage, shared)
     finally:
         await shared.close()
         await storage.close()

@@ -313,6 +313,22 @@ class ImagePool:
         result: T = await self._submit(_JOB, fn, args)
         return result
 
+    async def each(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """await fn(InWorker, *args) on every worker now, queued behind nothing; what it
+        returns or raises, or a worker lost meanwhile, is dropped (a notice, not a job)."""
+        if self._closed:
+            return
+        payload = _dumps((fn, args))
+        loop = asyncio.get_running_loop()
+        sent: list[asyncio.Future[Any]] = []
+        for worker in self._workers:
+            request = _Request(_JOB, (fn, args), loop.create_future(), payload=payload)
+            request.ident = next(self._numbers)
+            worker.sent[request.ident] = request
+            worker.link.send(_JOB, request.ident, payload)
+            sent.append(request.future)
+        await asyncio.gather(*sent, return_exceptions=True)
+
     async def _submit(self, kind: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         if self._closed:
             raise WorkerLost("the image pool is closed")

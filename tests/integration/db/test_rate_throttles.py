@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from clocks import SimClock
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tcp_proxy import TcpProxy
+from tcp_proxy import in_front_of
 
 from harvester.db.migrate import upgrade
 from harvester.db.rate_shares import DatabaseRateShares
@@ -117,9 +116,7 @@ async def test_a_database_out_of_reach_keeps_the_local_reaction_and_tells_the_re
     postgres_url: str,
 ) -> None:
     clock = SimClock()
-    url = make_url(postgres_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    proxied = url.set(port=await proxy.start()).render_as_string(hide_password=False)
+    proxy, proxied = await in_front_of(postgres_url)
     cut_off, direct = create_engine(proxied), create_engine(postgres_url)
     try:
         await upgrade(direct)

@@ -222,3 +222,69 @@ async def test_the_workers_of_a_daemon_split_one_slice_leased_under_the_daemons_
     assert store.held("host:cdn") == {"daemon": 100.0}
     await split.close()
     assert store.held("host:cdn") == {}
+
+
+class GatedShares(FakeShares):
+    """A store whose renewals wait at a gate the test opens, counted."""
+
+    def __init__(self, clock: SimClock, lease_s: float) -> None:
+        super().__init__(clock, lease_s)
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.takes = 0
+
+    async def take(
+        self, key: str, holder: str, total_rate: float, throttle: Throttle | None = None
+    ) -> Slice:
+        self.takes += 1
+        await self.gate.wait()
+        return await super().take(key, holder, total_rate, throttle)
+
+
+async def _settle() -> None:
+    """Let every task that can run, run (none sleeps on a clock here)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_notices_during_a_renewal_make_one_more_renewal_after_it_not_one_each() -> None:
+    clock = SimClock()
+    shares = GatedShares(clock, lease_s=3600.0)
+    limiter = SharedRate("k", 8.0, 1, shares, holder="h", clock=clock)
+    limiter.refresh()  # no slice yet: nothing to renew (its first acquire asks)
+    first = asyncio.create_task(limiter.acquire())
+    await clock.run_until(clock.now + 1.0, watch=[first])
+    await first
+    assert shares.takes == 1
+    shares.gate.clear()
+    limiter.refresh()
+    await asyncio.sleep(0)  # the renewal has asked and waits at the gate
+    assert shares.takes == 2
+    for _ in range(20):  # notices heard while it is in flight: it may have read before them
+        limiter.refresh()
+    shares.gate.set()
+    refreshing = limiter._refreshing
+    assert refreshing is not None
+    await refreshing  # the renewal in flight, then the one more
+    assert shares.takes == 3
+    await limiter.close()
+    limiter.refresh()  # given back: a late notice takes no new slice
+    assert limiter._refreshing is None and shares.held("k") == {}
+
+
+async def test_workers_renewing_together_share_one_renewal_of_the_daemons_slice() -> None:
+    store = GatedShares(SimClock(), lease_s=30.0)
+    split = SplitShares(store, 4, holder="daemon")
+    store.gate.clear()
+    together = [asyncio.create_task(split.take("k", f"w{i}", 100.0)) for i in range(4)]
+    await _settle()
+    assert store.takes == 1
+    split.refresh("k")  # a notice: the renewal under way may have read the store before it
+    late = asyncio.create_task(split.take("k", "w5", 100.0))
+    reporting = asyncio.create_task(split.take("k", "w6", 100.0, Throttle()))
+    await _settle()
+    assert store.takes == 3  # the late one did not join; a 429 to report asks on its own
+    store.gate.set()
+    granted = await asyncio.gather(*together, late, reporting)
+    assert {g.rate for g in granted} == {25.0}
+    await split.close()
