@@ -106,6 +106,10 @@ class Warts:
     # fields, as the real search does in city centres. None: the box's size decides alone.
     dense_refusal_above: int | None = 1500
     outages: tuple[Outage, ...] = ()
+    # The stat=fail codes Flickr's API says "down" with, taken in turn: 105 (documented, HTTP
+    # 200), 201 (HTTP 400) and 0, both "Sorry, the Flickr API service is not currently
+    # available." as clients meet them. Half of a Flickr outage's answers are these.
+    flickr_down_codes: tuple[int, ...] = (105, 201, 0)
     flickr_mediums: str = MEDIUMS_DATED
     # Real JSON says `"total":"79837"` (a string; `"0"` when nothing matched) while page,
     # pages and perpage are numbers.
@@ -128,6 +132,8 @@ class Warts:
             raise ValueError("deleted_share must be in [0, 1)")
         if self.dense_refusal_above is not None and self.dense_refusal_above < 1:
             raise ValueError("dense_refusal_above must be >= 1 (or None: never)")
+        if not self.flickr_down_codes:
+            raise ValueError("flickr_down_codes needs at least one code")
         if self.flickr_mediums not in FLICKR_MEDIUMS:
             raise ValueError(f"flickr_mediums must be one of {FLICKR_MEDIUMS}")
 

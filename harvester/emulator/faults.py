@@ -142,6 +142,7 @@ _HTML_429 = (
     "<h1>Too Many Requests</h1><p>You have made too many requests. Please try again "
     "later.</p></body></html>\n"
 )
+FLICKR_SORRY = "Sorry, the Flickr API service is not currently available."
 _HTML_503 = (
     "<!DOCTYPE html>\n<html><head><title>Flickr: Service Unavailable</title></head><body>"
     "<h1>Flickr is having a massage</h1><p>Please try again soon.</p></body></html>\n"
@@ -211,13 +212,24 @@ class OutageSchedule:
         )
 
 
-def outage_answer(request: web.Request, service: str, coin: float) -> web.Response:
+def flickr_down(request: web.Request, codes: tuple[int, ...], coin: float) -> web.Response:
+    """Flickr's stat=fail for "down", one of `codes` by the coin: 105 (documented) as an
+    HTTP 200, 201 as an HTTP 400 and 0 as a 200, as clients meet them."""
+    code = codes[int(coin * len(codes)) % len(codes)]
+    message = "Service currently unavailable" if code == 105 else FLICKR_SORRY
+    response = flickr_api.render(request.query, flickr_api.fail_payload(code, message))
+    if code == 201:
+        response.set_status(400)
+    return response
+
+
+def outage_answer(
+    request: web.Request, service: str, coin: float, codes: tuple[int, ...] = (105,)
+) -> web.Response:
     """What a service says while it is down."""
     if service == "flickr":
         if coin < 0.5:
-            return flickr_api.render(
-                request.query, flickr_api.fail_payload(105, "Service currently unavailable")
-            )
+            return flickr_down(request, codes, coin * 2)
         return web.Response(status=503, text=_HTML_503, content_type="text/html")
     if service == "mapillary":
         status = 500 if coin < 0.5 else 503
@@ -267,7 +279,8 @@ def middleware(  # noqa: C901 - one request pipeline, read top to bottom
             await asyncio.sleep(faults.latency_ms / 1000)
         if outages.down(route.service):
             stats.note(label, route.endpoint, "outage")
-            return outage_answer(request, route.service, injector.coin(route.scope))
+            coin = injector.coin(route.scope)
+            return outage_answer(request, route.service, coin, warts.flickr_down_codes)
         wait = enforcer.check(route)
         if wait is not None:
             stats.note(label, route.endpoint, "status_429")
@@ -280,7 +293,8 @@ def middleware(  # noqa: C901 - one request pipeline, read top to bottom
             stats.note(label, route.endpoint, "body_rate_limit")
             return graph_rate_limited(injector.coin(route.scope))
         if decision == "5xx":
-            return _server_error(request, stats, injector, route, label)
+            codes = warts.flickr_down_codes
+            return _server_error(request, stats, injector, route, label, codes)
         if decision == "reset":
             stats.note(label, route.endpoint, "resets")
             await reset_connection(request)
@@ -297,15 +311,18 @@ def middleware(  # noqa: C901 - one request pipeline, read top to bottom
 
 
 def _server_error(
-    request: web.Request, stats: Stats, injector: FaultInjector, route: Route, label: str
+    request: web.Request,
+    stats: Stats,
+    injector: FaultInjector,
+    route: Route,
+    label: str,
+    codes: tuple[int, ...] = (105,),
 ) -> web.Response:
     coin = injector.coin(route.scope)
     if route.service == "flickr" and coin < 0.5:
-        # Flickr reports an outage as HTTP 200 with stat=fail, code 105.
+        # Flickr reports an outage as stat=fail, code 105 (or 201, 0), mostly with HTTP 200.
         stats.note(label, route.endpoint, "flickr_105")
-        return flickr_api.render(
-            request.query, flickr_api.fail_payload(105, "Service currently unavailable")
-        )
+        return flickr_down(request, codes, coin * 2)
     stats.note(label, route.endpoint, "status_5xx")
     status = (500, 502, 503)[int(coin * 3) % 3]
     return web.Response(status=status, text=f"{status} upstream error", content_type="text/plain")

@@ -363,6 +363,12 @@ def _flickr_arguments(p: argparse.ArgumentParser) -> None:
         help="lenient: a page past the last one is empty instead of the last page again",
     )
     p.add_argument(
+        "--flickr-down-codes",
+        type=lambda text: tuple(int(c) for c in text.split(",") if c.strip()),
+        default=Warts.flickr_down_codes,
+        help="stat=fail codes Flickr says 'down' with, in turn (201 as an HTTP 400)",
+    )
+    p.add_argument(
         "--geo-without-limit",
         action="store_true",
         help="lenient: a geo search with no tag or min date is not cut to the last 12 hours",
@@ -395,6 +401,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         flickr_total_as_string=not args.total_as_number,
         flickr_past_last_repeats=not args.empty_past_last_page,
         flickr_geo_recent_only=not args.geo_without_limit,
+        flickr_down_codes=args.flickr_down_codes,
     )
     world = WorldSize(
         flickr_taken_granularity=args.granularity_mix,

@@ -26,8 +26,10 @@ from harvester.redact import redact_text
 # (status, body, redacted url) -> the error the body means, or None to classify by status.
 BodyErrors = Callable[[int, bytes, str], HttpError | None]
 
-# Flickr: 105 service unavailable; 10 search/location API unavailable, 106 write failed.
-FLICKR_DOWN = frozenset({105})
+# Flickr: 105 service unavailable (documented), and 201 (with an HTTP 400) or 0, "Sorry, the
+# Flickr API service is not currently available.", as met in the wild; 10 search/location
+# API unavailable, 106 write failed.
+FLICKR_DOWN = frozenset({0, 105, 201})
 FLICKR_TRANSIENT = frozenset({10, 106})
 FLICKR_KEY_CODES = frozenset({98, 99, 100})
 # Graph: application (4), user (17), page (32) and custom (613) rate limits; token codes.

@@ -16,7 +16,7 @@ from emu_helpers import FLICKR_KEY, MLY_TOKEN, Starter, mly_headers
 
 from harvester.emulator import Faults, Outage, RunningEmulator, Warts
 from harvester.emulator.clock import EmulatorClock
-from harvester.emulator.faults import TokenBuckets
+from harvester.emulator.faults import FLICKR_SORRY, TokenBuckets
 from harvester.emulator.stats import Stats
 
 SEARCH = {"method": "flickr.photos.search", "text": "castle", "format": "json",
@@ -51,19 +51,24 @@ async def test_error_rate_gives_5xx_or_flickr_code_105(
 ) -> None:
     emu = await start(faults=Faults(error_5xx_rate=1.0))
     kinds = set()
-    for _ in range(12):
+    for _ in range(40):
         status, _, body = await _search(session, emu)
-        if status == 200:
-            assert json.loads(body) == {
-                "stat": "fail", "code": 105, "message": "Service currently unavailable"
-            }  # fmt: skip
-            kinds.add(105)
+        if status in (200, 400):  # stat=fail: 105 as documented, 201 (an HTTP 400) or 0
+            fail = json.loads(body)
+            assert fail["stat"] == "fail" and (status == 400) == (fail["code"] == 201)
+            assert fail["message"] in ("Service currently unavailable", FLICKR_SORRY)
+            kinds.add(fail["code"])
         else:
             assert status in (500, 502, 503)
             kinds.add(500)
-    assert kinds == {105, 500}
+    assert kinds == {105, 201, 0, 500}
     stats = await _stats(session, emu)
-    assert stats["status_5xx"] + stats["flickr_105"] == 12
+    assert stats["status_5xx"] + stats["flickr_105"] == 40
+    documented = await start(
+        faults=Faults(error_5xx_rate=1.0), warts=Warts(flickr_down_codes=(105,))
+    )
+    answers = [await _search(session, documented) for _ in range(12)]
+    assert {json.loads(b)["code"] for s, _, b in answers if s == 200} == {105}
 
 
 async def test_429_rate_answers_with_retry_after(
@@ -177,15 +182,15 @@ async def test_an_outage_starts_after_the_first_call_and_ends_on_the_emulator_cl
     emu = await start(warts=Warts(outages=(Outage("flickr", 60, 180),)))
     assert (await _search(session, emu))[0] == 200  # the first call starts the schedule
     emu.state.clock.advance(61)
-    answers = [await _search(session, emu) for _ in range(12)]
-    kinds = {105 if s == 200 and json.loads(b)["code"] == 105 else s for s, _, b in answers}
-    assert kinds == {105, 503}
+    answers = [await _search(session, emu) for _ in range(24)]
+    kinds = {json.loads(b)["code"] if b.startswith(b"{") else s for s, _, b in answers}
+    assert kinds == {105, 201, 0, 503}
     url = emu.world.url_list(1, base_url=emu.base_url, hostile=False)[0]["url"]
     async with session.get(url) as resp:
         assert resp.status == 200  # only the Flickr API is down
     emu.state.clock.advance(180)
     assert (await _search(session, emu))[0] == 200
-    assert (await _stats(session, emu))["outage"] == 12
+    assert (await _stats(session, emu))["outage"] == 24
 
 
 def test_a_faster_clock_runs_outages_in_less_wall_time() -> None:

@@ -25,6 +25,7 @@ from harvester.emulator import (
     EmulatorConfig,
     Faults,
     FlickrPhoto,
+    Outage,
     RunningEmulator,
     Warts,
     WorldSize,
@@ -35,6 +36,7 @@ from harvester.http import (
     HttpSettings,
     InvalidCredentials,
     PermanentHttpError,
+    ServiceUnavailableError,
     TokenBucket,
     TransientHttpError,
     UnavailableError,
@@ -297,6 +299,26 @@ async def test_flickr_outages_surface_as_transient_errors_for_the_queue(
             )
     finally:
         await broken.close()
+
+
+@pytest.mark.parametrize("code", [105, 201, 0])
+async def test_every_code_flickr_says_it_is_down_with_is_transient(
+    http: RecordingHttp, code: int
+) -> None:
+    """105 is documented; 201 (sent with an HTTP 400) and 0 say "Sorry, the Flickr API
+    service is not currently available." in the wild: a retry later, not a failed task."""
+    outage = Outage("flickr", 0, 3600)
+    warts = Warts(outages=(outage,), flickr_down_codes=(code,))
+    broken = await start_emulator(EmulatorConfig(flickr_keys=frozenset({KEY}), warts=warts))
+    try:
+        settings = FlickrCampaign("c", ("bridge",), max_upload=END).settings()
+        with pytest.raises(TransientHttpError) as caught:
+            await make_source(http, broken, rate=1000).expand(
+                task("bridge", ts(2020), ts(2021)), settings
+            )
+    finally:
+        await broken.close()
+    assert isinstance(caught.value, ServiceUnavailableError)  # counted by the breaker too
 
 
 async def test_flickr_code_105_is_retried_after_a_growing_back_off() -> None:
