@@ -215,7 +215,7 @@ async def _plan(engine: AsyncEngine) -> list[str]:
     bounded by its batch touches as many at 200,000 rows as at 2M, whatever the load. It is
     the statement `Queue` runs: one statement on PostgreSQL, the plain claim on SQLite."""
     from harvester.db.clock import utcnow
-    from harvester.db.queue import (
+    from harvester.db.queue_claims import (
         claim_statement,
         claim_values,
         one_statement_claim,

@@ -8,7 +8,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.models import Image, ImageState, Task, TaskState
-from harvester.db.queue import paused_campaigns
+from harvester.db.queue_claims import paused_campaigns
 from harvester.db.session import read_connection
 
 

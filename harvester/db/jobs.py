@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from harvester.db.models import Campaign, Image, Task
-from harvester.db.queue import Queue, QueueModel
+from harvester.db.models import Campaign, Image, QueueModel, Task
+from harvester.db.queue import Queue
 from harvester.db.session import read_connection
 
 

@@ -294,6 +294,12 @@ class RateThrottle(Base):
 
 
 QUEUE_TABLES = (Task, Image)
+QueueModel = type[Task] | type[Image]
+
+
+def states_of(model: QueueModel) -> type[TaskState] | type[ImageState]:
+    """The state enum of a queue table (both share queued/running/failed/cancelled)."""
+    return TaskState if model is Task else ImageState
 
 
 def _document(metadata: MetaData) -> None:

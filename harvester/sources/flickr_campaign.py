@@ -193,7 +193,7 @@ async def submit_flickr(
     """Create (or find) the campaign; queue the licences task and each query's first window."""
     # Here, not at the top: worker processes import this module to fetch, never the database.
     from harvester.db.campaigns import campaign_settings, ensure_campaign
-    from harvester.db.queue import enqueue_tasks
+    from harvester.db.enqueue import enqueue_tasks
 
     settings = campaign.settings(today)
     # Without --max-upload-date the limit is "today": a re-submit on a later day is no change.

@@ -75,7 +75,7 @@ async def submit_mapillary(
     """Create (or resume) the campaign and enqueue its tasks; bad CSV lines become problems."""
     # Here, not at the top: worker processes import this module to fetch, never the database.
     from harvester.db.campaigns import ensure_campaign
-    from harvester.db.queue import enqueue_tasks
+    from harvester.db.enqueue import enqueue_tasks
 
     _check(campaign)
     read = _read_lists(campaign)

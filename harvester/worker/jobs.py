@@ -8,8 +8,9 @@ from typing import Any
 import structlog
 
 from harvester.db.catalog import add_images, upsert_licenses
+from harvester.db.enqueue import enqueue_tasks
 from harvester.db.models import ImageState, TaskState
-from harvester.db.queue import QueueRow, enqueue_tasks
+from harvester.db.queue import QueueRow
 from harvester.errors import HarvesterError
 from harvester.http import HttpError
 from harvester.imaging import Metadata

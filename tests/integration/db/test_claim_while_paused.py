@@ -12,9 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.campaigns import ensure_campaign, pause_campaign
+from harvester.db.enqueue import enqueue_tasks
 from harvester.db.migrate import upgrade
 from harvester.db.models import Task
-from harvester.db.queue import Queue, enqueue_tasks
+from harvester.db.queue import Queue
 from harvester.db.session import create_engine
 from harvester.records import NewTask
 

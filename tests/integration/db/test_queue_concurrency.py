@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.campaigns import ensure_campaign
+from harvester.db.enqueue import enqueue_tasks
 from harvester.db.models import Task
-from harvester.db.queue import enqueue_tasks
 from harvester.records import NewTask
 
 CLAIMER = Path(__file__).with_name("claimer.py")

@@ -11,8 +11,10 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.campaigns import ensure_campaign, pause_campaign
+from harvester.db.enqueue import enqueue_tasks
 from harvester.db.models import Image, Task
-from harvester.db.queue import LEASE_LOST, Failure, Queue, RetryPolicy, enqueue_tasks
+from harvester.db.queue import Failure, Queue, RetryPolicy
+from harvester.db.queue_claims import LEASE_LOST
 from harvester.records import NewTask
 
 

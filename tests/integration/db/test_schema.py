@@ -21,7 +21,7 @@ from harvester.db.migrate import (
     upgrade,
 )
 from harvester.db.models import Base, Image, Task
-from harvester.db.queue import (
+from harvester.db.queue_claims import (
     claim_statement,
     claim_values,
     one_statement_claim,

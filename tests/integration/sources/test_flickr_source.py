@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.campaigns import campaign_settings
 from harvester.db.catalog import add_images, upsert_licenses
+from harvester.db.enqueue import enqueue_tasks
 from harvester.db.migrate import upgrade
 from harvester.db.models import Image, ImageHit, License, Task
-from harvester.db.queue import Outcome, Queue, enqueue_tasks
+from harvester.db.queue import Outcome, Queue
 from harvester.db.session import create_engine
 from harvester.emulator import (
     EmulatorConfig,

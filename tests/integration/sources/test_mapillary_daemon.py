@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.config import Settings
 from harvester.db.campaigns import campaign_settings
 from harvester.db.catalog import add_images
+from harvester.db.enqueue import enqueue_tasks
 from harvester.db.models import Image, ImageHit, Task
-from harvester.db.queue import Queue, enqueue_tasks
+from harvester.db.queue import Queue
 from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from harvester.http import HostSlots, HttpClient, TokenBucket
 from harvester.records import NewTask

@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.campaigns import campaign_settings
 from harvester.db.catalog import add_images, upsert_licenses
+from harvester.db.enqueue import enqueue_tasks
 from harvester.db.models import Image, ImageHit, License, Task
-from harvester.db.queue import Queue, enqueue_tasks
+from harvester.db.queue import Queue
 from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, Warts, start_emulator
 from harvester.emulator.config import MAPILLARY_DELETED_ANSWERS
 from harvester.emulator.mapillary_world import DENSE_CORE
