@@ -29,26 +29,25 @@ class Trickle:
         self.silent_reached = asyncio.Event()
 
     async def body(self, request: web.Request) -> web.StreamResponse:
-        self.requests += 1
-        response = web.StreamResponse()
-        if request.query.get("declared"):
-            response.content_length = 10_000
-        await response.prepare(request)
-        for _ in range(10_000):
-            await response.write(b"x")
-            await asyncio.sleep(0.02)
-        return response
+        return await self._paced(request, b"x", 10_000, every_s=0.02)
 
     async def steady(self, request: web.Request) -> web.StreamResponse:
         """2,000 bytes at 2,000 bytes/s: 100 bytes every 50 ms, declared or chunked."""
+        return await self._paced(request, b"y" * 100, 20, every_s=0.05)
+
+    async def _paced(
+        self, request: web.Request, chunk: bytes, count: int, *, every_s: float
+    ) -> web.StreamResponse:
+        """`count` chunks, one every `every_s`; their total length is declared when the
+        request asks (?declared=1), otherwise the body is chunked."""
         self.requests += 1
         response = web.StreamResponse()
         if request.query.get("declared"):
-            response.content_length = 2_000
+            response.content_length = len(chunk) * count
         await response.prepare(request)
-        for _ in range(20):
-            await response.write(b"y" * 100)
-            await asyncio.sleep(0.05)
+        for _ in range(count):
+            await response.write(chunk)
+            await asyncio.sleep(every_s)
         return response
 
     async def silent(self, _request: web.Request) -> web.Response:
