@@ -5,7 +5,8 @@ queued), then four claimer processes at once each claim 100 rows and record thei
 round after round, through the real `Queue`. Reports claim and outcome-batch latency
 (p50/p99), `status` latency (the real `campaign_counts`), and table and index sizes.
 `BENCH_PG_ROWS`, `BENCH_SQLITE_ROWS` and `BENCH_ROUNDS` scale it down for a quick look (0 rows
-skips that database). Each run also records the load average, since the machine may be shared.
+skips that database). Each run also records the load average, since the machine may be shared,
+and works in databases of its own (named by its pid), dropped at the end, on failure too.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import asyncio
 import json
 import multiprocessing
 import os
+import secrets
 import statistics
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -244,46 +248,67 @@ def _remove_sqlite(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-async def _database(kind: str, rows: int) -> tuple[str, Path | None]:
-    if kind == "sqlite":
-        path = WORK / "scale.db"
-        _remove_sqlite(path)
-        return f"sqlite:///{path}", path
+def _run_name() -> str:
+    """This run's database name: two runs at once (two people on one machine) would
+    otherwise fill, claim from and drop one database between them."""
+    return f"harvester_bench_scale_{os.getpid()}_{secrets.token_hex(3)}"
+
+
+async def _admin(sql: str) -> None:
     admin = create_engine(PG_ADMIN)
-    async with admin.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text("DROP DATABASE IF EXISTS harvester_bench_scale WITH (FORCE)"))
-        await connection.execute(text("CREATE DATABASE harvester_bench_scale"))
-    await admin.dispose()
-    return PG_ADMIN.rsplit("/", 1)[0] + "/harvester_bench_scale", None
+    try:
+        async with admin.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text(sql))
+    finally:
+        await admin.dispose()
+
+
+@asynccontextmanager
+async def _database(kind: str) -> AsyncIterator[tuple[str, Path | None]]:
+    """A database of this run's own (its URL, and its file on SQLite), removed at the end
+    on failure or Ctrl-C too: 2M rows left behind per run would fill the disk."""
+    name = _run_name()
+    if kind == "sqlite":
+        path = WORK / f"{name}.db"
+        try:
+            yield f"sqlite:///{path}", path
+        finally:
+            _remove_sqlite(path)
+        return
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}", None
+    finally:  # FORCE: a claimer that failed may still be connected
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def measure(kind: str, rows: int, rounds: int) -> dict[str, Any]:
-    url, sqlite_file = await _database(kind, rows)
-    engine = create_engine(url)
-    try:
-        await upgrade(engine)
-        fill_s = await _fill(engine, rows)
-        plan = await _plan(engine)
-        status_before = await _status_latency(engine)
-        await engine.dispose()
-        latencies = await asyncio.to_thread(_claim_at_once, url, rounds)
+    async with _database(kind) as (url, sqlite_file):
         engine = create_engine(url)
-        return {
-            "database": kind,
-            "rows": rows,
-            "load_average": [round(x, 2) for x in os.getloadavg()],
-            "queued": rows // QUEUED_EVERY,
-            "fill_s": round(fill_s, 1),
-            **latencies,
-            "status": status_before,
-            "status_after_claims": await _status_latency(engine),
-            "sizes_mb": await _sizes(engine, sqlite_file),
-            "claim_plan": plan,
-            "claim_plan_after_claims": await _plan(engine),
-        }
-    finally:
-        await engine.dispose()
+        try:
+            await upgrade(engine)
+            fill_s = await _fill(engine, rows)
+            plan = await _plan(engine)
+            status_before = await _status_latency(engine)
+            await engine.dispose()
+            latencies = await asyncio.to_thread(_claim_at_once, url, rounds)
+            engine = create_engine(url)
+            return {
+                "database": kind,
+                "rows": rows,
+                "load_average": [round(x, 2) for x in os.getloadavg()],
+                "queued": rows // QUEUED_EVERY,
+                "fill_s": round(fill_s, 1),
+                **latencies,
+                "status": status_before,
+                "status_after_claims": await _status_latency(engine),
+                "sizes_mb": await _sizes(engine, sqlite_file),
+                "claim_plan": plan,
+                "claim_plan_after_claims": await _plan(engine),
+            }
+        finally:
+            await engine.dispose()
 
 
 def main() -> None:
