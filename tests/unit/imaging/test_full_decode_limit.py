@@ -27,11 +27,11 @@ def test_a_large_png_or_webp_is_refused_as_a_bomb_before_any_decode(
 ) -> None:
     data = _tiny_file(fmt, size)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.monotonic()
+    started = time.process_time()  # CPU: a loaded machine does not slow it
     with pytest.raises(DecompressionBomb, match="without scaled decoding") as caught:
         process(data, SizeRules(), Metadata())
     assert caught.value.reason == "bomb"
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 0.3  # decoding alone takes 0.6 s or more
     grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kb < 50_000  # no full decode (that would be >= 190 MB)
 
