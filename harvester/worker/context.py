@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import structlog
+
 from harvester.config import Settings
 from harvester.db.campaigns import campaign_settings
 from harvester.db.catalog import known_licenses
@@ -37,6 +39,8 @@ from harvester.worker.fetching import (
 )
 from harvester.worker.pool import ImagePool
 from harvester.worker.window import Window
+
+log = structlog.get_logger("harvester.worker")
 
 # Source hashes remembered to catch duplicates processed at the same time (~100 bytes each).
 RECENT_HASHES = 50_000
@@ -167,12 +171,20 @@ class ThrottleNotices:
             self._split.refresh(key)
             telling = asyncio.ensure_future(self._pool.each(refresh_rate, key))
             self._telling.add(telling)
-            telling.add_done_callback(self._telling.discard)
+            telling.add_done_callback(self._told)
+
+    def _told(self, telling: asyncio.Task[None]) -> None:
+        self._telling.discard(telling)
+        if not telling.cancelled() and telling.exception() is not None:
+            # A worker that died is replaced with a fresh renewal of its own; nothing is lost.
+            log.warning("rate_notice_not_passed_on", error=type(telling.exception()).__name__)
 
     @asynccontextmanager
     async def listening(self, engine: Engine) -> AsyncIterator[ThrottleListener | None]:
         listener = ThrottleListener.of(engine, self.heard)
         task = None if listener is None else asyncio.create_task(listener.run(), name="notices")
+        if task is not None:
+            task.add_done_callback(_listener_ended)
         try:
             yield listener
         finally:
@@ -180,6 +192,12 @@ class ThrottleNotices:
             for each in running:
                 each.cancel()
             await asyncio.gather(*running, return_exceptions=True)
+
+
+def _listener_ended(task: asyncio.Task[None]) -> None:
+    """Renewals still carry every cut, only later; so the daemon goes on, but says so."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("rate_listener_crashed", error=type(task.exception()).__name__)
 
 
 @asynccontextmanager
