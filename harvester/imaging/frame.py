@@ -34,6 +34,7 @@ from PIL import Image
 __all__ = ["detect_frame"]
 
 Lines = npt.NDArray[np.int16]
+Pixels = npt.NDArray[np.uint8]  # height x width x RGB
 Frame = tuple[int, int, int, int]
 Colour = npt.NDArray[np.float64]
 
@@ -49,12 +50,18 @@ MIN_MARGIN = 2
 _SIDES = ("top", "right", "bottom", "left")
 
 
-def detect_frame(img: Image.Image) -> Frame:
+def detect_frame(picture: Image.Image | Pixels) -> Frame:
     """Return the widths to cut (top, right, bottom, left) in this image's pixels: the
     frame found plus the margin, or nothing at all."""
-    if img.mode != "RGB":
-        raise ValueError("frame detection expects an RGB image")
-    w, h = img.size
+    if isinstance(picture, Image.Image):
+        if picture.mode != "RGB":
+            raise ValueError("frame detection expects an RGB image")
+        img: Pixels = np.asarray(picture)
+    elif picture.ndim != 3 or picture.shape[2] != 3:
+        raise ValueError("frame detection expects RGB pixels")
+    else:
+        img = picture
+    h, w = img.shape[:2]
     cap = int(MAX_SIDE_FRACTION * min(w, h))
     if cap < MIN_CAP:
         return (0, 0, 0, 0)
@@ -82,7 +89,7 @@ def detect_frame(img: Image.Image) -> Frame:
     return (top, right, bottom, left)
 
 
-def _ring_depth(img: Image.Image, cap: int) -> tuple[int, Colour | None]:
+def _ring_depth(img: Pixels, cap: int) -> tuple[int, Colour | None]:
     """Depth of the flat rings shared by all four sides, and the innermost colour."""
     # Most photos have no frame and fail on the first side looked at.
     if not all(bool(_line_stats(_lines(img, side, 0, 1, 1))[1][0]) for side in _SIDES):
@@ -107,9 +114,7 @@ def _ring_depth(img: Image.Image, cap: int) -> tuple[int, Colour | None]:
     return depth, colour
 
 
-def _extend_band(
-    img: Image.Image, side: str, ring: int, colour: Colour, limit: int, inset: int
-) -> int:
+def _extend_band(img: Pixels, side: str, ring: int, colour: Colour, limit: int, inset: int) -> int:
     """How far this side stays flat in the innermost band's colour (at most `limit`)."""
     width = ring
     k = 1  # most frames are the same width all round: one line settles it
@@ -125,14 +130,14 @@ def _extend_band(
     return width
 
 
-def _fringe(img: Image.Image, side: str, width: int, colour: Colour, inset: int) -> int:
+def _fringe(img: Pixels, side: str, width: int, colour: Colour, inset: int) -> int:
     """Lines next to the band still mostly in its colour (ringing, chroma bleed)."""
     lines = _lines(img, side, width, FRINGE, inset)
     near = (_deviation(lines, colour) <= 2 * TOLERANCE).mean(axis=1) >= 0.5
     return FRINGE if bool(near.all()) else int(np.argmin(near))
 
 
-def _differs_inside(img: Image.Image, side: str, width: int, colour: Colour, inset: int) -> bool:
+def _differs_inside(img: Pixels, side: str, width: int, colour: Colour, inset: int) -> bool:
     """True when the picture starts inside: the line past the fringe is not the band colour."""
     lines = _lines(img, side, width + FRINGE, 1, inset)
     return bool((_deviation(lines, colour) <= TOLERANCE).mean() < 0.5)
@@ -151,20 +156,20 @@ def _deviation(lines: Lines, colour: Colour) -> Lines:
     return np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2])
 
 
-def _lines(img: Image.Image, side: str, start: int, k: int, inset: int) -> Lines:
+def _lines(img: Pixels, side: str, start: int, k: int, inset: int) -> Lines:
     """Lines `start`..`start+k-1` from `side` (outermost first), each running
     along the side but leaving out `inset` pixels at both ends (the other
     sides' bands)."""
-    w, h = img.size
+    h, w = img.shape[:2]
     if side == "top":
-        box = (inset, start, w - inset, start + k)
+        strip = img[start : start + k, inset : w - inset]
     elif side == "bottom":
-        box = (inset, h - start - k, w - inset, h - start)
+        strip = img[h - start - k : h - start, inset : w - inset]
     elif side == "left":
-        box = (start, inset, start + k, h - inset)
+        strip = img[inset : h - inset, start : start + k]
     else:
-        box = (w - start - k, inset, w - start, h - inset)
-    a = np.asarray(img.crop(box), dtype=np.int16)
+        strip = img[inset : h - inset, w - start - k : w - start]
+    a = strip.astype(np.int16)
     if side in ("left", "right"):
         a = a.transpose(1, 0, 2)
     if side in ("bottom", "right"):

@@ -11,16 +11,14 @@ decode already landed on the target size.
 from __future__ import annotations
 
 import hashlib
-import io
 import math
-from functools import cache
-from types import ModuleType
 
 import numpy as np
-from PIL import Image
+from PIL import ImageFile
 
+from harvester.imaging.codec import Pixels, decode_scaled, encode
+from harvester.imaging.cv import opencv
 from harvester.imaging.decode import (
-    DECODE_ERRORS,
     check_full_decode,
     check_limits,
     decode_upright,
@@ -36,7 +34,7 @@ from harvester.imaging.jpeg import with_metadata
 from harvester.imaging.model import Metadata, Processed, SizeRules
 from harvester.imaging.phash import hash_hex, perceptual_hash
 
-__all__ = ["fit", "probe", "process"]
+__all__ = ["fit", "opencv", "probe", "process"]
 
 NO_FRAME: Frame = (0, 0, 0, 0)
 # The frame check of a kept JPEG decodes at 1/4: as reliable as full size (measured on
@@ -72,37 +70,51 @@ def process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
     src_w, src_h = upright_size(im)
     check_limits((src_w, src_h), max_pixels=rules.max_pixels, min_side=rules.min_side)
     check_full_decode(im, (src_w, src_h), source_format, max_bytes=rules.max_decode_bytes)
-    if fit(src_w, src_h, rules.max_side) == (src_w, src_h) and is_plain_jpeg(im):
+    plain = is_plain_jpeg(im)
+    if fit(src_w, src_h, rules.max_side) == (src_w, src_h) and plain:
         scale = _CHECK_SCALE if rules.strip_frames else _VALIDATE_SCALE
-        small = decode_upright(im, (math.ceil(src_w / scale), math.ceil(src_h / scale)))
+        check = (math.ceil(src_w / scale), math.ceil(src_h / scale))
+        small = decode_scaled(data, (src_w, src_h), check)
         if not rules.strip_frames or detect_frame(small) == NO_FRAME:
             jpeg = with_metadata(data, build_exif(meta))
             shape = perceptual_hash(small)  # the small check decode shows the whole picture
             return _processed(jpeg, (src_w, src_h), (src_w, src_h), source_format, NO_FRAME, shape)
-        im = open_header(data)  # framed: its pixels are needed after all
-    picture = decode_upright(im, fit(src_w, src_h, rules.max_side))
+    picture = _decode(data, im, plain, fit(src_w, src_h, rules.max_side))
     frame = detect_frame(picture) if rules.strip_frames else NO_FRAME
-    frame_src = _in_source(frame, picture.size, (src_w, src_h))
+    frame_src = _in_source(frame, _size(picture), (src_w, src_h))
     top, right, bottom, left = frame_src
     inner = (src_w - left - right, src_h - top - bottom)
     if min(inner) < rules.min_side:  # judged again on the picture the frame leaves
         raise TooSmall(f"{inner[0]}x{inner[1]} inside its frame is below {rules.min_side} px")
     target = fit(*inner, rules.max_side)
-    if frame != NO_FRAME and picture.size != (src_w, src_h):
+    size = _size(picture)
+    if frame != NO_FRAME and size != (src_w, src_h):
         # Cut from a DCT-scaled decode, the frame may leave less than the target: then
         # decode at the scale that leaves enough inside it.
-        cut = (picture.width - frame[1] - frame[3], picture.height - frame[0] - frame[2])
+        cut = (size[0] - frame[1] - frame[3], size[1] - frame[0] - frame[2])
         if cut[0] < target[0] or cut[1] < target[1]:
             needed = (
                 math.ceil(src_w * target[0] / inner[0]),
                 math.ceil(src_h * target[1] / inner[1]),
             )
-            picture = decode_upright(open_header(data), needed)
-            frame = _in_picture(frame_src, picture.size, (src_w, src_h))
+            picture = _decode(data, open_header(data), plain, needed)
+            frame = _in_picture(frame_src, _size(picture), (src_w, src_h))
     out = _resize(_crop(picture, frame), target)
-    jpeg = _encode(out, rules.quality, meta)
+    jpeg = with_metadata(encode(out, rules.quality), build_exif(meta))
     shape = perceptual_hash(out)
-    return _processed(jpeg, out.size, (src_w, src_h), source_format, frame_src, shape)
+    return _processed(jpeg, _size(out), (src_w, src_h), source_format, frame_src, shape)
+
+
+def _decode(data: bytes, im: ImageFile.ImageFile, plain: bool, at_least: tuple[int, int]) -> Pixels:
+    """Upright RGB pixels, DCT-scaled while >= `at_least`: a plain JPEG straight into numpy,
+    anything else (PNG, WebP, rotated, grey or CMYK JPEG) through Pillow."""
+    if plain:
+        return decode_scaled(data, im.size, at_least)
+    return np.asarray(decode_upright(im, at_least))
+
+
+def _size(pixels: Pixels) -> tuple[int, int]:
+    return (pixels.shape[1], pixels.shape[0])
 
 
 def _processed(
@@ -142,49 +154,32 @@ def _in_picture(frame: Frame, size: tuple[int, int], source: tuple[int, int]) ->
     return (round(top * sy), round(right * sx), round(bottom * sy), round(left * sx))
 
 
-def _crop(picture: Image.Image, frame: Frame) -> Image.Image:
+def _crop(picture: Pixels, frame: Frame) -> Pixels:
+    """The picture inside the frame: a view, no copy."""
     if frame == NO_FRAME:
         return picture
     top, right, bottom, left = frame
-    w, h = picture.size
-    return picture.crop((left, top, w - right, h - bottom))
+    h, w = picture.shape[:2]
+    return picture[top : h - bottom, left : w - right]
 
 
-def _resize(picture: Image.Image, target: tuple[int, int]) -> Image.Image:
+def _resize(picture: Pixels, target: tuple[int, int]) -> Pixels:
     """Down to the target; never above what was decoded.
 
     After DCT scaling the factor left is below 2, where bilinear sampling is as close to a
     careful Lanczos reference as Pillow's filters (measured on photos: within 0.1 dB) at a
     fraction of the cost; larger factors (PNG, WebP) average areas instead.
     """
-    if target == picture.size or target[0] > picture.width or target[1] > picture.height:
+    width, height = _size(picture)
+    if target == (width, height) or target[0] > width or target[1] > height:
         return picture
     cv2 = opencv()
-    factor = picture.width / target[0]
+    factor = width / target[0]
     interpolation = cv2.INTER_LINEAR if factor < 2 else cv2.INTER_AREA
     try:
-        pixels = cv2.resize(np.asarray(picture), target, interpolation=interpolation)
+        pixels: Pixels = cv2.resize(picture, target, interpolation=interpolation)
     except (MemoryError, cv2.error) as exc:
         raise ImagingError(
             "out of memory while resizing", reason="out_of_memory", permanent=False
         ) from exc
-    return Image.fromarray(pixels, "RGB")
-
-
-@cache
-def opencv() -> ModuleType:
-    """OpenCV, loaded where pixels are made (the workers), not in every process that
-    imports imaging (~36 MB each); one worker process is one core, so no threads of its own."""
-    import cv2
-
-    cv2.setNumThreads(1)
-    return cv2
-
-
-def _encode(picture: Image.Image, quality: int, meta: Metadata) -> bytes:
-    out = io.BytesIO()
-    try:
-        picture.save(out, "JPEG", quality=quality, exif=build_exif(meta))
-    except DECODE_ERRORS as exc:
-        raise ImagingError(f"the JPEG could not be encoded: {exc}", reason="encode_failed") from exc
-    return out.getvalue()
+    return pixels

@@ -89,3 +89,14 @@ def test_the_hash_costs_a_fraction_of_a_millisecond():
 def test_the_hash_is_deterministic_and_64_bits():
     im = _photo("astronaut")
     assert perceptual_hash(im) == perceptual_hash(im.copy()) < 2**64
+
+
+def test_pixels_hash_as_their_picture_does() -> None:
+    # The pipeline hashes numpy pixels (views of a crop too); the hashes stored before it
+    # did were of Pillow pictures: the same photo must hash alike either way.
+    for name in PHOTOS:
+        im = _photo(name)
+        pixels = np.asarray(im)
+        assert perceptual_hash(pixels) == perceptual_hash(im), name
+        inner = pixels[7:-5, 3:-11]
+        assert perceptual_hash(inner) == perceptual_hash(Image.fromarray(inner.copy())), name
