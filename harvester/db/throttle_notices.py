@@ -64,6 +64,7 @@ class ThrottleListener:
         self._ping_every_s = ping_every_s
         self.listening = asyncio.Event()  # set while a connection LISTENs (for tests)
         self.backend_pid: int | None = None
+        self._answered = False  # whether the connection listening now has answered a ping
 
     @classmethod
     def of(cls, engine: AsyncEngine, on_key: Callable[[str], None]) -> ThrottleListener | None:
@@ -85,7 +86,7 @@ class ThrottleListener:
             if lost:
                 log.info("rate_listener_back")
                 lost = False
-            delays = self._reconnect.delays()
+            self._answered = False
             try:
                 await self._listen(connection)
             except (*RAW_DRIVER_ERRORS, TimeoutError) as exc:
@@ -95,6 +96,10 @@ class ThrottleListener:
                 self.listening.clear()
                 self.backend_pid = None
                 connection.terminate()
+            if self._answered:  # it was up: reconnect at once, a new outage backs off afresh
+                delays = self._reconnect.delays()
+            else:  # ended before its first ping (a standby, a pooler, a killer): no storm
+                await asyncio.sleep(next(delays))
 
     async def _connect(self) -> Any:
         args, kwargs = self._connect_args
@@ -113,6 +118,7 @@ class ThrottleListener:
             if ended.is_set():
                 raise ConnectionError("the listening connection was closed")
             await asyncio.wait_for(connection.execute("SELECT 1"), PING_TIMEOUT_S)
+            self._answered = True
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         self._on_key(payload)

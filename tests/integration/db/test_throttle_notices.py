@@ -5,9 +5,10 @@ PostgreSQL's NOTIFY, not at their next renewal: with a lease of an hour (a renew
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import random
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import pytest
@@ -172,6 +173,51 @@ async def test_a_listener_cut_off_for_long_says_so_once_and_hears_again_when_bac
         await a_engine.dispose()
         await b_engine.dispose()
         await proxy.close()
+
+
+@dataclass(frozen=True)
+class Recorded(Backoff):
+    """A back-off that notes each wait it hands out."""
+
+    waits: list[float] = field(default_factory=list)
+
+    def delays(self, rng: random.Random | None = None) -> Iterator[float]:
+        for delay in super().delays(rng):
+            self.waits.append(delay)
+            yield delay
+
+
+async def test_a_listener_whose_connections_die_at_once_backs_off_instead_of_storming(
+    postgres_url: str,
+) -> None:
+    # The server takes each connection and ends it at once (here: any idle session after
+    # 20 ms; a standby refusing LISTEN, a pooler or a killing script do the same).
+    name = make_url(postgres_url).database
+    admin = await asyncpg.connect(make_url(postgres_url).render_as_string(False))
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" SET idle_session_timeout = 20')
+    finally:
+        await admin.close()
+    engine = create_engine(postgres_url)
+    reconnect = Recorded(0.01, 0.08)
+    listener = ThrottleListener(engine, print, reconnect=reconnect)
+    try:
+        with capture_logs() as logs:
+            listening = asyncio.create_task(listener.run())
+            try:
+                await eventually(
+                    lambda: sum(e["event"] == "rate_listener_back" for e in logs) >= 5,
+                    "the listener stopped reconnecting",
+                )
+            finally:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
+    finally:
+        await engine.dispose()
+    # every reconnect waited, and the waits grew: a connection that never answered a ping
+    # does not start the back-off afresh
+    assert len(reconnect.waits) >= 5
+    assert reconnect.waits[:4] == [0.01, 0.02, 0.04, 0.08]
 
 
 async def test_429s_in_a_burst_are_one_notice_and_notices_in_a_burst_one_renewal(
