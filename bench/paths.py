@@ -72,7 +72,7 @@ def paths() -> dict[str, Path_]:
 
     def simple(data: bytes) -> bytes:
         cv2 = opencv()
-        w, h, _, _ = simplejpeg.decode_jpeg_header(data)
+        h, w, _, _ = simplejpeg.decode_jpeg_header(data)  # (height, width, ...)
         target = fit(w, h, 1024)
         pixels = simplejpeg.decode_jpeg(data, min_width=target[0], min_height=target[1])
         if (pixels.shape[1], pixels.shape[0]) != target:
