@@ -103,7 +103,10 @@ class ThrottleListener:
 
     async def _connect(self) -> Any:
         args, kwargs = self._connect_args
-        return await asyncio.wait_for(asyncpg.connect(*args, **kwargs), CONNECT_TIMEOUT_S)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that
+        # lands as the connect completes, and the daemon's shutdown would wait for ever.
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            return await asyncpg.connect(*args, **kwargs)
 
     async def _listen(self, connection: Any) -> None:
         """LISTEN until the connection ends (raises) or stops answering pings."""
@@ -114,10 +117,12 @@ class ThrottleListener:
         self.listening.set()
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ended.wait(), self._ping_every_s)
+                async with asyncio.timeout(self._ping_every_s):
+                    await ended.wait()
             if ended.is_set():
                 raise ConnectionError("the listening connection was closed")
-            await asyncio.wait_for(connection.execute("SELECT 1"), PING_TIMEOUT_S)
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                await connection.execute("SELECT 1")
             self._answered = True
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:

@@ -254,3 +254,56 @@ def test_sqlite_listens_for_nothing(sqlite_url: str) -> None:
     engine = create_engine(sqlite_url)
     assert ThrottleListener.of(engine, print) is None
     assert CHANNEL.isidentifier()
+
+
+class Opened:
+    """What a connect hands back, noting whether it was closed again."""
+
+    terminated = False
+
+    def add_termination_listener(self, _callback: Callable[[object], None]) -> None:
+        pass
+
+    async def add_listener(self, _channel: str, _callback: Callable[..., None]) -> None:
+        pass
+
+    def get_server_pid(self) -> int:
+        return 1
+
+    async def execute(self, _sql: str) -> str:
+        return "SELECT 1"
+
+    def terminate(self) -> None:
+        self.terminated = True
+
+
+async def test_a_listener_stopped_as_its_connection_opens_stops_and_closes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The stop lands in the loop turn the connect completes in (a daemon shutting down as
+    # the database comes back): asyncio.wait_for on Python 3.11 hands back the connection
+    # and drops the cancellation, and the daemon would wait for the listener for ever.
+    gate = asyncio.Event()
+    opened: list[Opened] = []
+
+    async def connect(*_args: object, **_kwargs: object) -> Opened:
+        await gate.wait()
+        opened.append(Opened())
+        return opened[-1]
+
+    monkeypatch.setattr(asyncpg, "connect", connect)
+    engine = create_engine("postgresql://harvester@127.0.0.1:1/nowhere")
+    listener = ThrottleListener(engine, print, ping_every_s=3600.0)
+    running = asyncio.create_task(listener.run())
+    await asyncio.sleep(0)  # it waits for its connection now
+    gate.set()
+    running.cancel()
+    try:
+        async with asyncio.timeout(PROMPTLY_S):
+            await asyncio.gather(running, return_exceptions=True)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await engine.dispose()
+    assert running.cancelled()
+    assert all(connection.terminated for connection in opened)
