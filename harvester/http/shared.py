@@ -188,8 +188,10 @@ class SharedRate:
         """Another holder's 429 cut the key: renew the slice now, not at the next renewal.
         Notices that arrive while one renewal is under way make one more after it (that one
         may have read the store before the cut), never one each."""
-        if self._expires == -float("inf"):
-            return  # no slice yet (its first acquire asks) or given back
+        if self._clock.monotonic() >= self._expires:
+            # No slice yet (its first acquire asks), given back, or lapsed with no call since:
+            # renewing one nobody calls with would hold a share of the key for a lease.
+            return
         if self._refreshing is not None:
             self._refresh_again = True
             return

@@ -288,3 +288,26 @@ async def test_workers_renewing_together_share_one_renewal_of_the_daemons_slice(
     granted = await asyncio.gather(*together, late, reporting)
     assert {g.rate for g in granted} == {25.0}
     await split.close()
+
+
+async def test_a_notice_does_not_revive_a_slice_its_idle_holder_let_lapse() -> None:
+    clock = SimClock()
+    shares = FakeShares(clock, lease_s=30.0)
+    idle = SharedRate("k", 8.0, 1, shares, holder="idle", clock=clock)
+    first = asyncio.create_task(idle.acquire())
+    await clock.run_until(clock.now + 1.0, watch=[first])
+    await first
+    await clock.run_until(clock.now + 60.0)  # no call since: its slice lapsed, here and there
+    busy = SharedRate("k", 8.0, 1, shares, holder="busy", clock=clock)
+    calling = asyncio.create_task(_call_forever(busy, clock, []))
+    await clock.run_until(clock.now + 1.0)
+    assert shares.held("k") == {"busy": 8.0}
+    idle.refresh()  # the key was cut elsewhere: only holders in force need to hear now
+    await _settle()
+    assert idle._refreshing is None
+    assert shares.held("k") == {"busy": 8.0}
+    await clock.run_until(clock.now + 20.0)  # past busy's next renewal
+    assert busy.slice_rate == 8.0  # not an equal share with a holder that makes no calls
+    calling.cancel()
+    await asyncio.gather(calling, return_exceptions=True)
+    await busy.close()
