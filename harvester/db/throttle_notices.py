@@ -36,6 +36,10 @@ RECONNECT = Backoff(0.5, 30.0, EQUAL_JITTER)
 PING_EVERY_S = 15.0
 PING_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
+# What SQLAlchemy's asyncpg adapter takes from the URL for itself: not asyncpg.connect's.
+ADAPTER_OPTIONS = frozenset(
+    {"async_creator_fn", "prepared_statement_cache_size", "prepared_statement_name_func"}
+)
 
 
 async def notify_throttled(connection: AsyncConnection, key: str) -> None:
@@ -58,7 +62,8 @@ class ThrottleListener:
         ping_every_s: float = PING_EVERY_S,
     ) -> None:
         args, kwargs = engine.dialect.create_connect_args(engine.url)
-        self._connect_args: tuple[list[Any], dict[str, Any]] = (list(args), dict(kwargs))
+        options = {name: value for name, value in kwargs.items() if name not in ADAPTER_OPTIONS}
+        self._connect_args: tuple[list[Any], dict[str, Any]] = (list(args), options)
         self._on_key = on_key
         self._reconnect = reconnect
         self._ping_every_s = ping_every_s

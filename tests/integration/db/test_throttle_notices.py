@@ -307,3 +307,22 @@ async def test_a_listener_stopped_as_its_connection_opens_stops_and_closes_it(
         await engine.dispose()
     assert running.cancelled()
     assert all(connection.terminated for connection in opened)
+
+
+async def test_a_database_url_with_an_option_of_sqlalchemys_still_listens(
+    postgres_url: str,
+) -> None:
+    # prepared_statement_cache_size is SQLAlchemy's (its asyncpg adapter takes it from the
+    # URL), not asyncpg.connect's: the daemon's engine works with it, so must the listener.
+    engine = create_engine(f"{postgres_url}?prepared_statement_cache_size=0")
+    listener = ThrottleListener(engine, print, reconnect=FAST)
+    running = asyncio.create_task(listener.run())
+    heard = asyncio.create_task(listener.listening.wait())
+    try:
+        await asyncio.wait({running, heard}, timeout=PROMPTLY_S, return_when="FIRST_COMPLETED")
+        assert listener.listening.is_set(), running.exception() if running.done() else running
+    finally:
+        for task in (running, heard):
+            task.cancel()
+        await asyncio.gather(running, heard, return_exceptions=True)
+        await engine.dispose()
