@@ -11,6 +11,7 @@ through here, so one marker and one set of rules hold everywhere. Public API:
   credential-like parameter (signed CDN ones included), no fragment;
 - `credential_values(pairs)`, the values of the credential parameters among name/value pairs;
 - `redact_text(text, secrets)`, free text with credentials and the given values blanked;
+- `shown_input_url(text)`, a URL an operator gave, however malformed, fit to show back;
 - `Redactor`, a set of known secret values (keys, tokens) that `redact_text`s with them.
 
 Imports nothing of harvester: every room may use it.
@@ -169,6 +170,18 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         return redact_text(text, self._values)
+
+
+# Whatever stands before an @ in a URL's authority, with or without a scheme: "bob:pw@host".
+_LEADING_USERINFO = re.compile(r"(?i)^([a-z][a-z0-9+.\-]*://)?[^/?#\s]*@")
+
+
+def shown_input_url(text: str, limit: int = 80) -> str:
+    """A URL from an operator's list, shown back in a refusal: its userinfo (user too) and
+    credential values blanked before it is cut to ``limit`` characters, so neither a
+    scheme we refuse nor a cut in the middle of a password lets one through."""
+    text = _LEADING_USERINFO.sub(rf"\g<1>{REDACTED}@", text.strip(), count=1)
+    return redact_text(text)[:limit]
 
 
 def public_url(url: str) -> str:

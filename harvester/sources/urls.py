@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from harvester.errors import InputError
 from harvester.http import Destinations, HostSlots, HttpClient, UnavailableError
 from harvester.records import Expansion, FoundImage, SubmitReport
+from harvester.redact import shown_input_url
 from harvester.sources.base import ImageView, TaskView, fetch_plain
 from harvester.sources.fields import coordinate
 from harvester.sources.flickr_placeholder import redirected_to_placeholder
@@ -128,7 +129,10 @@ def parse_row(row: Mapping[str, Any], campaign: str) -> FoundImage:
             raise ValueError(f"{name} contains a NUL byte")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"not an http(s) URL: {url[:80]!r}")
+        raise ValueError(f"not an http(s) URL: {shown_input_url(url)!r}")
+    if not parts.hostname:
+        raise ValueError(f"no host in the URL: {shown_input_url(url)!r}")
+    _ = parts.port  # a port that is no port (99999, abc) raises ValueError, named by line
     given_id = str(row.get("id") or "").strip()
     if len(given_id) > MAX_ID:
         raise ValueError(f"id longer than {MAX_ID} characters: {given_id[:40]!r}...")

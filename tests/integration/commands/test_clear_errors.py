@@ -141,3 +141,23 @@ def test_options_left_unset_on_purpose_still_name_the_default_they_get() -> None
         "harvester submit mapillary --min-side": f"default: {sizes.min_side}",
     }.items():
         assert default in shown[option], (option, shown[option])
+
+
+def test_a_rejected_url_line_never_shows_its_password(sqlite_url: str, tmp_path: Path) -> None:
+    """A list line refused for its scheme or shape is named back, with no userinfo."""
+    listing = tmp_path / "list.csv"
+    listing.write_text(
+        "url\n"
+        "ftp://bob:Hunter2secret@files.example/a.jpg\n"
+        "bob:Hunter2secret@img.example/b.jpg\n"
+        "http://bob:Hunter2secret@/c.jpg\n"
+        "sftp://bob:" + "Hunter2secret" * 10 + "@files.example/d.jpg\n"
+        "gopher://img.example/e.jpg?token=Hunter2secret\n"
+        "http://img.example/ok.jpg\n"
+    )
+    done = _run("--database-url", sqlite_url, "submit", "urls", "--campaign", "c", str(listing))
+    assert done.returncode == 0, done.stderr
+    assert "Hunter2" not in done.stderr + done.stdout, done.stderr
+    assert "1 images queued" in done.stdout and "5 rows rejected" in done.stdout, done.stdout
+    for line in range(2, 7):
+        assert f"list.csv:{line}: " in done.stderr, (line, done.stderr)
