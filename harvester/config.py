@@ -6,6 +6,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -194,6 +195,19 @@ class Settings(BaseSettings):
     @property
     def async_database_url(self) -> str:
         return async_database_url(self.database_url)
+
+    @property
+    def secrets(self) -> tuple[str | SecretStr | None, ...]:
+        """Every value set here that logs, errors and pages must blank: the API keys, the
+        dashboard token, and the database password (a driver's message may quote it)."""
+        password = urlsplit(self.database_url).password
+        return (
+            self.flickr_api_key,
+            self.mapillary_token,
+            self.dashboard_token,
+            password,
+            unquote(password) if password else None,
+        )
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

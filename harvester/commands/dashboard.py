@@ -35,9 +35,8 @@ async def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
     from harvester.web.health import add_health_routes
     from harvester.web.server import parse_bind, serve
 
-    redactor.add(settings.flickr_api_key)
-    redactor.add(settings.mapillary_token)
-    redactor.add(settings.dashboard_token)
+    for secret in settings.secrets:
+        redactor.add(secret)
     engine = create_engine(settings.database_url)
     try:
         await upgrade(engine)

@@ -489,9 +489,8 @@ async def run_daemon(
     http_bind: str | None = None,
 ) -> Counters:
     """Migrate, sweep stale temp files, then work until stopped (or idle)."""
-    redactor.add(settings.flickr_api_key)
-    redactor.add(settings.mapillary_token)
-    redactor.add(settings.dashboard_token)
+    for secret in settings.secrets:
+        redactor.add(secret)
     if settings.storage_url is None:  # an object store is checked by its first write
         require_writable(settings.storage_root)
     # Until the daemon runs, a first signal gives up the start; from then on it drains.

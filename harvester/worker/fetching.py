@@ -113,7 +113,7 @@ async def worker_service(
 ) -> AsyncIterator[WorkerService]:
     """Made once in each worker process, closed when the daemon stops it."""
     logging_setup.configure(log_level)
-    for secret in (settings.flickr_api_key, settings.mapillary_token, settings.dashboard_token):
+    for secret in settings.secrets:
         logging_setup.redactor.add(secret)
     shared = SharedRates(AskedShares(ask))
     storage = open_storage(settings)

@@ -11,6 +11,7 @@ import structlog
 from pydantic import SecretStr
 
 from harvester import log
+from harvester.config import load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -46,3 +47,12 @@ def test_secrets_are_redacted_by_name_type_value_and_url():
     for secret in ("abc123", "hidden", "deadbeef", "MLY|other-token", "very-secret-token"):
         assert secret not in text
     assert "page=2" in str(line["url"])
+
+
+def test_the_database_password_is_blanked_as_written_and_decoded():
+    """A driver's error may quote the password bare, far from any URL (no '@' or '=')."""
+    settings = load_settings(database_url="postgresql://harvester:pass%2Fw0rd-42@db/h")
+    for secret in settings.secrets:
+        log.redactor.add(secret)
+    line = _emit(error="auth failed for pass/w0rd-42 (raw pass%2Fw0rd-42)")
+    assert "w0rd" not in json.dumps(line)
