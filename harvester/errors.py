@@ -41,3 +41,10 @@ class StorageUnavailable(HarvesterError):
     so the daemon stops; the OS error is the __cause__."""
 
     reason = "storage_unavailable"
+
+
+class OutputUnwritable(HarvesterError):
+    """An export or report folder cannot take its files (full, read-only, over a size
+    limit): the command stops, and no file is left half-written under its final name."""
+
+    reason = "output_unwritable"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from harvester.errors import InputError
+from harvester.errors import InputError, OutputUnwritable
 
 MARKER = ".harvester-export.json"
 _TEMP = ".harvester-tmp-"
@@ -73,36 +73,32 @@ class ExportFolder:
         """Write `data` unless the file already holds exactly it."""
         target = self._target(relative)
         if self._needs(target, lambda: target.read_bytes() == data):
-            temp = _temp_for(target)
-            temp.write_bytes(data)
-            os.replace(temp, target)
+            with _writing(target) as temp:
+                temp.write_bytes(data)
+                os.replace(temp, target)
 
     def place(self, relative: str, source: Path, sha256: str | None) -> None:
         """The stored file at `relative`: a hard link when the filesystem allows, else a copy."""
         target = self._target(relative)
         if self._needs(target, lambda: _same(target, source, sha256)):
-            temp = _temp_for(target)
-            try:
-                os.link(source, temp)
-            except OSError:  # another filesystem, or links not allowed: copy
-                shutil.copyfile(source, temp)
-            os.replace(temp, target)
+            with _writing(target) as temp:
+                try:
+                    os.link(source, temp)
+                except OSError:  # another filesystem, or links not allowed: copy
+                    shutil.copyfile(source, temp)
+                os.replace(temp, target)
 
     @contextmanager
     def streaming(self, relative: str) -> Iterator[BinaryIO]:
         """A large file written to a temp name through the handle, kept only if it differs."""
         target = self._target(relative)
-        temp = _temp_for(target)
-        try:
+        with _writing(target) as temp:
             with temp.open("wb") as handle:
                 yield handle
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        if self._needs(target, lambda: _digest(target) == _digest(temp)):
-            os.replace(temp, target)
-        else:
-            temp.unlink()
+            if self._needs(target, lambda: _digest(target) == _digest(temp)):
+                os.replace(temp, target)
+            else:
+                temp.unlink()
 
     def unchanged(self, relative: str, sha256: str | None) -> bool:
         """True (and counted) when the file already holds the bytes of that digest: what
@@ -132,16 +128,29 @@ class ExportFolder:
                 path.unlink()
                 self.changes.removed += 1
         marker = {"kind": self.kind, "files": sorted(self._files)}
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / MARKER).write_text(json.dumps(marker, indent=1) + "\n", "utf-8")
+        with _writing(self.root / MARKER) as temp:
+            temp.write_text(json.dumps(marker, indent=1) + "\n", "utf-8")
+            os.replace(temp, self.root / MARKER)
         return self.changes
 
 
-def _temp_for(target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
+@contextmanager
+def _writing(target: Path) -> Iterator[Path]:
+    """The temp name `target` is written under, its folder made; any failure (an
+    interruption too) removes it, and an OS error is one line naming the file."""
     temp = target.with_name(_TEMP + target.name)
-    temp.unlink(missing_ok=True)
-    return temp
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp.unlink(missing_ok=True)
+        yield temp
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        other = exc.filename not in (None, str(temp), str(target), str(target.parent))
+        about = f" ({exc.filename})" if other else ""
+        raise OutputUnwritable(f"cannot write {target}: {exc.strerror or exc}{about}") from exc
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def _same(target: Path, source: Path, sha256: str | None) -> bool:
