@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from harvester.exporters.selection import Filters, Item
     from harvester.storage.base import Storage
 
+HASH_BITS = 64  # images.phash: the largest Hamming distance
 FORMATS = ("parquet", "csv", "jsonl", "attribution", "pairs", "webdataset", "vpr")
 
 
@@ -46,11 +48,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     chosen.add_argument("--until", type=_until, help="captured up to (a date: that whole day)")
     chosen.add_argument("--pano-only", action="store_true", help="spherical images only")
     chosen.add_argument(
-        "--min-distance", type=float, metavar="METERS", help="thin each sequence (mapillary_tools)"
+        "--min-distance",
+        type=_number(0),
+        metavar="METERS",
+        help="thin each sequence (mapillary_tools)",
     )
     chosen.add_argument(
         "--duplicate-angle",
-        type=float,
+        type=_number(0, 180),
         default=5.0,
         metavar="DEGREES",
         help="with --min-distance: only drop images turned by at most this much (default 5)",
@@ -60,14 +65,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     chosen.add_argument(
         "--drop-near-duplicates",
-        type=int,
+        type=_distance,
         nargs="?",
         const=NEAR,
         metavar="DISTANCE",
         help=f"keep one image per perceptual-hash group (Hamming <= {NEAR})",
     )
     vpr = export.add_argument_group("vpr layout")
-    vpr.add_argument("--cell-m", type=float, default=100.0, help="split cells, metres")
+    vpr.add_argument(
+        "--cell-m", type=_number(0, open_low=True), default=100.0, help="split cells, metres"
+    )
     vpr.add_argument("--split", type=_ratios, default=(0.6, 0.2, 0.2), help="train,val,test ratios")
     vpr.add_argument("--seed", type=int, default=0, help="for the random splits")
     vpr.add_argument(
@@ -76,7 +83,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default="auto",
         help="how query images are picked",
     )
-    vpr.add_argument("--query-fraction", type=float, default=0.25, help="for --queries-by random")
+    vpr.add_argument(
+        "--query-fraction", type=_number(0, 1), default=0.25, help="for --queries-by random"
+    )
     export.set_defaults(handler=on_database(migrate=True)(_export))
 
 
@@ -97,11 +106,48 @@ def _until(text: str) -> datetime:
     return moment + timedelta(days=1, microseconds=-1) if len(text) == 10 else moment
 
 
+def _number(
+    low: float, high: float | None = None, *, open_low: bool = False
+) -> Callable[[str], float]:
+    """A finite number in its range: 0 metres of cell or NaN would end in a traceback."""
+    shown = f"{'>' if open_low else '>='} {low:g}"
+    if high is not None:
+        shown += f" and <= {high:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (
+            math.isfinite(value)
+            and (value > low if open_low else value >= low)
+            and (high is None or value <= high)
+        ):
+            raise argparse.ArgumentTypeError(f"wants a number {shown}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _distance(text: str) -> int:
+    """A Hamming distance between two 64-bit hashes."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= HASH_BITS:
+        raise argparse.ArgumentTypeError(f"wants a distance from 0 to {HASH_BITS}, got {text!r}")
+    return value
+
+
 def _ratios(text: str) -> tuple[float, float, float]:
     try:
         train, val, test = (float(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"--split wants TRAIN,VAL,TEST, got {text!r}") from None
+    if not all(map(math.isfinite, (train, val, test))):
+        raise argparse.ArgumentTypeError(f"--split ratios must be finite, got {text!r}")
     if min(train, val, test) < 0 or train + val + test <= 0:
         raise argparse.ArgumentTypeError("--split ratios must be >= 0 and not all 0")
     return train, val, test

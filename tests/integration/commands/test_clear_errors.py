@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import make_url
 
 CLI = [sys.executable, "-m", "harvester.cli"]
@@ -161,3 +162,31 @@ def test_a_rejected_url_line_never_shows_its_password(sqlite_url: str, tmp_path:
     assert "1 images queued" in done.stdout and "5 rows rejected" in done.stdout, done.stdout
     for line in range(2, 7):
         assert f"list.csv:{line}: " in done.stderr, (line, done.stderr)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--cell-m", "0"),
+        ("--cell-m", "nan"),
+        ("--cell-m", "-100"),
+        ("--cell-m", "inf"),
+        ("--split", "nan,1,1"),
+        ("--query-fraction", "2"),
+        ("--query-fraction", "nan"),
+        ("--min-distance", "-5"),
+        ("--min-distance", "nan"),
+        ("--duplicate-angle", "-1"),
+        ("--drop-near-duplicates", "-3"),
+        ("--drop-near-duplicates", "65"),
+    ],
+)
+def test_an_export_number_out_of_its_range_is_refused_naming_the_option(
+    sqlite_url: str, tmp_path: Path, option: str, value: str
+) -> None:
+    done = _run(
+        "--database-url", sqlite_url, "export", "--campaign", "c", "--format", "vpr",
+        "--out", str(tmp_path / "out"), f"{option}={value}",
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"argument {option}" in done.stderr.strip().splitlines()[-1], done.stderr
