@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import posixpath
 import re
@@ -35,6 +36,7 @@ class LocalStorage:
         self.root = root.resolve()
         self._unsynced: set[Path] = set()  # directories whose new entries are not yet durable
         self._directories: dict[str, Path] = {}  # relative folder -> its absolute path
+        self._made: set[Path] = set()  # folders this process has made (or found) already
         self._lock = threading.Lock()  # writes run in worker threads
 
     @property
@@ -60,25 +62,41 @@ class LocalStorage:
     def written(self, relative: PurePosixPath | str) -> None:
         """Note a file written (here or by a worker process) for the next `sync`.
 
-        Called for every image in the daemon's process: a folder's absolute path is worked
-        out (and checked) once, not once per file (pathlib's parsing cost ~10% of its CPU)."""
+        Called for every image in the daemon's process."""
+        directory, _name = self._place(relative)
+        with self._lock:
+            self._unsynced.add(directory)
+
+    def _place(self, relative: PurePosixPath | str) -> tuple[Path, str]:
+        """The file's absolute folder and its name. A folder's path is worked out (and
+        checked) once, not once per file: pathlib's parsing cost ~10% of a write's CPU."""
         folder, name = posixpath.split(str(relative))
-        directory = self._directories.get(folder) if name not in ("", ".", "..") else None
+        if name in ("", ".", ".."):  # not a file name: worked out in full, not kept
+            path = self.absolute(relative)
+            return path.parent, path.name
+        directory = self._directories.get(folder)
         if directory is None:
             directory = self.absolute(relative).parent
             if len(self._directories) >= MAX_DIRECTORIES_KNOWN:
                 self._directories.clear()
+                self._made.clear()
             self._directories[folder] = directory
-        with self._lock:
-            self._unsynced.add(directory)
+        return directory, name
 
     def write_sync(self, relative: PurePosixPath | str, data: bytes) -> None:
-        target = self.absolute(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        directory, name = self._place(relative)
+        if directory not in self._made:  # one mkdir a folder, not one a file
+            directory.mkdir(parents=True, exist_ok=True)
+            self._made.add(directory)
+        folder = str(directory)
         tag = f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        temp = target.with_name(f".{target.name}{TEMP_MARK}{tag}")
+        temp = f"{folder}/.{name}{TEMP_MARK}{tag}"
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileNotFoundError:  # its folder was removed since it was made here
+                directory.mkdir(parents=True, exist_ok=True)
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 view = memoryview(data)
                 while view:
@@ -86,9 +104,10 @@ class LocalStorage:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(temp, target)
+            os.replace(temp, f"{folder}/{name}")
         except BaseException:
-            temp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
             raise
 
     def check_writable(self) -> None:

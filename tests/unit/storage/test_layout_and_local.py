@@ -65,6 +65,18 @@ def test_write_is_atomic_and_leaves_no_temp_file(tmp_path: Path):
         storage.absolute("../outside.jpg")
 
 
+def test_a_folder_removed_after_a_write_is_made_again(tmp_path: Path):
+    # Folders are made once a process, not once a file: one removed since is made anew.
+    storage = LocalStorage(tmp_path)
+    storage.write_sync("urls/g/00000/a.jpg", b"\xff\xd8a")
+    (tmp_path / "urls/g/00000/a.jpg").unlink()
+    (tmp_path / "urls/g/00000").rmdir()
+    storage.write_sync("urls/g/00000/b.jpg", b"\xff\xd8b")
+    assert [p.name for p in (tmp_path / "urls/g/00000").iterdir()] == ["b.jpg"]
+    storage.write_sync("urls/g/00000/./c.jpg", b"\xff\xd8c")  # same folder, spelt otherwise
+    assert (tmp_path / "urls/g/00000/c.jpg").read_bytes() == b"\xff\xd8c"
+
+
 def test_sweep_removes_stale_temp_files_only(tmp_path: Path):
     storage = LocalStorage(tmp_path)
     shard = tmp_path / "flickr/g/00000"
