@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import lru_cache
 
 import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -43,12 +44,20 @@ class HostNotAllowedError(PermanentHttpError):
     status_is_reason = False
 
 
+# Every fetch checks its host, and a harvest fetches from few hosts: each is worked out once.
+_HOSTS_KNOWN = 4096
+
+
+@lru_cache(maxsize=_HOSTS_KNOWN)
 def normalise_host(host: str) -> str:
     """The host as a resolver sees it: NFKC (fullwidth, circled digits), lower case, no dot."""
     return unicodedata.normalize("NFKC", host).strip().rstrip(".").lower().strip("[]")
 
 
+@lru_cache(maxsize=_HOSTS_KNOWN)
 def _as_address(host: str) -> Address | None:
+    """The address a host names, if it is an IP literal in any form (the same object for
+    the same host: addresses are immutable)."""
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
