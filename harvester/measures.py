@@ -19,3 +19,11 @@ class Measures:
     source_bytes: int | None = None
     stored_bytes: int | None = None
     http: HttpStats | None = None  # None when the coordinator's own client made the calls
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as its fields in order (it travels with every outcome), not as a dict of
+        them."""
+        return (
+            Measures,
+            (self.fetch_s, self.process_s, self.source_bytes, self.stored_bytes, self.http),
+        )

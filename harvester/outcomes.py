@@ -24,6 +24,10 @@ class Outcome:
     values: Mapping[str, Any] = field(default_factory=dict)
     measures: Measures | None = None  # for metrics, not stored
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as its fields in order (a worker sends one for every image it stores)."""
+        return (Outcome, (self.id, self.state, self.values, self.measures))
+
 
 @dataclass(frozen=True)
 class Failure:

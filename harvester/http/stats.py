@@ -31,9 +31,26 @@ class HttpStats:
         self.throttled, self.limiter_wait_s = Counter(), defaultdict(float)
         return drained
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as plain dicts (one travels with every outcome): a third of the bytes and
+        of the CPU of pickling the Counters themselves."""
+        counts = (self.calls, self.retries, self.throttled, self.limiter_wait_s)
+        return (_rebuilt, tuple(dict(c) for c in counts))
+
     def merge(self, other: HttpStats) -> None:
         self.calls.update(other.calls)
         self.retries.update(other.retries)
         self.throttled.update(other.throttled)
         for api, seconds in other.limiter_wait_s.items():
             self.limiter_wait_s[api] += seconds
+
+
+def _rebuilt(
+    calls: dict[tuple[str, str], int],
+    retries: dict[str, int],
+    throttled: dict[str, int],
+    limiter_wait_s: dict[str, float],
+) -> HttpStats:
+    return HttpStats(
+        Counter(calls), Counter(retries), Counter(throttled), defaultdict(float, limiter_wait_s)
+    )

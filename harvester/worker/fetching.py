@@ -55,6 +55,9 @@ class Done:
     result: Result
     outside_s: float
 
+    def __reduce__(self) -> tuple[object, ...]:
+        return (Done, (self.result, self.outside_s))  # its fields, not a dict of them
+
 
 @dataclass
 class WorkerService:
@@ -196,9 +199,17 @@ async def fetch_and_store(here: InWorker, job: ImageJob) -> Done:
 
 def _done(service: WorkerService, result: Result, started: float, in_pixels: float) -> Done:
     """The outcome with this worker's HTTP counts since the last one, which the daemon adds up."""
-    measures = replace(result.measures or Measures(), http=service.http.stats.drain())
-    outside_s = time.perf_counter() - started - in_pixels
-    return Done(replace(result, measures=measures), outside_s)
+    http = service.http.stats.drain()
+    m = result.measures
+    if m is None:
+        measures = Measures(http=http)
+    else:
+        measures = Measures(m.fetch_s, m.process_s, m.source_bytes, m.stored_bytes, http)
+    if isinstance(result, Outcome):  # every stored image: built without dataclasses.replace
+        result = Outcome(result.id, result.state, result.values, measures)
+    else:
+        result = replace(result, measures=measures)
+    return Done(result, time.perf_counter() - started - in_pixels)
 
 
 def http_failure(row_id: int, exc: HttpError) -> Failure:
