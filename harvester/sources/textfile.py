@@ -77,21 +77,48 @@ def text_lines(
 
 def csv_records(path: Path, *, delimiter: str = ",") -> Iterator[tuple[int, list[str] | csv.Error]]:
     """(line number, cells) per CSV record, streamed; a record csv refuses (a field over
-    its 128 KB limit, say) comes back as its csv.Error, and reading goes on after it."""
+    its 128 KB limit, say) comes back as its csv.Error, and reading goes on after it.
+
+    A quote left open makes csv read every following line into one field, silently to the
+    end of the file or until the field limit: such a record (its quotes do not pair up)
+    comes back as an error naming the lines it swallowed, numbered by its first line."""
     too_long: list[int] = []
-    reader = csv.reader(text_lines(path, too_long=too_long), delimiter=delimiter)
+    raw: list[str] = []  # the lines of the record being read
+
+    def lines() -> Iterator[str]:
+        for line in text_lines(path, too_long=too_long):
+            raw.append(line)
+            yield line
+
+    reader = csv.reader(lines(), delimiter=delimiter)
     while True:
+        start = reader.line_num + 1
+        raw.clear()
         try:
             cells = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            yield reader.line_num, exc
+            yield start, _unclosed(start, reader.line_num, raw, exc) or exc
             continue
         if not cells and too_long and too_long[-1] == reader.line_num:
             yield reader.line_num, csv.Error(f"line longer than {MAX_LINE_CHARS} characters")
             continue
-        yield reader.line_num, cells
+        unclosed = _unclosed(start, reader.line_num, raw)
+        yield (start, unclosed) if unclosed else (reader.line_num, cells)
+
+
+def _unclosed(
+    start: int, end: int, raw: list[str], cause: csv.Error | None = None
+) -> csv.Error | None:
+    """The error for a record of several lines whose quotes do not pair up, else None."""
+    if end <= start or sum(line.count('"') for line in raw) % 2 == 0:
+        return None
+    why = f" ({cause})" if cause is not None else ""
+    return csv.Error(
+        f"a quote opened on line {start} is not closed: lines {start}-{end} were read as "
+        f"one field and are skipped{why}"
+    )
 
 
 def read_text_capped(path: Path, *, max_chars: int, what: str = "") -> str:

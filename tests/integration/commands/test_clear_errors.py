@@ -190,3 +190,32 @@ def test_an_export_number_out_of_its_range_is_refused_naming_the_option(
     )  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert f"argument {option}" in done.stderr.strip().splitlines()[-1], done.stderr
+
+
+def test_a_quote_left_open_is_named_with_the_lines_it_swallowed(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """An unclosed quote makes csv read the following lines as one field: at the end of the
+    file silently, or until the 128 KB field limit. Either way the lines are named."""
+    short = tmp_path / "short.csv"
+    short.write_text('url,title\nhttp://x.test/0.jpg,"oops\nhttp://x.test/1.jpg,a\n')
+    long = tmp_path / "long.csv"
+    rows = [f"http://x.test/{i}.jpg,t{i}" for i in range(1, 10_001)]
+    long.write_text('url,title\nhttp://x.test/0.jpg,"oops\n' + "\n".join(rows) + "\n")
+    fine = tmp_path / "fine.csv"
+    fine.write_text(
+        'url,title\nhttp://x.test/0.jpg,"two\nlines, ""quoted"""\nhttp://x.test/1.jpg,a\n'
+    )
+    for listing, end in ((short, 3), (long, None)):
+        done = _run(
+            "--database-url", sqlite_url, "submit", "urls", "--campaign", listing.stem,
+            str(listing),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert f"{listing.name}:2: a quote opened on line 2 is not closed" in done.stderr, (
+            done.stderr
+        )
+        if end is not None:
+            assert f"lines 2-{end}" in done.stderr, done.stderr
+    done = _run("--database-url", sqlite_url, "submit", "urls", "--campaign", "fine", str(fine))
+    assert "2 images queued" in done.stdout and "0 rows rejected" in done.stdout, done.stdout
