@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,6 +53,9 @@ def async_database_url(url: str) -> str:
 # Comma-separated in the environment (HARVESTER_ALLOW_NETWORKS=10.0.0.0/8,cdn.lan), a list in TOML.
 HostList = Annotated[list[str], NoDecode]
 
+# A host name or a pattern of them (*.cdn.lan): letters, digits, hyphens, underscores, dots.
+_HOST_PATTERN = re.compile(r"[\w*-]+(\.[\w*-]+)*\.?")
+
 DEFAULT_CONCURRENCY = 64
 IN_FLIGHT_PER_PROCESS = 32
 
@@ -60,8 +65,9 @@ class Settings(BaseSettings):
 
     # An empty variable is an unset one: compose passes `${HARVESTER_X:-}` as "" when the
     # operator's .env leaves it out, and that must mean the default, not a bad value.
+    # No setting means anything at infinity or NaN: inf seconds of back-off is no setting.
     model_config = SettingsConfigDict(
-        env_prefix="HARVESTER_", extra="forbid", env_ignore_empty=True
+        env_prefix="HARVESTER_", extra="forbid", env_ignore_empty=True, allow_inf_nan=False
     )
 
     database_url: str = "sqlite:///./harvester.db"
@@ -167,6 +173,20 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _networks_or_host_names(cls, value: list[str]) -> list[str]:
+        # An entry that is neither (10.0.0.0/33, 300.1.1.1) would allow nothing, silently.
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip("[]"), strict=False)
+            except ValueError:
+                if not _HOST_PATTERN.fullmatch(entry) or entry.rstrip(".").split(".")[-1].isdigit():
+                    raise ValueError(
+                        f"{entry!r} is neither an address, a CIDR network nor a host name"
+                    ) from None
         return value
 
     @model_validator(mode="after")

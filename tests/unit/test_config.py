@@ -143,3 +143,30 @@ def test_a_dashboard_token_shorter_than_eight_characters_is_refused_without_echo
     monkeypatch.setenv("HARVESTER_DASHBOARD_TOKEN", "abcd1234")
     token = load_settings().dashboard_token
     assert token is not None and token.get_secret_value() == "abcd1234"
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_a_setting_of_infinite_or_nan_seconds_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("HARVESTER_BACKOFF_BASE_SECONDS", value)
+    with pytest.raises(ConfigError, match="backoff_base_seconds"):
+        load_settings()
+
+
+@pytest.mark.parametrize("entry", ["10.0.0.0/33", "300.1.1.1", "10.0.0.0/8/", "cdn lan", "a,/x"])
+def test_an_allowed_network_that_is_neither_a_network_nor_a_host_name_is_refused(
+    monkeypatch: pytest.MonkeyPatch, entry: str
+) -> None:
+    """A typo would allow nothing, and every fetch it was meant for would fail later."""
+    monkeypatch.setenv("HARVESTER_ALLOW_NETWORKS", f"127.0.0.1,{entry}")
+    with pytest.raises(ConfigError, match="allow_networks"):
+        load_settings()
+
+
+def test_allowed_networks_take_addresses_networks_and_host_name_patterns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    entries = "127.0.0.1,10.0.0.0/8,::1,fd00::/8,cdn.lan,*.internal.example,minio,xn--bcher-kva.lan"
+    monkeypatch.setenv("HARVESTER_ALLOW_NETWORKS", entries)
+    assert load_settings().allow_networks == entries.split(",")
