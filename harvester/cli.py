@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harvester import log
-from harvester.commands import Handler, dashboard, undone_on_error
+from harvester.commands import Handler, dashboard, number_arg, undone_on_error
 from harvester.commands import bbox_arg as _bbox
 from harvester.commands import campaigns as campaign_commands
 from harvester.commands import export as export_command
@@ -118,7 +118,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="[HOST:]PORT",
         help="serve /livez, /readyz and /metrics here (HOST defaults to 127.0.0.1)",
     )
-    run.add_argument("--grace", type=float, default=30.0, help="seconds to drain on SIGTERM")
+    run.add_argument(
+        "--grace", type=number_arg(0), default=30.0, help="seconds to drain on SIGTERM"
+    )
     run.set_defaults(handler=_run)
 
     submit_parent = argparse.ArgumentParser(add_help=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -56,6 +57,30 @@ def bbox_arg(text: str) -> tuple[float, float, float, float]:
             f"--bbox wants MINLON,MINLAT,MAXLON,MAXLAT, got {text!r}"
         ) from None
     return minlon, minlat, maxlon, maxlat
+
+
+def number_arg(
+    low: float, high: float | None = None, *, open_low: bool = False
+) -> Callable[[str], float]:
+    """A finite number in its range: NaN, inf or a negative time would be taken and misbehave."""
+    shown = f"{'>' if open_low else '>='} {low:g}"
+    if high is not None:
+        shown += f" and <= {high:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (
+            math.isfinite(value)
+            and (value > low if open_low else value >= low)
+            and (high is None or value <= high)
+        ):
+            raise argparse.ArgumentTypeError(f"wants a number {shown}, got {text!r}")
+        return value
+
+    return parse
 
 
 @asynccontextmanager

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harvester.commands import bbox_arg, on_database
+from harvester.commands import bbox_arg, number_arg, on_database
 from harvester.errors import InputError
 from harvester.exporters.near_duplicates import NEAR
 
@@ -49,13 +49,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     chosen.add_argument("--pano-only", action="store_true", help="spherical images only")
     chosen.add_argument(
         "--min-distance",
-        type=_number(0),
+        type=number_arg(0),
         metavar="METERS",
         help="thin each sequence (mapillary_tools)",
     )
     chosen.add_argument(
         "--duplicate-angle",
-        type=_number(0, 180),
+        type=number_arg(0, 180),
         default=5.0,
         metavar="DEGREES",
         help="with --min-distance: only drop images turned by at most this much (default 5)",
@@ -73,7 +73,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     vpr = export.add_argument_group("vpr layout")
     vpr.add_argument(
-        "--cell-m", type=_number(0, open_low=True), default=100.0, help="split cells, metres"
+        "--cell-m", type=number_arg(0, open_low=True), default=100.0, help="split cells, metres"
     )
     vpr.add_argument("--split", type=_ratios, default=(0.6, 0.2, 0.2), help="train,val,test ratios")
     vpr.add_argument("--seed", type=int, default=0, help="for the random splits")
@@ -84,7 +84,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="how query images are picked",
     )
     vpr.add_argument(
-        "--query-fraction", type=_number(0, 1), default=0.25, help="for --queries-by random"
+        "--query-fraction", type=number_arg(0, 1), default=0.25, help="for --queries-by random"
     )
     export.set_defaults(handler=on_database(migrate=True)(_export))
 
@@ -104,30 +104,6 @@ def _until(text: str) -> datetime:
     """`--until` a date means that whole day."""
     moment = _moment(text)
     return moment + timedelta(days=1, microseconds=-1) if len(text) == 10 else moment
-
-
-def _number(
-    low: float, high: float | None = None, *, open_low: bool = False
-) -> Callable[[str], float]:
-    """A finite number in its range: 0 metres of cell or NaN would end in a traceback."""
-    shown = f"{'>' if open_low else '>='} {low:g}"
-    if high is not None:
-        shown += f" and <= {high:g}"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (
-            math.isfinite(value)
-            and (value > low if open_low else value >= low)
-            and (high is None or value <= high)
-        ):
-            raise argparse.ArgumentTypeError(f"wants a number {shown}, got {text!r}")
-        return value
-
-    return parse
 
 
 def _distance(text: str) -> int:

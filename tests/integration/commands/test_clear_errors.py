@@ -219,3 +219,12 @@ def test_a_quote_left_open_is_named_with_the_lines_it_swallowed(
             assert f"lines 2-{end}" in done.stderr, done.stderr
     done = _run("--database-url", sqlite_url, "submit", "urls", "--campaign", "fine", str(fine))
     assert "2 images queued" in done.stdout and "0 rows rejected" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "-inf", "soon"])
+def test_a_grace_that_is_not_a_finite_number_of_seconds_is_refused(
+    sqlite_url: str, value: str
+) -> None:
+    done = _run("--database-url", sqlite_url, "run", "--until-idle", f"--grace={value}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "argument --grace" in done.stderr.strip().splitlines()[-1], done.stderr
