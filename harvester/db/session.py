@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 from sqlalchemy import event, text
@@ -207,14 +209,46 @@ def _ping_on_checkout(engine: AsyncEngine) -> None:
             raise InvalidatePoolError(f"the pooled connection is gone: {exc}") from exc
 
 
+class _SqliteFile:
+    """Opens the database file without creating it once it exists.
+
+    SQLite creates a missing file on connect. A file deleted under a running daemon would
+    then come back empty at the user's path on the pool's next connection ("no such table"
+    errors, and the file check saw it "replaced", not "deleted"). So an engine may create
+    the file only until its first connection succeeds (a fresh path: `run`, `db upgrade`,
+    the demo); from then on, or from the start when the file is already there, connections
+    use the URI mode=rw and fail with "unable to open database file" instead."""
+
+    def __init__(self, path: Path) -> None:
+        # A URI with an empty authority, so '?', '#', '%', spaces and any leading '//' of
+        # the path are the file's name and not URI syntax.
+        self._uri = "file://" + quote(os.path.abspath(path), safe="/")
+        self.exists = path.exists()
+
+    def uri(self) -> str:
+        return f"{self._uri}?mode={'rw' if self.exists else 'rwc'}"
+
+
 def _sqlite_engine(url: str) -> AsyncEngine:
-    database = make_url(url).database
-    if database and database != ":memory:":
+    parsed = make_url(url)
+    database = parsed.database
+    file = None
+    if database and database != ":memory:" and "uri" not in parsed.query:  # a URI: as given
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        file = _SqliteFile(Path(database))
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    if file is not None:
+
+        @event.listens_for(engine.sync_engine, "do_connect")
+        def _open(_dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> None:
+            cargs[:] = [file.uri()]
+            cparams["uri"] = True
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        if file is not None:
+            file.exists = True  # created by now, if it was not there before
         # Take transaction control from the driver so BEGIN IMMEDIATE is ours to emit.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()

@@ -12,17 +12,22 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from aiohttp import web
 from local_server import serving
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.clock import utcnow
+from harvester.db.migrate import upgrade
 from harvester.db.models import Image
+from harvester.db.session import create_engine
 from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, start_emulator
 from harvester.sources.urls import UrlCampaign, submit_urls
+from harvester.worker import daemon as daemon_module
 from harvester.worker.daemon import DaemonError, run_daemon
 
 
@@ -105,26 +110,61 @@ async def test_a_storage_root_without_permission_stops_the_daemon_and_hands_rows
     assert {(r.state, r.attempts) for r in images} == {("queued", 0)}
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["harvester.db", "a dir/h?a#r%20v%e\u00df\u00e9 \u56fe.db"],
+    ids=["plain", "awkward-characters"],
+)
 async def test_a_deleted_sqlite_file_stops_the_daemon_with_an_error(
-    sqlite_url: str, sqlite_engine: AsyncEngine, tmp_path: Path, quick_settings: Any
+    name: str, tmp_path: Path, quick_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    engines: list[AsyncEngine] = []
+
+    def kept(url: str, **kwargs: Any) -> AsyncEngine:
+        engines.append(create_engine(url, **kwargs))
+        return engines[-1]
+
+    monkeypatch.setattr(daemon_module, "create_engine", kept)
+    database = tmp_path / name
+    url = f"sqlite:///{quote(str(database))}"  # percent-escaped: '?' and '#' are URL syntax
     slow = await start_emulator(EmulatorConfig(faults=Faults(latency_ms=150)))
     try:
-        rows = slow.world.url_list(300, base_url=slow.base_url, hostile=False)
-        await _submit(sqlite_engine, tmp_path, [row["url"] for row in rows])
-        database = Path(sqlite_url.removeprefix("sqlite:///"))
-        daemon = asyncio.create_task(run_daemon(quick_settings(sqlite_url), until_idle=True))
+        submitter = create_engine(url)
+        try:
+            await upgrade(submitter)
+            assert database.is_file(), "the test's URL names another file"
+            rows = slow.world.url_list(300, base_url=slow.base_url, hostile=False)
+            await _submit(submitter, tmp_path, [row["url"] for row in rows])
+        finally:
+            await submitter.dispose()
+        daemon = asyncio.create_task(run_daemon(quick_settings(url), until_idle=True))
         while not await asyncio.to_thread(_stored_any, database):
             assert not daemon.done(), "the harvest ended before the file could be deleted"
             await asyncio.sleep(0.1)
         await asyncio.to_thread(database.unlink)
+        _reconnect_on_checkout(engines[0])
 
-        # A pool connection opened after the unlink makes a new, empty file at the path:
-        # then the check finds it replaced rather than gone; either way the daemon stops.
-        with pytest.raises(DaemonError, match=r"was (deleted|replaced) while the daemon ran"):
+        with pytest.raises(DaemonError, match=r"was deleted while the daemon ran"):
             await asyncio.wait_for(daemon, timeout=60)
+        assert not database.exists(), "the daemon created a database at the path it lost"
     finally:
         await slow.close()
+
+
+def _reconnect_on_checkout(engine: AsyncEngine) -> None:
+    """From now on every checkout opens a new connection, as the pool does whenever it grows
+    past its idle ones or drops a failed one: without mode=rw SQLite made a new, empty file
+    at the path (then "no such table", and the file check found it "replaced")."""
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "connect")
+    def _opened(_dbapi_connection: Any, record: Any) -> None:
+        record.info["opened_after"] = True  # info lasts as long as the driver connection
+
+    @event.listens_for(pool, "checkout")
+    def _checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if not record.info.get("opened_after"):
+            raise DisconnectionError("opened before the file was deleted")  # pool reconnects
 
 
 def _stored_any(database: Path) -> bool:
