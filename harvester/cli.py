@@ -30,6 +30,7 @@ from harvester.config import (
 )
 from harvester.errors import HarvesterError
 from harvester.loops import loop_factory
+from harvester.terminal import say
 
 if TYPE_CHECKING:
     from harvester.db.session import Engine
@@ -253,7 +254,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(json.dumps({"summary": counters.as_dict(), "elapsed_s": round(counters.elapsed_s, 2)}))
     for blocked in counters.blocked:
-        print(
+        say(
             f"harvester: campaign {blocked.name!r} is paused ({blocked.reason}): "
             f"{blocked.message or 'campaigns pause'}; fix it, then "
             f"`harvester campaigns resume {blocked.name}`",
@@ -288,7 +289,7 @@ async def _submit_urls(args: argparse.Namespace, settings: Settings, engine: Eng
             engine, campaign, max_attempts=settings.max_attempts, update_settings=args.update
         )
     _print_problems(report.problems)
-    print(
+    say(
         f"campaign {args.campaign!r}: {report.rows} rows read, {report.images_added} images "
         f"queued, {report.images_known} already known, {len(report.problems)} rows rejected"
     )
@@ -318,7 +319,7 @@ async def _submit_flickr(args: argparse.Namespace, settings: Settings, engine: E
 
     async with undone_on_error(engine, campaign.name):
         report = await submit_flickr(engine, campaign, update_settings=args.update)
-    print(
+    say(
         f"campaign {args.campaign!r}: {len(queries)} queries, {len(negatives)} negative "
         f"terms, {report.tasks_added} tasks queued (0 means it was already submitted)"
     )
@@ -346,7 +347,7 @@ async def _submit_mapillary(args: argparse.Namespace, settings: Settings, engine
     async with undone_on_error(engine, campaign.name):
         report = await submit_mapillary(engine, campaign, update_settings=args.update)
     _print_problems(report.problems)
-    print(
+    say(
         f"campaign {args.campaign!r}: {report.tasks_added} tasks queued "
         f"(0 means it was already submitted), {len(report.problems)} lines rejected"
     )
@@ -362,7 +363,7 @@ async def _cancel(args: argparse.Namespace, settings: Settings, engine: Engine) 
     campaign = await campaign_id_of(engine, args.campaign)
     tasks = await Queue(engine, Task).cancel(campaign_id=campaign)
     images = await Queue(engine, Image).cancel(campaign_id=campaign)
-    print(f"campaign {args.campaign!r}: cancelled {tasks} tasks and {images} images")
+    say(f"campaign {args.campaign!r}: cancelled {tasks} tasks and {images} images")
     return 0
 
 
@@ -376,15 +377,15 @@ async def _retry_failed(args: argparse.Namespace, settings: Settings, engine: En
     states = ["failed", "cancelled"] if args.cancelled else ["failed"]
     counts = await retry_jobs(engine, campaign_id=campaign, states=states)
     tasks, images = (sum(c.values()) for c in counts.values())
-    print(f"campaign {args.campaign!r}: queued again {tasks} tasks, {images} images")
+    say(f"campaign {args.campaign!r}: queued again {tasks} tasks, {images} images")
     return 0
 
 
 def _print_problems(problems: Sequence[str], limit: int = 50) -> None:
     for problem in problems[:limit]:
-        print(f"  rejected: {problem}", file=sys.stderr)
+        say(f"  rejected: {problem}", file=sys.stderr)
     if len(problems) > limit:
-        print(f"  ... and {len(problems) - limit} more", file=sys.stderr)
+        say(f"  ... and {len(problems) - limit} more", file=sys.stderr)
 
 
 @_on_database(migrate=False)
@@ -392,7 +393,7 @@ async def _db_upgrade(args: argparse.Namespace, settings: Settings, engine: Engi
     from harvester.db.migrate import current_revision, upgrade
 
     await upgrade(engine)
-    print(f"database at revision {await current_revision(engine)}")
+    say(f"database at revision {await current_revision(engine)}")
     return 0
 
 
@@ -401,7 +402,7 @@ async def _db_downgrade(args: argparse.Namespace, settings: Settings, engine: En
     from harvester.db.migrate import current_revision, downgrade
 
     await downgrade(engine, args.revision)
-    print(f"database at revision {await current_revision(engine)}")
+    say(f"database at revision {await current_revision(engine)}")
     return 0
 
 
@@ -422,7 +423,7 @@ def _interruptible(argv: list[str]) -> int:
         return _main(argv)
     except KeyboardInterrupt:
         # Ctrl-C anywhere, loading included: one line, not a traceback from whatever ran.
-        print("harvester: interrupted", file=sys.stderr)
+        say("harvester: interrupted", file=sys.stderr)
         return 130
 
 
@@ -430,7 +431,7 @@ def _main(argv: list[str]) -> int:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.log_level.lower() not in LOG_LEVELS:
-        print(
+        say(
             f"harvester: --log-level {args.log_level!r} is not a level; use one of "
             f"{', '.join(LOG_LEVELS)}",
             file=sys.stderr,
@@ -455,7 +456,7 @@ def _main(argv: list[str]) -> int:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             return runner.run(handler(args, settings))
     except HarvesterError as exc:
-        print(f"harvester: {exc}", file=sys.stderr)
+        say(f"harvester: {exc}", file=sys.stderr)
         return 2
 
 

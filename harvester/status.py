@@ -18,8 +18,8 @@ from harvester.db.campaigns import list_campaigns
 from harvester.db.clock import utcnow
 from harvester.db.counts import campaign_counts, finished_since, newest_phashes, reason_counts
 from harvester.exporters.near_duplicates import NEAR, near_groups
+from harvester.terminal import fit
 
-WIDTH = 80
 WINDOWS = {"1m": 60, "5m": 300, "15m": 900}
 FINISHED = ("stored", "skipped", "failed", "cancelled")
 LEFT = ("queued", "running")
@@ -131,7 +131,7 @@ def render_table(reports: list[CampaignReport], out: TextIO) -> None:
         return
     for report in reports:
         for line in _lines(report):
-            out.write(_fit(line) + "\n")
+            out.write(fit(line) + "\n")
 
 
 def _lines(r: CampaignReport) -> list[str]:
@@ -186,7 +186,3 @@ def _duration(seconds: float | None) -> str:
     if days:
         return f"{days}d{hours:02d}h"
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def _fit(line: str) -> str:
-    return line if len(line) <= WIDTH else line[: WIDTH - 1] + "…"

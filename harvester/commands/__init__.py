@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 EngineHandler = Callable[[argparse.Namespace, Settings, "AsyncEngine"], Awaitable[int]]
-WIDTH = 80
 
 
 def on_database(*, migrate: bool) -> Callable[[EngineHandler], Handler]:
@@ -110,8 +109,3 @@ def _plain(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
         return asdict(value)
     return str(value)
-
-
-def fit(line: str, width: int = WIDTH) -> str:
-    """A table line cut to the terminal width an operator is promised (80 columns)."""
-    return line if len(line) <= width else line[: width - 1] + "…"

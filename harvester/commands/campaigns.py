@@ -7,8 +7,9 @@ from collections import Counter
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from harvester.commands import fit, on_database, print_json
+from harvester.commands import on_database, print_json
 from harvester.config import Settings
+from harvester.terminal import fit, say
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -58,13 +59,13 @@ async def _list(args: argparse.Namespace, settings: Settings, engine: AsyncEngin
         print_json({"campaigns": campaigns})
         return 0
     if not campaigns:
-        print("no campaigns yet: submit one with `harvester submit ...`")
+        say("no campaigns yet: submit one with `harvester submit ...`")
         return 0
-    print(f"{'campaign':<30} {'provider':<10} {'created':<17} state")
+    say(f"{'campaign':<30} {'provider':<10} {'created':<17} state")
     for c in campaigns:
         state = f"paused ({c.paused_reason})" if c.paused_at else "active"
         created = c.created_at.strftime("%Y-%m-%d %H:%M")
-        print(fit(f"{c.name:<30} {c.provider:<10} {created:<17} {state}"))
+        say(fit(f"{c.name:<30} {c.provider:<10} {created:<17} {state}"))
     return 0
 
 
@@ -77,14 +78,14 @@ async def _show(args: argparse.Namespace, settings: Settings, engine: AsyncEngin
     if args.json:
         print_json({**asdict(campaign), "tiling": tiling} if tiling else campaign)
         return 0
-    print(f"campaign  {campaign.name} ({campaign.provider}), created {campaign.created_at}")
+    say(f"campaign  {campaign.name} ({campaign.provider}), created {campaign.created_at}")
     if campaign.paused_at:
         why = f": {campaign.paused_message}" if campaign.paused_message else ""
-        print(f"paused    {campaign.paused_at} ({campaign.paused_reason}){why}")
+        say(f"paused    {campaign.paused_at} ({campaign.paused_reason}){why}")
     for key, value in sorted(campaign.settings.items()):
-        print(f"  {key:<22} {value}")
+        say(f"  {key:<22} {value}")
     if tiling:
-        print(f"tiling    {tiling}")
+        say(f"tiling    {tiling}")
     return 0
 
 
@@ -103,9 +104,9 @@ async def _pause(args: argparse.Namespace, settings: Settings, engine: AsyncEngi
     from harvester.db.campaigns import pause_campaign
 
     if await pause_campaign(engine, args.name):
-        print(f"campaign {args.name!r} paused: daemons finish what they hold, claim no more")
+        say(f"campaign {args.name!r} paused: daemons finish what they hold, claim no more")
     else:
-        print(f"campaign {args.name!r} was paused already")
+        say(f"campaign {args.name!r} was paused already")
     return 0
 
 
@@ -115,7 +116,7 @@ async def _resume(args: argparse.Namespace, settings: Settings, engine: AsyncEng
 
     requeued = await resume_campaign(engine, args.name)
     again = ", ".join(f"{n} {reason}" for reason, n in requeued.items())
-    print(f"campaign {args.name!r} resumed" + (f"; queued again: {again}" if again else ""))
+    say(f"campaign {args.name!r} resumed" + (f"; queued again: {again}" if again else ""))
     return 0
 
 
@@ -126,7 +127,7 @@ async def _delete(args: argparse.Namespace, settings: Settings, engine: AsyncEng
     if not args.files:
         deleted = await delete_campaign(engine, args.name)
         kept = f"; its {len(deleted.paths)} stored files stay (--files deletes them)"
-        print(f"campaign {args.name!r} deleted{kept}{_handed_over(deleted.handed_over)}")
+        say(f"campaign {args.name!r} deleted{kept}{_handed_over(deleted.handed_over)}")
         return 0
     return await _delete_with_files(args.name, settings, engine)
 
@@ -144,7 +145,7 @@ async def _delete_with_files(name: str, settings: Settings, engine: AsyncEngine)
     try:
         for campaign, removed in (await _remove_pending(removals, engine)).items():
             if not await campaign_exists(engine, campaign):
-                print(
+                say(
                     f"campaign {campaign!r}: its interrupted delete finished, "
                     f"{removed} files removed"
                 )
@@ -156,7 +157,7 @@ async def _delete_with_files(name: str, settings: Settings, engine: AsyncEngine)
         removed = (await _remove_pending(removals, engine)).get(name, 0)
     finally:
         await storage.close()
-    print(f"campaign {name!r} deleted, {removed} files removed{_handed_over(deleted.handed_over)}")
+    say(f"campaign {name!r} deleted, {removed} files removed{_handed_over(deleted.handed_over)}")
     return 0
 
 

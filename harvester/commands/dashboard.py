@@ -8,6 +8,7 @@ import signal
 from typing import Any
 
 from harvester.config import Settings
+from harvester.terminal import say
 
 DEFAULT_BIND = "127.0.0.1:8081"
 
@@ -51,7 +52,7 @@ async def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
         )
         site = await serve(app, args.http)
         host, port = parse_bind(args.http)
-        print(f"dashboard on http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
+        say(f"dashboard on http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
         stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from harvester.commands import bbox_arg, number_arg, on_database
 from harvester.errors import InputError
 from harvester.exporters.near_duplicates import NEAR
+from harvester.terminal import say
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -176,7 +177,7 @@ async def _export(args: argparse.Namespace, settings: Settings, engine: AsyncEng
     finally:
         await storage.close()
     changes = folder.finish()
-    print(f"exported {len(items)} images of {_named(names)} to {args.out} ({what}): {changes}")
+    say(f"exported {len(items)} images of {_named(names)} to {args.out} ({what}): {changes}")
     return 0
 
 

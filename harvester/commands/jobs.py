@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from harvester.commands import fit, on_database, print_json
+from harvester.commands import on_database, print_json
 from harvester.config import Settings
 from harvester.errors import InputError
+from harvester.terminal import fit, say
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -93,15 +94,15 @@ async def _list(args: argparse.Namespace, settings: Settings, engine: AsyncEngin
         print_json({"jobs": lines})
         return 0
     if not lines:
-        print("no rows match")
+        say("no rows match")
         return 0
-    print(f"{'kind':<5} {'id':>7} {'state':<9} {'reason':<16} {'try':>3} {'rq':>2} campaign / what")
+    say(f"{'kind':<5} {'id':>7} {'state':<9} {'reason':<16} {'try':>3} {'rq':>2} campaign / what")
     for line in lines:
         head = (
             f"{line.kind:<5} {line.id:>7} {line.state:<9} {line.reason or '-':<16} "
             f"{line.attempts:>3} {line.requeues:>2} {line.campaign} / {line.what}"
         )
-        print(fit(head + (f": {line.message}" if line.message else "")))
+        say(fit(head + (f": {line.message}" if line.message else "")))
     return 0
 
 
@@ -119,7 +120,7 @@ async def _show(args: argparse.Namespace, settings: Settings, engine: AsyncEngin
         print_json(detail)
         return 0
     for key, value in detail.items():
-        print(f"{key:>18}: {_shown(value)}")
+        say(f"{key:>18}: {_shown(value)}")
     return 0
 
 
@@ -150,9 +151,9 @@ async def _retry(args: argparse.Namespace, settings: Settings, engine: AsyncEngi
     total = 0
     for kind, by_reason in counts.items():
         for reason, count in sorted(by_reason.items(), key=lambda kv: (-kv[1], str(kv[0]))):
-            print(f"{verb} {count:>7} {kind}s  reason {reason or '-'}")
+            say(f"{verb} {count:>7} {kind}s  reason {reason or '-'}")
             total += count
-    print(f"{verb} {total} rows in all")
+    say(f"{verb} {total} rows in all")
     if not total and not args.reason and not args.id:
-        print("(only transient failures go by default: name codes with --reason to force)")
+        say("(only transient failures go by default: name codes with --reason to force)")
     return 0

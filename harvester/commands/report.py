@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from harvester.commands import on_database
 from harvester.exporters.near_duplicates import NEAR
+from harvester.terminal import say
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,7 +47,7 @@ async def _report(args: argparse.Namespace, settings: Settings, engine: AsyncEng
     folder = ExportFolder.open(args.out, "report", overwrite=args.overwrite)
     count = write_report(data, folder)
     changes = folder.finish()
-    print(
+    say(
         f"report of campaign {args.campaign!r} in {args.out / 'report.html'}: {data.stored} "
         f"stored images, {count} figures, {len(data.near_groups)} near-duplicate groups "
         f"({changes})"

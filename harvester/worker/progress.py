@@ -17,6 +17,7 @@ from harvester.db.counts import CampaignStatus
 from harvester.db.models import ImageState, TaskState
 from harvester.db.queue import Failure, Outcome
 from harvester.errors import DatabaseUnavailable
+from harvester.terminal import shown
 
 log = structlog.get_logger("harvester.worker")
 
@@ -122,7 +123,7 @@ class Reporter:
             finished = sum(status.images.get(s, 0) for s in FINISHED)
             bar = _bar(finished, total)
             lines.append(
-                f"  {status.name[:28]:<28} {bar} {finished}/{total} images, "
+                f"  {shown(status.name)[:28]:<28} {bar} {finished}/{total} images, "
                 f"{sum(v.get('done', 0) for v in status.tasks.values())} queries done"
             )
         erase = f"\x1b[{self._drawn_lines}F" if self._drawn_lines else ""
