@@ -1,5 +1,9 @@
 """The folder an export writes: refused if something else lives there, updated in place if
-it is ours (only what changed is written; what the export no longer has is removed)."""
+it is ours (only what changed is written; what the export no longer has is removed).
+
+The marker that makes it ours is written, marked incomplete, before the first file, and
+completed last: a folder an export left when it failed partway (a full disk) is still ours,
+so running the export again replaces it without --overwrite."""
 
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ class ExportFolder:
     changes: Changes = field(default_factory=Changes)
     _files: set[str] = field(default_factory=set)
     _previous: set[str] = field(default_factory=set)
+    _claimed: bool = False
 
     @classmethod
     def open(cls, root: Path, kind: str, *, overwrite: bool) -> ExportFolder:
@@ -66,6 +71,10 @@ class ExportFolder:
         parts = PurePosixPath(relative).parts
         if not parts or ".." in parts or PurePosixPath(relative).is_absolute():
             raise ValueError(f"unsafe export path {relative!r}")
+        if not self._claimed:
+            # What an earlier export wrote stays listed, for the export that completes to remove.
+            self._mark(sorted(self._previous), complete=False)
+            self._claimed = True
         self._files.add(relative)
         return self.root.joinpath(*parts)
 
@@ -127,11 +136,14 @@ class ExportFolder:
             if path.is_file():
                 path.unlink()
                 self.changes.removed += 1
-        marker = {"kind": self.kind, "files": sorted(self._files)}
+        self._mark(sorted(self._files), complete=True)
+        return self.changes
+
+    def _mark(self, files: list[str], *, complete: bool) -> None:
+        marker = {"kind": self.kind, "complete": complete, "files": files}
         with _writing(self.root / MARKER) as temp:
             temp.write_text(json.dumps(marker, indent=1) + "\n", "utf-8")
             os.replace(temp, self.root / MARKER)
-        return self.changes
 
 
 @contextmanager

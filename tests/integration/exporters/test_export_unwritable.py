@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from export_harvest import Harvest
 
 FILE_LIMIT = 64 * 1024  # bytes a file of the export may reach: the first shard is bigger
@@ -62,3 +66,52 @@ def test_an_export_into_a_folder_that_cannot_be_made_is_one_line(
 def test_a_report_that_cannot_be_written_is_one_line(harvest: Harvest) -> None:
     done = _limited(harvest, "report", "--campaign", "street", "--out", "/proc/no/report")
     _one_line(done, "cannot write", "/proc/no/report")
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[Path]:
+    """A folder on another filesystem than the harvest, where images are copied, not linked."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm for a second filesystem")
+    folder = shm / f"harvester-export-{uuid.uuid4().hex}"
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_an_export_that_failed_partway_is_replaced_by_running_it_again(
+    harvest: Harvest, elsewhere: Path
+) -> None:
+    """The folder it left is harvester's: the same export again needs no --overwrite."""
+    if elsewhere.parent.stat().st_dev == harvest.root.stat().st_dev:
+        pytest.skip("/dev/shm is the harvest's filesystem: images would be linked")
+    sizes = sorted(p.stat().st_size for p in harvest.root.rglob("*.jpg"))
+    out, whole = elsewhere / "out", elsewhere / "whole"
+    args = ("export", "--campaign", "street", "--campaign", "svpr", "--format", "vpr")
+    # Copies of the bigger half of the images fail, as on a disk that fills up partway.
+    failed = _limited(harvest, *args, "--out", str(out), limit=sizes[len(sizes) // 2])
+    _one_line(failed, "cannot write", str(out))
+    assert [p for p in out.rglob("*.jpg")], "the failure must come after some images"
+
+    again = _limited(harvest, *args, "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert _limited(harvest, *args, "--out", str(whole)).returncode == 0
+    assert _tree(out) == _tree(whole)
+
+
+def test_a_folder_not_harvesters_is_still_refused(harvest: Harvest, tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    done = _limited(
+        harvest, "export", "--campaign", "street", "--format", "csv", "--out", str(theirs)
+    )
+    _one_line(done, "not a harvester export")
+    assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file by its path."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
