@@ -39,6 +39,12 @@ def current_level() -> str:
     return _level
 
 
+def logs(level: str) -> bool:
+    """Whether a line at `level` is written, or dropped by the level `configure` was given."""
+    names = logging.getLevelNamesMapping()
+    return names[level.upper()] >= names[_level.upper()]
+
+
 def configure(level: str = "info", stream: TextIO | None = None) -> None:
     """Console rendering on a terminal, JSON lines otherwise; exceptions scrubbed too."""
     global _level

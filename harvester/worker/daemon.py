@@ -60,6 +60,8 @@ class DaemonError(HarvesterError):
     reason = "daemon_stopped"
 
 
+# An outcome waits at most this long to be written (a kill costs at most this much work);
+# the timer starts with the first outcome waiting, none runs while none waits.
 FLUSH_INTERVAL_S = 0.25
 FILE_WATCH_INTERVAL_S = 0.5  # one stat() call: cheap enough to notice a deleted SQLite file soon
 # An empty queue is polled 0.05 s after the last claim, then ever less often, up to 1 s.
@@ -83,7 +85,21 @@ class Lane:
     labels: dict[int, JobLabels] = field(default_factory=dict)  # held rows, for metrics
     idle: bool = False
     room: asyncio.Event = field(default_factory=asyncio.Event)
-    flush_now: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _Stop(asyncio.Event):
+    """The daemon's stop, which also wakes whatever waits on one of `wakes`: a loop waits on
+    its own event alone, not on it and the stop at once (two tasks made and cancelled for
+    every wait, several times a second, for each loop)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wakes: list[asyncio.Event] = []
+
+    def set(self) -> None:
+        super().set()
+        for wake in self.wakes:
+            wake.set()
 
 
 class Daemon:
@@ -100,10 +116,12 @@ class Daemon:
         self.owner = new_owner()
         self.until_idle = until_idle
         self.grace_seconds = grace_seconds
-        self.stop = asyncio.Event()
+        self.stop = _Stop()
         # A claim found nothing, or outcomes were written: the moments the daemon may have
         # become idle, when `--until-idle` asks the database whether anything is left.
         self.maybe_idle = asyncio.Event()
+        self._outcomes = asyncio.Event()  # an outcome waits to be written
+        self._flush_now = asyncio.Event()  # a lane holds FLUSH_EVERY outcomes: write them now
         self.released = asyncio.Event()
         self.fatal: str | None = None
         self.counters = Counters()
@@ -122,6 +140,8 @@ class Daemon:
             run_image,
             lambda: ctx.window.limit,
         )
+        self.stop.wakes += [self.maybe_idle, self._outcomes, self._flush_now]
+        self.stop.wakes += [lane.room for lane in self.lanes]
         self._flush_lock = asyncio.Lock()
         self._paused_for_key: set[int] = set()  # campaigns whose key was refused
         self.metrics = Metrics(
@@ -196,16 +216,13 @@ class Daemon:
 
     async def _claim_loop(self, lane: Lane) -> None:
         idle_sleeps = IDLE_BACKOFF.delays()
-        batch = self.ctx.settings.claim_batch
         lease = self.ctx.settings.lease_seconds
         while not self.stop.is_set():
-            limit = lane.limit()
-            room = limit - len(lane.jobs)
-            if room < min(batch, limit) // 2 or room <= 0:
+            wanted = self._wanted(lane)
+            if not wanted:
                 lane.room.clear()
-                await _wait_for_any(lane.room.wait(), self.stop.wait())
+                await lane.room.wait()  # set by a job that leaves room enough, or the stop
                 continue
-            wanted = min(room, batch)
             nothing: Sequence[QueueRow] = []
             rows = await self._database(
                 "claim", partial(lane.queue.claim, self.owner, wanted, lease), nothing
@@ -213,7 +230,7 @@ class Daemon:
             lane.idle = not rows
             if not rows:
                 self.maybe_idle.set()
-                await _wait_for_any(asyncio.sleep(next(idle_sleeps)), self.stop.wait())
+                await self._nap(next(idle_sleeps))
                 continue
             idle_sleeps = IDLE_BACKOFF.delays()
             for row in rows:
@@ -223,6 +240,21 @@ class Daemon:
                 what = row.provider if lane is self.images else row.kind
                 lane.labels[row.id] = JobLabels(what, row.campaign_id)
                 lane.jobs[row.id] = asyncio.create_task(self._job(lane, row))
+
+    def _wanted(self, lane: Lane) -> int:
+        """Rows to claim now: none until half a batch fits, so claims come in batches."""
+        batch = self.ctx.settings.claim_batch
+        limit = lane.limit()
+        room = limit - len(lane.jobs)
+        if room < min(batch, limit) // 2 or room <= 0:
+            return 0
+        return min(room, batch)
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleep, or less if the daemon stops: one timer, no task made for it."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.stop.wait()
 
     async def _database(
         self, what: str, call: Callable[[], Awaitable[T]], stopped: T, *, outage_only: bool = False
@@ -236,7 +268,7 @@ class Daemon:
                 if outage_only and await database_problem(self.ctx.engine) is None:
                     raise
                 log.warning("database_error", during=what, error=_scrubbed(exc), retry_in_s=delay)
-                await _wait_for_any(asyncio.sleep(delay), self.stop.wait())
+                await self._nap(delay)
                 if self.stop.is_set():
                     return stopped
         raise AssertionError("unreachable: the back-off never runs out")
@@ -257,16 +289,18 @@ class Daemon:
         finally:
             if lane.jobs.get(row.id) is me:
                 del lane.jobs[row.id]
-            lane.room.set()
+            if self._wanted(lane):  # the claim loop is woken only when it would claim
+                lane.room.set()
         if outcome is None:  # stopped during an outage: the row is handed back at shutdown
             return
         result: Result = outcome
         if isinstance(result, Failure) and result.reason == InvalidCredentials.reason:
             await self._pause_for_key(row, result)
         lane.pending.append(result)
+        self._outcomes.set()
         self.counters.record(lane.name, result)
         if len(lane.pending) >= FLUSH_EVERY:
-            lane.flush_now.set()
+            self._flush_now.set()
 
     async def _pause_for_key(self, row: QueueRow, failure: Failure) -> None:
         """A refused key fails every call made with it: pause the campaigns using it after
@@ -302,6 +336,7 @@ class Daemon:
                 left_as = await lane.queue.fail(self.owner, failures)
             except BaseException:
                 lane.pending[:0] = results
+                self._outcomes.set()
                 raise
             lane.held.difference_update(r.id for r in results)
             labelled = [(lane.labels.pop(r.id), r) for r in results if r.id in lane.labels]
@@ -309,9 +344,18 @@ class Daemon:
             self.maybe_idle.set()
 
     async def _flush_loop(self) -> None:
+        """Writes outcomes FLUSH_INTERVAL_S after the first one waits (at once for a full
+        batch); with none waiting it sleeps on an event, no timer ticking."""
         while not self.stop.is_set():
-            waits = [self.stop.wait(), *(lane.flush_now.wait() for lane in self.lanes)]
-            await _wait_for_any(asyncio.sleep(FLUSH_INTERVAL_S), *waits)
+            await self._outcomes.wait()
+            if self.stop.is_set():
+                return  # the shutdown writes what is left
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_INTERVAL_S):
+                    await self._flush_now.wait()
+            # Cleared before the flush: an outcome that comes while it runs sets them again.
+            self._outcomes.clear()
+            self._flush_now.clear()
             try:
                 await self._database("flush", self._flush_all, None)
             except StorageUnavailable as exc:  # files cannot be made durable: rows stay held
@@ -321,7 +365,6 @@ class Daemon:
 
     async def _flush_all(self) -> None:
         for lane in self.lanes:
-            lane.flush_now.clear()
             await self._flush(lane)
 
     async def _heartbeat_loop(self) -> None:
@@ -360,15 +403,17 @@ class Daemon:
                 log.error("database_file_gone", error=problem)
                 self._stop_for(problem)
                 return
-            await _wait_for_any(asyncio.sleep(FILE_WATCH_INTERVAL_S), self.stop.wait())
+            await self._nap(FILE_WATCH_INTERVAL_S)
 
     async def _idle_watch(self) -> None:
         """Asked when the daemon may have become idle, not on a timer: an empty queue is left
         as soon as both lanes have claimed nothing, and a finished one once the last outcomes
         are written."""
         while not self.stop.is_set():
-            await _wait_for_any(self.maybe_idle.wait(), self.stop.wait())
+            await self.maybe_idle.wait()  # the stop sets it too
             self.maybe_idle.clear()
+            if self.stop.is_set():
+                return
             if any(lane.jobs or lane.pending or not lane.idle for lane in self.lanes):
                 continue  # busy: no need to ask the database what is left
             horizon = utcnow() + timedelta(seconds=self.ctx.settings.idle_horizon_seconds)

@@ -17,6 +17,7 @@ from harvester.db.counts import CampaignStatus
 from harvester.db.models import ImageState, TaskState
 from harvester.db.queue import Failure, Outcome
 from harvester.errors import DatabaseUnavailable
+from harvester.log import logs
 from harvester.terminal import shown
 
 log = structlog.get_logger("harvester.worker")
@@ -83,6 +84,8 @@ class Reporter:
         self._drawn_lines = 0
 
     async def run(self, daemon: Watched) -> None:
+        if not self.live and not logs("info"):
+            return  # its line would be dropped: no count of every row each interval for it
         last_done, last_time = 0, time.monotonic()
         statuses: list[CampaignStatus] = []
         tick = 0
