@@ -34,7 +34,7 @@ from harvester.db.queue_claims import (
     rescue_template,
 )
 from harvester.db.queue_outcomes import AT_DATABASE_NOW, release_batches, run_batches
-from harvester.db.session import read_connection, statement_connection, transaction
+from harvester.db.session import HeldConnection, read_connection, statement_connection, transaction
 from harvester.outcomes import Failure as Failure
 from harvester.outcomes import Outcome as Outcome
 
@@ -42,6 +42,12 @@ from harvester.outcomes import Outcome as Outcome
 QueueRow = Row[Any]
 
 MAX_WAIT_S = 7 * 86_400.0
+# -- Could a claim lease a row? A due queued row, or an expired lease (the claim rescues it):
+# each half one probe of a partial index (ix_<table>_claimable, ix_<table>_leased).
+_CLAIMABLE = (
+    "SELECT EXISTS (SELECT 1 FROM {table} WHERE state = 'queued' AND not_before <= {now}) OR "
+    "EXISTS (SELECT 1 FROM {table} WHERE state = 'running' AND lease_expires_at < {now})"
+)
 
 log = structlog.get_logger("harvester.queue")
 
@@ -87,6 +93,27 @@ class Queue:
 
     async def _now(self, connection: AsyncConnection) -> datetime:
         return await shared_now(connection, self.clock)
+
+    async def claimable(self, held: HeldConnection) -> bool:
+        """Whether a claim could lease a row now (it may still find none: a paused campaign's
+        rows, another daemon's claim first). One read on a held connection, ~0.05 ms of CPU:
+        on an empty queue, polled every second for each table, the claim's own transaction
+        (BEGIN IMMEDIATE, rescue, paused campaigns, claim, COMMIT) cost ~1.5 ms."""
+        table = self.model.__tablename__
+        if self._server_clock:
+            rows = await held.fetch(_CLAIMABLE.format(table=table, now="now()"), [])
+        else:
+            column = self.model.__table__.c.not_before
+            process = column.type.dialect_impl(self.engine.dialect).bind_processor(
+                self.engine.dialect
+            )
+            now = self.clock()
+            value = process(now) if process is not None else now
+            if held.dialect == "sqlite":
+                rows = await held.fetch(_CLAIMABLE.format(table=table, now="?"), [value, value])
+            else:
+                rows = await held.fetch(_CLAIMABLE.format(table=table, now="$1"), [value])
+        return bool(rows[0][0])
 
     async def claim(
         self, owner: str, limit: int, lease_seconds: float, *, kinds: Sequence[str] = ()

@@ -31,7 +31,12 @@ from harvester.db.file_watch import DatabaseFile
 from harvester.db.migrate import upgrade
 from harvester.db.models import Image, Task
 from harvester.db.queue import Failure, Outcome, Queue, QueueRow, RetryPolicy
-from harvester.db.session import create_engine, database_problem, require_database
+from harvester.db.session import (
+    HeldConnection,
+    create_engine,
+    database_problem,
+    require_database,
+)
 from harvester.errors import DatabaseUnavailable, HarvesterError, StorageUnavailable
 from harvester.http import InvalidCredentials
 from harvester.log import redactor
@@ -143,6 +148,7 @@ class Daemon:
         self.stop.wakes += [self.maybe_idle, self._outcomes, self._flush_now]
         self.stop.wakes += [lane.room for lane in self.lanes]
         self._flush_lock = asyncio.Lock()
+        self._probe = HeldConnection(ctx.engine)  # "anything to claim?", asked while idle
         self._paused_for_key: set[int] = set()  # campaigns whose key was refused
         self.metrics = Metrics(
             ctx.engine,
@@ -222,6 +228,12 @@ class Daemon:
             if not wanted:
                 lane.room.clear()
                 await lane.room.wait()  # set by a job that leaves room enough, or the stop
+                continue
+            if lane.idle and not await self._database(
+                "claim", partial(lane.queue.claimable, self._probe), False
+            ):
+                self.maybe_idle.set()  # as after a claim that found nothing, for less
+                await self._nap(next(idle_sleeps))
                 continue
             nothing: Sequence[QueueRow] = []
             rows = await self._database(
@@ -462,6 +474,7 @@ class Daemon:
             self.released.set()
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
+            await self._probe.close()
         log.info("daemon_stopped", owner=self.owner, **self.counters.as_dict())
 
 

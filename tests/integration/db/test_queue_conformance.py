@@ -15,6 +15,7 @@ from harvester.db.enqueue import enqueue_tasks
 from harvester.db.models import Image, Task
 from harvester.db.queue import Failure, Queue, RetryPolicy
 from harvester.db.queue_claims import LEASE_LOST
+from harvester.db.session import HeldConnection
 from harvester.records import NewTask
 
 
@@ -86,6 +87,38 @@ async def test_expired_lease_is_reclaimed_by_another_worker(engine: AsyncEngine,
     assert (await _row(engine, row.id)).state == "running"
     await queue.done("other", [row.id])
     assert (await _row(engine, row.id)).state == "done"
+
+
+async def test_claimable_is_true_exactly_when_a_claim_would_lease_a_row(
+    engine: AsyncEngine, clock: FakeClock
+):
+    held = HeldConnection(engine)
+    try:
+        queue = Queue(engine, Task, clock=clock)
+        images = Queue(engine, Image, clock=clock)
+        assert not await queue.claimable(held) and not await images.claimable(held)
+        await _tasks(engine, 1, clock)
+        assert await queue.claimable(held) and not await images.claimable(held)
+        (row,) = await queue.claim("w", 1, 10)
+        assert not await queue.claimable(held)  # leased, and the lease holds
+        clock.advance(11)
+        assert await queue.claimable(held)  # the lease ran out: a claim rescues the row
+        (again,) = await queue.claim("w2", 1, 10)
+        assert again.id == row.id
+        await queue.fail("w2", [Failure(row.id, "HTTP 503", retryable=True)])
+        assert not await queue.claimable(held)  # backed off: due later
+        assert await queue.claim("w3", 1, 10) == []
+        clock.advance(86_400)
+        assert await queue.claimable(held)
+        assert len(await queue.claim("w3", 1, 10)) == 1
+        await queue.done("w3", [row.id])
+        assert not await queue.claimable(held)
+        real = Queue(engine, Task)  # on PostgreSQL the statement reads the database's clock
+        assert not await real.claimable(held)
+        assert await _tasks(engine, 2, clock) == 1  # due at the fake clock's time, long past
+        assert await real.claimable(held)
+    finally:
+        await held.close()
 
 
 async def test_lease_expiring_on_the_last_attempt_fails_the_row(
