@@ -91,6 +91,7 @@ class HeldConnection:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._connection: AsyncConnection | None = None
+        self._driver: Any = None  # the held connection's driver, looked up once
         self._lock = asyncio.Lock()  # a connection runs one statement at a time
 
     async def fetch(self, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -116,8 +117,10 @@ class HeldConnection:
     async def _fetch(
         self, connection: AsyncConnection, sql: str, parameters: Sequence[Any]
     ) -> list[tuple[Any, ...]]:
-        raw = await connection.get_raw_connection()
-        driver: Any = raw.driver_connection
+        driver = self._driver
+        if driver is None:  # a greenlet switch into the pool each time, if not kept
+            driver = (await connection.get_raw_connection()).driver_connection
+            self._driver = driver
         if self.dialect == "sqlite":
             rows = await driver.execute_fetchall(sql, parameters)
         else:
@@ -126,13 +129,13 @@ class HeldConnection:
 
     async def close(self) -> None:
         async with self._lock:
-            connection, self._connection = self._connection, None
+            connection, self._connection, self._driver = self._connection, None, None
             if connection is not None:
                 with contextlib.suppress(*DRIVER_ERRORS, *RAW_DRIVER_ERRORS):
                     await connection.close()
 
     async def _drop(self, exc: BaseException) -> None:
-        connection, self._connection = self._connection, None
+        connection, self._connection, self._driver = self._connection, None, None
         if connection is not None:
             with contextlib.suppress(*DRIVER_ERRORS, *RAW_DRIVER_ERRORS):
                 await connection.invalidate(exc)
