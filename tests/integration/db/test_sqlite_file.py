@@ -3,6 +3,8 @@ connection opened after the file was deleted fails instead of making a new, empt
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -55,7 +57,17 @@ async def test_a_connection_after_the_file_was_deleted_fails_and_creates_nothing
             await campaign_settings(engine)
     finally:
         await engine.dispose()
+        await _driver_threads_ended()
     assert not database.exists()
+
+
+async def _driver_threads_ended() -> None:
+    """aiosqlite stops the thread of a failed connect without waiting for it; the thread then
+    answers on the loop, which pytest has closed if the test ended first (an "Event loop is
+    closed" in the thread, reported on the next test)."""
+    for thread in threading.enumerate():
+        if thread.name.endswith("(_connection_worker_thread)"):
+            await asyncio.to_thread(thread.join, 10)
 
 
 async def test_an_in_memory_database_still_works() -> None:
