@@ -118,11 +118,12 @@ async def test_a_storage_root_without_permission_stops_the_daemon_and_hands_rows
 async def test_a_deleted_sqlite_file_stops_the_daemon_with_an_error(
     name: str, tmp_path: Path, quick_settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engines: list[AsyncEngine] = []
+    unlinked = asyncio.Event()
 
     def kept(url: str, **kwargs: Any) -> AsyncEngine:
-        engines.append(create_engine(url, **kwargs))
-        return engines[-1]
+        engine = create_engine(url, **kwargs)
+        _reconnect_on_checkout(engine, after=unlinked)
+        return engine
 
     monkeypatch.setattr(daemon_module, "create_engine", kept)
     database = tmp_path / name
@@ -142,7 +143,7 @@ async def test_a_deleted_sqlite_file_stops_the_daemon_with_an_error(
             assert not daemon.done(), "the harvest ended before the file could be deleted"
             await asyncio.sleep(0.1)
         await asyncio.to_thread(database.unlink)
-        _reconnect_on_checkout(engines[0])
+        unlinked.set()
 
         with pytest.raises(DaemonError, match=r"was deleted while the daemon ran"):
             await asyncio.wait_for(daemon, timeout=60)
@@ -151,19 +152,22 @@ async def test_a_deleted_sqlite_file_stops_the_daemon_with_an_error(
         await slow.close()
 
 
-def _reconnect_on_checkout(engine: AsyncEngine) -> None:
-    """From now on every checkout opens a new connection, as the pool does whenever it grows
-    past its idle ones or drops a failed one: without mode=rw SQLite made a new, empty file
-    at the path (then "no such table", and the file check found it "replaced")."""
+def _reconnect_on_checkout(engine: AsyncEngine, *, after: asyncio.Event) -> None:
+    """Once `after` is set, every checkout opens a new connection, as the pool does whenever
+    it grows past its idle ones or drops a failed one: without mode=rw SQLite made a new,
+    empty file at the path (then "no such table", and the file check found it "replaced").
+    Listened for from the start: a listener added while the pool's connect event runs (it
+    awaits the driver) breaks SQLAlchemy's iteration over them."""
     pool = engine.sync_engine.pool
 
     @event.listens_for(pool, "connect")
     def _opened(_dbapi_connection: Any, record: Any) -> None:
-        record.info["opened_after"] = True  # info lasts as long as the driver connection
+        if after.is_set():
+            record.info["opened_after"] = True  # info lasts as long as the driver connection
 
     @event.listens_for(pool, "checkout")
     def _checkout(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if not record.info.get("opened_after"):
+        if after.is_set() and not record.info.get("opened_after"):
             raise DisconnectionError("opened before the file was deleted")  # pool reconnects
 
 
