@@ -714,12 +714,14 @@ async def _read_chunks(
 ) -> bytes:
     """The body chunk by chunk, under the cap; with ``pace``, each chunk moves ``cut`` (the
     pace's timer) to the deadline of the bytes received so far. ``exact``: the body has its
-    declared (allowed) length, so each read takes whatever has arrived."""
+    declared (allowed) length, so each read takes one piece as the parser handed it over
+    (readchunk: readany would first join the pieces waiting, a copy of the body that the
+    join below makes again)."""
     loop = asyncio.get_running_loop()
     content = resp.content
     chunks: list[bytes] = []
     size = 0
-    while chunk := await (content.readany() if exact else content.read(_CHUNK)):
+    while chunk := await (_next_piece(content) if exact else content.read(_CHUNK)):
         chunks.append(chunk)
         size += len(chunk)
         if pace is not None:
@@ -735,6 +737,15 @@ async def _read_chunks(
                 status=resp.status,
             )
     return b"".join(chunks)
+
+
+async def _next_piece(content: aiohttp.StreamReader) -> bytes:
+    """The next piece of the body as received, b"" at its end (an HTTP chunk boundary,
+    which readchunk reports as an empty piece, is not the end)."""
+    while True:
+        piece, boundary = await content.readchunk()
+        if piece or not boundary:
+            return piece
 
 
 def _log_retry(stats: HttpStats, api: str, state: RetryCallState) -> None:
