@@ -50,6 +50,9 @@ class Faults:
     retry_after_s: float = 1.0
     reset_rate: float = 0
     truncate_rate: float = 0
+    # Share of CDN answers that are a 206 with only the first part of the picture and a
+    # Content-Range saying so, though no Range was asked for (a misbehaving edge cache).
+    partial_rate: float = 0
     # Share of Mapillary API answers that are Graph rate-limit errors in the body
     # (code 4, 17 or 613) sent with a 400 or 403, as Graph-style APIs do.
     body_rate_limit_rate: float = 0

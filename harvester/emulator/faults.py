@@ -2,7 +2,8 @@
 
 Every API or CDN request is counted, then may be delayed, refused (429 with
 Retry-After, 5xx, Flickr's code 105, a Graph rate-limit code in a 4xx body), cut off
-(connection reset) or truncated (Content-Length promises more than is sent). Random
+(connection reset), truncated (Content-Length promises more than is sent) or partial
+(a 206 with part of the body, no Range asked for). Random
 decisions come from a seeded generator, so a single client sees the same faults run
 after run; outages follow the emulator's clock.
 """
@@ -110,6 +111,7 @@ class FaultInjector:
             ("5xx", f.error_5xx_rate),
             ("reset", f.reset_rate),
             ("truncate", f.truncate_rate),
+            ("partial", f.partial_rate),
         ):
             if u < rate:
                 return name
@@ -191,6 +193,15 @@ async def send_truncated(
     if request.transport is not None:
         request.transport.close()
     return out
+
+
+def send_partial(resp: web.Response, coin: float) -> web.Response:
+    """A 206 with the first part of the body, its Content-Range true to what is sent."""
+    body = resp.body if isinstance(resp.body, bytes) else b""
+    part = body[: max(1, int(len(body) * (0.2 + 0.6 * coin)))]
+    headers = {k: v for k, v in resp.headers.items() if k.lower() != "content-length"}
+    headers["Content-Range"] = f"bytes 0-{len(part) - 1}/{len(body)}"
+    return web.Response(status=206, body=part, headers=headers)
 
 
 class OutageSchedule:
@@ -305,6 +316,9 @@ def middleware(  # noqa: C901 - one request pipeline, read top to bottom
         if decision == "truncate" and isinstance(resp, web.Response):
             stats.note(label, route.endpoint, "truncated")
             return await send_truncated(request, resp, injector.coin(route.scope))
+        if decision == "partial" and isinstance(resp, web.Response) and resp.status == 200:
+            stats.note(label, route.endpoint, "partial")
+            return send_partial(resp, injector.coin(route.scope))
         return resp
 
     return emulate

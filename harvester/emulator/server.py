@@ -255,6 +255,7 @@ _FLAGS = (
     _Flag("--retry-after", "Retry-After seconds on 429", 1.0, float),
     _Flag("--reset-rate", "share of reset connections", 0.0, float),
     _Flag("--truncate-rate", "share of cut-short bodies", 0.0, float),
+    _Flag("--partial-rate", "share of unasked-for 206 partial bodies", 0.0, float),
     _Flag("--fault-scope", "api, cdn or api,cdn", "api,cdn"),
     _Flag("--flickr-rate", "requests/s per key (default: unlimited)", None, float),
     _Flag("--mapillary-rate", "requests/s per token (default: unlimited)", None, float),
@@ -383,6 +384,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         retry_after_s=args.retry_after,
         reset_rate=args.reset_rate,
         truncate_rate=args.truncate_rate,
+        partial_rate=args.partial_rate,
         body_rate_limit_rate=args.body_rate_limit_rate,
         scope=frozenset(s.strip() for s in args.fault_scope.split(",") if s.strip()),
     )

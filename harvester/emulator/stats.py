@@ -24,6 +24,7 @@ OUTCOMES = (
     "flickr_105",
     "resets",
     "truncated",
+    "partial",  # 206 answers with part of the body, no Range asked for
     "outage",
     "body_rate_limit",
     "invalid_key",  # calls refused for their key or token (Flickr code 100, Graph 190)

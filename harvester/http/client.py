@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -520,6 +521,8 @@ class HttpClient:
         self, call: _Call, resp: aiohttp.ClientResponse, shown: str, url: yarl.URL
     ) -> None:
         if 200 <= resp.status < 300:
+            if resp.status == 206:
+                _refuse_partial(resp, shown)
             return  # every image fetched: no error to classify, no Retry-After, no reason to scrub
         retry_after = parse_retry_after(resp.headers.get("Retry-After"), datetime.now(UTC))
         reason = redact_text(resp.reason, call.secrets) if resp.reason else None
@@ -604,6 +607,23 @@ class HttpClient:
             url=body.url,
             status=200,
         )
+
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+)\s*$", re.IGNORECASE)
+
+
+def _refuse_partial(resp: aiohttp.ClientResponse, shown: str) -> None:
+    """A 206 answers a Range, and no call sends one: unless its Content-Range is the whole
+    body, it holds a part of it (an edge cache's), as short as a body cut off."""
+    whole = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))
+    if whole is not None and whole[1] == "0" and int(whole[2]) + 1 == int(whole[3]):
+        return
+    part = whole[0] if whole is not None else "no readable Content-Range"
+    raise TruncatedBodyError(
+        f"HTTP 206, a part of the body ({part}), from {shown}",
+        url=shown,
+        status=206,
+    )
 
 
 def _host_rate(call: _Call, url: yarl.URL) -> RateLimiter | None:

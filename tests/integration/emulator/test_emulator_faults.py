@@ -101,6 +101,19 @@ async def test_truncate_rate_sends_less_than_content_length(
     assert (await _stats(session, emu))["truncated"] == 1
 
 
+async def test_partial_rate_sends_a_206_with_a_true_content_range(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emu = await start(faults=Faults(partial_rate=1.0))
+    url = emu.world.url_list(1, base_url=emu.base_url, hostile=False)[0]["url"]
+    async with session.get(url) as resp:
+        body = await resp.read()
+        assert resp.status == 206
+        assert resp.headers["Content-Range"].startswith(f"bytes 0-{len(body) - 1}/")
+        assert int(resp.headers["Content-Range"].rsplit("/", 1)[1]) > len(body)
+    assert (await _stats(session, emu))["partial"] == 1
+
+
 async def test_fault_scope_limits_faults_to_the_cdn(
     start: Starter, session: aiohttp.ClientSession
 ) -> None:
