@@ -46,6 +46,7 @@ from harvester.http.destinations import (
 from harvester.http.errors import (
     BadResponseError,
     HttpError,
+    InvalidCredentials,
     PermanentHttpError,
     RateLimitedError,
     SlowTransferError,
@@ -532,13 +533,17 @@ class HttpClient:
     async def _raise_for_error_body(
         self, call: _Call, resp: aiohttp.ClientResponse, shown: str, url: yarl.URL
     ) -> None:
-        """An error status whose body carries the error's meaning: the body decides."""
+        """An error status whose body carries the error's meaning: the body decides, but
+        on a 429 only a bad key outranks "slow down", which only the status tells the
+        limiter (an outage or unknown code sent with it must not hide the cut)."""
         assert call.body_errors is not None
         try:
             data = await _read_capped(resp, MAX_ERROR_BODY, shown)
         except HttpError:
             return  # too big or cut short: not an error object, the status decides
         error = call.body_errors(resp.status, data, shown)
+        if resp.status == 429 and not isinstance(error, InvalidCredentials):
+            return
         if isinstance(error, TransientHttpError) and error.retry_after is None:
             error.retry_after = parse_retry_after(
                 resp.headers.get("Retry-After"), datetime.now(UTC)

@@ -79,8 +79,6 @@ def flickr_body_errors(secrets: Sequence[str]) -> BodyErrors:
         if body is None or "stat" not in body:
             return None
         error = flickr_stat_error(body, url=url, secrets=secrets)
-        if status == 429 and not isinstance(error, InvalidCredentials):
-            return None  # "slow down" (the limiter's cut) says more than any code but a bad key
         if type(error) is PermanentHttpError and status >= 500:
             return None  # a code we do not know says less than "down"
         return error

@@ -89,7 +89,9 @@ class Upstream:
             if retry_after == "date":
                 when = datetime.now(UTC) + timedelta(seconds=20)
                 retry_after = format_datetime(when, usegmt=True)
-            return web.Response(status=429, headers={"Retry-After": retry_after})
+            # ?body= sends that text as the 429's body: an API's error object, say.
+            body = request.query.get("body")
+            return web.Response(status=429, headers={"Retry-After": retry_after}, text=body)
         return self._done(request)
 
     async def reset(self, request: web.Request) -> web.Response:

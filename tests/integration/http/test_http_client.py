@@ -25,9 +25,11 @@ from http_upstream import (
 
 from harvester.http import (
     BadResponseError,
+    BodyErrors,
     HostSlots,
     HttpClient,
     HttpError,
+    InvalidCredentials,
     NotFoundError,
     PermanentHttpError,
     RateLimitedError,
@@ -35,6 +37,8 @@ from harvester.http import (
     TooLargeError,
     TransientHttpError,
     TruncatedBodyError,
+    flickr_body_errors,
+    graph_body_errors,
 )
 
 
@@ -149,6 +153,55 @@ async def test_429_tells_the_limiter_and_the_retry_waits_at_least_retry_after(
     assert limiter.throttles == [7.0]
     assert clock.sleeps == [7.0]
     assert limiter.acquired == 2
+
+
+@pytest.mark.parametrize(
+    "reader, body",
+    [
+        # Graph "service temporarily unavailable" and "unknown error" sent with a 429
+        (graph_body_errors, '{"error": {"code": 2, "type": "OAuthException"}}'),
+        (graph_body_errors, '{"error": {"code": 1, "message": "An unknown error occurred"}}'),
+        # Flickr's "not currently available", and a code nobody documents
+        (flickr_body_errors([]), '{"stat": "fail", "code": 0, "message": "Sorry"}'),
+        (flickr_body_errors([]), '{"stat": "fail", "code": 999, "message": "try later"}'),
+    ],
+)
+async def test_a_429_is_slow_down_whatever_code_its_body_carries(
+    upstream: Upstream, client: HttpClient, clock: FakeClock, reader: BodyErrors, body: str
+) -> None:
+    """Only the status tells the limiter to cut its rate: a body's outage or unknown code
+    must not hide it."""
+    limiter = CountingLimiter()
+    await client.get_json(
+        f"{upstream.base}/limited/body",
+        params={"fail": "1", "retry_after": "7", "body": body},
+        limiter=limiter,
+        body_errors=reader,
+    )
+    assert limiter.throttles == [7.0]
+    assert upstream.seen["/limited/body"] == 2
+
+
+@pytest.mark.parametrize(
+    "reader, body",
+    [
+        (graph_body_errors, '{"error": {"code": 190, "type": "OAuthException"}}'),
+        (flickr_body_errors([]), '{"stat": "fail", "code": 100, "message": "Invalid API Key"}'),
+    ],
+)
+async def test_a_429_that_says_bad_key_is_a_bad_key(
+    upstream: Upstream, client: HttpClient, reader: BodyErrors, body: str
+) -> None:
+    """Retrying a dead key only burns calls: the body's "bad key" wins over the status."""
+    limiter = CountingLimiter()
+    with pytest.raises(InvalidCredentials):
+        await client.get_json(
+            f"{upstream.base}/limited/key",
+            params={"fail": "1", "body": body},
+            limiter=limiter,
+            body_errors=reader,
+        )
+    assert upstream.seen["/limited/key"] == 1 and limiter.throttles == []
 
 
 async def test_retry_after_as_an_http_date_is_honoured(
