@@ -129,6 +129,7 @@ class Cdn:
         deletions: Deletions | None = None,
         deleted_answer: str = PLACEHOLDER,
         mediums: str = MEDIUMS_DATED,
+        placeholder_url: str | None = None,
     ) -> None:
         self.world = world
         self.signer = signer
@@ -137,6 +138,7 @@ class Cdn:
         self.deletions = deletions or Deletions(world.seed, 0.0)
         self.deleted_answer = deleted_answer
         self.mediums = mediums
+        self.placeholder_url = placeholder_url or PLACEHOLDER_PATH
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -173,7 +175,7 @@ class Cdn:
             mark(request, "deleted")
             if self.deleted_answer != PLACEHOLDER:
                 return web.Response(status=int(self.deleted_answer), text="Not Found")
-            return web.Response(status=302, headers={"Location": PLACEHOLDER_PATH})
+            return web.Response(status=302, headers={"Location": self.placeholder_url})
         return await self._image(request, self.world.flickr_recipe(photo, size))
 
     async def placeholder(self, request: web.Request) -> web.Response:

@@ -96,6 +96,9 @@ class Warts:
     # Mapillary's entity and multi-get refuse their ids.
     deleted_share: float = 0.0
     flickr_deleted_answer: str = PLACEHOLDER
+    # Where that redirect points: None, the emulator's own copy; else a URL on another host,
+    # as the real one's is (s.yimg.com/pw/images/..., l.yimg.com/g/images/... before).
+    flickr_placeholder_url: str | None = None
     mapillary_deleted: frozenset[str] = frozenset()
     mapillary_deleted_entity: str = GRAPH_ERROR
     bbox_rule: str = PER_SIDE

@@ -104,6 +104,7 @@ def build_app(
         deletions,
         warts.flickr_deleted_answer,
         warts.flickr_mediums,
+        warts.flickr_placeholder_url,
     )
     app.router.add_routes(cdn.routes())
     app.router.add_routes(_admin_routes(state))
@@ -277,6 +278,10 @@ _FLAGS = (
         Warts.flickr_deleted_answer,
         choices=FLICKR_DELETED_ANSWERS,
     ),
+    _Flag(
+        "--flickr-placeholder-url",
+        "where a deleted photo redirects (default: the emulator's own placeholder)",
+    ),
     _Flag("--mapillary-deleted", "a deleted Mapillary image id (repeatable)", repeat=True),
     _Flag(
         "--mapillary-deleted-entity",
@@ -391,6 +396,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     warts = Warts(
         deleted_share=args.deleted_share,
         flickr_deleted_answer=args.flickr_deleted,
+        flickr_placeholder_url=args.flickr_placeholder_url,
         mapillary_deleted=frozenset(args.mapillary_deleted),
         mapillary_deleted_entity=args.mapillary_deleted_entity,
         bbox_rule=args.bbox_rule,

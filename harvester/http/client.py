@@ -506,8 +506,9 @@ class HttpClient:
                 content_type = resp.content_type if "Content-Type" in resp.headers else None
                 return _Reply(Body(data, content_type, shown), resp.charset)
         except HostNotAllowedError as exc:
-            # Raised by the resolver, which knows the name but not the URL.
-            raise HostNotAllowedError(f"{exc} (for {shown})", url=shown) from None
+            # The resolver knows the name but not the URL (its error names none); a refused
+            # redirect's error keeps the URL it refused (a source may know that place).
+            raise HostNotAllowedError(f"{exc} (for {shown})", url=exc.url or shown) from None
         except NETWORK_ERRORS as exc:
             error = classify_exception(exc, url=shown)
             if not answered:

@@ -186,7 +186,7 @@ class FilteringResolver(AbstractResolver):
             found = ", ".join(sorted({r["host"] for r in results}))
             raise HostNotAllowedError(
                 f"host_not_allowed: {host} resolves only to non-public addresses ({found})",
-                url=host,
+                url="",  # the client names the URL
             )
         return kept
 

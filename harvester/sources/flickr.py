@@ -19,6 +19,7 @@ from harvester.http import (
     CircuitBreaker,
     CredentialGate,
     Destinations,
+    HostNotAllowedError,
     HostSlots,
     HttpClient,
     InvalidCredentials,
@@ -51,7 +52,7 @@ from harvester.sources.flickr_parse import (
     photo_id,
     search_page,
 )
-from harvester.sources.flickr_placeholder import is_placeholder
+from harvester.sources.flickr_placeholder import is_placeholder, redirected_to_placeholder
 from harvester.sources.flickr_windows import (
     PAGING_CEILING,
     Window,
@@ -151,6 +152,15 @@ class FlickrSource:
             raise UnavailableError(
                 f"{exc}: deleted or made private since it was found", url=exc.url
             ) from exc
+        except HostNotAllowedError as exc:
+            # Sent to the placeholder on a host the image hosts do not list: no need to go.
+            if not redirected_to_placeholder(exc.url):
+                raise
+            raise UnavailableError(
+                f"Flickr redirected to its photo-unavailable placeholder ({exc.url}): "
+                "deleted or made private since it was found",
+                url=exc.url,
+            ) from None
         if is_placeholder(image.source_url, body.url, body.data):
             raise UnavailableError(
                 f"Flickr served its photo-unavailable placeholder ({body.url}): "

@@ -33,6 +33,7 @@ from harvester.emulator import (
     start_emulator,
 )
 from harvester.http import (
+    Destinations,
     HttpClient,
     HttpSettings,
     InvalidCredentials,
@@ -405,6 +406,38 @@ async def test_a_deleted_photo_is_unavailable_however_the_cdn_says_so(
         assert gone
         view = ImageView(1, 1, "flickr", gone[0].provider_id, gone[0].source_url, None)
         with pytest.raises(UnavailableError, match="deleted or made private"):
+            await source.fetch(view)
+    finally:
+        await emu.close()
+
+
+async def test_a_deleted_photo_sent_to_a_placeholder_on_a_host_not_allowed_is_unavailable(
+    http: RecordingHttp,
+) -> None:
+    """Flickr's placeholder lives on Yahoo's hosts (l.yimg.com's GIF once, s.yimg.com's PNG):
+    a redirect there that the image hosts refuse still says "deleted", not host_not_allowed,
+    and the placeholder is never fetched."""
+    placeholder = "https://l.yimg.com/g/images/photo_unavailable.gif"
+    warts = Warts(deleted_share=0.3, flickr_placeholder_url=placeholder)
+    emu = await start_emulator(EmulatorConfig(flickr_keys=frozenset({KEY}), warts=warts))
+    try:
+        settings = FlickrCampaign("c", ("glacier",), max_upload=END).settings()
+        hosts = Destinations.provider("flickr", ["*.staticflickr.com"], emu.flickr_api_url)
+        source = FlickrSource(
+            http,
+            api_url=emu.flickr_api_url,
+            api_key=SecretStr(KEY),
+            limiter=TokenBucket(RATE, 1),
+            destinations=hosts,
+        )
+        expansion = await source.expand(task("glacier", ts(2016), ts(2024)), settings)
+        gone = next(
+            i
+            for i in expansion.images
+            if i.skip_reason is None and emu.state.deletions.flickr(i.provider_id)
+        )
+        view = ImageView(1, 1, "flickr", gone.provider_id, gone.source_url, None)
+        with pytest.raises(UnavailableError, match="placeholder"):
             await source.fetch(view)
     finally:
         await emu.close()
