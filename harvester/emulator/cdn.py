@@ -19,7 +19,7 @@ from dataclasses import replace
 from aiohttp import web
 
 from harvester.emulator.clock import EmulatorClock
-from harvester.emulator.config import MEDIUMS_DATED, PLACEHOLDER
+from harvester.emulator.config import INLINE, MEDIUMS_DATED, PLACEHOLDER
 from harvester.emulator.deleted import PLACEHOLDER_PATH, Deletions, placeholder_png
 from harvester.emulator.images import ImageRecipe, hostile, render
 from harvester.emulator.stats import mark
@@ -173,6 +173,8 @@ class Cdn:
         if self.deletions.flickr(photo.id):
             # Deleted or made private since search indexed it: the real CDN redirects.
             mark(request, "deleted")
+            if self.deleted_answer == INLINE:
+                return await self.placeholder(request)
             if self.deleted_answer != PLACEHOLDER:
                 return web.Response(status=int(self.deleted_answer), text="Not Found")
             return web.Response(status=302, headers={"Location": self.placeholder_url})

@@ -23,9 +23,11 @@ AREA = "area"
 BBOX_RULES = (PER_SIDE, AREA)
 OUTAGE_SERVICES = ("flickr", "mapillary", "cdn")
 # How Flickr's CDN answers for a photo deleted since search indexed it: a redirect to its
-# photo_unavailable placeholder (a 200 picture: the hardest to tell), or a 404 or 410.
+# photo_unavailable placeholder (a 200 picture: the hardest to tell), that placeholder sent
+# at the photo's own URL with a 200 ("inline"), or a 404 or 410.
 PLACEHOLDER = "placeholder"
-FLICKR_DELETED_ANSWERS = (PLACEHOLDER, "404", "410")
+INLINE = "inline"
+FLICKR_DELETED_ANSWERS = (PLACEHOLDER, INLINE, "404", "410")
 # How Mapillary's entity endpoint answers for a deleted image: a Graph error (HTTP 400, code
 # 100, subcode 33), an HTTP 404 Graph error, or a 200 holding the id and none of the fields.
 GRAPH_ERROR = "error"

@@ -14,6 +14,8 @@ import re
 import yarl
 
 _NAME = re.compile(r"/photo_unavailable[a-z0-9_-]*\.(?:png|gif|jpe?g)$", re.IGNORECASE)
+# Flickr's CDN names: <id>_<secret>[_<size>].jpg for the sizes it makes, every one a JPEG.
+_FLICKR_SIZE = re.compile(r"/\d+_[0-9a-f]+(?:_[a-z0-9]{1,2})?\.jpe?g$", re.IGNORECASE)
 _PNG = b"\x89PNG\r\n\x1a\n"
 _GIF = (b"GIF87a", b"GIF89a")
 
@@ -32,3 +34,11 @@ def is_placeholder(requested: str, final_url: str, data: bytes) -> bool:
     # format in its extension (`_o.png`): a PNG or GIF body for a `.jpg` is not the photo.
     asked_jpeg = yarl.URL(requested).path.lower().endswith((".jpg", ".jpeg"))
     return asked_jpeg and data.startswith((_PNG, *_GIF))
+
+
+def listed_placeholder(requested: str, final_url: str, data: bytes) -> bool:
+    """For a URL from a list: the placeholder by its redirect, or by its bytes where the
+    URL is one of Flickr's own sizes (a YFCC-style list), which is never a PNG or GIF."""
+    if redirected_to_placeholder(final_url):
+        return True
+    return bool(_FLICKR_SIZE.search(yarl.URL(requested).path)) and data.startswith((_PNG, *_GIF))

@@ -18,7 +18,7 @@ from harvester.records import Expansion, FoundImage, SubmitReport
 from harvester.redact import shown_input_url
 from harvester.sources.base import ImageView, TaskView, fetch_plain
 from harvester.sources.fields import coordinate
-from harvester.sources.flickr_placeholder import redirected_to_placeholder
+from harvester.sources.flickr_placeholder import listed_placeholder
 from harvester.sources.pages import page_url
 from harvester.sources.repeats import RepeatedKeys
 from harvester.sources.settings import DEFAULT_SIZES, CampaignSettings, check_sizes
@@ -272,7 +272,7 @@ class UrlSource:
             max_bytes=self.max_bytes,
             destinations=self.destinations,
         )
-        if redirected_to_placeholder(body.url):
+        if listed_placeholder(image.source_url, body.url, body.data):
             raise UnavailableError(
                 f"the URL led to Flickr's photo-unavailable placeholder ({body.url}): "
                 "the photo was deleted or made private",

@@ -93,12 +93,15 @@ async def test_url_list_harvest_stores_every_good_image_once_with_its_record(
     assert counters.images["stored"] == sum(r["expected"] == "stored" for r in rows[:40])
 
 
+@pytest.mark.parametrize("answer", ["placeholder", "inline"])
 async def test_a_url_list_of_deleted_flickr_photos_stores_no_placeholder_and_no_duplicate(
-    database_url: str, engine: AsyncEngine, tmp_path: Path, quick_settings: Any
+    database_url: str, engine: AsyncEngine, tmp_path: Path, quick_settings: Any, answer: str
 ):
     # YFCC-style: a list of Flickr CDN URLs, some deleted since (Flickr redirects those to
-    # its placeholder PNG). A low --min-side, so the 500x374 placeholder is not too small.
-    emu = await start_emulator(EmulatorConfig(warts=Warts(deleted_share=0.3)))
+    # its placeholder PNG, or sends it at the photo's URL). A low --min-side, so the 500x374
+    # placeholder is not too small.
+    warts = Warts(deleted_share=0.3, flickr_deleted_answer=answer)
+    emu = await start_emulator(EmulatorConfig(warts=warts))
     try:
         photos = [p for p in emu.world.flickr.photos if p.has_large][:24]
         base = emu.base_url

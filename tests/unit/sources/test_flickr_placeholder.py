@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harvester.emulator.deleted import placeholder_png
 from harvester.emulator.images import ImageRecipe, render
-from harvester.sources.flickr_placeholder import is_placeholder
+from harvester.sources.flickr_placeholder import is_placeholder, listed_placeholder
 
 PHOTO = "https://live.staticflickr.com/65535/3000000001_abcdef0123_b.jpg"
 PLACEHOLDER = "https://s.yimg.com/pw/images/en-us/photo_unavailable.png"
@@ -30,3 +30,13 @@ def test_real_photos_are_not_placeholders() -> None:
     assert not is_placeholder(PHOTO, PHOTO, render(ImageRecipe(1, 1024, 768)))
     png = render(ImageRecipe(2, 500, 374, fmt="png"))  # a PNG original of that very size
     assert not is_placeholder(PHOTO.replace("_b.jpg", "_o.png"), PHOTO, png)
+
+
+def test_in_a_url_list_only_flickrs_own_size_names_are_judged_by_their_bytes() -> None:
+    png = placeholder_png()
+    assert listed_placeholder(PHOTO, PHOTO, png)
+    assert listed_placeholder(PHOTO.replace("_b.jpg", "_3k.jpg"), PHOTO, png)
+    assert listed_placeholder("https://example.org/a.jpg", PLACEHOLDER, png)
+    # Any other site's `.jpg` may well be a PNG, and a Flickr photo is a photo.
+    assert not listed_placeholder("https://example.org/street/0042.jpg", "", png)
+    assert not listed_placeholder(PHOTO, PHOTO, render(ImageRecipe(1, 1024, 768)))
