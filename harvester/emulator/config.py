@@ -58,6 +58,9 @@ class Faults:
     # Share of Mapillary API answers that are Graph rate-limit errors in the body
     # (code 4, 17 or 613) sent with a 400 or 403, as Graph-style APIs do.
     body_rate_limit_rate: float = 0
+    # Share of API answers that are an HTML page sent with a 200: a captive portal's, a
+    # proxy's or a maintenance page standing in for the API's JSON.
+    html_page_rate: float = 0
     scope: frozenset[str] = frozenset({API, CDN})
 
 

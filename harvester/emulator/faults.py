@@ -3,7 +3,7 @@
 Every API or CDN request is counted, then may be delayed, refused (429 with
 Retry-After, 5xx, Flickr's code 105, a Graph rate-limit code in a 4xx body), cut off
 (connection reset), truncated (Content-Length promises more than is sent) or partial
-(a 206 with part of the body, no Range asked for). Random
+(a 206 with part of the body, no Range asked for), or an HTML page in the API's place. Random
 decisions come from a seeded generator, so a single client sees the same faults run
 after run; outages follow the emulator's clock.
 """
@@ -112,6 +112,7 @@ class FaultInjector:
             ("reset", f.reset_rate),
             ("truncate", f.truncate_rate),
             ("partial", f.partial_rate),
+            ("html_page", f.html_page_rate if scope == API else 0.0),
         ):
             if u < rate:
                 return name
@@ -223,6 +224,12 @@ class OutageSchedule:
         )
 
 
+_HTML_PORTAL = (
+    "<!DOCTYPE html>\n<html><head><title>Network login</title></head><body>"
+    "<p>Please sign in to continue.</p></body></html>\n"
+)
+
+
 def flickr_down(request: web.Request, codes: tuple[int, ...], coin: float) -> web.Response:
     """Flickr's stat=fail for "down", one of `codes` by the coin: 105 (documented) as an
     HTTP 200, 201 as an HTTP 400 and 0 as a 200, as clients meet them."""
@@ -278,6 +285,24 @@ def middleware(  # noqa: C901 - one request pipeline, read top to bottom
             )
         return too_many(retry_after, html=route.service == "flickr" and warts.flickr_429_html)
 
+    def instead(
+        decision: str | None, request: web.Request, route: Route, label: str
+    ) -> web.Response | None:
+        """The answer a fault sends in the handler's place; None to call the handler."""
+        if decision == "429":
+            stats.note(label, route.endpoint, "status_429")
+            return refused(route, injector.faults.retry_after_s)
+        if decision == "body_rate_limit":
+            stats.note(label, route.endpoint, "body_rate_limit")
+            return graph_rate_limited(injector.coin(route.scope))
+        if decision == "html_page":
+            stats.note(label, route.endpoint, "html_page")
+            return web.Response(status=200, text=_HTML_PORTAL, content_type="text/html")
+        if decision == "5xx":
+            codes = warts.flickr_down_codes
+            return _server_error(request, stats, injector, route, label, codes)
+        return None
+
     @web.middleware
     async def emulate(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = classify(request)
@@ -297,15 +322,9 @@ def middleware(  # noqa: C901 - one request pipeline, read top to bottom
             stats.note(label, route.endpoint, "status_429")
             return refused(route, max(1.0, wait))
         decision = injector.decide(route.scope, route.service)
-        if decision == "429":
-            stats.note(label, route.endpoint, "status_429")
-            return refused(route, faults.retry_after_s)
-        if decision == "body_rate_limit":
-            stats.note(label, route.endpoint, "body_rate_limit")
-            return graph_rate_limited(injector.coin(route.scope))
-        if decision == "5xx":
-            codes = warts.flickr_down_codes
-            return _server_error(request, stats, injector, route, label, codes)
+        answer = instead(decision, request, route, label)
+        if answer is not None:
+            return answer
         if decision == "reset":
             stats.note(label, route.endpoint, "resets")
             await reset_connection(request)

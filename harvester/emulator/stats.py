@@ -27,6 +27,7 @@ OUTCOMES = (
     "partial",  # 206 answers with part of the body, no Range asked for
     "outage",
     "body_rate_limit",
+    "html_page",  # HTML pages sent with a 200 in the API's place
     "invalid_key",  # calls refused for their key or token (Flickr code 100, Graph 190)
     "deleted",  # requests for photos or images deleted since they were indexed
     "too_dense",  # Mapillary bbox searches refused for the images in the box (Graph code 1)

@@ -44,7 +44,6 @@ from harvester.http.destinations import (
     strip_userinfo,
 )
 from harvester.http.errors import (
-    BadResponseError,
     HttpError,
     InvalidCredentials,
     PermanentHttpError,
@@ -221,7 +220,7 @@ class HttpClient:
         body_errors: BodyErrors | None = None,
         api: str = "api",
     ) -> Any:
-        """GET and parse JSON; a body that is not JSON raises ``BadResponseError``."""
+        """GET and parse JSON; a body that is not JSON raises a transient ``bad_response``."""
         reply = await self._get(url, params, headers, limiter, secrets, breaker, body_errors, api)
         try:
             return json.loads(reply.body.data)
@@ -605,13 +604,16 @@ class HttpClient:
         return session
 
     @staticmethod
-    def _not_json(reply: _Reply, reason: str) -> BadResponseError:
+    def _not_json(reply: _Reply, reason: str) -> TransientHttpError:
+        """A 200 that is not JSON is a proxy's or an outage's page, not the API's answer:
+        worth another try later (as Flickr's is), never a query's end."""
         body = reply.body
-        return BadResponseError(
+        return TransientHttpError(
             f"response is not JSON ({body.content_type or 'no content type'}, "
             f"{len(body.data)} bytes: {reason}) from {body.url}",
             url=body.url,
             status=200,
+            reason="bad_response",
         )
 
 

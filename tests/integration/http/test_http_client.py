@@ -24,7 +24,6 @@ from http_upstream import (
 )
 
 from harvester.http import (
-    BadResponseError,
     BodyErrors,
     HostSlots,
     HttpClient,
@@ -297,12 +296,12 @@ async def test_slow_response_times_out_as_transient_and_a_retry_succeeds(
     assert upstream.seen["/slow/a"] == 2 and upstream.seen["/slow/b"] == 2
 
 
-async def test_non_json_body_is_a_clear_permanent_error(
+async def test_non_json_body_is_a_clear_error_worth_another_try_later(
     upstream: Upstream, client: HttpClient
 ) -> None:
-    with pytest.raises(BadResponseError, match=r"not JSON \(text/html") as caught:
+    with pytest.raises(TransientHttpError, match=r"not JSON \(text/html") as caught:
         await client.get_json(f"{upstream.base}/html")
-    assert isinstance(caught.value, PermanentHttpError)
+    assert caught.value.reason == "bad_response"
     assert upstream.seen["/html"] == 1
     assert_no_secret(caught.value)
 

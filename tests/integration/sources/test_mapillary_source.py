@@ -370,6 +370,20 @@ async def test_graph_server_errors_surface_as_transient(http: HttpClient) -> Non
         await emu.close()
 
 
+async def test_an_html_page_in_the_apis_place_is_worth_another_try(http: HttpClient) -> None:
+    """A proxy's or a portal's page with a 200 is not Mapillary's answer: the task is tried
+    again later, not failed for good (Flickr's answer is read so too)."""
+    faults = Faults(html_page_rate=1.0, scope=frozenset({"api"}))
+    emu = await start_emulator(EmulatorConfig(mapillary_tokens=frozenset({TOKEN}), faults=faults))
+    try:
+        task = TaskView(1, 1, "mapillary_sequence", {"sequence_id": "x"}, 1)
+        with pytest.raises(TransientHttpError) as caught:
+            await _source(http, emu).expand(task, {})
+        assert caught.value.reason == "bad_response" and TOKEN not in str(caught.value)
+    finally:
+        await emu.close()
+
+
 async def test_a_search_refused_for_permission_fails_instead_of_cutting_the_box(
     http: HttpClient,
 ) -> None:
