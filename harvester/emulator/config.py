@@ -112,6 +112,9 @@ class Warts:
     # rather than a bare 429.
     mapillary_limit_in_body: bool = True
     multiget_drops_unknown: bool = False  # real `?ids=` fails on one unknown id
+    # Graph's `?ids=` multi-get, which Mapillary's own API documentation does not list: off,
+    # the root answers "Unsupported get request" (HTTP 400, code 100) as for any unknown edge.
+    mapillary_multiget: bool = True
     # A bbox search over a box holding more images than this answers HTTP 500, Graph
     # code 1 "Please reduce the amount of data you're asking for", whatever its limit or
     # fields, as the real search does in city centres. None: the box's size decides alone.

@@ -215,6 +215,8 @@ class MapillaryApi:
 
     def batch(self, request: web.Request) -> dict[str, Any]:
         ids = [i.strip() for i in request.query.get("ids", "").split(",") if i.strip()]
+        if not self.warts.mapillary_multiget:
+            raise _bad("Unsupported get request. Please read the Graph API documentation")
         if not ids:
             raise _bad("Unsupported get request. Please provide ids")
         if len(ids) > MAX_IDS:

@@ -303,6 +303,7 @@ _FLAGS = (
     _Flag("--json-429", "lenient: Flickr 429s as JSON", switch=True),
     _Flag("--plain-mapillary-429", "lenient: bare 429s", switch=True),
     _Flag("--lenient-multiget", "?ids= drops unknown ids", switch=True),
+    _Flag("--no-multiget", "?ids= is refused as an unsupported request", switch=True),
     _Flag(
         "--dense-refusal-above",
         "bbox searches over boxes with more images get Graph code 1 (0: never)",
@@ -405,6 +406,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         flickr_429_html=not args.json_429,
         mapillary_limit_in_body=not args.plain_mapillary_429,
         multiget_drops_unknown=args.lenient_multiget,
+        mapillary_multiget=not args.no_multiget,
         dense_refusal_above=args.dense_refusal_above or None,
         outages=tuple(args.outage),
         flickr_mediums=args.flickr_mediums,

@@ -7,7 +7,9 @@ degrees per side is unsettled: tiles start at the looser (area) reading, and the
 refused tile teaches the source the per-side one for the rest of the run; a refused tile
 is re-cut, never a failed region. Sequence and
 id-list tasks fetch entity fields in `?ids=` batches; a batch refused because one id is
-gone is halved until that id stands alone, and becomes a row skipped as `unavailable`.
+gone is halved until that id stands alone, and (its entity refusing it too) becomes a row
+skipped as `unavailable`; an id `?ids=` refuses that its entity has means the multi-get is
+not served there, and entities answer for the rest of the run.
 Thumbnail URLs are signed and expire: a 403 on fetch gets a fresh URL from the entity
 endpoint and one more try.
 """
@@ -122,6 +124,8 @@ class MapillarySource:
         self._gate = CredentialGate()
         # The longest tile side the search accepted, learned from refusals, kept for the run.
         self._tile_side = TILE_SIDE
+        # Whether `?ids=` is served; an id it refuses that its entity has says not, for the run.
+        self._multi_get_works = True
 
     # -- expand ---------------------------------------------------------------------
 
@@ -267,6 +271,10 @@ class MapillarySource:
         self, ids: Sequence[str], size: str, records: dict[str, Mapping[str, Any]]
     ) -> None:
         """One `?ids=` request; refused as a whole (one id is gone), each half on its own."""
+        if not self._multi_get_works:
+            for listed in ids:
+                await self._entity(listed, size, records)
+            return
         params = {"ids": ",".join(ids), "fields": fields_for(size)}
         try:
             body = await self._graph("", params, search=False)
@@ -274,7 +282,12 @@ class MapillarySource:
             raise
         except PermanentHttpError:
             if len(ids) == 1:
-                return  # this is the id Mapillary does not have
+                # The id Mapillary does not have, or `?ids=` (Graph's, not in Mapillary's
+                # documentation) is not served at all: the entity tells which.
+                if await self._entity(ids[0], size, records):
+                    log.info("multi_get_refused", image_id=ids[0])
+                    self._multi_get_works = False
+                return
             middle = len(ids) // 2
             await self._multi_get(ids[:middle], size, records)
             await self._multi_get(ids[middle:], size, records)
@@ -283,6 +296,22 @@ class MapillarySource:
             image_id = record_id(record)
             if image_id is not None:
                 records[image_id] = record
+
+    async def _entity(
+        self, image_id: str, size: str, records: dict[str, Mapping[str, Any]]
+    ) -> bool:
+        """One image's record from its entity; False when it is gone (refused, or its bare
+        id alone, as a deleted image may answer)."""
+        try:
+            body = await self._graph(image_id, {"fields": fields_for(size)}, search=False)
+        except InvalidCredentials:
+            raise
+        except PermanentHttpError:
+            return False
+        if not isinstance(body, dict) or record_id(body) != image_id or len(body) < 2:
+            return False
+        records[image_id] = body
+        return True
 
     # -- fetch ----------------------------------------------------------------------
 

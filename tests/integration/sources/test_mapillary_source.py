@@ -191,6 +191,36 @@ async def test_a_sequence_is_fetched_in_id_batches_not_one_request_per_image(
     assert totals == {"mapillary.image_ids": 1, "mapillary.ids": math.ceil(len(truth) / 50)}
 
 
+async def test_listed_ids_are_found_by_their_entities_where_the_multi_get_is_refused(
+    http: HttpClient,
+) -> None:
+    """Graph's `?ids=` is not in Mapillary's own documentation: where it is refused, every
+    listed image is still found (by its entity), a deleted one is still unavailable, and
+    after the first refusal the batches go to the entities straight away."""
+    emu = await start_emulator(EmulatorConfig(mapillary_tokens=frozenset({TOKEN})))
+    sequence_id = emu.world.mapillary_sequence_pairs()[0][0]
+    listed = [im.id for im in emu.world.mapillary_sequence(sequence_id)][:60]
+    await emu.close()
+    warts = Warts(mapillary_multiget=False, mapillary_deleted=frozenset({listed[7]}))
+    emu = await start_emulator(EmulatorConfig(mapillary_tokens=frozenset({TOKEN}), warts=warts))
+    try:
+        items = [{"id": i, "seq": sequence_id} for i in listed]
+        task = TaskView(1, 1, "mapillary_ids", {"items": items}, 1)
+        expansion = await _source(http, emu).expand(task, {"size": "256"})
+        totals = _endpoint_totals(await _stats(emu))
+    finally:
+        await emu.close()
+    found = {i.provider_id: i for i in expansion.images}
+    assert sorted(found) == sorted(listed)
+    assert found[listed[7]].skip_reason is not None and found[listed[7]].source_url is None
+    kept = [i for i in found.values() if i.provider_id != listed[7]]
+    assert all(i.source_url and i.skip_reason is None for i in kept)
+    assert expansion.result["missing"] == 1
+    # One refused batch, halved to its first id, then one entity call per listed id.
+    assert totals["mapillary.entity"] == len(listed)
+    assert totals["mapillary.ids"] <= 12
+
+
 async def test_a_sequence_csv_goes_in_with_its_malformed_line_reported(
     engine: AsyncEngine, emulator: RunningEmulator, http: HttpClient, tmp_path: Path
 ) -> None:
