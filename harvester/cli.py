@@ -25,6 +25,7 @@ from harvester.commands import status as status_command
 from harvester.config import (
     DEFAULT_CONCURRENCY,
     IN_FLIGHT_PER_PROCESS,
+    MAX_PROCESSES,
     Settings,
     load_settings,
 )
@@ -109,11 +110,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--concurrency",
-        type=int,
+        type=number_arg(1, whole=True),
         help=f"images in flight at once (default: {IN_FLIGHT_PER_PROCESS} per process, "
         f"at least {DEFAULT_CONCURRENCY})",
     )
-    run.add_argument("--processes", type=int, help="image worker processes (default: cores)")
+    run.add_argument(
+        "--processes",
+        type=number_arg(1, MAX_PROCESSES, whole=True),
+        help="image worker processes (default: cores)",
+    )
     run.add_argument(
         "--http",
         metavar="[HOST:]PORT",

@@ -58,6 +58,8 @@ _HOST_PATTERN = re.compile(r"[\w*-]+(\.[\w*-]+)*\.?")
 
 DEFAULT_CONCURRENCY = 64
 IN_FLIGHT_PER_PROCESS = 32
+# `run` starts every worker process at once: 10**20 of them had it spin until killed.
+MAX_PROCESSES = 1024
 
 
 class Settings(BaseSettings):
@@ -126,7 +128,9 @@ class Settings(BaseSettings):
 
     concurrency: int = Field(DEFAULT_CONCURRENCY, ge=1)
     image_timeout_seconds: float = Field(120.0, gt=0)
-    processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    processes: int = Field(
+        default_factory=lambda: min(os.cpu_count() or 1, MAX_PROCESSES), ge=1, le=MAX_PROCESSES
+    )
     claim_batch: int = Field(32, ge=1)
     log_interval_seconds: float = Field(10.0, gt=0)
 

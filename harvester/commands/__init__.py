@@ -59,24 +59,30 @@ def bbox_arg(text: str) -> tuple[float, float, float, float]:
 
 
 def number_arg(
-    low: float, high: float | None = None, *, open_low: bool = False
+    low: float, high: float | None = None, *, open_low: bool = False, whole: bool = False
 ) -> Callable[[str], float]:
-    """A finite number in its range: NaN, inf or a negative time would be taken and misbehave."""
-    shown = f"{'>' if open_low else '>='} {low:g}"
+    """A finite number in its range (whole: an int): NaN, inf, a negative time or a count
+    too big for what takes it would be taken and misbehave."""
+
+    def show(bound: float) -> str:
+        return str(int(bound)) if whole else f"{bound:g}"
+
+    shown = f"{'>' if open_low else '>='} {show(low)}"
     if high is not None:
-        shown += f" and <= {high:g}"
+        shown += f" and <= {show(high)}"
+    kind = "a whole number" if whole else "a number"
 
     def parse(text: str) -> float:
         try:
-            value = float(text)
+            value = int(text) if whole else float(text)
         except ValueError:
             value = math.nan
         if not (
-            math.isfinite(value)
+            (whole or math.isfinite(value))
             and (value > low if open_low else value >= low)
             and (high is None or value <= high)
         ):
-            raise argparse.ArgumentTypeError(f"wants a number {shown}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"wants {kind} {shown}, got {text!r}")
         return value
 
     return parse

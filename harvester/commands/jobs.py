@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from harvester.commands import on_database, print_json
+from harvester.commands import number_arg, on_database, print_json
 from harvester.config import Settings
 from harvester.errors import InputError
 from harvester.terminal import fit, say
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 KINDS = ("task", "image")
 RETRY_STATES = ("failed", "skipped", "cancelled")
+MAX_ROWS = 10**9  # more than any queue holds, and within what SQLite's LIMIT takes (2**63)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,7 +28,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _scope_flags(listing)
     listing.add_argument("--state", action="append", help="only rows in this state (repeatable)")
     listing.add_argument("--reason", action="append", help="only rows with this reason code")
-    listing.add_argument("--limit", type=int, default=50, help="at most this many rows")
+    listing.add_argument(
+        "--limit",
+        type=number_arg(1, MAX_ROWS, whole=True),
+        default=50,
+        help="at most this many rows",
+    )
     listing.add_argument("--json", action="store_true", help="JSON for scripts, not a table")
     listing.set_defaults(handler=_list)
 
@@ -80,8 +86,6 @@ async def _campaign_id(engine: AsyncEngine, name: str | None) -> int | None:
 async def _list(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from harvester.db.jobs import list_jobs
 
-    if args.limit < 1:
-        raise InputError("--limit must be at least 1")
     lines = await list_jobs(
         engine,
         campaign_id=await _campaign_id(engine, args.campaign),

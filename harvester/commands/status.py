@@ -9,9 +9,8 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-from harvester.commands import on_database
+from harvester.commands import number_arg, on_database
 from harvester.config import Settings
-from harvester.errors import InputError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,7 +26,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     status.add_argument("--json", action="store_true", help="JSON for scripts (default: table)")
     status.add_argument(
         "--watch",
-        type=float,
+        type=number_arg(0, open_low=True),
         metavar="SECONDS",
         help="redraw every SECONDS until Ctrl-C, which exits 0 (default: once)",
     )
@@ -38,8 +37,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 async def _status(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from harvester.db.campaigns import campaign_id_of
 
-    if args.watch is not None and args.watch <= 0:
-        raise InputError("--watch wants a number of seconds above 0")
     if args.campaign is not None:
         await campaign_id_of(engine, args.campaign)  # an unknown name is an error, not empty
     if args.watch is None:

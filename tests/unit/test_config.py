@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harvester.config import async_database_url, load_settings
+from harvester.config import MAX_PROCESSES, async_database_url, load_settings
 from harvester.errors import ConfigError
 
 
@@ -151,6 +151,14 @@ def test_a_setting_of_infinite_or_nan_seconds_is_refused(
 ) -> None:
     monkeypatch.setenv("HARVESTER_BACKOFF_BASE_SECONDS", value)
     with pytest.raises(ConfigError, match="backoff_base_seconds"):
+        load_settings()
+
+
+def test_more_worker_processes_than_the_daemon_can_start_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HARVESTER_PROCESSES", str(MAX_PROCESSES + 1))
+    with pytest.raises(ConfigError, match="processes"):
         load_settings()
 
 

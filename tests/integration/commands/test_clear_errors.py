@@ -228,3 +228,33 @@ def test_a_grace_that_is_not_a_finite_number_of_seconds_is_refused(
     done = _run("--database-url", sqlite_url, "run", "--until-idle", f"--grace={value}")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "argument --grace" in done.stderr.strip().splitlines()[-1], done.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [
+        ("run", "--concurrency", "0"),
+        ("run", "--concurrency", "nan"),
+        ("run", "--concurrency", "2.5"),
+        ("run", "--processes", "0"),
+        ("run", "--processes", "inf"),
+        ("run", "--processes", "99999999999999999999"),
+        ("jobs list", "--limit", "0"),
+        ("jobs list", "--limit", "99999999999999999999"),
+        ("status", "--watch", "0"),
+        ("status", "--watch", "-1"),
+        ("status", "--watch", "nan"),
+        ("status", "--watch", "inf"),
+    ],
+)
+def test_a_count_or_interval_out_of_its_range_is_refused_naming_the_option(
+    sqlite_url: str, tmp_path: Path, command: str, option: str, value: str
+) -> None:
+    """Each was taken before: NaN crashed the watch's timer, inf redrew never, a huge limit
+    overflowed SQLite's LIMIT and a huge process count had `run` spin starting them."""
+    done = _run(
+        "--database-url", sqlite_url, "--storage-root", str(tmp_path), *command.split(),
+        "--until-idle" if command == "run" else "--json", f"{option}={value}",
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"argument {option}: wants" in done.stderr.strip().splitlines()[-1], done.stderr
