@@ -35,18 +35,29 @@ _ASYNC_DRIVERS = {
 }
 
 
+_URL_FORMS = "use sqlite:///path/to.db or postgresql://user@host:5432/db"
+
+
 def async_database_url(url: str) -> str:
-    """Accept the URLs operators write and pick the async driver ourselves."""
+    """Accept the URLs operators write and pick the async driver ourselves.
+
+    What is refused is never quoted back: a mistyped URL may still hold its password."""
     if "://" not in url:
-        # A bare path is the friendliest way to name an SQLite file.
-        return f"sqlite+aiosqlite:///{url}"
+        # Once taken as an SQLite path: a typo ('garbage', 'postgres:/db') made a file.
+        raise ValueError(f"the database URL has no scheme://: {_URL_FORMS}")
     scheme, rest = url.split("://", 1)
     scheme = _ASYNC_DRIVERS.get(scheme.lower(), scheme)
     if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
         raise ValueError(
-            f"unsupported database URL scheme {url.split('://', 1)[0]!r}: "
-            "use sqlite:///path/to.db or postgresql://user@host:5432/db"
+            f"unsupported database URL scheme {url.split('://', 1)[0]!r}: {_URL_FORMS}"
         )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it is the check (a port of 'abc' or 99999)
+    except ValueError:
+        raise ValueError(f"the database URL's host or port cannot be read: {_URL_FORMS}") from None
+    if scheme == "sqlite+aiosqlite" and not parts.path.removeprefix("/"):
+        raise ValueError("the SQLite URL names no file: use sqlite:///path/to.db")  # not memory
     return f"{scheme}://{rest}"
 
 
@@ -264,8 +275,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
 def _explain(exc: ValidationError) -> str:
     """A one-screen message that never echoes the input values (they may be secrets)."""
-    lines = ["invalid settings:"]
+    problems = []
     for error in exc.errors(include_input=False, include_url=False):
         where = ".".join(str(part) for part in error["loc"]) or "settings"
-        lines.append(f"  {where}: {error['msg']}")
-    return "\n".join(lines)
+        problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return "invalid settings: " + "; ".join(problems)  # one line: a terminal shows \n escaped

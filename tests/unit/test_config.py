@@ -18,7 +18,6 @@ from harvester.errors import ConfigError
         ("postgresql://u@db:5432/h", "postgresql+asyncpg://u@db:5432/h"),
         ("postgres://u@db/h", "postgresql+asyncpg://u@db/h"),
         ("postgresql+asyncpg://u@db/h", "postgresql+asyncpg://u@db/h"),
-        ("./local.db", "sqlite+aiosqlite:///./local.db"),
     ],
 )
 def test_database_urls_get_their_async_driver(written: str, expected: str):
@@ -28,6 +27,27 @@ def test_database_urls_get_their_async_driver(written: str, expected: str):
 def test_unknown_database_scheme_is_refused_with_a_hint():
     with pytest.raises(ConfigError, match=r"use sqlite:///path/to\.db or postgresql://"):
         load_settings(database_url="mysql://root@localhost/db")
+
+
+@pytest.mark.parametrize(
+    ("written", "why"),
+    [
+        ("garbage", "has no scheme://"),
+        ("u:hunter2@db/h", "has no scheme://"),
+        ("sqlite:hunter2.db", "has no scheme://"),
+        ("postgresql://u:hunter2@db:abc/h", "host or port cannot be read"),
+        ("postgresql://u:hunter2@db:99999/h", "host or port cannot be read"),
+        ("postgresql://u:hunter2@[::1/h", "host or port cannot be read"),
+        ("sqlite:///", "names no file"),
+        ("sqlite://", "names no file"),
+    ],
+)
+def test_a_database_url_that_cannot_be_read_is_refused_without_quoting_it(
+    written: str, why: str
+) -> None:
+    with pytest.raises(ConfigError, match=why) as caught:
+        load_settings(database_url=written)
+    assert "hunter2" not in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_heartbeat_not_shorter_than_the_lease_is_refused(monkeypatch: pytest.MonkeyPatch):

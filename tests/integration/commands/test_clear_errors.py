@@ -258,3 +258,19 @@ def test_a_count_or_interval_out_of_its_range_is_refused_naming_the_option(
     )  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert f"argument {option}: wants" in done.stderr.strip().splitlines()[-1], done.stderr
+
+
+@pytest.mark.parametrize("url", ["garbage", "sqlite:garbage.db", "postgresql://u:hunter2@db:x/h"])
+@pytest.mark.parametrize("command", ["status", "run"])
+def test_a_database_url_that_is_not_one_is_refused_and_makes_no_file(
+    tmp_path: Path, url: str, command: str
+) -> None:
+    """A value without scheme:// was an SQLite file of that name, made where the command ran."""
+    done = subprocess.run(
+        [*CLI, "--storage-root", str(tmp_path / "data"), command],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "HARVESTER_DATABASE_URL": url},
+    )  # fmt: skip
+    _one_clear_line(done, "database_url", "use sqlite:///path/to.db or postgresql://")
+    assert "hunter2" not in done.stderr and "\\n" not in done.stderr, done.stderr
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
