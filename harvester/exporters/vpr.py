@@ -54,13 +54,8 @@ class Placed:
 
 def _coord(value: float, left: int, right: int) -> str:
     """`-45.12345` as gmberton's `format_coord` writes it: `left` characters before the point,
-    a minus sign among them, and `right` decimals cut (not rounded) from the shortest form."""
-    text = repr(abs(float(value)))  # utm gives numpy floats, whose repr names the type
-    if "e" in text or "." not in text:  # tiny or huge: no exponent in a file name
-        text = f"{abs(value):.{right + 17}f}"
-    integer, decimal = text.split(".")
-    sign = "-" if value < 0 else ""
-    return f"{sign}{int(integer):0{left - len(sign)}d}.{decimal[:right]:0<{right}}"
+    a minus sign among them, zero-padded, rounded to `right` decimals (its f"{x:.5f}")."""
+    return f"{float(value):0{left + 1 + right}.{right}f}"
 
 
 def vpr_name(

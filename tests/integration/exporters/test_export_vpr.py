@@ -40,8 +40,8 @@ def test_vpr_layout_names_every_image_by_its_position_and_links_the_stored_file(
         lat, lon = float(row["lat"]), float(row["lon"])
         assert abs(float(fields["lat"]) - lat) <= 1e-5 and abs(float(fields["lon"]) - lon) <= 1e-5
         east, north, zone, letter = utm.from_latlon(lat, lon)
-        assert 0 <= east - float(fields["east"]) < 0.01  # cut to 2 decimals, not rounded
-        assert 0 <= north - float(fields["north"]) < 0.01
+        assert fields["east"] == f"{east:010.2f}" and fields["north"] == f"{north:010.2f}"
+        assert fields["lat"] == f"{lat:09.5f}" and fields["lon"] == f"{lon:010.5f}"
         assert (int(fields["zone_number"]), fields["zone_letter"]) == (zone, letter)
         stored = harvest.root / row["path"]
         assert os.path.samefile(path, stored), "a hard link to the stored file"

@@ -46,8 +46,8 @@ def test_names_parse_back_to_the_position_and_to_utm(lat: float, lon: float):
     fields = parse_vpr_name(name)
     assert abs(float(fields["lat"]) - lat) <= 1e-5 and abs(float(fields["lon"]) - lon) <= 1e-5
     east, north, zone, letter = utm.from_latlon(lat, lon)
-    assert float(fields["east"]) == pytest.approx(east, abs=0.01)  # cut to 2 decimals
-    assert float(fields["north"]) == pytest.approx(north, abs=0.01)
+    assert float(fields["east"]) == pytest.approx(east, abs=0.005)  # rounded to 2 decimals
+    assert float(fields["north"]) == pytest.approx(north, abs=0.005)
     assert (int(fields["zone_number"]), fields["zone_letter"]) == (zone, letter)
     assert fields["zone_number"] == f"{zone:02d}"
     assert len(fields["east"].split(".")[1]) == 2 and len(fields["lat"].split(".")[1]) == 5
@@ -59,7 +59,7 @@ def test_names_parse_back_to_the_position_and_to_utm(lat: float, lon: float):
 def test_the_name_has_the_documented_shape():
     name = vpr_name(45.4642035, 9.189982)
     assert re.fullmatch(r"@\d{7}\.\d{2}@\d{7}\.\d{2}@32@T@045\.46420@0009\.18998@{9}\.jpg", name)
-    assert vpr_name(-33.8688197, -74.0059728).split("@")[5:7] == ["-33.86881", "-074.00597"]
+    assert vpr_name(-33.8688197, -74.0059728).split("@")[5:7] == ["-33.86882", "-074.00597"]
 
 
 @pytest.mark.parametrize(
@@ -67,9 +67,11 @@ def test_the_name_has_the_documented_shape():
     [
         (1.1, 3, 3, "001.100"),  # gmberton's format_coord doctests
         (-0.123, 3, 3, "-00.123"),
-        (151.215297, 4, 5, "0151.21529"),  # cut, not rounded
+        (151.215297, 4, 5, "0151.21530"),  # rounded, as f"{x:.5f}" does
         (-74.0059728, 4, 5, "-074.00597"),  # the sign is one of the `left` characters
-        (334900.268, 7, 2, "0334900.26"),
+        (334900.268, 7, 2, "0334900.27"),
+        (-33.8688197, 3, 5, "-33.86882"),
+        (-0.000001, 3, 5, "-00.00000"),  # the sign of a value that rounds to zero stays
         (0.0000049, 3, 5, "000.00000"),  # no exponent, whatever the size
     ],
 )
@@ -86,9 +88,9 @@ def test_a_southern_and_western_name_is_the_downloaders_name() -> None:
     assert (zone, letter) == (21, "H")
     name = vpr_name(-34.6037, -58.3816, pano_id="42", heading=90.0, note="mapillary",
                     timestamp=datetime(2019, 1, 1, 12, 30, tzinfo=UTC))  # fmt: skip
-    cut = [f"{int(v):07d}.{int(v * 100) % 100:02d}" for v in (east, north)]
+    assert (f"{east:.3f}", f"{north:.3f}") == ("373317.502", "6170036.171")
     assert name == (
-        f"@{cut[0]}@{cut[1]}@21@H@-34.60370@-058.38160@42@@090@@@@20190101_123000@mapillary@.jpg"
+        "@0373317.50@6170036.17@21@H@-34.60370@-058.38160@42@@090@@@@20190101_123000@mapillary@.jpg"
     )
 
 
