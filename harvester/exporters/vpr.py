@@ -29,6 +29,7 @@ SPLITS = ("train", "val", "test")
 DATABASE, QUERIES = "database", "queries"
 QUERIES_BY = ("auto", "time", "pairs", "random")
 _UNSAFE = re.compile(r"[@/\\\s]+")
+UTM_LATITUDES = (-80.0, 84.0)  # the `utm` package refuses a latitude outside these
 
 
 @dataclass(frozen=True)
@@ -170,9 +171,19 @@ def resolved_queries_by(items: Sequence[Item], how: str) -> str:
     return "pairs" if any(_pair_role(i) for i in items) else "time"
 
 
+def unplaceable(item: Item) -> str | None:
+    """Why an image can have no VPR name (made of its UTM position), or None."""
+    if item.lat is None or item.lon is None:
+        return "no position"
+    south, north = UTM_LATITUDES
+    if not south <= item.lat <= north:
+        return f"latitude {item.lat:g} is outside UTM's {south:g} to {north:g}"
+    return None
+
+
 def place_items(items: Sequence[Item], options: VprOptions) -> list[Placed]:
-    """Where each located image goes; images without a position cannot be placed."""
-    located = [i for i in items if i.lat is not None and i.lon is not None]
+    """Where each image UTM can name goes; the others cannot be placed (`unplaceable`)."""
+    located = [i for i in items if unplaceable(i) is None]
     cells = {id(item): cell_of(item, options.cell_m) for item in located}
     counts: dict[tuple[int, str, int, int], int] = defaultdict(int)
     for cell in cells.values():
@@ -218,7 +229,8 @@ async def export_vpr(
     placed = place_items(items, options)
     if not placed:
         raise InputError(
-            f"none of the {len(items)} images has a position, and VPR file names are made of it"
+            f"none of the {len(items)} images has a position in UTM's latitudes "
+            f"({UTM_LATITUDES[0]:g} to {UTM_LATITUDES[1]:g}), and VPR file names are made of it"
         )
     counts: dict[str, int] = defaultdict(int)
     files: dict[int, str] = {}
@@ -235,11 +247,11 @@ async def export_vpr(
     reading = iter(to_read)
     async for data in read_in_order(storage, [e.item.record["path"] for e in to_read]):
         folder.write(next(reading).relative, data)
-    unplaced = len(items) - len(placed)
+    left_out = [(i.record, why) for i in items if (why := unplaceable(i))]
     how = resolved_queries_by(items, options.queries_by)
-    readme = _readme(options, how, made_with, counts, unplaced)
+    readme = _readme(options, how, made_with, counts, left_out)
     folder.write("README.txt", readme.encode("utf-8"))
-    return dict(counts), files
+    return dict(counts) | ({"left out": len(left_out)} if left_out else {}), files
 
 
 def _readme(
@@ -247,7 +259,7 @@ def _readme(
     how: str,
     made_with: Sequence[str],
     counts: Mapping[str, int],
-    unplaced: int,
+    left_out: Sequence[tuple[Mapping[str, Any], str]],
 ) -> str:
     lines = [
         "Visual place recognition dataset exported by harvester (`harvester export --format vpr`).",
@@ -275,6 +287,7 @@ def _readme(
         "Images per folder:",
         *(f"  {key}: {counts[key]}" for key in sorted(counts)),
     ]
-    if unplaced:
-        lines.append(f"  left out (no position): {unplaced}")
+    if left_out:
+        lines += ["", f"Left out ({len(left_out)}, no VPR name can be made):"]
+        lines += [f"  {r['provider']} {str(r['provider_id'])!r}: {why}" for r, why in left_out]
     return "\n".join(lines) + "\n"

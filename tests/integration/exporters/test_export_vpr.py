@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,43 @@ def test_copies_are_made_when_links_cannot_be(harvest: Harvest, tmp_path, monkey
     assert _vpr(harvest, out) == 0
     files = list(out.glob("images/*/*/*.jpg"))
     assert files and all(p.stat().st_nlink == 1 for p in files)
+
+
+def _harvest_copy(harvest: Harvest, tmp_path: Path) -> Harvest:
+    """The harvest with its own database file, for tests that change rows."""
+    copy = tmp_path / "copy.db"
+    with (
+        sqlite3.connect(harvest.database_url.removeprefix("sqlite:///")) as source,
+        sqlite3.connect(copy) as target,
+    ):
+        source.backup(target)
+    return dataclasses.replace(harvest, database_url=f"sqlite:///{copy}")
+
+
+def test_images_beyond_utms_latitudes_are_left_out_each_with_its_reason(
+    harvest: Harvest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    mine = _harvest_copy(harvest, tmp_path)
+    with sqlite3.connect(mine.database_url.removeprefix("sqlite:///")) as db:
+        ids = db.execute(
+            "SELECT provider_id FROM images WHERE provider = 'flickr' AND state = 'stored'"
+            " ORDER BY provider_id"
+        ).fetchall()
+        far = {ids[0][0]: (84.5, 10.0), ids[1][0]: (-80.5, -60.0), ids[2][0]: (84.0, 0.0)}
+        for provider_id, (lat, lon) in far.items():
+            db.execute(
+                "UPDATE images SET lat = ?, lon = ? WHERE provider_id = ?", (lat, lon, provider_id)
+            )
+    out = tmp_path / "vpr"
+    argv = ("export", "--campaign", "landmarks", "--format", "vpr", "--out", str(out))
+    assert main(mine.argv(*argv)) == 0
+    assert "left out 2" in capsys.readouterr().out
+    names = {parse_vpr_name(p.name)["pano_id"]: p.name for p in out.glob("images/*/*/*.jpg")}
+    assert len(names) == len(ids) - 2
+    assert ids[0][0] not in names and ids[1][0] not in names
+    assert "@31@X@084.00000@0000.00000@" in names[ids[2][0]], "84 N itself is in UTM"
+    readme = (out / "README.txt").read_text()
+    for provider_id, (lat, _) in list(far.items())[:2]:
+        assert f"flickr '{provider_id}': latitude {lat:g} is outside UTM's" in readme
+    credits = {r["provider_id"] for r in rows_of(out / "attribution.csv")}
+    assert credits == set(names)
