@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from harvester.commands import on_database, print_json
 from harvester.config import Settings
-from harvester.terminal import fit, say
+from harvester.terminal import WIDTH, say
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,7 +65,7 @@ async def _list(args: argparse.Namespace, settings: Settings, engine: AsyncEngin
     for c in campaigns:
         state = f"paused ({c.paused_reason})" if c.paused_at else "active"
         created = c.created_at.strftime("%Y-%m-%d %H:%M")
-        say(fit(f"{c.name:<30} {c.provider:<10} {created:<17} {state}"))
+        say(f"{c.name:<30} {c.provider:<10} {created:<17} {state}", width=WIDTH)
     return 0
 
 

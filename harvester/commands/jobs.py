@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from harvester.commands import number_arg, on_database, print_json
 from harvester.config import Settings
 from harvester.errors import InputError
-from harvester.terminal import fit, say
+from harvester.terminal import WIDTH, say
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -106,7 +106,7 @@ async def _list(args: argparse.Namespace, settings: Settings, engine: AsyncEngin
             f"{line.kind:<5} {line.id:>7} {line.state:<9} {line.reason or '-':<16} "
             f"{line.attempts:>3} {line.requeues:>2} {line.campaign} / {line.what}"
         )
-        say(fit(head + (f": {line.message}" if line.message else "")))
+        say(head + (f": {line.message}" if line.message else ""), width=WIDTH)
     return 0
 
 
@@ -134,7 +134,8 @@ def _shown(value: Any) -> str:
     if isinstance(value, dict | list):
         import json
 
-        return json.dumps(value, sort_keys=True, default=str)
+        # Not ASCII-escaped: say escapes what needs it, and 'café' stays café, not caf\\u00e9.
+        return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
     return str(value)
 
 

@@ -103,3 +103,19 @@ def test_json_keeps_the_text_exact(hostile: str) -> None:
         assert json.loads(out)[key][0][field] == NAME, (command, out)
     detail = json.loads(_run("--database-url", hostile, "jobs", "show", "1", "--json")[0])
     assert detail["title"] == TITLE and detail["last_error"] == ERROR, detail
+
+
+def test_a_typed_backslash_escape_reads_differently_from_a_real_control(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A name typed as the characters \\x1b was shown just as one holding a real ESC."""
+    listing = tmp_path / "list.csv"
+    listing.write_text("url\nhttp://127.0.0.1:9/a.jpg\n")
+    typed, real = "typed\\x1b[2J", "real\x1b[2J"
+    for name in (typed, real):
+        _run("--database-url", sqlite_url, "submit", "urls", "--campaign", name, str(listing))
+    out, _ = _run("--database-url", sqlite_url, "campaigns", "list")
+    _escaped(out, 3)
+    assert "typed\\\\x1b[2J" in out and "real\\x1b[2J" in out, out
+    listed = json.loads(_run("--database-url", sqlite_url, "campaigns", "list", "--json")[0])
+    assert {c["name"] for c in listed["campaigns"]} == {typed, real}, listed
