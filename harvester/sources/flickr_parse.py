@@ -11,12 +11,13 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from harvester.errors import InputError
 from harvester.http import TransientHttpError, flickr_stat_error
 from harvester.records import FoundImage
+from harvester.sources.fields import identifier, instant, number, positive, whole
 from harvester.storage.layout import file_name, slug
 
 MAX_QUERY_CHARS = 200
@@ -48,11 +49,11 @@ def parse_queries(
     """
     queries: dict[str, None] = {}
     negatives: dict[str, None] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for line_no, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        where = f"{source}, line {number}"
+        where = f"{source}, line {line_no}"
         if _CONTROL.search(line):
             raise InputError(f"{where}: control characters are not allowed")
         if line.startswith("-"):
@@ -72,31 +73,6 @@ def parse_queries(
 # -- lenient values ----------------------------------------------------------------------
 
 
-def as_int(value: Any) -> int | None:
-    """An int from an int, a float or a numeric string; None for anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    number = as_float(value)
-    return None if number is None else int(number)
-
-
-def as_float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return number if number == number and abs(number) != float("inf") else None
-
-
 def as_text(value: Any) -> str | None:
     """A string field, also when wrapped as {"_content": ...} as Flickr sometimes does."""
     if isinstance(value, Mapping):
@@ -109,13 +85,8 @@ def as_text(value: Any) -> str | None:
 
 
 def unix_time(value: Any) -> datetime | None:
-    seconds = as_int(value)
-    if seconds is None or seconds <= 0:
-        return None
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
+    seconds = whole(value)
+    return instant(seconds) if seconds is not None and seconds > 0 else None
 
 
 # Flickr's `datetakengranularity`: 0 to the second, 4 the month, 6 the year; 8 is "circa",
@@ -127,10 +98,10 @@ def taken_local(record: Mapping[str, Any]) -> str | None:
     """Flickr's `datetaken`, a wall clock with no zone, as naive ISO 8601 to the precision
     Flickr vouches for (`2019-05-04T12:30:00`, `2019-05`, `2019`); None when unknown."""
     unknown = record.get("datetakenunknown")
-    if unknown is True or as_int(unknown) == 1 or unknown in ("true", "True"):
+    if unknown is True or whole(unknown) == 1 or unknown in ("true", "True"):
         return None  # Flickr has sent this flag as a number, a string and a JSON boolean
     text = as_text(record.get("datetaken"))
-    granularity = as_int(record.get("datetakengranularity"))
+    granularity = whole(record.get("datetakengranularity"))
     precision = _PRECISION.get(0 if granularity is None else granularity)
     if not text or precision is None:
         return None
@@ -144,13 +115,13 @@ def taken_local(record: Mapping[str, Any]) -> str | None:
 
 def geo(record: Mapping[str, Any]) -> tuple[float | None, float | None, int | None]:
     """(lat, lon, accuracy); Flickr says "no geo" with zeros, never with absence alone."""
-    lat, lon = as_float(record.get("latitude")), as_float(record.get("longitude"))
-    accuracy = as_int(record.get("accuracy"))
+    lat, lon = number(record.get("latitude")), number(record.get("longitude"))
+    accuracy = positive(record.get("accuracy"))
     if lat is None or lon is None or (lat == 0 and lon == 0) or not -90 <= lat <= 90:
         return None, None, None
     if not -180 <= lon <= 180:
         return None, None, None
-    return lat, lon, accuracy if accuracy else None
+    return lat, lon, accuracy
 
 
 # -- API bodies --------------------------------------------------------------------------
@@ -197,8 +168,8 @@ def search_page(body: Mapping[str, Any], *, url: str) -> SearchPage:
     listed = photos.get("photo")
     records = [p for p in listed if isinstance(p, Mapping)] if isinstance(listed, list) else []
     return SearchPage(
-        total=max(0, as_int(photos.get("total")) or 0),
-        pages=max(0, as_int(photos.get("pages")) or 0),
+        total=max(0, whole(photos.get("total")) or 0),
+        pages=max(0, whole(photos.get("pages")) or 0),
         photos=records,
     )
 
@@ -240,29 +211,28 @@ class NegativeTerms:
 
 
 def photo_id(record: Mapping[str, Any]) -> str | None:
-    value = as_text(record.get("id"))
-    return value.strip() if value and value.strip() else None
+    return identifier(record.get("id"))
 
 
 def found_image(
     record: Mapping[str, Any], query: str, min_side: int, max_side: int = LARGE_EDGE
 ) -> FoundImage | None:
     """The catalog row for one search result; None if it lacks what names its file."""
-    parts = [as_text(record.get(k)) for k in ("id", "secret", "server", "owner")]
+    parts = [identifier(as_text(record.get(k))) for k in ("id", "secret", "server", "owner")]
     if not all(parts):
         return None
     pid, secret, server, owner = (p or "" for p in parts)
     source_url, skip, note = _pick_size(record, min_side, max_side)
-    o_width = as_int(record.get("o_width")) or as_int(record.get("width_o"))
-    o_height = as_int(record.get("o_height")) or as_int(record.get("height_o"))
+    o_width = positive(record.get("o_width")) or positive(record.get("width_o"))
+    o_height = positive(record.get("o_height")) or positive(record.get("height_o"))
     width, height = o_width, o_height
     if width is None or height is None:
-        width, height = as_int(record.get("width_l")), as_int(record.get("height_l"))
+        width, height = positive(record.get("width_l")), positive(record.get("height_l"))
     lat, lon, accuracy = geo(record)
     return FoundImage(
-        provider_id=pid.strip(),
+        provider_id=pid,
         group=slug(query),
-        file_name=file_name(pid.strip(), secret, server, owner),
+        file_name=file_name(pid, secret, server, owner),
         source_url=source_url,
         record={
             "lat": lat,
@@ -353,8 +323,11 @@ def _big_first(record: Mapping[str, Any], max_side: int, gif: bool) -> tuple[tup
 
 
 def _dims(record: Mapping[str, Any], suffix: str) -> tuple[int | None, int | None]:
-    width, height = as_int(record.get(f"width_{suffix}")), as_int(record.get(f"height_{suffix}"))
+    width, height = (
+        positive(record.get(f"width_{suffix}")),
+        positive(record.get(f"height_{suffix}")),
+    )
     if suffix == "o":
-        width = as_int(record.get("o_width")) or width
-        height = as_int(record.get("o_height")) or height
+        width = positive(record.get("o_width")) or width
+        height = positive(record.get("o_height")) or height
     return width, height

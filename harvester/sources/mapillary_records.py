@@ -7,7 +7,6 @@ never allowed to sink the whole task.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, get_args
 
 from harvester.records import FoundImage
+from harvester.sources.fields import identifier, instant, number, positive
 from harvester.sources.mapillary_csv import IdItem
 from harvester.storage.layout import file_name, slug
 
@@ -102,13 +102,14 @@ class Filters:
 
 
 def is_spherical(record: Mapping[str, Any]) -> bool:
-    return _bool(record.get("is_pano")) is True or record.get("camera_type") in SPHERICAL
+    camera = record.get("camera_type")
+    return _bool(record.get("is_pano")) is True or (isinstance(camera, str) and camera in SPHERICAL)
 
 
-def record_id(record: Mapping[str, Any]) -> str | None:
-    value = record.get("id")
-    text = str(value).strip() if isinstance(value, str | int) else ""
-    return text if text.isdigit() else None
+def record_id(record: Any) -> str | None:
+    """The image id of a record: digits only (Mapillary's are), else None."""
+    text = identifier(record.get("id")) if isinstance(record, Mapping) else None
+    return text if text and text.isascii() and text.isdigit() else None
 
 
 def found_image(
@@ -131,10 +132,10 @@ def found_image(
         geometry = (listed.lon or 0.0, listed.lat or 0.0)  # the list's own coordinates
     sequence = _ref(record.get("sequence")) or (listed.sequence_id if listed else None)
     creator = record.get("creator")
-    width, height = _int(record.get("width")), _int(record.get("height"))
-    heading = _float(record.get("computed_compass_angle"))
+    width, height = positive(record.get("width")), positive(record.get("height"))
+    heading = _heading(record.get("computed_compass_angle"))
     if heading is None:
-        heading = _float(record.get("compass_angle"))
+        heading = _heading(record.get("compass_angle"))
     captured = _ms(record.get("captured_at"))
     raw = {k: v for k, v in record.items() if k not in THUMB_FIELDS}
     raw[THUMB_NOTE] = field
@@ -146,7 +147,7 @@ def found_image(
         record={
             "lat": geometry[1] if geometry else None,
             "lon": geometry[0] if geometry else None,
-            "captured_at": datetime.fromtimestamp(captured / 1000, UTC) if captured else None,
+            "captured_at": instant(captured / 1000) if captured else None,
             "heading": heading,
             "is_pano": is_spherical(record),
             "sequence_id": sequence,
@@ -183,7 +184,7 @@ def _point(value: Any) -> tuple[float, float] | None:
     coords = value.get("coordinates")
     if not isinstance(coords, list | tuple) or len(coords) < 2:
         return None
-    lon, lat = _float(coords[0]), _float(coords[1])
+    lon, lat = number(coords[0]), number(coords[1])
     if lon is None or lat is None or abs(lon) > 180 or abs(lat) > 90:
         return None
     return lon, lat
@@ -191,12 +192,7 @@ def _point(value: Any) -> tuple[float, float] | None:
 
 def _ref(value: Any) -> str | None:
     """An id given bare or as `{"id": ...}`."""
-    if isinstance(value, dict):
-        value = value.get("id")
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    text = str(value).strip()
-    return text or None
+    return identifier(value.get("id") if isinstance(value, dict) else value)
 
 
 def _str(value: Any) -> str | None:
@@ -205,19 +201,10 @@ def _str(value: Any) -> str | None:
     return value.strip() or None
 
 
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _int(value: Any) -> int | None:
-    number = _float(value)
-    return int(number) if number is not None and number > 0 else None
+def _heading(value: Any) -> float | None:
+    """A compass angle in degrees, 0 to 360 (360 read as 0); anything else is no heading."""
+    angle = number(value)
+    return angle % 360 if angle is not None and 0 <= angle <= 360 else None
 
 
 def _bool(value: Any) -> bool | None:
@@ -232,16 +219,16 @@ def _bool(value: Any) -> bool | None:
 
 def _ms(value: Any) -> int | None:
     """Capture time in ms since the epoch, from a number, digits or an ISO 8601 string."""
-    number = _float(value)
-    if number is None and isinstance(value, str):
+    ms = number(value)
+    if ms is None and isinstance(value, str) and len(value) <= 40:
         try:
             when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            return int(when.timestamp() * 1000)
+        except (ValueError, OverflowError):  # not a date; one no UTC offset fits
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return int(when.timestamp() * 1000)
-    return int(number) if number is not None and number > 0 else None
+    return int(ms) if ms is not None and ms > 0 else None
 
 
 def _date(value: Any) -> date | None:
