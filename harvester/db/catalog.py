@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from harvester.db.clock import CLOCK_SKEW, utcnow
 from harvester.db.models import Image, ImageHit, ImageState, License, ShardCounter
 from harvester.db.session import insert_for, read_connection, transaction
+from harvester.db.storable import Columns, text
 from harvester.records import FoundImage
 from harvester.storage.layout import shard_of
 
@@ -141,7 +142,7 @@ async def _new_rows(
                     "group_name": group,
                     "shard": shard,
                     "file_name": item.file_name,
-                    "source_url": item.source_url,
+                    "source_url": item.source_url and text(item.source_url),
                     "state": ImageState.SKIPPED if skipped else ImageState.QUEUED,
                     "skip_reason": item.skip_reason,
                     "reason": skip_code(item.skip_reason),
@@ -172,12 +173,16 @@ _RECORD_COLUMNS = frozenset(
 )  # fmt: skip
 
 
+_IMAGE_COLUMNS = Columns(Image.__table__)
+_LICENSE_COLUMNS = Columns(License.__table__)
+
+
 def _record_columns(record: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(record) - _RECORD_COLUMNS
     if unknown:
         raise ValueError(f"not image record columns: {sorted(unknown)}")
     # Every row of one executemany must name the same columns.
-    return {column: record.get(column) for column in _RECORD_COLUMNS}
+    return {column: _IMAGE_COLUMNS.clean(column, record.get(column)) for column in _RECORD_COLUMNS}
 
 
 async def reserve_indexes(
@@ -201,7 +206,13 @@ async def reserve_indexes(
 async def upsert_licenses(
     engine: AsyncEngine, provider: str, licenses: Sequence[tuple[str, str, str | None]]
 ) -> None:
-    if not licenses:
+    by_id: dict[str, dict[str, Any]] = {}
+    for license_id, name, url in licenses:
+        row = {"license_id": license_id, "name": name, "url": url}
+        row = {key: _LICENSE_COLUMNS.clean(key, value) for key, value in row.items()}
+        if row["license_id"]:  # one its column cannot hold names no image's (theirs drop too)
+            by_id[row["license_id"]] = {"provider": provider, **row}
+    if not by_id:
         return
     async with transaction(engine) as connection:
         statement = insert_for(connection, License)
@@ -209,10 +220,7 @@ async def upsert_licenses(
             index_elements=["provider", "license_id"],
             set_={"name": statement.excluded.name, "url": statement.excluded.url},
         )
-        await connection.execute(
-            statement,
-            [{"provider": provider, "license_id": i, "name": n, "url": u} for i, n, u in licenses],
-        )
+        await connection.execute(statement, list(by_id.values()))
 
 
 async def known_licenses(engine: AsyncEngine) -> dict[tuple[str, str], tuple[str, str | None]]:

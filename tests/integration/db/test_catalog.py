@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 from sqlalchemy import func, select
@@ -76,3 +77,37 @@ async def test_licenses_are_upserted(engine: AsyncEngine):
     async with engine.connect() as connection:
         rows = (await connection.execute(select(License.name, License.url))).all()
     assert [tuple(r) for r in rows] == [("CC BY 2.0", "https://cc.org/by/2.0/")]
+
+
+async def test_text_a_database_refuses_is_cleaned_and_a_field_too_long_is_dropped(
+    engine: AsyncEngine,
+):
+    # PostgreSQL refuses NUL in text and jsonb, both drivers a lone surrogate (JSON's
+    # "\ud800"), varchar(N) a longer value: each failed the insert of the whole page.
+    hostile = {
+        "title": "Old\x00 bridge", "owner_name": "\ud83dAna", "tags": "a\x00b",
+        "owner": "o" * 201, "sequence_id": "s\x00q", "license_id": "4" * 41,
+        "source_width": 10**12, "raw": {"ti\x00tle": ["\x00", {"n": "\udc00"}], "x": math.nan},
+    }  # fmt: skip
+    campaign = await ensure_campaign(engine, "c", "flickr", {})
+    found = [_found(1), _found(2), _found(3)]
+    found[1] = FoundImage("2", "paris", "2.jpg", "http://cdn/2\x00.jpg", record=hostile)
+    added = await add_images(engine, campaign, "flickr", "q", found)
+    assert added.new == 3
+    async with engine.connect() as connection:
+        chosen = select(Image.__table__).where(Image.provider_id == "2")
+        row = (await connection.execute(chosen)).one()
+    assert (row.title, row.owner_name, row.tags, row.sequence_id) == (
+        "Old bridge", "\ufffdAna", "ab", "sq"
+    )  # fmt: skip
+    assert (row.owner, row.license_id, row.source_width) == (None, None, None)
+    assert row.raw == {"title": ["", {"n": "\ufffd"}], "x": None}
+    assert row.source_url == "http://cdn/2.jpg"
+
+
+async def test_a_licence_a_database_refuses_is_cleaned_or_left_out(engine: AsyncEngine):
+    licences = [("4", "BY\x00 2.0", "https://cc.org/\ud800"), ("9" * 41, "junk", None)]
+    await upsert_licenses(engine, "flickr", [*licences, ("4\x00", "BY 2.0", None)])
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(License.license_id, License.name))).all()
+    assert [tuple(r) for r in rows] == [("4", "BY 2.0")]

@@ -14,11 +14,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from local_server import serving
 from pydantic import SecretStr
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from harvester.db.campaigns import campaign_settings
+from harvester.db.campaigns import campaign_settings, ensure_campaign
 from harvester.db.catalog import add_images, upsert_licenses
 from harvester.db.enqueue import enqueue_tasks
 from harvester.db.models import Image, ImageHit, License, Task
@@ -482,3 +483,51 @@ async def test_a_tile_whose_search_times_out_is_cut_into_quadrants() -> None:
     assert len(parts) == 4 and all(t.kind == "mapillary_tile" for t in expansion.follow_up)
     assert (min(p[0] for p in parts), min(p[1] for p in parts)) == (box[0], box[1])
     assert (max(p[2] for p in parts), max(p[3] for p in parts)) == (box[2], box[3])
+
+
+async def test_one_poisoned_record_costs_its_bad_fields_not_the_page(
+    http: HttpClient, engine: AsyncEngine
+) -> None:
+    def record(image_id: str, **fields: Any) -> dict[str, Any]:
+        point = {"type": "Point", "coordinates": [4.352, 50.852]}
+        return {"id": image_id, "captured_at": 1_600_000_000_000, "compass_angle": 10.0,
+                "geometry": point, "sequence": "seqA", "width": 2048, "height": 1536,
+                "creator": {"id": "7", "username": "ann"},
+                "thumb_1024_url": f"http://cdn.test/{image_id}.jpg", **fields}  # fmt: skip
+
+    poisoned = record(
+        "2", captured_at=1e30, compass_angle="abc", computed_compass_angle=1e30,
+        width=10**12, height="1.5e12", camera_type=["spherical"], is_pano={"a": 1},
+        sequence="s\x00q", geometry={"coordinates": [[1], "x"]}, computed_geometry="abc",
+        creator={"id": "u" * 300, "username": "an\x00n\ud800"}, junk={"deep": ["\x00"]},
+    )  # fmt: skip
+    page = {"data": [record("1"), "123", poisoned, record("3")]}
+
+    async def images(request: web.Request) -> web.Response:
+        return web.json_response(page)
+
+    app = web.Application()
+    app.router.add_get("/images", images)
+    async with serving(app) as base:
+        source = MapillarySource(
+            http,
+            api_url=base,
+            token=SecretStr(TOKEN),
+            search_limiter=TokenBucket(100, 2),
+            entity_limiter=TokenBucket(100, 2),
+        )
+        payload = {"bbox": [4.35, 50.85, 4.355, 50.855]}
+        expansion = await source.expand(TaskView(1, 1, "mapillary_tile", payload, 1), {})
+
+    assert [image.provider_id for image in expansion.images] == ["1", "2", "3"]
+    assert expansion.result["malformed"] == 1  # "123": an id where a record belongs
+    campaign = await ensure_campaign(engine, "poison", "mapillary", {})
+    added = await add_images(engine, campaign, "mapillary", "q", expansion.images)
+    assert added.new == 3
+    async with engine.connect() as connection:
+        chosen = select(Image.__table__).where(Image.provider_id == "2")
+        row = (await connection.execute(chosen)).one()
+    assert (row.captured_at, row.heading, row.source_width, row.source_height) == (None,) * 4
+    assert (row.lat, row.lon, row.owner, row.sequence_id, row.is_pano) == (None,) * 4 + (False,)
+    assert row.owner_name == "ann\ufffd" and row.group_name == "no-sequence"
+    assert row.raw["junk"] == {"deep": [""]} and row.raw["sequence"] == "sq"

@@ -1,0 +1,72 @@
+"""Record values made storable on both databases, so one bad field never fails its page.
+
+PostgreSQL refuses NUL in text and "\\u0000" in jsonb, both drivers refuse a lone
+surrogate (JSON's "\\ud800" decodes to one), varchar(N) refuses a longer value and integer
+one past 32 bits; SQLite takes all of it, which is how such rows got past tests. A source
+reads leniently; this is the last word on what a column can hold, for every source.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, FromClause, Integer, String
+
+MAX_TEXT = 10_000  # a title, tag list or owner name longer is junk: cut, not dropped
+INT32 = 2**31 - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text(value: str) -> str:
+    """`value` without NUL, each lone surrogate as U+FFFD."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+
+
+def json_value(value: Any) -> Any:
+    """A JSON document with every string (keys too) cleaned, and NaN or infinity as null."""
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, Mapping):
+        return {text(str(key)): json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class Columns:
+    """Cleans values for the nullable columns of one table: text cleaned, a value the
+    column cannot hold (too long for its varchar, past 32 bits) dropped to NULL."""
+
+    def __init__(self, table: FromClause) -> None:
+        types = {column.name: column.type for column in table.columns}
+        self._json = {name for name, kind in types.items() if isinstance(kind, JSON)}
+        self._int32 = {
+            name
+            for name, kind in types.items()
+            if isinstance(kind, Integer) and not isinstance(kind, BigInteger)
+        }
+        self._varchar = {
+            name: kind.length
+            for name, kind in types.items()
+            if isinstance(kind, String) and kind.length
+        }
+
+    def clean(self, column: str, value: Any) -> Any:
+        if isinstance(value, str):
+            value = text(value)
+            limit = self._varchar.get(column)
+            if limit is None:
+                return value[:MAX_TEXT]
+            return value if len(value) <= limit else None
+        if column in self._json:
+            return json_value(value)
+        if column in self._int32 and isinstance(value, int) and abs(value) > INT32:
+            return None
+        return value
