@@ -7,9 +7,9 @@ Spherical-VPR pairs file, or at random. All pure but `export_vpr`."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
-import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +28,7 @@ from harvester.storage.base import Storage
 SPLITS = ("train", "val", "test")
 DATABASE, QUERIES = "database", "queries"
 QUERIES_BY = ("auto", "time", "pairs", "random")
-_UNSAFE = re.compile(r"[@/\\\s]+")
+MAX_FIELD_BYTES = 120  # a name's other fields take under 100 of a file name's 255 bytes
 UTM_LATITUDES = (-80.0, 84.0)  # the `utm` package refuses a latitude outside these
 
 
@@ -77,16 +77,30 @@ def vpr_name(
         str(letter),
         _coord(lat, 3, 5),
         _coord(lon, 4, 5),
-        _UNSAFE.sub("-", pano_id),
+        _field(pano_id),
         "",  # tile_num
         "" if heading is None else f"{int(heading % 360):03d}",
         "",  # pitch
         "",  # roll
         "",  # height
         _stamp(timestamp),
-        _UNSAFE.sub("-", note),
+        _field(note),
     ]
     return "@" + "@".join(fields) + "@.jpg"
+
+
+def _field(text: str) -> str:
+    """Text fit for one field of a file name: no separator, path, space or unprintable
+    character, at most MAX_FIELD_BYTES; text that had to change ends in a hash of itself,
+    so two ids never give one name."""
+    cleaned = "".join(
+        c if c.isprintable() and not c.isspace() and c not in "@/\\" else "-" for c in text
+    )
+    if cleaned == text and len(text.encode()) <= MAX_FIELD_BYTES:
+        return text
+    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+    short = cleaned.encode()[: MAX_FIELD_BYTES - 13].decode(errors="ignore")
+    return f"{short}-{digest}"
 
 
 def _stamp(timestamp: datetime | None) -> str:

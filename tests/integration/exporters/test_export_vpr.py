@@ -134,3 +134,37 @@ def test_images_beyond_utms_latitudes_are_left_out_each_with_its_reason(
         assert f"flickr '{provider_id}': latitude {lat:g} is outside UTM's" in readme
     credits = {r["provider_id"] for r in rows_of(out / "attribution.csv")}
     assert credits == set(names)
+
+
+def test_ids_unfit_for_a_file_name_are_cleaned_kept_apart_and_kept_short(
+    harvest: Harvest, tmp_path: Path
+):
+    mine = _harvest_copy(harvest, tmp_path)
+    ids = {
+        "street:" + "\U0001f600" * 100: "a list's id of 100 emoji: 400 bytes",
+        "street:x\x1b]0;pwned\x07y": "a terminal escape",
+        "street:a@b": "the separator",
+        "street:a/b": "a path",
+        "street:new\nline\u202e": "a line break and a right-to-left override",
+    }
+    with sqlite3.connect(mine.database_url.removeprefix("sqlite:///")) as db:
+        rows = db.execute(
+            "SELECT id FROM images WHERE provider = 'urls' AND state = 'stored' ORDER BY id"
+        ).fetchall()
+        for (row_id,), provider_id in zip(rows, ids, strict=False):
+            db.execute(
+                "UPDATE images SET provider_id = ?, lat = 45.5, lon = 5.5, captured_at = NULL"
+                " WHERE id = ?",
+                (provider_id, row_id),
+            )
+    out = tmp_path / "vpr"
+    argv = ("export", "--campaign", "street", "--format", "vpr", "--out", str(out))
+    assert main(mine.argv(*argv)) == 0
+    files = list(out.glob("images/*/*/*.jpg"))
+    assert len(files) == len(rows), "ids that clean to the same text still name two files"
+    for path in files:
+        assert len(path.name.encode()) <= 255
+        assert path.name.isprintable() and not any(c.isspace() for c in path.name)
+        parse_vpr_name(path.name)
+    by_file = {r["file"]: r["provider_id"] for r in rows_of(out / "attribution.csv")}
+    assert set(ids) <= set(by_file.values()), "the attribution keeps each id as it is"
