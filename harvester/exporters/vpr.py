@@ -79,7 +79,7 @@ def vpr_name(
         _coord(lon, 4, 5),
         _field(pano_id),
         "",  # tile_num
-        "" if heading is None else f"{int(heading % 360):03d}",
+        "" if heading is None else f"{int(heading % 360) % 360:03d}",
         "",  # pitch
         "",  # roll
         "",  # height

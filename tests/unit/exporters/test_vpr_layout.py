@@ -181,3 +181,12 @@ async def test_images_without_a_position_are_refused_and_no_folder_is_made(tmp_p
     with pytest.raises(InputError, match="none of the 3 images has a position"):
         await export_vpr(items, folder, LocalStorage(tmp_path / "root"), VprOptions(), [])
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("heading", "field"),
+    [(None, ""), (0.0, "000"), (359.99, "359"), (360.0, "000"), (725.5, "005"), (-90.0, "270"),
+     (-1e-15, "000")],  # -1e-15 % 360 is 360.0 in floats
+)  # fmt: skip
+def test_headings_are_whole_degrees_from_0_to_359(heading: float | None, field: str) -> None:
+    assert parse_vpr_name(vpr_name(45.0, 9.0, heading=heading))["heading"] == field
