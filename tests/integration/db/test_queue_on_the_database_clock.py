@@ -193,3 +193,36 @@ async def test_a_batch_of_mixed_outcomes_sets_each_rows_own_columns_and_skips_a_
         assert (row.finished_by, row.lease_owner, row.lease_expires_at) == ("w", None, None)
         assert row.finished_at is not None and row.updated_at == row.finished_at
         assert (row.owner, row.source_url) == ("ann", before[row_id].source_url)
+
+
+async def test_a_batch_whose_rows_all_set_a_json_column_to_none_stores_json_null(
+    engine: AsyncEngine,
+):
+    # Columns NULL in every row of a batch are set to NULL in the statement, not sent as
+    # arrays: a JSON column's None must still be JSON null, as when rows differ.
+    await add_owned_images(engine, 2)
+    queue = Queue(engine, Image)
+    ids = [row.id for row in await queue.claim("w", 2, 300)]
+
+    await queue.finish("w", [Outcome(i, ImageState.STORED, {"frame": None}) for i in ids])
+
+    assert await _json_is_sql_null(engine) == {i: False for i in ids}
+    rows = await _rows(engine)
+    assert {(rows[i].lease_owner, rows[i].lease_expires_at, rows[i].reason) for i in ids} == {
+        (None, None, None)
+    }
+
+
+async def test_claimed_times_are_aware_utc_whatever_the_sessions_time_zone(
+    engine: AsyncEngine,
+):
+    # On asyncpg the times are taken as the driver gives them, with no conversion of ours.
+    await add_owned_images(engine, 1)
+    (claimed,) = await Queue(engine, Image).claim("w", 1, 300)
+    async with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.exec_driver_sql("SET TIME ZONE 'Asia/Kolkata'")
+        (row,) = await connection.execute(select(Image).where(Image.id == claimed.id))
+    for moment in (claimed.lease_expires_at, claimed.created_at, row.lease_expires_at):
+        assert moment is not None and moment.tzinfo is UTC
+    assert row.lease_expires_at == claimed.lease_expires_at
