@@ -3,7 +3,9 @@ it is ours (only what changed is written; what the export no longer has is remov
 
 The marker that makes it ours is written, marked incomplete, before the first file, and
 completed last: a folder an export left when it failed partway (a full disk) is still ours,
-so running the export again replaces it without --overwrite."""
+so running the export again replaces it without --overwrite. Which files the failed run
+wrote is not recorded, so the next export to complete there removes every file it did not
+write itself: the folder then holds exactly that export, whatever options the failed one had."""
 
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ class ExportFolder:
     changes: Changes = field(default_factory=Changes)
     _files: set[str] = field(default_factory=set)
     _previous: set[str] = field(default_factory=set)
+    _failed_before: bool = False
     _claimed: bool = False
 
     @classmethod
@@ -56,7 +59,9 @@ class ExportFolder:
             raise InputError(f"--out {root} is a file, not a folder")
         if marker.is_file():
             try:
-                folder._previous = set(json.loads(marker.read_text("utf-8"))["files"])
+                recorded = json.loads(marker.read_text("utf-8"))
+                folder._previous = set(recorded["files"])
+                folder._failed_before = recorded.get("complete") is False
             except (ValueError, KeyError, TypeError):
                 raise InputError(f"{marker} is not readable; remove it or the folder") from None
         elif root.exists() and any(root.iterdir()) and not overwrite:
@@ -130,12 +135,17 @@ class ExportFolder:
         return True
 
     def finish(self) -> Changes:
-        """Remove what an earlier export of this folder wrote and this one did not; record."""
-        for stale in sorted(self._previous - self._files):
+        """Remove what an earlier export of this folder wrote and this one did not (after a
+        failed one: every file but this export's), and folders left empty; record."""
+        earlier = self._previous
+        if self._failed_before:
+            earlier = {p.relative_to(self.root).as_posix() for p in self.root.rglob("*")}
+        for stale in sorted(earlier - self._files - {MARKER}):
             path = self.root.joinpath(*PurePosixPath(stale).parts)
             if path.is_file():
                 path.unlink()
                 self.changes.removed += 1
+                _remove_empty_parents(path, self.root)
         self._mark(sorted(self._files), complete=True)
         return self.changes
 
@@ -163,6 +173,14 @@ def _writing(target: Path) -> Iterator[Path]:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def _remove_empty_parents(path: Path, root: Path) -> None:
+    """A split or shard folder that held only stale files goes with them."""
+    for parent in path.parents:
+        if parent == root or any(parent.iterdir()):
+            return
+        parent.rmdir()
 
 
 def _same(target: Path, source: Path, sha256: str | None) -> bool:

@@ -115,3 +115,28 @@ def test_a_folder_not_harvesters_is_still_refused(harvest: Harvest, tmp_path: Pa
 def _tree(root: Path) -> dict[str, bytes]:
     """Every file by its path."""
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_failed_export_leaves_nothing_behind_once_another_export_completes_there(
+    harvest: Harvest, elsewhere: Path
+) -> None:
+    """The run after a failure may have other options: what the failed run wrote and it
+    does not is removed, so the folder holds exactly the export that completed last."""
+    if elsewhere.parent.stat().st_dev == harvest.root.stat().st_dev:
+        pytest.skip("/dev/shm is the harvest's filesystem: images would be linked")
+    sizes = sorted(p.stat().st_size for p in harvest.root.rglob("*.jpg"))
+    out, whole = elsewhere / "out", elsewhere / "whole"
+    args = ("export", "--format", "vpr", "--campaign", "street")
+    failed = _limited(harvest, *args, "--campaign", "svpr", "--out", str(out), limit=sizes[-1] - 1)
+    _one_line(failed, "cannot write", str(out))
+    assert [p for p in out.rglob("*.jpg")], "the failure must come after some images"
+
+    again = _limited(harvest, *args, "--split", "1,0,0", "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert _limited(harvest, *args, "--split", "1,0,0", "--out", str(whole)).returncode == 0
+    assert _tree(out) == _tree(whole)
+    assert _folders(out) == _folders(whole)  # no empty val/ or test/ left
+
+
+def _folders(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_dir())
