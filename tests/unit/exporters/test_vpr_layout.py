@@ -190,3 +190,17 @@ async def test_images_without_a_position_are_refused_and_no_folder_is_made(tmp_p
 )  # fmt: skip
 def test_headings_are_whole_degrees_from_0_to_359(heading: float | None, field: str) -> None:
     assert parse_vpr_name(vpr_name(45.0, 9.0, heading=heading))["heading"] == field
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon", "zone"),
+    [(0.0, 180.0, "01@N"), (0.0, -180.0, "01@N"), (0.0, 0.0, "31@N"), (-0.0, 0.0, "31@N"),
+     (60.0, 5.0, "32@V"), (78.0, 10.0, "33@X"), (84.0, 0.0, "31@X"), (-80.0, 0.0, "31@C")],
+)  # fmt: skip
+def test_edges_take_the_utm_packages_zones_as_the_downloader_does(
+    lat: float, lon: float, zone: str
+) -> None:
+    # 180 E is zone 1, as -180 (utm < 0.8 said zone 61); Norway's 32V and Svalbard's 33X are
+    # the utm package's exceptions, which the downloader takes as they are.
+    fields = parse_vpr_name(vpr_name(lat, lon))
+    assert f"{fields['zone_number']}@{fields['zone_letter']}" == zone
