@@ -229,6 +229,8 @@ class HttpClient:
             raise self._not_json(reply, reason) from exc
         except UnicodeDecodeError as exc:
             raise self._not_json(reply, f"undecodable text ({exc.reason})") from None
+        except (ValueError, RecursionError):  # a 4,300-digit number, a nesting past the stack
+            raise self._not_json(reply, "beyond what the parser can hold") from None
 
     async def _get(
         self,

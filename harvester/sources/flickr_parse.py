@@ -140,6 +140,10 @@ def decode_body(text: str, *, url: str) -> dict[str, Any]:
         raise TransientHttpError(
             f"Flickr answered with something not JSON ({exc.msg} at {where}) from {url}", url=url
         ) from None
+    except (ValueError, RecursionError):  # a 4,300-digit number, a nesting past the stack
+        raise TransientHttpError(
+            f"Flickr answered with JSON beyond what the parser can hold from {url}", url=url
+        ) from None
     if not isinstance(body, dict):
         raise TransientHttpError(f"Flickr answered with a non-object from {url}", url=url)
     return body

@@ -56,6 +56,7 @@ class Upstream:
             ("/echo-key-redirect", self.echo_key_redirect),
             ("/hold", self.hold),
             ("/jsonp", self.jsonp),
+            ("/repeat", self.repeat),
         ]:
             app.router.add_get(path, handler)
         self.app = app
@@ -153,6 +154,12 @@ class Upstream:
     async def html(self, request: web.Request) -> web.Response:
         self._count(request)
         return web.Response(text=f"<html>error for key {KEY}</html>", content_type="text/html")
+
+    async def repeat(self, request: web.Request) -> web.Response:
+        """`text` sent `times` times over as JSON: a number or a nesting past any parser's."""
+        self._count(request)
+        body = request.query["text"] * int(request.query.get("times", "1"))
+        return web.Response(text=body, content_type="application/json")
 
     async def status(self, request: web.Request) -> web.Response:
         self._count(request)

@@ -306,6 +306,17 @@ async def test_non_json_body_is_a_clear_error_worth_another_try_later(
     assert_no_secret(caught.value)
 
 
+@pytest.mark.parametrize("text, times", [("9", 5000), ("[", 100_000), ('{"a":', 100_000)])
+async def test_json_no_parser_can_hold_is_a_bad_response_too(
+    upstream: Upstream, client: HttpClient, text: str, times: int
+) -> None:
+    """A number past Python's 4,300 digits or a nesting past its stack is as useless as a
+    page: the same error, not a ValueError or RecursionError failing the task as a bug."""
+    with pytest.raises(TransientHttpError, match="not JSON") as caught:
+        await client.get_json(f"{upstream.base}/repeat", params={"text": text, "times": str(times)})
+    assert caught.value.reason == "bad_response"
+
+
 async def test_jsonp_text_is_decoded_by_its_declared_charset(
     upstream: Upstream, client: HttpClient
 ) -> None:

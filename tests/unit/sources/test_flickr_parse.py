@@ -317,3 +317,9 @@ def test_a_gif_original_gives_way_to_a_medium_jpeg_when_there_is_no_large() -> N
     assert alone.skip_reason == GIF_ONLY  # and that is refused: skipped, never downloaded
     large = found_image(photo(url_o="http://cdn.test/o.gif", **medium), "bridge", 400)
     assert large is not None and large.source_url == "http://cdn.test/l.jpg"
+
+
+@pytest.mark.parametrize("text", ["9" * 5000, "[" * 100_000, '{"a":' * 100_000])
+def test_json_beyond_the_parser_is_worth_another_try(text: str) -> None:
+    with pytest.raises(TransientHttpError, match="beyond what the parser can hold"):
+        decode_body(text, url=URL)
