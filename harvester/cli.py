@@ -323,7 +323,9 @@ async def _submit_flickr(args: argparse.Namespace, settings: Settings, engine: E
     )
 
     async with undone_on_error(engine, campaign.name):
-        report = await submit_flickr(engine, campaign, update_settings=args.update)
+        report = await submit_flickr(
+            engine, campaign, max_attempts=settings.max_attempts, update_settings=args.update
+        )
     say(
         f"campaign {args.campaign!r}: {len(queries)} queries, {len(negatives)} negative "
         f"terms, {report.tasks_added} tasks queued (0 means it was already submitted)"
@@ -350,7 +352,9 @@ async def _submit_mapillary(args: argparse.Namespace, settings: Settings, engine
     )
 
     async with undone_on_error(engine, campaign.name):
-        report = await submit_mapillary(engine, campaign, update_settings=args.update)
+        report = await submit_mapillary(
+            engine, campaign, max_attempts=settings.max_attempts, update_settings=args.update
+        )
     _print_problems(report.problems)
     say(
         f"campaign {args.campaign!r}: {report.tasks_added} tasks queued "

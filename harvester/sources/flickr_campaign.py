@@ -189,6 +189,7 @@ async def submit_flickr(
     *,
     today: date | None = None,
     update_settings: bool = False,
+    max_attempts: int = 5,
 ) -> SubmitReport:
     """Create (or find) the campaign; queue the licences task and each query's first window."""
     # Here, not at the top: worker processes import this module to fetch, never the database.
@@ -213,7 +214,7 @@ async def submit_flickr(
     tasks = [NewTask(kind=LICENSES_KIND, dedupe_key=f"flickr:{campaign_id}:licenses")]
     windows = {q: first_window(plan.start, plan.limit) for q in campaign.queries}
     tasks += [window_task(campaign_id, q, w) for q, w in windows.items()]
-    added = await enqueue_tasks(engine, campaign_id, tasks)
+    added = await enqueue_tasks(engine, campaign_id, tasks, default_max_attempts=max_attempts)
     return SubmitReport(
         campaign_id=campaign_id,
         tasks_added=added,

@@ -70,7 +70,11 @@ class MapillaryCampaign:
 
 
 async def submit_mapillary(
-    engine: Engine, campaign: MapillaryCampaign, *, update_settings: bool = False
+    engine: Engine,
+    campaign: MapillaryCampaign,
+    *,
+    update_settings: bool = False,
+    max_attempts: int = 5,
 ) -> SubmitReport:
     """Create (or resume) the campaign and enqueue its tasks; bad CSV lines become problems."""
     # Here, not at the top: worker processes import this module to fetch, never the database.
@@ -83,7 +87,7 @@ async def submit_mapillary(
         engine, campaign.name, PROVIDER, settings_of(campaign), update_settings=update_settings
     )
     tasks, detail = _tasks(campaign, campaign_id, read)
-    added = await enqueue_tasks(engine, campaign_id, tasks)
+    added = await enqueue_tasks(engine, campaign_id, tasks, default_max_attempts=max_attempts)
     problems = tuple(read.problems) if read else ()
     return SubmitReport(campaign_id, added, problems, {**detail, "tasks": len(tasks)})
 

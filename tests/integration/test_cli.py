@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -44,6 +45,23 @@ def test_submit_cancel_and_retry_failed_round_trip(sqlite_url: str, tmp_path: Pa
     assert "queued again 0 tasks, 2 images" in resumed.stdout
     status = json.loads(_run(*db, "status", "--json").stdout)
     assert status["campaigns"][0]["images"] == {"queued": 2}
+
+
+def test_every_submit_queues_its_rows_with_harvester_max_attempts(sqlite_url: str, tmp_path: Path):
+    (tmp_path / "q.txt").write_text("castle\n")
+    (tmp_path / "list.csv").write_text("url\nhttp://127.0.0.1:9/a.jpg\n")
+    db, env = ("--database-url", sqlite_url), {"HARVESTER_MAX_ATTEMPTS": "9"}
+    for args in (
+        ("flickr", "--campaign", "f", "--queries", str(tmp_path / "q.txt")),
+        ("mapillary", "--campaign", "m", "--sequence", "s1"),
+        ("urls", "--campaign", "u", str(tmp_path / "list.csv")),
+    ):
+        done = _run(*db, "submit", *args, env=env)
+        assert done.returncode == 0, done.stderr
+    with sqlite3.connect(tmp_path / "harvester.db") as connection:
+        tasks = connection.execute("SELECT DISTINCT max_attempts FROM tasks").fetchall()
+        images = connection.execute("SELECT DISTINCT max_attempts FROM images").fetchall()
+    assert tasks == [(9,)] and images == [(9,)]
 
 
 def test_operator_mistakes_get_one_clear_line_and_exit_2(sqlite_url: str, tmp_path: Path):
