@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--http",
         metavar="[HOST:]PORT",
-        help="serve /livez, /readyz and /metrics here (HOST defaults to 127.0.0.1)",
+        help="serve the dashboard (/), /livez, /readyz and /metrics here (HOST: default 127.0.0.1)",
     )
     run.add_argument(
         "--grace", type=number_arg(0), default=30.0, help="seconds to drain on SIGTERM"
