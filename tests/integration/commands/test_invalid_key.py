@@ -101,4 +101,4 @@ async def test_a_refused_key_pauses_its_campaign_after_one_call_and_run_exits_3(
     assert code == 0 and "paused (invalid_key)" in out
     code, out, _ = await cli(capsys, "status")
     assert code == 0 and "keys (flickr)  PAUSED invalid_key: Flickr error 100" in out
-    assert "seq (mapillary)  running" in out
+    assert "seq (mapillary)  finished" in out
