@@ -5,7 +5,8 @@ The marker that makes it ours is written, marked incomplete, before the first fi
 completed last: a folder an export left when it failed partway (a full disk) is still ours,
 so running the export again replaces it without --overwrite. Which files the failed run
 wrote is not recorded, so the next export to complete there removes every file it did not
-write itself: the folder then holds exactly that export, whatever options the failed one had."""
+write itself, and every folder left empty (one the failed run made for a file it could not
+write too): the folder then holds exactly that export, whatever options the failed one had."""
 
 from __future__ import annotations
 
@@ -145,7 +146,11 @@ class ExportFolder:
             if path.is_file():
                 path.unlink()
                 self.changes.removed += 1
-                _remove_empty_parents(path, self.root)
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()  # made by the failed run for a file it could not write
+            else:
+                continue
+            _remove_empty_parents(path, self.root)
         self._mark(sorted(self._files), complete=True)
         return self.changes
 
