@@ -1,7 +1,8 @@
 """The visual place recognition layout of GeoWarp and gmberton's VPR-datasets-downloader:
 `images/{train,val,test}/{database,queries}/@east@north@zone@letter@lat@lon@...@.jpg`.
 
-Train/val/test are split by UTM cells so that no place is in two splits; database and
+Train/val/test are split by UTM cells so that no place is in two splits, each cell's split
+fixed by a hash of the cell (adding images never moves one placed before); database and
 queries by time (in each cell the traversal seen first is the database), by the roles of a
 Spherical-VPR pairs file, or at random. All pure but `export_vpr`."""
 
@@ -14,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
 import utm
@@ -30,6 +32,7 @@ DATABASE, QUERIES = "database", "queries"
 QUERIES_BY = ("auto", "time", "pairs", "random")
 MAX_FIELD_BYTES = 120  # a name's other fields take under 100 of a file name's 255 bytes
 UTM_LATITUDES = (-80.0, 84.0)  # the `utm` package refuses a latitude outside these
+Cell = tuple[int, str, int, int]  # UTM zone, latitude band, easting and northing // cell_m
 
 
 @dataclass(frozen=True)
@@ -122,31 +125,27 @@ def parse_vpr_name(name: str) -> dict[str, str]:
     return dict(zip(keys, parts[1:-1], strict=True))
 
 
-def cell_of(item: Item, cell_m: float) -> tuple[int, str, int, int]:
+def cell_of(item: Item, cell_m: float) -> Cell:
     assert item.lat is not None and item.lon is not None
     east, north, zone, letter = utm.from_latlon(item.lat, item.lon)
     return int(zone), str(letter), math.floor(east / cell_m), math.floor(north / cell_m)
 
 
-def split_cells(
-    counts: Mapping[tuple[int, str, int, int], int], ratios: Sequence[float], seed: int
-) -> dict[tuple[int, str, int, int], str]:
-    """Each cell to one split: cells shuffled by the seed, each given to the split furthest
-    below its share of the images so far."""
-    total = sum(ratios)
-    shares = [r / total for r in ratios]
-    cells = sorted(counts)
-    random.Random(seed).shuffle(cells)
-    filled = [0] * len(SPLITS)
-    placed: dict[tuple[int, str, int, int], str] = {}
-    running = 0
-    for cell in cells:
-        running += counts[cell]
-        deficits = [share * running - have for share, have in zip(shares, filled, strict=True)]
-        best = max(range(len(SPLITS)), key=lambda i: (deficits[i], -i))
-        filled[best] += counts[cell]
-        placed[cell] = SPLITS[best]
-    return placed
+def split_of(cell: Cell, ratios: Sequence[float], seed: int) -> str:
+    """The split of one cell, from the cell and the seed alone, so images that arrive later
+    never move a cell placed before: the first 8 bytes of the SHA-256 of
+    `{seed}:{zone}:{letter}:{east_index}:{north_index}`, as a fraction of 2**64, fall in
+    train's, val's or test's share of 0..1 (ratios taken exactly, so a 0 ratio gets none)."""
+    zone, letter, east, north = cell
+    digest = hashlib.sha256(f"{seed}:{zone}:{letter}:{east}:{north}".encode()).digest()
+    point = Fraction(int.from_bytes(digest[:8], "big"), 2**64)
+    total = sum(Fraction(r) for r in ratios)
+    bound = Fraction(0)
+    for split, ratio in zip(SPLITS, ratios, strict=True):
+        bound += Fraction(ratio) / total
+        if point < bound:
+            return split
+    raise AssertionError("the shares sum to 1 and the point is below 1")
 
 
 def _traversal(item: Item) -> str:
@@ -199,10 +198,7 @@ def place_items(items: Sequence[Item], options: VprOptions) -> list[Placed]:
     """Where each image UTM can name goes; the others cannot be placed (`unplaceable`)."""
     located = [i for i in items if unplaceable(i) is None]
     cells = {id(item): cell_of(item, options.cell_m) for item in located}
-    counts: dict[tuple[int, str, int, int], int] = defaultdict(int)
-    for cell in cells.values():
-        counts[cell] += 1
-    splits = split_cells(counts, options.ratios, options.seed)
+    splits = {cell: split_of(cell, options.ratios, options.seed) for cell in set(cells.values())}
     how = resolved_queries_by(located, options.queries_by)
     if how == "pairs":
         roles = {id(i): _pair_role(i) or DATABASE for i in located}
@@ -290,6 +286,9 @@ def _readme(
         f"Splits: UTM cells of {options.cell_m:g} m, each cell in exactly one split; "
         f"ratios train/val/test = {'/'.join(f'{r:g}' for r in options.ratios)}, "
         f"seed {options.seed}.",
+        "  A cell's split depends on the cell and the seed alone, so images added later never",
+        "  move a cell: the first 8 bytes of sha256('SEED:ZONE:LETTER:E:N') (E, N = UTM easting,",
+        "  northing // cell size) over 2**64 fall in train's, val's or test's share of 0..1.",
         f"Database/queries: by {how} "
         "(time: in each cell the traversal captured first is the database; pairs: the roles "
         "of the Spherical-VPR pairs file; random: seeded, "

@@ -91,3 +91,12 @@ async def harvest_into(home: Path) -> Harvest:
 def rows_of(path: Path) -> list[dict[str, Any]]:
     with path.open(newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+def tree_of(root: Path) -> dict[str, bytes]:
+    """Every file by its path."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def folders_of(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_dir())

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from export_harvest import Harvest
+from export_harvest import Harvest, folders_of, tree_of
 
 FILE_LIMIT = 64 * 1024  # bytes a file of the export may reach: the first shard is bigger
 
@@ -98,7 +98,7 @@ def test_an_export_that_failed_partway_is_replaced_by_running_it_again(
     again = _limited(harvest, *args, "--out", str(out))
     assert again.returncode == 0, again.stderr
     assert _limited(harvest, *args, "--out", str(whole)).returncode == 0
-    assert _tree(out) == _tree(whole)
+    assert tree_of(out) == tree_of(whole)
 
 
 def test_a_folder_not_harvesters_is_still_refused(harvest: Harvest, tmp_path: Path) -> None:
@@ -110,11 +110,6 @@ def test_a_folder_not_harvesters_is_still_refused(harvest: Harvest, tmp_path: Pa
     )
     _one_line(done, "not a harvester export")
     assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    """Every file by its path."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def test_a_failed_export_leaves_nothing_behind_once_another_export_completes_there(
@@ -134,9 +129,5 @@ def test_a_failed_export_leaves_nothing_behind_once_another_export_completes_the
     again = _limited(harvest, *args, "--split", "1,0,0", "--out", str(out))
     assert again.returncode == 0, again.stderr
     assert _limited(harvest, *args, "--split", "1,0,0", "--out", str(whole)).returncode == 0
-    assert _tree(out) == _tree(whole)
-    assert _folders(out) == _folders(whole)  # no empty val/ or test/ left
-
-
-def _folders(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_dir())
+    assert tree_of(out) == tree_of(whole)
+    assert folders_of(out) == folders_of(whole)  # no empty val/ or test/ left

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 import utm
-from export_harvest import Harvest, rows_of
+from export_harvest import Harvest, folders_of, rows_of, tree_of
 
 from harvester.cli import main
+from harvester.exporters import vpr
 from harvester.exporters.vpr import parse_vpr_name
 
 
@@ -168,3 +170,66 @@ def test_ids_unfit_for_a_file_name_are_cleaned_kept_apart_and_kept_short(
         parse_vpr_name(path.name)
     by_file = {r["file"]: r["provider_id"] for r in rows_of(out / "attribution.csv")}
     assert set(ids) <= set(by_file.values()), "the attribution keeps each id as it is"
+
+
+CELL_M = 25
+EVERY_CAMPAIGN = ("--campaign", "svpr", "--campaign", "street", "--campaign", "landmarks")
+
+
+def _cell(lat: float, lon: float) -> tuple[int, str, int, int]:
+    east, north, zone, letter = utm.from_latlon(lat, lon)
+    return zone, letter, math.floor(east / CELL_M), math.floor(north / CELL_M)
+
+
+def _files_by_id(out: Path) -> dict[str, str]:
+    """Where each image is in the export, by provider id (from attribution.csv)."""
+    return {r["provider_id"]: r["file"] for r in rows_of(out / "attribution.csv")}
+
+
+def test_images_that_arrive_in_new_cells_move_no_exported_file_between_splits(
+    harvest: Harvest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    mine = _harvest_copy(harvest, tmp_path)
+    database = mine.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT id, lat, lon FROM images WHERE state = 'stored' AND lat IS NOT NULL"
+        ).fetchall()
+        later_cells = sorted({_cell(lat, lon) for _, lat, lon in rows})[::2]
+        later = [(i,) for i, lat, lon in rows if _cell(lat, lon) in later_cells]
+        db.executemany("UPDATE images SET state = 'queued' WHERE id = ?", later)
+    out = tmp_path / "vpr"
+    argv = mine.argv("export", *EVERY_CAMPAIGN, "--format", "vpr", "--out", str(out),
+                     "--cell-m", str(CELL_M))  # fmt: skip
+    assert main(argv) == 0
+    before = _files_by_id(out)
+    assert len(before) == len(rows) - len(later) and later
+    with sqlite3.connect(database) as db:
+        db.executemany("UPDATE images SET state = 'stored' WHERE id = ?", later)
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert ", 0 removed" in capsys.readouterr().out
+    after = _files_by_id(out)
+    assert len(after) == len(rows)
+    assert {k: after[k] for k in before} == before, "every exported file stays where it was"
+    assert {f.split("/")[1] for f in after.values()} == {"train", "val", "test"}
+
+
+def test_an_export_split_another_way_is_rearranged_in_place_with_nothing_left_behind(
+    harvest: Harvest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A folder an older harvester split otherwise (by the whole campaign's cells) is
+    rearranged by the next export: each file moves to its cell's split, none is left."""
+    real = vpr.split_of
+    moved = {"train": "val", "val": "test", "test": "train"}
+    monkeypatch.setattr(vpr, "split_of", lambda *args: moved[real(*args)])
+    out, fresh = tmp_path / "vpr", tmp_path / "fresh"
+    assert _vpr(harvest, out) == 0
+    older = _files_by_id(out)
+    monkeypatch.undo()
+    assert _vpr(harvest, out) == 0
+    assert _vpr(harvest, fresh) == 0
+    now = _files_by_id(out)
+    assert all(now[k] != older[k] for k in older), "every file moved"
+    assert tree_of(out) == tree_of(fresh)
+    assert folders_of(out) == folders_of(fresh)

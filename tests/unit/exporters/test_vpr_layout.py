@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import os
 import random
 import re
-from collections import defaultdict
+import subprocess
+import sys
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
 import pytest
@@ -25,6 +31,7 @@ from harvester.exporters.vpr import (
     export_vpr,
     parse_vpr_name,
     place_items,
+    split_of,
     vpr_name,
 )
 from harvester.storage.local import LocalStorage
@@ -103,24 +110,79 @@ def _scatter(n: int, seed: int = 1) -> list[Item]:
     return items
 
 
-def test_splits_are_disjoint_in_space_and_near_their_ratios():
+def test_splits_are_disjoint_in_space_and_seeded():
     items = _scatter(3000)
     placed = place_items(items, VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=3))
     cells: dict[tuple[int, str, int, int], set[str]] = defaultdict(set)
     for entry in placed:
         cells[cell_of(entry.item, 100)].add(entry.split)
     assert all(len(splits) == 1 for splits in cells.values())
-    counts = {s: sum(p.split == s for p in placed) for s in ("train", "val", "test")}
-    assert counts["train"] == pytest.approx(1800, abs=60)
-    assert counts["val"] == pytest.approx(600, abs=60) and counts["test"] == pytest.approx(
-        600, abs=60
-    )
-    # No two images of different splits share a place: nothing closer than a cell apart
-    # is split across, except across a cell border (checked by cell above).
     again = place_items(items, VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=3))
     assert [(p.split, p.name) for p in again] == [(p.split, p.name) for p in placed]
     other = place_items(items, VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=4))
     assert [p.split for p in other] != [p.split for p in placed]
+
+
+def test_images_that_arrive_later_move_no_image_placed_before():
+    items = _scatter(3000)
+    options = VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=3)
+    before = {p.item.record["id"]: p.split for p in place_items(items[:1000], options)}
+    after = {p.item.record["id"]: p.split for p in place_items(items, options)}
+    assert {i: after[i] for i in before} == before
+
+
+def test_a_cells_split_is_the_documented_hash_of_the_seed_and_the_cell():
+    # README: the first 8 bytes of sha256("SEED:ZONE:LETTER:E:N"), over 2**64, in 0..1.
+    for seed, cell in [
+        (0, (32, "T", 5148, 50345)),
+        (7, (21, "H", 3733, 61700)),
+        (0, (1, "N", 0, 0)),
+    ]:
+        text = f"{seed}:{cell[0]}:{cell[1]}:{cell[2]}:{cell[3]}".encode()
+        point = int.from_bytes(hashlib.sha256(text).digest()[:8], "big") / 2**64
+        expected = "train" if point < 0.6 else "val" if point < 0.8 else "test"
+        assert split_of(cell, (0.6, 0.2, 0.2), seed) == expected
+        assert split_of(cell, (3, 1, 1), seed) == expected, "ratios are shares of their sum"
+
+
+MANY_CELLS = [(32, "T", east, north) for east in range(100) for north in range(100)]
+
+
+@pytest.mark.parametrize("ratios", [(0.6, 0.2, 0.2), (0.8, 0.1, 0.1), (1.0, 1.0, 1.0)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shares_of_cells_are_within_three_standard_deviations_of_the_ratios(
+    ratios: tuple[float, float, float], seed: int
+) -> None:
+    # README: with N cells a split of share p gets p*N +- 3*sqrt(p*(1-p)*N) of them.
+    splits = Counter(split_of(cell, ratios, seed) for cell in MANY_CELLS)
+    n = len(MANY_CELLS)
+    for split, ratio in zip(("train", "val", "test"), ratios, strict=True):
+        p = ratio / sum(ratios)
+        assert abs(splits[split] - p * n) <= 3 * math.sqrt(p * (1 - p) * n), (split, splits)
+
+
+@pytest.mark.parametrize(
+    ("ratios", "only"), [((1, 0, 0), "train"), ((0, 1, 0), "val"), ((0, 0, 1), "test")]
+)
+def test_a_split_of_ratio_zero_gets_no_cell(ratios: tuple[float, float, float], only: str):
+    assert {split_of(cell, ratios, 0) for cell in MANY_CELLS[:2000]} == {only}
+
+
+def test_splits_are_the_same_in_another_process_whatever_its_hash_seed():
+    cells = MANY_CELLS[:300]
+    code = (
+        "import json, sys; from harvester.exporters.vpr import split_of; "
+        "cells = json.load(sys.stdin); "
+        "print(json.dumps([split_of(tuple(c), (0.6, 0.2, 0.2), 5) for c in cells]))"
+    )
+    mine = [split_of(cell, (0.6, 0.2, 0.2), 5) for cell in cells]
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": os.pathsep.join(sys.path)}
+        done = subprocess.run(
+            [sys.executable, "-c", code], input=json.dumps(cells), env=env,
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert json.loads(done.stdout) == mine
 
 
 def test_in_each_place_the_earlier_traversal_is_the_database():
