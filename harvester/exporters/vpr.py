@@ -31,6 +31,7 @@ SPLITS = ("train", "val", "test")
 DATABASE, QUERIES = "database", "queries"
 QUERIES_BY = ("auto", "time", "pairs", "random")
 MAX_FIELD_BYTES = 120  # a name's other fields take under 100 of a file name's 255 bytes
+UNFIT = '@/\\<>:"|?*'  # the separator, and what Windows forbids in a name (':' of URL-list ids)
 UTM_LATITUDES = (-80.0, 84.0)  # the `utm` package refuses a latitude outside these
 Cell = tuple[int, str, int, int]  # UTM zone, latitude band, easting and northing // cell_m
 
@@ -93,11 +94,11 @@ def vpr_name(
 
 
 def _field(text: str) -> str:
-    """Text fit for one field of a file name: no separator, path, space or unprintable
-    character, at most MAX_FIELD_BYTES; text that had to change ends in a hash of itself,
-    so two ids never give one name."""
+    """Text fit for one field of a file name on any system: no separator, path, space,
+    unprintable or UNFIT character, at most MAX_FIELD_BYTES; text that had to change ends in
+    a hash of itself, so two ids never give one name."""
     cleaned = "".join(
-        c if c.isprintable() and not c.isspace() and c not in "@/\\" else "-" for c in text
+        c if c.isprintable() and not c.isspace() and c not in UNFIT else "-" for c in text
     )
     if cleaned == text and len(text.encode()) <= MAX_FIELD_BYTES:
         return text

@@ -100,3 +100,8 @@ def tree_of(root: Path) -> dict[str, bytes]:
 
 def folders_of(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_dir())
+
+
+def files_by_id(out: Path) -> dict[str, str]:
+    """Where each image is in an export, by provider id (from its attribution.csv)."""
+    return {r["provider_id"]: r["file"] for r in rows_of(out / "attribution.csv")}

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import obstore
 import pytest
-from export_harvest import Harvest, rows_of
+from export_harvest import Harvest, files_by_id, rows_of
 from obstore.store import S3Store
 from s3_server import moto_s3
 
 from harvester.cli import main
-from harvester.exporters.vpr import parse_vpr_name
 from harvester.storage.s3 import S3Storage
 
 pytest.importorskip("moto.server", reason="moto[server] is a dev dependency")
@@ -86,8 +85,9 @@ def test_webdataset_and_vpr_exports_read_their_images_from_the_bucket(
 
     exported = sorted((tmp_path / "vpr").glob("images/*/*/*.jpg"))
     assert len(exported) == 24
+    ids = {file: provider_id for provider_id, file in files_by_id(tmp_path / "vpr").items()}
     for path in exported:
-        row = stored[parse_vpr_name(path.name)["pano_id"]]
+        row = stored[ids[str(path.relative_to(tmp_path / "vpr"))]]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == row["sha256"]
         assert path.stat().st_nlink == 1, "a copy: an object has no local file to link"
     assert "0 files added, 0 changed, 27 unchanged" in again, "24 images, README, credits"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import utm
-from export_harvest import Harvest, folders_of, rows_of, tree_of
+from export_harvest import Harvest, files_by_id, folders_of, rows_of, tree_of
 
 from harvester.cli import main
 from harvester.exporters import vpr
@@ -34,13 +34,15 @@ def test_vpr_layout_names_every_image_by_its_position_and_links_the_stored_file(
     argv = ("export", "--campaign", "svpr", "--campaign", "street", "--format", "csv")
     assert main(harvest.argv(*argv, "--out", str(table_out))) == 0
     by_id = {r["provider_id"]: r for r in rows_of(table_out / "images.csv")}
+    ids = {file: provider_id for provider_id, file in files_by_id(out).items()}
     files = sorted(out.glob("images/*/*/*.jpg"))
     assert len(files) == len(by_id) == 24
     for path in files:
         split, role = path.parent.parent.name, path.parent.name
         assert split in ("train", "val", "test") and role in ("database", "queries")
         fields = parse_vpr_name(path.name)
-        row = by_id[fields["pano_id"]]
+        row = by_id[ids[str(path.relative_to(out))]]
+        assert fields["pano_id"].startswith(row["provider_id"].replace(":", "-"))
         lat, lon = float(row["lat"]), float(row["lon"])
         assert abs(float(fields["lat"]) - lat) <= 1e-5 and abs(float(fields["lon"]) - lon) <= 1e-5
         east, north, zone, letter = utm.from_latlon(lat, lon)
@@ -148,6 +150,7 @@ def test_ids_unfit_for_a_file_name_are_cleaned_kept_apart_and_kept_short(
         "street:a@b": "the separator",
         "street:a/b": "a path",
         "street:new\nline\u202e": "a line break and a right-to-left override",
+        'street:a<b>c"d|e?f*g\\h': "what Windows forbids in a file name",
     }
     with sqlite3.connect(mine.database_url.removeprefix("sqlite:///")) as db:
         rows = db.execute(
@@ -167,6 +170,7 @@ def test_ids_unfit_for_a_file_name_are_cleaned_kept_apart_and_kept_short(
     for path in files:
         assert len(path.name.encode()) <= 255
         assert path.name.isprintable() and not any(c.isspace() for c in path.name)
+        assert not set(path.name) & set('<>:"/\\|?*'), "a name Windows can hold"
         parse_vpr_name(path.name)
     by_file = {r["file"]: r["provider_id"] for r in rows_of(out / "attribution.csv")}
     assert set(ids) <= set(by_file.values()), "the attribution keeps each id as it is"
@@ -179,11 +183,6 @@ EVERY_CAMPAIGN = ("--campaign", "svpr", "--campaign", "street", "--campaign", "l
 def _cell(lat: float, lon: float) -> tuple[int, str, int, int]:
     east, north, zone, letter = utm.from_latlon(lat, lon)
     return zone, letter, math.floor(east / CELL_M), math.floor(north / CELL_M)
-
-
-def _files_by_id(out: Path) -> dict[str, str]:
-    """Where each image is in the export, by provider id (from attribution.csv)."""
-    return {r["provider_id"]: r["file"] for r in rows_of(out / "attribution.csv")}
 
 
 def test_images_that_arrive_in_new_cells_move_no_exported_file_between_splits(
@@ -202,17 +201,34 @@ def test_images_that_arrive_in_new_cells_move_no_exported_file_between_splits(
     argv = mine.argv("export", *EVERY_CAMPAIGN, "--format", "vpr", "--out", str(out),
                      "--cell-m", str(CELL_M))  # fmt: skip
     assert main(argv) == 0
-    before = _files_by_id(out)
+    before = files_by_id(out)
     assert len(before) == len(rows) - len(later) and later
     with sqlite3.connect(database) as db:
         db.executemany("UPDATE images SET state = 'stored' WHERE id = ?", later)
     capsys.readouterr()
     assert main(argv) == 0
     assert ", 0 removed" in capsys.readouterr().out
-    after = _files_by_id(out)
+    after = files_by_id(out)
     assert len(after) == len(rows)
     assert {k: after[k] for k in before} == before, "every exported file stays where it was"
     assert {f.split("/")[1] for f in after.values()} == {"train", "val", "test"}
+
+
+def _older_then_now(
+    harvest: Harvest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Export as an older harvester did (what `monkeypatch` changed), then into the same
+    folder as today: it must hold exactly what a fresh export does, no file or empty folder
+    left of the older one. The files by provider id, older and now."""
+    out, fresh = tmp_path / "vpr", tmp_path / "fresh"
+    assert _vpr(harvest, out) == 0
+    older = files_by_id(out)
+    monkeypatch.undo()
+    assert _vpr(harvest, out) == 0
+    assert _vpr(harvest, fresh) == 0
+    assert tree_of(out) == tree_of(fresh)
+    assert folders_of(out) == folders_of(fresh)
+    return older, files_by_id(out)
 
 
 def test_an_export_split_another_way_is_rearranged_in_place_with_nothing_left_behind(
@@ -223,13 +239,15 @@ def test_an_export_split_another_way_is_rearranged_in_place_with_nothing_left_be
     real = vpr.split_of
     moved = {"train": "val", "val": "test", "test": "train"}
     monkeypatch.setattr(vpr, "split_of", lambda *args: moved[real(*args)])
-    out, fresh = tmp_path / "vpr", tmp_path / "fresh"
-    assert _vpr(harvest, out) == 0
-    older = _files_by_id(out)
-    monkeypatch.undo()
-    assert _vpr(harvest, out) == 0
-    assert _vpr(harvest, fresh) == 0
-    now = _files_by_id(out)
+    older, now = _older_then_now(harvest, tmp_path, monkeypatch)
     assert all(now[k] != older[k] for k in older), "every file moved"
-    assert tree_of(out) == tree_of(fresh)
-    assert folders_of(out) == folders_of(fresh)
+
+
+def test_an_export_named_with_colons_is_renamed_in_place_with_nothing_left_behind(
+    harvest: Harvest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """URL-list ids (`street:c0000000`) were written with their ':' before it was cleaned."""
+    monkeypatch.setattr(vpr, "UNFIT", "@/\\")
+    older, now = _older_then_now(harvest, tmp_path, monkeypatch)
+    colons = {k for k, file in older.items() if ":" in file}
+    assert colons and all(":" not in now[k] for k in colons)

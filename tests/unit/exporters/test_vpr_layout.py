@@ -245,6 +245,13 @@ async def test_images_without_a_position_are_refused_and_no_folder_is_made(tmp_p
     assert not out.exists()
 
 
+@pytest.mark.parametrize("char", list('<>:"|?*\\/@'))
+def test_an_id_with_a_character_windows_forbids_in_names_is_cleaned_and_kept_apart(char: str):
+    pano_id = f"street{char}c0000000"
+    field = parse_vpr_name(vpr_name(45.0, 9.0, pano_id=pano_id))["pano_id"]
+    assert field == "street-c0000000-" + hashlib.sha1(pano_id.encode()).hexdigest()[:12]
+
+
 @pytest.mark.parametrize(
     ("heading", "field"),
     [(None, ""), (0.0, "000"), (359.99, "359"), (360.0, "000"), (725.5, "005"), (-90.0, "270"),
