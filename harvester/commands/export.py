@@ -219,7 +219,7 @@ async def _write(
         write_attribution(items, folder, files)
         return f"{len({f.split(':')[0] for f in files.values()})} shards"
     if args.format == "vpr":
-        from harvester.exporters.vpr import VprOptions, export_vpr
+        from harvester.exporters.vpr import VprOptions, export_vpr, summary
 
         options = VprOptions(
             cell_m=args.cell_m,
@@ -230,7 +230,7 @@ async def _write(
         )
         counts, files = await export_vpr(items, folder, storage, options, made_with)
         write_attribution([i for i in items if i.record["id"] in files], folder, files)
-        return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        return summary(counts, options.ratios)
     from harvester.exporters.tables import export_table
 
     return export_table(items, folder, args.format)

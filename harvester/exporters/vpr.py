@@ -149,6 +149,20 @@ def split_of(cell: Cell, ratios: Sequence[float], seed: int) -> str:
     raise AssertionError("the shares sum to 1 and the point is below 1")
 
 
+def summary(counts: Mapping[str, int], ratios: Sequence[float]) -> str:
+    """Images per folder, and a word on a split its ratio wants that got none: shares are
+    of cells, each fixed by its hash, so a harvest of few cells can leave one empty."""
+    text = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    placed = {key.split("/")[0] for key, n in counts.items() if n and "/" in key}
+    empty = [s for s, r in zip(SPLITS, ratios, strict=True) if r > 0 and s not in placed]
+    if placed and empty:
+        text += (
+            f"; no image fell in {' or '.join(empty)}: too few cells for the ratios"
+            " (a smaller --cell-m makes more)"
+        )
+    return text
+
+
 def _traversal(item: Item) -> str:
     return str(item.record["sequence_id"] or f"image:{item.record['id']}")
 

@@ -32,6 +32,7 @@ from harvester.exporters.vpr import (
     parse_vpr_name,
     place_items,
     split_of,
+    summary,
     vpr_name,
 )
 from harvester.storage.local import LocalStorage
@@ -273,3 +274,12 @@ def test_edges_take_the_utm_packages_zones_as_the_downloader_does(
     # the utm package's exceptions, which the downloader takes as they are.
     fields = parse_vpr_name(vpr_name(lat, lon))
     assert f"{fields['zone_number']}@{fields['zone_letter']}" == zone
+
+
+def test_the_summary_says_when_a_wanted_split_got_no_image() -> None:
+    few = {"train/database": 8, "train/queries": 2, "val/database": 3, "left out": 1}
+    text = summary(few, (0.6, 0.2, 0.2))
+    assert text.startswith("left out 1, train/database 8, train/queries 2, val/database 3")
+    assert "no image fell in test: too few cells" in text
+    assert "no image fell" not in summary(few, (0.7, 0.3, 0.0))  # a 0 ratio wants none
+    assert "no image fell" not in summary({"left out": 2}, (0.6, 0.2, 0.2))  # none placed
