@@ -30,10 +30,19 @@ class InputError(HarvesterError):
 
 
 class DatabaseUnavailable(HarvesterError):
-    """The database did not answer (or refused the statement); the driver's error is the
-    __cause__. Raised by harvester.db only, which wraps every driver error once."""
+    """The database did not answer (down, locked, restarting, out of connections): wait and
+    try again. The driver's error is the __cause__. Raised by harvester.db only, which wraps
+    every driver error once, as this or RecordRefused."""
 
     reason = "database_unavailable"
+
+
+class RecordRefused(HarvesterError):
+    """The database answered, and refused a value of the row (NUL, too long for its column,
+    out of range, a constraint broken): trying the same row again cannot help, so it fails
+    alone. The driver's error is the __cause__; raised by harvester.db only."""
+
+    reason = "bad_record"
 
 
 class StorageUnavailable(HarvesterError):

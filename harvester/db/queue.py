@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +35,7 @@ from harvester.db.queue_claims import (
 )
 from harvester.db.queue_outcomes import AT_DATABASE_NOW, release_batches, run_batches
 from harvester.db.session import HeldConnection, read_connection, statement_connection, transaction
+from harvester.db.storable import text
 from harvester.outcomes import Failure as Failure
 from harvester.outcomes import Outcome as Outcome
 
@@ -240,6 +241,7 @@ class Queue:
                 "reason": None,
                 "retryable": None,
                 **outcome.values,
+                **_skip_text(outcome.values),
                 "state": outcome.state,
                 "finished_at": AT_DATABASE_NOW if now is None else now,
                 "b_id": outcome.id,
@@ -301,17 +303,18 @@ class Queue:
     ) -> dict[str, Any]:
         states = self.states
         why = {"reason": failure.reason, "retryable": failure.retryable}
+        message = text(failure.error)  # it may quote a server's answer: NUL, a lone surrogate
         if not failure.retryable:
-            return {**why, "state": states.FAILED, "last_error": failure.error, "finished_at": now}
+            return {**why, "state": states.FAILED, "last_error": message, "finished_at": now}
         if attempts >= max_attempts:
-            error = f"{failure.error} (gave up after {attempts} attempts)"
+            error = f"{message} (gave up after {attempts} attempts)"
             return {**why, "state": states.FAILED, "last_error": error, "finished_at": now}
         asked = min(failure.retry_after or 0.0, self.max_retry_after_s)  # a hostile one is capped
         wait = max(self.policy.delay(attempts, self.rng), asked)
         return {
             **why,
             "state": states.QUEUED,
-            "last_error": failure.error,
+            "last_error": message,
             "not_before": now + timedelta(seconds=wait),
         }
 
@@ -397,6 +400,12 @@ class Queue:
                 .execution_options(synchronize_session=False)
             )
             return Counter(result.scalars().all())
+
+
+def _skip_text(values: Mapping[str, Any]) -> dict[str, str]:
+    """A skip's message made storable: it may quote a server's answer, as a failure's may."""
+    why = values.get("skip_reason")
+    return {"skip_reason": text(why)} if isinstance(why, str) else {}
 
 
 def _scope(statement: Any, model: QueueModel, campaign_id: int | None, ids: Sequence[int]) -> Any:

@@ -20,13 +20,24 @@ from sqlalchemy.exc import InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from harvester.config import async_database_url
-from harvester.errors import ConfigError, DatabaseUnavailable
+from harvester.errors import ConfigError, DatabaseUnavailable, RecordRefused
 
 # Code outside db/ names the engine by this alias and never imports SQLAlchemy itself.
 Engine = AsyncEngine
 # What a driver raises when the database is down, locked or refuses a statement (asyncpg
-# raises OSError itself when it cannot connect). Wrapped once, here, as DatabaseUnavailable.
-DRIVER_ERRORS = (SQLAlchemyError, OSError)
+# raises OSError itself when it cannot connect; sqlite3 raises UnicodeEncodeError and
+# OverflowError itself, unwrapped, for a value it cannot bind: a lone surrogate, an integer
+# past 64 bits). Wrapped once, here, as DatabaseUnavailable or RecordRefused.
+DRIVER_ERRORS = (SQLAlchemyError, OSError, UnicodeEncodeError, OverflowError)
+# SQLSTATE classes that refuse a value: 22 data exception (NUL, too long, out of range, not
+# of the type), 23 integrity constraint. Every other error is taken for an outage (08
+# connection, 40 serialization or deadlock, 53 resources, 57 a restart...) and waited out.
+REFUSED_SQLSTATES = ("22", "23")
+# What SQLite says of a refused value (its other errors, "database is locked" among them,
+# are outages), and a value refused before it reached a database: by sqlite3 (above) or by
+# a column type's bind processing (a naive datetime, in SQLAlchemy's StatementError).
+SQLITE_REFUSALS = (sqlite3.DataError, sqlite3.IntegrityError)
+BIND_REFUSALS = (ValueError, OverflowError, TypeError)
 # What the drivers raise themselves, on a connection used without SQLAlchemy (HeldConnection);
 # asyncpg raises InternalClientError on a connection whose session the server ended.
 RAW_DRIVER_ERRORS = (
@@ -50,7 +61,7 @@ async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]
             await connection.execution_options(**{READ_ONLY: True})
             yield connection
     except DRIVER_ERRORS as exc:
-        raise DatabaseUnavailable(_problem(exc)) from exc
+        raise database_error(exc) from exc
 
 
 @asynccontextmanager
@@ -60,7 +71,7 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         async with engine.begin() as connection:
             yield connection
     except DRIVER_ERRORS as exc:
-        raise DatabaseUnavailable(_problem(exc)) from exc
+        raise database_error(exc) from exc
 
 
 @asynccontextmanager
@@ -72,7 +83,7 @@ async def statement_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnec
             await connection.execution_options(isolation_level="AUTOCOMMIT")
             yield connection
     except DRIVER_ERRORS as exc:
-        raise DatabaseUnavailable(_problem(exc)) from exc
+        raise database_error(exc) from exc
 
 
 class HeldConnection:
@@ -112,7 +123,7 @@ class HeldConnection:
                 return await self._fetch(self._connection, sql, parameters)
             except (*DRIVER_ERRORS, *RAW_DRIVER_ERRORS) as exc:
                 await self._drop(exc)
-                raise DatabaseUnavailable(_problem(exc)) from exc
+                raise database_error(exc) from exc
 
     async def _fetch(
         self, connection: AsyncConnection, sql: str, parameters: Sequence[Any]
@@ -142,8 +153,30 @@ class HeldConnection:
                 await connection.close()
 
 
-def _problem(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
+def database_error(exc: BaseException) -> DatabaseUnavailable | RecordRefused:
+    """A driver's error as harvester's: a value the database refused (RecordRefused), for
+    the row to fail alone, or anything else (DatabaseUnavailable), to be waited out."""
+    problem = f"{type(exc).__name__}: {exc}"
+    return RecordRefused(problem) if _refused(exc) else DatabaseUnavailable(problem)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the first error down the chain that says what went wrong (a SQLSTATE, a
+    sqlite3 error, a value nothing could bind) refuses a value. The first only: aiosqlite's
+    closed connection is an OperationalError raised from a ValueError."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        state = getattr(link, "sqlstate", None)  # asyncpg's errors and SQLAlchemy's wraps
+        if isinstance(state, str) and state:
+            return state[:2] in REFUSED_SQLSTATES
+        if isinstance(link, sqlite3.Error):
+            return isinstance(link, SQLITE_REFUSALS)
+        if isinstance(link, BIND_REFUSALS):
+            return True
+        link = getattr(link, "orig", None) or link.__cause__  # what SQLAlchemy wrapped
+    return False
 
 
 def insert_for(connection: AsyncConnection, model: Any) -> Any:

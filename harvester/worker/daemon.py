@@ -37,7 +37,12 @@ from harvester.db.session import (
     database_problem,
     require_database,
 )
-from harvester.errors import DatabaseUnavailable, HarvesterError, StorageUnavailable
+from harvester.errors import (
+    DatabaseUnavailable,
+    HarvesterError,
+    RecordRefused,
+    StorageUnavailable,
+)
 from harvester.http import InvalidCredentials
 from harvester.log import redactor
 from harvester.outcomes import Result
@@ -340,12 +345,12 @@ class Daemon:
             results, lane.pending = lane.pending, []
             if not results:
                 return
-            outcomes = [r for r in results if isinstance(r, Outcome)]
-            failures = [r for r in results if isinstance(r, Failure)]
             try:
                 await self.ctx.storage.sync()  # files durable before rows say "stored"
-                await lane.queue.finish(self.owner, outcomes)
-                left_as = await lane.queue.fail(self.owner, failures)
+                try:
+                    left_as = await _record(lane.queue, self.owner, results)
+                except RecordRefused:
+                    results, left_as = await _record_each(lane.queue, self.owner, results)
             except BaseException:
                 lane.pending[:0] = results
                 self._outcomes.set()
@@ -509,6 +514,31 @@ async def _serving(daemon: Daemon, bind: str | None) -> AsyncIterator[None]:
             await site.cleanup()
     finally:
         await health_engine.dispose()
+
+
+async def _record(queue: Queue, owner: str, results: Sequence[Result]) -> dict[int, str]:
+    """Write a batch's outcomes, then its failures; returns the states failures left rows in."""
+    await queue.finish(owner, [r for r in results if isinstance(r, Outcome)])
+    return await queue.fail(owner, [r for r in results if isinstance(r, Failure)])
+
+
+async def _record_each(
+    queue: Queue, owner: str, results: Sequence[Result]
+) -> tuple[list[Result], dict[int, str]]:
+    """A batch the database refused, written row by row: a row whose values it refuses
+    fails alone, as bad_record, instead of the batch being tried for ever. Rows written
+    before the refusal are not written twice (their leases ended)."""
+    recorded: list[Result] = []
+    left_as: dict[int, str] = {}
+    for result in results:
+        try:
+            left_as.update(await _record(queue, owner, [result]))
+        except RecordRefused as exc:
+            error = f"the database refused this row's outcome: {redactor.redact(str(exc))}"
+            result = Failure(result.id, error, retryable=False, reason=exc.reason)
+            left_as.update(await queue.fail(owner, [result]))  # logged as it fails
+        recorded.append(result)
+    return recorded, left_as
 
 
 def _scrubbed(exc: BaseException | None) -> str:

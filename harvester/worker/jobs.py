@@ -11,7 +11,7 @@ from harvester.db.catalog import add_images, upsert_licenses
 from harvester.db.enqueue import enqueue_tasks
 from harvester.db.models import ImageState, TaskState
 from harvester.db.queue import QueueRow
-from harvester.errors import HarvesterError
+from harvester.errors import DatabaseUnavailable, HarvesterError
 from harvester.http import HttpError
 from harvester.imaging import Metadata
 from harvester.outcomes import Failure, Outcome, Result
@@ -54,7 +54,9 @@ async def run_task(ctx: Context, row: QueueRow) -> Result:
         )
     except HttpError as exc:
         return http_failure(row.id, exc)
-    except HarvesterError as exc:
+    except DatabaseUnavailable:
+        raise  # an outage, waited out by the daemon, which runs the task again
+    except HarvesterError as exc:  # a value the database refused (bad_record) among them
         return Failure(row.id, str(exc), retryable=False, reason=exc.reason)
     result = {**expansion.result, "new_images": added.new, "known_images": added.known}
     log.info("task_done", task_id=row.id, kind=row.kind, **_loggable(result))
