@@ -132,7 +132,7 @@ async def test_status_fits_80_columns_with_rates_eta_and_top_reasons(
     db = ("--database-url", database_url)
     table = await cli_out(capsys, *db, "status")  # stdout is not a TTY here: still a table
     lines = table.splitlines()
-    assert lines[0] == "web (urls)  running" and all(len(line) <= 80 for line in lines)
+    assert lines[0] == "web (urls)  finished" and all(len(line) <= 80 for line in lines)
     assert "100.0% done" in table and "ETA done" in table
     failed = next(line for line in lines if line.startswith("  failed "))
     assert "connection 3" in failed
