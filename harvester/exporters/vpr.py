@@ -26,6 +26,7 @@ from harvester.exporters.images import read_in_order
 from harvester.exporters.output import ExportFolder
 from harvester.exporters.selection import Item
 from harvester.storage.base import Storage
+from harvester.storage.layout import digest
 
 SPLITS = ("train", "val", "test")
 DATABASE, QUERIES = "database", "queries"
@@ -102,9 +103,8 @@ def _field(text: str) -> str:
     )
     if cleaned == text and len(text.encode()) <= MAX_FIELD_BYTES:
         return text
-    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
     short = cleaned.encode()[: MAX_FIELD_BYTES - 13].decode(errors="ignore")
-    return f"{short}-{digest}"
+    return f"{short}-{digest(text)}"
 
 
 def _stamp(timestamp: datetime | None) -> str:
@@ -138,8 +138,8 @@ def split_of(cell: Cell, ratios: Sequence[float], seed: int) -> str:
     `{seed}:{zone}:{letter}:{east_index}:{north_index}`, as a fraction of 2**64, fall in
     train's, val's or test's share of 0..1 (ratios taken exactly, so a 0 ratio gets none)."""
     zone, letter, east, north = cell
-    digest = hashlib.sha256(f"{seed}:{zone}:{letter}:{east}:{north}".encode()).digest()
-    point = Fraction(int.from_bytes(digest[:8], "big"), 2**64)
+    hashed = hashlib.sha256(f"{seed}:{zone}:{letter}:{east}:{north}".encode()).digest()
+    point = Fraction(int.from_bytes(hashed[:8], "big"), 2**64)
     total = sum(Fraction(r) for r in ratios)
     bound = Fraction(0)
     for split, ratio in zip(SPLITS, ratios, strict=True):
@@ -209,9 +209,22 @@ def unplaceable(item: Item) -> str | None:
     return None
 
 
-def place_items(items: Sequence[Item], options: VprOptions) -> list[Placed]:
+@dataclass(frozen=True)
+class Placement:
+    placed: list[Placed]
+    left_out: list[tuple[Mapping[str, Any], str]]  # record, why it is `unplaceable`
+    how: str  # the resolved --queries-by, for README.txt to say what placing did
+
+
+def place_items(items: Sequence[Item], options: VprOptions) -> Placement:
     """Where each image UTM can name goes; the others cannot be placed (`unplaceable`)."""
-    located = [i for i in items if unplaceable(i) is None]
+    located: list[Item] = []
+    left_out: list[tuple[Mapping[str, Any], str]] = []
+    for item in items:
+        if why := unplaceable(item):
+            left_out.append((item.record, why))
+        else:
+            located.append(item)
     cells = {id(item): cell_of(item, options.cell_m) for item in located}
     splits = {cell: split_of(cell, options.ratios, options.seed) for cell in set(cells.values())}
     how = resolved_queries_by(located, options.queries_by)
@@ -225,7 +238,10 @@ def place_items(items: Sequence[Item], options: VprOptions) -> list[Placed]:
         }
     else:
         roles = _roles_by_time(located, cells)
-    return [Placed(item, splits[cells[id(item)]], roles[id(item)], _name(item)) for item in located]
+    placed = [
+        Placed(item, splits[cells[id(item)]], roles[id(item)], _name(item)) for item in located
+    ]
+    return Placement(placed, left_out, how)
 
 
 def _name(item: Item) -> str:
@@ -251,7 +267,8 @@ async def export_vpr(
     """Put every placed image in its split and role (hard links to local files where the
     filesystem allows, else copies; an object store's images are read and written);
     README.txt says how. Returns the images per folder and where each went, by image id."""
-    placed = place_items(items, options)
+    placement = place_items(items, options)
+    placed, left_out = placement.placed, placement.left_out
     if not placed:
         raise InputError(
             f"none of the {len(items)} images has a position in UTM's latitudes "
@@ -272,9 +289,7 @@ async def export_vpr(
     reading = iter(to_read)
     async for data in read_in_order(storage, [e.item.record["path"] for e in to_read]):
         folder.write(next(reading).relative, data)
-    left_out = [(i.record, why) for i in items if (why := unplaceable(i))]
-    how = resolved_queries_by(items, options.queries_by)
-    readme = _readme(options, how, made_with, counts, left_out)
+    readme = _readme(options, placement.how, made_with, counts, left_out)
     folder.write("README.txt", readme.encode("utf-8"))
     return dict(counts) | ({"left out": len(left_out)} if left_out else {}), files
 

@@ -21,7 +21,7 @@ def slug(text: str) -> str:
     cleaned = re.sub(r"-{2,}", "-", cleaned)[:MAX_SLUG].strip("-.")
     if not cleaned:
         # Nothing printable survived (e.g. a query in Japanese): name it by its hash.
-        return "q-" + _digest(text)
+        return "q-" + digest(text)
     return cleaned
 
 
@@ -34,17 +34,18 @@ def file_name(*parts: str) -> str:
     original = "_".join(parts)
     name = "_".join(_NAME_UNSAFE.sub("-", part).strip(".") or "x" for part in parts)
     if name != original or len(name) > MAX_NAME:
-        name = f"{name[:MAX_NAME]}-{_digest(original)}"
+        name = f"{name[:MAX_NAME]}-{digest(original)}"
     return name + ".jpg"
 
 
 def unique_slug(text: str) -> str:
     """A slug that two different names never share (URL campaigns keep their own folder)."""
     cleaned = slug(text)
-    return cleaned if cleaned == text else f"{cleaned[: MAX_SLUG - 13]}-{_digest(text)}"
+    return cleaned if cleaned == text else f"{cleaned[: MAX_SLUG - 13]}-{digest(text)}"
 
 
-def _digest(text: str) -> str:
+def digest(text: str) -> str:
+    """A short hash of text, appended to a name that had to change so no two collide."""
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 

@@ -113,22 +113,22 @@ def _scatter(n: int, seed: int = 1) -> list[Item]:
 
 def test_splits_are_disjoint_in_space_and_seeded():
     items = _scatter(3000)
-    placed = place_items(items, VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=3))
+    placed = place_items(items, VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=3)).placed
     cells: dict[tuple[int, str, int, int], set[str]] = defaultdict(set)
     for entry in placed:
         cells[cell_of(entry.item, 100)].add(entry.split)
     assert all(len(splits) == 1 for splits in cells.values())
-    again = place_items(items, VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=3))
+    again = place_items(items, VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=3)).placed
     assert [(p.split, p.name) for p in again] == [(p.split, p.name) for p in placed]
-    other = place_items(items, VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=4))
+    other = place_items(items, VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=4)).placed
     assert [p.split for p in other] != [p.split for p in placed]
 
 
 def test_images_that_arrive_later_move_no_image_placed_before():
     items = _scatter(3000)
     options = VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=3)
-    before = {p.item.record["id"]: p.split for p in place_items(items[:1000], options)}
-    after = {p.item.record["id"]: p.split for p in place_items(items, options)}
+    before = {p.item.record["id"]: p.split for p in place_items(items[:1000], options).placed}
+    after = {p.item.record["id"]: p.split for p in place_items(items, options).placed}
     assert {i: after[i] for i in before} == before
 
 
@@ -200,7 +200,7 @@ def test_in_each_place_the_earlier_traversal_is_the_database():
                 sequence_id=f"travel{travel}",
             )
             items.append(Item(record, None))
-    placed = place_items(items, VprOptions(cell_m=50, queries_by="time"))
+    placed = place_items(items, VprOptions(cell_m=50, queries_by="time")).placed
     roles = {p.item.record["sequence_id"]: set() for p in placed}
     for p in placed:
         roles[p.item.record["sequence_id"]].add(p.role)
@@ -214,14 +214,29 @@ def test_pair_roles_decide_database_and_queries_when_present():
         return Item(StoredImage(base.record, "svpr", base.license_name, None, (hit,)), None)
 
     items = [paired(i, "database" if i % 2 else "query") for i in range(10)]
-    placed = place_items(items, VprOptions())
+    placed = place_items(items, VprOptions()).placed
     assert all(p.role == (DATABASE if p.item.record["id"] % 2 else QUERIES) for p in placed)
+
+
+async def test_the_readme_names_the_roles_placing_used_when_paired_images_are_left_out(tmp_path):
+    # The only images with pair roles have no position, so the placed ones go by time.
+    paired = image(0, lat=None, lon=None)
+    hit = Hit("svpr", "pairs-csv p.csv part 1", "query", {"pair": 0, "other": "x"})
+    items = [Item(StoredImage(paired.record, "svpr", paired.license_name, None, (hit,)), None)]
+    items += [Item(image(n, lat=45.0, lon=9.0 + n * 1e-4), None) for n in range(1, 4)]
+    storage = LocalStorage(tmp_path / "root")
+    for item in items[1:]:
+        storage.write_sync(item.record["path"], b"jpeg")
+    folder = ExportFolder.open(tmp_path / "vpr", "vpr", overwrite=False)
+    counts, _ = await export_vpr(items, folder, storage, VprOptions(), [])
+    readme = (tmp_path / "vpr" / "README.txt").read_text()
+    assert "Database/queries: by time " in readme and counts["left out"] == 1
 
 
 def test_random_roles_are_seeded():
     items = _scatter(400)
-    first = place_items(items, VprOptions(queries_by="random", seed=9, query_fraction=0.25))
-    second = place_items(items, VprOptions(queries_by="random", seed=9, query_fraction=0.25))
+    options = VprOptions(queries_by="random", seed=9, query_fraction=0.25)
+    first, second = place_items(items, options).placed, place_items(items, options).placed
     assert [p.role for p in first] == [p.role for p in second]
     assert sum(p.role == QUERIES for p in first) == pytest.approx(100, abs=30)
 
