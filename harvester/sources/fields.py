@@ -41,17 +41,19 @@ def number(value: Any) -> float | None:
 
 
 def whole(value: Any) -> int | None:
-    """An int (a float or numeric string truncated) within ±INT32; None past it."""
+    """An int (a float or numeric string truncated); None for anything else. Unbounded:
+    a count or a time is not a column's width (a Flickr total, an upload after 2038)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value if abs(value) <= INT32 else None
+        return value
     result = number(value)
-    return int(result) if result is not None and abs(result) <= INT32 else None
+    return int(result) if result is not None else None
 
 
 def positive(value: Any) -> int | None:
-    """A positive whole number (a width or height in pixels, a map accuracy), else None."""
+    """A positive whole number within INT32 (a width or height in pixels, a map accuracy,
+    all stored in 32-bit columns), else None."""
     result = whole(value)
-    return result if result is not None and result > 0 else None
+    return result if result is not None and 0 < result <= INT32 else None
 
 
 def instant(seconds: float) -> datetime | None:

@@ -128,25 +128,28 @@ def geo(record: Mapping[str, Any]) -> tuple[float | None, float | None, int | No
 
 
 def decode_body(text: str, *, url: str) -> dict[str, Any]:
-    """The JSON object of a Flickr answer, JSONP wrapper or not."""
+    """The JSON object of a Flickr answer, JSONP wrapper or not. Anything else (an HTML
+    outage page, a cut-off answer) is worth another try later: `bad_response`, as the
+    client's own JSON reading says it."""
     match = _JSONP.match(text)
     inner = match.group(1) if match else text
     try:
         body = json.loads(inner)
     except json.JSONDecodeError as exc:
-        # An HTML outage page or a cut-off answer: worth another try later. Not chained:
-        # the decoder keeps the whole body, which we do not vouch for.
-        where = f"line {exc.lineno} column {exc.colno}"
-        raise TransientHttpError(
-            f"Flickr answered with something not JSON ({exc.msg} at {where}) from {url}", url=url
-        ) from None
+        # Not chained: the decoder keeps the whole body, which we do not vouch for.
+        why = f"something not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        raise _not_json(why, url) from None
     except (ValueError, RecursionError):  # a 4,300-digit number, a nesting past the stack
-        raise TransientHttpError(
-            f"Flickr answered with JSON beyond what the parser can hold from {url}", url=url
-        ) from None
+        raise _not_json("JSON beyond what the parser can hold", url) from None
     if not isinstance(body, dict):
-        raise TransientHttpError(f"Flickr answered with a non-object from {url}", url=url)
+        raise _not_json("a non-object", url)
     return body
+
+
+def _not_json(why: str, url: str) -> TransientHttpError:
+    return TransientHttpError(
+        f"Flickr answered with {why} from {url}", url=url, reason="bad_response"
+    )
 
 
 def check_stat(body: Mapping[str, Any], *, url: str, secrets: Sequence[str]) -> None:
@@ -215,7 +218,7 @@ class NegativeTerms:
 
 
 def photo_id(record: Mapping[str, Any]) -> str | None:
-    return identifier(record.get("id"))
+    return identifier(as_text(record.get("id")))
 
 
 def found_image(

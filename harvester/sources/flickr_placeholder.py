@@ -28,17 +28,18 @@ def redirected_to_placeholder(final_url: str) -> bool:
 
 def is_placeholder(requested: str, final_url: str, data: bytes) -> bool:
     """True when the body is Flickr's placeholder rather than the photo asked for."""
-    if redirected_to_placeholder(final_url):
-        return True
     # Every size Flickr makes is a JPEG (`_b.jpg`, `_z.jpg`...), and an original keeps its
     # format in its extension (`_o.png`): a PNG or GIF body for a `.jpg` is not the photo.
     asked_jpeg = yarl.URL(requested).path.lower().endswith((".jpg", ".jpeg"))
-    return asked_jpeg and data.startswith((_PNG, *_GIF))
+    return redirected_to_placeholder(final_url) or (asked_jpeg and _not_jpeg(data))
 
 
 def listed_placeholder(requested: str, final_url: str, data: bytes) -> bool:
     """For a URL from a list: the placeholder by its redirect, or by its bytes where the
     URL is one of Flickr's own sizes (a YFCC-style list), which is never a PNG or GIF."""
-    if redirected_to_placeholder(final_url):
-        return True
-    return bool(_FLICKR_SIZE.search(yarl.URL(requested).path)) and data.startswith((_PNG, *_GIF))
+    flickr_size = _FLICKR_SIZE.search(yarl.URL(requested).path) is not None
+    return redirected_to_placeholder(final_url) or (flickr_size and _not_jpeg(data))
+
+
+def _not_jpeg(data: bytes) -> bool:
+    return data.startswith((_PNG, *_GIF))

@@ -27,8 +27,10 @@ from harvester.sources.flickr_parse import (
     found_image,
     geo,
     licenses_of,
+    photo_id,
     search_page,
     taken_local,
+    unix_time,
 )
 
 URL = "http://flickr.test/services/rest/?method=flickr.photos.search"
@@ -323,3 +325,22 @@ def test_a_gif_original_gives_way_to_a_medium_jpeg_when_there_is_no_large() -> N
 def test_json_beyond_the_parser_is_worth_another_try(text: str) -> None:
     with pytest.raises(TransientHttpError, match="beyond what the parser can hold"):
         decode_body(text, url=URL)
+
+
+def test_counts_and_times_are_not_held_to_a_columns_width() -> None:
+    # Only what a 32-bit column stores (widths, heights, accuracy) is bounded when read.
+    huge = {"photos": {"total": str(2**33), "pages": "9000000000", "photo": []}}
+    assert search_page(huge, url=URL).total == 2**33
+    after_2038 = unix_time("2300000000")
+    assert after_2038 is not None and after_2038.year == 2042
+
+
+def test_a_photo_id_is_read_as_found_image_reads_it() -> None:
+    assert photo_id({"id": {"_content": "123"}}) == "123" == photo_id({"id": 123})
+
+
+def test_every_answer_that_is_not_a_json_object_is_a_bad_response() -> None:
+    for text in ("<html>down</html>", "[1, 2]", "9" * 5000):
+        with pytest.raises(TransientHttpError) as caught:
+            decode_body(text, url=URL)
+        assert caught.value.reason == "bad_response"
