@@ -135,9 +135,8 @@ def render_table(reports: list[CampaignReport], out: TextIO) -> None:
 
 
 def _lines(r: CampaignReport) -> list[str]:
-    # "finished": nothing queued or in flight, no query to go; until more is submitted.
-    left = sum(r.images.get(s, 0) for s in LEFT)
-    state = "running" if left or r.queries_left or not (r.images or r.tasks) else "finished"
+    # "finished": nothing queued or in flight and no query to go (an ETA of nothing).
+    state = "finished" if r.eta_s == 0.0 and (r.images or r.tasks) else "running"
     if r.paused:
         state = f"PAUSED {r.paused}" + (f": {r.paused_message}" if r.paused_message else "")
     done = f"{r.percent_done:.1f}% done" if r.percent_done is not None else "no images yet"

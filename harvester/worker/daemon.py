@@ -536,7 +536,12 @@ async def _record_each(
         except RecordRefused as exc:
             error = f"the database refused this row's outcome: {redactor.redact(str(exc))}"
             result = Failure(result.id, error, retryable=False, reason=exc.reason)
-            left_as.update(await queue.fail(owner, [result]))  # logged as it fails
+            try:
+                left_as.update(await queue.fail(owner, [result]))  # logged as it fails
+            except RecordRefused:
+                # Not even its failure is taken: the row is let go, not retried here for
+                # ever; once its lease is out it goes back to the queue.
+                log.error("outcome_refused", row_id=result.id)
         recorded.append(result)
     return recorded, left_as
 

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 
 import pytest
 
-from harvester.status import CampaignReport, render_table
+from harvester import status
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _report(images: dict[str, int], queries_left: int = 0, paused: str | None = None) -> str:
-    report = CampaignReport(
-        name="c",
-        provider="flickr",
-        paused=paused,
-        paused_message=None,
-        images=images,
-        tasks={"flickr_search": {"done": 3, "queued": queries_left}},
-        percent_done=None,
-        queries_left=queries_left,
-        images_per_s={"1m": 0.0},
-        eta_s=None,
-    )
+    tasks = {"flickr_search": {"done": 3, "queued": queries_left}}
+    report = status._report("c", "flickr", images, tasks, {"1m": 0.0, "5m": 0.0, "15m": 0.0}, NOW)
+    report.paused = paused
     out = io.StringIO()
-    render_table([report], out)
+    status.render_table([report], out)
     return out.getvalue().splitlines()[0]
 
 
