@@ -144,7 +144,7 @@ async def _new_rows(
                     "file_name": item.file_name,
                     "source_url": item.source_url and text(item.source_url),
                     "state": ImageState.SKIPPED if skipped else ImageState.QUEUED,
-                    "skip_reason": item.skip_reason,
+                    "skip_reason": item.skip_reason and text(item.skip_reason),
                     "reason": skip_code(item.skip_reason),
                     "finished_at": now if skipped else None,
                     "max_attempts": max_attempts,

@@ -92,6 +92,7 @@ async def test_text_a_database_refuses_is_cleaned_and_a_field_too_long_is_droppe
     campaign = await ensure_campaign(engine, "c", "flickr", {})
     found = [_found(1), _found(2), _found(3)]
     found[1] = FoundImage("2", "paris", "2.jpg", "http://cdn/2\x00.jpg", record=hostile)
+    found[2] = FoundImage("3", "paris", "3.jpg", None, skip_reason="too_small: \x00 \ud800")
     added = await add_images(engine, campaign, "flickr", "q", found)
     assert added.new == 3
     async with engine.connect() as connection:
@@ -103,6 +104,9 @@ async def test_text_a_database_refuses_is_cleaned_and_a_field_too_long_is_droppe
     assert (row.owner, row.license_id, row.source_width) == (None, None, None)
     assert row.raw == {"title": ["", {"n": "\ufffd"}], "x": None}
     assert row.source_url == "http://cdn/2.jpg"
+    async with engine.connect() as connection:
+        skipped = select(Image.skip_reason).where(Image.provider_id == "3")
+        assert (await connection.execute(skipped)).scalar_one() == "too_small:  \ufffd"
 
 
 async def test_a_licence_a_database_refuses_is_cleaned_or_left_out(engine: AsyncEngine):
