@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -429,11 +430,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _interruptible(argv: list[str]) -> int:
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, so a closed reader is caught below
+        return code
     except KeyboardInterrupt:
         # Ctrl-C anywhere, loading included: one line, not a traceback from whatever ran.
         say("harvester: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader stopped early (`harvester status | head`): nothing is wrong here. Stdout
+        # goes to nothing, so the flush at exit does not raise it again; 141 as for SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _main(argv: list[str]) -> int:

@@ -274,3 +274,18 @@ def test_a_database_url_that_is_not_one_is_refused_and_makes_no_file(
     _one_clear_line(done, "database_url", "use sqlite:///path/to.db or postgresql://")
     assert "hunter2" not in done.stderr and "\\n" not in done.stderr, done.stderr
     assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`harvester status | head`: the pipe closes before the table is written."""
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    assert _run("--database-url", db, "db", "upgrade").returncode == 0
+    reader, writer = os.pipe()
+    os.close(reader)  # closed before the program writes a byte
+    with os.fdopen(writer, "w") as stdout:
+        done = subprocess.run(
+            [*CLI, "--database-url", db, "status"],
+            stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120, env=os.environ,
+        )  # fmt: skip
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    assert done.returncode == 141
