@@ -15,7 +15,7 @@ from urllib.parse import quote
 import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -214,8 +214,13 @@ async def require_database(engine: AsyncEngine, timeout_s: float = 10.0) -> None
         why = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
     else:
         return
-    shown = engine.url.render_as_string(hide_password=True)
-    raise ConfigError(
+    raise _unusable(engine.url, why)
+
+
+def _unusable(url: URL, why: str) -> ConfigError:
+    """The one line an operator can act on when the database cannot be used at start."""
+    shown = url.render_as_string(hide_password=True)
+    return ConfigError(
         f"cannot use the database {shown}: {why}; check --database-url "
         "(HARVESTER_DATABASE_URL), that the server runs and the database exists"
     )
@@ -270,7 +275,10 @@ def _sqlite_engine(url: str) -> AsyncEngine:
     database = parsed.database
     file = None
     if database and database != ":memory:" and "uri" not in parsed.query:  # a URI: as given
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # under a file, or where nothing may be made
+            raise _unusable(parsed, f"cannot make its folder: {exc.strerror or exc}") from None
         file = _SqliteFile(Path(database))
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import posixpath
 import re
@@ -111,11 +112,19 @@ class LocalStorage:
             raise
 
     def check_writable(self) -> None:
-        """Create the root and a file in it, or raise the OSError that says why not."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        probe = self.root / f"{TEMP_MARK}{_HOST}-{os.getpid()}-probe"
-        probe.write_bytes(b"")
-        probe.unlink()
+        """Write a file under the root, or raise the OSError that says why not. The folders
+        made for it are removed again (the first image makes them), so a start refused
+        later, for its database, leaves nothing on disk."""
+        made = list(itertools.takewhile(lambda p: not p.exists(), [self.root, *self.root.parents]))
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f"{TEMP_MARK}{_HOST}-{os.getpid()}-probe"
+            probe.write_bytes(b"")
+            probe.unlink()
+        finally:
+            for folder in made:  # deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     async def remove(self, relative: PurePosixPath | str) -> bool:
         """Delete a stored file (a campaign deleted with its files); False if it was gone."""

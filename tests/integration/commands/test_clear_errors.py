@@ -58,6 +58,25 @@ def test_an_unwritable_storage_root_stops_the_daemon_before_it_starts(sqlite_url
     _one_clear_line(done, "storage root /proc/harvest", "--storage-root")
 
 
+@pytest.mark.parametrize("database", ["postgres", "sqlite"])
+def test_run_refused_for_its_database_makes_no_storage_root(tmp_path: Path, database: str) -> None:
+    """Bad input changes nothing on disk: the storage root's check removes the folders it
+    made, and a database folder that cannot be made is one line, not a traceback (a bound
+    socket that never listens refuses connections)."""
+    root = tmp_path / "store"
+    (tmp_path / "a-file").write_text("")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url, words = {
+            "postgres": (f"postgresql://h@127.0.0.1:{closed.getsockname()[1]}/x", "refused"),
+            "sqlite": (f"sqlite:///{tmp_path}/a-file/db/h.db", "cannot make its folder"),
+        }[database]
+        done = _run("--database-url", url, "--storage-root", str(root), "run", "--until-idle")
+    _one_clear_line(done, words, "--database-url")
+    assert not root.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
 def test_a_port_in_use_names_the_address(sqlite_url: str, tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
