@@ -76,7 +76,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     vpr.add_argument(
         "--cell-m", type=number_arg(0, open_low=True), default=100.0, help="split cells, metres"
     )
-    vpr.add_argument("--split", type=_ratios, default=(0.6, 0.2, 0.2), help="train,val,test ratios")
+    # A string default is parsed as typed (by `type`), and shown so, not as a tuple.
+    vpr.add_argument("--split", type=_ratios, default="0.6,0.2,0.2", help="train,val,test ratios")
     vpr.add_argument("--seed", type=int, default=0, help="of the cells' splits and random queries")
     vpr.add_argument(
         "--queries-by",

@@ -337,11 +337,9 @@ def _flickr_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--granularity-mix",
         type=_shares,
-        default=world.flickr_taken_granularity,
+        default=",".join(map(str, world.flickr_taken_granularity)),
         help="MONTH,YEAR,CIRCA: shares of Flickr photos whose datetaken is known only to the "
-        "month (granularity 4), the year (6) or circa (8) (default "
-        + ",".join(str(x) for x in world.flickr_taken_granularity)
-        + ")",
+        "month (granularity 4), the year (6) or circa (8)",
     )
     p.add_argument(
         "--gif-share",
@@ -373,7 +371,7 @@ def _flickr_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--flickr-down-codes",
         type=lambda text: tuple(int(c) for c in text.split(",") if c.strip()),
-        default=Warts.flickr_down_codes,
+        default=",".join(map(str, Warts.flickr_down_codes)),  # parsed by type, shown as typed
         help="stat=fail codes Flickr says 'down' with, in turn (201 as an HTTP 400)",
     )
     p.add_argument(

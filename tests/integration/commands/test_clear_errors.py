@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -127,6 +128,34 @@ def test_every_emulator_option_has_help_and_shows_its_default() -> None:
     from harvester.emulator.server import _parser
 
     assert len(list(_options(_parser(), "harvester emulator"))) > 20
+
+
+def _helps(parser: argparse.ArgumentParser) -> Iterator[tuple[str, str]]:
+    """Each command's and sub-command's --help (the top level's included), unwrapped."""
+    yield parser.prog, " ".join(parser.format_help().split())
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _helps(child)
+
+
+# What Python shows of a value, not what a user types: a tuple, list, dict or quoted string
+# as a default, a Path's or an object's repr, an Enum member's name (Mode.DATED).
+REPRS = re.compile(
+    r"default:? [(\[{'\"]|\b(?:Pure)?(?:Posix|Windows)?Path\(|<\w[\w.]*[: ]|frozenset\("
+    r"|\b[A-Z][A-Za-z]+\.[A-Z][A-Z0-9_]*\b"
+)
+
+
+def test_every_help_shows_its_defaults_as_they_are_typed() -> None:
+    from harvester.cli import _parser
+    from harvester.emulator.server import _parser as emulator_parser
+
+    # The emulator's own parser replaces the stub `harvester emulator` hands its options to.
+    helps = dict([*_helps(_parser()), *_helps(emulator_parser())])
+    assert len(helps) > 25 and "harvester emulator" in helps and "harvester export" in helps
+    leaks = {prog: found for prog, shown in helps.items() if (found := REPRS.findall(shown))}
+    assert not leaks, leaks
 
 
 def test_options_left_unset_on_purpose_still_name_the_default_they_get() -> None:
