@@ -61,6 +61,10 @@ class Faults:
     # Share of API answers that are an HTML page sent with a 200: a captive portal's, a
     # proxy's or a maintenance page standing in for the API's JSON.
     html_page_rate: float = 0
+    # Share of answers sent gzip-encoded with the gzip stream cut short or its CRC trailer
+    # wrong, under a Content-Length true to the bytes sent (a broken proxy's or edge's
+    # recompression): nothing is amiss at the HTTP level, only in the stream.
+    bad_gzip_rate: float = 0
     scope: frozenset[str] = frozenset({API, CDN})
 
 

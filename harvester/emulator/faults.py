@@ -2,8 +2,9 @@
 
 Every API or CDN request is counted, then may be delayed, refused (429 with
 Retry-After, 5xx, Flickr's code 105, a Graph rate-limit code in a 4xx body), cut off
-(connection reset), truncated (Content-Length promises more than is sent) or partial
-(a 206 with part of the body, no Range asked for), or an HTML page in the API's place. Random
+(connection reset), truncated (Content-Length promises more than is sent), partial
+(a 206 with part of the body, no Range asked for), a gzip stream cut short or with a
+wrong CRC (its Content-Length true), or an HTML page in the API's place. Random
 decisions come from a seeded generator, so a single client sees the same faults run
 after run; outages follow the emulator's clock.
 """
@@ -11,6 +12,7 @@ after run; outages follow the emulator's clock.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import math
 import random
@@ -113,6 +115,7 @@ class FaultInjector:
             ("truncate", f.truncate_rate),
             ("partial", f.partial_rate),
             ("html_page", f.html_page_rate if scope == API else 0.0),
+            ("bad_gzip", f.bad_gzip_rate),
         ):
             if u < rate:
                 return name
@@ -203,6 +206,21 @@ def send_partial(resp: web.Response, coin: float) -> web.Response:
     headers = {k: v for k, v in resp.headers.items() if k.lower() != "content-length"}
     headers["Content-Range"] = f"bytes 0-{len(part) - 1}/{len(body)}"
     return web.Response(status=206, body=part, headers=headers)
+
+
+def send_bad_gzip(resp: web.Response, coin: float) -> web.Response:
+    """The body gzipped, then cut short anywhere past the gzip header (half the coin's
+    range) or with its CRC trailer wrong, under a Content-Length true to what is sent."""
+    body = resp.body if isinstance(resp.body, bytes) else b""
+    stream = gzip.compress(body, mtime=0)
+    if coin < 0.5:
+        stream = stream[: 10 + int((len(stream) - 10) * coin * 2)]
+    else:
+        stream = stream[:-8] + bytes([stream[-8] ^ 0xFF]) + stream[-7:]
+    drop = ("content-length", "content-encoding")
+    headers = {k: v for k, v in resp.headers.items() if k.lower() not in drop}
+    headers["Content-Encoding"] = "gzip"
+    return web.Response(status=resp.status, body=stream, headers=headers)
 
 
 class OutageSchedule:
@@ -335,6 +353,9 @@ def middleware(  # noqa: C901 - one request pipeline, read top to bottom
         if decision == "truncate" and isinstance(resp, web.Response):
             stats.note(label, route.endpoint, "truncated")
             return await send_truncated(request, resp, injector.coin(route.scope))
+        if decision == "bad_gzip" and isinstance(resp, web.Response):
+            stats.note(label, route.endpoint, "bad_gzip")
+            return send_bad_gzip(resp, injector.coin(route.scope))
         if decision == "partial" and isinstance(resp, web.Response) and resp.status == 200:
             stats.note(label, route.endpoint, "partial")
             return send_partial(resp, injector.coin(route.scope))

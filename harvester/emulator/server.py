@@ -257,6 +257,7 @@ _FLAGS = (
     _Flag("--reset-rate", "share of reset connections", 0.0, float),
     _Flag("--truncate-rate", "share of cut-short bodies", 0.0, float),
     _Flag("--partial-rate", "share of unasked-for 206 partial bodies", 0.0, float),
+    _Flag("--bad-gzip-rate", "share of gzip answers cut short or with a wrong CRC", 0.0, float),
     _Flag("--html-page-rate", "share of API answers that are an HTML page with a 200", 0.0, float),
     _Flag("--fault-scope", "api, cdn or api,cdn", "api,cdn"),
     _Flag("--flickr-rate", "requests/s per key (default: unlimited)", None, float),
@@ -391,6 +392,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         truncate_rate=args.truncate_rate,
         partial_rate=args.partial_rate,
         html_page_rate=args.html_page_rate,
+        bad_gzip_rate=args.bad_gzip_rate,
         body_rate_limit_rate=args.body_rate_limit_rate,
         scope=frozenset(s.strip() for s in args.fault_scope.split(",") if s.strip()),
     )

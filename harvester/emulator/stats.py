@@ -25,6 +25,7 @@ OUTCOMES = (
     "resets",
     "truncated",
     "partial",  # 206 answers with part of the body, no Range asked for
+    "bad_gzip",  # gzip answers whose stream is cut short or whose CRC is wrong
     "outage",
     "body_rate_limit",
     "html_page",  # HTML pages sent with a 200 in the API's place

@@ -43,6 +43,7 @@ from harvester.http.destinations import (
     HostNotAllowedError,
     strip_userinfo,
 )
+from harvester.http.encoding import IDENTITY, OFFERED, decode
 from harvester.http.errors import (
     HttpError,
     InvalidCredentials,
@@ -595,12 +596,14 @@ class HttpClient:
                 sock_connect=s.connect_timeout_s,
                 sock_read=s.sock_read_timeout_s,
             )
+            # _read_capped decodes, and checks the encoded stream is whole; aiohttp would not.
             session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=timeout,
-                headers={"User-Agent": s.user_agent},
+                headers={"User-Agent": s.user_agent, "Accept-Encoding": OFFERED},
                 raise_for_status=False,
                 trust_env=False,
+                auto_decompress=False,
             )
             self._sessions[(destinations, paced)] = session
         return session
@@ -697,8 +700,10 @@ class _Pace:
 async def _read_capped(
     resp: aiohttp.ClientResponse, max_bytes: int, shown: str, pace: _Pace | None = None
 ) -> bytes:
-    """The body, refusing more than max_bytes (declared or actual), short bodies and (with
-    ``pace``) bodies that trickle in slower than its rate."""
+    """The body, refusing more than max_bytes (declared, actual or decoded), short bodies,
+    encoded streams that are not whole and (with ``pace``) bodies that trickle in slower
+    than its rate. The session does not decode: the bytes read are the bytes sent, so the
+    declared length holds for an encoded body too."""
     declared = resp.content_length
     if declared is not None and declared > max_bytes:
         raise TooLargeError(
@@ -706,8 +711,7 @@ async def _read_capped(
             url=shown,
             status=resp.status,
         )
-    encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
-    if pace is None and declared is not None and not encoded:
+    if pace is None and declared is not None:
         data = await resp.read()  # the size is known and allowed: one read, one buffer
     elif pace is None:
         data = await _read_chunks(resp, max_bytes, shown, exact=False)
@@ -716,21 +720,22 @@ async def _read_capped(
         # received fall behind the pace, however the server stalls (no watchdog task).
         try:
             async with asyncio.timeout_at(pace.deadline(0)) as cut:
-                exact = declared is not None and not encoded
+                exact = declared is not None
                 data = await _read_chunks(resp, max_bytes, shown, exact=exact, pace=pace, cut=cut)
         except TimeoutError:
             if not cut.expired():
                 raise  # aiohttp's own socket timeout, not the pace
             raise pace.too_slow(resp.content.total_bytes, shown) from None
-    # With Content-Encoding the declared length is the compressed one; aiohttp itself
-    # reports a short compressed stream as a payload error.
-    if declared is not None and not encoded and len(data) < declared:
+    if declared is not None and len(data) < declared:
         raise TruncatedBodyError(
             f"body of {len(data)} bytes, {declared} declared, from {shown}",
             url=shown,
             status=resp.status,
         )
-    return data
+    coding = resp.headers.get("Content-Encoding", "").lower()
+    if coding in IDENTITY:
+        return data  # images are sent as they are: no copy, no pass over the bytes
+    return decode(data, coding, max_bytes, shown, resp.status)
 
 
 async def _read_chunks(

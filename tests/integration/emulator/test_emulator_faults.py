@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from typing import Any
 
 import aiohttp
@@ -112,6 +113,30 @@ async def test_partial_rate_sends_a_206_with_a_true_content_range(
         assert resp.headers["Content-Range"].startswith(f"bytes 0-{len(body) - 1}/")
         assert int(resp.headers["Content-Range"].rsplit("/", 1)[1]) > len(body)
     assert (await _stats(session, emu))["partial"] == 1
+
+
+async def test_bad_gzip_rate_sends_gzip_cut_short_or_with_a_wrong_crc_of_its_true_length(
+    start: Starter,
+) -> None:
+    emu = await start(faults=Faults(bad_gzip_rate=1.0))
+    kinds = set()
+    async with aiohttp.ClientSession(auto_decompress=False) as raw:
+        for _ in range(12):
+            async with raw.get(emu.flickr_api_url, params={**SEARCH, "api_key": FLICKR_KEY}) as r:
+                body = await r.read()
+                assert r.headers["Content-Encoding"] == "gzip"
+                assert r.content_length == len(body)
+            stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            try:
+                stream.decompress(body)
+            except zlib.error as exc:
+                assert "incorrect data check" in str(exc)
+                kinds.add("crc")
+            else:
+                assert not stream.eof
+                kinds.add("cut")
+        assert (await _stats(raw, emu))["bad_gzip"] == 12
+    assert kinds == {"crc", "cut"}
 
 
 async def test_fault_scope_limits_faults_to_the_cdn(

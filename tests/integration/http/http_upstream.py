@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import json
 import traceback
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -44,6 +47,7 @@ class Upstream:
             ("/limited/{k}", self.limited),
             ("/reset/{k}", self.reset),
             ("/truncated/{k}", self.truncated),
+            ("/encoded/{k}", self.encoded),
             ("/big", self.big),
             ("/stall-big", self.stall_big),
             ("/redirect/{n}", self.redirect),
@@ -112,6 +116,28 @@ class Upstream:
         assert request.transport is not None
         request.transport.close()
         return response
+
+    async def encoded(self, request: web.Request) -> web.Response:
+        """The JSON answer (or ?zeros=N zero bytes) in ?encoding= (gzip), spoiled by ?spoil=
+        on the first ?fail= requests (default: all), with a Content-Length true to the
+        bytes sent: nothing at the HTTP level is amiss, only the encoded stream may be."""
+        count = self._count(request)
+        zeros = request.query.get("zeros")
+        if zeros is not None:
+            body = bytes(int(zeros))
+        else:
+            offered = request.headers.get("Accept-Encoding")
+            body = json.dumps({"path": request.path, "offered": offered}).encode()
+        encoding = request.query.get("encoding", "gzip")
+        stream = encode(body, encoding)
+        if count <= int(request.query.get("fail", "1000000")):
+            stream = spoil(stream, request.query.get("spoil", ""))
+        else:
+            self.ok[request.path] += 1
+        header = "deflate" if encoding == "raw-deflate" else encoding
+        return web.Response(
+            body=stream, content_type="application/json", headers={"Content-Encoding": header}
+        )
 
     async def big(self, request: web.Request) -> web.StreamResponse:
         self._count(request)
@@ -197,6 +223,35 @@ class Upstream:
         self._count(request)
         body = 'jsonFlickrApi({"stat": "ok", "title": "Café"})'.encode("latin-1")
         return web.Response(body=body, content_type="text/javascript", charset="iso-8859-1")
+
+
+def encode(body: bytes, encoding: str) -> bytes:
+    """``body`` as a server sends it in ``encoding``; raw-deflate is the headerless
+    deflate some servers send as "deflate"."""
+    if encoding in ("gzip", "x-gzip"):
+        return gzip.compress(body, mtime=0)
+    if encoding == "deflate":
+        return zlib.compress(body)
+    if encoding == "raw-deflate":
+        raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        return raw.compress(body) + raw.flush()
+    return body  # an encoding no client offers to read: sent as it is
+
+
+def spoil(stream: bytes, how: str) -> bytes:
+    """A gzip stream made wrong: its trailer cut off (the data decodes whole), cut in half,
+    its CRC or length trailer wrong, or followed by bytes that belong to nothing."""
+    if how == "no_trailer":
+        return stream[:-8]
+    if how == "half":
+        return stream[: len(stream) // 2]
+    if how == "crc":
+        return stream[:-8] + bytes([stream[-8] ^ 0xFF]) + stream[-7:]
+    if how == "size":
+        return stream[:-1] + bytes([stream[-1] ^ 0xFF])
+    if how == "trailing":
+        return stream + b"\0\0\0\0"
+    return stream
 
 
 def make_settings(**overrides: object) -> HttpSettings:
