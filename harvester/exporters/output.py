@@ -10,6 +10,7 @@ write too): the folder then holds exactly that export, whatever options the fail
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -141,16 +142,17 @@ class ExportFolder:
         earlier = self._previous
         if self._failed_before:
             earlier = {p.relative_to(self.root).as_posix() for p in self.root.rglob("*")}
+        folders: set[PurePosixPath] = set()  # what the removals may leave empty
         for stale in sorted(earlier - self._files - {MARKER}):
-            path = self.root.joinpath(*PurePosixPath(stale).parts)
+            relative = PurePosixPath(stale)
+            path = self.root.joinpath(*relative.parts)
             if path.is_file():
                 path.unlink()
                 self.changes.removed += 1
-            elif path.is_dir() and not any(path.iterdir()):
-                path.rmdir()  # made by the failed run for a file it could not write
-            else:
-                continue
-            _remove_empty_parents(path, self.root)
+                folders.update(relative.parents)
+            elif path.is_dir():  # made by the failed run, maybe for a file it could not write
+                folders.update([relative, *relative.parents])
+        _remove_empty(self.root, folders)
         self._mark(sorted(self._files), complete=True)
         return self.changes
 
@@ -180,12 +182,16 @@ def _writing(target: Path) -> Iterator[Path]:
         raise
 
 
-def _remove_empty_parents(path: Path, root: Path) -> None:
-    """A split or shard folder that held only stale files goes with them."""
-    for parent in path.parents:
-        if parent == root or any(parent.iterdir()):
-            return
-        parent.rmdir()
+def _remove_empty(root: Path, folders: set[PurePosixPath]) -> None:
+    """A split or shard folder that held only stale files goes with them: one pass, deepest
+    first, each folder tried once (rmdir refuses one holding anything, the user's own files
+    included), not listed again for every file removed from it."""
+    for folder in sorted(folders - {PurePosixPath()}, key=lambda f: len(f.parts), reverse=True):
+        try:
+            root.joinpath(*folder.parts).rmdir()
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
 
 
 def _same(target: Path, source: Path, sha256: str | None) -> bool:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import errno
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,3 +37,58 @@ def test_a_folder_a_failed_export_made_for_a_file_it_could_not_write_goes_too(
     again.write("README.txt", b"second")
     again.finish()
     assert sorted(p.name for p in out.rglob("*")) == sorted([MARKER, "README.txt"])
+
+
+def _exported(out: Path, names: list[str]) -> None:
+    """A complete export of `names` (each holding its own name) into `out`."""
+    folder = ExportFolder.open(out, "vpr", overwrite=False)
+    for name in names:
+        folder.write(name, name.encode())
+    folder.finish()
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+
+def test_a_folder_holding_a_file_of_the_users_own_is_kept_when_the_export_leaves_it(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    _exported(out, [f"images/{s}/database/{n}.jpg" for s in ("train", "val") for n in "ab"])
+    (out / "images" / "train" / "database" / "notes.txt").write_text("mine")
+    (out / "mine").mkdir()  # an empty folder of the user's, no export's
+    _exported(out, ["README.txt"])
+    assert _tree(out) == [
+        MARKER,
+        "README.txt",
+        "images",
+        "images/train",
+        "images/train/database",
+        "images/train/database/notes.txt",
+        "mine",
+    ]
+
+
+def test_the_folders_stale_files_leave_are_each_looked_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not once per file removed: a folder listed for each of its thousands of stale
+    images made the sweep quadratic in them."""
+    out = tmp_path / "out"
+    _exported(out, [f"images/train/database/{n}.jpg" for n in range(50)])
+    looked: list[str] = []
+
+    def counted(real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(path: Any = ".", *args: Any, **kwargs: Any) -> Any:
+            looked.append(os.fspath(path))
+            return real(path, *args, **kwargs)
+
+        return call
+
+    for name in ("listdir", "scandir", "rmdir"):
+        monkeypatch.setattr(os, name, counted(getattr(os, name)))
+    _exported(out, ["README.txt"])
+    monkeypatch.undo()
+    assert sorted(looked) == sorted(set(looked)), looked
+    assert _tree(out) == [MARKER, "README.txt"]
