@@ -49,3 +49,16 @@ class Failure:
 
 
 Result = Outcome | Failure
+RETRIED = "retried"  # a failure that will be tried again: counted, never a row's state
+
+
+def recorded_as(result: Result, left_as: Mapping[int, str]) -> str | None:
+    """What the database made of a result just written, for counting: its outcome's state,
+    or a failure's `failed` or `retried` by the state `Queue.fail` left its row in (absent,
+    None: the lease was lost or not even the failure was taken, and nothing was recorded)."""
+    if isinstance(result, Outcome):
+        return result.state
+    state = left_as.get(result.id)
+    if state is None:
+        return None
+    return "failed" if state == "failed" else RETRIED

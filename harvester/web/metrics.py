@@ -27,6 +27,7 @@ from harvester.db.counts import campaign_counts
 from harvester.db.queue import Failure, Outcome
 from harvester.errors import DatabaseUnavailable
 from harvester.http.stats import HttpStats
+from harvester.outcomes import recorded_as
 
 log = structlog.get_logger("harvester.metrics")
 
@@ -129,16 +130,11 @@ class Metrics:
         results: Iterable[tuple[JobLabels, Outcome | Failure]],
         failed_states: Mapping[int, str],
     ) -> None:
-        """Count results the database has just recorded; a failure counts as `failed` or
-        `retried` by the state the queue left its row in (absent: the lease was lost)."""
+        """Count results the database has just recorded, as it recorded them."""
         for labels, result in results:
-            if isinstance(result, Failure):
-                state = failed_states.get(result.id)
-                if state is None:
-                    continue
-                outcome = "failed" if state == "failed" else "retried"
-            else:
-                outcome = str(result.state)
+            outcome = recorded_as(result, failed_states)
+            if outcome is None:
+                continue
             campaign = await self._campaign_name(labels.campaign_id)
             counter = self.images if lane == "images" else self.tasks
             counter.labels(labels.what, campaign, outcome, reason_of(result)).inc()

@@ -315,7 +315,6 @@ class Daemon:
             await self._pause_for_key(row, result)
         lane.pending.append(result)
         self._outcomes.set()
-        self.counters.record(lane.name, result)
         if len(lane.pending) >= FLUSH_EVERY:
             self._flush_now.set()
 
@@ -356,6 +355,7 @@ class Daemon:
                 self._outcomes.set()
                 raise
             lane.held.difference_update(r.id for r in results)
+            self.counters.record(lane.name, results, left_as)
             labelled = [(lane.labels.pop(r.id), r) for r in results if r.id in lane.labels]
             await self.metrics.count(lane.name, labelled, left_as)
             self.maybe_idle.set()

@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -15,14 +15,13 @@ import structlog
 from harvester.db.campaigns import Blocked
 from harvester.db.counts import CampaignStatus
 from harvester.db.models import ImageState, TaskState
-from harvester.db.queue import Failure, Outcome
 from harvester.errors import DatabaseUnavailable
 from harvester.log import logs
+from harvester.outcomes import RETRIED, Outcome, Result, recorded_as
 from harvester.terminal import shown
 
 log = structlog.get_logger("harvester.worker")
 
-RETRIED = "retried"  # a failure that will be tried again: counted, never a row's state
 FINISHED = (ImageState.STORED, ImageState.SKIPPED, ImageState.FAILED)
 
 
@@ -39,15 +38,19 @@ class Counters:
     # Paused campaigns with work left when the daemon stopped (`run --until-idle` exits 3).
     blocked: list[Blocked] = field(default_factory=list)
 
-    def record(self, lane: str, result: Outcome | Failure) -> None:
+    def record(self, lane: str, results: Iterable[Result], left_as: Mapping[int, str]) -> None:
+        """Count results as the database just recorded them, not as the jobs ended: a row
+        whose outcome it refused is failed (bad_record), a retry past the last attempt is
+        failed, a row whose lease was lost is not counted."""
         counter = self.images if lane == "images" else self.tasks
-        if isinstance(result, Outcome):
-            counter[str(result.state)] += 1
-            reason = result.values.get("reason")
-            if result.state == ImageState.SKIPPED and reason:
+        for result in results:
+            state = recorded_as(result, left_as)
+            if state is None:
+                continue
+            counter[state] += 1
+            reason = result.values.get("reason") if isinstance(result, Outcome) else None
+            if state == ImageState.SKIPPED and reason:
                 self.skip_reasons[str(reason)] += 1
-        else:
-            counter[RETRIED if result.retryable else ImageState.FAILED] += 1
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -129,7 +129,7 @@ async def test_image_outcomes_no_database_stores_fail_those_images_alone_as_bad_
             return result
 
         daemon.images.runner = poisoned
-        await asyncio.wait_for(daemon.run(), 60)
+        counters = await asyncio.wait_for(daemon.run(), 60)
 
     async with engine.connect() as connection:
         images = (await connection.execute(select(Image).order_by(Image.id))).all()
@@ -137,6 +137,9 @@ async def test_image_outcomes_no_database_stores_fail_those_images_alone_as_bad_
     assert states.pop(failing) == ("failed", "bad_record")
     assert states.pop(oversized) == ("failed", "bad_record")
     assert set(states.values()) == {("stored", None)}, states
+    # The progress counts say what the database recorded, not what the jobs ended with.
+    shown = counters.as_dict()
+    assert (shown["images_stored"], shown["images_failed"]) == (len(states), 2), shown
 
 
 async def test_found_images_no_database_stores_fail_that_task_alone_as_bad_record(
