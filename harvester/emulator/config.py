@@ -47,6 +47,11 @@ class Faults:
     """Misbehaviour injected into responses, scoped to the API and/or the CDN."""
 
     latency_ms: float = 0
+    # With latency_ms: an answer waits no longer once this many requests have been in flight
+    # at once at its endpoint (0: always the whole latency). Calls made together then get
+    # through at once, calls made one after another each wait it all, however fast the
+    # machine: concurrency shows in the stats' max_in_flight, not in timings.
+    overlap: int = 0
     error_5xx_rate: float = 0
     rate_429: float = 0
     retry_after_s: float = 1.0

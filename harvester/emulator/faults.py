@@ -12,6 +12,7 @@ after run; outages follow the emulator's clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import math
@@ -28,7 +29,7 @@ from aiohttp.typedefs import Middleware
 from harvester.emulator import flickr_api
 from harvester.emulator.clock import EmulatorClock
 from harvester.emulator.config import API, CDN, Faults, Outage, Warts
-from harvester.emulator.stats import OUTCOME_KEY, Stats, key_label
+from harvester.emulator.stats import OUTCOME_KEY, Counter, Stats, key_label
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -287,6 +288,20 @@ class Enforcer:
         return buckets.take(key_label(route.key))
 
 
+async def delay(faults: Faults, counter: Counter, arrivals: asyncio.Condition) -> None:
+    """Wait `latency_ms`, or (given `overlap`) until the request's endpoint has had that
+    many requests in flight at once; each arrival wakes the waiters to look again."""
+    seconds = faults.latency_ms / 1000
+    if not faults.overlap:
+        await asyncio.sleep(seconds)
+        return
+    async with arrivals:
+        arrivals.notify_all()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await arrivals.wait_for(lambda: counter.max_in_flight >= faults.overlap)
+
+
 def middleware(  # noqa: C901 - one request pipeline, read top to bottom
     stats: Stats,
     injector: FaultInjector,
@@ -321,6 +336,8 @@ def middleware(  # noqa: C901 - one request pipeline, read top to bottom
             return _server_error(request, stats, injector, route, label, codes)
         return None
 
+    arrivals = asyncio.Condition()
+
     @web.middleware
     async def emulate(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = classify(request)
@@ -328,9 +345,15 @@ def middleware(  # noqa: C901 - one request pipeline, read top to bottom
             return await handler(request)
         label = key_label(route.key)
         stats.hit(label, route.endpoint)
+        with stats.flying(label, route.endpoint) as counter:
+            return await serve(request, handler, route, label, counter)
+
+    async def serve(
+        request: web.Request, handler: Handler, route: Route, label: str, counter: Counter
+    ) -> web.StreamResponse:
         faults = injector.faults
         if faults.latency_ms > 0 and route.scope in faults.scope:
-            await asyncio.sleep(faults.latency_ms / 1000)
+            await delay(faults, counter, arrivals)
         if outages.down(route.service):
             stats.note(label, route.endpoint, "outage")
             coin = injector.coin(route.scope)

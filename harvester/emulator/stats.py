@@ -1,7 +1,8 @@
 """Request accounting per key and per endpoint, exposed at /_emulator/stats.
 
 Tests prove rate limits against these counts: total requests, requests per
-whole second, and the largest number seen inside any sliding one-second window.
+whole second, and the largest number seen inside any sliding one-second window; and
+concurrency against the most requests in flight at once (arrived, not yet answered).
 Keys appear only as a short hash, never in clear.
 """
 
@@ -10,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +63,8 @@ class Counter:
     total: int = 0
     per_second: dict[int, int] = field(default_factory=dict)
     max_1s: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
     outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     _window: deque[float] = field(default_factory=deque)
 
@@ -80,6 +84,7 @@ class Counter:
         return {
             "total": self.total,
             "max_1s": self.max_1s,
+            "max_in_flight": self.max_in_flight,
             "per_second": {str(k): v for k, v in sorted(self.per_second.items())},
             **self.outcomes,
         }
@@ -112,6 +117,19 @@ class Stats:
         at = self._clock()
         for counter in self._counters(key, endpoint):
             counter.hit(at)
+
+    @contextmanager
+    def flying(self, key: str, endpoint: str) -> Iterator[Counter]:
+        """Count one request in flight while the block runs; yields its endpoint's counter."""
+        counters = self._counters(key, endpoint)
+        for counter in counters:
+            counter.in_flight += 1
+            counter.max_in_flight = max(counter.max_in_flight, counter.in_flight)
+        try:
+            yield self.by_endpoint[endpoint]
+        finally:
+            for counter in counters:
+                counter.in_flight -= 1
 
     def note(self, key: str, endpoint: str, outcome: str) -> None:
         for counter in self._counters(key, endpoint):

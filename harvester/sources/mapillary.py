@@ -9,16 +9,18 @@ is re-cut, never a failed region. Sequence and
 id-list tasks fetch entity fields in `?ids=` batches; a batch refused because one id is
 gone is halved until that id stands alone, and (its entity refusing it too) becomes a row
 skipped as `unavailable`; an id `?ids=` refuses that its entity has means the multi-get is
-not served there, and entities answer for the rest of the run.
+not served there, and entities answer for the rest of the run, asked for together (the
+entity limiter paces them) rather than one after another.
 Thumbnail URLs are signed and expire: a 403 on fetch gets a fresh URL from the entity
 endpoint and one more try.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import SecretStr
@@ -87,6 +89,7 @@ SEARCH_CAP = 2000  # the most one bbox search returns, without saying it stopped
 BATCH_IDS = 50  # ids per `?ids=` request
 DEFAULT_THUMB = f"thumb_{DEFAULT_SIZE}_url"
 UNAVAILABLE = "unavailable: Mapillary has no image with this id (deleted or private)"
+T = TypeVar("T")
 
 __all__ = ["MapillaryCampaign", "MapillarySource", "SubmitReport", "submit_mapillary"]
 
@@ -264,6 +267,9 @@ class MapillarySource:
         """Entity records by id, `BATCH_IDS` per request; ids Mapillary lacks are absent."""
         records: dict[str, Mapping[str, Any]] = {}
         for start in range(0, len(ids), BATCH_IDS):
+            if not self._multi_get_works:
+                await self._entities(ids[start:], size, records)
+                break
             await self._multi_get(ids[start : start + BATCH_IDS], size, records)
         return records
 
@@ -272,8 +278,7 @@ class MapillarySource:
     ) -> None:
         """One `?ids=` request; refused as a whole (one id is gone), each half on its own."""
         if not self._multi_get_works:
-            for listed in ids:
-                await self._entity(listed, size, records)
+            await self._entities(ids, size, records)
             return
         params = {"ids": ",".join(ids), "fields": fields_for(size)}
         try:
@@ -284,7 +289,7 @@ class MapillarySource:
             if len(ids) == 1:
                 # The id Mapillary does not have, or `?ids=` (Graph's, not in Mapillary's
                 # documentation) is not served at all: the entity tells which.
-                if await self._entity(ids[0], size, records):
+                if await self._entities(ids, size, records):
                     log.info("multi_get_refused", image_id=ids[0])
                     self._multi_get_works = False
                 return
@@ -297,21 +302,38 @@ class MapillarySource:
             if image_id is not None:
                 records[image_id] = record
 
-    async def _entity(
-        self, image_id: str, size: str, records: dict[str, Mapping[str, Any]]
-    ) -> bool:
-        """One image's record from its entity; False when it is gone (refused, or its bare
-        id alone, as a deleted image may answer)."""
+    async def _entities(
+        self, ids: Sequence[str], size: str, records: dict[str, Mapping[str, Any]]
+    ) -> int:
+        """Each image's record from its entity, asked for together (the entity limiter paces
+        them, as one by one); how many were found. A gone image is only absent: it fails no
+        other; an error that would fail the task cancels the calls still running."""
+        found = await _together([self._record(image_id, size) for image_id in ids])
+        for image_id, record in zip(ids, found, strict=True):
+            if record is not None:
+                records[image_id] = record
+        return sum(record is not None for record in found)
+
+    async def _record(self, image_id: str, size: str) -> Mapping[str, Any] | None:
         try:
-            body = await self._graph(image_id, {"fields": fields_for(size)}, search=False)
+            return await self._entity(image_id, fields_for(size))
+        except UnavailableError:
+            return None
+
+    async def _entity(self, image_id: str, fields: str) -> dict[str, Any]:
+        """One image's entity with `fields`, for records and fresh thumbnail URLs alike;
+        UnavailableError when it is gone: refused, or its bare id alone (as a deleted image
+        may answer)."""
+        try:
+            body = await self._graph(image_id, {"fields": fields}, search=False)
         except InvalidCredentials:
             raise
-        except PermanentHttpError:
-            return False
+        except PermanentHttpError as exc:
+            raise UnavailableError(f"{UNAVAILABLE} ({exc})", url=exc.url) from exc
         if not isinstance(body, dict) or record_id(body) != image_id or len(body) < 2:
-            return False
-        records[image_id] = body
-        return True
+            shown = self._shown(image_id)
+            raise UnavailableError(f"{UNAVAILABLE} (no fields in its entity)", url=shown)
+        return body
 
     # -- fetch ----------------------------------------------------------------------
 
@@ -342,16 +364,9 @@ class MapillarySource:
     async def _fresh_url(self, image: ImageView) -> str:
         note = (image.raw or {}).get(THUMB_NOTE)
         field = note if note in THUMB_FIELDS else DEFAULT_THUMB
-        try:
-            body = await self._graph(image.provider_id, {"fields": field}, search=False)
-        except (InvalidCredentials, RateLimitedError):
-            raise
-        except PermanentHttpError as exc:
-            raise UnavailableError(f"{UNAVAILABLE} ({exc})", url=exc.url) from exc
-        url = body.get(field) if isinstance(body, dict) else None
+        url = (await self._entity(image.provider_id, f"id,{field}")).get(field)
         if not isinstance(url, str) or not url:
-            # The entity without its fields: gone the quiet way (a deleted image can answer
-            # with its bare id), as final for the row as a refused id.
+            # Gone the quiet way, as final for the row as a refused id.
             shown = self._shown(image.provider_id)
             raise UnavailableError(f"{UNAVAILABLE} (no {field} in its entity)", url=shown)
         return url
@@ -378,6 +393,18 @@ class MapillarySource:
 
     def _shown(self, path: str) -> str:
         return redact_url(f"{self._api}/{path}")
+
+
+async def _together(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
+    """The calls' results in order, run concurrently. The first error cancels the rest and is
+    raised as itself (as a call made alone would raise it), not inside an ExceptionGroup."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except BaseExceptionGroup as failed:
+        first = failed.exceptions[0]
+        raise first from first.__cause__
+    return [task.result() for task in tasks]
 
 
 def _images(

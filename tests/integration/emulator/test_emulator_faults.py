@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -45,6 +46,19 @@ async def test_latency_delays_every_api_answer(
     for _ in range(3):
         assert (await _search(session, emu))[0] == 200
     assert time.monotonic() - began >= 0.36
+
+
+async def test_overlap_answers_requests_made_together_and_counts_them_in_flight(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    # Held for a minute unless three are in flight at once: made together, they all are.
+    emu = await start(faults=Faults(latency_ms=60_000, overlap=3))
+    answers = await asyncio.gather(*(_search(session, emu) for _ in range(3)))
+    assert [status for status, _, _ in answers] == [200] * 3
+    stats = await _stats(session, emu)
+    assert stats["max_in_flight"] == 3
+    assert stats["endpoints"]["flickr.photos.search"]["max_in_flight"] == 3
+    assert (await _search(session, emu))[0] == 200  # once reached, nothing waits any more
 
 
 async def test_error_rate_gives_5xx_or_flickr_code_105(

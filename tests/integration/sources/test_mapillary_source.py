@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from clocks import FakeClock
 from local_server import serving
 from pydantic import SecretStr
 from sqlalchemy import select, text
@@ -27,6 +28,7 @@ from harvester.db.queue import Queue
 from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, Warts, start_emulator
 from harvester.emulator.config import MAPILLARY_DELETED_ANSWERS
 from harvester.emulator.mapillary_world import DENSE_CORE
+from harvester.emulator.server import build_world
 from harvester.emulator.stats import key_label
 from harvester.errors import InputError
 from harvester.http import (
@@ -34,6 +36,7 @@ from harvester.http import (
     HttpSettings,
     InvalidCredentials,
     PermanentHttpError,
+    RateLimitedError,
     TokenBucket,
     TransientHttpError,
     UnavailableError,
@@ -192,18 +195,30 @@ async def test_a_sequence_is_fetched_in_id_batches_not_one_request_per_image(
     assert totals == {"mapillary.image_ids": 1, "mapillary.ids": math.ceil(len(truth) / 50)}
 
 
+def _sequence_ids(count: int) -> tuple[str, list[str]]:
+    """A sequence of the emulators' world (the same for every one) and its first ids."""
+    config = EmulatorConfig()
+    world = build_world(config.seed, config.world)
+    sequence_id = world.mapillary_sequence_pairs()[0][0]
+    return sequence_id, [im.id for im in world.mapillary_sequence(sequence_id)][:count]
+
+
+async def _refusing_multi_get(**warts: Any) -> RunningEmulator:
+    """An emulator whose `?ids=` is refused as an unsupported request."""
+    config = EmulatorConfig(
+        mapillary_tokens=frozenset({TOKEN}), warts=Warts(mapillary_multiget=False, **warts)
+    )
+    return await start_emulator(config)
+
+
 async def test_listed_ids_are_found_by_their_entities_where_the_multi_get_is_refused(
     http: HttpClient,
 ) -> None:
     """Graph's `?ids=` is not in Mapillary's own documentation: where it is refused, every
     listed image is still found (by its entity), a deleted one is still unavailable, and
     after the first refusal the batches go to the entities straight away."""
-    emu = await start_emulator(EmulatorConfig(mapillary_tokens=frozenset({TOKEN})))
-    sequence_id = emu.world.mapillary_sequence_pairs()[0][0]
-    listed = [im.id for im in emu.world.mapillary_sequence(sequence_id)][:60]
-    await emu.close()
-    warts = Warts(mapillary_multiget=False, mapillary_deleted=frozenset({listed[7]}))
-    emu = await start_emulator(EmulatorConfig(mapillary_tokens=frozenset({TOKEN}), warts=warts))
+    sequence_id, listed = _sequence_ids(60)
+    emu = await _refusing_multi_get(mapillary_deleted=frozenset({listed[7]}))
     try:
         items = [{"id": i, "seq": sequence_id} for i in listed]
         task = TaskView(1, 1, "mapillary_ids", {"items": items}, 1)
@@ -220,6 +235,70 @@ async def test_listed_ids_are_found_by_their_entities_where_the_multi_get_is_ref
     # One refused batch, halved to its first id, then one entity call per listed id.
     assert totals["mapillary.entity"] == len(listed)
     assert totals["mapillary.ids"] <= 12
+
+
+async def test_entities_standing_in_for_a_refused_multi_get_are_asked_for_together(
+    http: HttpClient,
+) -> None:
+    """Where `?ids=` is refused, a batch's entities are requested at once, each still paced
+    by the limiter: the emulator holds every answer until all of them are in flight (calls
+    made one after another never get there and each waits out the latency). The deleted
+    one is missing alone, and the images keep the listed order."""
+    _, listed = _sequence_ids(6)
+    emu = await _refusing_multi_get(mapillary_deleted=frozenset({listed[3]}))
+    clock = FakeClock()
+    limiter = TokenBucket(RATE, 1, clock=clock)
+    source = MapillarySource(
+        http,
+        api_url=emu.mapillary_api_url,
+        token=SecretStr(TOKEN),
+        search_limiter=limiter,
+        entity_limiter=limiter,
+    )
+
+    def task(ids: list[str]) -> TaskView:
+        return TaskView(1, 1, "mapillary_ids", {"items": [{"id": i} for i in ids]}, 1)
+
+    try:
+        await source.expand(task(listed[:1]), {"size": "256"})  # learns `?ids=` is refused
+        admin = f"{emu.base_url}/_emulator"
+        hold = {"latency_ms": "2000", "overlap": str(len(listed) - 1), "scope": "api"}
+        async with aiohttp.ClientSession() as session:
+            await (await session.post(f"{admin}/faults", params=hold)).release()
+            await (await session.post(f"{admin}/stats/reset")).release()
+        began = clock.now
+        expansion = await source.expand(task(listed[1:]), {"size": "256"})
+        stats = await _stats(emu)
+    finally:
+        await emu.close()
+    entity = stats["endpoints"]["mapillary.entity"]
+    assert entity["total"] == len(listed) - 1 and "mapillary.ids" not in stats["endpoints"]
+    assert entity["max_in_flight"] == len(listed) - 1
+    assert clock.now - began >= (len(listed) - 2) / RATE - 1e-9  # one token at a time
+    assert [i.provider_id for i in expansion.images] == listed[1:]
+    gone = [i.provider_id for i in expansion.images if i.skip_reason is not None]
+    assert gone == [listed[3]] and expansion.result["missing"] == 1
+    assert all(i.source_url for i in expansion.images if i.provider_id != listed[3])
+
+
+async def test_a_long_rate_limit_met_in_the_entity_fallback_fails_the_task_with_it(
+    http: HttpClient,
+) -> None:
+    """Entities asked for together fail the task with the error one of them met, as a call
+    made alone would (the queue reads its Retry-After), not wrapped in an ExceptionGroup."""
+    emu = await _refusing_multi_get(mapillary_limit_in_body=False)
+    listed = [{"id": i} for i in _sequence_ids(4)[1]]
+    source = _source(http, emu)
+    try:
+        await source.expand(TaskView(1, 1, "mapillary_ids", {"items": listed[:1]}, 1), {})
+        async with aiohttp.ClientSession() as session:
+            url = f"{emu.base_url}/_emulator/faults?rate_429=1&retry_after_s=600&scope=api"
+            await (await session.post(url)).release()
+        with pytest.raises(RateLimitedError) as caught:
+            await source.expand(TaskView(2, 1, "mapillary_ids", {"items": listed}, 1), {})
+    finally:
+        await emu.close()
+    assert caught.value.retry_after == 600
 
 
 async def test_a_sequence_csv_goes_in_with_its_malformed_line_reported(
