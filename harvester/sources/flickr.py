@@ -19,7 +19,6 @@ from harvester.http import (
     CircuitBreaker,
     CredentialGate,
     Destinations,
-    HostNotAllowedError,
     HostSlots,
     HttpClient,
     InvalidCredentials,
@@ -52,7 +51,7 @@ from harvester.sources.flickr_parse import (
     photo_id,
     search_page,
 )
-from harvester.sources.flickr_placeholder import is_placeholder, redirected_to_placeholder
+from harvester.sources.flickr_placeholder import fetch_photo, is_placeholder
 from harvester.sources.flickr_windows import (
     PAGING_CEILING,
     Window,
@@ -141,8 +140,10 @@ class FlickrSource:
         if not image.source_url:
             return await fetch_plain(self._http, image)  # raises: nothing to fetch
         try:
-            body = await self._http.fetch(
+            return await fetch_photo(
+                self._http,
                 image.source_url,
+                is_placeholder,
                 host_slots=self._host_slots,
                 max_bytes=self._max_bytes,
                 destinations=self._destinations,
@@ -152,22 +153,6 @@ class FlickrSource:
             raise UnavailableError(
                 f"{exc}: deleted or made private since it was found", url=exc.url
             ) from exc
-        except HostNotAllowedError as exc:
-            # Sent to the placeholder on a host the image hosts do not list: no need to go.
-            if not redirected_to_placeholder(exc.url):
-                raise
-            raise UnavailableError(
-                f"Flickr redirected to its photo-unavailable placeholder ({exc.url}): "
-                "deleted or made private since it was found",
-                url=exc.url,
-            ) from None
-        if is_placeholder(image.source_url, body.url, body.data):
-            raise UnavailableError(
-                f"Flickr served its photo-unavailable placeholder ({body.url}): "
-                "deleted or made private since it was found",
-                url=body.url,
-            )
-        return body.data
 
     def page_url(self, image: ImageView) -> str | None:
         return page_url(self.provider, image.provider_id, image.raw, image.source_url)

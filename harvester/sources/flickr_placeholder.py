@@ -4,20 +4,32 @@ A photo deleted or made private after search indexed it still has URLs; Flickr's
 answers them with a redirect to `photo_unavailable.png` (or a sized variant), a 200 PNG.
 Stored, it would become a "photo" under a real photo's id, geotag and licence, and every
 later deleted photo a "duplicate" of it. It is known by where the redirect went, and by
-its bytes: a PNG or GIF where a JPEG was asked for, whatever its size.
+its bytes: a PNG or GIF where a JPEG was asked for, whatever its size. Flickr's photos and
+URL lists' are fetched through `fetch_photo`, which says so as `unavailable`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import yarl
+
+from harvester.http import (
+    Destinations,
+    HostNotAllowedError,
+    HostSlots,
+    HttpClient,
+    UnavailableError,
+)
 
 _NAME = re.compile(r"/photo_unavailable[a-z0-9_-]*\.(?:png|gif|jpe?g)$", re.IGNORECASE)
 # Flickr's CDN names: <id>_<secret>[_<size>].jpg for the sizes it makes, every one a JPEG.
 _FLICKR_SIZE = re.compile(r"/\d+_[0-9a-f]+(?:_[a-z0-9]{1,2})?\.jpe?g$", re.IGNORECASE)
 _PNG = b"\x89PNG\r\n\x1a\n"
 _GIF = (b"GIF87a", b"GIF89a")
+# Whether a body is the placeholder: (URL asked for, final URL, bytes) -> bool.
+Judge = Callable[[str, str, bytes], bool]
 
 
 def redirected_to_placeholder(final_url: str) -> bool:
@@ -43,3 +55,36 @@ def listed_placeholder(requested: str, final_url: str, data: bytes) -> bool:
 
 def _not_jpeg(data: bytes) -> bool:
     return data.startswith((_PNG, *_GIF))
+
+
+async def fetch_photo(
+    http: HttpClient,
+    url: str,
+    judge: Judge,
+    *,
+    host_slots: HostSlots | None,
+    max_bytes: int | None,
+    destinations: Destinations | None,
+) -> bytes:
+    """The photo's bytes; Flickr's placeholder in its place is `unavailable`, whether it was
+    served (as `judge` tells) or a redirect to it was refused for its host (Yahoo's is no
+    image host; a list's may be a private address): where it went says enough to not go."""
+    try:
+        body = await http.fetch(
+            url, host_slots=host_slots, max_bytes=max_bytes, destinations=destinations
+        )
+    except HostNotAllowedError as exc:
+        if not redirected_to_placeholder(exc.url):
+            raise
+        raise _unavailable(exc.url) from None
+    if judge(url, body.url, body.data):
+        raise _unavailable(body.url)
+    return body.data
+
+
+def _unavailable(placeholder: str) -> UnavailableError:
+    return UnavailableError(
+        f"Flickr's photo-unavailable placeholder in the photo's place ({placeholder}): "
+        "deleted or made private since it was listed",
+        url=placeholder,
+    )

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from harvester.errors import InputError
-from harvester.http import Destinations, HostSlots, HttpClient, UnavailableError
+from harvester.http import Destinations, HostSlots, HttpClient
 from harvester.records import Expansion, FoundImage, SubmitReport
 from harvester.redact import shown_input_url
 from harvester.sources.base import ImageView, TaskView, fetch_plain
 from harvester.sources.fields import coordinate
-from harvester.sources.flickr_placeholder import listed_placeholder
+from harvester.sources.flickr_placeholder import fetch_photo, listed_placeholder
 from harvester.sources.pages import page_url
 from harvester.sources.repeats import RepeatedKeys
 from harvester.sources.settings import DEFAULT_SIZES, CampaignSettings, check_sizes
@@ -266,19 +266,14 @@ class UrlSource:
         Flickr URLs) is `unavailable`, never stored nor counted as a duplicate source."""
         if not image.source_url:
             return await fetch_plain(self.http, image)  # raises: nothing to fetch
-        body = await self.http.fetch(
+        return await fetch_photo(
+            self.http,
             image.source_url,
+            listed_placeholder,
             host_slots=self.host_slots,
             max_bytes=self.max_bytes,
             destinations=self.destinations,
         )
-        if listed_placeholder(image.source_url, body.url, body.data):
-            raise UnavailableError(
-                f"the URL led to Flickr's photo-unavailable placeholder ({body.url}): "
-                "the photo was deleted or made private",
-                url=body.url,
-            )
-        return body.data
 
     def page_url(self, image: ImageView) -> str | None:
         return page_url(self.provider, image.provider_id, image.raw, image.source_url)

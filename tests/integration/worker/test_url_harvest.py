@@ -93,14 +93,37 @@ async def test_url_list_harvest_stores_every_good_image_once_with_its_record(
     assert counters.images["stored"] == sum(r["expected"] == "stored" for r in rows[:40])
 
 
-@pytest.mark.parametrize("answer", ["placeholder", "inline"])
+# A host the harvest may not reach (it may reach 127.0.0.1 only), as Yahoo's hosts for Flickr's
+# placeholder are no image hosts: where the redirect points says enough, it is not fetched.
+REFUSED = "http://127.0.0.2:9/pw/images/en-us"
+GONE = ("skipped", "unavailable")
+
+
+@pytest.mark.parametrize(
+    ("warts", "deleted_ends"),
+    [
+        (Warts(deleted_share=0.3), GONE),
+        (Warts(deleted_share=0.3, flickr_deleted_answer="inline"), GONE),
+        (Warts(deleted_share=0.3, flickr_placeholder_url=f"{REFUSED}/photo_unavailable.png"), GONE),
+        # Any other place on a refused host is refused.
+        (
+            Warts(deleted_share=0.3, flickr_placeholder_url=f"{REFUSED}/hosted.png"),
+            ("failed", "host_not_allowed"),
+        ),
+    ],
+    ids=["placeholder", "inline", "placeholder_on_a_refused_host", "other_refused_host"],
+)
 async def test_a_url_list_of_deleted_flickr_photos_stores_no_placeholder_and_no_duplicate(
-    database_url: str, engine: AsyncEngine, tmp_path: Path, quick_settings: Any, answer: str
+    database_url: str,
+    engine: AsyncEngine,
+    tmp_path: Path,
+    quick_settings: Any,
+    warts: Warts,
+    deleted_ends: tuple[str, str],
 ):
     # YFCC-style: a list of Flickr CDN URLs, some deleted since (Flickr redirects those to
     # its placeholder PNG, or sends it at the photo's URL). A low --min-side, so the 500x374
     # placeholder is not too small.
-    warts = Warts(deleted_share=0.3, flickr_deleted_answer=answer)
     emu = await start_emulator(EmulatorConfig(warts=warts))
     try:
         photos = [p for p in emu.world.flickr.photos if p.has_large][:24]
@@ -121,7 +144,7 @@ async def test_a_url_list_of_deleted_flickr_photos_stores_no_placeholder_and_no_
     assert len(deleted) >= 3 and len(images) == len(photos)
     for provider_id, row in images.items():
         if provider_id in deleted:
-            assert (row.state, row.reason, row.path) == ("skipped", "unavailable", None)
+            assert (row.state, row.reason, row.path) == (*deleted_ends, None), row.last_error
         else:
             assert row.state == "stored", (provider_id, row.state, row.reason)
     stored = [r for r in images.values() if r.state == "stored"]
