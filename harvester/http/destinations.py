@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from functools import lru_cache
+from typing import NamedTuple
 
 import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -62,14 +63,16 @@ def _as_address(host: str) -> Address | None:
         address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return _legacy_ipv4(host)
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is not None:
-            return embedded
-        if address.teredo is not None:
-            return address.teredo[1]
-        if any(address in n for n in _EMBEDDING_V4):
-            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    # ::1 and :: lie inside ::/96 but are IPv6's own loopback and unspecified addresses.
+    if isinstance(address, ipaddress.IPv4Address) or address.is_loopback or address.is_unspecified:
+        return address
+    embedded = address.ipv4_mapped or address.sixtofour
+    if embedded is not None:
+        return embedded
+    if address.teredo is not None:
+        return address.teredo[1]
+    if any(address in n for n in _EMBEDDING_V4):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address
 
 
@@ -106,14 +109,53 @@ def parse_allowed(entries: Iterable[str]) -> tuple[tuple[Network, ...], frozense
     return tuple(networks), frozenset(names)
 
 
+# The names this machine answers to: an emulator whose API is on one of them serves its
+# images under any of them. Not the rest of 127/8: a service bound to 127.0.0.2 alone is
+# another service, and stays out of reach.
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class _ApiTrust(NamedTuple):
+    """What the host of a configured API URL vouches for, beyond public addresses."""
+
+    names: frozenset[str]  # an IP literal: that address, on any port
+    loopback: frozenset[str]  # a loopback host's names: loopback addresses, on any port
+    origins: frozenset[tuple[str, int]]  # a name: what it resolves to, on the API's port
+
+    @classmethod
+    def of(cls, api_url: str) -> _ApiTrust:
+        # A name other than localhost may be a public one (api.flickr.com is), whose other
+        # ports the operator did not vouch for: a private address there is not trusted.
+        api = yarl.URL(api_url)
+        host = normalise_host(api.raw_host or "")  # as check() reads a URL
+        address = _as_address(host)
+        if host == "localhost" or (address is not None and address.is_loopback):
+            return cls(frozenset(), _LOOPBACK_NAMES | {host}, frozenset())
+        if address is not None:
+            return cls(frozenset({host}), frozenset(), frozenset())
+        if host and api.port is not None:
+            return cls(frozenset(), frozenset(), frozenset({(host, api.port)}))
+        return cls(frozenset(), frozenset(), frozenset())
+
+    @property
+    def hosts(self) -> list[str]:
+        """The host names this trust lets through the host allow-list, on any port."""
+        return sorted(self.names | self.loopback | {host for host, _ in self.origins})
+
+
 @dataclass(frozen=True)
 class Destinations:
     """One fetch policy. ``hosts`` None means any host name; addresses must be public unless
-    in ``networks``, or the name is trusted (an allowed name, or the configured API origin)."""
+    in ``networks`` or the name connected to is trusted for them: ``trusted_names`` (the
+    operator's allowed names, an API host's IP literal) for any address on any port,
+    ``loopback_names`` (a loopback API host's) for loopback addresses on any port,
+    ``trusted_origins`` (an API host's name) for any address on that port. Trust goes by
+    name, never by address alone: another name resolving to a trusted address gains nothing."""
 
     hosts: tuple[str, ...] | None = None
     networks: tuple[Network, ...] = ()
     trusted_names: frozenset[str] = frozenset()
+    loopback_names: frozenset[str] = frozenset()
     trusted_origins: frozenset[tuple[str, int]] = frozenset()
     label: str = field(default="public addresses", compare=False)
 
@@ -127,21 +169,14 @@ class Destinations:
     def provider(
         cls, name: str, patterns: Iterable[str], api_url: str, allow: Iterable[str] = ()
     ) -> Destinations:
-        """A provider's CDN host patterns, plus the host of the API the operator configured."""
+        """A provider's CDN host patterns, plus the host of the API the operator configured
+        (an emulator or a mirror serving its images on another port, or as ``localhost``)."""
         networks, names = parse_allowed(allow)
-        api = yarl.URL(api_url)
-        origins: frozenset[tuple[str, int]] = frozenset()
-        hosts = tuple(normalise_host(p) for p in patterns if p.strip())
-        if api.host and api.port is not None:
-            api_host = normalise_host(api.host)
-            origins = frozenset({(api_host, api.port)})
-            hosts = (*hosts, api_host)
+        api = _ApiTrust.of(api_url)
+        cdn = [normalise_host(p) for p in patterns if p.strip()]
+        hosts = tuple(dict.fromkeys([*cdn, *api.hosts]))
         label = f"{name} image hosts ({', '.join(hosts)})"
-        return cls(hosts, networks, names, origins, label)
-
-    def trusts(self, host: str, port: int | None) -> bool:
-        host = normalise_host(host)
-        return host in self.trusted_names or (host, port or 0) in self.trusted_origins
+        return cls(hosts, networks, names | api.names, api.loopback, api.origins, label)
 
     def name_allowed(self, host: str) -> bool:
         if self.hosts is None:
@@ -150,9 +185,13 @@ class Destinations:
         return any(host == p or fnmatchcase(host, p) for p in self.hosts)
 
     def address_allowed(self, host: str, port: int | None, address: Address) -> bool:
+        """Whether ``address`` may be connected to for ``host:port`` (the URL's, as written)."""
+        host = normalise_host(host)
         return (
             is_public(address)
-            or self.trusts(host, port)
+            or host in self.trusted_names
+            or (address.is_loopback and host in self.loopback_names)
+            or (host, port or 0) in self.trusted_origins
             or any(address.version == n.version and address in n for n in self.networks)
         )
 

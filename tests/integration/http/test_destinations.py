@@ -42,10 +42,16 @@ class Internal:
 
 
 class FakeDns(AbstractResolver):
-    """Names for the test: one resolving to the internal host, one to both hosts."""
+    """Names for the test: one resolving to the internal host, one to both hosts, a CDN
+    name rebound to the upstream's loopback address, and localhost."""
 
     def __init__(self) -> None:
-        self.names = {"internal.test": [INTERNAL], "mixed.test": [INTERNAL, "127.0.0.1"]}
+        self.names = {
+            "internal.test": [INTERNAL],
+            "mixed.test": [INTERNAL, "127.0.0.1"],
+            "rebound.staticflickr.com": ["127.0.0.1"],
+            "localhost": ["127.0.0.1"],
+        }
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -158,8 +164,6 @@ async def test_provider_images_come_only_from_cdn_patterns_or_the_configured_api
     policy = Destinations.provider("flickr", ["*.staticflickr.com"], f"{upstream.base}/api")
     body = await guarded.fetch(f"{upstream.base}/json", destinations=policy)
     assert body.data.startswith(b"{")
-    with pytest.raises(HostNotAllowedError, match="host_not_allowed"):
-        await guarded.fetch(f"{upstream.other_base}/json", destinations=policy)  # other port
     with pytest.raises(HostNotAllowedError):
         await guarded.fetch(f"http://internal.test:{internal.port}/", destinations=policy)
     upstream.redirect_to = f"http://{INTERNAL}:{internal.port}/"
@@ -171,6 +175,53 @@ async def test_provider_images_come_only_from_cdn_patterns_or_the_configured_api
     assert policy.name_allowed("ＬＩＶＥ.staticflickr.com.")
     assert not policy.name_allowed("staticflickr.com.evil.test")
     assert internal.connections == 0
+
+
+async def test_a_loopback_api_host_takes_images_on_any_port_as_localhost_or_127_0_0_1(
+    upstream: Upstream, clock: FakeClock
+) -> None:
+    """An emulator with its API on one loopback port and its CDN on another: the CDN's
+    images are fetched, under either name, whichever name the API URL used."""
+    localhost = upstream.base.replace("127.0.0.1", "localhost")
+    other_localhost = upstream.other_base.replace("127.0.0.1", "localhost")
+    async with HttpClient(make_settings(), clock=clock) as http:
+        for api, images in [
+            (upstream.base, [upstream.other_base, other_localhost, localhost]),
+            (localhost, [upstream.other_base, other_localhost, upstream.base]),
+        ]:
+            policy = Destinations.provider("flickr", ["*.staticflickr.com"], f"{api}/api")
+            for base in images:
+                body = await http.fetch(f"{base}/json", destinations=policy)
+                assert body.data.startswith(b"{"), (api, base)
+    assert upstream.seen["/json"] == 6
+    assert clock.sleeps == []
+
+
+async def test_a_redirect_from_the_api_hosts_other_port_to_another_internal_address_is_refused(
+    internal: Internal, guarded: HttpClient, upstream: Upstream, clock: FakeClock
+) -> None:
+    policy = Destinations.provider("flickr", ["*.staticflickr.com"], f"{upstream.base}/api")
+    for target in [*spellings(internal.port), "http://169.254.169.254/", "http://10.0.0.1/"]:
+        upstream.redirect_to = target
+        with pytest.raises(HostNotAllowedError, match="host_not_allowed"):
+            await guarded.fetch(f"{upstream.other_base}/redirect-to", destinations=policy)
+    assert upstream.seen["/redirect-to"] == len(spellings(internal.port)) + 2  # hop 1 served
+    assert internal.connections == 0
+    assert clock.sleeps == []
+
+
+async def test_a_cdn_name_resolving_to_loopback_gains_nothing_from_a_loopback_api_host(
+    guarded: HttpClient, upstream: Upstream
+) -> None:
+    """Trust goes with the name in the URL: the API's loopback names connect, a CDN name
+    the DNS answers with the same loopback address (rebinding) does not."""
+    port = upstream.other_base.rsplit(":", 1)[1]
+    policy = Destinations.provider("flickr", ["*.staticflickr.com"], f"{upstream.base}/api")
+    body = await guarded.fetch(f"http://localhost:{port}/json", destinations=policy)
+    assert body.data.startswith(b"{")
+    with pytest.raises(HostNotAllowedError, match="resolves only to non-public"):
+        await guarded.fetch(f"http://rebound.staticflickr.com:{port}/json", destinations=policy)
+    assert upstream.seen["/json"] == 1
 
 
 async def test_a_redirect_carries_no_credentials_to_another_host(

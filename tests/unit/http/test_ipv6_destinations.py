@@ -43,3 +43,12 @@ async def test_the_resolver_drops_an_answer_that_is_a_nat64_form_of_a_private_ad
     resolver = FilteringResolver(Destinations.public(), Answers())  # type: ignore[arg-type]
     with pytest.raises(HostNotAllowedError):
         await resolver.resolve("inner.test", 80)
+
+
+def test_ipv6_loopback_is_its_own_address_not_an_ipv4_one_inside_it() -> None:
+    """[::1] lies inside ::/96 (IPv4-compatible), but is no 0.0.0.1: allowing ::1 lets it
+    through, and it stays refused otherwise, as [::] does."""
+    Destinations.public(["::1"]).check(yarl.URL("http://[::1]:8900/x.jpg"), "[::1]")
+    for host in ("[::1]", "[::]"):
+        with pytest.raises(HostNotAllowedError):
+            Destinations.public(["127.0.0.1"]).check(yarl.URL(f"http://{host}/x.jpg"), host)
