@@ -229,8 +229,8 @@ async def _plan(engine: AsyncEngine) -> list[str]:
     postgres = engine.dialect.name == "postgresql"
     async with engine.connect() as connection:
         if postgres:
-            compiled = one_statement_claim(Image).compile(engine.sync_engine)
-            values = compiled.construct_params(one_statement_values("plan", BATCH, 300))
+            compiled = one_statement_claim(Image, BATCH).compile(engine.sync_engine)
+            values = compiled.construct_params(one_statement_values("plan", 300))
             params = tuple(values[name] for name in compiled.positiontup or ())
             sql = f"EXPLAIN (ANALYZE, BUFFERS) {compiled}"
             rows = await connection.exec_driver_sql(sql, params)

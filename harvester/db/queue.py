@@ -156,8 +156,10 @@ class Queue:
     async def _claim_once(
         self, owner: str, limit: int, lease_seconds: float, kinds: Sequence[str]
     ) -> tuple[list[Row[Any]], bool]:
-        statement = one_statement_claim(self.model, bool(kinds), server_clock=self._server_clock)
-        values = one_statement_values(owner, limit, lease_seconds, kinds)
+        statement = one_statement_claim(
+            self.model, limit, bool(kinds), server_clock=self._server_clock
+        )
+        values = one_statement_values(owner, lease_seconds, kinds)
         if not self._server_clock:
             values["b_now"] = self.clock()
         async with statement_connection(self.engine) as connection:

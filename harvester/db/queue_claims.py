@@ -107,12 +107,12 @@ def claim_template(
 
 
 def one_statement_values(
-    owner: str, limit: int, lease_seconds: float, kinds: Sequence[str] = ()
+    owner: str, lease_seconds: float, kinds: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """The one-statement claim's parameters (and :b_now, for a test's clock)."""
+    """The one-statement claim's parameters (and :b_now, for a test's clock); its limit is
+    written into the statement (`one_statement_claim`)."""
     values: dict[str, Any] = {
         "b_owner": owner,
-        "b_limit": limit,
         "b_lease": timedelta(seconds=lease_seconds),
     }
     if kinds:
@@ -122,7 +122,7 @@ def one_statement_values(
 
 @functools.cache
 def one_statement_claim(
-    model: QueueModel, kinds: bool = False, *, server_clock: bool = True
+    model: QueueModel, limit: int, kinds: bool = False, *, server_clock: bool = True
 ) -> Any:
     """-- The claim on PostgreSQL in one statement, committed on its own: no BEGIN, clock,
     rescue or paused-campaigns read before it. Rows another claimer holds are skipped; a
@@ -142,15 +142,22 @@ def one_statement_claim(
     Each EXISTS on campaigns is a one-time filter, so one picker runs: the plain one while
     no campaign is paused, the per-campaign one otherwise (as `claim_template` chooses).
     With ``server_clock`` false, :b_now (a test's clock) stands for now().
+
+    The limit is a literal, one statement per batch size (a daemon asks for half a batch
+    to a batch): with LIMIT a parameter PostgreSQL plans each claim afresh (~0.6 ms of its
+    CPU), since a generic plan must assume any limit; with it written in, the prepared
+    statement keeps a generic plan after its fifth run.
     """
     states = states_of(model)
     now = _now(model, server_clock)
     any_paused = exists().where(Campaign.paused_at.is_not(None))
-    plain = due_rows(model, now)
+    plain = due_rows(model, now, limit)
     if kinds and model is Task:
         plain = plain.where(Task.kind.in_(bindparam("b_kinds", expanding=True)))
     plain_rows = plain.subquery("plain")
-    per_campaign = due_rows_per_campaign(model, kinds=kinds, now=now).subquery("per_campaign")
+    per_campaign = due_rows_per_campaign(model, kinds=kinds, now=now, limit=limit).subquery(
+        "per_campaign"
+    )
     due = union_all(
         select(plain_rows.c.id).where(~any_paused),
         select(per_campaign.c.id).where(any_paused),
@@ -253,20 +260,21 @@ def in_state(model: QueueModel, state: str) -> ColumnElement[bool]:
     return model.state == literal_column(f"'{state}'", String)
 
 
-def due_rows(model: QueueModel, now: Any = None) -> Select[Any]:
-    """The claim's row picker: served by the partial index on (not_before, id) of queued rows."""
+def due_rows(model: QueueModel, now: Any = None, limit: int | None = None) -> Select[Any]:
+    """The claim's row picker: served by the partial index on (not_before, id) of queued rows.
+    Its limit is :b_limit unless one is written in."""
     now = _moment("b_now", model) if now is None else now
     return (
         select(model.id)
         .where(in_state(model, states_of(model).QUEUED), model.not_before <= now)
         .order_by(model.not_before, model.id)
-        .limit(bindparam("b_limit", type_=Integer()))
+        .limit(_limit(limit))
         .with_for_update(skip_locked=True)
     )
 
 
 def due_rows_per_campaign(
-    model: QueueModel, *, kinds: bool = False, now: Any = None
+    model: QueueModel, *, kinds: bool = False, now: Any = None, limit: int | None = None
 ) -> Select[Any]:
     """-- The row picker while a campaign is paused: each campaign not paused gives its own
     oldest due rows (the partial index on (campaign_id, not_before, id) of queued rows),
@@ -284,10 +292,9 @@ def due_rows_per_campaign(
     )
     if kinds and model is Task:
         picked = picked.where(Task.kind.in_(bindparam("b_kinds", expanding=True)))
-    limit = bindparam("b_limit", type_=Integer())
     due = (
         picked.order_by(model.not_before, model.id)
-        .limit(limit)
+        .limit(_limit(limit))
         .with_for_update(skip_locked=True, of=model)
         .lateral("due")
     )
@@ -297,5 +304,12 @@ def due_rows_per_campaign(
         .join(due, true())
         .where(Campaign.paused_at.is_(None))
         .order_by(due.c.not_before, due.c.id)
-        .limit(limit)
+        .limit(_limit(limit))
+    )
+
+
+def _limit(limit: int | None) -> Any:
+    """A picker's LIMIT: the literal given, or the :b_limit parameter."""
+    return (
+        bindparam("b_limit", type_=Integer()) if limit is None else literal_column(str(int(limit)))
     )

@@ -158,11 +158,11 @@ async def test_claim_and_rescue_use_their_indexes_on_postgres(postgres_url: str,
             await connection.execute(text(f"ANALYZE {table}"))
             now = datetime.now(UTC)
             plans = {}
-            bound = one_statement_values("w", 32, 60)
+            bound = one_statement_values("w", 60)
             for name, statement in (
                 ("claim", claim_statement(model, claim_values(now, 32, "w", 60))),
                 ("rescue", rescue_statement(model, now)),
-                ("one statement", one_statement_claim(model)),
+                ("one statement", one_statement_claim(model, 32)),
             ):
                 compiled = statement.compile(dialect=connection.dialect)
                 values = compiled.construct_params(bound if name == "one statement" else None)
