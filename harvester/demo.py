@@ -44,7 +44,8 @@ castle
 """
 PORT_FILE = "emulator.port"
 
-Submitter = Callable[[Engine, RunningEmulator, Path], Awaitable[str]]
+# The last argument is the settings' max_attempts: the demo queues its rows as `submit` does.
+Submitter = Callable[[Engine, RunningEmulator, Path, int], Awaitable[str]]
 
 
 def _prepare_home() -> tuple[Path, int]:
@@ -64,7 +65,9 @@ def _free_port(preferred: int) -> int:
             return int(probe.getsockname()[1])
 
 
-async def submit_url_list(engine: Engine, emulator: RunningEmulator, home: Path) -> str:
+async def submit_url_list(
+    engine: Engine, emulator: RunningEmulator, home: Path, max_attempts: int
+) -> str:
     listing = home / "street-views.csv"
     rows = emulator.world.url_list(URL_LIST_SIZE, base_url=emulator.base_url)
     with listing.open("w", newline="") as handle:
@@ -72,13 +75,16 @@ async def submit_url_list(engine: Engine, emulator: RunningEmulator, home: Path)
         writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    report = await submit_urls(engine, UrlCampaign("demo-street-views", listing))
+    campaign = UrlCampaign("demo-street-views", listing)
+    report = await submit_urls(engine, campaign, max_attempts=max_attempts)
     return (
         f"URL list {listing}: {report.images_added} new images, {report.images_known} already known"
     )
 
 
-async def submit_flickr_keywords(engine: Engine, emulator: RunningEmulator, home: Path) -> str:
+async def submit_flickr_keywords(
+    engine: Engine, emulator: RunningEmulator, home: Path, max_attempts: int
+) -> str:
     queries_file = home / "flickr-queries.txt"
     queries_file.write_text(FLICKR_QUERIES)
     queries, negatives = parse_queries(FLICKR_QUERIES, source=str(queries_file))
@@ -89,19 +95,23 @@ async def submit_flickr_keywords(engine: Engine, emulator: RunningEmulator, home
         min_upload=date(2023, 7, 1),
         max_upload=date(2023, 12, 31),
     )
-    report = await submit_flickr(engine, campaign)
+    report = await submit_flickr(engine, campaign, max_attempts=max_attempts)
     return f"Flickr keywords {', '.join(queries)} (2023-07..12): {report.tasks_added} tasks"
 
 
-async def submit_mapillary_demo(engine: Engine, emulator: RunningEmulator, home: Path) -> str:
+async def submit_mapillary_demo(
+    engine: Engine, emulator: RunningEmulator, home: Path, max_attempts: int
+) -> str:
     database, query = emulator.world.mapillary_sequence_pairs()[3]
     sequence = await submit_mapillary(
-        engine, MapillaryCampaign("demo-sequence", sequences=(database,))
+        engine, MapillaryCampaign("demo-sequence", sequences=(database,)), max_attempts=max_attempts
     )
     anchor = emulator.world.mapillary_sequence(query)[0]
     lon, lat = anchor.lon, anchor.lat
     bbox = (lon - 0.002, lat - 0.002, lon + 0.002, lat + 0.002)
-    region = await submit_mapillary(engine, MapillaryCampaign("demo-region", bbox=bbox))
+    region = await submit_mapillary(
+        engine, MapillaryCampaign("demo-region", bbox=bbox), max_attempts=max_attempts
+    )
     return (
         f"Mapillary sequence {database}: {sequence.tasks_added} tasks; region "
         f"{','.join(f'{v:.4f}' for v in bbox)}: {region.tasks_added} tasks"
@@ -138,7 +148,8 @@ async def run_demo(
             await repoint_unfinished_images(engine, previous_base, emulator.base_url)
         out.write(f"emulator (Flickr + Mapillary + image CDN) at {emulator.base_url}\n")
         for submit in SUBMITTERS:
-            out.write(f"submitted: {await submit(engine, emulator, home)}\n")
+            submitted = await submit(engine, emulator, home, settings.max_attempts)
+            out.write(f"submitted: {submitted}\n")
         counters = await run_daemon(
             settings, until_idle=True, reporter=reporter, handle_signals=True
         )

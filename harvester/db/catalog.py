@@ -35,7 +35,7 @@ async def add_images(
     query: str,
     found: Sequence[FoundImage],
     *,
-    max_attempts: int = 5,
+    max_attempts: int,
     now: datetime | None = None,
 ) -> Added:
     """Insert new photos (shard reserved per group) and record every hit, in one transaction."""

@@ -20,7 +20,7 @@ async def enqueue_tasks(
     campaign_id: int,
     tasks: Iterable[NewTask],
     *,
-    default_max_attempts: int = 5,
+    default_max_attempts: int,
     now: datetime | None = None,
 ) -> int:
     """Insert tasks; one whose dedupe_key exists already is a no-op. Returns rows inserted."""

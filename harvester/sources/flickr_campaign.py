@@ -189,7 +189,7 @@ async def submit_flickr(
     *,
     today: date | None = None,
     update_settings: bool = False,
-    max_attempts: int = 5,
+    max_attempts: int,
 ) -> SubmitReport:
     """Create (or find) the campaign; queue the licences task and each query's first window."""
     # Here, not at the top: worker processes import this module to fetch, never the database.

@@ -74,7 +74,7 @@ async def submit_mapillary(
     campaign: MapillaryCampaign,
     *,
     update_settings: bool = False,
-    max_attempts: int = 5,
+    max_attempts: int,
 ) -> SubmitReport:
     """Create (or resume) the campaign and enqueue its tasks; bad CSV lines become problems."""
     # Here, not at the top: worker processes import this module to fetch, never the database.

@@ -160,7 +160,7 @@ def parse_row(row: Mapping[str, Any], campaign: str) -> FoundImage:
 
 
 async def submit_urls(
-    engine: Engine, campaign: UrlCampaign, *, max_attempts: int = 5, update_settings: bool = False
+    engine: Engine, campaign: UrlCampaign, *, max_attempts: int, update_settings: bool = False
 ) -> SubmitReport:
     """Insert every good row as an image; bad rows are reported by number, never fatal."""
     # Here, not at the top: worker processes import this module to fetch, never the database.

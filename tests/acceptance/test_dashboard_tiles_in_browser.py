@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from browser import look_at
+from defaults import MAX_ATTEMPTS
 from PIL import Image as PILImage
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -53,7 +54,7 @@ async def stored(sqlite_engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[As
     listing = tmp_path / "list.csv"
     rows = [f"http://127.0.0.1:9/{i}.jpg,{i},{lat},{lon}" for i, (lat, lon) in enumerate(POINTS)]
     listing.write_text("url,id,lat,lon\n" + "\n".join(rows) + "\n")
-    await submit_urls(sqlite_engine, UrlCampaign("brussels", listing))
+    await submit_urls(sqlite_engine, UrlCampaign("brussels", listing), max_attempts=MAX_ATTEMPTS)
     async with sqlite_engine.begin() as connection:
         await connection.execute(update(Image).values(state="stored"))
     yield sqlite_engine

@@ -11,13 +11,15 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import update
+from defaults import MAX_ATTEMPTS
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.campaigns import ensure_campaign
 from harvester.db.catalog import add_images
-from harvester.db.models import Image
-from harvester.demo import PREFERRED_PORT, why_not_stored
+from harvester.db.models import Image, Task
+from harvester.demo import PREFERRED_PORT, SUBMITTERS, why_not_stored
+from harvester.emulator import RunningEmulator
 from harvester.records import FoundImage
 
 CLI = [sys.executable, "-m", "harvester.cli", "demo"]
@@ -70,7 +72,9 @@ async def test_the_summary_counts_failures_and_skips_by_reason_code_not_by_messa
     for campaign in ("one", "two"):  # every campaign counts, tasks do not
         campaign_id = await ensure_campaign(sqlite_engine, campaign, "urls", {})
         found = [FoundImage(f"{campaign}:{n}", campaign, f"{n}.jpg", None) for n in outcomes]
-        await add_images(sqlite_engine, campaign_id, "urls", "list", found)
+        await add_images(
+            sqlite_engine, campaign_id, "urls", "list", found, max_attempts=MAX_ATTEMPTS
+        )
     async with sqlite_engine.begin() as connection:
         for name, (state, reason, message) in outcomes.items():
             await connection.execute(
@@ -82,3 +86,14 @@ async def test_the_summary_counts_failures_and_skips_by_reason_code_not_by_messa
         "  failed 8: not_an_image 4, too_large 2, unknown 2",
         "  skipped 2: duplicate 2",
     ]
+
+
+async def test_the_demo_queues_its_rows_with_the_settings_max_attempts(
+    sqlite_engine: AsyncEngine, emulator: RunningEmulator, tmp_path: Path
+):
+    for submit in SUBMITTERS:
+        await submit(sqlite_engine, emulator, tmp_path, 7)
+    async with sqlite_engine.connect() as connection:
+        for model in (Task, Image):
+            found = await connection.scalars(select(model.max_attempts).distinct())
+            assert list(found) == [7], model.__tablename__

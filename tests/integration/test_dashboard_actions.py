@@ -9,6 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from defaults import MAX_ATTEMPTS
 from pydantic import SecretStr
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,7 +36,7 @@ async def _serve(engine: AsyncEngine, token: SecretStr | None) -> tuple[web.AppR
 async def campaign(sqlite_engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     listing = tmp_path / "list.csv"
     listing.write_text("url,id\nhttp://127.0.0.1:9/a.jpg,a\nhttp://127.0.0.1:9/b.jpg,b\n")
-    await submit_urls(sqlite_engine, UrlCampaign("harbour", listing))
+    await submit_urls(sqlite_engine, UrlCampaign("harbour", listing), max_attempts=MAX_ATTEMPTS)
     async with sqlite_engine.begin() as connection:  # one transient failure, one permanent
         await connection.execute(
             update(Image).values(state="failed", reason="timeout", retryable=True)

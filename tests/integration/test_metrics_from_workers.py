@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from defaults import MAX_ATTEMPTS
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -30,7 +31,7 @@ async def test_http_counts_sent_back_by_workers_add_up_with_the_coordinators(
 ):
     listing = tmp_path / "list.csv"
     listing.write_text("url,id\nhttp://127.0.0.1:9/a.jpg,a\n")
-    await submit_urls(sqlite_engine, UrlCampaign("harbour", listing))
+    await submit_urls(sqlite_engine, UrlCampaign("harbour", listing), max_attempts=MAX_ATTEMPTS)
     labels = JobLabels("urls", await campaign_id_of(sqlite_engine, "harbour"))
     coordinator = HttpStats()
     coordinator.call("flickr", 200)

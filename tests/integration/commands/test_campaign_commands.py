@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from cli_runner import cli
+from defaults import MAX_ATTEMPTS
 from s3_server import moto_s3
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,7 +42,7 @@ async def _submit(
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    await submit_urls(engine, UrlCampaign(name, listing))
+    await submit_urls(engine, UrlCampaign(name, listing), max_attempts=MAX_ATTEMPTS)
 
 
 async def _states(engine: AsyncEngine) -> dict[tuple[int, str], int]:
@@ -122,9 +123,14 @@ async def _two_campaigns_sharing(engine: AsyncEngine, storage: Storage) -> dict[
     Every image but `dup` is stored with a real file in the storage."""
     gone = await ensure_campaign(engine, "gone", "flickr", {})
     kept = await ensure_campaign(engine, "kept", "flickr", {})
-    await add_images(engine, gone, "flickr", "q", [_found(n) for n in ("shared", "copied", "own")])
-    await add_images(engine, gone, "flickr", "q2", [_found("own2")])
-    await add_images(engine, kept, "flickr", "k", [_found(n) for n in ("shared", "dup", "mine")])
+    finds = [
+        (gone, "q", ("shared", "copied", "own")),
+        (gone, "q2", ("own2",)),
+        (kept, "k", ("shared", "dup", "mine")),
+    ]
+    for campaign, query, names in finds:
+        found = [_found(n) for n in names]
+        await add_images(engine, campaign, "flickr", query, found, max_attempts=MAX_ATTEMPTS)
     async with engine.begin() as connection:
         rows = await connection.execute(select(Image.provider_id, Image.id))
         ids = {name: int(image_id) for name, image_id in rows}

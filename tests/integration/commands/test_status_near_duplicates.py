@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from aiohttp import web
+from defaults import MAX_ATTEMPTS
 from PIL import Image
 
 from harvester import status
@@ -77,7 +78,9 @@ async def test_status_counts_near_duplicates_of_stored_photos(
         csv.writer(handle).writerows([("id", "url"), *((n, f"{base}/{n}") for n in names)])
     engine = create_engine(sqlite_url)
     await upgrade(engine)
-    await submit_urls(engine, UrlCampaign("bursts", listing, min_side=200))
+    await submit_urls(
+        engine, UrlCampaign("bursts", listing, min_side=200), max_attempts=MAX_ATTEMPTS
+    )
     await engine.dispose()
     await run_daemon(quick_settings(sqlite_url), until_idle=True)
 

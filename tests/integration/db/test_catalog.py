@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from defaults import MAX_ATTEMPTS
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,8 +29,12 @@ def _found(i: int, group: str = "paris", **extra: object) -> FoundImage:
 
 async def test_a_photo_found_twice_is_one_row_listed_under_both_queries(engine: AsyncEngine):
     campaign = await ensure_campaign(engine, "c", "flickr", {})
-    first = await add_images(engine, campaign, "flickr", "paris", [_found(1), _found(2)])
-    second = await add_images(engine, campaign, "flickr", "eiffel", [_found(2), _found(3)])
+    first = await add_images(
+        engine, campaign, "flickr", "paris", [_found(1), _found(2)], max_attempts=MAX_ATTEMPTS
+    )
+    second = await add_images(
+        engine, campaign, "flickr", "eiffel", [_found(2), _found(3)], max_attempts=MAX_ATTEMPTS
+    )
     assert (first.new, first.known, second.new, second.known) == (2, 0, 1, 1)
     async with engine.connect() as connection:
         assert (await connection.execute(select(func.count()).select_from(Image))).scalar() == 3
@@ -43,9 +48,14 @@ async def test_shards_hold_at_most_1000_files_per_group(engine: AsyncEngine):
     campaign = await ensure_campaign(engine, "c", "flickr", {})
     for start in range(0, 2600, 700):  # several batches, like successive time windows
         batch = [_found(i) for i in range(start, min(start + 700, 2600))]
-        await add_images(engine, campaign, "flickr", "paris", batch)
+        await add_images(engine, campaign, "flickr", "paris", batch, max_attempts=MAX_ATTEMPTS)
     await add_images(
-        engine, campaign, "flickr", "rome", [_found(i, "rome") for i in range(5000, 5010)]
+        engine,
+        campaign,
+        "flickr",
+        "rome",
+        [_found(i, "rome") for i in range(5000, 5010)],
+        max_attempts=MAX_ATTEMPTS,
     )
     async with engine.connect() as connection:
         rows = (
@@ -63,7 +73,12 @@ async def test_shards_hold_at_most_1000_files_per_group(engine: AsyncEngine):
 async def test_a_photo_known_unusable_is_recorded_as_skipped_with_its_reason(engine: AsyncEngine):
     campaign = await ensure_campaign(engine, "c", "flickr", {})
     added = await add_images(
-        engine, campaign, "flickr", "q", [_found(1, skip_reason="original 320x240 below 500 px")]
+        engine,
+        campaign,
+        "flickr",
+        "q",
+        [_found(1, skip_reason="original 320x240 below 500 px")],
+        max_attempts=MAX_ATTEMPTS,
     )
     assert added.skipped == 1
     async with engine.connect() as connection:
@@ -93,7 +108,7 @@ async def test_text_a_database_refuses_is_cleaned_and_a_field_too_long_is_droppe
     found = [_found(1), _found(2), _found(3)]
     found[1] = FoundImage("2", "paris", "2.jpg", "http://cdn/2\x00.jpg", record=hostile)
     found[2] = FoundImage("3", "paris", "3.jpg", None, skip_reason="too_small: \x00 \ud800")
-    added = await add_images(engine, campaign, "flickr", "q", found)
+    added = await add_images(engine, campaign, "flickr", "q", found, max_attempts=MAX_ATTEMPTS)
     assert added.new == 3
     async with engine.connect() as connection:
         chosen = select(Image.__table__).where(Image.provider_id == "2")

@@ -8,6 +8,7 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from defaults import MAX_ATTEMPTS
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -36,7 +37,13 @@ async def test_a_claim_takes_only_campaigns_not_paused_oldest_due_first(engine: 
     other = await ensure_campaign(engine, "other", "flickr", {})
     for campaign, offset in ((paused, 0), (running, 10), (other, 5)):
         tasks = [NewTask("probe", f"{campaign}:{i}", {"i": i}) for i in range(4)]
-        await enqueue_tasks(engine, campaign, tasks, now=start + timedelta(seconds=offset))
+        await enqueue_tasks(
+            engine,
+            campaign,
+            tasks,
+            now=start + timedelta(seconds=offset),
+            default_max_attempts=MAX_ATTEMPTS,
+        )
     await pause_campaign(engine, "paused")
     queue = Queue(engine, Task, clock=lambda: start + timedelta(hours=1))
 

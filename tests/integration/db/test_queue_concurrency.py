@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from defaults import MAX_ATTEMPTS
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -38,7 +39,12 @@ async def test_concurrent_claimers_finish_every_row_exactly_once(
 ):
     rows = 5000 if "postgres" in database_url else 2000
     campaign = await ensure_campaign(engine, "load", "urls", {})
-    await enqueue_tasks(engine, campaign, (NewTask("probe", f"k{i}") for i in range(rows)))
+    await enqueue_tasks(
+        engine,
+        campaign,
+        (NewTask("probe", f"k{i}") for i in range(rows)),
+        default_max_attempts=MAX_ATTEMPTS,
+    )
 
     claims = await _run_claimers(database_url, processes, workers, tmp_path)
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from defaults import MAX_ATTEMPTS
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -42,7 +43,9 @@ async def _campaign(engine: AsyncEngine) -> int:
 async def _tasks(engine: AsyncEngine, n: int, clock: FakeClock, max_attempts: int = 3) -> int:
     campaign = await _campaign(engine)
     tasks = [NewTask("probe", f"k{i}", {"i": i}, max_attempts) for i in range(n)]
-    return await enqueue_tasks(engine, campaign, tasks, now=clock())
+    return await enqueue_tasks(
+        engine, campaign, tasks, now=clock(), default_max_attempts=MAX_ATTEMPTS
+    )
 
 
 async def _row(engine: AsyncEngine, task_id: int) -> Any:
@@ -125,7 +128,13 @@ async def test_lease_expiring_on_the_last_attempt_fails_the_row(
     engine: AsyncEngine, clock: FakeClock
 ):
     campaign = await _campaign(engine)
-    await enqueue_tasks(engine, campaign, [NewTask("probe", "poison", {}, 1)], now=clock())
+    await enqueue_tasks(
+        engine,
+        campaign,
+        [NewTask("probe", "poison", {}, 1)],
+        now=clock(),
+        default_max_attempts=MAX_ATTEMPTS,
+    )
     queue = Queue(engine, Task, clock=clock)
     (row,) = await queue.claim("w", 1, 10)
     clock.advance(11)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from defaults import MAX_ATTEMPTS
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -30,7 +31,7 @@ async def add_owned_images(engine: AsyncEngine, n: int) -> None:
         FoundImage(f"p{i}", "g", f"{i}.jpg", f"https://example.org/{i}.jpg", {"owner": "ann"})
         for i in range(n)
     ]
-    await add_images(engine, campaign, "urls", "q", found)
+    await add_images(engine, campaign, "urls", "q", found, max_attempts=MAX_ATTEMPTS)
 
 
 async def test_a_dead_owners_image_rows_come_back_in_the_next_claim_and_outcomes_keep_the_rest(

@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from defaults import MAX_ATTEMPTS
 from pydantic import SecretStr
 
 from harvester.config import load_settings
@@ -65,14 +66,16 @@ async def harvest_into(home: Path) -> Harvest:
                 for d, q in pairs
             )
         )
-        await submit_mapillary(engine, MapillaryCampaign("svpr", pairs_csv=pairs_csv))
+        await submit_mapillary(
+            engine, MapillaryCampaign("svpr", pairs_csv=pairs_csv), max_attempts=MAX_ATTEMPTS
+        )
         rows = [r for r in world.url_list(30, base_url=emulator.base_url, hostile=False)][:12]
         listing = home / "urls.csv"
         with listing.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=[k for k in rows[0] if k != "expected"])
             writer.writeheader()
             writer.writerows({k: v for k, v in r.items() if k != "expected"} for r in rows)
-        await submit_urls(engine, UrlCampaign("street", listing))
+        await submit_urls(engine, UrlCampaign("street", listing), max_attempts=MAX_ATTEMPTS)
         campaign = FlickrCampaign(
             "landmarks",
             ("castle", "lighthouse"),
@@ -80,7 +83,7 @@ async def harvest_into(home: Path) -> Harvest:
             min_upload=date(2023, 9, 1),
             max_upload=date(2023, 12, 31),
         )
-        await submit_flickr(engine, campaign)
+        await submit_flickr(engine, campaign, max_attempts=MAX_ATTEMPTS)
         await engine.dispose()
         await run_daemon(settings, until_idle=True)
     finally:

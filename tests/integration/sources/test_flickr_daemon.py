@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from defaults import MAX_ATTEMPTS
 from PIL import ExifTags
 from PIL import Image as PILImage
 from sqlalchemy import select
@@ -77,7 +78,7 @@ async def test_a_flickr_campaign_through_the_daemon_stores_each_photo_once(
         min_upload=date(2023, 7, 1),
         max_upload=date(2023, 12, 31),
     )
-    await submit_flickr(engine, campaign)
+    await submit_flickr(engine, campaign, max_attempts=MAX_ATTEMPTS)
     await run_daemon(settings, until_idle=True)
 
     start, end = calendar.timegm((2023, 7, 1, 0, 0, 0)), calendar.timegm((2024, 1, 1, 0, 0, 0))
@@ -136,7 +137,7 @@ async def test_deleted_photos_are_skipped_unavailable_and_no_placeholder_is_stor
         campaign = FlickrCampaign(
             "gone", ("glacier",), min_upload=date(2023, 1, 1), max_upload=date(2023, 12, 31)
         )
-        await submit_flickr(engine, campaign)
+        await submit_flickr(engine, campaign, max_attempts=MAX_ATTEMPTS)
         await run_daemon(settings, until_idle=True)
     finally:
         await emu.close()

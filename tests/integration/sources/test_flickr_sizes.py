@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from defaults import MAX_ATTEMPTS
 from PIL import ExifTags
 from PIL import Image as PILImage
 from sqlalchemy import select
@@ -70,7 +71,7 @@ async def harvest(
     emu = await start_emulator(EmulatorConfig(flickr_keys=frozenset({KEY}), world=world))
     try:
         campaign = FlickrCampaign("mixed", tuple(queries), min_upload=since, max_upload=until)
-        await submit_flickr(engine, campaign)
+        await submit_flickr(engine, campaign, max_attempts=MAX_ATTEMPTS)
         await run_daemon(settings_for(emu), until_idle=True)
     finally:
         await emu.close()

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from clocks import FakeClock
+from defaults import MAX_ATTEMPTS
 from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -463,9 +464,18 @@ async def run_chain(
         expansion = await source.expand(view, settings[row.campaign_id])
         if crash_after is not None and ran == crash_after:
             return ran  # queried, never recorded: the lease is left to expire
-        await add_images(engine, row.campaign_id, "flickr", expansion.query, expansion.images)
+        await add_images(
+            engine,
+            row.campaign_id,
+            "flickr",
+            expansion.query,
+            expansion.images,
+            max_attempts=MAX_ATTEMPTS,
+        )
         await upsert_licenses(engine, "flickr", expansion.licenses)
-        await enqueue_tasks(engine, row.campaign_id, expansion.follow_up)
+        await enqueue_tasks(
+            engine, row.campaign_id, expansion.follow_up, default_max_attempts=MAX_ATTEMPTS
+        )
         await queue.finish("test", [Outcome(row.id, "done", {"result": expansion.result})])
         ran += 1
     return ran
@@ -494,7 +504,7 @@ async def test_the_chain_stores_every_matching_photo_once_within_the_key_rate(
     campaign = FlickrCampaign(
         "multi", queries, ("Tokyo",), min_upload=date(2019, 1, 1), max_upload=END
     )
-    report = await submit_flickr(engine, campaign)
+    report = await submit_flickr(engine, campaign, max_attempts=MAX_ATTEMPTS)
     assert report.tasks_added == 4
     await run_chain(engine, make_source(http, emu))
     start, end = ts(2019), ts(2024)
@@ -536,7 +546,7 @@ async def test_a_rerun_after_a_crash_does_not_query_finished_windows(
     queries = ("castle", "bridge")
     campaign = FlickrCampaign("crashy", queries, min_upload=date(2016, 1, 1), max_upload=END)
     async with RecordingHttp() as first:
-        await submit_flickr(engine, campaign)
+        await submit_flickr(engine, campaign, max_attempts=MAX_ATTEMPTS)
         await run_chain(engine, make_source(first, emu, rate=1000), crash_after=6)
     async with engine.connect() as db:
         done = {
@@ -546,7 +556,7 @@ async def test_a_rerun_after_a_crash_does_not_query_finished_windows(
         }
     assert len(done) >= 4
     async with RecordingHttp() as second:
-        again = await submit_flickr(engine, campaign)
+        again = await submit_flickr(engine, campaign, max_attempts=MAX_ATTEMPTS)
         assert again.tasks_added == 0
         later = datetime.now(UTC) + timedelta(minutes=5)  # the dead worker's lease is over
         await run_chain(engine, make_source(second, emu, rate=1000), now=later)
@@ -567,8 +577,8 @@ async def test_resubmitting_a_campaign_adds_no_tasks(
     emu: RunningEmulator, sqlite_engine: AsyncEngine
 ) -> None:
     campaign = FlickrCampaign("again", ("bridge", "castle"), max_upload=END)
-    first = await submit_flickr(sqlite_engine, campaign)
-    second = await submit_flickr(sqlite_engine, campaign)
+    first = await submit_flickr(sqlite_engine, campaign, max_attempts=MAX_ATTEMPTS)
+    second = await submit_flickr(sqlite_engine, campaign, max_attempts=MAX_ATTEMPTS)
     assert first.tasks_added == 3 and second.tasks_added == 0
     assert first.campaign_id == second.campaign_id
     settings = (await campaign_settings(sqlite_engine))[first.campaign_id]
@@ -579,7 +589,11 @@ async def test_resubmitting_on_a_later_day_keeps_the_first_windows(
     sqlite_engine: AsyncEngine,
 ) -> None:
     campaign = FlickrCampaign("recent", ("bridge",), min_upload=date(2023, 12, 20))
-    first = await submit_flickr(sqlite_engine, campaign, today=date(2023, 12, 31))
-    later = await submit_flickr(sqlite_engine, campaign, today=date(2024, 1, 9))
+    first = await submit_flickr(
+        sqlite_engine, campaign, today=date(2023, 12, 31), max_attempts=MAX_ATTEMPTS
+    )
+    later = await submit_flickr(
+        sqlite_engine, campaign, today=date(2024, 1, 9), max_attempts=MAX_ATTEMPTS
+    )
     assert first.tasks_added == 2 and later.tasks_added == 0
     assert later.detail["upload_range"] == ["2023-12-20", "2023-12-31"]

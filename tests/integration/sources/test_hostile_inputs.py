@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from defaults import MAX_ATTEMPTS
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -39,7 +40,7 @@ async def test_nan_and_infinity_in_parquet_extras_become_null_and_every_row_is_q
     path = tmp_path / "frame.parquet"
     pq.write_table(table, path, row_group_size=700)
 
-    report = await submit_urls(engine, UrlCampaign("nan", path))
+    report = await submit_urls(engine, UrlCampaign("nan", path), max_attempts=MAX_ATTEMPTS)
 
     assert (report.rows, report.images_added, report.problems) == (n, n, ())
     async with engine.connect() as connection:
@@ -69,7 +70,9 @@ async def test_repeated_ids_nul_bytes_and_huge_urls_are_each_reported_by_line(
     path = tmp_path / "list.csv"
     _write(path, rows)
 
-    report = await submit_urls(sqlite_engine, UrlCampaign("careless", path))
+    report = await submit_urls(
+        sqlite_engine, UrlCampaign("careless", path), max_attempts=MAX_ATTEMPTS
+    )
 
     problems = sorted(report.problems, key=lambda p: int(p.split(":")[1]))
     assert problems[0] == "list.csv:7: duplicate id (first on line 2)"

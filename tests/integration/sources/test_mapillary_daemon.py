@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from defaults import MAX_ATTEMPTS
 from PIL import Image as PILImage
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -82,7 +83,12 @@ async def _expand_only(settings: Settings, engine: AsyncEngine, emu: RunningEmul
                 view = TaskView(row.id, row.campaign_id, row.kind, row.payload, row.attempts)
                 expansion = await source.expand(view, campaigns[row.campaign_id])
                 await add_images(
-                    engine, row.campaign_id, "mapillary", expansion.query, expansion.images
+                    engine,
+                    row.campaign_id,
+                    "mapillary",
+                    expansion.query,
+                    expansion.images,
+                    max_attempts=MAX_ATTEMPTS,
                 )
             await queue.done("test", [row.id for row in rows])
 
@@ -119,12 +125,14 @@ async def test_pairs_with_expired_urls_and_a_sequence_list_are_stored_through_th
         "pairs", pairs_csv=pairs_csv, size="1024", max_side=512, min_side=256
     )
 
-    await submit_mapillary(engine, pairs_campaign)
+    await submit_mapillary(engine, pairs_campaign, max_attempts=MAX_ATTEMPTS)
     await _expand_only(settings, engine, emu)
     async with aiohttp.ClientSession() as session:
         await (await session.post(f"{emu.base_url}/_emulator/clock?advance={TTL + 1}")).release()
     await submit_mapillary(
-        engine, replace(pairs_campaign, name="listed", pairs_csv=None, sequence_csv=seq_csv)
+        engine,
+        replace(pairs_campaign, name="listed", pairs_csv=None, sequence_csv=seq_csv),
+        max_attempts=MAX_ATTEMPTS,
     )
     await _run_daemon(settings, emu)
 
@@ -162,7 +170,9 @@ async def test_the_size_asked_for_is_the_size_stored(
     assert {(im.width, im.height) for im in listed} == {(1920, 1080)}
     seq_csv = tmp_path / "seq.csv"
     seq_csv.write_text("".join(f"{im.sequence},{im.id},{im.lat},{im.lon}\n" for im in listed))
-    await submit_mapillary(engine, MapillaryCampaign("big", sequence_csv=seq_csv, size=size))
+    await submit_mapillary(
+        engine, MapillaryCampaign("big", sequence_csv=seq_csv, size=size), max_attempts=MAX_ATTEMPTS
+    )
     await _run_daemon(quick_settings(sqlite_url), emu)
     async with engine.connect() as db:
         images = (await db.execute(select(Image))).all()
@@ -177,13 +187,18 @@ async def test_a_task_with_a_malformed_payload_fails_once_for_good_naming_the_fi
 ) -> None:
     settings = quick_settings(sqlite_url, max_attempts=5)
     bbox = (2.0, 48.0, 2.01, 48.01)
-    report = await submit_mapillary(engine, MapillaryCampaign("region", bbox=bbox))
+    report = await submit_mapillary(
+        engine, MapillaryCampaign("region", bbox=bbox), max_attempts=MAX_ATTEMPTS
+    )
     broken = [
         NewTask(TILE, "broken:tile", {"bbox": "north of here", "query": "x"}),
         NewTask(SEQUENCE, "broken:sequence", {"query": "no id"}),
         NewTask(IDS, "broken:ids", {"items": [{"seq": "s1"}]}),
     ]
-    assert await enqueue_tasks(engine, report.campaign_id, broken) == 3
+    assert (
+        await enqueue_tasks(engine, report.campaign_id, broken, default_max_attempts=MAX_ATTEMPTS)
+        == 3
+    )
     await _run_daemon(settings, emu)
 
     async with engine.connect() as db:

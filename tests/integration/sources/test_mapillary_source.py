@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from clocks import FakeClock
+from defaults import MAX_ATTEMPTS
 from local_server import serving
 from pydantic import SecretStr
 from sqlalchemy import select, text
@@ -94,9 +95,16 @@ async def _run_chain(
             if results is not None:
                 results.append(expansion.result)
             await add_images(
-                engine, row.campaign_id, "mapillary", expansion.query, expansion.images
+                engine,
+                row.campaign_id,
+                "mapillary",
+                expansion.query,
+                expansion.images,
+                max_attempts=MAX_ATTEMPTS,
             )
-            await enqueue_tasks(engine, row.campaign_id, expansion.follow_up)
+            await enqueue_tasks(
+                engine, row.campaign_id, expansion.follow_up, default_max_attempts=MAX_ATTEMPTS
+            )
             await upsert_licenses(engine, "mapillary", expansion.licenses)
             runs += 1
         await queue.done("test", [row.id for row in rows])
@@ -130,7 +138,9 @@ async def test_a_dense_region_over_the_area_limit_is_harvested_completely(
     truth = {im.id for im in world.mapillary_images_in_bbox(bbox)}
     assert (bbox[2] - bbox[0]) * (bbox[3] - bbox[1]) > MAX_AREA and len(truth) > 2000
 
-    report = await submit_mapillary(engine, MapillaryCampaign("brussels", bbox=bbox))
+    report = await submit_mapillary(
+        engine, MapillaryCampaign("brussels", bbox=bbox), max_attempts=MAX_ATTEMPTS
+    )
     runs = await _run_chain(engine, _source(http, emulator))
 
     ids = await _stored_ids(engine, report.campaign_id)
@@ -149,7 +159,9 @@ async def test_a_dense_region_over_the_area_limit_is_harvested_completely(
     assert image.path is None, "not stored yet, so no path"
     assert image.license_id == "CC-BY-SA-4.0" and licence == ["CC BY-SA 4.0"]
     assert image.owner_name == source_image.creator_username
-    again = await submit_mapillary(engine, MapillaryCampaign("brussels", bbox=bbox))
+    again = await submit_mapillary(
+        engine, MapillaryCampaign("brussels", bbox=bbox), max_attempts=MAX_ATTEMPTS
+    )
     assert again.tasks_added == 0
 
 
@@ -166,7 +178,9 @@ async def test_a_box_too_dense_to_search_is_cut_into_quadrants_not_retried(
         world = emu.world
         bbox = world.mapillary_dense_bbox()
         truth = {im.id for im in world.mapillary_images_in_bbox(bbox)}
-        report = await submit_mapillary(engine, MapillaryCampaign("dense", bbox=bbox))
+        report = await submit_mapillary(
+            engine, MapillaryCampaign("dense", bbox=bbox), max_attempts=MAX_ATTEMPTS
+        )
         results: list[dict[str, Any]] = []
         await _run_chain(engine, _source(http, emu), results)
         stats = await _stats(emu)
@@ -185,7 +199,9 @@ async def test_a_sequence_is_fetched_in_id_batches_not_one_request_per_image(
     sequence_id = emulator.world.mapillary_sequence_pairs()[0][0]
     truth = [im.id for im in emulator.world.mapillary_sequence(sequence_id)]
     report = await submit_mapillary(
-        engine, MapillaryCampaign("seq", sequences=(sequence_id, sequence_id))
+        engine,
+        MapillaryCampaign("seq", sequences=(sequence_id, sequence_id)),
+        max_attempts=MAX_ATTEMPTS,
     )
     assert report.tasks_added == 1
     await _run_chain(engine, _source(http, emulator))
@@ -312,7 +328,9 @@ async def test_a_sequence_csv_goes_in_with_its_malformed_line_reported(
     path = tmp_path / "tsukuba.csv"
     path.write_text("\n".join(lines) + "\n")
 
-    report = await submit_mapillary(engine, MapillaryCampaign("csv", sequence_csv=path))
+    report = await submit_mapillary(
+        engine, MapillaryCampaign("csv", sequence_csv=path), max_attempts=MAX_ATTEMPTS
+    )
     assert report.problems == ("tsukuba.csv line 6: image id must be a number, got 'not-an-id'",)
     await _run_chain(engine, _source(http, emulator))
     assert sorted(await _stored_ids(engine, report.campaign_id)) == sorted(im.id for im in images)
@@ -332,7 +350,9 @@ async def test_a_pairs_csv_keeps_database_and_query_roles_for_each_pair(
             for d, q in pairs
         )
     )
-    report = await submit_mapillary(engine, MapillaryCampaign("pairs", pairs_csv=path))
+    report = await submit_mapillary(
+        engine, MapillaryCampaign("pairs", pairs_csv=path), max_attempts=MAX_ATTEMPTS
+    )
     assert report.tasks_added == 2 and report.problems == ()  # 240 ids: two chunks
     await _run_chain(engine, _source(http, emulator))
 
@@ -460,7 +480,9 @@ async def test_the_token_never_reaches_errors_or_the_database(
     assert "wrong-token" not in shown and "9999" not in shown
 
     sequence_id = emulator.world.mapillary_sequence_pairs()[4][0]
-    await submit_mapillary(engine, MapillaryCampaign("secret", sequences=(sequence_id,)))
+    await submit_mapillary(
+        engine, MapillaryCampaign("secret", sequences=(sequence_id,)), max_attempts=MAX_ATTEMPTS
+    )
     await _run_chain(engine, _source(http, emulator))
     async with engine.connect() as connection:
         dump = ""
@@ -528,17 +550,25 @@ async def test_a_submit_needs_exactly_one_input_and_a_usable_list(
     engine: AsyncEngine, tmp_path: Path
 ) -> None:
     with pytest.raises(InputError, match="exactly one"):
-        await submit_mapillary(engine, MapillaryCampaign("none"))
+        await submit_mapillary(engine, MapillaryCampaign("none"), max_attempts=MAX_ATTEMPTS)
     with pytest.raises(InputError, match="exactly one"):
         await submit_mapillary(
-            engine, MapillaryCampaign("two", bbox=(1, 1, 2, 2), sequences=("s",))
+            engine,
+            MapillaryCampaign("two", bbox=(1, 1, 2, 2), sequences=("s",)),
+            max_attempts=MAX_ATTEMPTS,
         )
     with pytest.raises(InputError, match="--size"):
-        await submit_mapillary(engine, MapillaryCampaign("size", sequences=("s",), size="640"))
+        await submit_mapillary(
+            engine,
+            MapillaryCampaign("size", sequences=("s",), size="640"),
+            max_attempts=MAX_ATTEMPTS,
+        )
     junk = tmp_path / "junk.csv"
     junk.write_text("a,b,c,d\n")
     with pytest.raises(InputError, match=r"junk\.csv line 1"):
-        await submit_mapillary(engine, MapillaryCampaign("junk", sequence_csv=junk))
+        await submit_mapillary(
+            engine, MapillaryCampaign("junk", sequence_csv=junk), max_attempts=MAX_ATTEMPTS
+        )
     async with engine.connect() as connection:
         assert (await connection.execute(text("SELECT count(*) FROM campaigns"))).scalar() == 0
 
@@ -601,7 +631,9 @@ async def test_one_poisoned_record_costs_its_bad_fields_not_the_page(
     assert [image.provider_id for image in expansion.images] == ["1", "2", "3"]
     assert expansion.result["malformed"] == 1  # "123": an id where a record belongs
     campaign = await ensure_campaign(engine, "poison", "mapillary", {})
-    added = await add_images(engine, campaign, "mapillary", "q", expansion.images)
+    added = await add_images(
+        engine, campaign, "mapillary", "q", expansion.images, max_attempts=MAX_ATTEMPTS
+    )
     assert added.new == 3
     async with engine.connect() as connection:
         chosen = select(Image.__table__).where(Image.provider_id == "2")

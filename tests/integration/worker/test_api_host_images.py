@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 import yarl
 from aiohttp import web
+from defaults import MAX_ATTEMPTS
 from local_server import serving
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -80,7 +81,7 @@ async def test_flickr_images_on_the_api_hosts_other_port_are_stored(
     campaign = FlickrCampaign(
         "two ports", ("glacier",), min_upload=date(2023, 7, 1), max_upload=date(2023, 8, 31)
     )
-    await submit_flickr(sqlite_engine, campaign)
+    await submit_flickr(sqlite_engine, campaign, max_attempts=MAX_ATTEMPTS)
     api, images = await _harvest(
         emu,
         sqlite_engine,
@@ -112,7 +113,11 @@ async def test_mapillary_images_on_the_api_hosts_other_port_are_stored(
     listed = world.mapillary_sequence(world.mapillary_sequence_pairs()[2][1])[:4]
     seq_csv = tmp_path / "seq.csv"
     seq_csv.write_text("".join(f"{im.sequence},{im.id},{im.lat},{im.lon}\n" for im in listed))
-    await submit_mapillary(sqlite_engine, MapillaryCampaign("two ports", sequence_csv=seq_csv))
+    await submit_mapillary(
+        sqlite_engine,
+        MapillaryCampaign("two ports", sequence_csv=seq_csv),
+        max_attempts=MAX_ATTEMPTS,
+    )
     api, images = await _harvest(
         emu,
         sqlite_engine,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from defaults import MAX_ATTEMPTS
 from local_server import serving
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -71,7 +72,7 @@ async def test_image_bytes_never_reach_the_coordinating_process(
         writer = csv.writer(handle)
         writer.writerow(["url", "id"])
         writer.writerows([f"{base_url}/p/{n}.jpg", f"p{n}"] for n in range(12))
-    await submit_urls(sqlite_engine, UrlCampaign("bytes", listing))
+    await submit_urls(sqlite_engine, UrlCampaign("bytes", listing), max_attempts=MAX_ATTEMPTS)
 
     await run_daemon(quick_settings(sqlite_url), until_idle=True)
 

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from defaults import MAX_ATTEMPTS
 from PIL import Image as PILImage
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -44,7 +45,7 @@ async def test_stored_files_carry_no_userinfo_or_credential_parameter(
             writer.writerow(
                 [row["id"], scheme + row["url"].removeprefix("http://") + query + fragment]
             )
-    await submit_urls(sqlite_engine, UrlCampaign("signed", listing))
+    await submit_urls(sqlite_engine, UrlCampaign("signed", listing), max_attempts=MAX_ATTEMPTS)
 
     await run_daemon(quick_settings(sqlite_url), until_idle=True)
 

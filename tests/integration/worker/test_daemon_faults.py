@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from defaults import MAX_ATTEMPTS
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -50,7 +51,7 @@ class _Harvest:
             )
             writer.writeheader()
             writer.writerows(rows)
-        await submit_urls(self.engine, UrlCampaign("faults", listing))
+        await submit_urls(self.engine, UrlCampaign("faults", listing), max_attempts=MAX_ATTEMPTS)
 
     def settings(self, **overrides: Any) -> Settings:
         return self.make_settings(self.url, **overrides)

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import pytest
 from aiohttp import web
+from defaults import MAX_ATTEMPTS
 from local_server import serving
 from sqlalchemy import event, select
 from sqlalchemy.exc import DisconnectionError
@@ -50,7 +51,7 @@ async def _submit(engine: AsyncEngine, tmp_path: Path, urls: list[str]) -> None:
         writer = csv.writer(handle)
         writer.writerow(["id", "url"])
         writer.writerows((f"r{i}", url) for i, url in enumerate(urls))
-    await submit_urls(engine, UrlCampaign("limits", listing))
+    await submit_urls(engine, UrlCampaign("limits", listing), max_attempts=MAX_ATTEMPTS)
 
 
 async def test_until_idle_leaves_rows_due_beyond_its_horizon_and_says_how_many(

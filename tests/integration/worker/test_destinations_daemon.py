@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from defaults import MAX_ATTEMPTS
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -61,7 +62,7 @@ async def test_url_rows_for_internal_hosts_fail_at_once_as_host_not_allowed(
         writer = csv.writer(handle)
         writer.writerow(["id", "url"])
         writer.writerows(urls.items())
-    await submit_urls(sqlite_engine, UrlCampaign("internal", listing))
+    await submit_urls(sqlite_engine, UrlCampaign("internal", listing), max_attempts=MAX_ATTEMPTS)
 
     await run_daemon(quick_settings(sqlite_url), until_idle=True)
 

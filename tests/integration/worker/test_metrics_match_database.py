@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from defaults import MAX_ATTEMPTS
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -53,7 +54,7 @@ async def _submit(engine: AsyncEngine, tmp_path: Path, name: str, rows: list[Any
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    await submit_urls(engine, UrlCampaign(name, listing))
+    await submit_urls(engine, UrlCampaign(name, listing), max_attempts=MAX_ATTEMPTS)
 
 
 async def test_counters_after_a_harvest_equal_the_database_counts(

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from defaults import MAX_ATTEMPTS
 from local_server import serving
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -63,7 +64,9 @@ async def flickr_quoting_a_surrogate() -> AsyncIterator[str]:
 
 async def _search(engine: AsyncEngine, settings: Any, query: str) -> list[Any]:
     """The tasks of a Flickr campaign for `query`, once a daemon has done all it could."""
-    await submit_flickr(engine, FlickrCampaign(query, (query,), **WINTER))
+    await submit_flickr(
+        engine, FlickrCampaign(query, (query,), **WINTER), max_attempts=MAX_ATTEMPTS
+    )
     await asyncio.wait_for(run_daemon(settings, until_idle=True), 60)
     return await _tasks(engine)
 
@@ -113,7 +116,7 @@ async def test_image_outcomes_no_database_stores_fail_those_images_alone_as_bad_
         writer = csv.DictWriter(handle, fieldnames=["url", "id"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    await submit_urls(engine, UrlCampaign("refused", listing))
+    await submit_urls(engine, UrlCampaign("refused", listing), max_attempts=MAX_ATTEMPTS)
     failing, oversized = rows[2]["id"], rows[5]["id"]
 
     async with open_context(quick_settings(database_url), engine) as ctx:
@@ -154,7 +157,11 @@ async def test_found_images_no_database_stores_fail_that_task_alone_as_bad_recor
     engine = create_engine(postgres_url)
     try:
         await upgrade(engine)
-        await submit_flickr(engine, FlickrCampaign("long", (long_query, "waterfall"), **WINTER))
+        await submit_flickr(
+            engine,
+            FlickrCampaign("long", (long_query, "waterfall"), **WINTER),
+            max_attempts=MAX_ATTEMPTS,
+        )
         await asyncio.wait_for(run_daemon(settings, until_idle=True), 60)
         tasks = await _tasks(engine)
     finally:
@@ -189,7 +196,11 @@ async def test_an_outage_while_a_task_expands_is_waited_out_not_a_failure(
 
     monkeypatch.setattr(jobs, "add_images", cut_once)
     try:
-        await submit_flickr(sqlite_engine, FlickrCampaign("outage", ("glacier",), **WINTER))
+        await submit_flickr(
+            sqlite_engine,
+            FlickrCampaign("outage", ("glacier",), **WINTER),
+            max_attempts=MAX_ATTEMPTS,
+        )
         await asyncio.wait_for(run_daemon(settings, until_idle=True), 60)
     finally:
         await emulator.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from defaults import MAX_ATTEMPTS
 from PIL import ExifTags
 from PIL import Image as PILImage
 from sqlalchemy import select
@@ -52,7 +53,9 @@ async def test_url_list_harvest_stores_every_good_image_once_with_its_record(
     _write_list(listing, rows)
     root = tmp_path / "data"
     settings = quick_settings(database_url)
-    report = await submit_urls(engine, UrlCampaign("street views", listing))
+    report = await submit_urls(
+        engine, UrlCampaign("street views", listing), max_attempts=MAX_ATTEMPTS
+    )
     assert (report.images_added, len(report.problems)) == (40, 1)
     assert "list.csv:42: not an http(s) URL" in report.problems[0]
 
@@ -134,7 +137,9 @@ async def test_a_url_list_of_deleted_flickr_photos_stores_no_placeholder_and_no_
         ]
         listing = tmp_path / "yfcc.csv"
         _write_list(listing, rows)
-        await submit_urls(engine, UrlCampaign("yfcc", listing, min_side=200))
+        await submit_urls(
+            engine, UrlCampaign("yfcc", listing, min_side=200), max_attempts=MAX_ATTEMPTS
+        )
         await run_daemon(quick_settings(database_url), until_idle=True)
         deleted = {f"yfcc:{p.id}" for p in photos if emu.state.deletions.flickr(p.id)}
     finally:
