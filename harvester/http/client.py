@@ -116,11 +116,17 @@ class HttpSettings:
 
 @dataclass(frozen=True)
 class Body:
-    """A fully read response body; ``url`` is the final URL after redirects, redacted."""
+    """A fully read response body; ``url`` is the final URL after redirects, redacted.
+
+    ``end_checked``: the server said where the body ends and all of it came (see
+    `_end_checked`). False, it ended as the connection closed, which a dropped connection
+    does too: content found cut short in it may have been cut on the way.
+    """
 
     data: bytes
     content_type: str | None
     url: str
+    end_checked: bool
 
 
 @dataclass(frozen=True)
@@ -506,7 +512,8 @@ class HttpClient:
                 if call.body_errors is not None:
                     self._raise_for(call, call.body_errors(resp.status, data, shown), url)
                 content_type = resp.content_type if "Content-Type" in resp.headers else None
-                return _Reply(Body(data, content_type, shown), resp.charset)
+                body = Body(data, content_type, shown, _end_checked(resp))
+                return _Reply(body, resp.charset)
         except HostNotAllowedError as exc:
             # The resolver knows the name but not the URL (its error names none); a refused
             # redirect's error keeps the URL it refused (a source may know that place).
@@ -736,6 +743,20 @@ async def _read_capped(
     if coding in IDENTITY:
         return data  # images are sent as they are: no copy, no pass over the bytes
     return decode(data, coding, max_bytes, shown, resp.status)
+
+
+def _end_checked(resp: aiohttp.ClientResponse) -> bool:
+    """Whether a body read whole was as long as its server said: it had a Content-Length
+    (`_read_capped` refuses fewer bytes), chunked framing (aiohttp refuses a body cut
+    before its last chunk) or a Content-Encoding (`decode` requires the stream's end).
+    Otherwise nothing but the connection's close ended it (HTTP/1.0-style)."""
+    framing = resp.headers.get("Transfer-Encoding", "").rsplit(",", 1)[-1]
+    coding = resp.headers.get("Content-Encoding", "").lower()
+    return (
+        resp.content_length is not None
+        or framing.strip(" \t").lower() == "chunked"  # aiohttp's test: the last coding
+        or coding not in IDENTITY
+    )
 
 
 async def _read_chunks(

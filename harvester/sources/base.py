@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from harvester.http import HttpClient, NotFoundError
+from harvester.http import Body, HttpClient, NotFoundError
 from harvester.records import Expansion
 
 
@@ -53,8 +53,8 @@ class Source(Protocol):
         """Run the query of one task. Raise HttpError subclasses for the queue to classify."""
         ...
 
-    async def fetch(self, image: ImageView) -> bytes:
-        """The image's bytes, refreshing an expired URL where the provider allows it."""
+    async def fetch(self, image: ImageView) -> Body:
+        """The image's body, refreshing an expired URL where the provider allows it."""
         ...
 
     def page_url(self, image: ImageView) -> str | None:
@@ -62,9 +62,8 @@ class Source(Protocol):
         ...
 
 
-async def fetch_plain(http: HttpClient, image: ImageView, **options: Any) -> bytes:
+async def fetch_plain(http: HttpClient, image: ImageView, **options: Any) -> Body:
     """The default fetch: the row's URL, no credentials."""
     if not image.source_url:
         raise NotFoundError(f"image {image.id} has no source URL", url="", status=None)
-    body = await http.fetch(image.source_url, **options)
-    return body.data
+    return await http.fetch(image.source_url, **options)

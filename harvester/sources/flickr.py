@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from harvester.http import (
+    Body,
     CircuitBreaker,
     CredentialGate,
     Destinations,
@@ -135,8 +136,8 @@ class FlickrSource:
         plan = CampaignPlan.of(campaign)
         return await self._expand_window(task.campaign_id, task.id, payload.query, window, plan)
 
-    async def fetch(self, image: ImageView) -> bytes:
-        """The photo's bytes; a deleted one (placeholder, 404 or 410) is `unavailable`."""
+    async def fetch(self, image: ImageView) -> Body:
+        """The photo's body; a deleted one (placeholder, 404 or 410) is `unavailable`."""
         if not image.source_url:
             return await fetch_plain(self._http, image)  # raises: nothing to fetch
         try:

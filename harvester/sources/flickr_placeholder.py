@@ -16,6 +16,7 @@ from collections.abc import Callable
 import yarl
 
 from harvester.http import (
+    Body,
     Destinations,
     HostNotAllowedError,
     HostSlots,
@@ -65,8 +66,8 @@ async def fetch_photo(
     host_slots: HostSlots | None,
     max_bytes: int | None,
     destinations: Destinations | None,
-) -> bytes:
-    """The photo's bytes; Flickr's placeholder in its place is `unavailable`, whether it was
+) -> Body:
+    """The photo's body; Flickr's placeholder in its place is `unavailable`, whether it was
     served (as `judge` tells) or a redirect to it was refused for its host (Yahoo's is no
     image host; a list's may be a private address): where it went says enough to not go."""
     try:
@@ -79,7 +80,7 @@ async def fetch_photo(
         raise _unavailable(exc.url) from None
     if judge(url, body.url, body.data):
         raise _unavailable(body.url)
-    return body.data
+    return body
 
 
 def _unavailable(placeholder: str) -> UnavailableError:

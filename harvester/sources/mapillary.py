@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from harvester.http import (
     BadResponseError,
+    Body,
     CircuitBreaker,
     CredentialGate,
     Destinations,
@@ -337,7 +338,7 @@ class MapillarySource:
 
     # -- fetch ----------------------------------------------------------------------
 
-    async def fetch(self, image: ImageView) -> bytes:
+    async def fetch(self, image: ImageView) -> Body:
         """The thumbnail; a 403 (signed URL expired) gets one fresh URL and one more try."""
         if not image.source_url:
             return await self._download(await self._fresh_url(image))
@@ -351,15 +352,14 @@ class MapillarySource:
     def page_url(self, image: ImageView) -> str | None:
         return page_url(self.provider, image.provider_id, image.raw, image.source_url)
 
-    async def _download(self, url: str) -> bytes:
+    async def _download(self, url: str) -> Body:
         # No token here: thumbnails are capability URLs on a CDN, not the Graph API.
-        body = await self._http.fetch(
+        return await self._http.fetch(
             url,
             host_slots=self._host_slots,
             max_bytes=self._max_bytes,
             destinations=self._destinations,
         )
-        return body.data
 
     async def _fresh_url(self, image: ImageView) -> str:
         note = (image.raw or {}).get(THUMB_NOTE)

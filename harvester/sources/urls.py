@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from harvester.errors import InputError
-from harvester.http import Destinations, HostSlots, HttpClient
+from harvester.http import Body, Destinations, HostSlots, HttpClient
 from harvester.records import Expansion, FoundImage, SubmitReport
 from harvester.redact import shown_input_url
 from harvester.sources.base import ImageView, TaskView, fetch_plain
@@ -261,8 +261,8 @@ class UrlSource:
     async def expand(self, task: TaskView, campaign: Mapping[str, Any]) -> Expansion:
         raise InputError(f"URL-list campaigns have no tasks of kind {task.kind!r}")
 
-    async def fetch(self, image: ImageView) -> bytes:
-        """The URL's bytes; a deleted Flickr photo's placeholder (a YFCC-style list of
+    async def fetch(self, image: ImageView) -> Body:
+        """The URL's body; a deleted Flickr photo's placeholder (a YFCC-style list of
         Flickr URLs) is `unavailable`, never stored nor counted as a duplicate source."""
         if not image.source_url:
             return await fetch_plain(self.http, image)  # raises: nothing to fetch

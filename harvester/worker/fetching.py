@@ -18,7 +18,14 @@ from dataclasses import dataclass, replace
 from harvester import log as logging_setup
 from harvester.config import Settings
 from harvester.errors import StorageUnavailable
-from harvester.http import HttpClient, HttpError, HttpSettings, TransientHttpError, UnavailableError
+from harvester.http import (
+    Body,
+    HttpClient,
+    HttpError,
+    HttpSettings,
+    TransientHttpError,
+    UnavailableError,
+)
 from harvester.http.shared import SharedRates, SharesUnavailable, Slice, Throttle
 from harvester.imaging import ImagingError, Metadata, SizeRules, TooSmall
 from harvester.measures import Measures
@@ -136,7 +143,7 @@ async def fetch_and_store(here: InWorker, job: ImageJob) -> Done:
     source = service.sources[view.provider]
     started = time.perf_counter()
     try:
-        data = await source.fetch(view)
+        body = await source.fetch(view)
     except UnavailableError as exc:
         # Deleted or private since indexed: nothing to store, and nothing to retry.
         skipped = {"reason": exc.reason, "skip_reason": str(exc)}
@@ -147,17 +154,16 @@ async def fetch_and_store(here: InWorker, job: ImageJob) -> Done:
     handed = time.perf_counter()
     try:
         processed, source_sha, process_s = await here.pixels(
-            process_image, data, job.rules, job.meta
+            process_image, body.data, job.rules, job.meta
         )
     except TooSmall as exc:
         skipped = {"reason": exc.reason, "skip_reason": str(exc)}
         return _done(service, Outcome(view.id, "skipped", skipped), started, 0.0)
     except ImagingError as exc:
-        failed = Failure(view.id, str(exc), retryable=not exc.permanent, reason=exc.reason)
-        return _done(service, failed, started, 0.0)
+        return _done(service, _imaging_failure(view.id, exc, body), started, 0.0)
     in_pixels = time.perf_counter() - handed
-    measures = Measures(fetch_s=fetch_s, process_s=process_s, source_bytes=len(data))
-    del data
+    measures = Measures(fetch_s=fetch_s, process_s=process_s, source_bytes=len(body.data))
+    del body
     original = await here.ask(SAME_BYTES, source_sha, view.id)
     if original is not None:
         skipped = {
@@ -210,6 +216,19 @@ def _done(service: WorkerService, result: Result, started: float, in_pixels: flo
     else:
         result = replace(result, measures=measures)
     return Done(result, time.perf_counter() - started - in_pixels)
+
+
+def _imaging_failure(row_id: int, exc: ImagingError, body: Body) -> Failure:
+    """A picture cut short whose body came whole by its server's word was broken there:
+    final. One whose body only ended as the connection closed may have been cut on the
+    way, as a short body is (a dropped connection ends it the same way): tried again, as
+    far as the queue's max_attempts."""
+    message = str(exc)
+    cut_on_the_way = exc.reason == "truncated" and not body.end_checked
+    if cut_on_the_way:
+        message += " (the body had no length and ended as the connection closed)"
+    retryable = not exc.permanent or cut_on_the_way
+    return Failure(row_id, message, retryable=retryable, reason=exc.reason)
 
 
 def http_failure(row_id: int, exc: HttpError) -> Failure:

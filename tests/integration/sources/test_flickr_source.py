@@ -171,10 +171,10 @@ async def test_a_campaign_over_1024_px_takes_large_2048_or_the_original_by_their
         assert photo.secret not in image.source_url and photo.originalsecret not in image.source_url
     assert all(i.source_url and "_o." in i.source_url for i in between)
     for image in large_2048[:3]:
-        data = await source.fetch(
+        body = await source.fetch(
             ImageView(1, 1, "flickr", image.provider_id, image.source_url, None)
         )
-        assert data[:2] == b"\xff\xd8"
+        assert body.data[:2] == b"\xff\xd8"
 
 
 async def test_bbox_and_licence_filters_reach_the_search(
@@ -383,7 +383,7 @@ async def test_fetch_downloads_the_row_url_and_page_url_names_the_photo(
     expansion = await source.expand(task("glacier", ts(2016), ts(2024)), settings)
     found = next(i for i in expansion.images if i.skip_reason is None)
     view = ImageView(1, 1, "flickr", found.provider_id, found.source_url, found.record["raw"])
-    data = await source.fetch(view)
+    data = (await source.fetch(view)).data
     assert data[:2] == b"\xff\xd8" or data[:4] == b"\x89PNG"
     owner = found.record["owner"]
     assert source.page_url(view) == f"https://www.flickr.com/photos/{owner}/{found.provider_id}"

@@ -411,7 +411,7 @@ async def test_an_expired_thumbnail_url_is_refreshed_on_fetch(
     task = TaskView(1, 1, "mapillary_sequence", {"sequence_id": sequence_id}, 1)
     found = (await source.expand(task, {"size": "256"})).images[0]
     image = ImageView(7, 1, "mapillary", found.provider_id, found.source_url, found.record["raw"])
-    assert (await source.fetch(image))[:2] == b"\xff\xd8"
+    assert (await source.fetch(image)).data[:2] == b"\xff\xd8"
     before = _endpoint_totals(await _stats(emulator)).get("mapillary.entity", 0)
     assert before == 0  # a valid URL needs no entity call
 
@@ -419,8 +419,7 @@ async def test_an_expired_thumbnail_url_is_refreshed_on_fetch(
         await (await session.post(f"{emulator.base_url}/_emulator/clock?advance=601")).release()
         async with session.get(found.source_url or "") as stale:
             assert stale.status == 403
-    data = await source.fetch(image)
-    assert data[:2] == b"\xff\xd8"
+    assert (await source.fetch(image)).data[:2] == b"\xff\xd8"
     assert _endpoint_totals(await _stats(emulator))["mapillary.entity"] == 1
     assert source.page_url(image) == f"https://www.mapillary.com/app/?pKey={found.provider_id}"
 
