@@ -7,7 +7,7 @@ sequence), so a harvest that silently loses images to the 2,000 cap fails here.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +17,19 @@ from aiohttp import web
 from clocks import FakeClock
 from defaults import MAX_ATTEMPTS
 from local_server import serving
+from mly_harness import BURST, RATE, TOKEN, quick_http
+from mly_harness import emulator_stats as _stats
+from mly_harness import endpoint_totals as _endpoint_totals
+from mly_harness import make_source as _source
+from mly_harness import run_chain as _run_chain
+from mly_harness import stored_ids as _stored_ids
 from pydantic import SecretStr
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from harvester.db.campaigns import campaign_settings, ensure_campaign
-from harvester.db.catalog import add_images, upsert_licenses
-from harvester.db.enqueue import enqueue_tasks
-from harvester.db.models import Image, ImageHit, License, Task
-from harvester.db.queue import Queue
+from harvester.db.campaigns import ensure_campaign
+from harvester.db.catalog import add_images
+from harvester.db.models import Image, ImageHit, License
 from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, Warts, start_emulator
 from harvester.emulator.config import MAPILLARY_DELETED_ANSWERS
 from harvester.emulator.mapillary_world import DENSE_CORE
@@ -51,9 +55,6 @@ from harvester.sources.mapillary import (
 from harvester.sources.mapillary_tiles import MAX_AREA
 from harvester.storage.layout import relative_path
 
-TOKEN = "MLY|4242|s3cr3t-token-0123456789abcdef"
-RATE, BURST = 10.0, 2.0
-
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[RunningEmulator]:
@@ -64,70 +65,8 @@ async def emulator() -> AsyncIterator[RunningEmulator]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[HttpClient]:
-    settings = HttpSettings(max_attempts=2, backoff_initial_s=0.01, backoff_max_s=0.02)
-    async with HttpClient(settings) as client:
+    async with quick_http() as client:
         yield client
-
-
-def _source(
-    http: HttpClient, emu: RunningEmulator, token: str = TOKEN, rate: float = 1000.0
-) -> MapillarySource:
-    limiter = TokenBucket(rate, BURST)  # one bucket: the emulator counts per token
-    return MapillarySource(
-        http,
-        api_url=emu.mapillary_api_url,
-        token=SecretStr(token),
-        search_limiter=limiter,
-        entity_limiter=limiter,
-    )
-
-
-async def _run_chain(
-    engine: AsyncEngine, source: MapillarySource, results: list[dict[str, Any]] | None = None
-) -> int:
-    """What the daemon does with tasks: expand, add images, enqueue follow-ups, repeat."""
-    queue, runs = Queue(engine, Task), 0
-    settings = await campaign_settings(engine)
-    while rows := await queue.claim("test", 20, 60, kinds=sorted(source.kinds)):
-        for row in rows:
-            view = TaskView(row.id, row.campaign_id, row.kind, row.payload, row.attempts)
-            expansion = await source.expand(view, settings[row.campaign_id])
-            if results is not None:
-                results.append(expansion.result)
-            await add_images(
-                engine,
-                row.campaign_id,
-                "mapillary",
-                expansion.query,
-                expansion.images,
-                max_attempts=MAX_ATTEMPTS,
-            )
-            await enqueue_tasks(
-                engine, row.campaign_id, expansion.follow_up, default_max_attempts=MAX_ATTEMPTS
-            )
-            await upsert_licenses(engine, "mapillary", expansion.licenses)
-            runs += 1
-        await queue.done("test", [row.id for row in rows])
-    return runs
-
-
-async def _stored_ids(engine: AsyncEngine, campaign_id: int) -> list[str]:
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            select(Image.provider_id).where(Image.campaign_id == campaign_id)
-        )
-        return [r for (r,) in rows]
-
-
-async def _stats(emu: RunningEmulator) -> dict[str, Any]:
-    url = f"{emu.base_url}/_emulator/stats"
-    async with aiohttp.ClientSession() as session, session.get(url) as resp:
-        body: dict[str, Any] = await resp.json()
-    return body
-
-
-def _endpoint_totals(stats: Mapping[str, Any]) -> dict[str, int]:
-    return {name: c["total"] for name, c in stats["endpoints"].items()}
 
 
 async def test_a_dense_region_over_the_area_limit_is_harvested_completely(
