@@ -128,6 +128,10 @@ class Warts:
     # code 1 "Please reduce the amount of data you're asking for", whatever its limit or
     # fields, as the real search does in city centres. None: the box's size decides alone.
     dense_refusal_above: int | None = 1500
+    # Graph's paged collections: `images` and `image_ids` answer at most this many items a
+    # page, each page but the last with `paging.cursors.after` and a `paging.next` URL that
+    # holds the caller's token as `access_token=`, as Graph writes it. None: one page.
+    mapillary_page_size: int | None = None
     outages: tuple[Outage, ...] = ()
     # The stat=fail codes Flickr's API says "down" with, taken in turn: 105 (documented, HTTP
     # 200), 201 (HTTP 400) and 0, both "Sorry, the Flickr API service is not currently
@@ -155,6 +159,8 @@ class Warts:
             raise ValueError("deleted_share must be in [0, 1)")
         if self.dense_refusal_above is not None and self.dense_refusal_above < 1:
             raise ValueError("dense_refusal_above must be >= 1 (or None: never)")
+        if self.mapillary_page_size is not None and self.mapillary_page_size < 1:
+            raise ValueError("mapillary_page_size must be >= 1 (or None: one page)")
         if not self.flickr_down_codes:
             raise ValueError("flickr_down_codes needs at least one code")
         if self.flickr_mediums not in FLICKR_MEDIUMS:

@@ -345,6 +345,8 @@ def middleware(  # noqa: C901 - one request pipeline, read top to bottom
             return await handler(request)
         label = key_label(route.key)
         stats.hit(label, route.endpoint)
+        if route.service == "mapillary" and "access_token" in request.query:
+            stats.note(label, route.endpoint, "token_in_url")
         with stats.flying(label, route.endpoint) as counter:
             return await serve(request, handler, route, label, counter)
 

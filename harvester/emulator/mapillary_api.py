@@ -6,13 +6,16 @@ area) and returns at most 2,000 images without saying that it stopped, so a clie
 must split capped tiles itself; a box holding too many images at all is refused with
 Graph code 1 ("reduce the amount of data", HTTP 500) whatever the limit. A multi-get
 (`?ids=`) naming one unknown or deleted id fails as a whole, as the real one does.
+Collections may come in pages (`Warts.mapillary_page_size`) with Graph's cursors.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +33,7 @@ MAX_AREA = 0.01
 MAX_SIDE = 0.01  # the per-side reading: a side this long or longer is refused
 MAX_LIMIT = 2000
 MAX_IDS = 50
+_CURSOR = "offset:"
 TOO_MUCH_DATA = "Please reduce the amount of data you're asking for, then retry your request"
 
 
@@ -204,14 +208,37 @@ class MapillaryApi:
             sequence_id=sequence_id,
             creator_username=q.get("creator_username") or None,
         )
-        return {"data": self._render(request, found[:limit])}
+        return self._page(request, found[:limit], lambda page: self._render(request, page))
 
     def image_ids(self, request: web.Request) -> dict[str, Any]:
         seq = request.query.get("sequence_id")
         if not seq:
             raise _bad("sequence_id is required")
         images = self.world.mapillary_sequence(seq)
-        return {"data": [{"id": im.id} for im in images if not self.deletions.mapillary(im.id)]}
+        kept = [im for im in images if not self.deletions.mapillary(im.id)]
+        return self._page(request, kept, lambda page: [{"id": im.id} for im in page])
+
+    def _page(
+        self,
+        request: web.Request,
+        items: Sequence[MapillaryImage],
+        render: Callable[[list[MapillaryImage]], list[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """The page of a collection `after=` asks for, with Graph's `paging` while more are
+        left: its `next` URL carries the token in its query, wherever the caller sent it."""
+        size = self.warts.mapillary_page_size
+        if size is None:
+            return {"data": render(list(items))}
+        start = _offset(request.query.get("after"), len(items))
+        end = min(start + size, len(items))
+        body: dict[str, Any] = {"data": render(list(items[start:end]))}
+        if end < len(items):
+            after = _cursor(end)
+            token = mapillary_token(request) or ""
+            link = request.url.update_query(after=after, access_token=token)
+            cursors = {"before": _cursor(start), "after": after}
+            body["paging"] = {"cursors": cursors, "next": str(link)}
+        return body
 
     def batch(self, request: web.Request) -> dict[str, Any]:
         ids = [i.strip() for i in request.query.get("ids", "").split(",") if i.strip()]
@@ -263,6 +290,25 @@ class MapillaryApi:
                 )
             )
         return self._render(request, [image])[0]
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR}{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(cursor: str | None, length: int) -> int:
+    """Where the page an `after` cursor names starts; a cursor this API did not write is
+    refused."""
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    digits = text.removeprefix(_CURSOR)
+    if not text.startswith(_CURSOR) or not digits.isdigit() or int(digits) > length:
+        raise _bad(f"Invalid cursor: {cursor}")
+    return int(digits)
 
 
 def _int(raw: str | None, default: int) -> int:

@@ -311,6 +311,7 @@ _FLAGS = (
         Warts.dense_refusal_above,
         int,
     ),
+    _Flag("--mapillary-page-size", "Graph collections in pages of N with cursors", None, int),
 )
 
 
@@ -408,6 +409,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         multiget_drops_unknown=args.lenient_multiget,
         mapillary_multiget=not args.no_multiget,
         dense_refusal_above=args.dense_refusal_above or None,
+        mapillary_page_size=args.mapillary_page_size,
         outages=tuple(args.outage),
         flickr_mediums=args.flickr_mediums,
         flickr_total_as_string=not args.total_as_number,

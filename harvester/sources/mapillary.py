@@ -12,7 +12,8 @@ skipped as `unavailable`; an id `?ids=` refuses that its entity has means the mu
 not served there, and entities answer for the rest of the run, asked for together (the
 entity limiter paces them) rather than one after another.
 Thumbnail URLs are signed and expire: a 403 on fetch gets a fresh URL from the entity
-endpoint and one more try.
+endpoint and one more try. A search or sequence answered in pages (`paging.next`) is read
+to its last page, each asked for by its cursor as the first was (`mapillary_pages`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Coroutine, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import structlog
@@ -49,6 +51,7 @@ from harvester.records import Expansion, FoundImage, SubmitReport
 from harvester.redact import redact_url
 from harvester.sources.base import ImageView, TaskView
 from harvester.sources.mapillary_csv import IdItem
+from harvester.sources.mapillary_pages import Collection, collect
 from harvester.sources.mapillary_records import (
     DEFAULT_SIZE,
     LICENSES,
@@ -161,7 +164,7 @@ class MapillarySource:
             return self._cut(task, expansion, plan_tiles(tile, side), "side", side)
         params = {"bbox": tile.param(), "fields": fields_for(size), "limit": str(SEARCH_CAP)}
         try:
-            body = await self._graph("images", {**params, **filters.search_params()}, search=True)
+            found = await self._collection("images", {**params, **filters.search_params()})
         except (InvalidCredentials, RateLimitedError, ServiceUnavailableError):
             raise
         except TooMuchDataError:
@@ -177,13 +180,14 @@ class MapillarySource:
             if not tile.divisible:
                 raise
             return self._cut(task, expansion, quadrants(tile), "timeout", side)
-        records = _data(body, self._shown("images"))
-        if len(records) >= SEARCH_CAP and tile.divisible:
+        records = found.items
+        full = len(records) >= SEARCH_CAP or not found.complete
+        if full and tile.divisible:
             log.info("tile_split", task_id=task.id, bbox=tile.param(), returned=len(records))
             return self._cut(task, expansion, quadrants(tile), "cap", side, returned=len(records))
         expansion.images, expansion.result = _images(records, size, min_side, filters)
-        expansion.result["side"] = side
-        if len(records) >= SEARCH_CAP:
+        expansion.result.update(side=side, **_pages(found))
+        if full:
             # Cannot split below MIN_SIDE: keep what came and say so.
             expansion.result["capped"] = True
             log.warning("tile_capped", task_id=task.id, bbox=tile.param())
@@ -221,8 +225,8 @@ class MapillarySource:
         payload = read_stored(SequencePayload, task.payload, f"task {task.id} payload")
         sequence_id = payload.sequence_id
         expansion = Expansion(query=payload.query or f"sequence {sequence_id}")
-        body = await self._graph("image_ids", {"sequence_id": sequence_id}, search=False)
-        ids = [i for i in (record_id(r) for r in _data(body, self._shown("image_ids"))) if i]
+        listing = await self._collection("image_ids", {"sequence_id": sequence_id}, search=False)
+        ids = [i for i in (record_id(r) for r in listing.items) if i]
         ids = list(dict.fromkeys(ids))
         records = await self._batch(ids, size)
         listed = IdItem(image_id="", sequence_id=sequence_id)  # the group if a record lacks one
@@ -230,7 +234,7 @@ class MapillarySource:
         expansion.images, expansion.result = _images(found, size, min_side, filters, listed)
         gone = [i for i in ids if i not in records]
         expansion.images += [_missing(i, IdItem(i, sequence_id)) for i in gone]
-        expansion.result.update(ids=len(ids), missing=len(gone))
+        expansion.result.update(ids=len(ids), missing=len(gone), **_pages(listing))
         return expansion
 
     async def _expand_ids(
@@ -391,6 +395,13 @@ class MapillarySource:
                 api="mapillary",
             )
 
+    async def _collection(
+        self, path: str, params: Mapping[str, str], *, search: bool = True
+    ) -> Collection:
+        """Every page of a Graph collection, each asked for as the first one was."""
+        fetch = partial(self._graph, path, search=search)
+        return await collect(fetch, params, api=self._api, shown=self._shown(path))
+
     def _shown(self, path: str) -> str:
         return redact_url(f"{self._api}/{path}")
 
@@ -459,11 +470,13 @@ def _missing(image_id: str, listed: IdItem) -> FoundImage:
     )
 
 
-def _data(body: Any, shown: str) -> list[Any]:
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, list):
-        raise BadResponseError(f"Graph answer without a data list from {shown}", url=shown)
-    return data
+def _pages(found: Collection) -> dict[str, Any]:
+    """What a task's result says of the pages read: their number past one, and whether
+    some were left unread."""
+    detail: dict[str, Any] = {"pages": found.pages} if found.pages > 1 else {}
+    if not found.complete:
+        detail["capped"] = True
+    return detail
 
 
 def _batch_records(body: Any, shown: str) -> list[Mapping[str, Any]]:

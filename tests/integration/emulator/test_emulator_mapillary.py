@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import yarl
 from emu_helpers import MLY_TOKEN, Starter, mly_headers
 
 from harvester.emulator import AREA, RunningEmulator, Warts
@@ -294,3 +295,30 @@ async def test_thumbnail_urls_expire_and_fresh_ones_work(
     _, fresh = await _get(session, f"{emu.mapillary_api_url}/{image.id}", fields="thumb_256_url")
     async with session.get(fresh["thumb_256_url"]) as resp:
         assert resp.status == 200
+
+
+async def test_collections_come_in_pages_whose_next_url_holds_the_token(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emu = await start(warts=Warts(mapillary_page_size=50))
+    seq, _ = emu.world.mapillary_sequence_pairs()[0]
+    expected = [im.id for im in emu.world.mapillary_sequence(seq)]
+    url, params, seen = f"{emu.mapillary_api_url}/image_ids", {"sequence_id": seq}, []
+    while True:
+        status, body = await _get(session, url, **params)
+        assert status == 200 and len(body["data"]) <= 50
+        seen += [row["id"] for row in body["data"]]
+        if "paging" not in body:
+            break
+        link = yarl.URL(body["paging"]["next"])
+        assert link.query["access_token"] == MLY_TOKEN  # Graph writes it in, header or not
+        assert link.query["after"] == body["paging"]["cursors"]["after"]
+        params = {"sequence_id": seq, "after": link.query["after"]}
+    assert seen == expected and len(expected) > 100
+    status, body = await _get(session, url, sequence_id=seq, after="not-a-cursor")
+    assert status == 400 and "cursor" in body["error"]["message"]
+    stats = emu.state.stats.snapshot()
+    assert stats["token_in_url"] == 0  # every call above sent it in the header
+    async with session.get(link) as resp:
+        assert resp.status == 200
+    assert emu.state.stats.snapshot()["token_in_url"] == 1
