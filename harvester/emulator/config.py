@@ -116,6 +116,12 @@ class Warts:
     mapillary_deleted: frozenset[str] = frozenset()
     mapillary_deleted_entity: str = GRAPH_ERROR
     bbox_rule: str = PER_SIDE
+    # The number in that limit: each side under this many degrees, or an area under this many
+    # square degrees. Mapillary documents 0.01; a smaller one plays a stricter service.
+    bbox_limit: float = 0.01
+    # Image fields the API no longer serves (Graph retires fields between versions): asked
+    # for, they are refused as nonexisting (HTTP 400, code 100), the box's size aside.
+    mapillary_retired_fields: frozenset[str] = frozenset()
     flickr_429_html: bool = True  # Flickr's 429 is an HTML page, not JSON
     # Mapillary's own rate limit as a Graph error in the body (code 613, HTTP 400)
     # rather than a bare 429.
@@ -155,6 +161,8 @@ class Warts:
             raise ValueError(f"mapillary_deleted_entity must be one of {MAPILLARY_DELETED_ANSWERS}")
         if self.bbox_rule not in BBOX_RULES:
             raise ValueError(f"bbox_rule must be one of {BBOX_RULES}")
+        if not self.bbox_limit > 0:
+            raise ValueError("bbox_limit must be positive")
         if not 0 <= self.deleted_share < 1:
             raise ValueError("deleted_share must be in [0, 1)")
         if self.dense_refusal_above is not None and self.dense_refusal_above < 1:

@@ -29,8 +29,6 @@ from harvester.emulator.mapillary_world import MapillaryImage
 from harvester.emulator.stats import mark
 from harvester.emulator.world import World, mapillary_filter
 
-MAX_AREA = 0.01
-MAX_SIDE = 0.01  # the per-side reading: a side this long or longer is refused
 MAX_LIMIT = 2000
 MAX_IDS = 50
 _CURSOR = "offset:"
@@ -172,7 +170,8 @@ class MapillaryApi:
         names = ["id"] + [
             f.strip() for f in request.query.get("fields", "").split(",") if f.strip() and f != "id"
         ]
-        unknown = [n for n in names if n not in table]
+        retired = self.warts.mapillary_retired_fields
+        unknown = [n for n in names if n not in table or n in retired]
         if unknown:
             raise _bad(f"Tried accessing nonexisting field ({unknown[0]}) on node type (Image)")
         out = []
@@ -191,7 +190,8 @@ class MapillaryApi:
         limit = max(1, min(limit, MAX_LIMIT))
         sequence_id = q.get("sequence_id") or None
         if q.get("bbox"):
-            candidates = self.world.mapillary.in_bbox(_bbox(q["bbox"], self.warts.bbox_rule))
+            box = _bbox(q["bbox"], self.warts.bbox_rule, self.warts.bbox_limit)
+            candidates = self.world.mapillary.in_bbox(box)
             dense = self.warts.dense_refusal_above
             if dense is not None and len(candidates) > dense:
                 mark(request, "too_dense")
@@ -339,7 +339,7 @@ def _when(raw: str | None) -> int | None:
     return int(when.timestamp() * 1000)
 
 
-def _bbox(raw: str, rule: str = PER_SIDE) -> tuple[float, float, float, float]:
+def _bbox(raw: str, rule: str, limit: float) -> tuple[float, float, float, float]:
     try:
         minlon, minlat, maxlon, maxlat = (float(x) for x in raw.split(","))
     except ValueError as exc:
@@ -347,8 +347,8 @@ def _bbox(raw: str, rule: str = PER_SIDE) -> tuple[float, float, float, float]:
     if minlon > maxlon or minlat > maxlat:
         raise _bad("Invalid bbox: min greater than max")
     width, height = maxlon - minlon, maxlat - minlat
-    if rule == PER_SIDE and max(width, height) >= MAX_SIDE - 1e-12:
-        raise _bad("Bbox is too large, each side must be smaller than 0.01 degrees")
-    if width * height > MAX_AREA + 1e-12:
-        raise _bad("Bbox area is too large, please make it smaller than 0.01 square degrees")
+    if rule == PER_SIDE and max(width, height) >= limit - 1e-12:
+        raise _bad(f"Bbox is too large, each side must be smaller than {limit:g} degrees")
+    if width * height > limit + 1e-12:
+        raise _bad(f"Bbox area is too large, please make it smaller than {limit:g} square degrees")
     return minlon, minlat, maxlon, maxlat

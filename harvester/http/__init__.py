@@ -12,6 +12,7 @@ from harvester.http.credentials import CredentialGate
 from harvester.http.destinations import Destinations, HostNotAllowedError
 from harvester.http.errors import (
     BadResponseError,
+    BboxTooLargeError,
     ForbiddenError,
     HttpError,
     InvalidCredentials,
@@ -39,6 +40,7 @@ from harvester.http.provider_errors import (
 
 __all__ = [
     "BadResponseError",
+    "BboxTooLargeError",
     "Body",
     "BodyErrors",
     "CircuitBreaker",

@@ -177,6 +177,12 @@ class TooMuchDataError(PermanentHttpError):
     status_is_reason = False
 
 
+class BboxTooLargeError(TooMuchDataError):
+    """Mapillary's search refused the box itself as over its size limit (a 400 whose message
+    says the bbox is too large): a smaller box is the fix, and the size refused says which.
+    Its reason is its parent's, too_much_data: the request asked for too much."""
+
+
 class TooLargeError(PermanentHttpError):
     """The response body is larger than the byte cap."""
 

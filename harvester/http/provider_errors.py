@@ -8,10 +8,12 @@ little: a rate limit comes as a 400 or 403, so the body's code decides, not the 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from harvester.http.errors import (
+    BboxTooLargeError,
     HttpError,
     InvalidCredentials,
     NotFoundError,
@@ -38,8 +40,16 @@ GRAPH_TOKEN_CODES = frozenset({102, 190, 463, 467})
 GRAPH_DOWN_CODES = frozenset({1, 2})  # "unknown error" / "service temporarily unavailable"
 # Code 1 (as an HTTP 500) also says a request asks for too much: Mapillary's bbox search
 # answers so for a dense box, whatever its limit or fields. Its text, not its code, tells.
-_TOO_MUCH = "reduce the amount of data"
+_TOO_MUCH = re.compile("reduce the amount of data", re.IGNORECASE)
+# A bbox search over the size limit is a 400 (code 100, "invalid parameter") whose message
+# says so ("Bbox is too large, each side must be smaller than 0.01 degrees", or "Bbox area is
+# too large"); every other 400 a search gets (a retired field, a missing permission, a bad
+# filter value) says nothing of the box's size, so only this wording teaches a tile side.
+_BBOX_TOO_LARGE = re.compile(
+    r"\b(bbox|bounding box)\b.*\b(too (large|big)|exceeds?|smaller than)\b", re.IGNORECASE
+)
 MAX_ERROR_BODY = 64 * 1024  # an error body bigger than this is a page, not an error object
+_MESSAGE_CHARS = 1000
 
 
 def _code(value: Any) -> int | None:
@@ -102,12 +112,21 @@ def graph_error(error: Mapping[str, Any], *, url: str, status: int | None = None
         return ServiceUnavailableError(message, url=url, status=status)
     if status in (404, 410):
         return NotFoundError(message, url=url, status=status)
+    if _says(error, _BBOX_TOO_LARGE):
+        too_large = message + ": the box is over the search's size limit"
+        return BboxTooLargeError(too_large, url=url, status=status)
     return PermanentHttpError(message, url=url, status=status)
 
 
 def _asks_too_much(error: Mapping[str, Any]) -> bool:
+    return _says(error, _TOO_MUCH)
+
+
+def _says(error: Mapping[str, Any], pattern: re.Pattern[str]) -> bool:
+    """Whether the error's message, or the one for its user, matches `pattern`."""
     texts = (error.get(k) for k in ("message", "error_user_msg", "error_user_title"))
-    return any(isinstance(t, str) and _TOO_MUCH in t.lower() for t in texts)
+    # Read no further than a message runs: a hostile 64 KiB one costs the pattern nothing.
+    return any(isinstance(t, str) and pattern.search(t[:_MESSAGE_CHARS]) for t in texts)
 
 
 def graph_body_errors(status: int, data: bytes, url: str) -> HttpError | None:

@@ -4,13 +4,14 @@ A tile task searches one box; a full answer (the silent 2,000 cap), a timeout or
 "reduce the amount of data" (a dense box) turns into four quadrant tasks instead of
 images, so nothing is cut off. Whether the bbox limit means 0.01 square degrees or 0.01
 degrees per side is unsettled: tiles start at the looser (area) reading, and the first
-refused tile teaches the source the per-side one for the rest of the run; a refused tile
-is re-cut, never a failed region. Sequence and
-id-list tasks fetch entity fields in `?ids=` batches; a batch refused because one id is
-gone is halved until that id stands alone, and (its entity refusing it too) becomes a row
-skipped as `unavailable`; an id `?ids=` refuses that its entity has means the multi-get is
-not served there, and entities answer for the rest of the run, asked for together (the
-entity limiter paces them) rather than one after another.
+tile refused as too large teaches the source the per-side one for the rest of the run; such
+a tile is re-cut (and fails only once too small to cut). Any other refusal says nothing of
+the box's size and fails the task as itself. Sequence and id-list tasks fetch entity
+fields in `?ids=` batches; a batch refused because one id is gone is halved until that id
+stands alone, and (its entity refusing it too) becomes a row skipped as `unavailable`; an
+id `?ids=` refuses that its entity has means the multi-get is not served there, and
+entities answer for the rest of the run, asked for together (the entity limiter paces
+them) rather than one after another.
 Thumbnail URLs are signed and expire: a 403 on fetch gets a fresh URL from the entity
 endpoint and one more try. A search or sequence answered in pages (`paging.next`) is read
 to its last page, each asked for by its cursor as the first was (`mapillary_pages`).
@@ -29,6 +30,7 @@ from pydantic import SecretStr
 
 from harvester.http import (
     BadResponseError,
+    BboxTooLargeError,
     Body,
     CircuitBreaker,
     CredentialGate,
@@ -167,15 +169,15 @@ class MapillarySource:
             found = await self._collection("images", {**params, **filters.search_params()})
         except (InvalidCredentials, RateLimitedError, ServiceUnavailableError):
             raise
+        except BboxTooLargeError as refusal:
+            # The box over the size limit: the only refusal that teaches a tile side. Any
+            # other (a retired field, no permission) fails the task as itself.
+            return self._refused(task, expansion, tile, refusal)
         except TooMuchDataError:
             # Too many images in the box (whatever the limit): smaller boxes, not a retry.
             if not tile.divisible:
                 raise
             return self._cut(task, expansion, quadrants(tile), "dense", side)
-        except PermanentHttpError as exc:
-            if exc.status != 400:
-                raise  # a 403 (no permission) or a 404 says nothing about the box's size
-            return self._refused(task, expansion, tile)
         except TransientHttpError:
             if not tile.divisible:
                 raise
@@ -193,13 +195,15 @@ class MapillarySource:
             log.warning("tile_capped", task_id=task.id, bbox=tile.param())
         return expansion
 
-    def _refused(self, task: TaskView, expansion: Expansion, tile: Tile) -> Expansion:
-        """A tile the search refused (a 400): re-cut it smaller, and remember the size."""
+    def _refused(
+        self, task: TaskView, expansion: Expansion, tile: Tile, refusal: BboxTooLargeError
+    ) -> Expansion:
+        """A tile the search refused as too large: re-cut it smaller, and remember the size;
+        one too small to cut again fails the task (too_much_data), not done with nothing."""
         side = refusal_side(tile)
         if side is None:
             log.warning("tile_refused", task_id=task.id, bbox=tile.param())
-            expansion.result = {"refused": True, "side": self._tile_side}
-            return expansion
+            raise refusal
         if side < self._tile_side:
             log.info("tile_side_learned", side=side, was=self._tile_side, rule="per_side")
             self._tile_side = side

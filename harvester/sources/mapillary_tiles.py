@@ -21,7 +21,7 @@ from harvester.errors import InputError
 MAX_AREA = 0.01  # square degrees: the Graph API's limit for one bbox search, read as area
 TILE_SIDE = 0.09  # degrees; 0.09 x 0.09 = 0.0081 stays safely under MAX_AREA
 PER_SIDE_TILE = 0.0099  # degrees: under the stricter reading, each side below 0.01
-MIN_REFUSED_SIDE = 0.002  # a tile refused at this size is not the limit's doing: stop
+MIN_REFUSED_SIDE = 0.002  # a tile refused as too large at this size is no limit we know
 MIN_SIDE = 1e-4  # degrees (~10 m): a tile this small that is still full is accepted
 MAX_FANOUT = 1024  # tiles one task (or one submit) may create at once
 DECIMALS = 7
@@ -126,7 +126,7 @@ def refusal_side(tile: Tile) -> float | None:
     """The tile side to try after the search refused this tile; None if not worth it.
 
     Over the per-side reading's size, that reading; under it, half the longest side,
-    down to MIN_REFUSED_SIDE (a tile refused that small is refused for another reason).
+    down to MIN_REFUSED_SIDE (a tile refused that small fails instead).
     """
     longest = max(tile.width, tile.height)
     if longest > PER_SIDE_TILE + 1e-9:
@@ -160,7 +160,8 @@ def _fmt(value: float) -> str:
 
 def tiling_summary(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """How a region was tiled, from its tile tasks' results: tiles searched, the sides that
-    worked, and how many tiles were cut, and why (refused, at the cap, timed out, too wide)."""
+    worked, and how many tiles were cut, and why (refused as too large, at the cap, timed
+    out, too wide)."""
     searched = [r for r in results if "returned" in r]
     cuts = Counter(str(r["why"]) for r in results if "why" in r)
     return {
@@ -168,6 +169,5 @@ def tiling_summary(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "images_returned": sum(int(r["returned"]) for r in searched),
         "sides": sorted({float(r["side"]) for r in searched if "side" in r}),
         "cut": dict(sorted(cuts.items())),
-        "refused_uncut": sum(1 for r in results if r.get("refused")),
         "capped": sum(1 for r in results if r.get("capped")),
     }

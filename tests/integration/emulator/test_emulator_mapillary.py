@@ -322,3 +322,16 @@ async def test_collections_come_in_pages_whose_next_url_holds_the_token(
     async with session.get(link) as resp:
         assert resp.status == 200
     assert emu.state.stats.snapshot()["token_in_url"] == 1
+
+
+async def test_a_stricter_bbox_limit_and_retired_fields_are_refused_as_graph_words_them(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emu = await start(warts=Warts(bbox_limit=0.001, mapillary_retired_fields=frozenset({"make"})))
+    url = f"{emu.mapillary_api_url}/images"
+    status, body = await _get(session, url, bbox=_tile(DENSE_CORE, 0.0005))
+    assert status == 400 and "smaller than 0.001 degrees" in body["error"]["message"]
+    status, body = await _get(session, url, bbox=_tile(DENSE_CORE, 0.0004), fields="id,make")
+    assert status == 400 and "nonexisting field (make)" in body["error"]["message"]
+    status, body = await _get(session, url, bbox=_tile(DENSE_CORE, 0.0004), fields="id,model")
+    assert status == 200 and body["data"]

@@ -15,9 +15,10 @@ from structlog.testing import capture_logs
 
 from harvester.emulator import EmulatorConfig, RunningEmulator, Warts, start_emulator
 from harvester.emulator.mapillary_world import DENSE_CORE
-from harvester.http import HttpClient
+from harvester.http import HttpClient, PermanentHttpError, TooMuchDataError
 from harvester.sources.base import TaskView
 from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
+from harvester.sources.mapillary_tiles import PER_SIDE_TILE
 
 SECRET = TOKEN.rsplit("|", 1)[1]
 LON, LAT = DENSE_CORE
@@ -89,3 +90,42 @@ async def test_a_tile_answered_in_pages_is_read_to_its_last_page_not_cut(
     pages = -(-len(truth) // 150)
     assert not expansion.follow_up and expansion.result["pages"] == pages
     assert stats["endpoints"]["mapillary.images"]["total"] == pages
+
+
+async def test_a_search_refused_for_anything_but_the_box_size_fails_and_teaches_no_side(
+    http: HttpClient,
+) -> None:
+    """A 400 about a field (retired from the API) fails the tile as itself, at once: it
+    is not re-cut tile after tile, nor does it shrink the tiles of the rest of the run."""
+    emu = await _emulator(mapillary_retired_fields=frozenset({"thumb_1024_url"}))
+    source = make_source(http, emu)
+    try:
+        task = TaskView(1, 1, "mapillary_tile", {"bbox": list(CORE_TILE)}, 1)
+        with pytest.raises(PermanentHttpError) as caught:
+            await source.expand(task, {})
+        calls = (await emulator_stats(emu))["endpoints"]["mapillary.images"]["total"]
+        wide = (LON - 0.025, LAT - 0.025, LON + 0.025, LAT + 0.025)  # sides over 0.01
+        later = await source.expand(TaskView(2, 1, "mapillary_tile", {"bbox": list(wide)}, 1), {})
+    finally:
+        await emu.close()
+    assert type(caught.value) is PermanentHttpError and caught.value.reason == "http_400"
+    assert calls == 1
+    # The wide box is still searched at the area reading's size, refused as too large,
+    # and cut under the per-side one: the field's refusal taught nothing.
+    assert later.result["why"] == "refused" and later.result["side"] == PER_SIDE_TILE
+
+
+async def test_a_tile_refused_as_too_large_that_cannot_be_cut_again_fails(
+    http: HttpClient,
+) -> None:
+    emu = await _emulator(bbox_limit=0.001)  # a stricter service than any tile side we try
+    try:
+        task = TaskView(1, 1, "mapillary_tile", {"bbox": list(CORE_TILE)}, 1)
+        halves = await make_source(http, emu).expand(task, {})
+        assert halves.result["why"] == "refused" and len(halves.follow_up) == 4
+        part = halves.follow_up[0].payload
+        with pytest.raises(TooMuchDataError) as caught:
+            await make_source(http, emu).expand(TaskView(2, 1, "mapillary_tile", part, 1), {})
+    finally:
+        await emu.close()
+    assert caught.value.reason == "too_much_data" and caught.value.status == 400

@@ -6,6 +6,7 @@ import pytest
 
 from harvester.http import (
     BadResponseError,
+    BboxTooLargeError,
     InvalidCredentials,
     NotFoundError,
     PermanentHttpError,
@@ -51,6 +52,34 @@ def test_graph_errors_are_classified_by_their_body_code_before_their_status(
     mapped = graph_error(error, url=URL, status=status)
     assert type(mapped) is expected and mapped.url == URL
     assert "Invalid token" not in str(mapped)  # Graph messages are not echoed
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        # The box over the search's size limit, however it is worded: a smaller box is the fix.
+        ("Bbox is too large, each side must be smaller than 0.01 degrees", BboxTooLargeError),
+        ("Bbox area is too large, please make it smaller than 0.01 square degrees",
+         BboxTooLargeError),
+        ("The bounding box exceeds the maximum area", BboxTooLargeError),
+        # Other refusals of a search say nothing of the box's size.
+        ("Tried accessing nonexisting field (thumb_1024_url) on node type (Image)",
+         PermanentHttpError),
+        ("Invalid bbox: min greater than max", PermanentHttpError),
+        ("Application does not have permission for this action", PermanentHttpError),
+    ],
+)  # fmt: skip
+def test_only_a_refusal_of_the_box_size_reads_as_a_box_too_large(
+    message: str, expected: type[Exception]
+) -> None:
+    error = graph_error({"type": "MLYApiException", "code": 100, "message": message}, url=URL)
+    assert type(error) is expected
+
+
+def test_a_hostile_message_is_read_only_as_far_as_a_message_runs() -> None:
+    message = "bbox " * 20_000 + "too large"  # the words apart by far more than a message
+    error = graph_error({"code": 100, "message": message}, url=URL, status=400)
+    assert type(error) is PermanentHttpError
 
 
 def test_a_body_without_an_error_object_leaves_the_status_to_decide() -> None:
