@@ -63,6 +63,11 @@ class Faults:
     # Share of Mapillary API answers that are Graph rate-limit errors in the body
     # (code 4, 17 or 613) sent with a 400 or 403, as Graph-style APIs do.
     body_rate_limit_rate: float = 0
+    # The codes those carry, in turn by the coin: Graph also throttles with 32, 341
+    # ("Application limit reached"), 368 ("Temporarily blocked") and the business use case
+    # limits 80000-80014; and may mark an error of any code `"is_transient": true`.
+    body_rate_limit_codes: tuple[int, ...] = (4, 17, 613)
+    body_rate_limit_transient: bool = False
     # Share of API answers that are an HTML page sent with a 200: a captive portal's, a
     # proxy's or a maintenance page standing in for the API's JSON.
     html_page_rate: float = 0
@@ -71,6 +76,10 @@ class Faults:
     # recompression): nothing is amiss at the HTTP level, only in the stream.
     bad_gzip_rate: float = 0
     scope: frozenset[str] = frozenset({API, CDN})
+
+    def __post_init__(self) -> None:
+        if not self.body_rate_limit_codes:
+            raise ValueError("body_rate_limit_codes needs at least one code")
 
 
 @dataclass(frozen=True)

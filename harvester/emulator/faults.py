@@ -154,24 +154,36 @@ _HTML_503 = (
     "<!DOCTYPE html>\n<html><head><title>Flickr: Service Unavailable</title></head><body>"
     "<h1>Flickr is having a massage</h1><p>Please try again soon.</p></body></html>\n"
 )
-# Graph rate-limit codes: application (4), user (17), custom/page (613) limits.
-GRAPH_RATE_CODES = (4, 17, 613)
+# What Graph says with its throttling codes; any other code says the last.
+GRAPH_LIMIT_MESSAGES = {
+    4: "Application request limit reached",
+    341: "Application limit reached",
+    368: "Temporarily blocked for policies violations",
+}
+GRAPH_LIMIT_MESSAGE = "Calls have exceeded the rate limit"
 
 
-def graph_body_error(status: int, code: int, message: str, kind: str) -> web.Response:
+def graph_body_error(
+    status: int, code: int, message: str, kind: str, *, transient: bool = False
+) -> web.Response:
     """A Graph-style error: the meaning is in the body's code, the status only says 4xx/5xx."""
-    body = {"error": {"message": message, "type": kind, "code": code, "fbtrace_id": "emulator"}}
+    error: dict[str, object] = {"message": message, "type": kind, "code": code}
+    if transient:
+        error["is_transient"] = True
+    body = {"error": {**error, "fbtrace_id": "emulator"}}
     return web.json_response(body, status=status)
 
 
-def graph_rate_limited(coin: float) -> web.Response:
-    """A Graph rate limit (code 4, 17 or 613) sent as a 400 or 403, as Graph APIs do."""
-    code = GRAPH_RATE_CODES[int(coin * 6) % 3]
-    status = 403 if int(coin * 6) >= 3 else 400
-    message = (
-        "Application request limit reached" if code == 4 else "Calls have exceeded the rate limit"
-    )
-    return graph_body_error(status, code, message, "OAuthException")
+def graph_rate_limited(coin: float, faults: Faults) -> web.Response:
+    """A Graph rate limit, one of `faults.body_rate_limit_codes` by the coin, sent as a 400
+    or a 403 (half each), as Graph APIs do."""
+    codes = faults.body_rate_limit_codes
+    drawn = int(coin * 2 * len(codes))
+    code = codes[drawn % len(codes)]
+    status = 403 if drawn >= len(codes) else 400
+    message = GRAPH_LIMIT_MESSAGES.get(code, GRAPH_LIMIT_MESSAGE)
+    transient = faults.body_rate_limit_transient
+    return graph_body_error(status, code, message, "OAuthException", transient=transient)
 
 
 async def reset_connection(request: web.Request) -> None:
@@ -327,7 +339,7 @@ def middleware(  # noqa: C901 - one request pipeline, read top to bottom
             return refused(route, injector.faults.retry_after_s)
         if decision == "body_rate_limit":
             stats.note(label, route.endpoint, "body_rate_limit")
-            return graph_rate_limited(injector.coin(route.scope))
+            return graph_rate_limited(injector.coin(route.scope), injector.faults)
         if decision == "html_page":
             stats.note(label, route.endpoint, "html_page")
             return web.Response(status=200, text=_HTML_PORTAL, content_type="text/html")

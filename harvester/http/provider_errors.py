@@ -34,8 +34,12 @@ BodyErrors = Callable[[int, bytes, str], HttpError | None]
 FLICKR_DOWN = frozenset({0, 105, 201})
 FLICKR_TRANSIENT = frozenset({10, 106})
 FLICKR_KEY_CODES = frozenset({98, 99, 100})
-# Graph: application (4), user (17), page (32) and custom (613) rate limits; token codes.
-GRAPH_RATE_CODES = frozenset({4, 17, 32, 613})
+# Graph throttling, as its error-handling and rate-limiting guides list it: application (4),
+# user (17), page (32) and custom (613) rate limits, "Application limit reached" (341),
+# "Temporarily blocked for policies violations" (368, "wait and retry"), and the business
+# use case limits (80000 Ads Insights ... 80014 Catalog Batch). Any error marked
+# `"is_transient": true` is worth another try, whatever its code.
+GRAPH_RATE_CODES = frozenset({4, 17, 32, 341, 368, 613, *range(80000, 80015)})
 GRAPH_TOKEN_CODES = frozenset({102, 190, 463, 467})
 GRAPH_DOWN_CODES = frozenset({1, 2})  # "unknown error" / "service temporarily unavailable"
 # Code 1 (as an HTTP 500) also says a request asks for too much: Mapillary's bbox search
@@ -110,6 +114,8 @@ def graph_error(error: Mapping[str, Any], *, url: str, status: int | None = None
         return InvalidCredentials(message, url=url, status=status)
     if code in GRAPH_DOWN_CODES or (status is not None and status >= 500):
         return ServiceUnavailableError(message, url=url, status=status)
+    if error.get("is_transient") is True:
+        return TransientHttpError(message, url=url, status=status, reason="transient")
     if status in (404, 410):
         return NotFoundError(message, url=url, status=status)
     if _says(error, _BBOX_TOO_LARGE):

@@ -206,14 +206,29 @@ async def test_body_rate_limits_carry_graph_codes_with_4xx_statuses(
     start: Starter, session: aiohttp.ClientSession
 ) -> None:
     emu = await start(faults=Faults(body_rate_limit_rate=1.0))
+    seen = await _graph_errors(session, emu)
+    assert {s for s, _, _ in seen} == {400, 403} and {c for _, c, _ in seen} == {4, 17, 613}
+    assert not any(transient for _, _, transient in seen)
+    assert (await _search(session, emu))[0] == 200  # Flickr is not Graph-style
+    other = Faults(
+        body_rate_limit_rate=1.0, body_rate_limit_codes=(341, 80004), body_rate_limit_transient=True
+    )
+    seen = await _graph_errors(session, await start(faults=other))
+    assert {c for _, c, _ in seen} == {341, 80004} and all(t for _, _, t in seen)
+
+
+async def _graph_errors(
+    session: aiohttp.ClientSession, emu: RunningEmulator
+) -> set[tuple[int, int, bool]]:
+    """(status, code, is_transient) of 30 refused calls."""
     url = f"{emu.mapillary_api_url}/image_ids"
     seq = emu.world.mapillary_sequence_pairs()[0][0]
     seen = set()
     for _ in range(30):
         async with session.get(url, params={"sequence_id": seq}, headers=mly_headers()) as r:
-            seen.add((r.status, (await r.json())["error"]["code"]))
-    assert {s for s, _ in seen} == {400, 403} and {c for _, c in seen} == {4, 17, 613}
-    assert (await _search(session, emu))[0] == 200  # Flickr is not Graph-style
+            error = (await r.json())["error"]
+        seen.add((r.status, error["code"], error.get("is_transient", False)))
+    return seen
 
 
 async def test_flickr_429s_are_html_pages_unless_told_otherwise(

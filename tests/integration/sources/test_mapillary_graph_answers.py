@@ -13,9 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
 
-from harvester.emulator import EmulatorConfig, RunningEmulator, Warts, start_emulator
+from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, Warts, start_emulator
 from harvester.emulator.mapillary_world import DENSE_CORE
-from harvester.http import HttpClient, PermanentHttpError, TooMuchDataError
+from harvester.http import HttpClient, HttpSettings, PermanentHttpError, TooMuchDataError
 from harvester.sources.base import TaskView
 from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
 from harvester.sources.mapillary_tiles import PER_SIDE_TILE
@@ -129,3 +129,36 @@ async def test_a_tile_refused_as_too_large_that_cannot_be_cut_again_fails(
     finally:
         await emu.close()
     assert caught.value.reason == "too_much_data" and caught.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("codes", "transient"),
+    [((341, 368, 80001, 80014), False), ((-2,), True)],
+    ids=["throttling-codes", "is-transient"],
+)
+async def test_graph_throttles_beyond_the_classic_codes_are_waited_out_not_failed(
+    codes: tuple[int, ...], transient: bool
+) -> None:
+    """Graph's error-handling guide throttles with 341 and 368 as well as 4, 17 and 613,
+    its business use case limits with 80000-80014, and marks other retryable errors
+    `is_transient`: each is tried again, so the sequence comes whole."""
+    faults = Faults(
+        body_rate_limit_rate=0.4,
+        body_rate_limit_codes=codes,
+        body_rate_limit_transient=transient,
+        scope=frozenset({"api"}),
+    )
+    config = EmulatorConfig(mapillary_tokens=frozenset({TOKEN}), faults=faults)
+    emu = await start_emulator(config)
+    patient = HttpSettings(max_attempts=8, backoff_initial_s=0.01, backoff_max_s=0.02)
+    try:
+        sequence_id = emu.world.mapillary_sequence_pairs()[0][0]
+        truth = {im.id for im in emu.world.mapillary_sequence(sequence_id)}
+        task = TaskView(1, 1, "mapillary_sequence", {"sequence_id": sequence_id}, 1)
+        async with HttpClient(patient) as client:
+            expansion = await make_source(client, emu).expand(task, {})
+        stats = await emulator_stats(emu)
+    finally:
+        await emu.close()
+    assert {image.provider_id for image in expansion.images} == truth
+    assert stats["body_rate_limit"] > 0

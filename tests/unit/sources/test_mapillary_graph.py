@@ -13,6 +13,7 @@ from harvester.http import (
     RateLimitedError,
     ServiceUnavailableError,
     TooMuchDataError,
+    TransientHttpError,
     graph_body_errors,
     graph_error,
 )
@@ -32,6 +33,18 @@ URL = "https://graph.example/images"
         ({"type": "MLYApiException", "code": "613"}, 400, RateLimitedError),
         ({"type": "MLYApiException", "code": 613}, 200, RateLimitedError),
         ({"type": "MLYApiException", "code": 2}, 500, ServiceUnavailableError),
+        # Graph's other throttles: the error-handling guide's 341 and 368, the business use
+        # case limits, and any error it marks transient.
+        ({"type": "OAuthException", "code": 341, "message": "Application limit reached"}, 400,
+         RateLimitedError),
+        ({"type": "OAuthException", "code": 368}, 403, RateLimitedError),
+        ({"type": "OAuthException", "code": 32}, 403, RateLimitedError),
+        ({"type": "OAuthException", "code": 80000}, 400, RateLimitedError),
+        ({"type": "OAuthException", "code": "80014"}, 400, RateLimitedError),
+        ({"type": "OAuthException", "code": 80015}, 400, PermanentHttpError),
+        ({"type": "OAuthException", "code": -2, "is_transient": True}, 400, TransientHttpError),
+        ({"type": "OAuthException", "code": 100, "is_transient": "yes"}, 400, PermanentHttpError),
+        ({"type": "OAuthException", "code": 190, "is_transient": True}, 401, InvalidCredentials),
         ({"type": "OAuthException", "code": 1, "message": "An unknown error occurred"}, 500,
          ServiceUnavailableError),
         # A dense box: the same request fails again, a smaller one works (not an outage).
