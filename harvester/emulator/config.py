@@ -143,6 +143,9 @@ class Warts:
     # code 1 "Please reduce the amount of data you're asking for", whatever its limit or
     # fields, as the real search does in city centres. None: the box's size decides alone.
     dense_refusal_above: int | None = 1500
+    # A bbox search over a box holding more images than this times out at the gateway: an
+    # HTTP 504 page, as a query too heavy for the time allowed meets. None: never.
+    dense_timeout_above: int | None = None
     # Graph's paged collections: `images` and `image_ids` answer at most this many items a
     # page, each page but the last with `paging.cursors.after` and a `paging.next` URL that
     # holds the caller's token as `access_token=`, as Graph writes it. None: one page.
@@ -176,6 +179,8 @@ class Warts:
             raise ValueError("deleted_share must be in [0, 1)")
         if self.dense_refusal_above is not None and self.dense_refusal_above < 1:
             raise ValueError("dense_refusal_above must be >= 1 (or None: never)")
+        if self.dense_timeout_above is not None and self.dense_timeout_above < 1:
+            raise ValueError("dense_timeout_above must be >= 1 (or None: never)")
         if self.mapillary_page_size is not None and self.mapillary_page_size < 1:
             raise ValueError("mapillary_page_size must be >= 1 (or None: one page)")
         if not self.flickr_down_codes:

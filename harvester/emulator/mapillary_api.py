@@ -33,6 +33,7 @@ MAX_LIMIT = 2000
 MAX_IDS = 50
 _CURSOR = "offset:"
 TOO_MUCH_DATA = "Please reduce the amount of data you're asking for, then retry your request"
+GATEWAY_TIMEOUT = "<html><body><h1>504 Gateway Time-out</h1></body></html>\n"
 
 
 def graph_error(
@@ -196,6 +197,11 @@ class MapillaryApi:
             if dense is not None and len(candidates) > dense:
                 mark(request, "too_dense")
                 raise GraphError(graph_error(500, TOO_MUCH_DATA, "OAuthException", 1))
+            heavy = self.warts.dense_timeout_above
+            if heavy is not None and len(candidates) > heavy:
+                mark(request, "gateway_timeout")
+                page = web.Response(status=504, text=GATEWAY_TIMEOUT, content_type="text/html")
+                raise GraphError(page)
         elif sequence_id:
             candidates = self.world.mapillary_sequence(sequence_id)
         else:

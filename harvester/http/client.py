@@ -17,7 +17,7 @@ import json
 import random
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from types import TracebackType
@@ -49,6 +49,7 @@ from harvester.http.errors import (
     InvalidCredentials,
     PermanentHttpError,
     RateLimitedError,
+    ServiceUnavailableError,
     SlowTransferError,
     TooLargeError,
     TooSlowError,
@@ -158,6 +159,7 @@ class _Call:
     api: str = "api"  # the metrics label: flickr, mapillary, images
     destinations: Destinations | None = None
     wire: _Wire = field(default_factory=_Wire, compare=False)
+    outage_attempts: int | None = None  # see HttpClient.get_json
 
     def show(self, url: yarl.URL | str) -> str:
         """The URL as it may appear in an error or a log line."""
@@ -226,9 +228,16 @@ class HttpClient:
         breaker: CircuitBreaker | None = None,
         body_errors: BodyErrors | None = None,
         api: str = "api",
+        outage_attempts: int | None = None,
     ) -> Any:
-        """GET and parse JSON; a body that is not JSON raises a transient ``bad_response``."""
-        reply = await self._get(url, params, headers, limiter, secrets, breaker, body_errors, api)
+        """GET and parse JSON; a body that is not JSON raises a transient ``bad_response``.
+
+        ``outage_attempts``: an outage answer (a 5xx, a "down" code: ServiceUnavailableError
+        with a status) ends the call after this many attempts while the breaker is shut, for
+        a caller with a better move than asking again (a smaller box)."""
+        reply = await self._get(
+            url, params, headers, limiter, secrets, breaker, body_errors, api, outage_attempts
+        )
         try:
             return json.loads(reply.body.data)
         except json.JSONDecodeError as exc:
@@ -249,6 +258,7 @@ class HttpClient:
         breaker: CircuitBreaker | None,
         body_errors: BodyErrors | None,
         api: str,
+        outage_attempts: int | None = None,
     ) -> _Reply:
         """An API call's reply, retried: what JSON and text bodies share."""
         call = self._call(
@@ -263,7 +273,7 @@ class HttpClient:
             body_errors=body_errors,
             api=api,
         )
-        return await self._with_retries(call)
+        return await self._with_retries(replace(call, outage_attempts=outage_attempts))
 
     async def get_text(
         self,
@@ -392,10 +402,13 @@ class HttpClient:
             first: TransientHttpError | None = exc
         breaker = call.breaker
         stop = stop_after_attempt(self._settings.max_attempts)
+        outages = stop_after_attempt(call.outage_attempts or self._settings.max_attempts)
 
         def give_up(state: RetryCallState) -> bool:
             # While the API is down for everyone, attempts are not spent: wait it out.
-            return stop(state) and not (breaker is not None and breaker.holding)
+            if breaker is not None and breaker.holding:
+                return False
+            return stop(state) or (_answered_outage(state) and outages(state))
 
         def wait(state: RetryCallState) -> float:
             return 0.0 if breaker is not None and breaker.holding else self._wait(state)
@@ -802,6 +815,12 @@ async def _next_piece(content: aiohttp.StreamReader) -> bytes:
         piece, boundary = await content.readchunk()
         if piece or not boundary:
             return piece
+
+
+def _answered_outage(state: RetryCallState) -> bool:
+    """Whether the attempt ended with an outage answer (not a connection that failed)."""
+    exc = state.outcome.exception() if state.outcome is not None else None
+    return isinstance(exc, ServiceUnavailableError) and exc.status is not None
 
 
 def _log_retry(stats: HttpStats, api: str, state: RetryCallState) -> None:

@@ -1,17 +1,17 @@
 """Mapillary (Graph API v4): regions by tiles, sequences, and listed ids, as image rows.
 
-A tile task searches one box; a full answer (the silent 2,000 cap), a timeout or Graph's
-"reduce the amount of data" (a dense box) turns into four quadrant tasks instead of
-images, so nothing is cut off. Whether the bbox limit means 0.01 square degrees or 0.01
-degrees per side is unsettled: tiles start at the looser (area) reading, and the first
-tile refused as too large teaches the source the per-side one for the rest of the run; such
-a tile is re-cut (and fails only once too small to cut). Any other refusal says nothing of
-the box's size and fails the task as itself. Sequence and id-list tasks fetch entity
-fields in `?ids=` batches; a batch refused because one id is gone is halved until that id
-stands alone, and (its entity refusing it too) becomes a row skipped as `unavailable`; an
-id `?ids=` refuses that its entity has means the multi-get is not served there, and
-entities answer for the rest of the run, asked for together (the entity limiter paces
-them) rather than one after another.
+A tile task searches one box; a full answer (the silent 2,000 cap), a timeout, a 5xx for
+that box alone (the breaker shut) or Graph's "reduce the amount of data" (a dense box)
+turns into four quadrant tasks instead of images, so nothing is cut off. Whether the bbox
+limit means 0.01 square degrees or 0.01 degrees per side is unsettled: tiles start at the
+looser (area) reading, and the first tile refused as too large teaches the source the
+per-side one for the rest of the run; such a tile is re-cut (and fails only once too small to
+cut). Any other refusal says nothing of the box's size and fails the task as itself.
+Sequence and id-list tasks fetch entity fields in `?ids=` batches; a batch refused because
+one id is gone is halved until that id stands alone, and (its entity refusing it too)
+becomes a row skipped as `unavailable`; an id `?ids=` refuses that its entity has means the
+multi-get is not served there, and entities answer for the rest of the run, asked for
+together (the entity limiter paces them) rather than one after another.
 Thumbnail URLs are signed and expire: a 403 on fetch gets a fresh URL from the entity
 endpoint and one more try. A search or sequence answered in pages (`paging.next`) is read
 to its last page, each asked for by its cursor as the first was (`mapillary_pages`).
@@ -44,6 +44,7 @@ from harvester.http import (
     RateLimitedError,
     RateLimiter,
     ServiceUnavailableError,
+    SlowTransferError,
     TooMuchDataError,
     TransientHttpError,
     UnavailableError,
@@ -92,6 +93,9 @@ from harvester.storage.layout import file_name
 log = structlog.get_logger("harvester.sources.mapillary")
 
 SEARCH_CAP = 2000  # the most one bbox search returns, without saying it stopped
+# Outage answers a search takes before its box is cut instead, while the API answers other
+# calls: few enough that a box's own 5xx cannot open the breaker (3 in a row) by itself.
+SEARCH_OUTAGE_ATTEMPTS = 2
 BATCH_IDS = 50  # ids per `?ids=` request
 DEFAULT_THUMB = f"thumb_{DEFAULT_SIZE}_url"
 UNAVAILABLE = "unavailable: Mapillary has no image with this id (deleted or private)"
@@ -167,7 +171,7 @@ class MapillarySource:
         params = {"bbox": tile.param(), "fields": fields_for(size), "limit": str(SEARCH_CAP)}
         try:
             found = await self._collection("images", {**params, **filters.search_params()})
-        except (InvalidCredentials, RateLimitedError, ServiceUnavailableError):
+        except (InvalidCredentials, RateLimitedError):
             raise
         except BboxTooLargeError as refusal:
             # The box over the size limit: the only refusal that teaches a tile side. Any
@@ -178,17 +182,18 @@ class MapillarySource:
             if not tile.divisible:
                 raise
             return self._cut(task, expansion, quadrants(tile), "dense", side)
-        except TransientHttpError:
-            if not tile.divisible:
-                raise
-            return self._cut(task, expansion, quadrants(tile), "timeout", side)
+        except TransientHttpError as exc:
+            why = _too_heavy(exc, self._breaker)
+            if why is None or not tile.divisible:
+                raise  # retried (a page in the API's place, a cut body), or an outage's
+            return self._cut(task, expansion, quadrants(tile), why, side)
         records = found.items
         full = len(records) >= SEARCH_CAP or not found.complete
         if full and tile.divisible:
             log.info("tile_split", task_id=task.id, bbox=tile.param(), returned=len(records))
             return self._cut(task, expansion, quadrants(tile), "cap", side, returned=len(records))
         expansion.images, expansion.result = _images(records, size, min_side, filters)
-        expansion.result.update(side=side, **_pages(found))
+        expansion.result.update(side=side, **found.detail())
         if full:
             # Cannot split below MIN_SIDE: keep what came and say so.
             expansion.result["capped"] = True
@@ -238,7 +243,7 @@ class MapillarySource:
         expansion.images, expansion.result = _images(found, size, min_side, filters, listed)
         gone = [i for i in ids if i not in records]
         expansion.images += [_missing(i, IdItem(i, sequence_id)) for i in gone]
-        expansion.result.update(ids=len(ids), missing=len(gone), **_pages(listing))
+        expansion.result.update(ids=len(ids), missing=len(gone), **listing.detail())
         return expansion
 
     async def _expand_ids(
@@ -397,6 +402,7 @@ class MapillarySource:
                 breaker=self._breaker,
                 body_errors=graph_body_errors,
                 api="mapillary",
+                outage_attempts=SEARCH_OUTAGE_ATTEMPTS if search else None,
             )
 
     async def _collection(
@@ -420,6 +426,16 @@ async def _together(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
         first = failed.exceptions[0]
         raise first from first.__cause__
     return [task.result() for task in tasks]
+
+
+def _too_heavy(exc: TransientHttpError, breaker: CircuitBreaker) -> str | None:
+    """Why a failed search says its box is too heavy to answer, or None if it does not: it
+    timed out, or had outage answers while the API answers other calls (its breaker shut).
+    A page in the API's place, a cut body or an error marked transient is only retried."""
+    if isinstance(exc, ServiceUnavailableError):
+        return "unavailable" if exc.status is not None and not breaker.is_open else None
+    timed_out = exc.reason == "timeout" or isinstance(exc, SlowTransferError)
+    return "timeout" if timed_out else None
 
 
 def _images(
@@ -472,15 +488,6 @@ def _missing(image_id: str, listed: IdItem) -> FoundImage:
         role=listed.role,
         hit_detail=_pair_detail([listed]),
     )
-
-
-def _pages(found: Collection) -> dict[str, Any]:
-    """What a task's result says of the pages read: their number past one, and whether
-    some were left unread."""
-    detail: dict[str, Any] = {"pages": found.pages} if found.pages > 1 else {}
-    if not found.complete:
-        detail["capped"] = True
-    return detail
 
 
 def _batch_records(body: Any, shown: str) -> list[Mapping[str, Any]]:

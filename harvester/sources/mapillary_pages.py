@@ -34,6 +34,14 @@ class Collection:
     pages: int
     complete: bool
 
+    def detail(self) -> dict[str, Any]:
+        """What a task's result says of the pages read: how many, past one, and whether
+        some were left unread."""
+        detail: dict[str, Any] = {"pages": self.pages} if self.pages > 1 else {}
+        if not self.complete:
+            detail["capped"] = True
+        return detail
+
 
 async def collect(fetch: Fetch, params: Mapping[str, str], *, api: str, shown: str) -> Collection:
     """Every page of the collection `fetch(params)` starts, up to MAX_PAGES; a cursor that

@@ -146,6 +146,19 @@ async def test_a_box_holding_too_many_images_is_refused_whatever_the_limit(
     assert status == 200
 
 
+async def test_a_box_holding_too_many_images_can_time_out_at_the_gateway_instead(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    emulator = await start(warts=Warts(dense_timeout_above=300))
+    url = f"{emulator.mapillary_api_url}/images"
+    async with session.get(url, params={"bbox": CORE_BOX}, headers=mly_headers()) as resp:
+        assert resp.status == 504 and "Gateway Time-out" in await resp.text()
+    lon, lat = DENSE_CORE
+    status, _ = await _get(session, url, bbox=_tile((lon + 0.3, lat + 0.3), 0.004))
+    assert status == 200
+    assert emulator.state.stats.snapshot()["gateway_timeout"] == 1
+
+
 def _bounds(bbox: str) -> tuple[float, float, float, float]:
     minlon, minlat, maxlon, maxlat = (float(v) for v in bbox.split(","))
     return minlon, minlat, maxlon, maxlat

@@ -19,7 +19,7 @@ from harvester.db.enqueue import enqueue_tasks
 from harvester.db.models import Image, Task
 from harvester.db.queue import Queue
 from harvester.emulator import RunningEmulator
-from harvester.http import HttpClient, HttpSettings, TokenBucket
+from harvester.http import CircuitBreaker, HttpClient, HttpSettings, TokenBucket
 from harvester.sources.base import TaskView
 from harvester.sources.mapillary import MapillarySource
 
@@ -36,7 +36,11 @@ async def quick_http() -> AsyncIterator[HttpClient]:
 
 
 def make_source(
-    http: HttpClient, emu: RunningEmulator, token: str = TOKEN, rate: float = 1000.0
+    http: HttpClient,
+    emu: RunningEmulator,
+    token: str = TOKEN,
+    rate: float = 1000.0,
+    breaker: CircuitBreaker | None = None,
 ) -> MapillarySource:
     limiter = TokenBucket(rate, BURST)  # one bucket: the emulator counts per token
     return MapillarySource(
@@ -45,6 +49,7 @@ def make_source(
         token=SecretStr(token),
         search_limiter=limiter,
         entity_limiter=limiter,
+        breaker=breaker,
     )
 
 

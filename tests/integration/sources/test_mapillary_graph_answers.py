@@ -15,9 +15,17 @@ from structlog.testing import capture_logs
 
 from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, Warts, start_emulator
 from harvester.emulator.mapillary_world import DENSE_CORE
-from harvester.http import HttpClient, HttpSettings, PermanentHttpError, TooMuchDataError
+from harvester.http import (
+    CircuitBreaker,
+    HttpClient,
+    HttpSettings,
+    PermanentHttpError,
+    ServiceUnavailableError,
+    TooMuchDataError,
+    TransientHttpError,
+)
 from harvester.sources.base import TaskView
-from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
+from harvester.sources.mapillary import MapillaryCampaign, MapillarySource, submit_mapillary
 from harvester.sources.mapillary_tiles import PER_SIDE_TILE
 
 SECRET = TOKEN.rsplit("|", 1)[1]
@@ -162,3 +170,60 @@ async def test_graph_throttles_beyond_the_classic_codes_are_waited_out_not_faile
         await emu.close()
     assert {image.provider_id for image in expansion.images} == truth
     assert stats["body_rate_limit"] > 0
+
+
+async def test_a_tile_timed_out_at_the_gateway_is_cut_after_a_retry_while_the_api_answers() -> None:
+    """A 504 for one heavy box while the service answers: cut into quadrants after one
+    retry, as a timeout is, before the box's own answers open the breaker (3 in a row).
+    Once the breaker is open the outage is everyone's: tiles wait for it, uncut."""
+    emu = await _emulator(dense_timeout_above=400)  # the tile holds 711, each quadrant < 260
+    quick = {"probe_after_s": 0.05, "max_probe_interval_s": 0.05, "max_pause_s": 0.5}
+    breaker = CircuitBreaker("mapillary", **quick)
+    patient = HttpSettings(max_attempts=5, backoff_initial_s=0.01, backoff_max_s=0.02)
+    try:
+        truth = {im.id for im in emu.world.mapillary_images_in_bbox(CORE_TILE)}
+        async with HttpClient(patient) as client:
+            source = make_source(client, emu, breaker=breaker)
+            found, whys = await _expand_all(source, CORE_TILE)
+            timeouts = (await emulator_stats(emu))["gateway_timeout"]
+            for _ in range(3):
+                breaker.record(ServiceUnavailableError("down", url="x", status=503), probe=False)
+            with pytest.raises(ServiceUnavailableError):
+                await _expand_all(source, CORE_TILE)
+    finally:
+        await emu.close()
+    assert found == truth and whys.count("unavailable") == 1
+    assert timeouts == 2 and breaker.opened == 1  # opened by the outage alone
+
+
+async def test_an_html_page_for_a_tile_search_is_retried_not_taken_for_a_heavy_box(
+    http: HttpClient,
+) -> None:
+    """A portal's page with a 200 says nothing of the box: no cut (which would ask again for
+    four boxes, and four more, as long as the page stands in the API's place)."""
+    faults = Faults(html_page_rate=1.0, scope=frozenset({"api"}))
+    emu = await start_emulator(EmulatorConfig(mapillary_tokens=frozenset({TOKEN}), faults=faults))
+    try:
+        task = TaskView(1, 1, "mapillary_tile", {"bbox": list(CORE_TILE)}, 1)
+        with pytest.raises(TransientHttpError) as caught:
+            await make_source(http, emu).expand(task, {})
+        pages = (await emulator_stats(emu))["html_page"]
+    finally:
+        await emu.close()
+    # Raised as transient: the queue tries the task again later, the box whole.
+    assert caught.value.reason == "bad_response" and pages == 1
+
+
+async def _expand_all(
+    source: MapillarySource, box: tuple[float, float, float, float]
+) -> tuple[set[str], list[object]]:
+    """Every image of a tile and the tasks it is cut into; why each task was cut."""
+    pending = [TaskView(1, 1, "mapillary_tile", {"bbox": list(box)}, 1)]
+    found: set[str] = set()
+    whys: list[object] = []
+    while pending:
+        expansion = await source.expand(pending.pop(), {})
+        found |= {image.provider_id for image in expansion.images}
+        whys.append(expansion.result.get("why"))
+        pending += [TaskView(2, 1, t.kind, t.payload, 1) for t in expansion.follow_up]
+    return found, whys
