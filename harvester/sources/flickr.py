@@ -148,6 +148,7 @@ class FlickrSource:
                 host_slots=self._host_slots,
                 max_bytes=self._max_bytes,
                 destinations=self._destinations,
+                refused_placeholder=True,
             )
         except NotFoundError as exc:
             # A URL the API handed out that the CDN no longer has: the photo went away.

@@ -66,16 +66,20 @@ async def fetch_photo(
     host_slots: HostSlots | None,
     max_bytes: int | None,
     destinations: Destinations | None,
+    refused_placeholder: bool = False,
 ) -> Body:
-    """The photo's body; Flickr's placeholder in its place is `unavailable`, whether it was
-    served (as `judge` tells) or a redirect to it was refused for its host (Yahoo's is no
-    image host; a list's may be a private address): where it went says enough to not go."""
+    """The photo's body; Flickr's placeholder in its place is `unavailable` when it was
+    served (as `judge` tells), and with `refused_placeholder` when a redirect to it was
+    refused for its host too (Flickr's own photos: Yahoo's hosts are no image hosts, and
+    where it went says enough to not go). For a list a refused redirect stays
+    `host_not_allowed` whatever its path: Yahoo's placeholder is public, so only a
+    non-public address is refused there, which is what operators filter that code for."""
     try:
         body = await http.fetch(
             url, host_slots=host_slots, max_bytes=max_bytes, destinations=destinations
         )
     except HostNotAllowedError as exc:
-        if not redirected_to_placeholder(exc.url):
+        if not (refused_placeholder and redirected_to_placeholder(exc.url)):
             raise
         raise _unavailable(exc.url) from None
     if judge(url, body.url, body.data):

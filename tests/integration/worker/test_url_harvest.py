@@ -96,8 +96,7 @@ async def test_url_list_harvest_stores_every_good_image_once_with_its_record(
     assert counters.images["stored"] == sum(r["expected"] == "stored" for r in rows[:40])
 
 
-# A host the harvest may not reach (it may reach 127.0.0.1 only), as Yahoo's hosts for Flickr's
-# placeholder are no image hosts: where the redirect points says enough, it is not fetched.
+# A host the harvest may not reach (it may reach 127.0.0.1 only).
 REFUSED = "http://127.0.0.2:9/pw/images/en-us"
 GONE = ("skipped", "unavailable")
 
@@ -107,8 +106,12 @@ GONE = ("skipped", "unavailable")
     [
         (Warts(deleted_share=0.3), GONE),
         (Warts(deleted_share=0.3, flickr_deleted_answer="inline"), GONE),
-        (Warts(deleted_share=0.3, flickr_placeholder_url=f"{REFUSED}/photo_unavailable.png"), GONE),
-        # Any other place on a refused host is refused.
+        # A redirect the list may not follow is refused whatever its path: Yahoo's placeholder
+        # host is public, so only a non-public address is refused for a list.
+        (
+            Warts(deleted_share=0.3, flickr_placeholder_url=f"{REFUSED}/photo_unavailable.png"),
+            ("failed", "host_not_allowed"),
+        ),
         (
             Warts(deleted_share=0.3, flickr_placeholder_url=f"{REFUSED}/hosted.png"),
             ("failed", "host_not_allowed"),
