@@ -43,7 +43,7 @@ from harvester.http.destinations import (
     HostNotAllowedError,
     strip_userinfo,
 )
-from harvester.http.encoding import IDENTITY, OFFERED, decode
+from harvester.http.encoding import OFFERED, applied, decode
 from harvester.http.errors import (
     HttpError,
     InvalidCredentials,
@@ -752,23 +752,22 @@ async def _read_capped(
             url=shown,
             status=resp.status,
         )
-    coding = resp.headers.get("Content-Encoding", "").lower()
-    if coding in IDENTITY:
+    codings = applied(resp.headers.getall("Content-Encoding", ()))
+    if not codings:
         return data  # images are sent as they are: no copy, no pass over the bytes
-    return decode(data, coding, max_bytes, shown, resp.status)
+    return decode(data, codings, max_bytes, shown, resp.status)
 
 
 def _end_checked(resp: aiohttp.ClientResponse) -> bool:
     """Whether a body read whole was as long as its server said: it had a Content-Length
     (`_read_capped` refuses fewer bytes), chunked framing (aiohttp refuses a body cut
-    before its last chunk) or a Content-Encoding (`decode` requires the stream's end).
-    Otherwise nothing but the connection's close ended it (HTTP/1.0-style)."""
+    before its last chunk) or a compression in Content-Encoding (`decode` requires its
+    stream's end). Otherwise nothing but the connection's close ended it (HTTP/1.0-style)."""
     framing = resp.headers.get("Transfer-Encoding", "").rsplit(",", 1)[-1]
-    coding = resp.headers.get("Content-Encoding", "").lower()
     return (
         resp.content_length is not None
         or framing.strip(" \t").lower() == "chunked"  # aiohttp's test: the last coding
-        or coding not in IDENTITY
+        or bool(applied(resp.headers.getall("Content-Encoding", ())))
     )
 
 

@@ -16,13 +16,16 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from itertools import pairwise
 
 from aiohttp import web
 
+from harvester.emulator.images import ImageRecipe, render
 from harvester.http import HttpSettings
 
 KEY = "f1ckr-k3y-0123456789abcdef"
 TOKEN = "MLY|4242|s3cr3t-t0k3n"
+JPEG = render(ImageRecipe(seed=3, width=64, height=48))
 
 
 class Upstream:
@@ -118,23 +121,31 @@ class Upstream:
         return response
 
     async def encoded(self, request: web.Request) -> web.Response:
-        """The JSON answer (or ?zeros=N zero bytes) in ?encoding= (gzip), spoiled by ?spoil=
-        on the first ?fail= requests (default: all), with a Content-Length true to the
-        bytes sent: nothing at the HTTP level is amiss, only the encoded stream may be."""
+        """The JSON answer (or ?zeros=N zero bytes, or with ?jpeg=1 a JPEG) in ?encoding=
+        (gzip; a comma list is applied in its order), spoiled by ?spoil= on the first ?fail=
+        requests (default: all), with a Content-Length true to the bytes sent: nothing at the
+        HTTP level is amiss, only the encoded stream may be. ?label= is the Content-Encoding
+        sent (default: the encodings'), ?members= how many gzip-members (2)."""
         count = self._count(request)
         zeros = request.query.get("zeros")
         if zeros is not None:
             body = bytes(int(zeros))
+        elif request.query.get("jpeg"):
+            body = JPEG
         else:
             offered = request.headers.get("Accept-Encoding")
             body = json.dumps({"path": request.path, "offered": offered}).encode()
-        encoding = request.query.get("encoding", "gzip")
-        stream = encode(body, encoding)
+        codings = request.query.get("encoding", "gzip").split(",")
+        members = int(request.query.get("members", "2"))
+        stream = body
+        for coding in codings:
+            stream = encode(stream, coding, members)
         if count <= int(request.query.get("fail", "1000000")):
             stream = spoil(stream, request.query.get("spoil", ""))
         else:
             self.ok[request.path] += 1
-        header = "deflate" if encoding == "raw-deflate" else encoding
+        labels = ", ".join(_LABELS.get(coding, coding) for coding in codings)
+        header = request.query.get("label", labels)
         return web.Response(
             body=stream, content_type="application/json", headers={"Content-Encoding": header}
         )
@@ -225,11 +236,18 @@ class Upstream:
         return web.Response(body=body, content_type="text/javascript", charset="iso-8859-1")
 
 
-def encode(body: bytes, encoding: str) -> bytes:
+_LABELS = {"raw-deflate": "deflate", "gzip-members": "gzip"}
+
+
+def encode(body: bytes, encoding: str, members: int = 2) -> bytes:
     """``body`` as a server sends it in ``encoding``; raw-deflate is the headerless
-    deflate some servers send as "deflate"."""
+    deflate some servers send as "deflate", gzip-members ``members`` parts of it gzipped
+    one after another (RFC 1952 2.2: a gzip file is a series of members)."""
     if encoding in ("gzip", "x-gzip"):
         return gzip.compress(body, mtime=0)
+    if encoding == "gzip-members":
+        cuts = [len(body) * i // members for i in range(members + 1)]
+        return b"".join(gzip.compress(body[a:b], mtime=0) for a, b in pairwise(cuts))
     if encoding == "deflate":
         return zlib.compress(body)
     if encoding == "raw-deflate":

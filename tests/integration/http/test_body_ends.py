@@ -23,6 +23,8 @@ def _answer(framing: str, *, cut: bool) -> bytes:
         head += f"Content-Length: {len(payload)}\r\n"
     elif framing == "gzip":
         head += "Content-Encoding: gzip\r\n"  # and no length: only the stream's end
+    elif framing == "none":
+        head += "Content-Encoding: none\r\n"  # no compression: nothing to end the body
     elif framing == "chunked":
         head += "Transfer-Encoding: chunked\r\n"
         half = len(payload) // 2
@@ -45,7 +47,7 @@ async def test_a_body_whose_server_said_where_it_ends_is_checked_and_a_cut_is_tr
     assert caught.value.reason == "truncated"
 
 
-@pytest.mark.parametrize("framing", ["http/1.0", "close"])
+@pytest.mark.parametrize("framing", ["http/1.0", "close", "none"])
 async def test_a_body_ended_only_by_its_connection_closing_says_its_end_was_not_checked(
     client: HttpClient, framing: str
 ) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import random
+from urllib.parse import urlencode
 
 import pytest
 from clocks import FakeClock
-from http_upstream import Upstream, make_settings
+from http_upstream import JPEG, Upstream, make_settings
 from structlog.testing import capture_logs
 
 from harvester.emulator import EmulatorConfig, Faults, start_emulator
@@ -63,12 +64,93 @@ async def test_a_deflate_stream_cut_short_is_truncated(
         await client.fetch(f"{upstream.base}/encoded/d?encoding=raw-deflate&spoil=half")
 
 
-async def test_an_encoding_nobody_offered_is_refused_not_handed_on(
+def _encoded(upstream: Upstream, key: str, **query: str) -> str:
+    """The URL of the upstream's /encoded/``key`` answer, shaped by ``query``."""
+    return f"{upstream.base}/encoded/{key}?{urlencode(query)}"
+
+
+@pytest.mark.parametrize("label", ["none", "binary", "UTF-8", "8bit", "", "identity, none"])
+async def test_a_jpeg_whose_content_encoding_names_no_compression_is_taken_as_sent(
+    upstream: Upstream, client: HttpClient, label: str
+) -> None:
+    """Servers write all sorts into Content-Encoding on plain pictures; curl and browsers
+    take them as they came, and so did aiohttp's decoding."""
+    url = _encoded(upstream, "plain", encoding="identity", jpeg="1", label=label)
+    body = await client.fetch(url)
+    assert (body.data, body.end_checked) == (JPEG, True)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "label"),
+    [("gzip", "identity, gzip"), ("gzip", "GZIP, none"), ("deflate,gzip", "deflate, gzip"),
+     ("gzip,gzip", "gzip,gzip"), ("raw-deflate,x-gzip", "deflate , x-gzip")],
+)  # fmt: skip
+async def test_a_list_of_codings_is_decoded_last_applied_first(
+    upstream: Upstream, client: HttpClient, encoding: str, label: str
+) -> None:
+    body = await client.fetch(
+        _encoded(upstream, "listed", encoding=encoding, jpeg="1", label=label)
+    )
+    assert body.data == JPEG
+
+
+async def test_gzip_members_one_after_another_are_decoded_whole(
     upstream: Upstream, client: HttpClient
 ) -> None:
-    with pytest.raises(PermanentHttpError, match="br") as caught:
-        await client.fetch(f"{upstream.base}/encoded/br?encoding=br")
+    """RFC 1952 2.2: a gzip file is a series of members, and its body all of them."""
+    url = f"{upstream.base}/encoded/members"
+    data = await client.get_json(url, params={"encoding": "gzip-members"})
+    assert data == {"path": "/encoded/members", "offered": "gzip, deflate"}
+    body = await client.fetch(_encoded(upstream, "members", encoding="gzip-members", jpeg="1",
+                                       members="9"))  # fmt: skip
+    assert body.data == JPEG
+    assert upstream.seen["/encoded/members"] == 2
+
+
+async def test_the_cap_on_a_decoded_size_holds_across_gzip_members(
+    upstream: Upstream, client: HttpClient
+) -> None:
+    """Each member is under the cap, the body they make is over it: a bomb all the same."""
+    cap = 1024 * 1024
+    at_cap = _encoded(upstream, "at-cap", encoding="gzip-members", zeros=str(cap))
+    assert (await client.fetch(at_cap, max_bytes=cap)).data == bytes(cap)
+    with pytest.raises(TooLargeError):
+        over = _encoded(upstream, "over", encoding="gzip-members", zeros=str(cap + 2))
+        await client.fetch(over, max_bytes=cap)
+    assert upstream.seen["/encoded/over"] == 1  # too large is permanent: no retry
+
+
+async def test_a_stream_of_more_gzip_members_than_anyone_sends_is_refused(
+    upstream: Upstream, client: HttpClient
+) -> None:
+    """Each member costs a decoder: a body of empty ones would hold the loop for seconds."""
+    many = _encoded(upstream, "many", encoding="gzip-members", zeros="0", members="1024")
+    assert (await client.fetch(many)).data == b""
+    too_many = _encoded(upstream, "too-many", encoding="gzip-members", zeros="0", members="1025")
+    with pytest.raises(PermanentHttpError, match="more than 1024 gzip members") as caught:
+        await client.fetch(too_many)
     assert caught.value.reason == "bad_response"
+
+
+_UNOFFERED = "not an encoding we offered"
+
+
+@pytest.mark.parametrize(
+    ("label", "says"),
+    [("br", _UNOFFERED), ("zstd", _UNOFFERED), ("x-bzip2", _UNOFFERED), ("gzip, br", _UNOFFERED),
+     ("BR", _UNOFFERED), ("gzip", "does not decode"), ("x-gzip", "does not decode"),
+     ("deflate", "does not decode")],
+)  # fmt: skip
+async def test_a_jpeg_labelled_in_a_compression_we_do_not_read_is_a_bad_response_not_retried(
+    upstream: Upstream, client: HttpClient, label: str, says: str
+) -> None:
+    """One we did not offer we cannot read; one we did, of which nothing decodes, is its
+    server's mislabelling: either way the next try gets the same."""
+    url = _encoded(upstream, "refused", encoding="identity", jpeg="1", label=label)
+    with pytest.raises(PermanentHttpError, match=says) as caught:
+        await client.fetch(url)
+    assert caught.value.reason == "bad_response"
+    assert upstream.seen["/encoded/refused"] == 1
 
 
 async def test_a_gzip_bomb_is_refused_at_the_cap_on_its_decoded_size(
