@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from harvester.exporters.output import ExportFolder
-from harvester.exporters.rows import attribution_line, author_of, licence_of, page_of
+from harvester.exporters.rows import attribution_line, author_of, page_of
 from harvester.exporters.selection import Item
 from harvester.exporters.tables import csv_bytes
 
@@ -23,7 +23,7 @@ def attribution_rows(
     rows = []
     for item in items:
         record = item.record
-        name, url = licence_of(item)
+        name, url = item.licence
         rows.append(
             {
                 "file": (files or {}).get(record["id"], record["path"]),

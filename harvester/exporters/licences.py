@@ -10,6 +10,18 @@ _CC = re.compile(r"(?i)attribution|creativecommons\.org/licenses/|\bcc[ -]by")
 _NON_COMMERCIAL = re.compile(r"(?i)noncommercial|non-commercial|[-/ ]nc\b|\bby-nc")
 _NO_DERIVATIVES = re.compile(r"(?i)noderiv|no deriv|[-/ ]nd\b|-nd-")
 
+MAPILLARY_URL = "https://creativecommons.org/licenses/by-sa/4.0/"
+
+
+def licence_of(
+    provider: str, license_id: str | None, name: str | None, url: str | None
+) -> tuple[str | None, str | None]:
+    """The name and URL an image is credited and filtered under: the licences table's, else
+    the id the source gave (a URL list's own text), and Mapillary's CC BY-SA 4.0 link."""
+    if url is None and provider == "mapillary":
+        url = MAPILLARY_URL
+    return name or license_id, url
+
 
 def _text(name: str | None, url: str | None) -> str:
     return f"{name or ''} {url or ''}"

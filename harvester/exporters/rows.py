@@ -13,8 +13,6 @@ from harvester.exporters.selection import Item
 from harvester.redact import public_url
 from harvester.sources.pages import page_url
 
-MAPILLARY_LICENSE_URL = "https://creativecommons.org/licenses/by-sa/4.0/"
-
 _HIT = pa.struct(
     [
         ("campaign", pa.string()),
@@ -96,15 +94,6 @@ def _scrubbed(value: Any) -> Any:
     return value
 
 
-def licence_of(item: Item) -> tuple[str | None, str | None]:
-    image = item.image
-    name = image.license_name or item.record["license_id"]
-    url = image.license_url
-    if url is None and item.record["provider"] == "mapillary":
-        url = MAPILLARY_LICENSE_URL
-    return name, url
-
-
 def author_of(item: Item) -> str | None:
     record = item.record
     name = record["owner_name"] or record["owner"]
@@ -124,7 +113,7 @@ def attribution_line(item: Item) -> str:
     title = record["title"] or f"{record['provider'].capitalize()} image {record['provider_id']}"
     author = author_of(item)
     page = page_of(item)
-    name, url = licence_of(item)
+    name, url = item.licence
     line = f'"{title}"' + (f" by {author}" if author else "") + (f" ({page})" if page else "")
     if name:
         line += f", {name}" + (f" ({url})" if url else "")
@@ -156,7 +145,7 @@ def table_row(item: Item) -> dict[str, Any]:
     record = item.record
     frame = record["frame"] or {}
     hits = _hit_rows(item)
-    name, url = licence_of(item)
+    name, url = item.licence
     return {
         "provider": record["provider"],
         "provider_id": record["provider_id"],
