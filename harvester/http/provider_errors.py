@@ -116,12 +116,19 @@ def graph_error(error: Mapping[str, Any], *, url: str, status: int | None = None
         return ServiceUnavailableError(message, url=url, status=status)
     if error.get("is_transient") is True:
         return TransientHttpError(message, url=url, status=status, reason="transient")
-    if status in (404, 410):
+    if status in (404, 410) or _gone(code, error):
         return NotFoundError(message, url=url, status=status)
     if _says(error, _BBOX_TOO_LARGE):
         too_large = message + ": the box is over the search's size limit"
         return BboxTooLargeError(too_large, url=url, status=status)
     return PermanentHttpError(message, url=url, status=status)
+
+
+def _gone(code: int | None, error: Mapping[str, Any]) -> bool:
+    """Graph's "no such object": code 803 ("Some of the aliases you requested do not
+    exist") or code 100 with subcode 33 ("Object with ID ... does not exist, cannot be
+    loaded due to missing permissions ..."), whatever the status they came with."""
+    return code == 803 or (code == 100 and _code(error.get("error_subcode")) == 33)
 
 
 def _asks_too_much(error: Mapping[str, Any]) -> bool:

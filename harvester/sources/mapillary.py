@@ -11,7 +11,8 @@ Sequence and id-list tasks fetch entity fields in `?ids=` batches; a batch refus
 one id is gone is halved until that id stands alone, and (its entity refusing it too)
 becomes a row skipped as `unavailable`; an id `?ids=` refuses that its entity has means the
 multi-get is not served there, and entities answer for the rest of the run, asked for
-together (the entity limiter paces them) rather than one after another.
+together (the entity limiter paces them) rather than one after another. Only Graph's "no
+such object" (code 100/33, 803, HTTP 404/410) means gone; any other refusal is raised.
 Thumbnail URLs are signed and expire: a 403 on fetch gets a fresh URL from the entity
 endpoint and one more try. A search or sequence answered in pages (`paging.next`) is read
 to its last page, each asked for by its cursor as the first was (`mapillary_pages`).
@@ -299,17 +300,19 @@ class MapillarySource:
             body = await self._graph("", params, search=False)
         except InvalidCredentials:
             raise
-        except PermanentHttpError:
-            if len(ids) == 1:
-                # The id Mapillary does not have, or `?ids=` (Graph's, not in Mapillary's
-                # documentation) is not served at all: the entity tells which.
-                if await self._entities(ids, size, records):
-                    log.info("multi_get_refused", image_id=ids[0])
-                    self._multi_get_works = False
+        except PermanentHttpError as exc:
+            if isinstance(exc, NotFoundError) and len(ids) > 1:
+                # One id gone refuses the batch: each half on its own, down to that id.
+                middle = len(ids) // 2
+                await self._multi_get(ids[:middle], size, records)
+                await self._multi_get(ids[middle:], size, records)
                 return
-            middle = len(ids) // 2
-            await self._multi_get(ids[:middle], size, records)
-            await self._multi_get(ids[middle:], size, records)
+            # The id Mapillary does not have, or `?ids=` (Graph's, not in Mapillary's
+            # documentation) not served here: the entities tell which, and an error of
+            # their own (a field, a permission) fails the task as itself.
+            if await self._entities(ids, size, records):
+                log.info("multi_get_refused", image_id=ids[0])
+                self._multi_get_works = False
             return
         for record in _batch_records(body, self._shown("")):
             image_id = record_id(record)
@@ -336,13 +339,12 @@ class MapillarySource:
 
     async def _entity(self, image_id: str, fields: str) -> dict[str, Any]:
         """One image's entity with `fields`, for records and fresh thumbnail URLs alike;
-        UnavailableError when it is gone: refused, or its bare id alone (as a deleted image
-        may answer)."""
+        UnavailableError when it is gone: refused as no such object (Graph code 100 with
+        subcode 33, code 803, HTTP 404 or 410), or its bare id alone (as a deleted image may
+        answer). Any other refusal (a field, a permission) is raised as itself."""
         try:
             body = await self._graph(image_id, {"fields": fields}, search=False)
-        except InvalidCredentials:
-            raise
-        except PermanentHttpError as exc:
+        except NotFoundError as exc:
             raise UnavailableError(f"{UNAVAILABLE} ({exc})", url=exc.url) from exc
         if not isinstance(body, dict) or record_id(body) != image_id or len(body) < 2:
             shown = self._shown(image_id)

@@ -23,8 +23,9 @@ from harvester.http import (
     ServiceUnavailableError,
     TooMuchDataError,
     TransientHttpError,
+    UnavailableError,
 )
-from harvester.sources.base import TaskView
+from harvester.sources.base import ImageView, TaskView
 from harvester.sources.mapillary import MapillaryCampaign, MapillarySource, submit_mapillary
 from harvester.sources.mapillary_tiles import PER_SIDE_TILE
 
@@ -227,3 +228,37 @@ async def _expand_all(
         whys.append(expansion.result.get("why"))
         pending += [TaskView(2, 1, t.kind, t.payload, 1) for t in expansion.follow_up]
     return found, whys
+
+
+@pytest.mark.parametrize("multi_get", [True, False], ids=["multi-get", "entities"])
+async def test_listed_images_refused_for_anything_but_being_gone_fail_the_task_not_the_rows(
+    http: HttpClient, multi_get: bool
+) -> None:
+    """Only "no such object" (Graph code 100 subcode 33, 803, HTTP 404/410) makes a row
+    skipped as unavailable, which is final: a field the API retired fails the task, to be
+    tried again or seen, and no image is written off for it."""
+    emu = await _emulator(
+        mapillary_multiget=multi_get, mapillary_retired_fields=frozenset({"thumb_1024_url"})
+    )
+    try:
+        sequence_id = emu.world.mapillary_sequence_pairs()[0][0]
+        task = TaskView(1, 1, "mapillary_sequence", {"sequence_id": sequence_id}, 1)
+        with pytest.raises(PermanentHttpError) as caught:
+            await make_source(http, emu).expand(task, {})
+    finally:
+        await emu.close()
+    assert type(caught.value) is PermanentHttpError and caught.value.reason == "http_400"
+
+
+async def test_a_thumbnail_refresh_refused_for_a_field_fails_the_row_not_skips_it(
+    http: HttpClient,
+) -> None:
+    emu = await _emulator(mapillary_retired_fields=frozenset({"thumb_1024_url"}))
+    try:
+        image_id = emu.world.mapillary.images[0].id
+        raw = {"harvester_thumb_field": "thumb_1024_url"}
+        with pytest.raises(PermanentHttpError) as caught:
+            await make_source(http, emu).fetch(ImageView(7, 1, "mapillary", image_id, None, raw))
+    finally:
+        await emu.close()
+    assert not isinstance(caught.value, UnavailableError) and caught.value.reason == "http_400"

@@ -56,6 +56,14 @@ URL = "https://graph.example/images"
           "for, then retry your request"}, 500, TooMuchDataError),
         ({"type": "OAuthException", "code": 100}, 400, PermanentHttpError),  # not a token error
         ({"type": "OAuthException", "code": 803}, 404, NotFoundError),
+        # No such object, whatever the status: gone (or private), and only these say so.
+        ({"type": "OAuthException", "code": 803}, 400, NotFoundError),
+        ({"type": "GraphMethodException", "code": 100, "error_subcode": 33}, 400, NotFoundError),
+        ({"type": "GraphMethodException", "code": 100, "error_subcode": "33"}, 400,
+         NotFoundError),
+        ({"type": "GraphMethodException", "code": 100, "error_subcode": 34}, 400,
+         PermanentHttpError),
+        ({"type": "OAuthException", "code": 10}, 403, PermanentHttpError),
         ({}, 400, PermanentHttpError),
     ],
 )  # fmt: skip
