@@ -88,6 +88,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     vpr.add_argument(
         "--query-fraction", type=number_arg(0, 1), default=0.25, help="for --queries-by random"
     )
+    vpr.add_argument(
+        "--gallery-name",
+        choices=("gallery", "database"),
+        default="gallery",
+        help="the gallery folders' name: GeoWarp's gallery, or VPR-datasets-downloader's database",
+    )
     export.set_defaults(handler=on_database(migrate=True)(_export))
 
 
@@ -220,7 +226,7 @@ async def _write(
         write_attribution(items, folder, files)
         return f"{len({f.split(':')[0] for f in files.values()})} shards"
     if args.format == "vpr":
-        from harvester.exporters.vpr import VprOptions, export_vpr, summary
+        from harvester.exporters.vpr import VprOptions, export_vpr
 
         options = VprOptions(
             cell_m=args.cell_m,
@@ -228,10 +234,11 @@ async def _write(
             seed=args.seed,
             queries_by=args.queries_by,
             query_fraction=args.query_fraction,
+            gallery_name=args.gallery_name,
         )
-        counts, files = await export_vpr(items, folder, storage, options, made_with)
+        said, files = await export_vpr(items, folder, storage, options, made_with)
         write_attribution([i for i in items if i.record["id"] in files], folder, files)
-        return summary(counts, options.ratios)
+        return said
     from harvester.exporters.tables import export_table
 
     return export_table(items, folder, args.format)

@@ -1,9 +1,10 @@
-"""The visual place recognition layout of GeoWarp and gmberton's VPR-datasets-downloader:
-`images/{train,val,test}/{database,queries}/@east@north@zone@letter@lat@lon@...@.jpg`.
+"""The visual place recognition layout of GeoWarp:
+`images/{train,val,test}/{gallery,queries}/@east@north@zone@letter@lat@lon@...@.jpg`, the
+names of gmberton's VPR-datasets-downloader (whose folders say `database` for `gallery`).
 
 Train/val/test are split by UTM cells so that no place is in two splits, each cell's split
-fixed by a hash of the cell (adding images never moves one placed before); database and
-queries by time (in each cell the traversal seen first is the database), by the roles of a
+fixed by a hash of the cell (adding images never moves one placed before); gallery and
+queries by time (in each cell the traversal seen first is the gallery), by the roles of a
 Spherical-VPR pairs file, or at random. All pure but `export_vpr`."""
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from harvester.storage.base import Storage
 from harvester.storage.layout import digest
 
 SPLITS = ("train", "val", "test")
-DATABASE, QUERIES = "database", "queries"
+GALLERY, QUERIES = "gallery", "queries"
+GALLERY_NAMES = (GALLERY, "database")  # GeoWarp's folder name, VPR-datasets-downloader's
+KEEP = ".keep"  # in a role folder with no image, so that it is kept (loaders read *.jpg)
 QUERIES_BY = ("auto", "time", "pairs", "random")
 MAX_FIELD_BYTES = 120  # a name's other fields take under 100 of a file name's 255 bytes
 UNFIT = '@/\\<>:"|?*'  # the separator, and what Windows forbids in a name (':' of URL-list ids)
@@ -44,13 +47,14 @@ class VprOptions:
     seed: int = 0
     queries_by: str = "auto"
     query_fraction: float = 0.25  # for --queries-by random
+    gallery_name: str = GALLERY  # the gallery folder's name, one of GALLERY_NAMES
 
 
 @dataclass(frozen=True)
 class Placed:
     item: Item
     split: str
-    role: str
+    role: str  # its folder: QUERIES, or the gallery's name
     name: str
 
     @property
@@ -149,18 +153,34 @@ def split_of(cell: Cell, ratios: Sequence[float], seed: int) -> str:
     raise AssertionError("the shares sum to 1 and the point is below 1")
 
 
-def summary(counts: Mapping[str, int], ratios: Sequence[float]) -> str:
-    """Images per folder, and a word on a split its ratio wants that got none: shares are
-    of cells, each fixed by its hash, so a harvest of few cells can leave one empty."""
-    text = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-    placed = {key.split("/")[0] for key, n in counts.items() if n and "/" in key}
-    empty = [s for s, r in zip(SPLITS, ratios, strict=True) if r > 0 and s not in placed]
+def warnings(counts: Mapping[str, int], options: VprOptions) -> list[str]:
+    """What a researcher must know before training on the folder, for README.txt and the
+    summary: a split its ratio wants that got no image (shares are of cells, each fixed by
+    its hash, so a harvest of few cells can leave one empty), and a split that has images
+    but no queries or no gallery (a loader finds both folders, and nothing to evaluate)."""
+    roles = ((QUERIES, "queries"), (options.gallery_name, "gallery images"))
+    placed = [s for s in SPLITS if any(counts.get(f"{s}/{role}") for role, _ in roles)]
+    said = []
+    empty = [s for s, r in zip(SPLITS, options.ratios, strict=True) if r > 0 and s not in placed]
     if placed and empty:
-        text += (
-            f"; no image fell in {' or '.join(empty)}: too few cells for the ratios"
+        said.append(
+            f"no image fell in {' or '.join(empty)}: too few cells for the ratios"
             " (a smaller --cell-m makes more)"
         )
-    return text
+    for role, what in roles:
+        if lacking := [s for s in placed if not counts.get(f"{s}/{role}")]:
+            said.append(f"{_listed(lacking)} {'has' if len(lacking) == 1 else 'have'} no {what}")
+    return said
+
+
+def _listed(names: Sequence[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def summary(counts: Mapping[str, int], said: Sequence[str]) -> str:
+    """Images per folder, then the warnings."""
+    return "; ".join([", ".join(f"{k} {v}" for k, v in sorted(counts.items())), *said])
 
 
 def _traversal(item: Item) -> str:
@@ -170,12 +190,12 @@ def _traversal(item: Item) -> str:
 def _pair_role(item: Item) -> str | None:
     for hit in item.image.hits:
         if hit.role in ("database", "query"):
-            return DATABASE if hit.role == "database" else QUERIES
+            return GALLERY if hit.role == "database" else QUERIES
     return None
 
 
 def _roles_by_time(items: Sequence[Item], cells: Mapping[int, Any]) -> dict[int, str]:
-    """In each cell, the traversal captured first is the database, later ones are queries."""
+    """In each cell, the traversal captured first is the gallery, later ones are queries."""
     by_cell: dict[Any, list[Item]] = defaultdict(list)
     for item in items:
         by_cell[cells[id(item)]].append(item)
@@ -188,7 +208,7 @@ def _roles_by_time(items: Sequence[Item], cells: Mapping[int, Any]) -> dict[int,
             starts[key] = min(starts.get(key, stamp), stamp)
         first = min(starts, key=lambda k: (starts[k], k))
         for item in group:
-            roles[id(item)] = DATABASE if _traversal(item) == first else QUERIES
+            roles[id(item)] = GALLERY if _traversal(item) == first else QUERIES
     return roles
 
 
@@ -229,17 +249,19 @@ def place_items(items: Sequence[Item], options: VprOptions) -> Placement:
     splits = {cell: split_of(cell, options.ratios, options.seed) for cell in set(cells.values())}
     how = resolved_queries_by(located, options.queries_by)
     if how == "pairs":
-        roles = {id(i): _pair_role(i) or DATABASE for i in located}
+        roles = {id(i): _pair_role(i) or GALLERY for i in located}
     elif how == "random":
         rng = random.Random(options.seed)
         roles = {
-            id(i): QUERIES if rng.random() < options.query_fraction else DATABASE
+            id(i): QUERIES if rng.random() < options.query_fraction else GALLERY
             for i in sorted(located, key=lambda i: (i.record["provider"], i.record["provider_id"]))
         }
     else:
         roles = _roles_by_time(located, cells)
+    folders = {GALLERY: options.gallery_name, QUERIES: QUERIES}
     placed = [
-        Placed(item, splits[cells[id(item)]], roles[id(item)], _name(item)) for item in located
+        Placed(item, splits[cells[id(item)]], folders[roles[id(item)]], _name(item))
+        for item in located
     ]
     return Placement(placed, left_out, how)
 
@@ -263,10 +285,11 @@ async def export_vpr(
     storage: Storage,
     options: VprOptions,
     made_with: Sequence[str],
-) -> tuple[dict[str, int], dict[int, str]]:
+) -> tuple[str, dict[int, str]]:
     """Put every placed image in its split and role (hard links to local files where the
-    filesystem allows, else copies; an object store's images are read and written);
-    README.txt says how. Returns the images per folder and where each went, by image id."""
+    filesystem allows, else copies; an object store's images are read and written), and a
+    KEEP file in each of the six folders that got none; README.txt says how. Returns the
+    summary and where each image went, by image id."""
     placement = place_items(items, options)
     placed, left_out = placement.placed, placement.left_out
     if not placed:
@@ -274,7 +297,7 @@ async def export_vpr(
             f"none of the {len(items)} images has a position in UTM's latitudes "
             f"({UTM_LATITUDES[0]:g} to {UTM_LATITUDES[1]:g}), and VPR file names are made of it"
         )
-    counts: dict[str, int] = defaultdict(int)
+    counts = dict.fromkeys((f"{s}/{r}" for s in SPLITS for r in (options.gallery_name, QUERIES)), 0)
     files: dict[int, str] = {}
     to_read: list[Placed] = []
     for entry in placed:
@@ -289,9 +312,12 @@ async def export_vpr(
     reading = iter(to_read)
     async for data in read_in_order(storage, [e.item.record["path"] for e in to_read]):
         folder.write(next(reading).relative, data)
-    readme = _readme(options, placement.how, made_with, counts, left_out)
+    for empty in (key for key, n in counts.items() if not n):
+        folder.write(f"images/{empty}/{KEEP}", b"")
+    said = warnings(counts, options)
+    readme = _readme(options, placement.how, made_with, counts, left_out, said)
     folder.write("README.txt", readme.encode("utf-8"))
-    return dict(counts) | ({"left out": len(left_out)} if left_out else {}), files
+    return summary(counts | ({"left out": len(left_out)} if left_out else {}), said), files
 
 
 def _readme(
@@ -300,11 +326,15 @@ def _readme(
     made_with: Sequence[str],
     counts: Mapping[str, int],
     left_out: Sequence[tuple[Mapping[str, Any], str]],
+    said: Sequence[str],
 ) -> str:
+    gallery = options.gallery_name
     lines = [
         "Visual place recognition dataset exported by harvester (`harvester export --format vpr`).",
         "",
-        "Layout: images/{train,val,test}/{database,queries}/ (GeoWarp, VPR-datasets-downloader).",
+        f"Layout: images/{{train,val,test}}/{{{gallery},queries}}/ (GeoWarp's), all six folders",
+        f"  always, a folder with no image holding only an empty {KEEP}; --gallery-name {gallery}",
+        "  (GeoWarp reads `gallery`, VPR-datasets-downloader writes `database`).",
         "File names: @UTM_east@UTM_north@UTM_zone_number@UTM_zone_letter@lat@lon@pano_id@tile_num"
         "@heading@pitch@roll@height@timestamp@note@.jpg",
         "  UTM from the `utm` package (WGS84); easting/northing 2 decimals, lat/lon 5;",
@@ -319,8 +349,8 @@ def _readme(
         "  A cell's split depends on the cell and the seed alone, so images added later never",
         "  move a cell: the first 8 bytes of sha256('SEED:ZONE:LETTER:E:N') (E, N = UTM easting,",
         "  northing // cell size) over 2**64 fall in train's, val's or test's share of 0..1.",
-        f"Database/queries: by {how} "
-        "(time: in each cell the traversal captured first is the database; pairs: the roles "
+        f"Gallery/queries: by {how} "
+        "(time: in each cell the traversal captured first is the gallery; pairs: the roles "
         "of the Spherical-VPR pairs file; random: seeded, "
         f"{options.query_fraction:g} of the images are queries).",
         "",
@@ -330,6 +360,8 @@ def _readme(
         "Images per folder:",
         *(f"  {key}: {counts[key]}" for key in sorted(counts)),
     ]
+    if said:
+        lines += ["", "Warnings:", *(f"  {line}" for line in said)]
     if left_out:
         lines += ["", f"Left out ({len(left_out)}, no VPR name can be made):"]
         lines += [f"  {r['provider']} {str(r['provider_id'])!r}: {why}" for r, why in left_out]

@@ -14,7 +14,7 @@ from export_harvest import Harvest, files_by_id, folders_of, rows_of, tree_of
 
 from harvester.cli import main
 from harvester.exporters import vpr
-from harvester.exporters.vpr import parse_vpr_name
+from harvester.exporters.vpr import SPLITS, parse_vpr_name
 
 
 def _vpr(harvest: Harvest, out: Path, *extra: str) -> int:
@@ -39,7 +39,7 @@ def test_vpr_layout_names_every_image_by_its_position_and_links_the_stored_file(
     assert len(files) == len(by_id) == 24
     for path in files:
         split, role = path.parent.parent.name, path.parent.name
-        assert split in ("train", "val", "test") and role in ("database", "queries")
+        assert split in ("train", "val", "test") and role in ("gallery", "queries")
         fields = parse_vpr_name(path.name)
         row = by_id[ids[str(path.relative_to(out))]]
         assert fields["pano_id"].startswith(row["provider_id"].replace(":", "-"))
@@ -52,7 +52,10 @@ def test_vpr_layout_names_every_image_by_its_position_and_links_the_stored_file(
         stored = harvest.root / row["path"]
         assert os.path.samefile(path, stored), "a hard link to the stored file"
     roles = {(p.parent.name, parse_vpr_name(p.name)["note"]) for p in files}
-    assert ("database", "mapillary") in roles and ("queries", "mapillary") in roles
+    assert ("gallery", "mapillary") in roles and ("queries", "mapillary") in roles
+    assert folders_of(out / "images") == sorted(
+        [*SPLITS, *(f"{s}/{r}" for s in SPLITS for r in ("gallery", "queries"))]
+    )
     readme = (out / "README.txt").read_text()
     assert "cells of 25 m" in readme and "by pairs" in readme
     assert "campaigns: svpr, street" in readme
@@ -69,9 +72,26 @@ def test_pair_roles_put_database_and_query_sides_in_their_folders(harvest: Harve
         "--queries-by", "pairs",
     )  # fmt: skip
     assert main(argv) == 0
-    roles = {parse_vpr_name(p.name)["pano_id"]: p.parent.name for p in out.glob("images/*/*/*")}
-    assert {roles[d.id] for d, _ in harvest.pairs} == {"database"}
+    roles = {parse_vpr_name(p.name)["pano_id"]: p.parent.name for p in out.glob("images/*/*/*.jpg")}
+    assert {roles[d.id] for d, _ in harvest.pairs} == {"gallery"}
     assert {roles[q.id] for _, q in harvest.pairs} == {"queries"}
+
+
+def test_the_gallery_folders_take_the_downloaders_name_with_gallery_name_database(
+    harvest: Harvest, tmp_path: Path
+):
+    out = tmp_path / "vpr"
+    assert _vpr(harvest, out, "--gallery-name", "database") == 0
+    assert {p.parent.name for p in out.glob("images/*/*/*.jpg")} == {"database", "queries"}
+    assert folders_of(out / "images") == sorted(
+        [*SPLITS, *(f"{s}/{r}" for s in SPLITS for r in ("database", "queries"))]
+    )
+    assert "{database,queries}" in (out / "README.txt").read_text()
+    # An export an older harvester wrote with `database` folders is renamed in place.
+    assert _vpr(harvest, out) == 0
+    assert _vpr(harvest, tmp_path / "fresh") == 0
+    assert tree_of(out) == tree_of(tmp_path / "fresh")
+    assert folders_of(out) == folders_of(tmp_path / "fresh")
 
 
 def test_a_second_vpr_export_changes_nothing_and_a_new_seed_moves_files(

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import utm
@@ -23,7 +24,7 @@ from harvester.exporters.geo import distance_m
 from harvester.exporters.output import ExportFolder
 from harvester.exporters.selection import Item
 from harvester.exporters.vpr import (
-    DATABASE,
+    GALLERY,
     QUERIES,
     VprOptions,
     _coord,
@@ -34,6 +35,7 @@ from harvester.exporters.vpr import (
     split_of,
     summary,
     vpr_name,
+    warnings,
 )
 from harvester.storage.local import LocalStorage
 
@@ -186,7 +188,7 @@ def test_splits_are_the_same_in_another_process_whatever_its_hash_seed():
         assert json.loads(done.stdout) == mine
 
 
-def test_in_each_place_the_earlier_traversal_is_the_database():
+def test_in_each_place_the_earlier_traversal_is_the_gallery():
     # Two traversals of one 300 m street, a year apart, images every 10 m.
     items = []
     for travel, year in ((0, 2019), (1, 2020)):
@@ -204,10 +206,10 @@ def test_in_each_place_the_earlier_traversal_is_the_database():
     roles = {p.item.record["sequence_id"]: set() for p in placed}
     for p in placed:
         roles[p.item.record["sequence_id"]].add(p.role)
-    assert roles == {"travel0": {DATABASE}, "travel1": {QUERIES}}
+    assert roles == {"travel0": {GALLERY}, "travel1": {QUERIES}}
 
 
-def test_pair_roles_decide_database_and_queries_when_present():
+def test_pair_roles_decide_gallery_and_queries_when_present():
     def paired(n: int, role: str) -> Item:
         base = image(n, lat=45.0, lon=9.0 + n * 1e-4)
         hit = Hit("svpr", "pairs-csv p.csv part 1", role, {"pair": n, "other": "x"})
@@ -215,7 +217,7 @@ def test_pair_roles_decide_database_and_queries_when_present():
 
     items = [paired(i, "database" if i % 2 else "query") for i in range(10)]
     placed = place_items(items, VprOptions()).placed
-    assert all(p.role == (DATABASE if p.item.record["id"] % 2 else QUERIES) for p in placed)
+    assert all(p.role == (GALLERY if p.item.record["id"] % 2 else QUERIES) for p in placed)
 
 
 async def test_the_readme_names_the_roles_placing_used_when_paired_images_are_left_out(tmp_path):
@@ -228,9 +230,9 @@ async def test_the_readme_names_the_roles_placing_used_when_paired_images_are_le
     for item in items[1:]:
         storage.write_sync(item.record["path"], b"jpeg")
     folder = ExportFolder.open(tmp_path / "vpr", "vpr", overwrite=False)
-    counts, _ = await export_vpr(items, folder, storage, VprOptions(), [])
+    said, _ = await export_vpr(items, folder, storage, VprOptions(), [])
     readme = (tmp_path / "vpr" / "README.txt").read_text()
-    assert "Database/queries: by time " in readme and counts["left out"] == 1
+    assert "Gallery/queries: by time " in readme and "left out 1" in said
 
 
 def test_random_roles_are_seeded():
@@ -291,10 +293,91 @@ def test_edges_take_the_utm_packages_zones_as_the_downloader_does(
     assert f"{fields['zone_number']}@{fields['zone_letter']}" == zone
 
 
+def _counts(**images: int) -> dict[str, int]:
+    """Images per folder, every one of the six named: `train_gallery=8` for train/gallery."""
+    folders = {f"{s}/{r}": 0 for s in ("train", "val", "test") for r in (GALLERY, QUERIES)}
+    return folders | {key.replace("_", "/"): n for key, n in images.items()}
+
+
 def test_the_summary_says_when_a_wanted_split_got_no_image() -> None:
-    few = {"train/database": 8, "train/queries": 2, "val/database": 3, "left out": 1}
-    text = summary(few, (0.6, 0.2, 0.2))
-    assert text.startswith("left out 1, train/database 8, train/queries 2, val/database 3")
-    assert "no image fell in test: too few cells" in text
-    assert "no image fell" not in summary(few, (0.7, 0.3, 0.0))  # a 0 ratio wants none
-    assert "no image fell" not in summary({"left out": 2}, (0.6, 0.2, 0.2))  # none placed
+    few = _counts(train_gallery=8, train_queries=2, val_gallery=3, val_queries=1)
+    said = warnings(few, VprOptions(ratios=(0.6, 0.2, 0.2)))
+    assert said == [
+        "no image fell in test: too few cells for the ratios (a smaller --cell-m makes more)"
+    ]
+    text = summary(few | {"left out": 1}, said)
+    assert text.startswith("left out 1, test/gallery 0, test/queries 0, train/gallery 8")
+    assert text.endswith(
+        "; no image fell in test: too few cells for the ratios (a smaller --cell-m makes more)"
+    )
+    assert not warnings(few, VprOptions(ratios=(0.7, 0.3, 0.0)))  # a 0 ratio wants none
+    assert not warnings(_counts(), VprOptions())  # none placed
+
+
+def test_the_summary_warns_of_a_split_with_no_queries_or_no_gallery() -> None:
+    lopsided = _counts(train_gallery=8, train_queries=2, val_gallery=3, test_queries=2)
+    assert warnings(lopsided, VprOptions()) == ["val has no queries", "test has no gallery images"]
+    none = _counts(train_gallery=8, val_gallery=3, test_gallery=1)
+    assert warnings(none, VprOptions()) == ["train, val and test have no queries"]
+    downloaders = {k.replace(GALLERY, "database"): n for k, n in lopsided.items()}
+    said = warnings(downloaders, VprOptions(gallery_name="database"))
+    assert said == ["val has no queries", "test has no gallery images"]
+
+
+async def _export(tmp_path: Path, items: list[Item], options: VprOptions) -> tuple[Path, str]:
+    """A real export of `items` (each stored as a file first) into tmp_path/vpr: the folder
+    and the summary."""
+    storage = LocalStorage(tmp_path / "root")
+    for item in items:
+        storage.write_sync(item.record["path"], b"jpeg %d" % item.record["id"])
+    out = tmp_path / "vpr"
+    folder = ExportFolder.open(out, "vpr", overwrite=True)
+    said, _ = await export_vpr(items, folder, storage, options, [])
+    folder.finish()
+    return out, said
+
+
+def _folders(out: Path) -> set[str]:
+    return {p.relative_to(out).as_posix() for p in (out / "images").glob("*/*") if p.is_dir()}
+
+
+async def test_every_split_has_a_gallery_and_a_queries_folder_even_with_no_image_in_it(tmp_path):
+    # One street, one traversal: every image is in the gallery of train (one cell's split).
+    items = [Item(image(n, lat=45.0 + n * 2 / 111_195, lon=9.0), None) for n in range(5)]
+    out, said = await _export(tmp_path, items, VprOptions(cell_m=1000, ratios=(1, 0, 0)))
+    assert _folders(out) == {f"images/{s}/{r}" for s in ("train", "val", "test")
+                             for r in ("gallery", "queries")}  # fmt: skip
+    assert len(list(out.glob("images/train/gallery/*.jpg"))) == 5
+    assert not list(out.glob("images/*/queries/*.jpg"))
+    keeps = sorted(p.relative_to(out).as_posix() for p in out.rglob(".keep"))
+    assert keeps == sorted(f"images/{k}/.keep" for k in ("train/queries", "val/gallery",
+                           "val/queries", "test/gallery", "test/queries"))  # fmt: skip
+    assert all(p.stat().st_size == 0 for p in out.rglob(".keep"))
+    assert "train has no queries" in said
+    readme = (out / "README.txt").read_text()
+    assert "images/{train,val,test}/{gallery,queries}/" in readme
+    assert "Warnings:\n  train has no queries\n" in readme
+
+
+async def test_the_gallery_folders_take_the_downloaders_name_when_asked(tmp_path):
+    items = [Item(image(n, lat=45.0 + n * 2 / 111_195, lon=9.0), None) for n in range(5)]
+    out, _ = await _export(tmp_path, items, VprOptions(cell_m=1000, gallery_name="database"))
+    assert {f.split("/")[2] for f in _folders(out)} == {"database", "queries"}
+    assert len(list(out.glob("images/*/database/*.jpg"))) == 5
+    assert "images/{train,val,test}/{database,queries}/" in (out / "README.txt").read_text()
+
+
+async def test_a_folder_whose_last_image_goes_keeps_its_folder_on_the_next_export(tmp_path):
+    # Two traversals: the later one's queries, then only the earlier traversal is exported.
+    items = [
+        Item(image(n, lat=45.0 + (n % 5) * 2 / 111_195, lon=9.0, sequence_id=f"s{n // 5}"), None)
+        for n in range(10)
+    ]
+    options = VprOptions(cell_m=1000, ratios=(1, 0, 0), queries_by="time")
+    out, _ = await _export(tmp_path, items, options)
+    assert len(list(out.glob("images/train/queries/*.jpg"))) == 5
+    out, _ = await _export(tmp_path, items[:5], options)
+    assert not list(out.glob("images/train/queries/*.jpg"))
+    assert (out / "images/train/queries/.keep").is_file()
+    out, _ = await _export(tmp_path, items, options)
+    assert not (out / "images/train/queries/.keep").exists()
