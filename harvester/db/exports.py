@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.db.models import Campaign, Image, ImageHit, ImageState, License
 from harvester.db.session import read_connection
 from harvester.errors import InputError
+from harvester.licences import licence_of
 
 # The record columns of an image: everything but the queue's own bookkeeping.
 RECORD_COLUMNS = (
@@ -41,6 +42,14 @@ class StoredImage:
     license_name: str | None
     license_url: str | None
     hits: tuple[Hit, ...]
+
+    @property
+    def licence(self) -> tuple[str | None, str | None]:
+        """The name and URL it is credited and filtered under (harvester.licences)."""
+        record = self.record
+        return licence_of(
+            record["provider"], record["license_id"], self.license_name, self.license_url
+        )
 
 
 async def campaign_ids(engine: AsyncEngine, names: Sequence[str]) -> dict[str, int]:

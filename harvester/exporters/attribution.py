@@ -23,7 +23,7 @@ def attribution_rows(
     rows = []
     for item in items:
         record = item.record
-        name, url = item.licence
+        name, url = item.image.licence
         rows.append(
             {
                 "file": (files or {}).get(record["id"], record["path"]),

@@ -55,7 +55,7 @@ def figure_data(
     _positions(data, own)
     months = Counter(month for i in own if (month := capture_month(i.record)))
     data.per_month = sorted(months.items())
-    licences = Counter(i.license_name or i.record["license_id"] or "unknown" for i in own)
+    licences = Counter(i.licence[0] or "unknown" for i in own)
     data.licences = sorted(licences.items(), key=lambda kv: (-kv[1], kv[0]))
     by_query: dict[str, dict[str, int]] = defaultdict(dict)
     for counted in queries:

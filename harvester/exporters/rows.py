@@ -113,7 +113,7 @@ def attribution_line(item: Item) -> str:
     title = record["title"] or f"{record['provider'].capitalize()} image {record['provider_id']}"
     author = author_of(item)
     page = page_of(item)
-    name, url = item.licence
+    name, url = item.image.licence
     line = f'"{title}"' + (f" by {author}" if author else "") + (f" ({page})" if page else "")
     if name:
         line += f", {name}" + (f" ({url})" if url else "")
@@ -145,7 +145,7 @@ def table_row(item: Item) -> dict[str, Any]:
     record = item.record
     frame = record["frame"] or {}
     hits = _hit_rows(item)
-    name, url = item.licence
+    name, url = item.image.licence
     return {
         "provider": record["provider"],
         "provider_id": record["provider_id"],

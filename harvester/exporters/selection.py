@@ -19,12 +19,7 @@ from typing import Any
 from harvester.db.exports import StoredImage
 from harvester.exporters.capture import capture_key, captured_between
 from harvester.exporters.geo import angle_between, bearing_deg, distance_m
-from harvester.exporters.licences import (
-    commercial_ok,
-    derivatives_ok,
-    licence_of,
-    license_matches,
-)
+from harvester.licences import commercial_ok, derivatives_ok, license_matches
 
 
 @dataclass(frozen=True)
@@ -38,14 +33,6 @@ class Item:
     @property
     def record(self) -> dict[str, Any]:
         return self.image.record
-
-    @property
-    def licence(self) -> tuple[str | None, str | None]:
-        """Its licence's name and URL, as credited (licences.licence_of)."""
-        image, record = self.image, self.record
-        return licence_of(
-            record["provider"], record["license_id"], image.license_name, image.license_url
-        )
 
     @property
     def lat(self) -> float | None:
@@ -104,8 +91,8 @@ def select_items(
 
 def _keeps(item: Item, f: Filters) -> bool:
     record = item.record
-    name, url = item.licence
-    if f.licenses and not license_matches(f.licenses, record["license_id"], name):
+    name, url = item.image.licence
+    if f.licenses and not license_matches(f.licenses, record["license_id"], name, url):
         return False
     if f.commercial_ok and not commercial_ok(name, url):
         return False

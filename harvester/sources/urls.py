@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from harvester.errors import InputError
 from harvester.http import Body, Destinations, HostSlots, HttpClient
+from harvester.licences import known
 from harvester.records import Expansion, FoundImage, SubmitReport
 from harvester.redact import shown_input_url
 from harvester.sources.base import ImageView, TaskView, fetch_plain
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 KNOWN_COLUMNS = ("url", "id", "lat", "lon", "captured_at", "license", "owner", "title")
 BATCH = 1000
 MAX_ID = 100  # provider ids are at most 200 characters, with the campaign folder in front
+MAX_LICENSE = 40  # images.license_id is varchar(40): a longer value would be stored as NULL
 MAX_PROBLEMS_SHOWN = 50
 MAX_URL = 8 * 1024  # longer is no image URL; it would only bloat rows and error messages
 
@@ -142,7 +144,7 @@ def parse_row(row: Mapping[str, Any], campaign: str) -> FoundImage:
         "lat": coordinate(_text(row.get("lat")), 90, "lat"),
         "lon": coordinate(_text(row.get("lon")), 180, "lon"),
         "captured_at": _timestamp(row.get("captured_at")),
-        "license_id": _text(row.get("license")),
+        "license_id": _licence(row.get("license")),
         "owner": _text(row.get("owner")),
         "owner_name": _text(row.get("owner")),
         "title": _text(row.get("title")),
@@ -282,6 +284,21 @@ class UrlSource:
 def _text(value: Any) -> str | None:
     text = str(value).strip() if value is not None else ""
     return text or None
+
+
+def _licence(value: Any) -> str | None:
+    """The canonical id of a licence however written (`CC BY 4.0`, its creativecommons.org
+    URL: CC-BY-4.0), else the text as given; one too long to store is the row's reason."""
+    text = _text(value)
+    licence = known(text)
+    if licence is not None:
+        return licence.id
+    if text is not None and len(text) > MAX_LICENSE:
+        raise ValueError(
+            f"license longer than {MAX_LICENSE} characters and no licence harvester knows"
+            f" (an SPDX id or a creativecommons.org URL is): {text[:40]!r}..."
+        )
+    return text
 
 
 def _timestamp(value: Any) -> datetime | None:

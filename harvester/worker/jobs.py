@@ -14,6 +14,7 @@ from harvester.db.queue import QueueRow
 from harvester.errors import DatabaseUnavailable, HarvesterError
 from harvester.http import HttpError
 from harvester.imaging import Metadata
+from harvester.licences import licence_of
 from harvester.outcomes import Failure, Outcome, Result
 from harvester.sources.base import ImageView, Source, TaskView, local_capture_time
 from harvester.storage.layout import relative_path
@@ -95,12 +96,9 @@ async def run_image(ctx: Context, row: QueueRow) -> Result:
 
 
 async def _metadata(ctx: Context, source: Source, view: ImageView, row: QueueRow) -> Metadata:
-    licence = await ctx.license(row.provider, row.license_id)
-    if licence is not None:
-        name, url = licence
-        copyright_text: str | None = f"{name} ({url})" if url else name
-    else:
-        copyright_text = row.license_id
+    listed = await ctx.license(row.provider, row.license_id) or (None, None)
+    name, url = licence_of(row.provider, row.license_id, *listed)
+    copyright_text = f"{name} ({url})" if name and url else name
     description = {
         "provider": row.provider,
         "id": row.provider_id,

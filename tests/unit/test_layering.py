@@ -23,6 +23,7 @@ RULES = {
     "harvester.backoff": (),
     "harvester.redact": (),
     "harvester.records": (),
+    "harvester.licences": (),
     "harvester.errors": (),
     "harvester.config": ("harvester.errors", "harvester.redact"),
     "harvester.log": ("harvester.redact",),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -11,12 +12,13 @@ from typing import Any
 from defaults import MAX_ATTEMPTS
 from pydantic import SecretStr
 
-from harvester.config import load_settings
+from harvester.config import Settings, load_settings
 from harvester.db.migrate import upgrade
 from harvester.db.session import create_engine
-from harvester.emulator import EmulatorConfig, WorldSize, start_emulator
+from harvester.emulator import EmulatorConfig, RunningEmulator, WorldSize, start_emulator
 from harvester.emulator.config import FLICKR_KEY, MAPILLARY_TOKEN
 from harvester.emulator.mapillary_world import MapillaryImage
+from harvester.records import SubmitReport
 from harvester.sources.flickr import FlickrCampaign, submit_flickr
 from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
 from harvester.sources.urls import UrlCampaign, submit_urls
@@ -36,22 +38,33 @@ class Harvest:
         return ["--database-url", self.database_url, "--storage-root", str(self.root), *args]
 
 
+def _settings(home: Path, emulator: RunningEmulator) -> Settings:
+    return load_settings(
+        database_url=f"sqlite:///{home / 'harvester.db'}",
+        storage_root=home / "data",
+        processes=2,
+        concurrency=16,
+        allow_networks=["127.0.0.1"],
+        flickr_api_url=emulator.flickr_api_url,
+        mapillary_api_url=emulator.mapillary_api_url,
+        flickr_api_key=SecretStr(FLICKR_KEY),
+        mapillary_token=SecretStr(MAPILLARY_TOKEN),
+    )
+
+
+def _write_list(path: Path, rows: list[dict[str, str]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[k for k in rows[0] if k != "expected"])
+        writer.writeheader()
+        writer.writerows({k: v for k, v in r.items() if k != "expected"} for r in rows)
+
+
 async def harvest_into(home: Path) -> Harvest:
     emulator = await start_emulator(
         EmulatorConfig(world=WorldSize(flickr_photos=1500, mapillary_dense_images=200))
     )
     try:
-        settings = load_settings(
-            database_url=f"sqlite:///{home / 'harvester.db'}",
-            storage_root=home / "data",
-            processes=2,
-            concurrency=16,
-            allow_networks=["127.0.0.1"],
-            flickr_api_url=emulator.flickr_api_url,
-            mapillary_api_url=emulator.mapillary_api_url,
-            flickr_api_key=SecretStr(FLICKR_KEY),
-            mapillary_token=SecretStr(MAPILLARY_TOKEN),
-        )
+        settings = _settings(home, emulator)
         engine = create_engine(settings.database_url)
         await upgrade(engine)
         world = emulator.world
@@ -71,10 +84,7 @@ async def harvest_into(home: Path) -> Harvest:
         )
         rows = [r for r in world.url_list(30, base_url=emulator.base_url, hostile=False)][:12]
         listing = home / "urls.csv"
-        with listing.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=[k for k in rows[0] if k != "expected"])
-            writer.writeheader()
-            writer.writerows({k: v for k, v in r.items() if k != "expected"} for r in rows)
+        _write_list(listing, rows)
         await submit_urls(engine, UrlCampaign("street", listing), max_attempts=MAX_ATTEMPTS)
         campaign = FlickrCampaign(
             "landmarks",
@@ -89,6 +99,29 @@ async def harvest_into(home: Path) -> Harvest:
     finally:
         await emulator.close()
     return Harvest(settings.database_url, home / "data", pairs, rows)
+
+
+async def url_list_harvest(
+    home: Path, change: Callable[[int, dict[str, str]], dict[str, str]], n: int = 12
+) -> tuple[Harvest, SubmitReport]:
+    """A URL-list campaign `list` of `n` good images, each row as `change` makes it."""
+    emulator = await start_emulator(
+        EmulatorConfig(world=WorldSize(flickr_photos=10, mapillary_dense_images=10))
+    )
+    try:
+        settings = _settings(home, emulator)
+        rows = emulator.world.url_list(n, base_url=emulator.base_url, hostile=False)
+        rows = [change(i, row) for i, row in enumerate(rows)]
+        listing = home / "list.csv"
+        _write_list(listing, rows)
+        engine = create_engine(settings.database_url)
+        await upgrade(engine)
+        report = await submit_urls(engine, UrlCampaign("list", listing), max_attempts=MAX_ATTEMPTS)
+        await engine.dispose()
+        await run_daemon(settings, until_idle=True)
+    finally:
+        await emulator.close()
+    return Harvest(settings.database_url, home / "data", [], rows), report
 
 
 def rows_of(path: Path) -> list[dict[str, Any]]:

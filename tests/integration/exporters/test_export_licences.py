@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
-from export_harvest import Harvest, rows_of
+from export_harvest import Harvest, rows_of, url_list_harvest
+from PIL import ExifTags
+from PIL import Image as PILImage
 
 from harvester.cli import main
+from harvester.records import SubmitReport
+
+CC_BY = "https://creativecommons.org/licenses/by/4.0/"
+CC_BY_SA = "https://creativecommons.org/licenses/by-sa/4.0/"
+BY_NC = "https://creativecommons.org/licenses/by-nc/4.0/"  # 47 characters: past varchar(40)
+OWN_TERMS = "https://example.org/licences/our-own-terms-for-these-photos"
+# A URL list's `license` cells as people write them, one a row.
+WRITTEN = (
+    "CC-BY-4.0", "CC BY 4.0", "cc-by-4.0",
+    "cc-by-sa-4.0", "CC-BY-SA-4.0", "https://creativecommons.org/licenses/by-sa/4.0/deed.en",
+    BY_NC, "http://creativecommons.org/publicdomain/zero/1.0",
+    "all-rights-reserved", "All Rights Reserved", "Our own terms, see the site", "",
+    OWN_TERMS,
+)  # fmt: skip
+
+
+def _licensed(i: int, row: dict[str, str]) -> dict[str, str]:
+    return {**row, "license": WRITTEN[i]}
+
+
+@pytest.fixture(scope="module")
+def licensed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Harvest, SubmitReport]:
+    home = tmp_path_factory.mktemp("licensed")
+    return asyncio.run(url_list_harvest(home, _licensed, n=len(WRITTEN)))
 
 
 @pytest.mark.parametrize("flag", ["--commercial-ok", "--derivatives-ok"])
@@ -21,3 +48,52 @@ def test_licence_filters_keep_a_url_lists_open_licences_and_drop_all_rights_rese
     listed = [r["license"] for r in harvest.url_rows]
     assert kept == sorted(x for x in listed if x != "all-rights-reserved")
     assert {"CC-BY-4.0", "CC-BY-SA-4.0", "CC0-1.0"} <= set(kept)
+
+
+def test_every_spelling_of_a_licence_is_credited_as_one_with_its_link(
+    licensed: tuple[Harvest, SubmitReport], tmp_path: Path
+):
+    harvest, _ = licensed
+    argv = ("export", "--campaign", "list", "--format", "attribution", "--out", str(tmp_path))
+    assert main(harvest.argv(*argv)) == 0
+    md = (tmp_path / "ATTRIBUTION.md").read_text()
+    for shown, count in (
+        (f"[CC BY 4.0]({CC_BY})", 3),
+        (f"[CC BY-SA 4.0]({CC_BY_SA})", 3),
+        (f"[CC BY-NC 4.0]({BY_NC})", 1),
+        ("[CC0 1.0](https://creativecommons.org/publicdomain/zero/1.0/)", 1),
+        ("All Rights Reserved", 2),
+        ("Our own terms, see the site", 1),
+        ("unknown licence", 1),
+    ):
+        assert f"| {shown} | {count} |" in md
+    credits = {r["license_id"]: r for r in rows_of(tmp_path / "attribution.csv")}
+    assert set(credits) == {
+        *("CC-BY-4.0", "CC-BY-SA-4.0", "CC-BY-NC-4.0", "CC0-1.0", "all-rights-reserved"),
+        *("Our own terms, see the site", ""),
+    }
+    assert credits["CC-BY-NC-4.0"]["attribution"].endswith(f", CC BY-NC 4.0 ({BY_NC})")
+
+
+def test_a_licence_too_long_to_store_and_not_known_is_refused_by_its_line(
+    licensed: tuple[Harvest, SubmitReport],
+):
+    _, report = licensed
+    (problem,) = report.problems
+    assert problem.startswith(f"list.csv:{len(WRITTEN) + 1}: license longer than 40 characters")
+    assert OWN_TERMS[:40] in problem and len(problem.splitlines()) == 1
+    assert report.images_added == len(WRITTEN) - 1
+
+
+def test_a_licence_named_by_any_spelling_selects_all_of_them_and_the_exif_links_it(
+    licensed: tuple[Harvest, SubmitReport], tmp_path: Path
+):
+    harvest, _ = licensed
+    argv = ("export", "--campaign", "list", "--format", "csv", "--out", str(tmp_path))
+    assert (
+        main(harvest.argv(*argv, "--license", "https://creativecommons.org/licenses/by/4.0")) == 0
+    )
+    rows = rows_of(tmp_path / "images.csv")
+    assert [r["license_name"] for r in rows] == ["CC BY 4.0"] * 3
+    with PILImage.open(harvest.root / rows[0]["path"]) as image:
+        assert image.getexif()[ExifTags.Base.Copyright] == f"CC BY 4.0 ({CC_BY})"

@@ -8,8 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from harvester.db.models import Image
 from harvester.errors import InputError
-from harvester.sources.urls import BadLine, parse_row, read_rows
+from harvester.sources.urls import MAX_LICENSE, BadLine, parse_row, read_rows
 
 
 def test_csv_rows_with_a_huge_field_and_nul_bytes_are_reported_not_fatal(tmp_path: Path):
@@ -50,6 +51,7 @@ def test_tsv_and_parquet_read_like_csv(tmp_path: Path):
         ({"url": "http://a/b.jpg", "lat": "45"}, "together"),
         ({"url": "http://a/b.jpg", "captured_at": "yesterday"}, "not a date"),
         ({"url": "http://a/b.jpg", "id": "x" * 101}, "longer than"),
+        ({"url": "http://a/b.jpg", "license": "x" * 41}, "license longer than 40 characters"),
     ],
 )
 def test_bad_rows_say_why(row: dict[str, str], reason: str):
@@ -62,3 +64,12 @@ def test_a_list_without_a_url_column_is_refused(tmp_path: Path):
     listing.write_text("link\nhttp://a/1.jpg\n")
     with pytest.raises(InputError, match="url"):
         list(read_rows(listing))
+
+
+def test_a_licence_is_stored_by_its_canonical_id_in_a_column_that_holds_it():
+    for written in ("CC BY-NC 4.0", "https://creativecommons.org/licenses/by-nc/4.0/deed.en"):
+        row = {"url": "http://a/b.jpg", "license": written}
+        assert parse_row(row, "c").record["license_id"] == "CC-BY-NC-4.0"
+    row = {"url": "http://a/b.jpg", "license": "x" * MAX_LICENSE}
+    assert parse_row(row, "c").record["license_id"] == "x" * MAX_LICENSE  # unknown: as given
+    assert Image.__table__.c.license_id.type.length == MAX_LICENSE
