@@ -15,7 +15,6 @@ from harvester.db.clock import utcnow
 from harvester.db.models import Campaign, Image, ImageState, Task
 from harvester.db.queue import Queue
 from harvester.db.session import insert_for, read_connection, transaction
-from harvester.db.storable import text
 from harvester.errors import InputError
 
 
@@ -190,10 +189,7 @@ async def pause_campaigns(
         result = await connection.execute(
             update(Campaign)
             .where(Campaign.id.in_(campaign_ids), Campaign.paused_at.is_(None))
-            # The message may quote the API's answer (NUL, a lone surrogate): made storable.
-            .values(
-                paused_at=utcnow(), paused_reason=reason, paused_message=message and text(message)
-            )
+            .values(paused_at=utcnow(), paused_reason=reason, paused_message=message)
             .returning(Campaign.name)
         )
         return sorted(result.scalars().all())

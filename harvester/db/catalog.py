@@ -142,9 +142,9 @@ async def _new_rows(
                     "group_name": group,
                     "shard": shard,
                     "file_name": item.file_name,
-                    "source_url": item.source_url and text(item.source_url),
+                    "source_url": item.source_url,
                     "state": ImageState.SKIPPED if skipped else ImageState.QUEUED,
-                    "skip_reason": item.skip_reason and text(item.skip_reason),
+                    "skip_reason": item.skip_reason,
                     "reason": skip_code(item.skip_reason),
                     "finished_at": now if skipped else None,
                     "max_attempts": max_attempts,
@@ -211,7 +211,9 @@ async def upsert_licenses(
         row = {"license_id": license_id, "name": name, "url": url}
         row = {key: _LICENSE_COLUMNS.clean(key, value) for key, value in row.items()}
         if row["license_id"]:  # one its column cannot hold names no image's (theirs drop too)
-            by_id[row["license_id"]] = {"provider": provider, **row}
+            # Keyed as it is stored: two ids alike once cleaned ("4", "4\x00") are one row, or
+            # the upsert would meet its row twice (PostgreSQL refuses the whole statement).
+            by_id[text(row["license_id"])] = {"provider": provider, **row}
     if not by_id:
         return
     async with transaction(engine) as connection:

@@ -1,4 +1,8 @@
-"""Tables operators read while the daemon runs; states mirrored by CHECK constraints."""
+"""Tables operators read while the daemon runs; states mirrored by CHECK constraints.
+
+A column of text from the outside world (a title, a URL, an error quoting a server) is
+StorableText or StorableString: whichever statement writes it, what it binds is storable.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from harvester.db.docs import TABLES
+from harvester.db.storable import StorableString, StorableText
 
 
 class TaskState(enum.StrEnum):
@@ -114,7 +119,7 @@ class Campaign(Base):
     # (`campaigns pause`, reason "paused") or by a daemon whose key was rejected ("invalid_key").
     paused_at: Mapped[datetime | None]
     paused_reason: Mapped[str | None] = mapped_column(String(40))
-    paused_message: Mapped[str | None] = mapped_column(Text)
+    paused_message: Mapped[str | None] = mapped_column(StorableText)
 
 
 class _QueueColumns:
@@ -125,7 +130,7 @@ class _QueueColumns:
     not_before: Mapped[datetime]
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(StorableText)
     # The stable short code of the last failure or skip (http_404, timeout, duplicate...).
     reason: Mapped[str | None] = mapped_column(String(40))
     # Whether that failure was transient: `jobs retry` requeues these by default.
@@ -214,7 +219,7 @@ class Image(_QueueColumns, Base):
     shard: Mapped[int] = mapped_column(Integer)
     file_name: Mapped[str] = mapped_column(String(300))
     path: Mapped[str | None] = mapped_column(Text)
-    source_url: Mapped[str | None] = mapped_column(Text)
+    source_url: Mapped[str | None] = mapped_column(StorableText)
     source_width: Mapped[int | None] = mapped_column(Integer)
     source_height: Mapped[int | None] = mapped_column(Integer)
     width: Mapped[int | None] = mapped_column(Integer)
@@ -229,18 +234,18 @@ class Image(_QueueColumns, Base):
     accuracy: Mapped[int | None] = mapped_column(Integer)
     captured_at: Mapped[datetime | None]
     # Naive ISO 8601, to the provider's precision: a camera's wall clock is no UTC instant.
-    captured_local: Mapped[str | None] = mapped_column(String(19))
+    captured_local: Mapped[str | None] = mapped_column(StorableString(19))
     uploaded_at: Mapped[datetime | None]
     heading: Mapped[float | None] = mapped_column(Float)
     is_pano: Mapped[bool | None] = mapped_column(Boolean)
-    sequence_id: Mapped[str | None] = mapped_column(String(200))
-    owner: Mapped[str | None] = mapped_column(String(200))
-    owner_name: Mapped[str | None] = mapped_column(Text)
-    title: Mapped[str | None] = mapped_column(Text)
-    tags: Mapped[str | None] = mapped_column(Text)
-    license_id: Mapped[str | None] = mapped_column(String(40))
+    sequence_id: Mapped[str | None] = mapped_column(StorableString(200))
+    owner: Mapped[str | None] = mapped_column(StorableString(200))
+    owner_name: Mapped[str | None] = mapped_column(StorableText)
+    title: Mapped[str | None] = mapped_column(StorableText)
+    tags: Mapped[str | None] = mapped_column(StorableText)
+    license_id: Mapped[str | None] = mapped_column(StorableString(40))
     raw: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
-    skip_reason: Mapped[str | None] = mapped_column(Text)
+    skip_reason: Mapped[str | None] = mapped_column(StorableText)
     phash: Mapped[str | None] = mapped_column(String(16))  # 64-bit perceptual hash, hex
 
 
@@ -255,7 +260,7 @@ class ImageHit(Base):
     campaign_id: Mapped[int] = mapped_column(
         ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
     )
-    query: Mapped[str] = mapped_column(String(500), primary_key=True)
+    query: Mapped[str] = mapped_column(StorableString(500), primary_key=True)
     role: Mapped[str | None] = mapped_column(String(40))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     created_at: Mapped[datetime]
@@ -265,9 +270,9 @@ class License(Base):
     __tablename__ = "licenses"
 
     provider: Mapped[str] = mapped_column(String(20), primary_key=True)
-    license_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    url: Mapped[str | None] = mapped_column(Text)
+    license_id: Mapped[str] = mapped_column(StorableString(40), primary_key=True)
+    name: Mapped[str] = mapped_column(StorableText)
+    url: Mapped[str | None] = mapped_column(StorableText)
 
 
 class ShardCounter(Base):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +35,6 @@ from harvester.db.queue_claims import (
 )
 from harvester.db.queue_outcomes import AT_DATABASE_NOW, release_batches, run_batches
 from harvester.db.session import HeldConnection, read_connection, statement_connection, transaction
-from harvester.db.storable import text
 from harvester.outcomes import Failure as Failure
 from harvester.outcomes import Outcome as Outcome
 
@@ -243,7 +242,6 @@ class Queue:
                 "reason": None,
                 "retryable": None,
                 **outcome.values,
-                **_skip_text(outcome.values),
                 "state": outcome.state,
                 "finished_at": AT_DATABASE_NOW if now is None else now,
                 "b_id": outcome.id,
@@ -305,7 +303,7 @@ class Queue:
     ) -> dict[str, Any]:
         states = self.states
         why = {"reason": failure.reason, "retryable": failure.retryable}
-        message = text(failure.error)  # it may quote a server's answer: NUL, a lone surrogate
+        message = failure.error
         if not failure.retryable:
             return {**why, "state": states.FAILED, "last_error": message, "finished_at": now}
         if attempts >= max_attempts:
@@ -402,12 +400,6 @@ class Queue:
                 .execution_options(synchronize_session=False)
             )
             return Counter(result.scalars().all())
-
-
-def _skip_text(values: Mapping[str, Any]) -> dict[str, str]:
-    """A skip's message made storable: it may quote a server's answer, as a failure's may."""
-    why = values.get("skip_reason")
-    return {"skip_reason": text(why)} if isinstance(why, str) else {}
 
 
 def _scope(statement: Any, model: QueueModel, campaign_id: int | None, ids: Sequence[int]) -> Any:

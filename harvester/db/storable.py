@@ -4,6 +4,9 @@ PostgreSQL refuses NUL in text and "\\u0000" in jsonb, both drivers refuse a lon
 surrogate (JSON's "\\ud800" decodes to one), varchar(N) refuses a longer value and integer
 one past 32 bits; SQLite takes all of it, which is how such rows got past tests. A source
 reads leniently; this is the last word on what a column can hold, for every source.
+
+Free text is cleaned by its column's type (StorableText) as it is bound, by every insert
+and update alike; `Columns` does to a record's columns what a type cannot as it binds.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, FromClause, Integer, String
+from sqlalchemy import JSON, BigInteger, Dialect, FromClause, Integer, String, Text
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 MAX_TEXT = 10_000  # a title, tag list or owner name longer is junk: cut, not dropped
 INT32 = 2**31 - 1
@@ -25,6 +29,25 @@ def text(value: str) -> str:
     if "\x00" in value:
         value = value.replace("\x00", "")
     return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+
+
+class StorableText(TypeDecorator[str]):
+    """Free text from the outside world (a title, an error quoting a server, a URL): stored
+    as `text` makes it, whichever statement binds it (an insert, an update, an outcome
+    batch's array). The DDL is the impl's: the schema does not change."""
+
+    impl: type[String] = Text  # String: StorableString's
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return text(value) if isinstance(value, str) else value
+
+
+class StorableString(StorableText):
+    """The same for a varchar(N) column (an owner or licence id a provider sends)."""
+
+    impl = String
+    cache_ok = True
 
 
 def json_value(value: Any) -> Any:
@@ -40,12 +63,18 @@ def json_value(value: Any) -> Any:
     return value
 
 
+def _plain(kind: TypeEngine[Any]) -> TypeEngine[Any]:
+    """The type a column's TypeDecorator (StorableText, UtcDateTime) stands on."""
+    return kind.impl_instance if isinstance(kind, TypeDecorator) else kind
+
+
 class Columns:
-    """Cleans values for the nullable columns of one table: text cleaned, a value the
-    column cannot hold (too long for its varchar, past 32 bits) dropped to NULL."""
+    """Cleans values for the nullable columns of one table, where a type cannot as it binds:
+    a value the column cannot hold (too long for its varchar, past 32 bits) dropped to NULL,
+    free text cut at MAX_TEXT, a JSON document cleaned. Text itself is StorableText's."""
 
     def __init__(self, table: FromClause) -> None:
-        types = {column.name: column.type for column in table.columns}
+        types = {column.name: _plain(column.type) for column in table.columns}
         self._json = {name for name, kind in types.items() if isinstance(kind, JSON)}
         self._int32 = {
             name
@@ -59,14 +88,13 @@ class Columns:
         }
 
     def clean(self, column: str, value: Any) -> Any:
+        if column in self._json:
+            return json_value(value)
         if isinstance(value, str):
-            value = text(value)
             limit = self._varchar.get(column)
             if limit is None:
                 return value[:MAX_TEXT]
             return value if len(value) <= limit else None
-        if column in self._json:
-            return json_value(value)
         if column in self._int32 and isinstance(value, int) and abs(value) > INT32:
             return None
         return value

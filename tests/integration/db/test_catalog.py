@@ -124,6 +124,18 @@ async def test_text_a_database_refuses_is_cleaned_and_a_field_too_long_is_droppe
         assert (await connection.execute(skipped)).scalar_one() == "too_small:  \ufffd"
 
 
+async def test_a_query_a_database_refuses_is_stored_cleaned_and_found_again(engine: AsyncEngine):
+    # A URL list's query is its file's name, which on Linux may hold bytes that are not
+    # UTF-8 (Python reads each as a lone surrogate): both drivers refused it, PostgreSQL a NUL.
+    campaign = await ensure_campaign(engine, "c", "urls", {})
+    query = "list\udcff\x00.csv"
+    for _ in range(2):  # the second time, the same hits: no new row, no error
+        await add_images(engine, campaign, "urls", query, [_found(1)], max_attempts=MAX_ATTEMPTS)
+    async with engine.connect() as connection:
+        hits = (await connection.execute(select(ImageHit.query))).scalars().all()
+    assert hits == ["list\ufffd.csv"]
+
+
 async def test_a_licence_a_database_refuses_is_cleaned_or_left_out(engine: AsyncEngine):
     licences = [("4", "BY\x00 2.0", "https://cc.org/\ud800"), ("9" * 41, "junk", None)]
     await upsert_licenses(engine, "flickr", [*licences, ("4\x00", "BY 2.0", None)])

@@ -52,7 +52,7 @@ async def test_a_pooled_connection_the_server_ended_is_replaced_at_checkout(post
     "statement",
     [
         update(Image).values(bytes=2**70),  # past 64 bits
-        update(Image).values(title="\ud800"),  # a lone surrogate
+        update(Image).values(path="\ud800"),  # a lone surrogate, in a column of ours
         insert(Campaign).values(name="c", provider="nope", settings={}, created_at=utcnow()),
     ],
     ids=["int", "surrogate", "check"],

@@ -227,3 +227,23 @@ async def test_claimed_times_are_aware_utc_whatever_the_sessions_time_zone(
     for moment in (claimed.lease_expires_at, claimed.created_at, row.lease_expires_at):
         assert moment is not None and moment.tzinfo is UTC
     assert row.lease_expires_at == claimed.lease_expires_at
+
+
+async def test_outcome_text_a_database_refuses_is_stored_cleaned_from_one_batch(
+    engine: AsyncEngine,
+):
+    # On PostgreSQL a batch's values go as one array a column, typed as the column is: the
+    # column's type cleans each value in it, as it does a value bound alone.
+    await add_owned_images(engine, 2)
+    queue = Queue(engine, Image)
+    skipped, failed = sorted(row.id for row in await queue.claim("w", 2, 300))
+    why = {"reason": "too_small", "skip_reason": "too_small: \x00\ud800 320x240"}
+    await queue.finish("w", [Outcome(skipped, ImageState.SKIPPED, why)])
+    await queue.fail("w", [Failure(failed, "HTTP 500: \x00\udcff", retryable=False)])
+
+    rows = await _rows(engine)
+    assert (rows[skipped].state, rows[skipped].skip_reason) == (
+        "skipped",
+        "too_small: \ufffd 320x240",
+    )
+    assert (rows[failed].state, rows[failed].last_error) == ("failed", "HTTP 500: \ufffd")
