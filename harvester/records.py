@@ -10,6 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# The widest integer a record's 32-bit columns hold (width, height, accuracy): a source reads
+# a larger one as unknown, and db/ stores one it is given as NULL rather than fail the row.
+INT32 = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class FoundImage:

@@ -19,8 +19,9 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Dialect, FromClause, Integer, String, Text
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from harvester.records import INT32
+
 MAX_TEXT = 10_000  # a title, tag list or owner name longer is junk: cut, not dropped
-INT32 = 2**31 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

@@ -11,7 +11,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-INT32 = 2**31 - 1  # the widest integer column a record fills (width, height, accuracy)
+from harvester.records import INT32
+
 MAX_ID = 100  # provider ids are at most 200 characters, with the campaign folder in front
 
 
