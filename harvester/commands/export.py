@@ -89,6 +89,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--query-fraction", type=number_arg(0, 1), default=0.25, help="for --queries-by random"
     )
     vpr.add_argument(
+        "--buffer-m",
+        type=number_arg(0),
+        default=25.0,
+        help="leave out images this near one of an earlier split (default 25; 0: none)",
+    )
+    vpr.add_argument(
         "--gallery-name",
         choices=("gallery", "database"),
         default="gallery",
@@ -235,6 +241,7 @@ async def _write(
             queries_by=args.queries_by,
             query_fraction=args.query_fraction,
             gallery_name=args.gallery_name,
+            buffer_m=args.buffer_m,
         )
         said, files = await export_vpr(items, folder, storage, options, made_with)
         write_attribution([i for i in items if i.record["id"] in files], folder, files)

@@ -2,8 +2,9 @@
 `images/{train,val,test}/{gallery,queries}/@east@north@zone@letter@lat@lon@...@.jpg`, the
 names of gmberton's VPR-datasets-downloader (whose folders say `database` for `gallery`).
 
-Train/val/test are split by UTM cells so that no place is in two splits, each cell's split
-fixed by a hash of the cell (adding images never moves one placed before); gallery and
+Train/val/test are split by UTM cells, each cell's split fixed by a hash of the cell (adding
+images never moves one placed before), and an image near one of an earlier split is left out,
+so that no place is in two splits though cells meet at their edges; gallery and
 queries by time (in each cell the traversal seen first is the gallery), by the roles of a
 Spherical-VPR pairs file, or at random. All pure but `export_vpr`."""
 
@@ -19,11 +20,10 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
-import utm
-
 from harvester.errors import InputError
 from harvester.exporters.capture import capture_key, capture_time
 from harvester.exporters.images import read_in_order
+from harvester.exporters.nearby import Grid, Utm, plane, planes, utm_of
 from harvester.exporters.output import ExportFolder
 from harvester.exporters.selection import Item
 from harvester.storage.base import Storage
@@ -48,6 +48,7 @@ class VprOptions:
     queries_by: str = "auto"
     query_fraction: float = 0.25  # for --queries-by random
     gallery_name: str = GALLERY  # the gallery folder's name, one of GALLERY_NAMES
+    buffer_m: float = 25.0  # GeoWarp's positive threshold; 0: no buffer between splits
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,11 @@ def vpr_name(
     heading: float | None = None,
     timestamp: datetime | None = None,
     note: str = "",
+    position: Utm | None = None,
 ) -> str:
-    """The gmberton file name; empty fields stay empty, roll and height are never known."""
-    east, north, zone, letter = utm.from_latlon(lat, lon)
+    """The gmberton file name; empty fields stay empty, roll and height are never known.
+    `position` is the point's `utm_of`, when it is known already."""
+    east, north, zone, letter = position or utm_of(lat, lon)
     fields = [
         _coord(east, 7, 2),
         _coord(north, 7, 2),
@@ -132,8 +135,12 @@ def parse_vpr_name(name: str) -> dict[str, str]:
 
 def cell_of(item: Item, cell_m: float) -> Cell:
     assert item.lat is not None and item.lon is not None
-    east, north, zone, letter = utm.from_latlon(item.lat, item.lon)
-    return int(zone), str(letter), math.floor(east / cell_m), math.floor(north / cell_m)
+    return _cell(utm_of(item.lat, item.lon), cell_m)
+
+
+def _cell(position: Utm, cell_m: float) -> Cell:
+    east, north, zone, letter = position
+    return zone, letter, math.floor(east / cell_m), math.floor(north / cell_m)
 
 
 def split_of(cell: Cell, ratios: Sequence[float], seed: int) -> str:
@@ -178,9 +185,13 @@ def _listed(names: Sequence[str]) -> str:
     return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
-def summary(counts: Mapping[str, int], said: Sequence[str]) -> str:
-    """Images per folder, then the warnings."""
-    return "; ".join([", ".join(f"{k} {v}" for k, v in sorted(counts.items())), *said])
+def summary(counts: Mapping[str, int], dropped: Mapping[str, int], said: Sequence[str]) -> str:
+    """Images per folder, those left out by why, then the warnings."""
+    parts = [", ".join(f"{k} {v}" for k, v in sorted(counts.items()))]
+    if dropped:
+        why = ", ".join(f"{n} {why}" for why, n in dropped.items())
+        parts.append(f"left out {sum(dropped.values())}: {why}")
+    return "; ".join([*parts, *said])
 
 
 def _traversal(item: Item) -> str:
@@ -232,50 +243,88 @@ def unplaceable(item: Item) -> str | None:
 @dataclass(frozen=True)
 class Placement:
     placed: list[Placed]
-    left_out: list[tuple[Mapping[str, Any], str]]  # record, why it is `unplaceable`
+    unnamed: list[tuple[Mapping[str, Any], str]]  # record, why it is `unplaceable`
+    near: int  # left out: within the buffer of an image of an earlier split
     how: str  # the resolved --queries-by, for README.txt to say what placing did
 
 
 def place_items(items: Sequence[Item], options: VprOptions) -> Placement:
     """Where each image UTM can name goes; the others cannot be placed (`unplaceable`)."""
     located: list[Item] = []
-    left_out: list[tuple[Mapping[str, Any], str]] = []
+    unnamed: list[tuple[Mapping[str, Any], str]] = []
     for item in items:
         if why := unplaceable(item):
-            left_out.append((item.record, why))
+            unnamed.append((item.record, why))
         else:
             located.append(item)
-    cells = {id(item): cell_of(item, options.cell_m) for item in located}
+    positions = {id(i): utm_of(*_at(i)) for i in located}
+    cells = {key: _cell(position, options.cell_m) for key, position in positions.items()}
     splits = {cell: split_of(cell, options.ratios, options.seed) for cell in set(cells.values())}
-    how = resolved_queries_by(located, options.queries_by)
+    split = {key: splits[cell] for key, cell in cells.items()}
+    kept = _apart(located, split, positions, options.buffer_m)
+    how = resolved_queries_by(kept, options.queries_by)
     if how == "pairs":
-        roles = {id(i): _pair_role(i) or GALLERY for i in located}
+        roles = {id(i): _pair_role(i) or GALLERY for i in kept}
     elif how == "random":
         rng = random.Random(options.seed)
         roles = {
             id(i): QUERIES if rng.random() < options.query_fraction else GALLERY
-            for i in sorted(located, key=lambda i: (i.record["provider"], i.record["provider_id"]))
+            for i in sorted(kept, key=lambda i: (i.record["provider"], i.record["provider_id"]))
         }
     else:
-        roles = _roles_by_time(located, cells)
+        roles = _roles_by_time(kept, cells)
     folders = {GALLERY: options.gallery_name, QUERIES: QUERIES}
     placed = [
-        Placed(item, splits[cells[id(item)]], folders[roles[id(item)]], _name(item))
-        for item in located
+        Placed(i, split[id(i)], folders[roles[id(i)]], _name(i, positions[id(i)])) for i in kept
     ]
-    return Placement(placed, left_out, how)
+    return Placement(placed, unnamed, len(located) - len(kept), how)
 
 
-def _name(item: Item) -> str:
-    assert item.lat is not None and item.lon is not None
+def _apart(
+    items: Sequence[Item], split: Mapping[int, str], positions: Mapping[int, Utm], buffer_m: float
+) -> list[Item]:
+    """The images not within `buffer_m` of a kept image of an earlier split (train, val, test
+    in that order): train is whole, val has no image near train's, test none near train's or
+    val's. Cells meet at their edges, so without a buffer one place is seen from two splits.
+    Distances are in UTM metres, on a grid of the buffer's size (9 buckets read a look-up)."""
+    if buffer_m <= 0:
+        return list(items)
+    grid, near = Grid(buffer_m), set()
+    for name in SPLITS:
+        mine = [i for i in items if split[id(i)] == name]
+        for item in mine if grid else ():
+            seen = planes(*_at(item), positions[id(item)], buffer_m)
+            if any(grid.near(*where) for where in seen):
+                near.add(id(item))
+        for item in mine:
+            if id(item) not in near:
+                grid.add(*plane(positions[id(item)]))
+    return [i for i in items if id(i) not in near]
+
+
+def _at(item: Item) -> tuple[float, float]:
+    assert item.lat is not None and item.lon is not None, "placed images have a position"
+    return item.lat, item.lon
+
+
+def left_out(placement: Placement, options: VprOptions) -> dict[str, int]:
+    """How many images were left out, by why (the whys that have some)."""
+    whys = {
+        "with no VPR name": len(placement.unnamed),
+        f"within {options.buffer_m:g} m of an image of an earlier split": placement.near,
+    }
+    return {why: n for why, n in whys.items() if n}
+
+
+def _name(item: Item, position: Utm) -> str:
     record = item.record
     return vpr_name(
-        item.lat,
-        item.lon,
+        *_at(item),
         pano_id=str(record["provider_id"]),
         heading=item.heading,
         timestamp=capture_time(record),
         note=str(record["provider"]),
+        position=position,
     )
 
 
@@ -291,7 +340,7 @@ async def export_vpr(
     KEEP file in each of the six folders that got none; README.txt says how. Returns the
     summary and where each image went, by image id."""
     placement = place_items(items, options)
-    placed, left_out = placement.placed, placement.left_out
+    placed = placement.placed
     if not placed:
         raise InputError(
             f"none of the {len(items)} images has a position in UTM's latitudes "
@@ -315,17 +364,18 @@ async def export_vpr(
     for empty in (key for key, n in counts.items() if not n):
         folder.write(f"images/{empty}/{KEEP}", b"")
     said = warnings(counts, options)
-    readme = _readme(options, placement.how, made_with, counts, left_out, said)
+    dropped = left_out(placement, options)
+    readme = _readme(options, placement, made_with, counts, dropped, said)
     folder.write("README.txt", readme.encode("utf-8"))
-    return summary(counts | ({"left out": len(left_out)} if left_out else {}), said), files
+    return summary(counts, dropped, said), files
 
 
 def _readme(
     options: VprOptions,
-    how: str,
+    placement: Placement,
     made_with: Sequence[str],
     counts: Mapping[str, int],
-    left_out: Sequence[tuple[Mapping[str, Any], str]],
+    dropped: Mapping[str, int],
     said: Sequence[str],
 ) -> str:
     gallery = options.gallery_name
@@ -349,7 +399,11 @@ def _readme(
         "  A cell's split depends on the cell and the seed alone, so images added later never",
         "  move a cell: the first 8 bytes of sha256('SEED:ZONE:LETTER:E:N') (E, N = UTM easting,",
         "  northing // cell size) over 2**64 fall in train's, val's or test's share of 0..1.",
-        f"Gallery/queries: by {how} "
+        f"  An image within {options.buffer_m:g} m (--buffer-m) of a kept image of an earlier",
+        "  split (train, then val, then test) is left out, as cells meet at their edges: so no",
+        "  place is in two splits (UTM metres; an image near a zone's edge is projected into the",
+        "  next zone too). A larger --cell-m leaves fewer out: fewer images are near an edge.",
+        f"Gallery/queries: by {placement.how} "
         "(time: in each cell the traversal captured first is the gallery; pairs: the roles "
         "of the Spherical-VPR pairs file; random: seeded, "
         f"{options.query_fraction:g} of the images are queries).",
@@ -362,7 +416,12 @@ def _readme(
     ]
     if said:
         lines += ["", "Warnings:", *(f"  {line}" for line in said)]
-    if left_out:
-        lines += ["", f"Left out ({len(left_out)}, no VPR name can be made):"]
-        lines += [f"  {r['provider']} {str(r['provider_id'])!r}: {why}" for r, why in left_out]
+    if dropped:
+        lines += ["", f"Left out ({sum(dropped.values())}):"]
+        lines += [f"  {n} {why}" for why, n in dropped.items()]
+    if placement.unnamed:
+        lines += ["", "With no VPR name (UTM cannot name the position):"]
+        lines += [
+            f"  {r['provider']} {str(r['provider_id'])!r}: {why}" for r, why in placement.unnamed
+        ]
     return "\n".join(lines) + "\n"
