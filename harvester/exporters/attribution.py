@@ -79,6 +79,6 @@ def write_attribution(
     items: Sequence[Item], folder: ExportFolder, files: Mapping[int, str] | None = None
 ) -> int:
     rows = attribution_rows(items, files)
-    folder.write("attribution.csv", csv_bytes(rows, COLUMNS))
+    folder.write("attribution.csv", csv_bytes(rows, COLUMNS, text=COLUMNS))
     folder.write("ATTRIBUTION.md", attribution_md(rows))
     return len(rows)

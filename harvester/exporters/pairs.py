@@ -54,5 +54,6 @@ def _coordinate(value: float | None) -> str:
 
 
 def pairs_csv(rows: Sequence[dict[str, Any]]) -> bytes:
-    """The submitted file's header and column order, so it can be submitted again."""
-    return csv_bytes(rows, PAIRS_COLUMNS)
+    """The submitted file's header and column order, so it can be submitted again: its
+    cells, Mapillary's ids and coordinates, are written as they are."""
+    return csv_bytes(rows, PAIRS_COLUMNS, text=())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -23,18 +23,32 @@ def parquet_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
     return buffer.getvalue()
 
 
-def csv_bytes(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] = COLUMNS) -> bytes:
+# The table's text columns: a provider's or a list's free text may land in any of them.
+TEXT_COLUMNS = tuple(f.name for f in SCHEMA if pa.types.is_string(f.type))
+# What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_bytes(
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str] = COLUMNS,
+    text: Collection[str] = TEXT_COLUMNS,
+) -> bytes:
     """Every CSV an export writes (tables, attribution, pairs): UTF-8, a header, `\\n` line
-    ends; lists and structs as JSON text in their cell; empty cells for missing values."""
+    ends; lists and structs as JSON text in their cell; empty cells for missing values. A
+    cell of a `text` column starting as a formula would (`=HYPERLINK(...)`, `-2+3`) gets a
+    leading `'`, so a spreadsheet opening the file shows it instead of running it; numbers
+    (a latitude of -33.8) stay as they are."""
+    guarded = frozenset(text)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row[name]) for name in columns])
+        writer.writerow([_cell(row[name], name in guarded) for name in columns])
     return buffer.getvalue().encode("utf-8")
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, text: bool) -> str:
     value = plain(value)
     if value is None:
         return ""
@@ -42,7 +56,8 @@ def _cell(value: Any) -> str:
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    shown = str(value)
+    return f"'{shown}" if text and shown.startswith(_FORMULA_START) else shown
 
 
 def jsonl_bytes(rows: Sequence[dict[str, Any]]) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -101,17 +100,39 @@ async def harvest_into(home: Path) -> Harvest:
     return Harvest(settings.database_url, home / "data", pairs, rows)
 
 
-async def url_list_harvest(
-    home: Path, change: Callable[[int, dict[str, str]], dict[str, str]], n: int = 12
-) -> tuple[Harvest, SubmitReport]:
-    """A URL-list campaign `list` of `n` good images, each row as `change` makes it."""
+CC_BY = "https://creativecommons.org/licenses/by/4.0/"
+CC_BY_SA = "https://creativecommons.org/licenses/by-sa/4.0/"
+BY_NC = "https://creativecommons.org/licenses/by-nc/4.0/"  # 47 characters: past varchar(40)
+OWN_TERMS = "https://example.org/licences/our-own-terms-for-these-photos"
+# A URL list's `license` cells as people write them, one a row.
+WRITTEN = (
+    "CC-BY-4.0", "CC BY 4.0", "cc-by-4.0",
+    "cc-by-sa-4.0", "CC-BY-SA-4.0", "https://creativecommons.org/licenses/by-sa/4.0/deed.en",
+    BY_NC, "http://creativecommons.org/publicdomain/zero/1.0",
+    "all-rights-reserved", "All Rights Reserved", "Our own terms, see the site", "",
+    OWN_TERMS,
+)  # fmt: skip
+# Titles a spreadsheet would run as formulas, on the first rows.
+FORMULAS = ('=HYPERLINK("http://evil.test/","click")', "+cmd|' /C calc'!A0", "@SUM(A1)", "-2+3")
+
+
+def _as_written(i: int, row: dict[str, str]) -> dict[str, str]:
+    row = {**row, "license": WRITTEN[i]}
+    if i < len(FORMULAS):
+        row.update(title=FORMULAS[i], owner=f"={FORMULAS[i]}", lat="-33.8", lon="-70.6")
+    return row
+
+
+async def written_harvest_into(home: Path) -> tuple[Harvest, SubmitReport]:
+    """A URL-list campaign `list` as people write one: each licence spelt its own way, titles
+    and owners a spreadsheet would run; every row an image the emulator serves."""
     emulator = await start_emulator(
         EmulatorConfig(world=WorldSize(flickr_photos=10, mapillary_dense_images=10))
     )
     try:
         settings = _settings(home, emulator)
-        rows = emulator.world.url_list(n, base_url=emulator.base_url, hostile=False)
-        rows = [change(i, row) for i, row in enumerate(rows)]
+        rows = emulator.world.url_list(len(WRITTEN), base_url=emulator.base_url, hostile=False)
+        rows = [_as_written(i, row) for i, row in enumerate(rows)]
         listing = home / "list.csv"
         _write_list(listing, rows)
         engine = create_engine(settings.database_url)

@@ -31,7 +31,10 @@ def test_attribution_credits_every_image_and_sums_up_by_licence(harvest: Harvest
     for row in mapillary:
         assert row["license_name"] == "CC BY-SA 4.0"
         assert row["license_url"] == "https://creativecommons.org/licenses/by-sa/4.0/"
-        assert row["author"].startswith("@") and f"by {row['author']}" in row["attribution"]
+        # An `@` cell is a formula to a spreadsheet: the CSV cell reads '@name.
+        author = row["author"].removeprefix("'")
+        assert row["author"] == f"'{author}" and f"by {author}" in row["attribution"]
+        assert author.startswith("@")
         assert row["page_url"].startswith("https://www.mapillary.com/")
     flickr = [r for r in rows if r["provider"] == "flickr"]
     assert all(r["page_url"].startswith("https://www.flickr.com/photos/") for r in flickr)

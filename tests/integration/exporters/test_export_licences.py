@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
-from export_harvest import Harvest, rows_of, url_list_harvest
+from export_harvest import BY_NC, CC_BY, CC_BY_SA, OWN_TERMS, WRITTEN, Harvest, rows_of
 from PIL import ExifTags
 from PIL import Image as PILImage
 
 from harvester.cli import main
 from harvester.records import SubmitReport
-
-CC_BY = "https://creativecommons.org/licenses/by/4.0/"
-CC_BY_SA = "https://creativecommons.org/licenses/by-sa/4.0/"
-BY_NC = "https://creativecommons.org/licenses/by-nc/4.0/"  # 47 characters: past varchar(40)
-OWN_TERMS = "https://example.org/licences/our-own-terms-for-these-photos"
-# A URL list's `license` cells as people write them, one a row.
-WRITTEN = (
-    "CC-BY-4.0", "CC BY 4.0", "cc-by-4.0",
-    "cc-by-sa-4.0", "CC-BY-SA-4.0", "https://creativecommons.org/licenses/by-sa/4.0/deed.en",
-    BY_NC, "http://creativecommons.org/publicdomain/zero/1.0",
-    "all-rights-reserved", "All Rights Reserved", "Our own terms, see the site", "",
-    OWN_TERMS,
-)  # fmt: skip
-
-
-def _licensed(i: int, row: dict[str, str]) -> dict[str, str]:
-    return {**row, "license": WRITTEN[i]}
-
-
-@pytest.fixture(scope="module")
-def licensed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Harvest, SubmitReport]:
-    home = tmp_path_factory.mktemp("licensed")
-    return asyncio.run(url_list_harvest(home, _licensed, n=len(WRITTEN)))
 
 
 @pytest.mark.parametrize("flag", ["--commercial-ok", "--derivatives-ok"])
@@ -51,9 +27,9 @@ def test_licence_filters_keep_a_url_lists_open_licences_and_drop_all_rights_rese
 
 
 def test_every_spelling_of_a_licence_is_credited_as_one_with_its_link(
-    licensed: tuple[Harvest, SubmitReport], tmp_path: Path
+    as_written: tuple[Harvest, SubmitReport], tmp_path: Path
 ):
-    harvest, _ = licensed
+    harvest, _ = as_written
     argv = ("export", "--campaign", "list", "--format", "attribution", "--out", str(tmp_path))
     assert main(harvest.argv(*argv)) == 0
     md = (tmp_path / "ATTRIBUTION.md").read_text()
@@ -76,9 +52,9 @@ def test_every_spelling_of_a_licence_is_credited_as_one_with_its_link(
 
 
 def test_a_licence_too_long_to_store_and_not_known_is_refused_by_its_line(
-    licensed: tuple[Harvest, SubmitReport],
+    as_written: tuple[Harvest, SubmitReport],
 ):
-    _, report = licensed
+    _, report = as_written
     (problem,) = report.problems
     assert problem.startswith(f"list.csv:{len(WRITTEN) + 1}: license longer than 40 characters")
     assert OWN_TERMS[:40] in problem and len(problem.splitlines()) == 1
@@ -86,9 +62,9 @@ def test_a_licence_too_long_to_store_and_not_known_is_refused_by_its_line(
 
 
 def test_a_licence_named_by_any_spelling_selects_all_of_them_and_the_exif_links_it(
-    licensed: tuple[Harvest, SubmitReport], tmp_path: Path
+    as_written: tuple[Harvest, SubmitReport], tmp_path: Path
 ):
-    harvest, _ = licensed
+    harvest, _ = as_written
     argv = ("export", "--campaign", "list", "--format", "csv", "--out", str(tmp_path))
     assert (
         main(harvest.argv(*argv, "--license", "https://creativecommons.org/licenses/by/4.0")) == 0

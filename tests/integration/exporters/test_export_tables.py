@@ -11,10 +11,11 @@ from urllib.parse import quote
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from export_harvest import Harvest, rows_of
+from export_harvest import FORMULAS, Harvest, rows_of
 
 from harvester.cli import main
 from harvester.emulator.config import FLICKR_KEY, MAPILLARY_TOKEN
+from harvester.records import SubmitReport
 
 ALL = ("--campaign", "svpr", "--campaign", "street", "--campaign", "landmarks")
 
@@ -148,3 +149,32 @@ def test_every_stored_image_has_a_perceptual_hash_and_near_duplicates_can_be_dro
     assert len(every) == 12 and len(kept) == 1, "within 64 bits every hash is near every other"
     largest = max(int(r["width"]) * int(r["height"]) for r in every)
     assert int(kept[0]["width"]) * int(kept[0]["height"]) == largest
+
+
+def test_csv_text_a_spreadsheet_would_run_is_quoted_and_numbers_and_other_formats_kept(
+    as_written: tuple[Harvest, SubmitReport], tmp_path: Path
+):
+    harvest, _ = as_written
+    for kind in ("csv", "attribution", "jsonl", "parquet"):
+        argv = ("export", "--campaign", "list", "--format", kind, "--out", str(tmp_path / kind))
+        assert main(harvest.argv(*argv)) == 0
+    table = {r["provider_id"]: r for r in rows_of(tmp_path / "csv" / "images.csv")}
+    credits = {r["provider_id"]: r for r in rows_of(tmp_path / "attribution" / "attribution.csv")}
+    lines = (json.loads(x) for x in (tmp_path / "jsonl" / "images.jsonl").read_text().splitlines())
+    raw = {r["provider_id"]: r for r in lines}
+    formulas = {k: r for k, r in raw.items() if r["title"] in FORMULAS}
+    assert len(formulas) == len(FORMULAS)
+    for key, row in formulas.items():
+        title = row["title"]
+        assert table[key]["title"] == credits[key]["title"] == f"'{title}"
+        assert table[key]["owner"] == table[key]["owner_name"] == f"'={title}"
+        assert credits[key]["author"] == f"'={title}"
+        assert (table[key]["lat"], table[key]["lon"]) == ("-33.8", "-70.6")
+        assert (row["lat"], row["lon"]) == (-33.8, -70.6) and row["owner"] == f"={title}"
+    parquet = {
+        r["provider_id"]: r
+        for r in pq.read_table(tmp_path / "parquet" / "images.parquet").to_pylist()
+    }
+    assert {k: parquet[k]["title"] for k in formulas} == {
+        k: r["title"] for k, r in formulas.items()
+    }
