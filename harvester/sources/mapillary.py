@@ -10,8 +10,8 @@ cut). Any other refusal says nothing of the box's size and fails the task as its
 Sequence and id-list tasks fetch entity fields in `?ids=` batches; a batch refused because
 one id is gone is halved until that id stands alone, and (its entity refusing it too)
 becomes a row skipped as `unavailable`; an id `?ids=` refuses that its entity has means the
-multi-get is not served there, and entities answer for the rest of the run, asked for
-together (the entity limiter paces them) rather than one after another. Only Graph's "no
+multi-get is not served there, and entities answer for the rest of the run, a batch's
+asked for together (the limiter paces them) rather than one after another. Only Graph's "no
 such object" (code 100/33, 803, HTTP 404/410) means gone; any other refusal is raised.
 Thumbnail URLs are signed and expire: a 403 on fetch gets a fresh URL from the entity
 endpoint and one more try. A search or sequence answered in pages (`paging.next`) is read
@@ -20,11 +20,10 @@ to its last page, each asked for by its cursor as the first was (`mapillary_page
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from pydantic import SecretStr
@@ -55,6 +54,7 @@ from harvester.records import Expansion, FoundImage, SubmitReport
 from harvester.redact import redact_url
 from harvester.sources.base import ImageView, TaskView
 from harvester.sources.mapillary_csv import IdItem
+from harvester.sources.mapillary_entities import entities
 from harvester.sources.mapillary_pages import Collection, collect
 from harvester.sources.mapillary_records import (
     DEFAULT_SIZE,
@@ -100,7 +100,6 @@ SEARCH_OUTAGE_ATTEMPTS = 2
 BATCH_IDS = 50  # ids per `?ids=` request
 DEFAULT_THUMB = f"thumb_{DEFAULT_SIZE}_url"
 UNAVAILABLE = "unavailable: Mapillary has no image with this id (deleted or private)"
-T = TypeVar("T")
 
 __all__ = ["MapillaryCampaign", "MapillarySource", "SubmitReport", "submit_mapillary"]
 
@@ -279,12 +278,12 @@ class MapillarySource:
         return expansion
 
     async def _batch(self, ids: Sequence[str], size: str) -> dict[str, Mapping[str, Any]]:
-        """Entity records by id, `BATCH_IDS` per request; ids Mapillary lacks are absent."""
+        """Entity records by id, `BATCH_IDS` at a time: one `?ids=` request or, where that is
+        refused, as many entities asked for together and no more (a sequence's thousands at
+        once would queue on the entity limiter, first come first served, ahead of every
+        other task's calls and thumbnail refreshes). Ids Mapillary lacks are absent."""
         records: dict[str, Mapping[str, Any]] = {}
         for start in range(0, len(ids), BATCH_IDS):
-            if not self._multi_get_works:
-                await self._entities(ids[start:], size, records)
-                break
             await self._multi_get(ids[start : start + BATCH_IDS], size, records)
         return records
 
@@ -322,14 +321,12 @@ class MapillarySource:
     async def _entities(
         self, ids: Sequence[str], size: str, records: dict[str, Mapping[str, Any]]
     ) -> int:
-        """Each image's record from its entity, asked for together (the entity limiter paces
-        them, as one by one); how many were found. A gone image is only absent: it fails no
-        other; an error that would fail the task cancels the calls still running."""
-        found = await _together([self._record(image_id, size) for image_id in ids])
-        for image_id, record in zip(ids, found, strict=True):
-            if record is not None:
-                records[image_id] = record
-        return sum(record is not None for record in found)
+        """Each image's record from its entity, asked for together (`mapillary_entities`);
+        how many were found. A gone image is only absent: it fails no other; an error that
+        would fail the task cancels the calls still running."""
+        found = await entities(ids, partial(self._record, size=size))
+        records.update(found)
+        return len(found)
 
     async def _record(self, image_id: str, size: str) -> Mapping[str, Any] | None:
         try:
@@ -416,18 +413,6 @@ class MapillarySource:
 
     def _shown(self, path: str) -> str:
         return redact_url(f"{self._api}/{path}")
-
-
-async def _together(calls: Sequence[Coroutine[Any, Any, T]]) -> list[T]:
-    """The calls' results in order, run concurrently. The first error cancels the rest and is
-    raised as itself (as a call made alone would raise it), not inside an ExceptionGroup."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(call) for call in calls]
-    except BaseExceptionGroup as failed:
-        first = failed.exceptions[0]
-        raise first from first.__cause__
-    return [task.result() for task in tasks]
 
 
 def _too_heavy(exc: TransientHttpError, breaker: CircuitBreaker) -> str | None:

@@ -1,5 +1,5 @@
 """What the Mapillary source tests share: a source on an emulator, the daemon's task loop,
-and the emulator's counts."""
+the emulator's world, counts and knobs."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from harvester.db.catalog import add_images, upsert_licenses
 from harvester.db.enqueue import enqueue_tasks
 from harvester.db.models import Image, Task
 from harvester.db.queue import Queue
-from harvester.emulator import RunningEmulator
-from harvester.http import CircuitBreaker, HttpClient, HttpSettings, TokenBucket
+from harvester.emulator import EmulatorConfig, RunningEmulator, Warts, start_emulator
+from harvester.emulator.server import build_world
+from harvester.http import CircuitBreaker, HttpClient, HttpSettings, RateLimiter, TokenBucket
 from harvester.sources.base import TaskView
 from harvester.sources.mapillary import MapillarySource
 
@@ -41,8 +42,9 @@ def make_source(
     token: str = TOKEN,
     rate: float = 1000.0,
     breaker: CircuitBreaker | None = None,
+    limiter: RateLimiter | None = None,
 ) -> MapillarySource:
-    limiter = TokenBucket(rate, BURST)  # one bucket: the emulator counts per token
+    limiter = limiter or TokenBucket(rate, BURST)  # one bucket: the emulator counts per token
     return MapillarySource(
         http,
         api_url=emu.mapillary_api_url,
@@ -51,6 +53,22 @@ def make_source(
         entity_limiter=limiter,
         breaker=breaker,
     )
+
+
+def sequence_ids(count: int) -> tuple[str, list[str]]:
+    """A sequence of the emulators' world (the same for every one) and its first ids."""
+    config = EmulatorConfig()
+    world = build_world(config.seed, config.world)
+    sequence_id = world.mapillary_sequence_pairs()[0][0]
+    return sequence_id, [im.id for im in world.mapillary_sequence(sequence_id)][:count]
+
+
+async def refusing_multi_get(**warts: Any) -> RunningEmulator:
+    """An emulator whose `?ids=` is refused as an unsupported request."""
+    config = EmulatorConfig(
+        mapillary_tokens=frozenset({TOKEN}), warts=Warts(mapillary_multiget=False, **warts)
+    )
+    return await start_emulator(config)
 
 
 async def run_chain(
@@ -99,3 +117,11 @@ async def emulator_stats(emu: RunningEmulator) -> dict[str, Any]:
 
 def endpoint_totals(stats: Mapping[str, Any]) -> dict[str, int]:
     return {name: c["total"] for name, c in stats["endpoints"].items()}
+
+
+async def set_faults(emu: RunningEmulator, **knobs: object) -> None:
+    """Turn the emulator's fault knobs live (`scope` too); the others keep their values."""
+    url = f"{emu.base_url}/_emulator/faults"
+    params = {name: str(value) for name, value in knobs.items()}
+    async with aiohttp.ClientSession() as session, session.post(url, params=params) as resp:
+        resp.raise_for_status()

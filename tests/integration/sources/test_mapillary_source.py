@@ -21,7 +21,9 @@ from mly_harness import BURST, RATE, TOKEN, quick_http
 from mly_harness import emulator_stats as _stats
 from mly_harness import endpoint_totals as _endpoint_totals
 from mly_harness import make_source as _source
+from mly_harness import refusing_multi_get as _refusing_multi_get
 from mly_harness import run_chain as _run_chain
+from mly_harness import sequence_ids as _sequence_ids
 from mly_harness import stored_ids as _stored_ids
 from pydantic import SecretStr
 from sqlalchemy import select, text
@@ -33,7 +35,6 @@ from harvester.db.models import Image, ImageHit, License
 from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, Warts, start_emulator
 from harvester.emulator.config import MAPILLARY_DELETED_ANSWERS
 from harvester.emulator.mapillary_world import DENSE_CORE
-from harvester.emulator.server import build_world
 from harvester.emulator.stats import key_label
 from harvester.errors import InputError
 from harvester.http import (
@@ -148,22 +149,6 @@ async def test_a_sequence_is_fetched_in_id_batches_not_one_request_per_image(
     assert sorted(await _stored_ids(engine, report.campaign_id)) == sorted(truth)
     totals = _endpoint_totals(await _stats(emulator))
     assert totals == {"mapillary.image_ids": 1, "mapillary.ids": math.ceil(len(truth) / 50)}
-
-
-def _sequence_ids(count: int) -> tuple[str, list[str]]:
-    """A sequence of the emulators' world (the same for every one) and its first ids."""
-    config = EmulatorConfig()
-    world = build_world(config.seed, config.world)
-    sequence_id = world.mapillary_sequence_pairs()[0][0]
-    return sequence_id, [im.id for im in world.mapillary_sequence(sequence_id)][:count]
-
-
-async def _refusing_multi_get(**warts: Any) -> RunningEmulator:
-    """An emulator whose `?ids=` is refused as an unsupported request."""
-    config = EmulatorConfig(
-        mapillary_tokens=frozenset({TOKEN}), warts=Warts(mapillary_multiget=False, **warts)
-    )
-    return await start_emulator(config)
 
 
 async def test_listed_ids_are_found_by_their_entities_where_the_multi_get_is_refused(
