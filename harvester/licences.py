@@ -97,6 +97,13 @@ def _text(name: str | None, url: str | None) -> str:
     return f"{name or ''} {url or ''}"
 
 
+def granted(name: str | None, url: str | None) -> bool:
+    """Whether the licence lets others reuse the image at all (CC, public domain); All
+    Rights Reserved, no licence and text not read as a licence grant nothing known."""
+    text = _text(name, url)
+    return bool(_OPEN.search(text) or _CC.search(text))
+
+
 def commercial_ok(name: str | None, url: str | None) -> bool:
     """Open licences and CC licences without NC; All Rights Reserved and unknown are not."""
     text = _text(name, url)

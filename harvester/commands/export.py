@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from harvester.commands import bbox_arg, number_arg, on_database
 from harvester.errors import InputError
 from harvester.exporters.near_duplicates import NEAR
+from harvester.licences import granted
 from harvester.terminal import say
 
 if TYPE_CHECKING:
@@ -191,6 +192,12 @@ async def _export(args: argparse.Namespace, settings: Settings, engine: AsyncEng
         await storage.close()
     changes = folder.finish()
     say(f"exported {len(items)} images of {_named(names)} to {args.out} ({what}): {changes}")
+    unlicensed = sum(not granted(*item.image.licence) for item in items)
+    if unlicensed:
+        say(
+            f"{unlicensed} of them are All Rights Reserved or of unknown licence: no licence"
+            " to reuse them was granted (--commercial-ok or --derivatives-ok leaves them out)"
+        )
     return 0
 
 

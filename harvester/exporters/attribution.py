@@ -9,6 +9,7 @@ from harvester.exporters.output import ExportFolder
 from harvester.exporters.rows import attribution_line, author_of, page_of
 from harvester.exporters.selection import Item
 from harvester.exporters.tables import csv_bytes
+from harvester.licences import granted
 
 COLUMNS = (
     "file", "provider", "provider_id", "title", "author", "page_url",
@@ -48,31 +49,58 @@ def _md(text: str) -> str:
     return text
 
 
+LICENSED = (
+    "Each is used under the licence named beside it, on its terms: credit the author, link the"
+    " licence, and where it says so use it only non-commercially (NC), share it only unchanged"
+    " (ND) or share what you make from it alike (SA). A public-domain image (CC0, Public Domain"
+    " Mark, no known copyright) asks for none of this; credit is still good practice."
+)
+UNLICENSED = (
+    "These {n} are All Rights Reserved or of unknown licence (none recorded, or terms not read"
+    " as a licence, named beside them): no licence to reuse them was granted, so they may not"
+    " be redistributed, changed or published without their authors' permission (for named"
+    " terms, unless those terms say otherwise). `harvester export --commercial-ok` (or"
+    " `--derivatives-ok`) leaves them out."
+)
+
+
 def attribution_md(rows: Sequence[Mapping[str, str]]) -> bytes:
+    """A summary by licence, then the images under a licence apart from those under none."""
     licences = Counter((r["license_name"] or "unknown licence", r["license_url"]) for r in rows)
-    lines = [
-        "# Attribution",
-        "",
-        f"{len(rows)} images. Each is used under the licence named beside it; follow the",
-        "licence's terms (credit the author, link the licence, share alike where it says so).",
-        "",
-        "## By licence",
-        "",
-        "| licence | images |",
-        "|---|---|",
-    ]
+    free: list[Mapping[str, str]] = []
+    unlicensed: list[Mapping[str, str]] = []
+    for row in rows:
+        licensed = granted(row["license_name"] or None, row["license_url"] or None)
+        (free if licensed else unlicensed).append(row)
+    lines = ["# Attribution", "", _summary(len(rows), len(unlicensed)), "", "## By licence", ""]
+    lines += ["| licence | images |", "|---|---|"]
     for (name, url), count in sorted(licences.items(), key=lambda kv: (-kv[1], kv[0])):
         shown = f"[{_md(name)}]({url})" if url else _md(name)
         lines.append(f"| {shown} | {count} |")
-    lines += ["", "## Images", ""]
-    for row in rows:
-        title = _md(row["title"]) or f"{row['provider']} image {row['provider_id']}"
-        page = f"[{title}]({row['page_url']})" if row["page_url"] else title
-        author = f" by {_md(row['author'])}" if row["author"] else ""
-        name = _md(row["license_name"] or "unknown licence")
-        licence = f"[{name}]({row['license_url']})" if row["license_url"] else name
-        lines.append(f"- `{row['file']}`: {page}{author}, {licence}")
+    if free:
+        lines += ["", "## Images", "", LICENSED, "", *map(_md_line, free)]
+    if unlicensed:
+        lines += ["", "## Images with no licence granted", ""]
+        lines += [UNLICENSED.format(n=len(unlicensed)), "", *map(_md_line, unlicensed)]
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _summary(images: int, unlicensed: int) -> str:
+    if not unlicensed:
+        return f"{images} images, each under the licence named beside it."
+    return (
+        f"{images} images: {images - unlicensed} under the licence named beside each,"
+        f" {unlicensed} with no licence granted (the last section)."
+    )
+
+
+def _md_line(row: Mapping[str, str]) -> str:
+    title = _md(row["title"]) or f"{row['provider']} image {row['provider_id']}"
+    page = f"[{title}]({row['page_url']})" if row["page_url"] else title
+    author = f" by {_md(row['author'])}" if row["author"] else ""
+    name = _md(row["license_name"] or "unknown licence")
+    licence = f"[{name}]({row['license_url']})" if row["license_url"] else name
+    return f"- `{row['file']}`: {page}{author}, {licence}"
 
 
 def write_attribution(

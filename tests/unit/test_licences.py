@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harvester.emulator.flickr_api import LICENSES
-from harvester.licences import commercial_ok, derivatives_ok, known, license_matches
+from harvester.licences import commercial_ok, derivatives_ok, granted, known, license_matches
 
 FLICKR_BY_URL = "https://creativecommons.org/licenses/by/2.0/"
 # Flickr's licence ids -> (commercial use, derivatives), from the licences' own terms.
@@ -82,3 +82,11 @@ def test_licence_filter_takes_any_spelling_of_a_licence():
     assert license_matches(["https://creativecommons.org/licenses/by/4.0"], "CC BY 4.0")
     assert license_matches(["cc-by-2.0"], "4", "Attribution License", FLICKR_BY_URL)
     assert not license_matches(["CC-BY-SA-4.0"], "CC-BY-4.0")
+
+
+@pytest.mark.parametrize(("licence_id", "name", "url"), LICENSES)
+def test_every_flickr_licence_but_all_rights_reserved_grants_reuse(
+    licence_id: int, name: str, url: str
+):
+    assert granted(name, url) == (licence_id != 0)
+    assert not granted(None, None) and not granted("Our own terms", None)

@@ -103,13 +103,14 @@ async def harvest_into(home: Path) -> Harvest:
 CC_BY = "https://creativecommons.org/licenses/by/4.0/"
 CC_BY_SA = "https://creativecommons.org/licenses/by-sa/4.0/"
 BY_NC = "https://creativecommons.org/licenses/by-nc/4.0/"  # 47 characters: past varchar(40)
+OWN = "Our own terms, see the site"  # no licence harvester reads: kept as given
 OWN_TERMS = "https://example.org/licences/our-own-terms-for-these-photos"
 # A URL list's `license` cells as people write them, one a row.
 WRITTEN = (
     "CC-BY-4.0", "CC BY 4.0", "cc-by-4.0",
     "cc-by-sa-4.0", "CC-BY-SA-4.0", "https://creativecommons.org/licenses/by-sa/4.0/deed.en",
     BY_NC, "http://creativecommons.org/publicdomain/zero/1.0",
-    "all-rights-reserved", "All Rights Reserved", "Our own terms, see the site", "",
+    "all-rights-reserved", "All Rights Reserved", OWN, "",
     OWN_TERMS,
 )  # fmt: skip
 # Titles a spreadsheet would run as formulas, on the first rows.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from export_harvest import BY_NC, CC_BY, CC_BY_SA, OWN_TERMS, WRITTEN, Harvest, rows_of
+from export_harvest import BY_NC, CC_BY, CC_BY_SA, OWN, OWN_TERMS, WRITTEN, Harvest, rows_of
 from PIL import ExifTags
 from PIL import Image as PILImage
 
@@ -39,14 +39,14 @@ def test_every_spelling_of_a_licence_is_credited_as_one_with_its_link(
         (f"[CC BY-NC 4.0]({BY_NC})", 1),
         ("[CC0 1.0](https://creativecommons.org/publicdomain/zero/1.0/)", 1),
         ("All Rights Reserved", 2),
-        ("Our own terms, see the site", 1),
+        (OWN, 1),
         ("unknown licence", 1),
     ):
         assert f"| {shown} | {count} |" in md
     credits = {r["license_id"]: r for r in rows_of(tmp_path / "attribution.csv")}
     assert set(credits) == {
         *("CC-BY-4.0", "CC-BY-SA-4.0", "CC-BY-NC-4.0", "CC0-1.0", "all-rights-reserved"),
-        *("Our own terms, see the site", ""),
+        *(OWN, ""),
     }
     assert credits["CC-BY-NC-4.0"]["attribution"].endswith(f", CC BY-NC 4.0 ({BY_NC})")
 
@@ -73,3 +73,26 @@ def test_a_licence_named_by_any_spelling_selects_all_of_them_and_the_exif_links_
     assert [r["license_name"] for r in rows] == ["CC BY 4.0"] * 3
     with PILImage.open(harvest.root / rows[0]["path"]) as image:
         assert image.getexif()[ExifTags.Base.Copyright] == f"CC BY 4.0 ({CC_BY})"
+
+
+def test_images_under_no_licence_are_counted_in_the_summary_and_credited_apart(
+    as_written: tuple[Harvest, SubmitReport], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    harvest, _ = as_written
+    argv = ("export", "--campaign", "list", "--format", "attribution", "--out", str(tmp_path))
+    assert main(harvest.argv(*argv)) == 0
+    out = capsys.readouterr().out
+    assert "4 of them are All Rights Reserved or of unknown licence" in out
+    assert "--commercial-ok" in out
+    md = (tmp_path / "ATTRIBUTION.md").read_text()
+    assert "12 images: 8 under the licence named beside each, 4 with no licence granted" in md
+    licensed, unlicensed = md.split("## Images with no licence granted")
+    assert "may not be redistributed" in unlicensed and "Each is used under" not in unlicensed
+    lines = [line for line in unlicensed.splitlines() if line.startswith("- `")]
+    for name, count in (("All Rights Reserved", 2), (OWN, 1), ("unknown licence", 1)):
+        assert sum(line.endswith(f", {name}") for line in lines) == count
+    assert licensed.count("\n- `") == 8 and not any(line in licensed for line in lines)
+
+    assert main(harvest.argv(*argv, "--commercial-ok")) == 0
+    assert "unknown licence" not in capsys.readouterr().out
+    assert "no licence granted" not in (tmp_path / "ATTRIBUTION.md").read_text()
