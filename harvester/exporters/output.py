@@ -1,5 +1,6 @@
-"""The folder an export writes: refused if something else lives there, updated in place if
-it is ours (only what changed is written; what the export no longer has is removed).
+"""The folder an export writes: refused if something else lives there (an export of another
+format too), updated in place if it is ours (only what changed is written; what the export no
+longer has is removed).
 
 The marker that makes it ours is written, marked incomplete, before the first file, and
 completed last: a folder an export left when it failed partway (a full disk, a kill) is still
@@ -68,14 +69,12 @@ class ExportFolder:
         if root.exists() and not root.is_dir():
             raise InputError(f"--out {root} is a file, not a folder")
         if marker.is_file():
-            try:
-                recorded = json.loads(marker.read_text("utf-8"))
-                files = recorded["files"]
-                if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-                    raise TypeError
-                folder._failed_before = recorded.get("complete") is False
-            except (ValueError, KeyError, TypeError):
-                raise InputError(f"{marker} is not readable; remove it or the folder") from None
+            made, files, folder._failed_before = _recorded(marker)
+            if made != kind and not overwrite:  # its files would all be removed as stale
+                raise InputError(
+                    f"--out {root} holds a {made} export, not {kind}; choose another folder "
+                    f"or pass --overwrite to replace it"
+                )
             folder._previous = set(files) | _journaled(root / JOURNAL)
         elif root.exists() and any(root.iterdir()) and not overwrite:
             raise InputError(
@@ -258,6 +257,20 @@ def _parts(relative: str) -> tuple[str, ...] | None:
     if not path.parts or ".." in path.parts or path.is_absolute() or "\0" in relative:
         return None
     return path.parts
+
+
+def _recorded(marker: Path) -> tuple[str, list[str], bool]:
+    """The format a marker records, its files, and whether that export failed."""
+    try:
+        recorded = json.loads(marker.read_text("utf-8"))
+        made, files = recorded["kind"], recorded["files"]
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise TypeError
+        if not isinstance(made, str):
+            raise TypeError
+        return made, files, recorded.get("complete") is False
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"{marker} is not readable; remove it or the folder") from None
 
 
 def _journaled(journal: Path) -> set[str]:

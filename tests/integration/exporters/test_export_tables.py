@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from export_harvest import FORMULAS, Harvest, rows_of
+from export_harvest import FORMULAS, Harvest, rows_of, tree_of
 
 from harvester.cli import main
 from harvester.emulator.config import FLICKR_KEY, MAPILLARY_TOKEN
@@ -178,3 +178,22 @@ def test_csv_text_a_spreadsheet_would_run_is_quoted_and_numbers_and_other_format
     assert {k: parquet[k]["title"] for k in formulas} == {
         k: r["title"] for k, r in formulas.items()
     }
+
+
+def test_another_format_into_an_exports_folder_is_refused_unless_overwrite(
+    harvest: Harvest, tmp_path: Path, capsys
+):
+    out = tmp_path / "vpr"
+    vpr = ("export", "--campaign", "svpr", "--format", "vpr", "--out", str(out))
+    assert main(harvest.argv(*vpr)) == 0
+    before = tree_of(out)
+    assert len(before) > 10
+    capsys.readouterr()
+    csv_argv = harvest.argv("export", "--campaign", "svpr", "--format", "csv", "--out", str(out))
+    assert main(csv_argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds a vpr export" in err and "--overwrite" in err and len(err.splitlines()) == 1
+    assert tree_of(out) == before, "a refused export changes nothing"
+    assert main([*csv_argv, "--overwrite"]) == 0
+    assert sorted(tree_of(out)) == [".harvester-export.json", "images.csv"]
+    assert main(csv_argv) == 0, "the folder is now a csv export"
