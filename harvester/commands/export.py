@@ -79,7 +79,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     # A string default is parsed as typed (by `type`), and shown so, not as a tuple.
     vpr.add_argument("--split", type=_ratios, default="0.6,0.2,0.2", help="train,val,test ratios")
-    vpr.add_argument("--seed", type=int, default=0, help="of the cells' splits and random queries")
+    vpr.add_argument("--seed", type=int, default=0, help="of the cells' splits and hashed roles")
     vpr.add_argument(
         "--queries-by",
         choices=("auto", "time", "pairs", "random"),
@@ -87,7 +87,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="how query images are picked",
     )
     vpr.add_argument(
-        "--query-fraction", type=number_arg(0, 1), default=0.25, help="for --queries-by random"
+        "--query-fraction",
+        type=number_arg(0, 1),
+        default=0.25,
+        help="of the images hashed to a role: --queries-by random, or time's with no sequence",
+    )
+    vpr.add_argument(
+        "--positive-m",
+        type=number_arg(0, open_low=True),
+        default=25.0,
+        help="a query with no gallery image this near in its split is left out (default 25)",
     )
     vpr.add_argument(
         "--buffer-m",
@@ -249,6 +258,7 @@ async def _write(
             query_fraction=args.query_fraction,
             gallery_name=args.gallery_name,
             buffer_m=args.buffer_m,
+            positive_m=args.positive_m,
         )
         said, files = await export_vpr(items, folder, storage, options, made_with)
         write_attribution([i for i in items if i.record["id"] in files], folder, files)

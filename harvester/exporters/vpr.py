@@ -4,16 +4,13 @@ names of gmberton's VPR-datasets-downloader (whose folders say `database` for `g
 
 Train/val/test are split by UTM cells, each cell's split fixed by a hash of the cell (adding
 images never moves one placed before), and an image near one of an earlier split is left out,
-so that no place is in two splits though cells meet at their edges; gallery and
-queries by time (in each cell the traversal seen first is the gallery), by the roles of a
-Spherical-VPR pairs file, or at random. All pure but `export_vpr`."""
+so that no place is in two splits though cells meet at their edges; gallery and queries as
+`vpr_roles` says, and a query no gallery image is near is left out. All pure but
+`export_vpr`."""
 
 from __future__ import annotations
 
-import hashlib
 import math
-import random
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,19 +18,18 @@ from fractions import Fraction
 from typing import Any
 
 from harvester.errors import InputError
-from harvester.exporters.capture import capture_key, capture_time
+from harvester.exporters.capture import capture_time
 from harvester.exporters.images import read_in_order
 from harvester.exporters.nearby import Grid, Utm, plane, planes, utm_of
 from harvester.exporters.output import ExportFolder
 from harvester.exporters.selection import Item
+from harvester.exporters.vpr_roles import GALLERY, QUERIES, hashed, resolved_queries_by, roles
 from harvester.storage.base import Storage
 from harvester.storage.layout import digest
 
 SPLITS = ("train", "val", "test")
-GALLERY, QUERIES = "gallery", "queries"
 GALLERY_NAMES = (GALLERY, "database")  # GeoWarp's folder name, VPR-datasets-downloader's
 KEEP = ".keep"  # in a role folder with no image, so that it is kept (loaders read *.jpg)
-QUERIES_BY = ("auto", "time", "pairs", "random")
 MAX_FIELD_BYTES = 120  # a name's other fields take under 100 of a file name's 255 bytes
 UNFIT = '@/\\<>:"|?*'  # the separator, and what Windows forbids in a name (':' of URL-list ids)
 UTM_LATITUDES = (-80.0, 84.0)  # the `utm` package refuses a latitude outside these
@@ -46,9 +42,10 @@ class VprOptions:
     ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)
     seed: int = 0
     queries_by: str = "auto"
-    query_fraction: float = 0.25  # for --queries-by random
+    query_fraction: float = 0.25  # of the images hashed to a role (--queries-by random/time)
     gallery_name: str = GALLERY  # the gallery folder's name, one of GALLERY_NAMES
     buffer_m: float = 25.0  # GeoWarp's positive threshold; 0: no buffer between splits
+    positive_m: float = 25.0  # a query needs a gallery image this near (GeoWarp's, > 0)
 
 
 @dataclass(frozen=True)
@@ -149,8 +146,7 @@ def split_of(cell: Cell, ratios: Sequence[float], seed: int) -> str:
     `{seed}:{zone}:{letter}:{east_index}:{north_index}`, as a fraction of 2**64, fall in
     train's, val's or test's share of 0..1 (ratios taken exactly, so a 0 ratio gets none)."""
     zone, letter, east, north = cell
-    hashed = hashlib.sha256(f"{seed}:{zone}:{letter}:{east}:{north}".encode()).digest()
-    point = Fraction(int.from_bytes(hashed[:8], "big"), 2**64)
+    point = hashed(f"{seed}:{zone}:{letter}:{east}:{north}")
     total = sum(Fraction(r) for r in ratios)
     bound = Fraction(0)
     for split, ratio in zip(SPLITS, ratios, strict=True):
@@ -194,42 +190,6 @@ def summary(counts: Mapping[str, int], dropped: Mapping[str, int], said: Sequenc
     return "; ".join([*parts, *said])
 
 
-def _traversal(item: Item) -> str:
-    return str(item.record["sequence_id"] or f"image:{item.record['id']}")
-
-
-def _pair_role(item: Item) -> str | None:
-    for hit in item.image.hits:
-        if hit.role in ("database", "query"):
-            return GALLERY if hit.role == "database" else QUERIES
-    return None
-
-
-def _roles_by_time(items: Sequence[Item], cells: Mapping[int, Any]) -> dict[int, str]:
-    """In each cell, the traversal captured first is the gallery, later ones are queries."""
-    by_cell: dict[Any, list[Item]] = defaultdict(list)
-    for item in items:
-        by_cell[cells[id(item)]].append(item)
-    roles: dict[int, str] = {}
-    for group in by_cell.values():
-        starts: dict[str, str] = {}
-        for item in group:
-            stamp = capture_key(item.record) or "9999"
-            key = _traversal(item)
-            starts[key] = min(starts.get(key, stamp), stamp)
-        first = min(starts, key=lambda k: (starts[k], k))
-        for item in group:
-            roles[id(item)] = GALLERY if _traversal(item) == first else QUERIES
-    return roles
-
-
-def resolved_queries_by(items: Sequence[Item], how: str) -> str:
-    """`auto`: by pair roles when the images came from a pairs file, else by time."""
-    if how != "auto":
-        return how
-    return "pairs" if any(_pair_role(i) for i in items) else "time"
-
-
 def unplaceable(item: Item) -> str | None:
     """Why an image can have no VPR name (made of its UTM position), or None."""
     if item.lat is None or item.lon is None:
@@ -245,6 +205,7 @@ class Placement:
     placed: list[Placed]
     unnamed: list[tuple[Mapping[str, Any], str]]  # record, why it is `unplaceable`
     near: int  # left out: within the buffer of an image of an earlier split
+    unfound: int  # queries left out: no gallery image of their split is near
     how: str  # the resolved --queries-by, for README.txt to say what placing did
 
 
@@ -263,21 +224,33 @@ def place_items(items: Sequence[Item], options: VprOptions) -> Placement:
     split = {key: splits[cell] for key, cell in cells.items()}
     kept = _apart(located, split, positions, options.buffer_m)
     how = resolved_queries_by(kept, options.queries_by)
-    if how == "pairs":
-        roles = {id(i): _pair_role(i) or GALLERY for i in kept}
-    elif how == "random":
-        rng = random.Random(options.seed)
-        roles = {
-            id(i): QUERIES if rng.random() < options.query_fraction else GALLERY
-            for i in sorted(kept, key=lambda i: (i.record["provider"], i.record["provider_id"]))
-        }
-    else:
-        roles = _roles_by_time(kept, cells)
+    role = roles(kept, how, cells, options.seed, options.query_fraction)
     folders = {GALLERY: options.gallery_name, QUERIES: QUERIES}
     placed = [
-        Placed(i, split[id(i)], folders[roles[id(i)]], _name(i, positions[id(i)])) for i in kept
+        Placed(i, split[id(i)], folders[role[id(i)]], _name(i, positions[id(i)])) for i in kept
     ]
-    return Placement(placed, unnamed, len(located) - len(kept), how)
+    found = _findable(placed, options.positive_m)
+    return Placement(found, unnamed, len(located) - len(kept), len(placed) - len(found), how)
+
+
+def _findable(placed: Sequence[Placed], positive_m: float) -> list[Placed]:
+    """The placed images but the queries with no gallery image of their split within
+    `positive_m`, as GeoWarp measures it: easting and northing as the names give them, in one
+    zone and hemisphere (another's numbers are another plane). No method could find such a
+    query; it is left out, not made a gallery image, so that it keeps its role: a later
+    export, with a gallery image near it, adds it as a query."""
+    grids = {s: Grid(positive_m) for s in SPLITS}
+    where = {id(p): _plane_of_name(p.name) for p in placed}
+    for entry in placed:
+        if entry.role != QUERIES:
+            grids[entry.split].add(*where[id(entry)])
+    return [p for p in placed if p.role != QUERIES or grids[p.split].near(*where[id(p)])]
+
+
+def _plane_of_name(name: str) -> tuple[tuple[str, bool], float, float]:
+    fields = parse_vpr_name(name)
+    zone = (fields["zone_number"], fields["zone_letter"] >= "N")
+    return zone, float(fields["east"]), float(fields["north"])
 
 
 def _apart(
@@ -312,6 +285,7 @@ def left_out(placement: Placement, options: VprOptions) -> dict[str, int]:
     whys = {
         "with no VPR name": len(placement.unnamed),
         f"within {options.buffer_m:g} m of an image of an earlier split": placement.near,
+        f"queries with no gallery image within {options.positive_m:g} m": placement.unfound,
     }
     return {why: n for why, n in whys.items() if n}
 
@@ -370,6 +344,38 @@ async def export_vpr(
     return summary(counts, dropped, said), files
 
 
+def _splits_said(options: VprOptions) -> list[str]:
+    return [
+        f"Splits: UTM cells of {options.cell_m:g} m, each cell in exactly one split; "
+        f"ratios train/val/test = {'/'.join(f'{r:g}' for r in options.ratios)}, "
+        f"seed {options.seed}.",
+        "  A cell's split depends on the cell and the seed alone, so images added later never",
+        "  move a cell: the first 8 bytes of sha256('SEED:ZONE:LETTER:E:N') (E, N = UTM easting,",
+        "  northing // cell size) over 2**64 fall in train's, val's or test's share of 0..1.",
+        f"  An image within {options.buffer_m:g} m (--buffer-m) of a kept image of an"
+        " earlier split",
+        "  (train, then val, then test) is left out, as cells meet at their edges: so no place",
+        "  is in two splits (UTM metres; an image near a zone's edge is projected into the next",
+        "  zone too). A larger --cell-m leaves fewer out: fewer images are near an edge.",
+    ]
+
+
+def _roles_said(options: VprOptions, how: str) -> list[str]:
+    return [
+        f"Gallery/queries: by {how} (--queries-by).",
+        "  time: a Mapillary sequence is a traversal; in each cell the one captured first is",
+        "  the gallery, later ones are queries. An image of no sequence (Flickr, URL lists) is",
+        "  a query when the first 8 bytes of sha256('SEED:PROVIDER:ID') over 2**64 are below",
+        f"  {options.query_fraction:g} (--query-fraction), so it keeps its role as images arrive.",
+        "  pairs: the roles of the Spherical-VPR pairs file. random: every image by that hash.",
+        f"  A query with no gallery image of its split within {options.positive_m:g} m"
+        " (--positive-m, as GeoWarp",
+        "  measures: the names' easting and northing, in one zone) is left out, as nothing could",
+        "  find it; not made a gallery image, so that it keeps its role when one arrives. Of",
+        "  sparse photos (Flickr's), that is most of --query-fraction of them.",
+    ]
+
+
 def _readme(
     options: VprOptions,
     placement: Placement,
@@ -393,20 +399,8 @@ def _readme(
         "  wall clock with no zone (Flickr's date taken), empty when not known to the second;",
         "  note = provider; empty fields left empty.",
         "",
-        f"Splits: UTM cells of {options.cell_m:g} m, each cell in exactly one split; "
-        f"ratios train/val/test = {'/'.join(f'{r:g}' for r in options.ratios)}, "
-        f"seed {options.seed}.",
-        "  A cell's split depends on the cell and the seed alone, so images added later never",
-        "  move a cell: the first 8 bytes of sha256('SEED:ZONE:LETTER:E:N') (E, N = UTM easting,",
-        "  northing // cell size) over 2**64 fall in train's, val's or test's share of 0..1.",
-        f"  An image within {options.buffer_m:g} m (--buffer-m) of a kept image of an earlier",
-        "  split (train, then val, then test) is left out, as cells meet at their edges: so no",
-        "  place is in two splits (UTM metres; an image near a zone's edge is projected into the",
-        "  next zone too). A larger --cell-m leaves fewer out: fewer images are near an edge.",
-        f"Gallery/queries: by {placement.how} "
-        "(time: in each cell the traversal captured first is the gallery; pairs: the roles "
-        "of the Spherical-VPR pairs file; random: seeded, "
-        f"{options.query_fraction:g} of the images are queries).",
+        *_splits_said(options),
+        *_roles_said(options, placement.how),
         "",
         "Made with:",
         *(f"  {line}" for line in made_with),

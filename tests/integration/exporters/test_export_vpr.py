@@ -7,6 +7,7 @@ import math
 import os
 import re
 import sqlite3
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -191,7 +192,7 @@ def test_ids_unfit_for_a_file_name_are_cleaned_kept_apart_and_kept_short(
             )
     out = tmp_path / "vpr"
     argv = ("export", "--campaign", "street", "--format", "vpr", "--out", str(out))
-    assert main(mine.argv(*argv)) == 0
+    assert main(mine.argv(*argv, "--query-fraction", "0")) == 0  # no query lacks a gallery
     files = list(out.glob("images/*/*/*.jpg"))
     assert len(files) == len(rows), "ids that clean to the same text still name two files"
     for path in files:
@@ -228,7 +229,7 @@ def test_images_that_arrive_in_new_cells_move_no_exported_file_between_splits(
     argv = mine.argv("export", *EVERY_CAMPAIGN, "--format", "vpr", "--out", str(out),
                      "--cell-m", str(CELL_M))  # fmt: skip
     assert main(argv) == 0
-    before = files_by_id(out)
+    before, keeps = files_by_id(out), set(out.rglob(".keep"))
     assert len(before) == len(rows) - len(later) - _left_out(out) and later
     with sqlite3.connect(database) as db:
         db.executemany("UPDATE images SET state = 'stored' WHERE id = ?", later)
@@ -242,7 +243,8 @@ def test_images_that_arrive_in_new_cells_move_no_exported_file_between_splits(
     assert {k: after[k] for k in before if k in after} == {
         k: before[k] for k in after if k in before
     }
-    assert f", {len(gone)} removed" in said and len(gone) < len(before) / 4
+    filled = keeps - set(out.rglob(".keep"))  # folders empty before
+    assert f", {len(gone) + len(filled)} removed" in said and len(gone) < len(before) / 4
     assert {f.split("/")[1] for f in after.values()} == {"train", "val", "test"}
 
 
@@ -318,3 +320,81 @@ def test_no_val_or_test_image_is_within_25_m_of_an_image_of_an_earlier_split(
     assert near and f"{near} within 25 m of an image of an earlier split" in said
     readme = (out / "README.txt").read_text()
     assert f"Left out ({near}):\n  {near} within 25 m of an image of an earlier split\n" in readme
+
+
+UNSEQUENCED = "state = 'stored' AND provider IN ('flickr', 'urls') ORDER BY id"
+
+
+def _crowded(harvest: Harvest, tmp_path: Path) -> Harvest:
+    """The harvest with its photos of no sequence (Flickr's, the URL list's) moved to spots
+    40 m apart along a street, the first 12 in twos 5 m apart, the others one a spot."""
+    mine = _harvest_copy(harvest, tmp_path)
+    with sqlite3.connect(mine.database_url.removeprefix("sqlite:///")) as db:
+        ids = db.execute(f"SELECT id FROM images WHERE {UNSEQUENCED}").fetchall()
+        for n, (row_id,) in enumerate(ids):
+            spot, second = (n // 2, n % 2) if n < 12 else (n - 6, 0)
+            lat = 45.0 + second * 5 / 111_132
+            lon = 9.0 + spot * 40 / (111_319 * math.cos(math.radians(45)))
+            db.execute("UPDATE images SET lat = ?, lon = ? WHERE id = ?", (lat, lon, row_id))
+    return mine
+
+
+def _gallery_near(out: Path) -> tuple[int, int]:
+    """The queries of an export and how many have a gallery image of their split within
+    25 m, as GeoWarp measures it (the names' easting and northing, one zone)."""
+    places: dict[tuple[str, str], list[tuple[str, float, float]]] = defaultdict(list)
+    for path in out.glob("images/*/*/*.jpg"):
+        f = parse_vpr_name(path.name)
+        zone = f"{f['zone_number']}{f['zone_letter'] >= 'N'}"
+        places[path.parent.parent.name, path.parent.name].append(
+            (zone, float(f["east"]), float(f["north"]))
+        )
+    queries = found = 0
+    for split in SPLITS:
+        for zone, *point in places[split, "queries"]:
+            queries += 1
+            found += any(
+                z == zone and math.dist(g, point) <= 25 for z, *g in places[split, "gallery"]
+            )
+    return queries, found
+
+
+def test_every_query_has_a_gallery_image_of_its_split_within_25_m(
+    harvest: Harvest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    mine = _crowded(harvest, tmp_path)
+    out = tmp_path / "vpr"
+    argv = ("export", *EVERY_CAMPAIGN, "--format", "vpr", "--queries-by", "time",
+            "--query-fraction", "0.5")  # fmt: skip
+    assert main(mine.argv(*argv, "--out", str(out))) == 0
+    said = capsys.readouterr().out
+    queries, found = _gallery_near(out)
+    assert queries > 6 and found == queries
+    unfound = re.search(r"(\d+) queries with no gallery image within 25 m", said)
+    assert unfound, "a query at a spot of its own is left out"
+    readme = (out / "README.txt").read_text()
+    assert f"  {unfound[1]} queries with no gallery image within 25 m\n" in readme
+
+
+def test_roles_of_images_of_no_sequence_stay_when_more_arrive_in_their_cells(
+    harvest: Harvest, tmp_path: Path
+):
+    mine = _crowded(harvest, tmp_path)
+    database = mine.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(database) as db:
+        taken = "coalesce(captured_at, captured_local, '9')"
+        rows = db.execute(f"SELECT id, {taken} FROM images WHERE {UNSEQUENCED}").fetchall()
+        # The photos taken first arrive last: by capture time, they would be the gallery.
+        held = [(i,) for i, _ in sorted(rows, key=lambda r: r[1])[: len(rows) // 3]]
+        db.executemany("UPDATE images SET state = 'queued' WHERE id = ?", held)
+    out = tmp_path / "vpr"
+    argv = mine.argv("export", "--campaign", "landmarks", "--campaign", "street", "--format", "vpr",
+                     "--out", str(out), "--buffer-m", "0", "--query-fraction", "0.5")  # fmt: skip
+    assert main(argv) == 0
+    before = files_by_id(out)
+    with sqlite3.connect(database) as db:
+        db.executemany("UPDATE images SET state = 'stored' WHERE id = ?", held)
+    assert main(argv) == 0
+    after = files_by_id(out)
+    assert {k: after[k] for k in before} == before, "same split, role and name"
+    assert len(after) > len(before) and any("/queries/" in f for f in before.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -12,13 +13,13 @@ import subprocess
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy
 import pytest
 import utm
-from test_selection import image
+from test_selection import START, image
 
 from harvester.db.exports import Hit, StoredImage
 from harvester.errors import InputError
@@ -155,7 +156,8 @@ def _nearest(points: numpy.ndarray, others: numpy.ndarray) -> numpy.ndarray:
 
 def test_no_place_is_in_two_splits_each_image_near_an_earlier_splits_is_left_out():
     items = _scatter(3000)
-    placement = place_items(items, VprOptions(cell_m=100, seed=3))
+    # No pair roles: all are the gallery, so no query is left out (for want of a gallery).
+    placement = place_items(items, VprOptions(cell_m=100, seed=3, queries_by="pairs"))
     at = {s: _east_north([p.name for p in placement.placed if p.split == s]) for s in SPLITS}
     assert all(len(points) for points in at.values())
     assert _nearest(at["val"], at["train"]).min() > 25
@@ -168,6 +170,7 @@ def test_no_place_is_in_two_splits_each_image_near_an_earlier_splits_is_left_out
     earlier = numpy.concatenate([at["train"], at["val"]])
     assert _nearest(_east_north(gone), earlier).max() <= 25 + 0.01  # names: 2 decimals
     assert not place_items(items, VprOptions(cell_m=100, seed=3, buffer_m=0)).near
+    assert not placement.unfound
 
 
 def _straddling(points: Callable[[int], list[tuple[float, float]]]) -> list[Item]:
@@ -300,12 +303,65 @@ async def test_the_readme_names_the_roles_placing_used_when_paired_images_are_le
     assert "Gallery/queries: by time " in readme and "left out 1" in said
 
 
-def test_random_roles_are_seeded():
-    items = _scatter(400)
-    options = VprOptions(queries_by="random", seed=9, query_fraction=0.25)
-    first, second = place_items(items, options).placed, place_items(items, options).placed
-    assert [p.role for p in first] == [p.role for p in second]
-    assert sum(p.role == QUERIES for p in first) == pytest.approx(100, abs=30)
+def _photos(n: int, seed: int = 1) -> list[Item]:
+    """Flickr photos of no sequence, one every 25 m² or so, taken in a random order."""
+    rng = random.Random(seed)
+    return [
+        Item(image(i, lat=45.0 + rng.random() * 0.002, lon=9.0 + rng.random() * 0.003,
+                   provider="flickr", sequence_id=None,
+                   captured_at=START + timedelta(minutes=rng.randrange(10**6))), None)
+        for i in range(n)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["time", "random"])
+def test_an_image_of_no_sequence_is_a_query_by_the_documented_hash_of_the_seed_and_its_id(
+    how: str,
+) -> None:
+    # README: a query when the first 8 bytes of sha256("SEED:PROVIDER:ID") over 2**64 < 0.25.
+    items = _photos(2000)
+    options = VprOptions(queries_by=how, seed=9, query_fraction=0.25, buffer_m=0)
+    placement = place_items(items, options)
+    for entry in placement.placed:
+        record = entry.item.record
+        text = f"9:flickr:{record['provider_id']}".encode()
+        point = int.from_bytes(hashlib.sha256(text).digest()[:8], "big") / 2**64
+        assert entry.role == (QUERIES if point < 0.25 else GALLERY)
+    queries = sum(p.role == QUERIES for p in placement.placed) + placement.unfound
+    assert queries == pytest.approx(500, abs=3 * math.sqrt(2000 * 0.25 * 0.75))
+    other = place_items(items, dataclasses.replace(options, seed=10)).placed
+    assert [p.role for p in other] != [p.role for p in placement.placed]
+
+
+def test_every_query_has_a_gallery_image_of_its_split_within_25_m_the_others_are_left_out():
+    items = _photos(600) + _scatter(300)  # Flickr photos, Mapillary sequences over 2 km
+    placement = place_items(items, VprOptions(cell_m=100, buffer_m=0))
+    for split in SPLITS:
+        gallery = [p.name for p in placement.placed if p.split == split and p.role == GALLERY]
+        queries = [p.name for p in placement.placed if p.split == split and p.role == QUERIES]
+        assert queries and _nearest(_east_north(queries), _east_north(gallery)).max() <= 25
+    # Only those are left out: each query none of its split's gallery images is near.
+    placed = {id(p.item) for p in placement.placed}
+    gone = [i for i in items if id(i) not in placed]
+    assert placement.unfound == len(gone) > 50
+    every = place_items(items, VprOptions(cell_m=100, buffer_m=0, positive_m=1e9)).placed
+    assert len(every) == len(items), "a query any gallery image can be far from is kept"
+    where = {id(p.item): p for p in every}
+    for item in gone:
+        mine = where[id(item)]
+        assert mine.role == QUERIES
+        gallery = [p.name for p in every if p.split == mine.split and p.role == GALLERY]
+        assert _nearest(_east_north([mine.name]), _east_north(gallery))[0] > 25
+
+
+def test_roles_of_images_of_no_sequence_stay_when_more_arrive_in_their_cells() -> None:
+    items = _photos(1500)
+    # With no buffer none can go (the buffer may leave out one an arrival is near: see above).
+    options = VprOptions(cell_m=100, buffer_m=0)
+    earlier = {p.item.record["id"]: p.relative for p in place_items(items[::2], options).placed}
+    later = {p.item.record["id"]: p.relative for p in place_items(items, options).placed}
+    assert {i: later[i] for i in earlier} == earlier, "same split, role and name"
+    assert len(later) > len(earlier) * 1.5 and any("/queries/" in f for f in earlier.values())
 
 
 def test_images_in_one_cell_are_within_a_cell_diagonal():
