@@ -32,6 +32,7 @@ GALLERY_NAMES = (GALLERY, "database")  # GeoWarp's folder name, VPR-datasets-dow
 KEEP = ".keep"  # in a role folder with no image, so that it is kept (loaders read *.jpg)
 MAX_FIELD_BYTES = 120  # a name's other fields take under 100 of a file name's 255 bytes
 UNFIT = '@/\\<>:"|?*'  # the separator, and what Windows forbids in a name (':' of URL-list ids)
+ZONES_SHOWN = 6  # of a split's UTM zones, in a warning
 UTM_LATITUDES = (-80.0, 84.0)  # the `utm` package refuses a latitude outside these
 Cell = tuple[int, str, int, int]  # UTM zone, latitude band, easting and northing // cell_m
 
@@ -156,11 +157,14 @@ def split_of(cell: Cell, ratios: Sequence[float], seed: int) -> str:
     raise AssertionError("the shares sum to 1 and the point is below 1")
 
 
-def warnings(counts: Mapping[str, int], options: VprOptions) -> list[str]:
+def warnings(
+    counts: Mapping[str, int], options: VprOptions, zones: Mapping[str, Sequence[str]]
+) -> list[str]:
     """What a researcher must know before training on the folder, for README.txt and the
     summary: a split its ratio wants that got no image (shares are of cells, each fixed by
-    its hash, so a harvest of few cells can leave one empty), and a split that has images
-    but no queries or no gallery (a loader finds both folders, and nothing to evaluate)."""
+    its hash, so a harvest of few cells can leave one empty), a split that has images but
+    no queries or no gallery (a loader finds both folders, and nothing to evaluate), and a
+    split of more than one UTM zone (`zones`, by split: GeoWarp reads no zone)."""
     roles = ((QUERIES, "queries"), (options.gallery_name, "gallery images"))
     placed = [s for s in SPLITS if any(counts.get(f"{s}/{role}") for role, _ in roles)]
     said = []
@@ -173,7 +177,28 @@ def warnings(counts: Mapping[str, int], options: VprOptions) -> list[str]:
     for role, what in roles:
         if lacking := [s for s in placed if not counts.get(f"{s}/{role}")]:
             said.append(f"{_listed(lacking)} {'has' if len(lacking) == 1 else 'have'} no {what}")
+    if mixed := [f"{s} spans UTM zones {_listed(z)}" for s, z in zones.items() if len(z) > 1]:
+        said.append(
+            f"{'; '.join(mixed)}: GeoWarp measures distances by the names' easting and northing"
+            " alone, so images of two zones may be taken for neighbours; export one zone at a"
+            " time (--bbox)"
+        )
     return said
+
+
+def zones_of(placed: Sequence[Placed]) -> dict[str, list[str]]:
+    """The UTM zones of each split's images: number and hemisphere (`32 north`), the plane
+    a name's easting and northing are in; at most ZONES_SHOWN, then how many more."""
+    found: dict[str, set[tuple[int, bool]]] = {s: set() for s in SPLITS}
+    for entry in placed:
+        fields = parse_vpr_name(entry.name)
+        found[entry.split].add((int(fields["zone_number"]), fields["zone_letter"] >= "N"))
+    shown = {}
+    for split, zones in found.items():
+        labels = [f"{n} {'north' if north else 'south'}" for n, north in sorted(zones)]
+        more = len(labels) - ZONES_SHOWN
+        shown[split] = labels if more <= 0 else [*labels[:ZONES_SHOWN], f"{more} more"]
+    return shown
 
 
 def _listed(names: Sequence[str]) -> str:
@@ -337,7 +362,7 @@ async def export_vpr(
         folder.write(next(reading).relative, data)
     for empty in (key for key, n in counts.items() if not n):
         folder.write(f"images/{empty}/{KEEP}", b"")
-    said = warnings(counts, options)
+    said = warnings(counts, options, zones_of(placed))
     dropped = left_out(placement, options)
     readme = _readme(options, placement, made_with, counts, dropped, said)
     folder.write("README.txt", readme.encode("utf-8"))

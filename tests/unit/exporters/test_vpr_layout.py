@@ -41,6 +41,7 @@ from harvester.exporters.vpr import (
     summary,
     vpr_name,
     warnings,
+    zones_of,
 )
 from harvester.storage.local import LocalStorage
 
@@ -422,7 +423,7 @@ def _counts(**images: int) -> dict[str, int]:
 
 def test_the_summary_says_when_a_wanted_split_got_no_image() -> None:
     few = _counts(train_gallery=8, train_queries=2, val_gallery=3, val_queries=1)
-    said = warnings(few, VprOptions(ratios=(0.6, 0.2, 0.2)))
+    said = warnings(few, VprOptions(ratios=(0.6, 0.2, 0.2)), {})
     assert said == [
         "no image fell in test: too few cells for the ratios (a smaller --cell-m makes more)"
     ]
@@ -434,17 +435,20 @@ def test_the_summary_says_when_a_wanted_split_got_no_image() -> None:
         "; left out 3: 1 with no VPR name, 2 within 25 m of an image of an earlier split"
         "; no image fell in test: too few cells for the ratios (a smaller --cell-m makes more)"
     )
-    assert not warnings(few, VprOptions(ratios=(0.7, 0.3, 0.0)))  # a 0 ratio wants none
-    assert not warnings(_counts(), VprOptions())  # none placed
+    assert not warnings(few, VprOptions(ratios=(0.7, 0.3, 0.0)), {})  # a 0 ratio wants none
+    assert not warnings(_counts(), VprOptions(), {})  # none placed
 
 
 def test_the_summary_warns_of_a_split_with_no_queries_or_no_gallery() -> None:
     lopsided = _counts(train_gallery=8, train_queries=2, val_gallery=3, test_queries=2)
-    assert warnings(lopsided, VprOptions()) == ["val has no queries", "test has no gallery images"]
+    assert warnings(lopsided, VprOptions(), {}) == [
+        "val has no queries",
+        "test has no gallery images",
+    ]
     none = _counts(train_gallery=8, val_gallery=3, test_gallery=1)
-    assert warnings(none, VprOptions()) == ["train, val and test have no queries"]
+    assert warnings(none, VprOptions(), {}) == ["train, val and test have no queries"]
     downloaders = {k.replace(GALLERY, "database"): n for k, n in lopsided.items()}
-    said = warnings(downloaders, VprOptions(gallery_name="database"))
+    said = warnings(downloaders, VprOptions(gallery_name="database"), {})
     assert said == ["val has no queries", "test has no gallery images"]
 
 
@@ -505,3 +509,39 @@ async def test_a_folder_whose_last_image_goes_keeps_its_folder_on_the_next_expor
     assert (out / "images/train/queries/.keep").is_file()
     out, _ = await _export(tmp_path, items, options)
     assert not (out / "images/train/queries/.keep").exists()
+
+
+@pytest.mark.parametrize(
+    ("places", "zones"),
+    [
+        ([(45.0, 11.999), (45.0, 12.001)], "32 north and 33 north"),  # either side of 12 E
+        ([(-0.0001, 9.0), (0.0001, 9.0)], "32 south and 32 north"),  # either side of the equator
+    ],
+)
+async def test_the_summary_warns_of_a_split_that_spans_utm_zones(
+    tmp_path: Path, places: list[tuple[float, float]], zones: str
+) -> None:
+    # Three images a place, 2 m apart: GeoWarp would take 33's easting for 32's.
+    items = [
+        Item(image(n * 3 + k, lat=lat + k * 2 / 111_132, lon=lon), None)
+        for n, (lat, lon) in enumerate(places)
+        for k in range(3)
+    ]
+    out, said = await _export(tmp_path, items, VprOptions(ratios=(1, 0, 0), buffer_m=0))
+    warning = (
+        f"train spans UTM zones {zones}: GeoWarp measures distances by the names' easting and"
+        " northing alone, so images of two zones may be taken for neighbours; export one zone"
+        " at a time (--bbox)"
+    )
+    assert warning in said
+    assert f"\n  {warning}\n" in (out / "README.txt").read_text().partition("Warnings:")[2]
+    _, one = await _export(tmp_path, items[:3], VprOptions(ratios=(1, 0, 0), buffer_m=0))
+    assert "spans UTM zones" not in one
+
+
+def test_a_split_of_many_zones_names_six_then_how_many_more() -> None:
+    items = [Item(image(n, lat=10.0, lon=-177.0 + 6 * n), None) for n in range(10)]
+    placed = place_items(items, VprOptions(ratios=(1, 0, 0), queries_by="pairs")).placed
+    zones = zones_of(placed)
+    assert zones["train"] == [f"{n} north" for n in range(1, 7)] + ["4 more"]
+    assert zones["val"] == zones["test"] == []
