@@ -63,7 +63,9 @@ class Placed:
 
 def _coord(value: float, left: int, right: int) -> str:
     """`-45.12345` as gmberton's `format_coord` writes it: `left` characters before the point,
-    a minus sign among them, zero-padded, rounded to `right` decimals (its f"{x:.5f}")."""
+    a minus sign among them, zero-padded, rounded to `right` decimals. Its util.py has
+    formatted so since May 2024 (75abd38, 4fedc82); the 2021 one cut the decimals of str(x),
+    and failed on a value under 1e-4, which str writes with an exponent."""
     return f"{float(value):0{left + 1 + right}.{right}f}"
 
 

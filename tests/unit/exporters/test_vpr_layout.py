@@ -81,14 +81,25 @@ def test_the_name_has_the_documented_shape():
 @pytest.mark.parametrize(
     ("value", "left", "right", "text"),
     [
-        (1.1, 3, 3, "001.100"),  # gmberton's format_coord doctests
+        # The doctests of the downloader's util.py since May 2024 (4fedc82; they call a
+        # format_coord2, so they never ran there), and of its 2021 one.
+        (1.1, 3, 3, "001.100"),
+        (-0.12345, 3, 3, "-00.123"),
+        (-0.123, 5, 5, "-0000.12300"),
         (-0.123, 3, 3, "-00.123"),
-        (151.215297, 4, 5, "0151.21530"),  # rounded, as f"{x:.5f}" does
-        (-74.0059728, 4, 5, "-074.00597"),  # the sign is one of the `left` characters
+        # Rounded as its f'{float(num):0={left+right+1}.{right}f}' rounds; its 2021 one cut
+        # (0151.21529, 0334900.26, -33.86881).
+        (151.215297, 4, 5, "0151.21530"),
         (334900.268, 7, 2, "0334900.27"),
         (-33.8688197, 3, 5, "-33.86882"),
-        (-0.000001, 3, 5, "-00.00000"),  # the sign of a value that rounds to zero stays
-        (0.0000049, 3, 5, "000.00000"),  # no exponent, whatever the size
+        (-74.0059728, 4, 5, "-074.00597"),  # the sign is one of the `left` characters
+        (2.675, 1, 2, "2.67"),  # 2.675 is 2.67499999... in binary
+        # Under 1e-4, which str() writes with an exponent: its 2021 one failed (ValueError)
+        # or wrote 004.9e-06; a sign that rounds to zero stays, as its f-string keeps it.
+        (-0.000001, 3, 5, "-00.00000"),
+        (0.00005, 3, 5, "000.00005"),
+        (0.0000049, 3, 5, "000.00000"),
+        (-0.0, 3, 5, "-00.00000"),
     ],
 )
 def test_numbers_are_written_as_gmbertons_format_coord_writes_them(
