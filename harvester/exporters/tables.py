@@ -38,14 +38,27 @@ def csv_bytes(
     ends; lists and structs as JSON text in their cell; empty cells for missing values. A
     cell of a `text` column starting as a formula would (`=HYPERLINK(...)`, `-2+3`) gets a
     leading `'`, so a spreadsheet opening the file shows it instead of running it; numbers
-    (a latitude of -33.8) stay as they are."""
+    (a latitude of -33.8) stay as they are. A cell holding a bare CR is quoted too: the
+    writer quotes only for the line end it writes (`\n`), and a reader taking CR for a line
+    end would split the row there."""
     guarded = frozenset(text)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row[name], name in guarded) for name in columns])
+        cells = [_cell(row[name], name in guarded) for name in columns]
+        if any("\r" in cell for cell in cells):
+            buffer.write(_with_cr_quoted(cells))
+        else:
+            writer.writerow(cells)
     return buffer.getvalue().encode("utf-8")
+
+
+def _with_cr_quoted(cells: list[str]) -> str:
+    """One row written as if CR were part of the line end, so cells holding one are quoted."""
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\r\n").writerow(cells)
+    return line.getvalue().removesuffix("\r\n") + "\n"
 
 
 def _cell(value: Any, text: bool) -> str:
