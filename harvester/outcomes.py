@@ -53,12 +53,11 @@ RETRIED = "retried"  # a failure that will be tried again: counted, never a row'
 
 
 def recorded_as(result: Result, left_as: Mapping[int, str]) -> str | None:
-    """What the database made of a result just written, for counting: its outcome's state,
-    or a failure's `failed` or `retried` by the state `Queue.fail` left its row in (absent,
-    None: the lease was lost or not even the failure was taken, and nothing was recorded)."""
-    if isinstance(result, Outcome):
-        return result.state
+    """What the database made of a result just written, for counting, by the state
+    `Queue.finish` or `Queue.fail` left its row in: an outcome's state, a failure's `failed`
+    or `retried`. None when the row is absent: its lease was lost (another owner's outcome
+    will be counted) or not even its failure was taken, and nothing was recorded."""
     state = left_as.get(result.id)
-    if state is None:
-        return None
+    if state is None or isinstance(result, Outcome):
+        return state
     return "failed" if state == "failed" else RETRIED

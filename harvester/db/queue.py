@@ -33,7 +33,12 @@ from harvester.db.queue_claims import (
     one_statement_values,
     rescue_template,
 )
-from harvester.db.queue_outcomes import AT_DATABASE_NOW, release_batches, run_batches
+from harvester.db.queue_outcomes import (
+    AT_DATABASE_NOW,
+    ids_written,
+    release_batches,
+    run_batches,
+)
 from harvester.db.session import HeldConnection, read_connection, statement_connection, transaction
 from harvester.outcomes import Failure as Failure
 from harvester.outcomes import Outcome as Outcome
@@ -50,6 +55,10 @@ _CLAIMABLE = (
 )
 
 log = structlog.get_logger("harvester.queue")
+
+
+class _LeaseLost(Exception):
+    """A batch of outcomes not all of whose rows were still held: rolled back."""
 
 
 @dataclass(frozen=True)
@@ -229,12 +238,14 @@ class Queue:
             )
             return set(result.scalars().all())
 
-    async def finish(self, owner: str, outcomes: Sequence[Outcome]) -> None:
+    async def finish(self, owner: str, outcomes: Sequence[Outcome]) -> dict[int, str]:
         """Record final states in one transaction; rows leased by someone else are left alone.
-        On PostgreSQL the batch is one statement that reads the database's clock itself and
-        commits on its own."""
+        Returns the state each row written is left in, by id: a row whose lease was lost is
+        absent, so its outcome is not counted (the new owner's will be). On PostgreSQL the
+        batch is one statement that reads the database's clock itself, commits on its own
+        and returns the ids it wrote; SQLite's is told how many it wrote."""
         if not outcomes:
-            return
+            return {}
         now = None if self._server_clock else self.clock()
         # A row that ends well sheds the code of an earlier failure; a skip names its own.
         changes = [
@@ -248,14 +259,49 @@ class Queue:
             }
             for outcome in outcomes
         ]
-        batches = release_batches(self.model, owner, now, changes, arrays=self._one_statement)
+        written = await self._release(owner, now, changes)
+        left_as: dict[int, str] = {}
+        for outcome in outcomes:  # a row named twice keeps its first outcome, as written
+            if outcome.id in written:
+                left_as.setdefault(outcome.id, str(outcome.state))
+        return left_as
+
+    async def _release(
+        self, owner: str, now: datetime | None, changes: list[dict[str, Any]]
+    ) -> set[int]:
+        """End `owner`'s leases with these changes; returns the ids of the rows written."""
         if not self._one_statement:
-            async with transaction(self.engine) as connection:  # SQLite
-                await run_batches(connection, batches)
-            return
+            return await self._release_on_sqlite(owner, now, changes)
+        batches = release_batches(self.model, owner, now, changes, arrays=True)
         alone = len(batches) == 1  # one statement is atomic by itself on PostgreSQL
         async with (statement_connection if alone else transaction)(self.engine) as connection:
-            await run_batches(connection, batches)
+            return await ids_written(connection, batches)
+
+    async def _release_on_sqlite(
+        self, owner: str, now: datetime | None, changes: list[dict[str, Any]]
+    ) -> set[int]:
+        """An executemany says how many rows it wrote, not which. All of them (no lease
+        lost, nearly always) is the answer at no cost; fewer, and the batch is rolled back
+        and written again for the rows still held, read first under the same write lock
+        (BEGIN IMMEDIATE), so none changes hands in between."""
+        model = self.model
+        ids = {change["b_id"] for change in changes}
+        batches = release_batches(model, owner, now, changes, arrays=False)
+        try:
+            async with transaction(self.engine) as connection:
+                if await run_batches(connection, batches) < len(ids):
+                    raise _LeaseLost  # rolls the batch back
+        except _LeaseLost:
+            async with transaction(self.engine) as connection:
+                found = await connection.execute(
+                    select(model.id).where(model.id.in_(ids), model.lease_owner == owner)
+                )
+                held = set(found.scalars())
+                mine = [change for change in changes if change["b_id"] in held]
+                batches = release_batches(model, owner, now, mine, arrays=False)
+                await run_batches(connection, batches)
+            return held
+        return ids
 
     async def done(self, owner: str, ids: Sequence[int]) -> None:
         await self.finish(owner, [Outcome(row_id, self._done_state) for row_id in ids])

@@ -128,11 +128,12 @@ class Metrics:
         self,
         lane: str,
         results: Iterable[tuple[JobLabels, Outcome | Failure]],
-        failed_states: Mapping[int, str],
+        left_as: Mapping[int, str],
     ) -> None:
-        """Count results the database has just recorded, as it recorded them."""
+        """Count results the database has just recorded, as it recorded them (`left_as`, as
+        `Queue.finish` and `Queue.fail` return it): a row whose lease was lost is not."""
         for labels, result in results:
-            outcome = recorded_as(result, failed_states)
+            outcome = recorded_as(result, left_as)
             if outcome is None:
                 continue
             campaign = await self._campaign_name(labels.campaign_id)

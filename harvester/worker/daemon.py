@@ -344,26 +344,36 @@ class Daemon:
             )
 
     async def _flush(self, lane: Lane) -> None:
-        """Write outcomes in one transaction; on error they are kept for the next try."""
+        """Write outcomes, then failures, each kind in one go; on error, what is not written
+        yet is kept for the next try. Outcomes written are not: written again, they would
+        find their leases ended and not be counted."""
         async with self._flush_lock:
             results, lane.pending = lane.pending, []
             if not results:
                 return
+            outcomes = [r for r in results if isinstance(r, Outcome)]
+            failures = [r for r in results if isinstance(r, Failure)]
             try:
                 await self.ctx.storage.sync()  # files durable before rows say "stored"
-                try:
-                    left_as = await _record(lane.queue, self.owner, results)
-                except RecordRefused:
-                    results, left_as = await _record_each(lane.queue, self.owner, results)
+                await self._write(lane, outcomes)
+                outcomes = []
+                await self._write(lane, failures)
             except BaseException:
-                lane.pending[:0] = results
+                lane.pending[:0] = [*outcomes, *failures]
                 self._outcomes.set()
                 raise
-            lane.held.difference_update(r.id for r in results)
-            self.counters.record(lane.name, results, left_as)
-            labelled = [(lane.labels.pop(r.id), r) for r in results if r.id in lane.labels]
-            await self.metrics.count(lane.name, labelled, left_as)
             self.maybe_idle.set()
+
+    async def _write(self, lane: Lane, results: Sequence[Result]) -> None:
+        """Record results and count them as the database recorded them."""
+        try:
+            left_as = await _record(lane.queue, self.owner, results)
+        except RecordRefused:
+            results, left_as = await _record_each(lane.queue, self.owner, results)
+        lane.held.difference_update(r.id for r in results)
+        self.counters.record(lane.name, results, left_as)
+        labelled = [(lane.labels.pop(r.id), r) for r in results if r.id in lane.labels]
+        await self.metrics.count(lane.name, labelled, left_as)
 
     async def _flush_loop(self) -> None:
         """Writes outcomes FLUSH_INTERVAL_S after the first one waits (at once for a full
@@ -522,9 +532,10 @@ async def _serving(daemon: Daemon, bind: str | None) -> AsyncIterator[None]:
 
 
 async def _record(queue: Queue, owner: str, results: Sequence[Result]) -> dict[int, str]:
-    """Write a batch's outcomes, then its failures; returns the states failures left rows in."""
-    await queue.finish(owner, [r for r in results if isinstance(r, Outcome)])
-    return await queue.fail(owner, [r for r in results if isinstance(r, Failure)])
+    """Write a batch's outcomes, then its failures; returns the state each row written was
+    left in, by id (a row whose lease was lost is not there: it was not written)."""
+    finished = await queue.finish(owner, [r for r in results if isinstance(r, Outcome)])
+    return finished | await queue.fail(owner, [r for r in results if isinstance(r, Failure)])
 
 
 async def _record_each(

@@ -46,7 +46,7 @@ async def test_http_counts_sent_back_by_workers_add_up_with_the_coordinators(
     stored = Outcome(1, "stored", {}, Measures(0.5, 0.02, 1000, 400, workers[0].drain()))
     retried = Failure(2, "slow down", retryable=True, reason="http_429",
                       measures=Measures(http=workers[1].drain()))  # fmt: skip
-    await metrics.count("images", [(labels, stored), (labels, retried)], {2: "queued"})
+    await metrics.count("images", [(labels, stored), (labels, retried)], {1: "stored", 2: "queued"})
     workers[0].call("images", 200)  # after its drain: not sent yet, not counted
 
     calls = _values(metrics, "harvester_api_calls_total")

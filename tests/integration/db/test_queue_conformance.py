@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from harvester.db.campaigns import ensure_campaign, pause_campaign
 from harvester.db.enqueue import enqueue_tasks
 from harvester.db.models import Image, Task
-from harvester.db.queue import Failure, Queue, RetryPolicy
+from harvester.db.queue import Failure, Outcome, Queue, RetryPolicy
 from harvester.db.queue_claims import LEASE_LOST
 from harvester.db.session import HeldConnection
 from harvester.records import NewTask
@@ -90,6 +90,28 @@ async def test_expired_lease_is_reclaimed_by_another_worker(engine: AsyncEngine,
     assert (await _row(engine, row.id)).state == "running"
     await queue.done("other", [row.id])
     assert (await _row(engine, row.id)).state == "done"
+
+
+async def test_a_finish_returns_only_the_rows_whose_lease_it_still_held(
+    engine: AsyncEngine, clock: FakeClock
+):
+    await _tasks(engine, 2, clock)
+    queue = Queue(engine, Task, clock=clock)
+    lost, kept = await queue.claim("a", 2, 10)
+    clock.advance(5)
+    assert await queue.heartbeat("a", [kept.id], 10) == {kept.id}
+    clock.advance(6)  # a's lease on `lost` ran out: b takes the row
+    assert [r.id for r in await queue.claim("b", 2, 10)] == [lost.id]
+    outcomes = [Outcome(lost.id, "done", {"result": {"by": "a"}}), Outcome(kept.id, "done")]
+    assert await queue.finish("a", outcomes) == {kept.id: "done"}
+    row = await _row(engine, lost.id)
+    assert (row.state, row.lease_owner, row.result) == ("running", "b", None)  # not applied
+    assert (await _row(engine, kept.id)).state == "done"
+    by_b = [Outcome(lost.id, "done", {"result": {"by": "b"}})]
+    assert await queue.finish("b", by_b) == {lost.id: "done"}
+    row = await _row(engine, lost.id)
+    assert (row.state, row.finished_by, row.result) == ("done", "b", {"by": "b"})
+    assert await queue.finish("a", outcomes) == {}  # nothing of a's is held any more
 
 
 async def test_claimable_is_true_exactly_when_a_claim_would_lease_a_row(

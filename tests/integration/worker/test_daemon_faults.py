@@ -23,6 +23,7 @@ from harvester.config import Settings
 from harvester.db.models import Image
 from harvester.emulator import RunningEmulator
 from harvester.errors import DatabaseUnavailable
+from harvester.outcomes import Failure, Result
 from harvester.sources.urls import UrlCampaign, submit_urls
 from harvester.storage.layout import relative_path
 from harvester.worker.context import open_context
@@ -103,12 +104,12 @@ async def test_a_killed_pool_worker_and_a_database_hiccup_lose_nothing(
         finish = daemon.images.queue.finish
         failed_once: list[bool] = []
 
-        async def flaky_finish(owner: str, outcomes: Any) -> None:
+        async def flaky_finish(owner: str, outcomes: Any) -> dict[int, str]:
             if outcomes and not failed_once:
                 failed_once.append(True)
                 locked = OperationalError("UPDATE images", {}, Exception("database is locked"))
                 raise DatabaseUnavailable(str(locked)) from locked  # as harvester.db wraps it
-            await finish(owner, outcomes)
+            return await finish(owner, outcomes)
 
         monkeypatch.setattr(daemon.images.queue, "finish", flaky_finish)
         run = asyncio.create_task(daemon.run())
@@ -148,3 +149,35 @@ async def test_a_disk_error_while_syncing_stops_the_daemon_instead_of_retrying_a
     assert all(r.state != "stored" for r in await harvest.images())
     logged = capsys.readouterr()
     assert "database_error" not in logged.out + logged.err
+
+
+async def test_outcomes_written_before_a_database_hiccup_are_counted_once(
+    harvest: _Harvest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outcomes of a flush are written, then its failures meet an outage: the flush is
+    tried again for the failures alone, and the outcomes are counted, once."""
+    await harvest.submit(harvest.rows(2))
+    async with open_context(harvest.settings(), harvest.engine) as ctx:
+        daemon = Daemon(ctx, until_idle=True)
+        run_image, fail = daemon.images.runner, daemon.images.queue.fail
+        together = asyncio.Barrier(2)  # both results wait for the same flush
+
+        async def one_fails(ctx: Any, row: Any) -> Result:
+            result = await run_image(ctx, row)
+            await together.wait()
+            return result if row.id == 1 else Failure(row.id, "gone", retryable=False)
+
+        failed_once: list[bool] = []
+
+        async def flaky_fail(owner: str, failures: Any) -> dict[int, str]:
+            if failures and not failed_once:
+                failed_once.append(True)
+                raise DatabaseUnavailable("OperationalError: database is locked")
+            return await fail(owner, failures)
+
+        daemon.images.runner = one_fails
+        monkeypatch.setattr(daemon.images.queue, "fail", flaky_fail)
+        counted = await asyncio.wait_for(daemon.run(), 60)
+    assert failed_once, "the database hiccup never happened"
+    assert [r.state for r in await harvest.images()] == ["stored", "failed"]
+    assert (counted.images["stored"], counted.images["failed"]) == (1, 1)

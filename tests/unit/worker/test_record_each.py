@@ -16,8 +16,9 @@ class RefusingQueue:
         self.refused = refused
         self.written: list[Result] = []
 
-    async def finish(self, owner: str, outcomes: list[Outcome]) -> None:
+    async def finish(self, owner: str, outcomes: list[Outcome]) -> dict[int, str]:
         self._write(outcomes)
+        return {o.id: o.state for o in outcomes}
 
     async def fail(self, owner: str, failures: list[Failure]) -> dict[int, str]:
         self._write(failures)
