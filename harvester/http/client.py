@@ -486,7 +486,9 @@ class HttpClient:
             current = outcome
         shown = call.show(call.url)
         raise PermanentHttpError(
-            f"more than {self._settings.max_redirects} redirects from {shown}", url=shown
+            f"more than {self._settings.max_redirects} redirects from {shown}",
+            url=shown,
+            reason="too_many_redirects",
         )
 
     async def _on_wire(

@@ -270,8 +270,9 @@ async def test_five_redirects_are_followed_and_a_sixth_fails(
 ) -> None:
     body = await client.fetch(f"{upstream.base}/redirect/5")
     assert body.url == f"{upstream.base}/redirect/0"
-    with pytest.raises(PermanentHttpError, match="more than 5 redirects"):
+    with pytest.raises(PermanentHttpError, match="more than 5 redirects") as refused:
         await client.fetch(f"{upstream.base}/redirect/6")
+    assert refused.value.reason == "too_many_redirects"  # a loop, not a server's refusal
     assert upstream.seen["/redirect/0"] == 1  # the sixth hop was never made
 
 
