@@ -174,6 +174,10 @@ async def _summary(engine: Engine, settings: Settings, out: TextIO, elapsed: flo
         f"  .venv/bin/harvester --database-url {db} status",
         f"  sqlite3 {db.removeprefix('sqlite:///')} "
         '"SELECT state, count(*) FROM images GROUP BY state"',
+        "a VPR dataset of the Mapillary campaigns (images are read from the storage root):",
+        f"  .venv/bin/harvester --database-url {db} --storage-root {settings.storage_root} "
+        f"export --campaign demo-sequence --campaign demo-region --format vpr "
+        f"--out {settings.storage_root.parent / 'vpr'}",
         "re-run `make demo` to resume: nothing already stored is fetched again.",
     ]
     out.write("\n".join(lines) + "\n")

@@ -210,6 +210,19 @@ async def _export(args: argparse.Namespace, settings: Settings, engine: AsyncEng
     return 0
 
 
+def _check_storage_holds(storage: Storage, item: Item) -> None:
+    """An export of image files reads them from the storage the daemon wrote to: a local
+    root that does not hold the first image is the wrong root (the demo's is not the
+    default `data`), said before any file is written, not as a failed copy of one."""
+    local = storage.local_path(item.record["path"])
+    if local is not None and not local.is_file():
+        raise InputError(
+            f"the stored image {item.record['path']} is not under the storage root "
+            f"{storage.location}: pass the --storage-root (HARVESTER_STORAGE_ROOT) "
+            "the daemon wrote to"
+        )
+
+
 def _named(names: Sequence[str]) -> str:
     return "campaign " + ", ".join(repr(n) for n in names)
 
@@ -241,6 +254,8 @@ async def _write(
             raise InputError("no pair of the exported images has both sides stored")
         folder.write("pairs.csv", pairs_csv(rows))
         return f"{len(rows)} pairs"
+    if args.format in ("webdataset", "vpr"):
+        _check_storage_holds(storage, items[0])
     if args.format == "webdataset":
         from harvester.exporters.webdataset import export_webdataset
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -51,6 +52,14 @@ def test_demo_resumes_after_a_kill_even_on_another_port_and_reruns_add_nothing(t
     assert re.search(r"^  skipped \d+: [a-z0-9_]+ \d+", second.stdout, re.MULTILINE)
     files = {p: p.stat().st_mtime_ns for p in _stored_files(home)}
     assert not [p for p in home.rglob("*") if ".tmp-" in p.name]
+
+    # The export it suggests works as printed (the storage root is the demo's, not `data`).
+    suggested = next(line for line in second.stdout.splitlines() if " export " in line)
+    argv = shlex.split(suggested.replace(".venv/bin/harvester", "", 1))
+    exported = subprocess.run([sys.executable, "-m", "harvester.cli", *argv], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    assert list((home / "vpr" / "images" / "train" / "gallery").glob("@*.jpg"))
 
     third = subprocess.run(CLI, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert third.returncode == 0, third.stdout + third.stderr

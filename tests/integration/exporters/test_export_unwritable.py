@@ -131,3 +131,19 @@ def test_a_failed_export_leaves_nothing_behind_once_another_export_completes_the
     assert _limited(harvest, *args, "--split", "1,0,0", "--out", str(whole)).returncode == 0
     assert tree_of(out) == tree_of(whole)
     assert folders_of(out) == folders_of(whole)  # no empty val/ or test/ left
+
+
+@pytest.mark.parametrize("layout", ["vpr", "webdataset"])
+def test_an_export_of_image_files_from_another_storage_root_is_one_line(
+    harvest: Harvest, tmp_path: Path, layout: str
+) -> None:
+    # As after `make demo`, whose images are under harvester-demo/data, not the default data.
+    out = tmp_path / "out"
+    argv = ["--database-url", harvest.database_url, "--storage-root", str(tmp_path / "data")]
+    done = subprocess.run(
+        [sys.executable, "-m", "harvester.cli", *argv, "export", "--campaign", "street",
+         "--format", layout, "--out", str(out)],
+        capture_output=True, text=True, timeout=120, env=os.environ,
+    )  # fmt: skip
+    _one_line(done, "is not under the storage root", "--storage-root")
+    assert not out.exists()
