@@ -523,11 +523,12 @@ class HttpClient:
                 if call.body_errors is not None and not 200 <= resp.status < 300:
                     await self._raise_for_error_body(call, resp, shown, url)
                 self._raise_for_status(call, resp, shown, url)
-                data = await _read_capped(resp, call.max_bytes, shown, self._pace())
+                codings = applied(resp.headers.getall("Content-Encoding", ()))
+                data = await _read_capped(resp, call.max_bytes, shown, self._pace(), codings)
                 if call.body_errors is not None:
                     self._raise_for(call, call.body_errors(resp.status, data, shown), url)
                 content_type = resp.content_type if "Content-Type" in resp.headers else None
-                body = Body(data, content_type, shown, _end_checked(resp))
+                body = Body(data, content_type, shown, _end_checked(resp, codings))
                 return _Reply(body, resp.charset)
         except HostNotAllowedError as exc:
             # The resolver knows the name but not the URL (its error names none); a refused
@@ -720,7 +721,11 @@ class _Pace:
 
 
 async def _read_capped(
-    resp: aiohttp.ClientResponse, max_bytes: int, shown: str, pace: _Pace | None = None
+    resp: aiohttp.ClientResponse,
+    max_bytes: int,
+    shown: str,
+    pace: _Pace | None = None,
+    codings: tuple[str, ...] | None = None,
 ) -> bytes:
     """The body, refusing more than max_bytes (declared, actual or decoded), short bodies,
     encoded streams that are not whole and (with ``pace``) bodies that trickle in slower
@@ -754,13 +759,14 @@ async def _read_capped(
             url=shown,
             status=resp.status,
         )
-    codings = applied(resp.headers.getall("Content-Encoding", ()))
+    if codings is None:  # `applied` of the answer's Content-Encoding, read once by its caller
+        codings = applied(resp.headers.getall("Content-Encoding", ()))
     if not codings:
         return data  # images are sent as they are: no copy, no pass over the bytes
     return decode(data, codings, max_bytes, shown, resp.status)
 
 
-def _end_checked(resp: aiohttp.ClientResponse) -> bool:
+def _end_checked(resp: aiohttp.ClientResponse, codings: tuple[str, ...]) -> bool:
     """Whether a body read whole was as long as its server said: it had a Content-Length
     (`_read_capped` refuses fewer bytes), chunked framing (aiohttp refuses a body cut
     before its last chunk) or a compression in Content-Encoding (`decode` requires its
@@ -769,7 +775,7 @@ def _end_checked(resp: aiohttp.ClientResponse) -> bool:
     return (
         resp.content_length is not None
         or framing.strip(" \t").lower() == "chunked"  # aiohttp's test: the last coding
-        or bool(applied(resp.headers.getall("Content-Encoding", ())))
+        or bool(codings)
     )
 
 

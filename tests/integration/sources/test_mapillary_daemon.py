@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from defaults import MAX_ATTEMPTS
+from mly_harness import run_chain
 from PIL import Image as PILImage
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -21,14 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.config import Settings
 from harvester.db.campaigns import campaign_settings
-from harvester.db.catalog import add_images
 from harvester.db.enqueue import enqueue_tasks
 from harvester.db.models import Image, ImageHit, Task
-from harvester.db.queue import Queue
 from harvester.emulator import EmulatorConfig, RunningEmulator, start_emulator
 from harvester.http import HostSlots, HttpClient, TokenBucket
 from harvester.records import NewTask
-from harvester.sources.base import TaskView
 from harvester.sources.mapillary import MapillaryCampaign, MapillarySource, submit_mapillary
 from harvester.sources.mapillary_submit import IDS, SEQUENCE, TILE
 from harvester.worker.daemon import run_daemon
@@ -75,22 +73,8 @@ async def _run_daemon(settings: Settings, emu: RunningEmulator) -> None:
 
 async def _expand_only(settings: Settings, engine: AsyncEngine, emu: RunningEmulator) -> None:
     """Queue the images now, download them later: as when a backlog outlives its URLs."""
-    queue, campaigns = Queue(engine, Task), await campaign_settings(engine)
     async with HttpClient(http_settings(settings)) as http:
-        source = _source(http, emu, settings)
-        while rows := await queue.claim("test", 10, 60):
-            for row in rows:
-                view = TaskView(row.id, row.campaign_id, row.kind, row.payload, row.attempts)
-                expansion = await source.expand(view, campaigns[row.campaign_id])
-                await add_images(
-                    engine,
-                    row.campaign_id,
-                    "mapillary",
-                    expansion.query,
-                    expansion.images,
-                    max_attempts=MAX_ATTEMPTS,
-                )
-            await queue.done("test", [row.id for row in rows])
+        await run_chain(engine, _source(http, emu, settings))
 
 
 async def _entity_calls(emu: RunningEmulator) -> int:
