@@ -6,6 +6,7 @@ Pure: a URL list's `license` cell is read here at submit, the same text again at
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ ALL_RIGHTS_RESERVED = Licence("all-rights-reserved", "All Rights Reserved", None
 _FIXED = ((_CC0, CC0), (_MARK, PUBLIC_DOMAIN_MARK), (_RESERVED, ALL_RIGHTS_RESERVED))
 
 
+@functools.lru_cache(maxsize=1024)
 def known(text: str | None) -> Licence | None:
     """The licence an SPDX id, a usual spelling or a creativecommons.org URL names; None for
     any other text (it is kept as given)."""
@@ -100,24 +102,24 @@ def _text(name: str | None, url: str | None) -> str:
 def granted(name: str | None, url: str | None) -> bool:
     """Whether the licence lets others reuse the image at all (CC, public domain); All
     Rights Reserved, no licence and text not read as a licence grant nothing known."""
-    text = _text(name, url)
-    return bool(_OPEN.search(text) or _CC.search(text))
+    return _allows(_text(name, url), None)
 
 
 def commercial_ok(name: str | None, url: str | None) -> bool:
     """Open licences and CC licences without NC; All Rights Reserved and unknown are not."""
-    text = _text(name, url)
-    if _OPEN.search(text):
-        return True
-    return bool(_CC.search(text)) and not _NON_COMMERCIAL.search(text)
+    return _allows(_text(name, url), _NON_COMMERCIAL)
 
 
 def derivatives_ok(name: str | None, url: str | None) -> bool:
     """Open licences and CC licences without ND."""
-    text = _text(name, url)
+    return _allows(_text(name, url), _NO_DERIVATIVES)
+
+
+def _allows(text: str, forbidden: re.Pattern[str] | None) -> bool:
+    """Open (public domain) always; CC unless `forbidden` names one of its terms."""
     if _OPEN.search(text):
         return True
-    return bool(_CC.search(text)) and not _NO_DERIVATIVES.search(text)
+    return bool(_CC.search(text)) and not (forbidden is not None and forbidden.search(text))
 
 
 def license_matches(wanted: Collection[str], *values: str | None) -> bool:

@@ -61,3 +61,10 @@ def recorded_as(result: Result, left_as: Mapping[int, str]) -> str | None:
     if state is None or isinstance(result, Outcome):
         return state
     return "failed" if state == "failed" else RETRIED
+
+
+def reason_of(result: Result) -> str:
+    """The stable short code of a failure or skip ('' for rows that ended well)."""
+    if isinstance(result, Failure):
+        return result.reason
+    return str(result.values.get("reason") or "")

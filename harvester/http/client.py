@@ -17,7 +17,7 @@ import json
 import random
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from types import TracebackType
@@ -138,8 +138,7 @@ class _Reply:
 
 @dataclass
 class _Wire:
-    """Whether a call's request was with the server when its budget cut it (shared by the
-    copies `replace` makes of the call)."""
+    """Whether a call's request was with the server when its budget cut it."""
 
     busy: bool = False
 
@@ -272,8 +271,9 @@ class HttpClient:
             breaker=breaker,
             body_errors=body_errors,
             api=api,
+            outage_attempts=outage_attempts,
         )
-        return await self._with_retries(replace(call, outage_attempts=outage_attempts))
+        return await self._with_retries(call)
 
     async def get_text(
         self,
@@ -357,6 +357,7 @@ class HttpClient:
         breaker: CircuitBreaker | None = None,
         body_errors: BodyErrors | None = None,
         api: str = "api",
+        outage_attempts: int | None = None,
     ) -> _Call:
         headers = dict(headers or {})
         known = [*secrets, *_header_secrets(headers)]
@@ -384,6 +385,7 @@ class HttpClient:
             body_errors=body_errors,
             api=api,
             destinations=destinations,
+            outage_attempts=outage_attempts,
         )
         _check_target(call, parsed)
         return call

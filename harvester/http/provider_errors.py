@@ -108,7 +108,7 @@ def graph_error(error: Mapping[str, Any], *, url: str, status: int | None = None
     message += f" from {url}"
     if code in GRAPH_RATE_CODES:
         return RateLimitedError(message, url=url, status=status)
-    if code == 1 and _asks_too_much(error):
+    if code == 1 and _says(error, _TOO_MUCH):
         return TooMuchDataError(message + ": asks for too much data", url=url, status=status)
     if code in GRAPH_TOKEN_CODES:
         return InvalidCredentials(message, url=url, status=status)
@@ -129,10 +129,6 @@ def _gone(code: int | None, error: Mapping[str, Any]) -> bool:
     exist") or code 100 with subcode 33 ("Object with ID ... does not exist, cannot be
     loaded due to missing permissions ..."), whatever the status they came with."""
     return code == 803 or (code == 100 and _code(error.get("error_subcode")) == 33)
-
-
-def _asks_too_much(error: Mapping[str, Any]) -> bool:
-    return _says(error, _TOO_MUCH)
 
 
 def _says(error: Mapping[str, Any], pattern: re.Pattern[str]) -> bool:

@@ -47,16 +47,17 @@ async def collect(fetch: Fetch, params: Mapping[str, str], *, api: str, shown: s
     """Every page of the collection `fetch(params)` starts, up to MAX_PAGES; a cursor that
     comes round again ends it as left unread too."""
     body = await fetch(params)
-    items = list(data(body, shown))
+    items, pages = list(data(body, shown)), 1
     seen: set[str] = set()
     while (after := next_cursor(body, api, shown)) is not None:
-        if len(seen) + 1 >= MAX_PAGES or after in seen:
-            log.warning("collection_cut", url=shown, pages=len(seen) + 1)
-            return Collection(items, len(seen) + 1, complete=False)
+        if pages >= MAX_PAGES or after in seen:
+            log.warning("collection_cut", url=shown, pages=pages)
+            return Collection(items, pages, complete=False)
         seen.add(after)
         body = await fetch({**params, "after": after})
         items += data(body, shown)
-    return Collection(items, len(seen) + 1, complete=True)
+        pages += 1
+    return Collection(items, pages, complete=True)
 
 
 def data(body: Any, shown: str) -> list[Any]:

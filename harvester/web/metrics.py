@@ -27,7 +27,7 @@ from harvester.db.counts import campaign_counts
 from harvester.db.queue import Failure, Outcome
 from harvester.errors import DatabaseUnavailable
 from harvester.http.stats import HttpStats
-from harvester.outcomes import recorded_as
+from harvester.outcomes import reason_of, recorded_as
 
 log = structlog.get_logger("harvester.metrics")
 
@@ -42,13 +42,6 @@ class JobLabels:
 
     what: str
     campaign_id: int
-
-
-def reason_of(result: Outcome | Failure) -> str:
-    """The stable short code of a failure or skip ('' for rows that ended well)."""
-    if isinstance(result, Failure):
-        return result.reason
-    return str(result.values.get("reason") or "")
 
 
 class Metrics:

@@ -17,7 +17,7 @@ from harvester.db.counts import CampaignStatus
 from harvester.db.models import ImageState, TaskState
 from harvester.errors import DatabaseUnavailable
 from harvester.log import logs
-from harvester.outcomes import RETRIED, Outcome, Result, recorded_as
+from harvester.outcomes import RETRIED, Result, reason_of, recorded_as
 from harvester.terminal import shown
 
 log = structlog.get_logger("harvester.worker")
@@ -48,9 +48,9 @@ class Counters:
             if state is None:
                 continue
             counter[state] += 1
-            reason = result.values.get("reason") if isinstance(result, Outcome) else None
+            reason = reason_of(result)
             if state == ImageState.SKIPPED and reason:
-                self.skip_reasons[str(reason)] += 1
+                self.skip_reasons[reason] += 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
