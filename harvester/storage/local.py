@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import itertools
 import os
 import posixpath
@@ -21,15 +22,45 @@ TEMP_MARK = ".tmp-"
 STALE_TEMP_SECONDS = 300.0
 MAX_DIRECTORIES_KNOWN = 10_000  # shards of 1,000 files: ten million images' worth
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"
-_WRITER = re.compile(TEMP_MARK.replace(".", r"\.") + r"(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-")
+_WRITER_HOST = re.compile(TEMP_MARK.replace(".", r"\.") + r"(?P<host>[A-Za-z0-9]+)-")
+_TEMP_ATTEMPTS = 3
 
 
-def _writer_is_dead(name: str) -> bool:
-    """A temp file named by a process of this host that no longer runs is garbage at once."""
-    match = _WRITER.search(name)
-    if match is None or match["host"] != _HOST:
+def _open_temp(path: str) -> int:
+    """Create a temp file and hold a lock on it until it is closed: the lock, not a pid
+    that another process may reuse (or that another PID namespace's /proc shows as
+    alive), is what tells a sweep that a writer still owns it. -1 if a sweep removed it
+    between its creation and the lock."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    if os.fstat(fd).st_nlink:
+        return fd
+    os.close(fd)
+    return -1
+
+
+def _remove_if_abandoned(path: Path, cutoff: float) -> bool:
+    """Unlink a temp file no live writer holds. One named by another host (storage shared
+    over NFS, where a lock may not reach) must also be older than the cutoff."""
+    match = _WRITER_HOST.search(path.name)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
         return False
-    return not Path(f"/proc/{match['pid']}").exists()
+    try:
+        if (match is None or match["host"] != _HOST) and os.fstat(fd).st_mtime > cutoff:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # its writer is at work
+        try:  # by name: once renamed into place, that name is gone and nothing is removed
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+    finally:
+        os.close(fd)
 
 
 class LocalStorage:
@@ -89,27 +120,33 @@ class LocalStorage:
         if directory not in self._made:  # one mkdir a folder, not one a file
             directory.mkdir(parents=True, exist_ok=True)
             self._made.add(directory)
-        folder = str(directory)
-        tag = f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        temp = f"{folder}/.{name}{TEMP_MARK}{tag}"
+        fd, temp = self._create_temp(directory, name)
         try:
-            try:
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileNotFoundError:  # its folder was removed since it was made here
-                directory.mkdir(parents=True, exist_ok=True)
-                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
                 os.fsync(fd)
+                os.replace(temp, f"{directory}/{name}")
             finally:
-                os.close(fd)
-            os.replace(temp, f"{folder}/{name}")
+                os.close(fd)  # only now is the lock let go: the temp file is renamed by then
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
             raise
+
+    @staticmethod
+    def _create_temp(directory: Path, name: str) -> tuple[int, str]:
+        for _ in range(_TEMP_ATTEMPTS):
+            temp = f"{directory}/.{name}{TEMP_MARK}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            try:
+                fd = _open_temp(temp)
+            except FileNotFoundError:  # its folder was removed since it was made here
+                directory.mkdir(parents=True, exist_ok=True)
+                fd = _open_temp(temp)
+            if fd >= 0:
+                return fd, temp
+        raise OSError(f"temp files in {directory} kept being swept away as they were made")
 
     def check_writable(self) -> None:
         """Write a file under the root, or raise the OSError that says why not. The folders
@@ -120,7 +157,7 @@ class LocalStorage:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self.root / f"{TEMP_MARK}{_HOST}-{os.getpid()}-probe"
             probe.write_bytes(b"")
-            probe.unlink()
+            probe.unlink(missing_ok=True)  # another daemon's sweep may have taken it
         finally:
             for folder in made:  # deepest first
                 with contextlib.suppress(OSError):
@@ -159,7 +196,7 @@ class LocalStorage:
             raise StorageUnavailable(f"cannot sync files under {self.root}: {exc}") from exc
 
     def sweep_temp_files(self, older_than_s: float = STALE_TEMP_SECONDS) -> int:
-        """Remove temp files killed writers left; a fresh one of a live writer stays."""
+        """Remove temp files killed writers left; one a live writer holds stays."""
         if not self.root.is_dir():
             return 0
         cutoff = time.time() - older_than_s
@@ -168,13 +205,7 @@ class LocalStorage:
             for name in files:
                 if TEMP_MARK not in name:
                     continue
-                path = Path(directory, name)
-                try:
-                    if _writer_is_dead(name) or path.stat().st_mtime <= cutoff:
-                        path.unlink()
-                        removed += 1
-                except FileNotFoundError:
-                    continue
+                removed += _remove_if_abandoned(Path(directory, name), cutoff)
         return removed
 
 

@@ -137,7 +137,8 @@ def check_harvest(rows: list[Any], expected: dict[str, str], root: Path) -> None
     assert all((r.path is None) == (r.state != "stored") for r in rows), "a path on an unstored row"
     stored = {r.path: r for r in rows if r.state == "stored"}
     on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
-    assert not [p for p in on_disk if TEMP_MARK in p], "temp files left behind"
+    left = [p for p in on_disk if TEMP_MARK in p]
+    assert not left, f"temp files left behind: {left}"
     assert on_disk == set(stored), "files on disk differ from stored rows"
     for path, row in stored.items():
         assert hashlib.sha256((root / path).read_bytes()).hexdigest() == row.sha256, path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from pathlib import Path
@@ -77,12 +78,12 @@ def test_a_folder_removed_after_a_write_is_made_again(tmp_path: Path):
     assert (tmp_path / "urls/g/00000/c.jpg").read_bytes() == b"\xff\xd8c"
 
 
-def test_sweep_removes_stale_temp_files_only(tmp_path: Path):
+def test_sweep_keeps_another_hosts_fresh_temp_file_and_removes_its_old_one(tmp_path: Path):
     storage = LocalStorage(tmp_path)
     shard = tmp_path / "flickr/g/00000"
     shard.mkdir(parents=True)
-    stale = shard / f".a.jpg{TEMP_MARK}dead"
-    fresh = shard / f".b.jpg{TEMP_MARK}live"
+    stale = shard / f".a.jpg{TEMP_MARK}otherhost-12-abcd1234"
+    fresh = shard / f".b.jpg{TEMP_MARK}otherhost-12-abcd5678"  # its lock may not reach here
     kept = shard / "c.jpg"
     for path in (stale, fresh, kept):
         path.write_bytes(b"x")
@@ -92,17 +93,43 @@ def test_sweep_removes_stale_temp_files_only(tmp_path: Path):
     assert not stale.exists() and fresh.exists() and kept.exists()
 
 
-def test_sweep_removes_a_fresh_temp_file_whose_writer_died(tmp_path: Path):
+def test_sweep_goes_by_the_writers_lock_not_by_its_pid(tmp_path: Path):
+    """A pid in a name can be alive again (reused, or another PID namespace's /proc): a
+    fresh temp file named by this very process but held by no writer is garbage; one a
+    writer holds stays, whatever pid its name carries."""
     storage = LocalStorage(tmp_path)
     shard = tmp_path / "urls/g/00000"
     shard.mkdir(parents=True)
-    dead_pid = 2**22 + 17  # above pid_max on Linux: never a live process
-    orphan = shard / f".a.jpg{TEMP_MARK}{_HOST}-{dead_pid}-abcd1234"
-    mine = shard / f".b.jpg{TEMP_MARK}{_HOST}-{os.getpid()}-abcd1234"
+    orphan = shard / f".a.jpg{TEMP_MARK}{_HOST}-{os.getpid()}-abcd1234"
+    held = shard / f".b.jpg{TEMP_MARK}{_HOST}-{2**22 + 17}-abcd1234"
     orphan.write_bytes(b"x")
-    mine.write_bytes(b"x")
-    assert storage.sweep_temp_files() == 1
-    assert not orphan.exists() and mine.exists()
+    with held.open("wb") as writer:
+        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)
+        assert storage.sweep_temp_files() == 1
+        assert not orphan.exists() and held.exists()
+    assert storage.sweep_temp_files() == 1  # its writer is gone now
+    assert not held.exists()
+
+
+def test_a_sweep_between_a_temp_files_creation_and_its_lock_costs_the_write_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Another daemon's start-up sweep can find a temp file in the instant before its
+    writer locks it, and remove it: the writer notices and starts again with a new one."""
+    storage = LocalStorage(tmp_path)
+    real_flock = fcntl.flock
+    swept: list[int] = []
+
+    def sweep_first(fd: int, operation: int) -> None:
+        if operation == fcntl.LOCK_EX and not swept:  # the writer's lock, the first time
+            swept.append(storage.sweep_temp_files())
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", sweep_first)
+    storage.write_sync("urls/g/00000/a.jpg", b"\xff\xd8a")
+    assert swept == [1]
+    assert [p.name for p in (tmp_path / "urls/g/00000").iterdir()] == ["a.jpg"]
+    assert (tmp_path / "urls/g/00000/a.jpg").read_bytes() == b"\xff\xd8a"
 
 
 async def test_sync_fsyncs_each_directory_written_to_once_and_refuses_escapes(
