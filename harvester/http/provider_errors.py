@@ -22,6 +22,7 @@ from harvester.http.errors import (
     ServiceUnavailableError,
     TooMuchDataError,
     TransientHttpError,
+    UnavailableError,
 )
 from harvester.redact import redact_text
 
@@ -34,6 +35,21 @@ BodyErrors = Callable[[int, bytes, str], HttpError | None]
 FLICKR_DOWN = frozenset({0, 105, 201})
 FLICKR_TRANSIENT = frozenset({10, 106})
 FLICKR_KEY_CODES = frozenset({98, 99, 100})
+# flickr.photos.search refusing the query itself: too many tags in an ALL query (1), unknown
+# user (2), parameterless search (3, also an unreadable bbox), no permission for the pool
+# (4), user deleted (5), no valid or too many machine tags (11, 12), contacts only (17),
+# illogical arguments (18). Asked again, the same query is refused again: the campaign's
+# query is what to change.
+FLICKR_QUERY_CODES = frozenset({1, 2, 3, 4, 5, 11, 12, 17, 18})
+# The API refusing the request's form: SSL required (95), a bad or missing signature (96,
+# 97), an unknown format (111) or method (112), SOAP / XML-RPC / URL unreadable (114-116).
+# Not the query's fault: this client's, or an API that changed under it.
+FLICKR_REQUEST_CODES = frozenset({95, 96, 97, 111, 112, 114, 115, 116})
+# Methods about one photo, whose code 1 is "Photo not found": deleted or made private.
+FLICKR_PHOTO_METHODS = frozenset(
+    {"flickr.photos.getInfo", "flickr.photos.getSizes", "flickr.photos.getExif"}
+)
+FLICKR_UNKNOWN = "flickr_error"  # the reason of a code not listed here
 # Graph throttling, as its error-handling and rate-limiting guides list it: application (4),
 # user (17), page (32) and custom (613) rate limits, "Application limit reached" (341),
 # "Temporarily blocked for policies violations" (368, "wait and retry"), and the business
@@ -67,9 +83,11 @@ def _code(value: Any) -> int | None:
 
 
 def flickr_stat_error(
-    body: Mapping[str, Any], *, url: str, secrets: Sequence[str] = ()
+    body: Mapping[str, Any], *, url: str, secrets: Sequence[str] = (), method: str = ""
 ) -> HttpError | None:
-    """The error a `stat: fail` answer deserves (HTTP 200 notwithstanding); None if ok."""
+    """The error a `stat: fail` answer deserves (HTTP 200 notwithstanding); None if ok.
+    Each code has a reason of its own, never http_error (which says "a status"): a code
+    this module does not know is `flickr_error`, its number in the message."""
     if body.get("stat") == "ok":
         return None
     code = _code(body.get("code"))
@@ -82,19 +100,28 @@ def flickr_stat_error(
         return TransientHttpError(text, url=url)
     if code in FLICKR_KEY_CODES:
         return InvalidCredentials(text, url=url)
-    return PermanentHttpError(text, url=url)
+    if code == 1 and method in FLICKR_PHOTO_METHODS:
+        return UnavailableError(text, url=url)
+    if code in FLICKR_QUERY_CODES:
+        return PermanentHttpError(text, url=url, reason="query_refused")
+    if code in FLICKR_REQUEST_CODES:
+        return PermanentHttpError(text, url=url, reason="request_refused")
+    return PermanentHttpError(text, url=url, reason=FLICKR_UNKNOWN)
 
 
-def flickr_body_errors(secrets: Sequence[str]) -> BodyErrors:
-    """A reader for Flickr JSON answers: `stat: fail` on a 200 is an error."""
+def flickr_body_errors(secrets: Sequence[str], method: str = "") -> BodyErrors:
+    """A reader for Flickr JSON answers (of `method`): `stat: fail` on a 200 is an error."""
 
     def read(status: int, data: bytes, url: str) -> HttpError | None:
         body = _json_object(data)
         if body is None or "stat" not in body:
             return None
-        error = flickr_stat_error(body, url=url, secrets=secrets)
-        if type(error) is PermanentHttpError and status >= 500:
-            return None  # a code we do not know says less than "down"
+        error = flickr_stat_error(body, url=url, secrets=secrets, method=method)
+        refusal = isinstance(error, PermanentHttpError) and not isinstance(
+            error, InvalidCredentials
+        )
+        if refusal and status >= 500:
+            return None  # a refusal sent as "down" says less than the status does
         return error
 
     return read

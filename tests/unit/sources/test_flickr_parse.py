@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -35,6 +36,7 @@ from harvester.sources.flickr_parse import (
 
 URL = "http://flickr.test/services/rest/?method=flickr.photos.search"
 KEY = "secret-key-0123456789"
+SEARCH = "flickr.photos.search"
 
 
 def photo(**fields: Any) -> dict[str, Any]:
@@ -147,6 +149,27 @@ def test_stat_fail_service_unavailable_is_an_outage() -> None:
 def test_stat_fail_other_codes_are_permanent() -> None:
     with pytest.raises(PermanentHttpError):
         check_stat({"stat": "fail", "code": 3, "message": "no params"}, url=URL, secrets=[])
+
+
+@pytest.mark.parametrize(
+    ("code", "method", "reason"),
+    [
+        *((c, SEARCH, "query_refused") for c in (1, 2, 3, 4, 5, 11, 12, 17, 18)),
+        *((c, SEARCH, "request_refused") for c in (95, 96, 97, 111, 112, 114, 115, 116)),
+        (1, "flickr.photos.getSizes", "unavailable"),  # "Photo not found"
+        (1, "flickr.photos.getInfo", "unavailable"),
+        (999, SEARCH, "flickr_error"),
+        ("12345", SEARCH, "flickr_error"),
+    ],
+)
+def test_each_permanent_flickr_code_has_a_reason_of_its_own_not_http_error(
+    code: int | str, method: str, reason: str
+) -> None:
+    body = f'{{"stat": "fail", "code": {json.dumps(code)}, "message": "no"}}'.encode()
+    error = flickr_body_errors([], method)(200, body, URL)
+    assert isinstance(error, PermanentHttpError) and not isinstance(error, TransientHttpError)
+    assert error.reason == reason
+    assert str(code) in str(error)  # the number an operator looks up is in the message
 
 
 def test_a_stat_fail_sent_with_5xx_leaves_an_unknown_code_to_the_status() -> None:
