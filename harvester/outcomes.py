@@ -39,6 +39,8 @@ class Failure:
     retryable: bool
     retry_after: float | None = None
     reason: str = "error"
+    # The server asked for time (429, Retry-After): deferred without spending an attempt.
+    throttled: bool = False
     measures: Measures | None = None  # for metrics, not stored
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ QUEUE_COLUMNS: dict[str, str] = {
     "state": "queued -> running -> done (tasks) or stored|skipped (images), or failed|cancelled.",
     "attempts": "Attempts in the current round; back-off grows with it until max_attempts.",
     "max_attempts": "Attempts allowed per round before the row fails for good.",
+    "throttles": "Tries the server deferred (429, Retry-After) this round; not attempts.",
     "not_before": "Not claimed before this time (retry back-off, Retry-After).",
     "lease_owner": "Daemon holding the row while running (host:pid:start:random).",
     "lease_expires_at": "The lease ends here unless renewed; then another daemon rescues the row.",

@@ -127,6 +127,8 @@ class _QueueColumns:
 
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     max_attempts: Mapped[int] = mapped_column(Integer, default=5, server_default=text("5"))
+    # Tries the server deferred (a 429, a Retry-After) in the current round: not attempts.
+    throttles: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     not_before: Mapped[datetime]
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None]

@@ -47,6 +47,10 @@ from harvester.outcomes import Outcome as Outcome
 QueueRow = Row[Any]
 
 MAX_WAIT_S = 7 * 86_400.0
+# Throttled tries (429s, Retry-Afters) a row may be deferred by in one round. They back off
+# as attempts do, so at the default back-off (5 s doubling to an hour) 50 span some 40 hours:
+# a server throttling for longer than that is refusing, not asking for time.
+MAX_THROTTLES = 50
 # -- Could a claim lease a row? A due queued row, or an expired lease (the claim rescues it):
 # each half one probe of a partial index (ix_<table>_claimable, ix_<table>_leased).
 _CLAIMABLE = (
@@ -86,9 +90,11 @@ class Queue:
         policy: RetryPolicy | None = None,
         rng: random.Random | None = None,
         max_retry_after_s: float = MAX_WAIT_S,
+        max_throttles: int = MAX_THROTTLES,
     ) -> None:
         self.engine = engine
         self.max_retry_after_s = max_retry_after_s
+        self.max_throttles = max_throttles
         self.model = model
         self.clock = clock
         self.policy = policy or RetryPolicy()
@@ -312,7 +318,13 @@ class Queue:
         if not failures:
             return {}
         model, states = self.model, self.states
-        columns: list[Any] = [model.id, model.campaign_id, model.attempts, model.max_attempts]
+        columns: list[Any] = [
+            model.id,
+            model.campaign_id,
+            model.attempts,
+            model.max_attempts,
+            model.throttles,
+        ]
         if self._server_clock:  # the clock read with the rows, not in a round trip of its own
             columns.append(func.now().label("now"))
         async with transaction(self.engine) as connection:
@@ -328,10 +340,7 @@ class Queue:
                 return {}
             now = next(iter(held.values())).now if self._server_clock else self.clock()
             changes = [
-                {
-                    **self._failure_values(f, held[f.id].attempts, held[f.id].max_attempts, now),
-                    "b_id": f.id,
-                }
+                {**self._failure_values(f, held[f.id], now), "b_id": f.id}
                 for f in failures
                 if f.id in held  # otherwise the lease was lost: the row is someone else's now
             ]
@@ -344,19 +353,27 @@ class Queue:
         )
         return {change["b_id"]: str(change["state"]) for change in changes}
 
-    def _failure_values(
-        self, failure: Failure, attempts: int, max_attempts: int, now: datetime
-    ) -> dict[str, Any]:
+    def _failure_values(self, failure: Failure, held: Row[Any], now: datetime) -> dict[str, Any]:
+        """The columns a failure leaves its row with. A throttled one (the server asked for
+        time) gives its attempt back and counts a throttle instead, so a CDN's 429s defer a
+        row, for as long as max_throttles back-offs, and never fail it in max_attempts."""
         states = self.states
-        why = {"reason": failure.reason, "retryable": failure.retryable}
+        why: dict[str, Any] = {"reason": failure.reason, "retryable": failure.retryable}
         message = failure.error
         if not failure.retryable:
             return {**why, "state": states.FAILED, "last_error": message, "finished_at": now}
-        if attempts >= max_attempts:
-            error = f"{message} (gave up after {attempts} attempts)"
+        tries = held.attempts
+        if failure.throttled:
+            tries = held.throttles + 1
+            why.update(attempts=max(held.attempts - 1, 0), throttles=tries)
+            if tries >= self.max_throttles:
+                error = f"{message} (gave up after {tries} throttled tries)"
+                return {**why, "state": states.FAILED, "last_error": error, "finished_at": now}
+        elif tries >= held.max_attempts:
+            error = f"{message} (gave up after {tries} attempts)"
             return {**why, "state": states.FAILED, "last_error": error, "finished_at": now}
         asked = min(failure.retry_after or 0.0, self.max_retry_after_s)  # a hostile one is capped
-        wait = max(self.policy.delay(attempts, self.rng), asked)
+        wait = max(self.policy.delay(tries, self.rng), asked)
         return {
             **why,
             "state": states.QUEUED,
@@ -435,6 +452,7 @@ class Queue:
                 statement.values(
                     state=states.QUEUED,
                     attempts=0,
+                    throttles=0,
                     requeues=model.requeues + 1,
                     not_before=now,
                     finished_at=None,

@@ -96,6 +96,12 @@ class TransientHttpError(HttpError):
         super().__init__(message, url=url, status=status, reason=reason)
         self.retry_after = retry_after
 
+    @property
+    def throttled(self) -> bool:
+        """The server asked us to come back later (a 429, or any answer with Retry-After):
+        waiting is the fix, so the queue does not count it as a failed attempt."""
+        return self.retry_after is not None or isinstance(self, RateLimitedError)
+
 
 class RateLimitedError(TransientHttpError):
     """The server asked us to slow down (429)."""

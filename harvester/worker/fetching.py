@@ -232,8 +232,13 @@ def _imaging_failure(row_id: int, exc: ImagingError, body: Body) -> Failure:
 
 
 def http_failure(row_id: int, exc: HttpError) -> Failure:
-    retryable = isinstance(exc, TransientHttpError)
-    retry_after = exc.retry_after if isinstance(exc, TransientHttpError) else None
+    if not isinstance(exc, TransientHttpError):
+        return Failure(row_id, str(exc), retryable=False, reason=exc.reason)
     return Failure(
-        row_id, str(exc), retryable=retryable, retry_after=retry_after, reason=exc.reason
+        row_id,
+        str(exc),
+        retryable=True,
+        retry_after=exc.retry_after,
+        reason=exc.reason,
+        throttled=exc.throttled,
     )

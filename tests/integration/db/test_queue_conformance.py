@@ -197,6 +197,45 @@ async def test_retry_after_sets_a_floor_on_the_back_off(engine: AsyncEngine, clo
     assert (await _row(engine, row.id)).not_before >= clock() + timedelta(seconds=300)
 
 
+async def test_a_throttled_failure_defers_its_row_without_spending_an_attempt(
+    engine: AsyncEngine, clock: FakeClock
+):
+    await _tasks(engine, 1, clock, max_attempts=2)
+    queue = Queue(engine, Task, clock=clock, policy=RetryPolicy(base_seconds=1, max_seconds=8))
+    for throttles in range(1, 6):  # more 429s than max_attempts allows failures
+        (row,) = await queue.claim("w", 1, 60)
+        assert row.attempts == 1  # each throttled try gave its attempt back
+        throttled = Failure(row.id, "429", retryable=True, retry_after=120, throttled=True)
+        assert await queue.fail("w", [throttled]) == {row.id: "queued"}
+        queued = await _row(engine, row.id)
+        assert (queued.attempts, queued.throttles) == (0, throttles)
+        assert queued.not_before >= clock() + timedelta(seconds=120)  # as long as it asked
+        clock.advance(121)
+    (row,) = await queue.claim("w", 1, 60)
+    await queue.fail("w", [Failure(row.id, "HTTP 500", retryable=True)])
+    clock.advance(121)
+    (row,) = await queue.claim("w", 1, 60)  # a real failure still counts, as before
+    await queue.fail("w", [Failure(row.id, "HTTP 500", retryable=True)])
+    final = await _row(engine, row.id)
+    assert (final.state, final.attempts, final.throttles) == ("failed", 2, 5)
+
+
+async def test_throttles_have_a_budget_of_their_own_and_a_requeue_restores_it(
+    engine: AsyncEngine, clock: FakeClock
+):
+    await _tasks(engine, 1, clock)
+    queue = Queue(engine, Task, clock=clock, max_throttles=3)
+    for _ in range(3):
+        clock.advance(3600)
+        (row,) = await queue.claim("w", 1, 60)
+        await queue.fail("w", [Failure(row.id, "429", retryable=True, throttled=True)])
+    final = await _row(engine, row.id)
+    assert (final.state, final.attempts, final.throttles) == ("failed", 0, 3)
+    assert final.last_error == "429 (gave up after 3 throttled tries)"
+    assert (await queue.requeue(campaign_id=final.campaign_id)).total() == 1
+    assert (await _row(engine, row.id)).throttles == 0
+
+
 async def test_permanent_failure_fails_at_once_with_its_reason(
     engine: AsyncEngine, clock: FakeClock
 ):

@@ -9,6 +9,7 @@ from email.utils import format_datetime
 import pytest
 
 from harvester.errors import HarvesterError
+from harvester.http.classify import classify_status
 from harvester.http.errors import (
     ForbiddenError,
     HttpError,
@@ -77,3 +78,15 @@ def test_an_absurd_retry_after_is_capped_at_a_day() -> None:
     assert parse_retry_after("1000000000000", NOW) == 86_400.0
     assert parse_retry_after("9" * 400, NOW) == 86_400.0
     assert parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", NOW) == 86_400.0
+
+
+def test_a_429_or_any_retry_after_is_a_throttle_other_transient_errors_are_not() -> None:
+    def throttled(status: int, retry_after: float | None = None) -> bool:
+        error = classify_status(status, url="u", retry_after=retry_after)
+        assert isinstance(error, TransientHttpError)
+        return error.throttled
+
+    assert throttled(429)  # "slow down", even with no delay named
+    assert throttled(503, 120.0) and throttled(429, 120.0)
+    assert not throttled(503)
+    assert not TransientHttpError(url="u", reason="timeout").throttled
