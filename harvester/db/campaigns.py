@@ -15,6 +15,7 @@ from harvester.db.clock import utcnow
 from harvester.db.models import Campaign, Image, ImageState, Task
 from harvester.db.queue import Queue
 from harvester.db.session import insert_for, read_connection, transaction
+from harvester.db.storable import json_value
 from harvester.errors import InputError
 
 
@@ -36,10 +37,12 @@ async def ensure_campaign(
     """
     if not name.strip():
         raise InputError("a campaign needs a non-empty --campaign name")
+    # Compared as stored, or a setting holding a lone surrogate would differ from itself.
+    settings = json_value(settings)
     async with transaction(engine) as connection:
         await connection.execute(
             insert_for(connection, Campaign)
-            .values(name=name, provider=provider, settings=dict(settings), created_at=utcnow())
+            .values(name=name, provider=provider, settings=settings, created_at=utcnow())
             .on_conflict_do_nothing(index_elements=["name"])
         )
         row = (

@@ -1,7 +1,8 @@
 """Tables operators read while the daemon runs; states mirrored by CHECK constraints.
 
 A column of text from the outside world (a title, a URL, an error quoting a server) is
-StorableText or StorableString: whichever statement writes it, what it binds is storable.
+StorableText or StorableString, and every JSON column StorableJson: whichever statement
+writes it, what it binds is storable.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -27,12 +27,11 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from harvester.db.docs import TABLES
-from harvester.db.storable import StorableString, StorableText
+from harvester.db.storable import StorableJson, StorableString, StorableText
 
 
 class TaskState(enum.StrEnum):
@@ -85,7 +84,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return super().result_processor(dialect, coltype)
 
 
-JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+JsonDoc = StorableJson()
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 NAMING = {

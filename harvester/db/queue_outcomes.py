@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, JSON, Boolean, bindparam, case, cast, func, null, update
+from sqlalchemy import ARRAY, Boolean, bindparam, case, cast, func, null, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from harvester.db.models import QueueModel
@@ -155,7 +155,7 @@ def _array_batches(model: QueueModel, owner: str, rows: list[dict[str, Any]]) ->
 
 def _null_in_all(model: QueueModel, column: str, rows: list[dict[str, Any]]) -> bool:
     """Whether every row sets `column` to SQL NULL (a JSON column's None is JSON null)."""
-    if isinstance(model.__table__.c[column].type, JSON):
+    if model.__table__.c[column].type.should_evaluate_none:
         return False
     return all(column in row and row[column] is None for row in rows)
 

@@ -5,8 +5,9 @@ surrogate (JSON's "\\ud800" decodes to one), varchar(N) refuses a longer value a
 one past 32 bits; SQLite takes all of it, which is how such rows got past tests. A source
 reads leniently; this is the last word on what a column can hold, for every source.
 
-Free text is cleaned by its column's type (StorableText) as it is bound, by every insert
-and update alike; `Columns` does to a record's columns what a type cannot as it binds.
+Free text and JSON documents are cleaned by their column's type (StorableText,
+StorableJson) as they are bound, by every insert and update alike; `Columns` does to a
+record's columns what a type cannot as it binds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Dialect, FromClause, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from harvester.records import INT32
@@ -64,6 +66,24 @@ def json_value(value: Any) -> Any:
     return value
 
 
+class StorableJson(TypeDecorator[Any]):
+    """A JSON document (jsonb on PostgreSQL) stored as `json_value` makes it, whichever
+    statement binds it: a URL list's file name in a campaign's settings may hold a lone
+    surrogate (an undecodable byte), which SQLite stores and jsonb refuses."""
+
+    impl = JSON
+    cache_ok = True
+    should_evaluate_none = True  # None is JSON null, as JSON's own default says
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return json_value(value)
+
+
 def _plain(kind: TypeEngine[Any]) -> TypeEngine[Any]:
     """The type a column's TypeDecorator (StorableText, UtcDateTime) stands on."""
     return kind.impl_instance if isinstance(kind, TypeDecorator) else kind
@@ -72,7 +92,7 @@ def _plain(kind: TypeEngine[Any]) -> TypeEngine[Any]:
 class Columns:
     """Cleans values for the nullable columns of one table, where a type cannot as it binds:
     a value the column cannot hold (too long for its varchar, past 32 bits) dropped to NULL,
-    free text cut at MAX_TEXT, a JSON document cleaned. Text itself is StorableText's."""
+    free text cut at MAX_TEXT. Text itself is StorableText's, a JSON document StorableJson's."""
 
     def __init__(self, table: FromClause) -> None:
         types = {column.name: _plain(column.type) for column in table.columns}
@@ -90,7 +110,7 @@ class Columns:
 
     def clean(self, column: str, value: Any) -> Any:
         if column in self._json:
-            return json_value(value)
+            return value
         if isinstance(value, str):
             limit = self._varchar.get(column)
             if limit is None:
