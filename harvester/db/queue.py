@@ -314,7 +314,8 @@ class Queue:
 
     async def fail(self, owner: str, failures: Sequence[Failure]) -> dict[int, str]:
         """Back off retryable failures; fail for good the permanent and the exhausted ones.
-        Returns the state each row is left in (queued again or failed), by id."""
+        Returns the state each row written is left in (queued again or failed), by id: as
+        in `finish`, a row whose lease was lost is absent, so its failure is not counted."""
         if not failures:
             return {}
         model, states = self.model, self.states
@@ -345,7 +346,11 @@ class Queue:
                 if f.id in held  # otherwise the lease was lost: the row is someone else's now
             ]
             batches = release_batches(self.model, owner, now, changes, arrays=self._one_statement)
-            await run_batches(connection, batches)
+            if self._one_statement:  # a lease taken over since the read is not written
+                written = await ids_written(connection, batches)
+                changes = [change for change in changes if change["b_id"] in written]
+            else:  # the read and the writes hold SQLite's write lock: no lease changed hands
+                await run_batches(connection, batches)
         self._log_failed(
             (c["b_id"], held[c["b_id"]].campaign_id, c["reason"], c["last_error"])
             for c in changes

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from defaults import MAX_ATTEMPTS
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.campaigns import ensure_campaign, pause_campaign
@@ -112,6 +113,50 @@ async def test_a_finish_returns_only_the_rows_whose_lease_it_still_held(
     row = await _row(engine, lost.id)
     assert (row.state, row.finished_by, row.result) == ("done", "b", {"by": "b"})
     assert await queue.finish("a", outcomes) == {}  # nothing of a's is held any more
+
+
+async def test_a_failure_of_a_row_taken_over_meanwhile_is_not_counted_by_the_loser(
+    engine: AsyncEngine, clock: FakeClock
+):
+    await _tasks(engine, 2, clock)
+    queue = Queue(engine, Task, clock=clock)
+    lost, kept = await queue.claim("a", 2, 10)
+    failures = [
+        Failure(lost.id, "HTTP 503", retryable=True),
+        Failure(kept.id, "HTTP 404", retryable=False),
+    ]
+    async with engine.connect() as other:
+        await other.begin()
+        # b's claim of `lost` (its lease ran out), not committed yet. On PostgreSQL a reads
+        # the row as its own, its UPDATE waits for b's row lock, then finds b's lease; on
+        # SQLite a's BEGIN IMMEDIATE waits for b's commit, then a reads b's lease.
+        await other.execute(
+            update(Task)
+            .where(Task.id == lost.id)
+            .values(lease_owner="b", attempts=Task.attempts + 1)
+        )
+        failing = asyncio.create_task(queue.fail("a", failures))
+        if engine.dialect.name == "postgresql":
+            await _until_a_statement_waits_for_a_lock(engine, failing)
+        await other.commit()
+    assert await failing == {kept.id: "failed"}  # b's row is b's to count
+    row = await _row(engine, lost.id)
+    assert (row.state, row.lease_owner, row.attempts, row.last_error) == ("running", "b", 2, None)
+
+
+async def _until_a_statement_waits_for_a_lock(
+    engine: AsyncEngine, running: asyncio.Task[Any]
+) -> None:
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(30):
+        while not running.done():
+            async with engine.connect() as connection:
+                if (await connection.execute(waiting)).scalar_one():
+                    return
+            await asyncio.sleep(0.01)
 
 
 async def test_claimable_is_true_exactly_when_a_claim_would_lease_a_row(
