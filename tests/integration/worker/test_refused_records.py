@@ -80,7 +80,7 @@ async def test_a_task_failure_quoting_a_lone_surrogate_is_stored_with_its_reason
     tasks = await _search(engine, settings, "glacier")
     assert [(t.kind, t.state, t.reason) for t in tasks] == [
         ("flickr_licenses", "done", None),
-        ("flickr_window", "failed", "http_error"),
+        ("flickr_window", "failed", "query_refused"),  # Flickr code 2: unknown user
     ], [(t.kind, t.state, t.reason, t.last_error) for t in tasks]
     assert "Flickr error 2: No \ufffd" in tasks[1].last_error
 
