@@ -29,11 +29,12 @@ from harvester.redact import redact_text
 # (status, body, redacted url) -> the error the body means, or None to classify by status.
 BodyErrors = Callable[[int, bytes, str], HttpError | None]
 
-# Flickr: 105 service unavailable (documented), and 201 (with an HTTP 400) or 0, "Sorry, the
-# Flickr API service is not currently available.", as met in the wild; 10 search/location
-# API unavailable, 106 write failed.
-FLICKR_DOWN = frozenset({0, 105, 201})
-FLICKR_TRANSIENT = frozenset({10, 106})
+# Flickr: 105 service unavailable and 10 "the Flickr search API is not currently available"
+# (documented), and 201 (with an HTTP 400) or 0, "Sorry, the Flickr API service is not
+# currently available.", as met in the wild: outages the breaker waits out, not failures
+# of a task; 106 write failed.
+FLICKR_DOWN = frozenset({0, 10, 105, 201})
+FLICKR_TRANSIENT = frozenset({106})
 FLICKR_KEY_CODES = frozenset({98, 99, 100})
 # flickr.photos.search refusing the query itself: too many tags in an ALL query (1), unknown
 # user (2), parameterless search (3, also an unreadable bbox), no permission for the pool
