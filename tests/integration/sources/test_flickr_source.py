@@ -308,8 +308,9 @@ async def test_flickr_outages_surface_as_transient_errors_for_the_queue(
 async def test_every_code_flickr_says_it_is_down_with_is_transient(
     http: RecordingHttp, code: int
 ) -> None:
-    """105 and 10 (the search API down) are documented; 201 (sent with an HTTP 400) and 0 say "Sorry, the Flickr API
-    service is not currently available." in the wild: a retry later, not a failed task."""
+    """105 and 10 (the search API down) are documented; 201 (sent with an HTTP 400) and 0
+    say "Sorry, the Flickr API service is not currently available." in the wild: a retry
+    later, not a failed task."""
     outage = Outage("flickr", 0, 3600)
     warts = Warts(outages=(outage,), flickr_down_codes=(code,))
     broken = await start_emulator(EmulatorConfig(flickr_keys=frozenset({KEY}), warts=warts))
