@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from urllib.parse import quote
 
 from harvester.exporters.output import ExportFolder
 from harvester.exporters.rows import attribution_line, author_of, page_of
@@ -42,11 +44,30 @@ def attribution_rows(
     return sorted(rows, key=lambda r: r["file"])
 
 
+# Line breaks and other controls: a title's newline would start a heading or a table row.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
 def _md(text: str) -> str:
-    """Text that Markdown shows as typed."""
+    """Text that Markdown shows as typed, on one line."""
+    text = _CONTROLS.sub(" ", text)
     for char in "\\`*_[]<>|":
         text = text.replace(char, "\\" + char)
     return text
+
+
+def _link(text: str, url: str) -> str:
+    """`[text](url)` to an http(s) URL, else the text alone: a provider's licence URL may be
+    `javascript:...`, and a URL list's may hold `)[x](javascript:...)` to end the link early."""
+    if not url.lower().startswith(("http://", "https://")):
+        return text
+    return f"[{text}]({''.join(map(_in_link, url))})"
+
+
+def _in_link(char: str) -> str:
+    """A URL's character as a link destination holds it: percent-encoded if it could end one."""
+    unsafe = char in "()<>\\" or char.isspace() or not char.isprintable()
+    return quote(char) if unsafe else char
 
 
 LICENSED = (
@@ -75,8 +96,7 @@ def attribution_md(rows: Sequence[Mapping[str, str]]) -> bytes:
     lines = ["# Attribution", "", _summary(len(rows), len(unlicensed)), "", "## By licence", ""]
     lines += ["| licence | images |", "|---|---|"]
     for (name, url), count in sorted(licences.items(), key=lambda kv: (-kv[1], kv[0])):
-        shown = f"[{_md(name)}]({url})" if url else _md(name)
-        lines.append(f"| {shown} | {count} |")
+        lines.append(f"| {_link(_md(name), url)} | {count} |")
     if free:
         lines += ["", "## Images", "", LICENSED, "", *map(_md_line, free)]
     if unlicensed:
@@ -95,12 +115,10 @@ def _summary(images: int, unlicensed: int) -> str:
 
 
 def _md_line(row: Mapping[str, str]) -> str:
-    title = _md(row["title"]) or f"{row['provider']} image {row['provider_id']}"
-    page = f"[{title}]({row['page_url']})" if row["page_url"] else title
+    title = _md(row["title"] or f"{row['provider']} image {row['provider_id']}")
     author = f" by {_md(row['author'])}" if row["author"] else ""
-    name = _md(row["license_name"] or "unknown licence")
-    licence = f"[{name}]({row['license_url']})" if row["license_url"] else name
-    return f"- `{row['file']}`: {page}{author}, {licence}"
+    licence = _link(_md(row["license_name"] or "unknown licence"), row["license_url"])
+    return f"- `{row['file']}`: {_link(title, row['page_url'])}{author}, {licence}"
 
 
 def write_attribution(
