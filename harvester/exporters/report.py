@@ -24,15 +24,18 @@ _PNG_META = {"Software": None}  # no matplotlib version in the file: same data, 
 
 
 def _png(draw: Callable[[Axes], None], size: tuple[float, float] = (7.0, 4.0)) -> bytes:
-    figure, axes = plt.subplots(figsize=size, dpi=100)
-    try:
-        draw(axes)
-        figure.tight_layout()
-        out = io.BytesIO()
-        figure.savefig(out, format="png", metadata=_PNG_META)
-        return out.getvalue()
-    finally:
-        plt.close(figure)
+    # Labels are drawn as typed: a licence name or query holding `$...$` would be read as
+    # mathtext, drawn as a formula or, malformed (`$\foo{$`), fail the whole report.
+    with plt.rc_context({"text.parse_math": False}):
+        figure, axes = plt.subplots(figsize=size, dpi=100)
+        try:
+            draw(axes)
+            figure.tight_layout()
+            out = io.BytesIO()
+            figure.savefig(out, format="png", metadata=_PNG_META)
+            return out.getvalue()
+        finally:
+            plt.close(figure)
 
 
 def _empty(axes: Axes, text: str) -> None:
