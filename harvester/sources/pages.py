@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from harvester.redact import public_url
 
@@ -13,12 +14,15 @@ MAPILLARY_PAGE = "https://www.mapillary.com/app/?pKey={id}"
 def page_url(
     provider: str, provider_id: str, raw: Mapping[str, Any] | None, source_url: str | None
 ) -> str | None:
+    # Ids are a provider's text (printable, otherwise anything): each is percent-encoded, so
+    # an owner `x/../../people/y` or `a) [b](javascript:...)` cannot move or end the link.
     if provider == "flickr":
         owner = raw.get("owner") if raw else None
         if not isinstance(owner, str) or not owner:
             return None
-        return f"https://www.flickr.com/photos/{owner}/{provider_id}"
+        path = f"{quote(owner, safe='@')}/{quote(provider_id, safe='')}"
+        return f"https://www.flickr.com/photos/{path}"
     if provider == "mapillary":
-        return MAPILLARY_PAGE.format(id=provider_id)
+        return MAPILLARY_PAGE.format(id=quote(provider_id, safe=""))
     # A URL list's photo has no page but its URL: no credential may travel with the dataset.
     return (public_url(source_url) or None) if source_url else None
