@@ -18,7 +18,7 @@ import math
 import numpy as np
 from PIL import ImageFile
 
-from harvester.imaging.codec import Pixels, decode_scaled, encode
+from harvester.imaging.codec import Pixels, dct_scale, decode_scaled, encode
 from harvester.imaging.cv import opencv
 from harvester.imaging.decode import (
     check_full_decode,
@@ -109,10 +109,12 @@ def process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
 def _check_decode(data: bytes, size: tuple[int, int], strip_frames: bool) -> Pixels:
     """The small decode of a JPEG that may be kept as it is. The frame check's reads only
     the coarse scans of a progressive JPEG; where they do not decode, the whole stream is
-    decoded and judged."""
+    decoded and judged. They stand in for a 1/4-scale decode, not a 1/2 one (a side not a
+    multiple of 4 puts the check there), whose picture they blur: a 2 px frame went unseen."""
     scale = _CHECK_SCALE if strip_frames else _VALIDATE_SCALE
     check = (math.ceil(size[0] / scale), math.ceil(size[1] / scale))
-    coarse = coarse_scans(data) if strip_frames else None
+    quarter = strip_frames and dct_scale(size, check) >= _CHECK_SCALE
+    coarse = coarse_scans(data) if quarter else None
     if coarse is not None:
         with contextlib.suppress(CorruptImage):
             return decode_scaled(coarse, size, check)

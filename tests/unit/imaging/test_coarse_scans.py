@@ -72,6 +72,22 @@ def test_a_progressive_jpeg_is_judged_framed_or_not_as_its_full_decode_judges(
     assert (result.frame != (0, 0, 0, 0)) == bool(band)
 
 
+@pytest.mark.parametrize("size", [(1024, 683), (800, 533)])
+def test_a_thin_frame_of_a_progressive_jpeg_checked_at_half_scale_is_found_as_before(
+    size: tuple[int, int],
+) -> None:
+    """A side not a multiple of 4 puts the frame check at 1/2 scale, whose 4x4 inverse DCT
+    reads terms the coarse scans leave out: a 2 px band the full decode finds there, the
+    coarse picture blurs away."""
+    with Image.open(PHOTOS / "astronaut.png") as im:
+        picture = im.convert("RGB").resize((size[0] - 4, size[1] - 4))
+    framed = Image.new("RGB", size, (255, 255, 255))
+    framed.paste(picture, (2, 2))
+    result = process(encode(framed, quality=92, progressive=True), RULES, Metadata())
+
+    assert result.frame != (0, 0, 0, 0)
+
+
 def test_a_progressive_jpeg_cut_short_is_still_refused() -> None:
     source = _astronaut(progressive=True)
     with pytest.raises(CorruptImage):
