@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harvester import log
-from harvester.commands import Handler, dashboard, number_arg, undone_on_error
+from harvester.commands import (
+    Handler,
+    campaign_name_arg,
+    dashboard,
+    number_arg,
+    text_arg,
+    undone_on_error,
+)
 from harvester.commands import bbox_arg as _bbox
 from harvester.commands import campaigns as campaign_commands
 from harvester.commands import export as export_command
@@ -100,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     db.add_parser("upgrade", help="apply all migrations").set_defaults(handler=_db_upgrade)
     down = db.add_parser("downgrade", help="revert to a revision")
-    down.add_argument("revision")
+    down.add_argument("revision", type=text_arg)
     down.set_defaults(handler=_db_downgrade)
 
     run = commands.add_parser("run", help="the daemon: work the queue until stopped")
@@ -142,7 +149,9 @@ def _parser() -> argparse.ArgumentParser:
     urls = submit.add_parser(
         "urls", parents=[submit_parent], help="a CSV, TSV or Parquet file with a 'url' column"
     )
-    urls.add_argument("--campaign", required=True, help="the campaign's name (required)")
+    urls.add_argument(
+        "--campaign", type=campaign_name_arg, required=True, help="the campaign's name (required)"
+    )
     _size_flags(urls)
     urls.add_argument("file", type=Path)
     urls.set_defaults(handler=_submit_urls)
@@ -156,7 +165,9 @@ def _parser() -> argparse.ArgumentParser:
     flickr = submit.add_parser(
         "flickr", parents=[submit_parent], help="keyword/region search with dynamic time windows"
     )
-    flickr.add_argument("--campaign", required=True, help="the campaign's name (required)")
+    flickr.add_argument(
+        "--campaign", type=campaign_name_arg, required=True, help="the campaign's name (required)"
+    )
     flickr.add_argument("--queries", type=Path, required=True, help="one query per line")
     flickr.add_argument("--bbox", type=_bbox, help="MINLON,MINLAT,MAXLON,MAXLAT")
     flickr.add_argument(
@@ -175,7 +186,9 @@ def _parser() -> argparse.ArgumentParser:
     mapillary = submit.add_parser(
         "mapillary", parents=[submit_parent], help="regions, sequences, Spherical-VPR ID lists"
     )
-    mapillary.add_argument("--campaign", required=True, help="the campaign's name (required)")
+    mapillary.add_argument(
+        "--campaign", type=campaign_name_arg, required=True, help="the campaign's name (required)"
+    )
     what = mapillary.add_mutually_exclusive_group(required=True)
     what.add_argument("--bbox", type=_bbox, help="MINLON,MINLAT,MAXLON,MAXLAT")
     what.add_argument("--sequence", action="append", help="a sequence id (repeatable)")
@@ -197,12 +210,16 @@ def _parser() -> argparse.ArgumentParser:
     mapillary.set_defaults(handler=_submit_mapillary)
 
     cancel = commands.add_parser("cancel", help="stop a campaign: its queued work is cancelled")
-    cancel.add_argument("--campaign", required=True, help="the campaign's name (required)")
+    cancel.add_argument(
+        "--campaign", type=text_arg, required=True, help="the campaign's name (required)"
+    )
     cancel.set_defaults(handler=_cancel)
     retry = commands.add_parser(
         "retry-failed", help="queue a campaign's transient failures again (see jobs retry)"
     )
-    retry.add_argument("--campaign", required=True, help="the campaign's name (required)")
+    retry.add_argument(
+        "--campaign", type=text_arg, required=True, help="the campaign's name (required)"
+    )
     retry.add_argument("--cancelled", action="store_true", help="also resume cancelled rows")
     retry.set_defaults(handler=_retry_failed)
 

@@ -48,6 +48,40 @@ def on_database(*, migrate: bool) -> Callable[[EngineHandler], Handler]:
     return wrap
 
 
+def text_arg(text: str) -> str:
+    """Text for the database (a name to look up, a state, a code) as typed, unless it holds
+    a byte that is not UTF-8: Python reads one as a lone surrogate, which neither database
+    takes, not even to compare with."""
+    for index, char in enumerate(text):
+        if "\ud800" <= char <= "\udfff":
+            raise argparse.ArgumentTypeError(
+                f"not UTF-8 text (byte 0x{ord(char) & 0xFF:02x} at character {index + 1})"
+            )
+    return text
+
+
+def campaign_name_arg(text: str) -> str:
+    """A new campaign's name, kept as typed, so it is refused rather than cleaned (that would
+    rename it): UTF-8, not blank, every character printable (`terminal.shown` escapes the rest,
+    so a name with ESC or an invisible one would never read as typed), within its column."""
+    from harvester.db.models import CAMPAIGN_NAME_CHARS
+
+    text = text_arg(text)
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a campaign name cannot be empty or only spaces")
+    odd = next((i for i, char in enumerate(text) if not char.isprintable()), None)
+    if odd is not None:
+        raise argparse.ArgumentTypeError(
+            f"a campaign name cannot hold control or invisible characters "
+            f"(U+{ord(text[odd]):04X} at character {odd + 1})"
+        )
+    if len(text) > CAMPAIGN_NAME_CHARS:
+        raise argparse.ArgumentTypeError(
+            f"a campaign name is at most {CAMPAIGN_NAME_CHARS} characters, got {len(text)}"
+        )
+    return text
+
+
 def bbox_arg(text: str) -> tuple[float, float, float, float]:
     try:
         minlon, minlat, maxlon, maxlat = (float(part) for part in text.split(","))

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from harvester.commands import on_database, print_json
+from harvester.commands import on_database, print_json, text_arg
 from harvester.config import Settings
 from harvester.terminal import WIDTH, say
 
@@ -26,24 +26,24 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing.set_defaults(handler=_list)
 
     show = group.add_parser("show", help="a campaign's settings, as submitted")
-    show.add_argument("name")
+    show.add_argument("name", type=text_arg)
     show.add_argument("--json", action="store_true", help="JSON for scripts")
     show.set_defaults(handler=_show)
 
     pause = group.add_parser("pause", help="daemons stop claiming its rows; nothing is cancelled")
-    pause.add_argument("name")
+    pause.add_argument("name", type=text_arg)
     pause.set_defaults(handler=_pause)
 
     resume = group.add_parser(
         "resume", help="daemons claim its rows again (rows failed by what paused it go again)"
     )
-    resume.add_argument("name")
+    resume.add_argument("name", type=text_arg)
     resume.set_defaults(handler=_resume)
 
     delete = group.add_parser(
         "delete", help="delete it with its rows; refused while a daemon holds any of them"
     )
-    delete.add_argument("name")
+    delete.add_argument("name", type=text_arg)
     delete.add_argument(
         "--files", action="store_true", help="also delete its stored images (default: keep)"
     )

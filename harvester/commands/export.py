@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harvester.commands import bbox_arg, number_arg, on_database
+from harvester.commands import bbox_arg, number_arg, on_database, text_arg
 from harvester.errors import InputError
 from harvester.exporters.near_duplicates import NEAR
 from harvester.licences import granted
@@ -33,7 +33,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "export",
         help="stored images as a dataset (tables, attribution, VPR layout, pairs, shards)",
     )
-    export.add_argument("--campaign", action="append", required=True, help="repeatable")
+    export.add_argument(
+        "--campaign", type=text_arg, action="append", required=True, help="repeatable"
+    )
     export.add_argument("--format", choices=FORMATS, required=True, help="what to write (required)")
     export.add_argument("--out", type=Path, required=True, help="the folder to write")
     export.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from harvester.commands import number_arg, on_database, print_json
+from harvester.commands import number_arg, on_database, print_json, text_arg
 from harvester.config import Settings
 from harvester.errors import InputError
 from harvester.terminal import WIDTH, say
@@ -26,8 +26,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     listing = group.add_parser("list", help="rows, most recently changed first")
     _scope_flags(listing)
-    listing.add_argument("--state", action="append", help="only rows in this state (repeatable)")
-    listing.add_argument("--reason", action="append", help="only rows with this reason code")
+    listing.add_argument(
+        "--state", type=text_arg, action="append", help="only rows in this state (repeatable)"
+    )
+    listing.add_argument(
+        "--reason", type=text_arg, action="append", help="only rows with this reason code"
+    )
     listing.add_argument(
         "--limit",
         type=number_arg(1, MAX_ROWS, whole=True),
@@ -53,6 +57,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     retry.add_argument(
         "--reason",
+        type=text_arg,
         nargs="+",
         action="extend",
         metavar="CODE",
@@ -66,7 +71,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _scope_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--campaign", help="only this campaign (default: all)")
+    parser.add_argument("--campaign", type=text_arg, help="only this campaign (default: all)")
     parser.add_argument("--kind", choices=KINDS, help="only tasks or only images (default: both)")
 
 

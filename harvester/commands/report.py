@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harvester.commands import on_database
+from harvester.commands import on_database, text_arg
 from harvester.exporters.near_duplicates import NEAR
 from harvester.terminal import say
 
@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     report = commands.add_parser("report", help="a campaign's coverage and outcomes as HTML")
-    report.add_argument("--campaign", required=True, help="the campaign to report on")
+    report.add_argument(
+        "--campaign", type=text_arg, required=True, help="the campaign to report on"
+    )
     report.add_argument("--out", type=Path, required=True, help="the folder to write")
     report.add_argument(
         "--overwrite", action="store_true", help="write into a non-empty folder not ours"

@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-from harvester.commands import number_arg, on_database
+from harvester.commands import number_arg, on_database, text_arg
 from harvester.config import Settings
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     status = commands.add_parser(
         "status", help="per campaign: counts, %% done, images/s, ETA, top reasons"
     )
-    status.add_argument("--campaign", help="only this campaign (default: all)")
+    status.add_argument("--campaign", type=text_arg, help="only this campaign (default: all)")
     status.add_argument("--json", action="store_true", help="JSON for scripts (default: table)")
     status.add_argument(
         "--watch",

@@ -105,12 +105,16 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JsonDoc}
 
 
+# campaigns.name is varchar(200): PostgreSQL refuses a longer name, SQLite would keep it.
+CAMPAIGN_NAME_CHARS = 200
+
+
 class Campaign(Base):
     __tablename__ = "campaigns"
     __table_args__ = (CheckConstraint(_in("provider", Provider), name="provider"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(CAMPAIGN_NAME_CHARS), unique=True)
     provider: Mapped[str] = mapped_column(String(20))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime]

@@ -166,7 +166,9 @@ def _check(campaign: MapillaryCampaign) -> None:
     low, high = campaign.min_captured_at, campaign.max_captured_at
     if low is not None and high is not None and low > high:
         raise InputError("--min-captured-at is after --max-captured-at")
-    bad = [s for s in campaign.sequences if not s.strip() or len(s) > 200]
+    # An id is Mapillary's letters and digits: a control character or an undecodable byte
+    # (a lone surrogate, which the task's dedupe key cannot hold) is a mistyped one.
+    bad = [s for s in campaign.sequences if not (s.strip() and s.isprintable()) or len(s) > 200]
     if bad:
         raise InputError(f"unusable sequence id {bad[0][:40]!r}")
     if campaign.bbox is not None:
