@@ -22,7 +22,6 @@ from harvester.http.errors import (
     ServiceUnavailableError,
     TooMuchDataError,
     TransientHttpError,
-    UnavailableError,
 )
 from harvester.redact import redact_text
 
@@ -46,10 +45,6 @@ FLICKR_QUERY_CODES = frozenset({1, 2, 3, 4, 5, 11, 12, 17, 18})
 # 97), an unknown format (111) or method (112), SOAP / XML-RPC / URL unreadable (114-116).
 # Not the query's fault: this client's, or an API that changed under it.
 FLICKR_REQUEST_CODES = frozenset({95, 96, 97, 111, 112, 114, 115, 116})
-# Methods about one photo, whose code 1 is "Photo not found": deleted or made private.
-FLICKR_PHOTO_METHODS = frozenset(
-    {"flickr.photos.getInfo", "flickr.photos.getSizes", "flickr.photos.getExif"}
-)
 FLICKR_UNKNOWN = "flickr_error"  # the reason of a code not listed here
 # Graph throttling, as its error-handling and rate-limiting guides list it: application (4),
 # user (17), page (32) and custom (613) rate limits, "Application limit reached" (341),
@@ -84,7 +79,7 @@ def _code(value: Any) -> int | None:
 
 
 def flickr_stat_error(
-    body: Mapping[str, Any], *, url: str, secrets: Sequence[str] = (), method: str = ""
+    body: Mapping[str, Any], *, url: str, secrets: Sequence[str] = ()
 ) -> HttpError | None:
     """The error a `stat: fail` answer deserves (HTTP 200 notwithstanding); None if ok.
     Each code has a reason of its own, never http_error (which says "a status"): a code
@@ -101,8 +96,6 @@ def flickr_stat_error(
         return TransientHttpError(text, url=url)
     if code in FLICKR_KEY_CODES:
         return InvalidCredentials(text, url=url)
-    if code == 1 and method in FLICKR_PHOTO_METHODS:
-        return UnavailableError(text, url=url)
     if code in FLICKR_QUERY_CODES:
         return PermanentHttpError(text, url=url, reason="query_refused")
     if code in FLICKR_REQUEST_CODES:
@@ -110,14 +103,14 @@ def flickr_stat_error(
     return PermanentHttpError(text, url=url, reason=FLICKR_UNKNOWN)
 
 
-def flickr_body_errors(secrets: Sequence[str], method: str = "") -> BodyErrors:
-    """A reader for Flickr JSON answers (of `method`): `stat: fail` on a 200 is an error."""
+def flickr_body_errors(secrets: Sequence[str]) -> BodyErrors:
+    """A reader for Flickr JSON answers: `stat: fail` on a 200 is an error."""
 
     def read(status: int, data: bytes, url: str) -> HttpError | None:
         body = _json_object(data)
         if body is None or "stat" not in body:
             return None
-        error = flickr_stat_error(body, url=url, secrets=secrets, method=method)
+        error = flickr_stat_error(body, url=url, secrets=secrets)
         refusal = isinstance(error, PermanentHttpError) and not isinstance(
             error, InvalidCredentials
         )

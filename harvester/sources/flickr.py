@@ -290,7 +290,7 @@ class FlickrSource:
                 limiter=self._limiter,
                 secrets=[key],
                 breaker=self._breaker,
-                body_errors=flickr_body_errors([key], method),
+                body_errors=flickr_body_errors([key]),
                 api="flickr",
             )
         return decode_body(text, url=shown)
