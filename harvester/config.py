@@ -148,8 +148,18 @@ class Settings(BaseSettings):
     @field_validator("storage_url")
     @classmethod
     def _known_storage(cls, value: str | None) -> str | None:
-        if value is not None and not (value.startswith("s3://") and value[5:].split("/")[0]):
+        if value is None:
+            return None
+        bucket = value[5:].split("/")[0]
+        if not (value.startswith("s3://") and bucket):
             raise ValueError("HARVESTER_STORAGE_URL must be s3://bucket[/prefix]")
+        if "@" in bucket:
+            # No bucket name holds an @: this is user:secret@, which obstore ignores and
+            # every write error would quote (into the database, `jobs show`, the dashboard).
+            raise ValueError(
+                "HARVESTER_STORAGE_URL takes no credentials (user:secret@): set "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead"
+            )
         return value
 
     @field_validator("dashboard_token")

@@ -198,3 +198,13 @@ def test_allowed_networks_take_addresses_networks_and_host_name_patterns(
     entries = "127.0.0.1,10.0.0.0/8,::1,fd00::/8,cdn.lan,*.internal.example,minio,xn--bcher-kva.lan"
     monkeypatch.setenv("HARVESTER_ALLOW_NETWORKS", entries)
     assert load_settings().allow_networks == entries.split(",")
+
+
+@pytest.mark.parametrize(
+    "written", ["s3://AKIAUSER:hunter2secret@bucket/prefix", "s3://hunter2secret@bucket"]
+)
+def test_a_storage_url_holding_credentials_is_refused_without_echoing_them(written: str):
+    with pytest.raises(ConfigError, match="takes no credentials") as caught:
+        load_settings(storage_url=written)
+    assert "hunter2secret" not in str(caught.value)
+    assert load_settings(storage_url="s3://bucket/a@b").storage_url == "s3://bucket/a@b"
