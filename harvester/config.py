@@ -153,9 +153,10 @@ class Settings(BaseSettings):
         bucket = value[5:].split("/")[0]
         if not (value.startswith("s3://") and bucket):
             raise ValueError("HARVESTER_STORAGE_URL must be s3://bucket[/prefix]")
-        if "@" in bucket:
-            # No bucket name holds an @: this is user:secret@, which obstore ignores and
-            # every write error would quote (into the database, `jobs show`, the dashboard).
+        if "@" in bucket or ":" in bucket:
+            # No bucket name holds an @ or a colon: this is user:secret@, which obstore
+            # ignores and every write error would quote (into the database, `jobs show`, the
+            # dashboard). A secret holding a / ends what reads as the bucket at its colon.
             raise ValueError(
                 "HARVESTER_STORAGE_URL takes no credentials (user:secret@): set "
                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead"

@@ -201,7 +201,12 @@ def test_allowed_networks_take_addresses_networks_and_host_name_patterns(
 
 
 @pytest.mark.parametrize(
-    "written", ["s3://AKIAUSER:hunter2secret@bucket/prefix", "s3://hunter2secret@bucket"]
+    "written",
+    [
+        "s3://AKIAUSER:hunter2secret@bucket/prefix",
+        "s3://hunter2secret@bucket",
+        "s3://AKIAUSER:hunter2secret/K7MDENG/bPxRfiCY@bucket",  # AWS secrets may hold a /
+    ],
 )
 def test_a_storage_url_holding_credentials_is_refused_without_echoing_them(written: str):
     with pytest.raises(ConfigError, match="takes no credentials") as caught:
