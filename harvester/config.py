@@ -8,7 +8,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -20,7 +20,7 @@ from pydantic_settings import (
 )
 
 from harvester.errors import ConfigError
-from harvester.redact import MIN_FREE_TEXT_SECRET
+from harvester.redact import MIN_FREE_TEXT_SECRET, credential_values
 
 REAL_FLICKR_API_URL = "https://api.flickr.com/services/rest/"
 REAL_MAPILLARY_API_URL = "https://graph.mapillary.com"
@@ -58,6 +58,13 @@ def async_database_url(url: str) -> str:
         raise ValueError(f"the database URL's host or port cannot be read: {_URL_FORMS}") from None
     if scheme == "sqlite+aiosqlite" and not parts.path.removeprefix("/"):
         raise ValueError("the SQLite URL names no file: use sqlite:///path/to.db")  # not memory
+    if scheme == "sqlite+aiosqlite" and parts.netloc:
+        raise ValueError("an SQLite URL names a file, not a host or user: use sqlite:///path/to.db")
+    if scheme == "postgresql+asyncpg" and "sslmode" in dict(parse_qsl(parts.query)):
+        # libpq's name for what asyncpg calls ssl (the same values, disable to verify-full):
+        # given to asyncpg as it is, it failed every connection with a TypeError.
+        query = [("ssl" if k == "sslmode" else k, v) for k, v in parse_qsl(parts.query)]
+        rest = urlunsplit(parts._replace(query=urlencode(query))).split("://", 1)[1]
     return f"{scheme}://{rest}"
 
 
@@ -246,13 +253,15 @@ class Settings(BaseSettings):
     def secrets(self) -> tuple[str | SecretStr | None, ...]:
         """Every value set here that logs, errors and pages must blank: the API keys, the
         dashboard token, and the database password (a driver's message may quote it)."""
-        password = urlsplit(self.database_url).password
+        parts = urlsplit(self.database_url)
+        password = parts.password
         return (
             self.flickr_api_key,
             self.mapillary_token,
             self.dashboard_token,
             password,
             unquote(password) if password else None,
+            *credential_values(parse_qsl(parts.query)),  # ?password=, which asyncpg takes too
         )
 
 

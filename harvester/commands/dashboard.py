@@ -30,7 +30,7 @@ async def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
 
     from harvester.db.migrate import upgrade
-    from harvester.db.session import create_engine
+    from harvester.db.session import create_engine, require_database
     from harvester.log import redactor
     from harvester.web.dashboard import add_dashboard_routes
     from harvester.web.health import add_health_routes
@@ -40,6 +40,7 @@ async def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
         redactor.add(secret)
     engine = create_engine(settings.database_url)
     try:
+        await require_database(engine)
         await upgrade(engine)
         app = web.Application()
         add_health_routes(app, engine, dict)

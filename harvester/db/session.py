@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import asyncpg
 from sqlalchemy import event, text
@@ -20,7 +20,8 @@ from sqlalchemy.exc import InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from harvester.config import async_database_url
-from harvester.errors import ConfigError, DatabaseUnavailable, RecordRefused
+from harvester.errors import ConfigError, DatabaseUnavailable, HarvesterError, RecordRefused
+from harvester.redact import credential_values, redact_text, redact_url
 
 # Code outside db/ names the engine by this alias and never imports SQLAlchemy itself.
 Engine = AsyncEngine
@@ -48,6 +49,11 @@ RAW_DRIVER_ERRORS = (
     asyncpg.ProtocolError,
     OSError,
 )
+
+# What the dialect or asyncpg raise for a URL query parameter they do not take (?foo=1 is
+# connect()'s TypeError) or whose value is of the wrong kind (?command_timeout=abc):
+# the URL's fault, said at start in one line, not a traceback.
+URL_REFUSALS = (TypeError, ValueError)
 
 SQLITE_BUSY_TIMEOUT_S = 60.0
 READ_ONLY = "harvester_read_only"
@@ -208,8 +214,11 @@ async def require_database(engine: AsyncEngine, timeout_s: float = 10.0) -> None
             await connection.execute(text("SELECT 1"))
     except TimeoutError:
         why = f"it did not answer within {timeout_s:g} s"
-    except (DatabaseUnavailable, sqlite3.Error) as exc:
-        driver = exc.__cause__ if isinstance(exc, DatabaseUnavailable) else exc
+    except URL_REFUSALS as exc:
+        why = _refused_parameter(exc)
+    except (DatabaseUnavailable, RecordRefused, sqlite3.Error) as exc:
+        # SELECT 1 holds no record: what refused it is the URL (asyncpg's ?ssl=bogus).
+        driver = exc.__cause__ if isinstance(exc, HarvesterError) else exc
         cause = getattr(driver, "orig", None) or driver or exc
         why = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
     else:
@@ -217,12 +226,19 @@ async def require_database(engine: AsyncEngine, timeout_s: float = 10.0) -> None
     raise _unusable(engine.url, why)
 
 
+def _refused_parameter(exc: BaseException) -> str:
+    said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"the driver does not take its URL as written ({said})"
+
+
 def _unusable(url: URL, why: str) -> ConfigError:
-    """The one line an operator can act on when the database cannot be used at start."""
-    shown = url.render_as_string(hide_password=True)
+    """The one line an operator can act on when the database cannot be used at start: the
+    URL's password (in its query too: asyncpg takes ?password=) blanked, here and in `why`."""
+    plain = url.render_as_string(hide_password=False)
+    secrets = [url.password or "", *credential_values(parse_qsl(urlsplit(plain).query))]
     return ConfigError(
-        f"cannot use the database {shown}: {why}; check --database-url "
-        "(HARVESTER_DATABASE_URL), that the server runs and the database exists"
+        f"cannot use the database {redact_url(plain)}: {redact_text(why, secrets)}; check "
+        "--database-url (HARVESTER_DATABASE_URL), that the server runs and the database exists"
     )
 
 
@@ -231,7 +247,10 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     url = make_url(async_database_url(database_url))
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url.render_as_string(hide_password=False))
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    try:
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    except URL_REFUSALS as exc:
+        raise _unusable(url, _refused_parameter(exc)) from None
     _ping_on_checkout(engine)
     return engine
 

@@ -49,10 +49,17 @@ def test_secrets_are_redacted_by_name_type_value_and_url():
     assert "page=2" in str(line["url"])
 
 
-def test_the_database_password_is_blanked_as_written_and_decoded():
+@pytest.mark.parametrize(
+    ("url", "word"),
+    [
+        ("postgresql://harvester:pass%2Fw0rd-42@db/h", "w0rd"),
+        ("postgresql://harvester@db/h?password=pass%2Fqu3ry-42", "qu3ry"),  # asyncpg takes it
+    ],
+)
+def test_the_database_password_is_blanked_as_written_and_decoded(url: str, word: str):
     """A driver's error may quote the password bare, far from any URL (no '@' or '=')."""
-    settings = load_settings(database_url="postgresql://harvester:pass%2Fw0rd-42@db/h")
+    settings = load_settings(database_url=url)
     for secret in settings.secrets:
         log.redactor.add(secret)
-    line = _emit(error="auth failed for pass/w0rd-42 (raw pass%2Fw0rd-42)")
-    assert "w0rd" not in json.dumps(line)
+    line = _emit(error=f"auth failed for pass/{word}-42 (raw pass%2F{word}-42)")
+    assert word not in json.dumps(line)

@@ -341,3 +341,56 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
         )  # fmt: skip
     assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
     assert done.returncode == 141
+
+
+@pytest.mark.parametrize("command", ["status", "dashboard"])
+def test_a_password_in_the_database_urls_query_is_never_shown(command: str) -> None:
+    """asyncpg takes ?password= as well as user:password@: the URL shown in the error showed
+    it, and the dashboard did not check the database first (a traceback of 175 lines)."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        done = _run(
+            "--database-url", f"postgresql://ops@127.0.0.1:{port}/x?password=hunter2secret",
+            command,
+        )  # fmt: skip
+    _one_clear_line(done, f"127.0.0.1:{port}/x?password=REDACTED", "refused", "--database-url")
+    assert "hunter2" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("foo=bar", "unexpected keyword argument 'foo'"),
+        ("command_timeout=abc", "invalid command_timeout value"),
+        ("prepared_statement_cache_size=abc", "invalid literal for int()"),
+        ("ssl=bogus", "parameter must be one of: disable"),
+    ],
+)
+def test_a_query_parameter_the_driver_does_not_take_is_one_line(
+    postgres_url: str, query: str, words: str
+) -> None:
+    """Each was a TypeError or ValueError traceback from the driver, or its DBAPIError."""
+    url = make_url(postgres_url).set(password="hunter2secret")
+    done = _run("--database-url", f"{url.render_as_string(hide_password=False)}?{query}", "status")
+    _one_clear_line(done, "cannot use the database", words)
+    assert "hunter2" not in done.stderr
+
+
+def test_libpqs_sslmode_is_taken_as_asyncpgs_ssl(postgres_url: str) -> None:
+    """`?sslmode=` (what psql and most hosting panels write) failed every connection."""
+    done = _run("--database-url", f"{postgres_url}?sslmode=disable", "status")
+    assert done.returncode == 0 and "no campaigns yet" in done.stdout, done.stderr
+    refused = _run("--database-url", f"{postgres_url}?sslmode=require", "status")
+    _one_clear_line(refused, "rejected SSL upgrade")  # the test server speaks no TLS
+
+
+def test_an_sqlite_url_with_a_user_or_password_is_refused_without_showing_it(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [*CLI, "--database-url", "sqlite://:pw@/x.db", "status"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=os.environ,
+    )  # fmt: skip
+    _one_clear_line(done, "an SQLite URL names a file, not a host or user")
+    assert ":pw@" not in done.stderr and list(tmp_path.iterdir()) == []
