@@ -180,6 +180,10 @@ def _summary(data: FigureData) -> list[tuple[str, str]]:
     ]
 
 
+# The page runs no script, and no stranger's text it shows can make it run one.
+REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'"
+
+
 def report_html(data: FigureData, drawn: list[tuple[str, str, bytes]]) -> str:
     esc = html.escape
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _summary(data))
@@ -191,6 +195,7 @@ def report_html(data: FigureData, drawn: list[tuple[str, str, bytes]]) -> str:
     )
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f'<meta http-equiv=Content-Security-Policy content="{REPORT_POLICY}">'
         f"<title>Campaign {esc(data.campaign)}: harvest report</title>"
         "<meta name=viewport content='width=device-width, initial-scale=1'>"
         "<style>body{font-family:sans-serif;margin:2em auto;max-width:60em;padding:0 1em}"

@@ -16,6 +16,12 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 REQUIRE_TOOLS = os.environ.get("HARVESTER_REQUIRE_POSTGRES") == "1"  # CI: nothing skips
+# A script a stranger's text might have slipped into a page: True if the page let it run.
+INJECT = (
+    "(() => { const s = document.createElement('script');"
+    " s.textContent = 'window.injectedRan = true'; document.body.appendChild(s);"
+    " return window.injectedRan === true; })()"
+)
 
 
 def chromium_or_skip() -> str:

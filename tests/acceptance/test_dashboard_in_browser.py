@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from browser import chromium_or_skip, look_at, screenshot
+from browser import INJECT, chromium_or_skip, look_at, screenshot
 from daemon_harness import CLI, Harness, kill_group
 from sqlalchemy import select
 
@@ -33,7 +33,9 @@ FIGURES = (
 )
 SEEN = (
     "({figures: " + FIGURES + ", text: document.body.innerText, rows: " + ROWS + ","
-    " overflow: document.documentElement.scrollWidth - window.innerWidth})"
+    " overflow: document.documentElement.scrollWidth - window.innerWidth, injected: "
+    + INJECT
+    + "})"
 )
 SCREENSHOT = os.environ.get("HARVESTER_DASHBOARD_SCREENSHOT")  # docs/dashboard.png, by hand
 
@@ -131,6 +133,7 @@ async def test_an_operator_sees_campaigns_counts_and_reasons_in_a_browser(
     (finisher, finished), *_ = finishers.most_common()  # the daemon that ran the harvest
     assert f"{finisher}\t0\t—\t{finished / 5:.1f}/min" in desktop["text"]
     assert phone["overflow"] <= 0, "the page is wider than a phone"
+    assert desktop["injected"] is False, "an injected script ran on the dashboard"
     assert "alpine lakes" in phone["text"]
     _check_figures(desktop["figures"], sqlite_url)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import structlog
-from browser import look_at, screenshot
+from browser import INJECT, look_at, screenshot
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "integration" / "exporters"))
 from export_harvest import harvest_into
@@ -24,7 +24,9 @@ SEEN = (
     " images: [...document.images].map(i => ({alt: i.alt, w: i.naturalWidth})),"
     " remote: [...document.querySelectorAll('[src]')]"
     "   .filter(e => !e.getAttribute('src').startsWith('data:')).length,"
-    " overflow: document.documentElement.scrollWidth - window.innerWidth})"
+    " overflow: document.documentElement.scrollWidth - window.innerWidth, injected: "
+    + INJECT
+    + "})"
 )
 SCREENSHOT = os.environ.get("HARVESTER_REPORT_SCREENSHOT")
 
@@ -53,6 +55,7 @@ def test_the_report_opens_offline_and_shows_every_figure(tmp_path: Path):
     assert len(seen["images"]) == 7 and all(i["w"] > 0 for i in seen["images"])
     assert seen["remote"] == 0, "every figure is inside the page"
     assert seen["overflow"] <= 0
+    assert seen["injected"] is False, "an injected script ran on the report"
     phone = asyncio.run(look_at(page.as_uri(), SEEN, width=390, height=844))
     assert phone["overflow"] <= 0 and all(i["w"] > 0 for i in phone["images"])
     before = {p.name: p.read_bytes() for p in out.iterdir()}
