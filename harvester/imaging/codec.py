@@ -19,7 +19,7 @@ import simplejpeg
 
 from harvester.imaging.errors import CorruptImage, ImagingError
 
-__all__ = ["Pixels", "dct_scale", "decode_scaled", "encode"]
+__all__ = ["Pixels", "decode_scaled", "encode"]
 
 Pixels = npt.NDArray[np.uint8]  # height x width x RGB
 
@@ -29,17 +29,12 @@ Pixels = npt.NDArray[np.uint8]  # height x width x RGB
 _SCALES = (8, 4, 2, 1)
 
 
-def dct_scale(size: tuple[int, int], at_least: tuple[int, int]) -> int:
-    """The N of the 1/N decode `decode_scaled` makes, chosen as Pillow's draft chooses
-    (the largest factor that divides both sides into at least `at_least`)."""
-    fits = min(size[0] // max(1, at_least[0]), size[1] // max(1, at_least[1]))
-    return next(s for s in _SCALES if fits >= s)
-
-
 def decode_scaled(data: bytes, size: tuple[int, int], at_least: tuple[int, int]) -> Pixels:
-    """The JPEG's pixels at 1/8, 1/4, 1/2 or full scale (`dct_scale`)."""
+    """The JPEG's pixels at 1/8, 1/4, 1/2 or full scale, chosen as Pillow's draft chooses
+    (the largest factor that divides both sides into at least `at_least`)."""
     w, h = size
-    scale = dct_scale(size, at_least)
+    fits = min(w // max(1, at_least[0]), h // max(1, at_least[1]))
+    scale = next(s for s in _SCALES if fits >= s)
     scaled = (math.ceil(w / scale), math.ceil(h / scale))
     try:
         # The exact size of a 1/N decode makes simplejpeg pick that factor and no other.

@@ -3,22 +3,20 @@
 Pure and picklable end to end, so the worker runs it in a process pool. The
 order is chosen for cost: header checks refuse bad input before any pixel is
 decoded, a JPEG that needs no new pixels keeps its coded data (only the frame
-check decodes it, at 1/4 scale and from a progressive JPEG's coarse scans), the
-JPEG decoder does most of the downscaling, frame detection reads only edge
-strips, and the final resize is skipped when the decode already landed on the
-target size.
+check decodes it, at 1/4 scale), the JPEG decoder does most of the downscaling,
+frame detection reads only edge strips, and the final resize is skipped when the
+decode already landed on the target size.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 
 import numpy as np
 from PIL import ImageFile
 
-from harvester.imaging.codec import Pixels, dct_scale, decode_scaled, encode
+from harvester.imaging.codec import Pixels, decode_scaled, encode
 from harvester.imaging.cv import opencv
 from harvester.imaging.decode import (
     check_full_decode,
@@ -29,13 +27,12 @@ from harvester.imaging.decode import (
     open_header,
     upright_size,
 )
-from harvester.imaging.errors import CorruptImage, ImagingError, TooSmall
+from harvester.imaging.errors import ImagingError, TooSmall
 from harvester.imaging.exif import build_exif
 from harvester.imaging.frame import Frame, detect_frame
 from harvester.imaging.jpeg import with_metadata
 from harvester.imaging.model import Metadata, Processed, SizeRules
 from harvester.imaging.phash import hash_hex, perceptual_hash
-from harvester.imaging.scans import coarse_scans
 
 __all__ = ["fit", "opencv", "probe", "process"]
 
@@ -75,7 +72,9 @@ def process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
     check_full_decode(im, (src_w, src_h), source_format, max_bytes=rules.max_decode_bytes)
     plain = is_plain_jpeg(im)
     if fit(src_w, src_h, rules.max_side) == (src_w, src_h) and plain:
-        small = _check_decode(data, (src_w, src_h), rules.strip_frames)
+        scale = _CHECK_SCALE if rules.strip_frames else _VALIDATE_SCALE
+        check = (math.ceil(src_w / scale), math.ceil(src_h / scale))
+        small = decode_scaled(data, (src_w, src_h), check)
         if not rules.strip_frames or detect_frame(small) == NO_FRAME:
             jpeg = with_metadata(data, build_exif(meta))
             shape = perceptual_hash(small)  # the small check decode shows the whole picture
@@ -104,21 +103,6 @@ def process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
     jpeg = with_metadata(encode(out, rules.quality), build_exif(meta))
     shape = perceptual_hash(out)
     return _processed(jpeg, _size(out), (src_w, src_h), source_format, frame_src, shape)
-
-
-def _check_decode(data: bytes, size: tuple[int, int], strip_frames: bool) -> Pixels:
-    """The small decode of a JPEG that may be kept as it is. The frame check's reads only
-    the coarse scans of a progressive JPEG; where they do not decode, the whole stream is
-    decoded and judged. They stand in for a 1/4-scale decode, not a 1/2 one (a side not a
-    multiple of 4 puts the check there), whose picture they blur: a 2 px frame went unseen."""
-    scale = _CHECK_SCALE if strip_frames else _VALIDATE_SCALE
-    check = (math.ceil(size[0] / scale), math.ceil(size[1] / scale))
-    quarter = strip_frames and dct_scale(size, check) >= _CHECK_SCALE
-    coarse = coarse_scans(data) if quarter else None
-    if coarse is not None:
-        with contextlib.suppress(CorruptImage):
-            return decode_scaled(coarse, size, check)
-    return decode_scaled(data, size, check)
 
 
 def _decode(data: bytes, im: ImageFile.ImageFile, plain: bool, at_least: tuple[int, int]) -> Pixels:

@@ -4,6 +4,7 @@ are cut at a scale that still leaves the target size."""
 from __future__ import annotations
 
 import io
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,6 +73,20 @@ def test_a_truncated_jpeg_is_refused_not_kept() -> None:
     source = _astronaut()
     with pytest.raises(CorruptImage):
         process(source[: len(source) * 2 // 3], RULES, META)
+
+
+def test_a_progressive_jpeg_damaged_in_its_last_scan_is_refused_not_kept() -> None:
+    """Its last scan refines fine detail that the small check decode does not show: the
+    check still reads it, or a damaged file would be stored as it is."""
+    source = bytearray(_astronaut(progressive=True))
+    last_scan = source.rindex(b"\xff\xda")
+    at = last_scan + 40 + (len(source) - last_scan - 80) // 10
+    noise = random.Random(1)
+    for i in range(at, at + 16):
+        if source[i] != 0xFF:  # no marker made or unmade: the stream still walks
+            source[i] = noise.randrange(256)
+    with pytest.raises(CorruptImage):
+        process(bytes(source), RULES, META)
 
 
 def test_rotated_or_framed_jpegs_get_new_pixels(photo: Callable[..., bytes]) -> None:
