@@ -43,9 +43,9 @@ def _remove_if_abandoned(path: Path, cutoff: float) -> bool:
     """Unlink a temp file no live writer holds. One named by another host (storage shared
     over NFS, where a lock may not reach) must also be older than the cutoff."""
     match = _WRITER_HOST.search(path.name)
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    try:  # not blocking: a FIFO someone named so would hold the sweep forever
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:  # gone already, or not ours to read: left, and the sweep goes on
         return False
     try:
         if (match is None or match["host"] != _HOST) and os.fstat(fd).st_mtime > cutoff:

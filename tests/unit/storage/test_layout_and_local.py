@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -109,6 +110,20 @@ def test_sweep_goes_by_the_writers_lock_not_by_its_pid(tmp_path: Path):
         assert not orphan.exists() and held.exists()
     assert storage.sweep_temp_files() == 1  # its writer is gone now
     assert not held.exists()
+
+
+def test_a_fifo_named_like_a_temp_file_does_not_hold_the_sweep(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    shard = tmp_path / "urls/g/00000"
+    shard.mkdir(parents=True)
+    os.mkfifo(shard / f".a.jpg{TEMP_MARK}{_HOST}-1-abcd1234")
+    (shard / f".b.jpg{TEMP_MARK}{_HOST}-1-abcd1234").write_bytes(b"x")
+    swept: list[int] = []
+    sweeper = threading.Thread(target=lambda: swept.append(storage.sweep_temp_files()))
+    sweeper.daemon = True  # without the fix it never returns
+    sweeper.start()
+    sweeper.join(30)
+    assert swept == [2]
 
 
 def test_a_sweep_between_a_temp_files_creation_and_its_lock_costs_the_write_nothing(
