@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from harvester.storage.base import Storage
 
 HASH_BITS = 64  # images.phash: the largest Hamming distance
+near_distance_arg = number_arg(0, HASH_BITS, whole=True)  # a Hamming distance of two phashes
 FORMATS = ("parquet", "csv", "jsonl", "attribution", "pairs", "webdataset", "vpr")
 
 
@@ -69,7 +70,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     chosen.add_argument(
         "--drop-near-duplicates",
-        type=_distance,
+        type=near_distance_arg,
         nargs="?",
         const=NEAR,
         metavar="DISTANCE",
@@ -130,17 +131,6 @@ def _until(text: str) -> datetime:
     """`--until` a date means that whole day."""
     moment = _moment(text)
     return moment + timedelta(days=1, microseconds=-1) if len(text) == 10 else moment
-
-
-def _distance(text: str) -> int:
-    """A Hamming distance between two 64-bit hashes."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= HASH_BITS:
-        raise argparse.ArgumentTypeError(f"wants a distance from 0 to {HASH_BITS}, got {text!r}")
-    return value
 
 
 def _ratios(text: str) -> tuple[float, float, float]:

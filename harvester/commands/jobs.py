@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 KINDS = ("task", "image")
 RETRY_STATES = ("failed", "skipped", "cancelled")
 MAX_ROWS = 10**9  # more than any queue holds, and within what SQLite's LIMIT takes (2**63)
+# A row's id is a 64-bit integer on both databases: a larger one failed as the driver's error.
+_row_id = number_arg(1, 2**63 - 1, whole=True)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,7 +44,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing.set_defaults(handler=_list)
 
     show = group.add_parser("show", help="every column of one row (source URL redacted)")
-    show.add_argument("id", type=int, help="the row's id, as `jobs list` shows it")
+    show.add_argument("id", type=_row_id, help="the row's id, as `jobs list` shows it")
     show.add_argument("--kind", choices=KINDS, default="image", help="which table")
     show.add_argument("--json", action="store_true", help="JSON for scripts")
     show.set_defaults(handler=_show)
@@ -64,7 +66,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="only rows with these reason codes, retryable or not (default: transient ones)",
     )
     retry.add_argument(
-        "--id", nargs="+", action="extend", type=int, metavar="ID", help="only these rows"
+        "--id", nargs="+", action="extend", type=_row_id, metavar="ID", help="only these rows"
     )
     retry.add_argument("--dry-run", action="store_true", help="count, change nothing")
     retry.set_defaults(handler=_retry)

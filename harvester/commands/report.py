@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harvester.commands import on_database, text_arg
+from harvester.commands.export import near_distance_arg
 from harvester.exporters.near_duplicates import NEAR
 from harvester.terminal import say
 
@@ -26,7 +27,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--overwrite", action="store_true", help="write into a non-empty folder not ours"
     )
     report.add_argument(
-        "--near-distance", type=int, default=NEAR, help="Hamming distance of near-duplicates"
+        "--near-distance",
+        type=near_distance_arg,
+        default=NEAR,
+        help="Hamming distance of near-duplicates",
     )
     report.set_defaults(handler=on_database(migrate=True)(_report))
 

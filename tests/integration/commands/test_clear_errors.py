@@ -394,3 +394,26 @@ def test_an_sqlite_url_with_a_user_or_password_is_refused_without_showing_it(
     )  # fmt: skip
     _one_clear_line(done, "an SQLite URL names a file, not a host or user")
     assert ":pw@" not in done.stderr and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "argument"),
+    [
+        (["jobs", "show", "99999999999999999999"], "id"),
+        (["jobs", "show", "0"], "id"),
+        (["jobs", "retry", "--id", "1", "9223372036854775808"], "--id"),
+        (["report", "--campaign", "c", "--out", "r", "--near-distance", "-1"], "--near-distance"),
+        (["report", "--campaign", "c", "--out", "r", "--near-distance", "65"], "--near-distance"),
+    ],
+)
+def test_a_row_id_or_hash_distance_out_of_its_range_is_refused_naming_it(
+    database_url: str, tmp_path: Path, args: list[str], argument: str
+) -> None:
+    """An id past 64 bits was the driver's error (OverflowError on SQLite, a DBAPIError
+    quoting the SQL on PostgreSQL); a report took any distance, as export does not."""
+    done = subprocess.run(
+        [*CLI, "--database-url", database_url, *args],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=os.environ,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"argument {argument}: wants a whole number" in done.stderr.splitlines()[-1], done.stderr
