@@ -37,6 +37,13 @@ class DatabaseUnavailable(HarvesterError):
     reason = "database_unavailable"
 
 
+class SchemaTooNew(HarvesterError):
+    """The database's schema is newer than this harvester's migrations know: it is left
+    alone, and nothing runs on it with code that does not know its columns."""
+
+    reason = "schema_too_new"
+
+
 class RecordRefused(HarvesterError):
     """The database answered, and refused a value of the row (NUL, too long for its column,
     out of range, a constraint broken): trying the same row again cannot help, so it fails

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.session import read_connection
-from harvester.errors import DatabaseUnavailable
+from harvester.errors import DatabaseUnavailable, SchemaTooNew
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -37,9 +37,13 @@ def alembic_config() -> Config:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Apply migrations; on Postgres a transaction-scoped advisory lock serialises daemons."""
-    if revision == "head" and await _at_head(engine):
-        return
+    """Apply migrations; on Postgres a transaction-scoped advisory lock serialises daemons.
+    A database a newer harvester upgraded is refused in one line, left as it is."""
+    if revision == "head":
+        found = await _database_revisions(engine)
+        if found is not None and found == [declared_head()]:
+            return
+        _refuse_unknown(found or [])
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_ID})"))
@@ -68,19 +72,28 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-async def _at_head(engine: AsyncEngine) -> bool:
-    """Is the database's one revision the single head the migration files declare?
-    Anything else (a new database, a branch, a declaration not a plain literal) is
-    Alembic's to sort out."""
-    head = declared_head()
-    if head is None:
-        return False
+async def _database_revisions(engine: AsyncEngine) -> list[str] | None:
+    """The revisions the database says it is at; None if it cannot say (a new database,
+    no answer at all): Alembic's to sort out."""
     try:
         async with read_connection(engine) as connection:
             found = await connection.execute(text("SELECT version_num FROM alembic_version"))
-            return list(found.scalars()) == [head]
+            return list(found.scalars())
     except DatabaseUnavailable:  # no alembic_version table yet, or no answer at all
-        return False
+        return None
+
+
+def _refuse_unknown(found: list[str]) -> None:
+    """A revision no migration file here declares was written by a newer harvester (a
+    rolling upgrade's first daemon, or this machine's harvester rolled back)."""
+    known = {_declarations(path).get("revision") for path in _migration_files()}
+    unknown = sorted(r for r in found if r not in known)
+    if unknown:
+        raise SchemaTooNew(
+            f"the database is at schema revision {', '.join(unknown)}, which this harvester"
+            f" does not know (its newest is {declared_head()}): a newer harvester upgraded"
+            " it; run that version here too"
+        )
 
 
 @functools.cache
@@ -89,7 +102,7 @@ def declared_head() -> str | None:
     Alembic; None where that is not certain (no files, several heads, computed values)."""
     revisions: set[str] = set()
     below: set[str] = set()
-    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+    for path in _migration_files():
         declared = _declarations(path)
         revision, down = declared.get("revision"), declared.get("down_revision")
         if not isinstance(revision, str) or declared.get("depends_on") is not None:
@@ -103,6 +116,10 @@ def declared_head() -> str | None:
         revisions.add(revision)
     heads = revisions - below
     return heads.pop() if len(heads) == 1 else None
+
+
+def _migration_files() -> list[Path]:
+    return sorted((MIGRATIONS / "versions").glob("*.py"))
 
 
 def _declarations(path: Path) -> dict[str, object]:

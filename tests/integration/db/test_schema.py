@@ -13,6 +13,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from harvester.cli import main
 from harvester.db.duplicates import _FIRST_STORED_POSTGRES, _FIRST_STORED_SQLITE, _STORED
 from harvester.db.migrate import (
     current_revision,
@@ -55,6 +56,23 @@ async def test_a_database_behind_the_head_is_upgraded_to_it(sqlite_url: str):
         assert await current_revision(engine) == head_revision()
     finally:
         await engine.dispose()
+
+
+async def test_a_database_a_newer_harvester_upgraded_is_refused_in_one_line_and_left_alone(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+):
+    engine = create_engine(database_url)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+        code = await asyncio.to_thread(main, ["--database-url", database_url, "status"])
+        assert await current_revision(engine) == "0999"
+    finally:
+        await engine.dispose()
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "schema revision 0999" in err and f"newest is {head_revision()}" in err, err
 
 
 async def test_migrations_upgrade_an_empty_database_and_downgrade_cleanly(database_url: str):
