@@ -55,6 +55,8 @@ RAW_DRIVER_ERRORS = (
 # the URL's fault, said at start in one line, not a traceback.
 URL_REFUSALS = (TypeError, ValueError)
 
+MAX_PROBLEM_CHARS = 500  # of a driver's line, which may quote a value (a long title)
+
 SQLITE_BUSY_TIMEOUT_S = 60.0
 READ_ONLY = "harvester_read_only"
 
@@ -161,8 +163,13 @@ class HeldConnection:
 
 def database_error(exc: BaseException) -> DatabaseUnavailable | RecordRefused:
     """A driver's error as harvester's: a value the database refused (RecordRefused), for
-    the row to fail alone, or anything else (DatabaseUnavailable), to be waited out."""
-    problem = f"{type(exc).__name__}: {exc}"
+    the row to fail alone, or anything else (DatabaseUnavailable), to be waited out.
+
+    Its message is the driver's first line: SQLAlchemy's text adds the statement and its
+    parameters (a whole batch's values), which made a screen of SQL of an operator's error
+    and of the message stored in a row whose outcome was refused. The rest is the cause's."""
+    said = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""]
+    problem = f"{type(exc).__name__}: {said[0][:MAX_PROBLEM_CHARS]}"
     return RecordRefused(problem) if _refused(exc) else DatabaseUnavailable(problem)
 
 

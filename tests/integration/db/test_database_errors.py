@@ -65,6 +65,9 @@ async def test_a_value_the_database_refuses_is_a_refused_record_not_an_outage(
             await connection.execute(statement)
     assert not isinstance(caught.value, DatabaseUnavailable)
     assert caught.value.reason == "bad_record" and caught.value.__cause__ is not None
+    # The driver's line, not SQLAlchemy's screen of the statement and its parameters.
+    message = str(caught.value)
+    assert "\n" not in message and "[SQL" not in message and len(message) < 600, message
 
 
 def _closed_aiosqlite() -> BaseException:
