@@ -90,7 +90,10 @@ def check_bbox(bbox: tuple[float, float, float, float]) -> Tile:
         raise InputError(f"bbox longitudes must satisfy -180 <= min < max <= 180: {bbox}")
     if not (-90 <= minlat < maxlat <= 90):
         raise InputError(f"bbox latitudes must satisfy -90 <= min < max <= 90: {bbox}")
-    return Tile(*(round(v, DECIMALS) for v in bbox))
+    tile = Tile(*(round(v, DECIMALS) for v in bbox))
+    if not (tile.width > 0 and tile.height > 0):  # a task searching nothing, failed at run
+        raise InputError(f"bbox sides must be at least 1e-{DECIMALS} degrees: {bbox}")
+    return tile
 
 
 def parse_bbox(text: str) -> tuple[float, float, float, float]:

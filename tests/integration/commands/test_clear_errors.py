@@ -417,3 +417,15 @@ def test_a_row_id_or_hash_distance_out_of_its_range_is_refused_naming_it(
     )  # fmt: skip
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert f"argument {argument}: wants a whole number" in done.stderr.splitlines()[-1], done.stderr
+
+
+def test_a_mapillary_bbox_that_rounds_to_nothing_is_refused_at_submit(sqlite_url: str) -> None:
+    """Bounds are kept to 1e-7 degrees: a box thinner than that was queued as a tile of no
+    area, and its task failed when the daemon ran it."""
+    bbox = "4.3017,50.8003,4.30170000001,50.80030000001"
+    done = _run(
+        "--database-url", sqlite_url, "submit", "mapillary", "--campaign", "m", "--bbox", bbox
+    )
+    _one_clear_line(done, "bbox sides must be at least 1e-7 degrees")
+    listed = _run("--database-url", sqlite_url, "campaigns", "list")
+    assert listed.returncode == 0 and "no campaigns yet" in listed.stdout
