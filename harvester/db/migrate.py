@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from harvester.db.session import read_connection
-from harvester.errors import DatabaseUnavailable, SchemaTooNew
+from harvester.errors import DatabaseUnavailable, InputError, SchemaTooNew
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -51,10 +51,17 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
-    async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            await connection.execute(text(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_ID})"))
-        await connection.run_sync(_command, "downgrade", revision)
+    """Revert to `revision`; one Alembic cannot go to (unknown, or not below the current
+    one) is the operator's InputError, the schema as it was."""
+    from alembic.util import CommandError
+
+    try:
+        async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(text(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_ID})"))
+            await connection.run_sync(_command, "downgrade", revision)
+    except CommandError as exc:
+        raise InputError(f"cannot downgrade to {revision!r}: {exc}") from None
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

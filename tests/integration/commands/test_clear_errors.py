@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import socket
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
+
+from harvester.db.migrate import current_revision, head_revision
+from harvester.db.session import create_engine
 
 CLI = [sys.executable, "-m", "harvester.cli"]
 
@@ -429,3 +433,22 @@ def test_a_mapillary_bbox_that_rounds_to_nothing_is_refused_at_submit(sqlite_url
     _one_clear_line(done, "bbox sides must be at least 1e-7 degrees")
     listed = _run("--database-url", sqlite_url, "campaigns", "list")
     assert listed.returncode == 0 and "no campaigns yet" in listed.stdout
+
+
+@pytest.mark.parametrize("revision", ["nosuch", "0999"])
+def test_a_downgrade_to_a_revision_that_is_not_one_is_refused_and_changes_nothing(
+    database_url: str, revision: str
+) -> None:
+    """Alembic's CommandError was a traceback of 90 lines."""
+    assert _run("--database-url", database_url, "db", "upgrade").returncode == 0
+    done = _run("--database-url", database_url, "db", "downgrade", revision)
+    _one_clear_line(done, f"cannot downgrade to {revision!r}", "Can't locate revision")
+
+    async def revision_now() -> str | None:
+        engine = create_engine(database_url)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(revision_now()) == head_revision()
