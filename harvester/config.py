@@ -268,7 +268,8 @@ class Settings(BaseSettings):
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """CLI overrides win over HARVESTER_* variables, which win over the TOML file."""
     if config_file is not None and not config_file.is_file():
-        raise ConfigError(f"config file {config_file} does not exist")
+        what = "is not a file" if config_file.exists() else "does not exist"
+        raise ConfigError(f"config file {config_file} {what}")
 
     class _Layered(Settings):
         @classmethod
@@ -291,6 +292,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise ConfigError(_explain(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8: Latin-1 or a binary file
+        raise ConfigError(f"config file {config_file} is not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
 
 
 def _explain(exc: ValidationError) -> str:

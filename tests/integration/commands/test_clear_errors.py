@@ -452,3 +452,23 @@ def test_a_downgrade_to_a_revision_that_is_not_one_is_refused_and_changes_nothin
             await engine.dispose()
 
     assert asyncio.run(revision_now()) == head_revision()
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ("latin1.toml", "is not UTF-8 text"),
+        ("folder", "is not a file"),  # it said "does not exist"
+        ("/proc/self/mem", "cannot read config file /proc/self/mem"),  # an I/O error
+    ],
+)
+def test_a_config_file_that_cannot_be_read_is_one_line_naming_it(
+    tmp_path: Path, config: str, words: str
+) -> None:
+    (tmp_path / "latin1.toml").write_bytes("storage_root = 'donn\xe9es'\n".encode("latin-1"))
+    (tmp_path / "folder").mkdir()
+    done = subprocess.run(
+        [*CLI, "--config", config, "status"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=os.environ,
+    )  # fmt: skip
+    _one_clear_line(done, words)
