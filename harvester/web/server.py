@@ -12,7 +12,7 @@ DEFAULT_HOST = "127.0.0.1"
 def parse_bind(bind: str) -> tuple[str, int]:
     """`HOST:PORT`, `:PORT` or `PORT`; a missing host means loopback."""
     host, _, port = bind.rpartition(":")
-    if not port.isdigit() or int(port) > 65535:
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:  # "²" is a digit too
         raise ConfigError(f"--http wants HOST:PORT (or PORT for loopback), got {bind!r}")
     return host.strip("[]") or DEFAULT_HOST, int(port)
 
@@ -23,7 +23,8 @@ async def serve(app: web.Application, bind: str) -> web.AppRunner:
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode
         await runner.cleanup()
-        raise ConfigError(f"cannot serve HTTP on {host}:{port}: {exc.strerror}") from None
+        why = exc.strerror if isinstance(exc, OSError) else f"not a host name ({exc})"
+        raise ConfigError(f"cannot serve HTTP on {host}:{port}: {why}") from None
     return runner

@@ -472,3 +472,18 @@ def test_a_config_file_that_cannot_be_read_is_one_line_naming_it(
         capture_output=True, text=True, timeout=120, cwd=tmp_path, env=os.environ,
     )  # fmt: skip
     _one_clear_line(done, words)
+
+
+@pytest.mark.parametrize(
+    ("bind", "words"),
+    [
+        (os.fsdecode(b"h\xff:8080"), "not a host name"),
+        ("a" * 64 + ".example:8080", "not a host name"),  # a label IDNA cannot encode
+        ("\u00b2", "--http wants HOST:PORT"),  # a digit to str.isdigit, not to int()
+    ],
+)
+def test_an_http_address_that_is_not_one_is_refused_in_one_line(
+    sqlite_url: str, bind: str, words: str
+) -> None:
+    done = _run("--database-url", sqlite_url, "dashboard", "--http", bind)
+    _one_clear_line(done, words)
