@@ -196,8 +196,11 @@ async def start_emulator(
     app, state = build_app(config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:  # a port in use, out of range, a host that is none: nothing left
+        await runner.cleanup()
+        raise
     bound_port = runner.addresses[0][1]
     # A wildcard bind is reachable on loopback; an IPv6 literal needs brackets in a URL.
     shown = host if host not in ("0.0.0.0", "::", "") else "127.0.0.1"
@@ -435,12 +438,17 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     )
 
 
-async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
+async def _serve(config: EmulatorConfig, host: str, port: int) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    running = await start_emulator(config, host, port)
+    try:
+        running = await start_emulator(config, host, port)
+    except (OSError, OverflowError, UnicodeError) as exc:  # in use; past 65535; IDNA's refusal
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        print(f"harvester emulator: cannot listen on {host}:{port}: {why}", file=sys.stderr)
+        return 2
     # What to export and what is in the world, on stderr: stdout's one line is the URL, which
     # scripts read (a reader may signal as soon as it sees it, so it comes last).
     print("\n".join(describe(running, config)), file=sys.stderr, flush=True)
@@ -449,6 +457,7 @@ async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
         await stop.wait()
     finally:
         await running.close()
+    return 0
 
 
 def describe(running: RunningEmulator, config: EmulatorConfig) -> list[str]:
@@ -480,8 +489,7 @@ def describe(running: RunningEmulator, config: EmulatorConfig) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `harvester emulator`; serves until SIGINT or SIGTERM."""
     args = _parser().parse_args(argv)
-    asyncio.run(_serve(config_from_args(args), args.host, args.port))
-    return 0
+    return asyncio.run(_serve(config_from_args(args), args.host, args.port))
 
 
 if __name__ == "__main__":

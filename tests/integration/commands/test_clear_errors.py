@@ -487,3 +487,14 @@ def test_an_http_address_that_is_not_one_is_refused_in_one_line(
 ) -> None:
     done = _run("--database-url", sqlite_url, "dashboard", "--http", bind)
     _one_clear_line(done, words)
+
+
+def test_the_emulator_on_a_port_in_use_says_so_in_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _run("emulator", "--port", str(port))
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], lines
