@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from daemon_harness import Harness, check_harvest, kill_group
+from sqlalchemy import text
+
+from harvester.db.session import create_engine
 
 FAULTS = ("--error-rate", "0.05", "--rate-429", "0.05", "--retry-after", "0",
           "--reset-rate", "0.02", "--truncate-rate", "0.02", "--fault-scope", "cdn")  # fmt: skip
@@ -28,6 +32,34 @@ async def _submit(h: Harness, n: int, tmp_path: Path) -> dict[str, str]:
     code, out = await h.cli("submit", "urls", "--campaign", "victims", str(listing))
     assert code == 0, out
     return expected
+
+
+# A daemon's claim loop is its one writer of image rows before it holds any.
+WAITING_CLAIMS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    " AND wait_event_type = 'Lock' AND query LIKE '%UPDATE images %'"
+)
+
+
+@contextlib.asynccontextmanager
+async def _claims_held(url: str) -> AsyncIterator[Callable[[int], Awaitable[None]]]:
+    """While this holds the images table (PostgreSQL), claims of its rows wait for it; plain
+    reads do not. Yields a wait until that many claims are waiting; lets them go at exit."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as holder, engine.connect() as watcher:
+            await holder.execute(text("LOCK TABLE images IN EXCLUSIVE MODE"))
+            # Each look its own transaction: one transaction sees one snapshot of the activity.
+            await watcher.execution_options(isolation_level="AUTOCOMMIT")
+
+            async def waiting(claims: int) -> None:
+                async with asyncio.timeout(120):  # daemons starting on a loaded machine
+                    while (await watcher.execute(WAITING_CLAIMS)).scalar_one() < claims:  # noqa: ASYNC110 - other processes' sessions
+                        await asyncio.sleep(0.1)
+
+            yield waiting
+    finally:
+        await engine.dispose()
 
 
 async def test_sigkill_at_several_points_loses_and_duplicates_nothing(
@@ -69,7 +101,9 @@ async def test_two_daemons_share_a_campaign_without_processing_any_row_twice(
     await harness.start_emulator("--latency-ms", "20")
     try:
         expected = await _submit(harness, 200, tmp_path)  # enough to share
-        daemons = [await harness.start_daemon("--until-idle") for _ in range(2)]
+        async with _claims_held(postgres_url) as claims_waiting:
+            daemons = [await harness.start_daemon("--until-idle") for _ in range(2)]
+            await claims_waiting(2)  # both at the starting line: one cannot take all 200
         outputs = await asyncio.wait_for(asyncio.gather(*(d.communicate() for d in daemons)), 180)
         assert [d.returncode for d in daemons] == [0, 0]
         summaries = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
