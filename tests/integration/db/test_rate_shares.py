@@ -93,8 +93,8 @@ async def test_processes_sharing_a_key_hold_its_limit_and_a_killed_ones_share_re
             assert (await proc.stdout.readline()).strip() == b"ready"
     # Each settles on a third of the rate.
     await _until("a third each", lambda: all(c and c[-1][1] == rate / 3 for c in map(_calls, outs)))
+    killed_at = time.time()  # before the kill: a test slow to note it cannot move it later
     procs[2].send_signal(signal.SIGKILL)
-    killed_at = time.time()
     assert await procs[2].wait() == -signal.SIGKILL
     # The survivors take the dead one's third back, once its lease has run out.
     await _until("a half each", lambda: all(_calls(o)[-1][1] == rate / 2 for o in outs[:2]))
