@@ -34,7 +34,7 @@ async def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
     from harvester.log import redactor
     from harvester.web.dashboard import add_dashboard_routes
     from harvester.web.health import add_health_routes
-    from harvester.web.server import parse_bind, serve
+    from harvester.web.server import serve, url_of
 
     for secret in settings.secrets:
         redactor.add(secret)
@@ -52,12 +52,12 @@ async def _dashboard(args: argparse.Namespace, settings: Settings) -> int:
             tiles=settings.tile_template,
         )
         site = await serve(app, args.http)
-        host, port = parse_bind(args.http)
-        say(f"dashboard on http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
         stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopped.set)
+        # Said once it can be stopped: whoever read the line may stop it at once.
+        say(f"dashboard on {url_of(site)}/ (Ctrl-C stops it)", flush=True)
         try:
             await stopped.wait()
         finally:

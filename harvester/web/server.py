@@ -17,6 +17,14 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]") or DEFAULT_HOST, int(port)
 
 
+def url_of(runner: web.AppRunner) -> str:
+    """Where a started runner listens, with the port it was given (`--http 0` takes any
+    free one: the only bind a caller cannot lose to another process between choosing and
+    binding)."""
+    host, port = runner.addresses[0][:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 async def serve(app: web.Application, bind: str) -> web.AppRunner:
     host, port = parse_bind(bind)
     runner = web.AppRunner(app, access_log=None)

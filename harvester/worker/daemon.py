@@ -50,7 +50,7 @@ from harvester.storage.local import LocalStorage
 from harvester.web.dashboard import add_dashboard_routes
 from harvester.web.health import add_health_routes
 from harvester.web.metrics import JobLabels, Metrics, add_metrics_routes
-from harvester.web.server import serve
+from harvester.web.server import serve, url_of
 from harvester.worker.context import Context, open_context
 from harvester.worker.interrupts import Interrupts
 from harvester.worker.jobs import run_image, run_task
@@ -519,6 +519,7 @@ async def _serving(daemon: Daemon, bind: str | None) -> AsyncIterator[None]:
             tiles=settings.tile_template,
         )
         site = await serve(app, bind)
+        log.info("http_serving", url=url_of(site))
         served = asyncio.Event()
         refresh = asyncio.create_task(daemon.metrics.refresh_loop(served))
         try:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
-import socket
 import sqlite3
 import urllib.request
 from collections import Counter
@@ -16,6 +16,7 @@ from typing import Any
 
 from browser import INJECT, chromium_or_skip, look_at, screenshot
 from daemon_harness import CLI, Harness, kill_group
+from served import served_url
 from sqlalchemy import select
 
 from harvester.db.models import Campaign, Image
@@ -38,12 +39,6 @@ SEEN = (
     + "})"
 )
 SCREENSHOT = os.environ.get("HARVESTER_DASHBOARD_SCREENSHOT")  # docs/dashboard.png, by hand
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _get(url: str) -> str:
@@ -107,11 +102,12 @@ async def test_an_operator_sees_campaigns_counts_and_reasons_in_a_browser(
     states, reasons, finishers = await _database_counts(sqlite_url)
     assert reasons, "the harvest should have failed or skipped something"
 
-    port = _free_port()
-    daemon = await harness.start_daemon("--http", str(port))
+    daemon = await harness.start_daemon("--http", "127.0.0.1:0")
+    assert daemon.stdout is not None
     try:
-        await _get(f"http://127.0.0.1:{port}/readyz")
-        page = f"http://127.0.0.1:{port}/"
+        base = await served_url(daemon.stdout, [])
+        await _get(f"{base}/readyz")
+        page = f"{base}/"
         desktop = await look_at(page, SEEN)
         phone = await look_at(page, SEEN, width=390, height=844)
         if SCREENSHOT:
@@ -177,14 +173,17 @@ async def test_the_dashboard_command_serves_the_page_without_a_daemon(
     listing.write_text("url,id,lat,lon\nhttp://127.0.0.1:9/a.jpg,a,45.1,6.2\n")
     code, out = await harness.cli("submit", "urls", "--campaign", "no daemon here", str(listing))
     assert code == 0, out
-    port = _free_port()
     server = await asyncio.create_subprocess_exec(
-        *CLI, "dashboard", "--http", f"127.0.0.1:{port}",
+        *CLI, "dashboard", "--http", "127.0.0.1:0",
         env=harness.env(), start_new_session=True,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
+    assert server.stdout is not None
     try:
-        page = await _get(f"http://127.0.0.1:{port}/")
+        said = (await asyncio.wait_for(server.stdout.readline(), 60)).decode()
+        served = re.match(r"dashboard on (http://127\.0\.0\.1:[1-9]\d*)/ ", said)
+        assert served, said  # the port it was given, not the 0 it was asked for
+        page = await _get(f"{served[1]}/")
     finally:
         kill_group(server, signal.SIGTERM)
         assert await server.wait() == 0

@@ -4,22 +4,16 @@ up, /readyz says 503 until the database is back, and the harvest loses nothing."
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 from daemon_harness import Harness, check_harvest
+from served import served_url
 from sqlalchemy.engine import make_url
 from tcp_proxy import TcpProxy
 
 OUTAGE_S = 8.0  # the progress loop used to stop the daemon after ~3 s of this
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _status(http: aiohttp.ClientSession, url: str) -> int:
@@ -47,16 +41,17 @@ async def test_a_database_outage_leaves_the_daemon_alive_and_loses_nothing(
     proxied = url.set(port=await proxy.start()).render_as_string(hide_password=False)
     harness = Harness(postgres_url, tmp_path / "data")
     await harness.start_emulator("--latency-ms", "200")
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
+    seen: list[str] = []
     try:
         listing = tmp_path / "outage.csv"
         expected = await harness.url_list(80, listing)
         code, out = await harness.cli("submit", "urls", "--campaign", "outage", str(listing))
         assert code == 0, out
         daemon = await harness.start_daemon(
-            "--until-idle", "--http", f"127.0.0.1:{port}", HARVESTER_DATABASE_URL=proxied
+            "--until-idle", "--http", "127.0.0.1:0", HARVESTER_DATABASE_URL=proxied
         )
+        assert daemon.stdout is not None
+        base = await served_url(daemon.stdout, seen)
         async with aiohttp.ClientSession() as http:
 
             async def ready_is(status: int) -> bool:
@@ -78,7 +73,7 @@ async def test_a_database_outage_leaves_the_daemon_alive_and_loses_nothing(
             proxy.restore()
             await _until(lambda: ready_is(200), 30, "/readyz to see the database back")
         out_bytes, _ = await asyncio.wait_for(daemon.communicate(), 180)
-        out = out_bytes.decode()
+        out = "".join(seen) + out_bytes.decode()
     finally:
         await harness.stop_emulator()
         await proxy.close()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+from served import served_url
 
 CLI = [sys.executable, "-m", "harvester.cli"]
 
@@ -80,41 +83,41 @@ def test_operator_mistakes_get_one_clear_line_and_exit_2(sqlite_url: str, tmp_pa
     assert "Traceback" not in unknown.stderr + missing.stderr + bad.stderr + lease.stderr
 
 
-def test_daemon_serves_health_and_metrics_and_stops_cleanly_on_sigterm(
+async def test_daemon_serves_health_and_metrics_and_stops_cleanly_on_sigterm(
     sqlite_url: str, tmp_path: Path
 ):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    daemon = subprocess.Popen(
-        [*CLI, "--database-url", sqlite_url, "--storage-root", str(tmp_path), "run",
-         "--http", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    daemon = await asyncio.create_subprocess_exec(
+        *CLI, "--database-url", sqlite_url, "--storage-root", str(tmp_path), "run",
+        "--http", "127.0.0.1:0", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
+    assert daemon.stdout is not None
+    seen: list[str] = []
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=2) as r:
-                    live = json.loads(r.read())
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the daemon never answered /livez"
-                time.sleep(0.2)
+        base = await served_url(daemon.stdout, seen)
+        live = await asyncio.to_thread(_json_of, f"{base}/livez")
         for path in ("/readyz", "/healthz"):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as r:
-                assert json.loads(r.read()) == {"status": "ok"}, path
+            assert await asyncio.to_thread(_json_of, f"{base}{path}") == {"status": "ok"}, path
         assert live["status"] == "ok" and live["images_stored"] == 0
         assert live["images_in_flight"] == 0
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as r:
-            metrics = r.read().decode()
+        metrics = await asyncio.to_thread(_text_of, f"{base}/metrics")
         assert "# TYPE harvester_images_total counter" in metrics
         assert "# HELP harvester_api_calls_total" in metrics
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        out, _ = daemon.communicate(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            daemon.send_signal(signal.SIGTERM)
+        rest, _ = await asyncio.wait_for(daemon.communicate(), 60)
+    out = "".join(seen) + rest.decode()
     assert daemon.returncode == 0, out
     assert "daemon_stopped" in out
+
+
+def _text_of(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
+
+
+def _json_of(url: str) -> Any:
+    return json.loads(_text_of(url))
 
 
 def test_global_options_before_the_emulator_command_reach_the_emulator():
