@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,24 +34,20 @@ def chromium_or_skip() -> str:
     return CHROMIUM
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def look_at(url: str, script: str, *, width: int = 1280, height: int = 900) -> Any:
     """Load `url` in a fresh headless Chromium of the given window size and return what
     `script` (a JavaScript expression) evaluates to once the page has loaded."""
-    port = _free_port()
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
+        # Port 0: Chromium binds a free one and names it in the profile (a port chosen here
+        # and bound by Chromium later could be taken in between).
         browser = await asyncio.create_subprocess_exec(
             chromium_or_skip(), "--headless", "--no-sandbox", "--disable-gpu",
-            f"--remote-debugging-port={port}", f"--user-data-dir={profile}",
+            "--remote-debugging-port=0", f"--user-data-dir={profile}",
             f"--window-size={width},{height}", "--no-first-run", "about:blank",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         try:
+            port = await _debugging_port(Path(profile) / "DevToolsActivePort")
             async with aiohttp.ClientSession() as http:
                 socket_url = await _page_socket(http, port)
                 async with http.ws_connect(socket_url, max_msg_size=0) as ws:
@@ -79,6 +74,23 @@ async def screenshot(url: str, path: Path, *, width: int = 1280, height: int = 1
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         await asyncio.wait_for(shot.wait(), 60)
+
+
+async def _debugging_port(named_in: Path) -> int:
+    """The port Chromium took, once it has written it (first line of the file)."""
+    async with asyncio.timeout(30):
+        while not (line := _first_line(named_in)).isdigit():  # noqa: ASYNC110 - Chromium's file
+            await asyncio.sleep(0.1)
+    return int(line)
+
+
+def _first_line(path: Path) -> str:
+    """The file's first line once it is whole (its newline written), else ""."""
+    try:
+        line, newline, _ = path.read_text().partition("\n")
+    except FileNotFoundError:
+        return ""
+    return line if newline else ""
 
 
 async def _page_socket(http: aiohttp.ClientSession, port: int) -> str:
