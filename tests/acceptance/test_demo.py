@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shlex
@@ -43,8 +44,12 @@ def test_demo_resumes_after_a_kill_even_on_another_port_and_reruns_add_nothing(t
 
     with socket.socket() as squatter:  # the emulator's usual port is taken this time
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", PREFERRED_PORT))
-        squatter.listen()
+        try:
+            squatter.bind(("127.0.0.1", PREFERRED_PORT))
+            squatter.listen()
+        except OSError as exc:  # taken already (another demo on a shared machine): as good
+            if exc.errno != errno.EADDRINUSE:
+                raise
         second = subprocess.run(CLI, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert second.returncode == 0, second.stdout + second.stderr
     assert f"127.0.0.1:{PREFERRED_PORT}" not in second.stdout.splitlines()[0]
