@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import socket
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -55,14 +54,13 @@ def _prepare_home() -> tuple[Path, int]:
     return home, int(port_file.read_text()) if port_file.exists() else PREFERRED_PORT
 
 
-def _free_port(preferred: int) -> int:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            probe.bind(("127.0.0.1", 0))
-            return int(probe.getsockname()[1])
+async def _emulator_on(preferred: int) -> RunningEmulator:
+    """The emulator on the port the last demo used (the URLs its database holds), or on
+    any free one when another process has that port: bound at once, not probed first."""
+    try:
+        return await start_emulator(EmulatorConfig(), port=preferred)
+    except OSError:
+        return await start_emulator(EmulatorConfig(), port=0)
 
 
 async def submit_url_list(
@@ -126,7 +124,7 @@ async def run_demo(
 ) -> int:
     out = out or sys.stdout
     home, preferred = await asyncio.to_thread(_prepare_home)
-    emulator = await start_emulator(EmulatorConfig(), port=_free_port(preferred))
+    emulator = await _emulator_on(preferred)
     await asyncio.to_thread((home / PORT_FILE).write_text, emulator.base_url.rsplit(":", 1)[1])
     previous_base = f"http://127.0.0.1:{preferred}"
     settings = base.model_copy(
