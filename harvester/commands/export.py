@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,9 +122,17 @@ def _moment(text: str) -> datetime:
     try:
         if len(text) == 10:
             return datetime.combine(date.fromisoformat(text), time())
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date or time: {text!r}") from None
+    try:
+        if moment.tzinfo is not None:
+            moment.astimezone(UTC)  # what a UTC capture time is compared with
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is outside the years 1 to 9999 in UTC"
+        ) from None
+    return moment
 
 
 def _until(text: str) -> datetime:

@@ -498,3 +498,21 @@ def test_the_emulator_on_a_port_in_use_says_so_in_one_line() -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--since", "0001-01-01T00:00+14:00"), ("--until", "9999-12-31T23:59-14:00")],
+)
+def test_an_export_bound_with_no_utc_instant_is_refused_naming_the_option(
+    sqlite_url: str, tmp_path: Path, option: str, value: str
+) -> None:
+    """In UTC each falls in year 0 or 10000: an OverflowError traceback once images were
+    compared with it."""
+    done = _run(
+        "--database-url", sqlite_url, "export", "--campaign", "c", "--format", "csv",
+        "--out", str(tmp_path / "out"), f"{option}={value}",
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert f"argument {option}: {value!r} is outside the years 1 to 9999 in UTC" in last, last
