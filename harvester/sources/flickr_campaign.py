@@ -77,7 +77,7 @@ class FlickrCampaign:
             if not FIRST_DAY <= day <= LAST_DAY:
                 raise InputError(f"upload dates must be from {FIRST_DAY} to {LAST_DAY}, got {day}")
         for license_id in self.licenses:
-            if not license_id.isdigit():
+            if not (license_id.isascii() and license_id.isdigit()):  # isdigit: "\u0661" too
                 raise InputError(f"--license takes numeric Flickr licence ids, got {license_id!r}")
         if self.bbox is not None:
             minlon, minlat, maxlon, maxlat = self.bbox

@@ -132,3 +132,17 @@ def test_a_sequence_id_that_is_not_one_is_refused_and_makes_no_campaign(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("harvester: unusable sequence id"), lines
     _no_campaigns(database_url, tmp_path)
+
+
+def test_a_flickr_licence_id_in_digits_other_than_ascii_is_refused(
+    sqlite_url: str, url_list: Path
+) -> None:
+    """str.isdigit takes ARABIC-INDIC DIGIT ONE, which was stored and sent to Flickr."""
+    done = _harvester(
+        sqlite_url, url_list.parent, *SUBMITS[1], "--campaign", "f", "--license=\u0661"
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines() == [
+        "harvester: --license takes numeric Flickr licence ids, got '\u0661'"
+    ]
+    _no_campaigns(sqlite_url, url_list.parent)
