@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -166,6 +166,10 @@ def _check(campaign: MapillaryCampaign) -> None:
     low, high = campaign.min_captured_at, campaign.max_captured_at
     if low is not None and high is not None and low > high:
         raise InputError("--min-captured-at is after --max-captured-at")
+    # Tomorrow in UTC is today somewhere: a later day (a typo, 2204) searched every tile or
+    # sequence, spending the API's quota, for no image.
+    if low is not None and low > datetime.now(UTC).date() + timedelta(days=1):
+        raise InputError(f"--min-captured-at {low} is in the future: no image was captured then")
     # An id is Mapillary's letters and digits: a control character or an undecodable byte
     # (a lone surrogate, which the task's dedupe key cannot hold) is a mistyped one.
     bad = [s for s in campaign.sequences if not (s.strip() and s.isprintable()) or len(s) > 200]

@@ -516,3 +516,17 @@ def test_an_export_bound_with_no_utc_instant_is_refused_naming_the_option(
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert f"argument {option}: {value!r} is outside the years 1 to 9999 in UTC" in last, last
+
+
+def test_a_mapillary_capture_range_starting_in_the_future_is_refused_at_submit(
+    sqlite_url: str,
+) -> None:
+    """It was queued, and the daemon searched the sequence for no image (Flickr's upload
+    range already refuses this)."""
+    done = _run(
+        "--database-url", sqlite_url, "submit", "mapillary", "--campaign", "m",
+        "--sequence", "abc", "--min-captured-at", "2999-01-01",
+    )  # fmt: skip
+    _one_clear_line(done, "--min-captured-at 2999-01-01 is in the future")
+    listed = _run("--database-url", sqlite_url, "campaigns", "list")
+    assert listed.returncode == 0 and "no campaigns yet" in listed.stdout
