@@ -170,6 +170,18 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("flickr_api_key", "mapillary_token", "dashboard_token")
+    @classmethod
+    def _printable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # An undecodable byte of the environment (a lone surrogate) crashed the daemon as it
+        # hashed the key; a CR from a Windows .env broke every request. Never echoed.
+        if value is not None and not value.get_secret_value().isprintable():
+            raise ValueError(
+                "holds an undecodable byte or a control character (a CR from a Windows "
+                "file?); it is not shown"
+            )
+        return value
+
     @field_validator("dashboard_token")
     @classmethod
     def _long_enough_token(cls, value: SecretStr | None) -> SecretStr | None:

@@ -530,3 +530,22 @@ def test_a_mapillary_capture_range_starting_in_the_future_is_refused_at_submit(
     _one_clear_line(done, "--min-captured-at 2999-01-01 is in the future")
     listed = _run("--database-url", sqlite_url, "campaigns", "list")
     assert listed.returncode == 0 and "no campaigns yet" in listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HARVESTER_FLICKR_API_KEY", os.fsdecode(b"0e1b2a3c\xff")),  # crashed the daemon
+        ("HARVESTER_MAPILLARY_TOKEN", "MLY|4242|0e1b2a3c4d5e\r"),  # every request failed
+        ("HARVESTER_DASHBOARD_TOKEN", "s3cret-token\n"),
+    ],
+)
+def test_a_secret_that_is_not_printable_text_is_refused_without_showing_it(
+    sqlite_url: str, variable: str, value: str
+) -> None:
+    done = subprocess.run(
+        [*CLI, "--database-url", sqlite_url, "status"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, variable: value},
+    )  # fmt: skip
+    _one_clear_line(done, variable.removeprefix("HARVESTER_").lower(), "control character")
+    assert value.strip()[:8] not in done.stderr, done.stderr
