@@ -162,8 +162,17 @@ async def _delete_with_files(name: str, settings: Settings, engine: AsyncEngine)
 
 
 async def _record(removals: Removals, name: str, paths: list[str]) -> None:
-    from harvester.errors import StorageUnavailable
+    from harvester.errors import InputError, StorageUnavailable
 
+    # A local root holding none of its files is the wrong root (the demo's is not the default
+    # `data`): the rows went, and their files stayed where no row or list names them.
+    found = (removals.storage.local_path(path) for path in paths)
+    if paths and not any(local is None or local.is_file() for local in found):
+        raise InputError(
+            f"none of the {len(paths)} stored images of campaign {name!r} is under the storage "
+            f"root {removals.storage.location}: pass the --storage-root (HARVESTER_STORAGE_ROOT) "
+            "the daemon wrote to, or delete without --files to keep them; nothing was deleted"
+        )
     try:
         await removals.record(name, paths)
     except OSError as exc:

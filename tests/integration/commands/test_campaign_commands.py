@@ -187,6 +187,25 @@ async def test_delete_keeps_images_another_campaign_found_or_copies_with_their_f
     assert sorted(hits) == sorted([(ids["shared"], "k"), (ids["dup"], "k"), (ids["mine"], "k")])
 
 
+async def test_delete_with_files_from_a_root_that_holds_none_of_them_changes_nothing(
+    sharing: Sharing, engine: AsyncEngine, capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    """It deleted the rows and removed nothing ('0 files removed'): their files stayed under
+    the real root, named by no row and no list, for ever (and made the wrong root)."""
+    before = await _owners(engine)
+    wrong = tmp_path / "not-the-root"
+    argv = (*sharing.argv[:2], "--storage-root", str(wrong))
+    code, out, err = await cli(capsys, *argv, "campaigns", "delete", "gone", "--files")
+    assert code == 2 and out == "", (out, err)
+    assert err.strip().splitlines() == [
+        f"harvester: none of the 2 stored images of campaign 'gone' is under the storage root "
+        f"{wrong}: pass the --storage-root (HARVESTER_STORAGE_ROOT) the daemon wrote to, or "
+        "delete without --files to keep them; nothing was deleted"
+    ]
+    assert await _owners(engine) == before and len(_files(sharing.root)) == 5
+    assert not wrong.exists()
+
+
 def _ctrl_c_on_second_remove(
     monkeypatch: pytest.MonkeyPatch, backend: type[LocalStorage] | type[S3Storage]
 ) -> list[str]:
