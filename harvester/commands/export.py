@@ -87,7 +87,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--queries-by",
         choices=("auto", "time", "pairs", "random"),
         default="auto",
-        help="how query images are picked",
+        help="how query images are picked (auto: a pairs file's roles, else time)",
     )
     vpr.add_argument(
         "--query-fraction",
@@ -105,7 +105,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--buffer-m",
         type=number_arg(0),
         default=25.0,
-        help="leave out images this near one of an earlier split (default 25; 0: none)",
+        help="leave out val images this near test's, train's near either (default 25; 0: none)",
     )
     vpr.add_argument(
         "--gallery-name",
@@ -196,12 +196,16 @@ async def _export(args: argparse.Namespace, settings: Settings, engine: AsyncEng
     folder = ExportFolder.open(args.out, args.format, overwrite=args.overwrite)
     storage = open_storage(settings)
     try:
-        what = await _write(args, storage, items, folder, _made_with(args, names, filters))
+        exported, what = await _write(
+            args, storage, items, folder, _made_with(args, names, filters)
+        )
     finally:
         await storage.close()
     changes = folder.finish()
-    say(f"exported {len(items)} images of {_named(names)} to {args.out} ({what}): {changes}")
-    unlicensed = sum(not granted(*item.image.licence) for item in items)
+    # The images in the export, not those selected: a layout may leave some out (it says why).
+    of = "" if len(exported) == len(items) else f" of the {len(items)}"
+    say(f"exported {len(exported)}{of} images of {_named(names)} to {args.out} ({what}): {changes}")
+    unlicensed = sum(not granted(*item.image.licence) for item in exported)
     if unlicensed:
         say(
             f"{unlicensed} of them are All Rights Reserved or of unknown licence: no licence"
@@ -240,12 +244,13 @@ async def _write(
     items: Sequence[Item],
     folder: ExportFolder,
     made_with: Sequence[str],
-) -> str:
-    """Write the format; every layout of image files ships its attribution beside them."""
+) -> tuple[Sequence[Item], str]:
+    """Write the format; every layout of image files ships its attribution beside them.
+    Returns the images the export holds (the VPR layout leaves some out) and what it wrote."""
     from harvester.exporters.attribution import write_attribution
 
     if args.format == "attribution":
-        return f"{write_attribution(items, folder)} attribution rows"
+        return items, f"{write_attribution(items, folder)} attribution rows"
     if args.format == "pairs":
         from harvester.exporters.pairs import pair_rows, pairs_csv
 
@@ -253,7 +258,7 @@ async def _write(
         if not rows:
             raise InputError("no pair of the exported images has both sides stored")
         folder.write("pairs.csv", pairs_csv(rows))
-        return f"{len(rows)} pairs"
+        return items, f"{len(rows)} pairs"
     if args.format in ("webdataset", "vpr"):
         _check_storage_holds(storage, items[0])
     if args.format == "webdataset":
@@ -261,23 +266,35 @@ async def _write(
 
         files = await export_webdataset(items, folder, storage)
         write_attribution(items, folder, files)
-        return f"{len({f.split(':')[0] for f in files.values()})} shards"
+        return items, f"{len({f.split(':')[0] for f in files.values()})} shards"
     if args.format == "vpr":
-        from harvester.exporters.vpr import VprOptions, export_vpr
-
-        options = VprOptions(
-            cell_m=args.cell_m,
-            ratios=args.split,
-            seed=args.seed,
-            queries_by=args.queries_by,
-            query_fraction=args.query_fraction,
-            gallery_name=args.gallery_name,
-            buffer_m=args.buffer_m,
-            positive_m=args.positive_m,
-        )
-        said, files = await export_vpr(items, folder, storage, options, made_with)
-        write_attribution([i for i in items if i.record["id"] in files], folder, files)
-        return said
+        return await _write_vpr(args, storage, items, folder, made_with)
     from harvester.exporters.tables import export_table
 
-    return export_table(items, folder, args.format)
+    return items, export_table(items, folder, args.format)
+
+
+async def _write_vpr(
+    args: argparse.Namespace,
+    storage: Storage,
+    items: Sequence[Item],
+    folder: ExportFolder,
+    made_with: Sequence[str],
+) -> tuple[list[Item], str]:
+    from harvester.exporters.attribution import write_attribution
+    from harvester.exporters.vpr import VprOptions, export_vpr
+
+    options = VprOptions(
+        cell_m=args.cell_m,
+        ratios=args.split,
+        seed=args.seed,
+        queries_by=args.queries_by,
+        query_fraction=args.query_fraction,
+        gallery_name=args.gallery_name,
+        buffer_m=args.buffer_m,
+        positive_m=args.positive_m,
+    )
+    said, files = await export_vpr(items, folder, storage, options, made_with)
+    exported = [i for i in items if i.record["id"] in files]
+    write_attribution(exported, folder, files)
+    return exported, said

@@ -3,18 +3,20 @@
 names of gmberton's VPR-datasets-downloader (whose folders say `database` for `gallery`).
 
 Train/val/test are split by UTM cells, each cell's split fixed by a hash of the cell (adding
-images never moves one placed before), and an image near one of an earlier split is left out,
-so that no place is in two splits though cells meet at their edges; gallery and queries as
-`vpr_roles` says, and a query no gallery image is near is left out. All pure but
-`export_vpr`."""
+images never moves one placed before), and an image near one of a split kept before it (test,
+then val) is left out, so that no place is in two splits though cells meet at their edges;
+gallery and queries as `vpr_roles` says, and a query no gallery image is near is left out.
+All pure but `export_vpr`."""
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
 from harvester.errors import InputError
@@ -23,17 +25,24 @@ from harvester.exporters.images import read_in_order
 from harvester.exporters.nearby import Grid, Utm, plane, planes, utm_of
 from harvester.exporters.output import ExportFolder
 from harvester.exporters.selection import Item
-from harvester.exporters.vpr_roles import GALLERY, QUERIES, hashed, resolved_queries_by, roles
+from harvester.exporters.vpr_roles import GALLERY, QUERIES, hashed, roles, rule_said
 from harvester.storage.base import Storage
 from harvester.storage.layout import digest
 
 SPLITS = ("train", "val", "test")
+# The buffer keeps test whole, then val but its images near test, then train but its images
+# near either: numbers are reported on test and models picked on val, so those keep all of
+# their cells (thinned at cell edges they were 39% smaller with 100 m cells of dense streets,
+# and leaned to cells' middles); train is the largest and the one a researcher can spare.
+KEPT_FIRST = ("test", "val", "train")
 GALLERY_NAMES = (GALLERY, "database")  # GeoWarp's folder name, VPR-datasets-downloader's
 KEEP = ".keep"  # in a role folder with no image, so that it is kept (loaders read *.jpg)
 MAX_FIELD_BYTES = 120  # a name's other fields take under 100 of a file name's 255 bytes
 UNFIT = '@/\\<>:"|?*'  # the separator, and what Windows forbids in a name (':' of URL-list ids)
 ZONES_SHOWN = 6  # of a split's UTM zones, in a warning
 UTM_LATITUDES = (-80.0, 84.0)  # the `utm` package refuses a latitude outside these
+NO_POSITION = "with no position"
+OUTSIDE_UTM = f"at a latitude outside UTM's {UTM_LATITUDES[0]:g} to {UTM_LATITUDES[1]:g}"
 Cell = tuple[int, str, int, int]  # UTM zone, latitude band, easting and northing // cell_m
 
 
@@ -59,6 +68,14 @@ class Placed:
     @property
     def relative(self) -> str:
         return f"images/{self.split}/{self.role}/{self.name}"
+
+    @cached_property
+    def plane(self) -> tuple[tuple[int, bool], float, float]:
+        """Where GeoWarp puts it: its name's zone and hemisphere (north: True), easting and
+        northing as the name rounds them."""
+        fields = parse_vpr_name(self.name)
+        zone = (int(fields["zone_number"]), fields["zone_letter"] >= "N")
+        return zone, float(fields["east"]), float(fields["north"])
 
 
 def _coord(value: float, left: int, right: int) -> str:
@@ -193,8 +210,7 @@ def zones_of(placed: Sequence[Placed]) -> dict[str, list[str]]:
     a name's easting and northing are in; at most ZONES_SHOWN, then how many more."""
     found: dict[str, set[tuple[int, bool]]] = {s: set() for s in SPLITS}
     for entry in placed:
-        fields = parse_vpr_name(entry.name)
-        found[entry.split].add((int(fields["zone_number"]), fields["zone_letter"] >= "N"))
+        found[entry.split].add(entry.plane[0])
     shown = {}
     for split, zones in found.items():
         labels = [f"{n} {'north' if north else 'south'}" for n, north in sorted(zones)]
@@ -220,20 +236,18 @@ def summary(counts: Mapping[str, int], dropped: Mapping[str, int], said: Sequenc
 def unplaceable(item: Item) -> str | None:
     """Why an image can have no VPR name (made of its UTM position), or None."""
     if item.lat is None or item.lon is None:
-        return "no position"
+        return NO_POSITION
     south, north = UTM_LATITUDES
-    if not south <= item.lat <= north:
-        return f"latitude {item.lat:g} is outside UTM's {south:g} to {north:g}"
-    return None
+    return None if south <= item.lat <= north else OUTSIDE_UTM
 
 
 @dataclass(frozen=True)
 class Placement:
     placed: list[Placed]
     unnamed: list[tuple[Mapping[str, Any], str]]  # record, why it is `unplaceable`
-    near: int  # left out: within the buffer of an image of an earlier split
+    near: Mapping[str, int]  # left out by split: within the buffer of a split kept before
     unfound: int  # queries left out: no gallery image of their split is near
-    how: str  # the resolved --queries-by, for README.txt to say what placing did
+    rule: str  # how roles were given (`vpr_roles.rule_said`), for README.txt
 
 
 def place_items(items: Sequence[Item], options: VprOptions) -> Placement:
@@ -249,15 +263,15 @@ def place_items(items: Sequence[Item], options: VprOptions) -> Placement:
     cells = {key: _cell(position, options.cell_m) for key, position in positions.items()}
     splits = {cell: split_of(cell, options.ratios, options.seed) for cell in set(cells.values())}
     split = {key: splits[cell] for key, cell in cells.items()}
-    kept = _apart(located, split, positions, options.buffer_m)
-    how = resolved_queries_by(kept, options.queries_by)
-    role = roles(kept, how, cells, options.seed, options.query_fraction)
+    kept, near = _apart(located, split, positions, options.buffer_m)
+    role = roles(kept, options.queries_by, cells, options.seed, options.query_fraction)
     folders = {GALLERY: options.gallery_name, QUERIES: QUERIES}
     placed = [
         Placed(i, split[id(i)], folders[role[id(i)]], _name(i, positions[id(i)])) for i in kept
     ]
     found = _findable(placed, options.positive_m)
-    return Placement(found, unnamed, len(located) - len(kept), len(placed) - len(found), how)
+    rule = rule_said([p.item for p in found], options.queries_by)
+    return Placement(found, unnamed, near, len(placed) - len(found), rule)
 
 
 def _findable(placed: Sequence[Placed], positive_m: float) -> list[Placed]:
@@ -267,39 +281,33 @@ def _findable(placed: Sequence[Placed], positive_m: float) -> list[Placed]:
     query; it is left out, not made a gallery image, so that it keeps its role: a later
     export, with a gallery image near it, adds it as a query."""
     grids = {s: Grid(positive_m) for s in SPLITS}
-    where = {id(p): _plane_of_name(p.name) for p in placed}
     for entry in placed:
         if entry.role != QUERIES:
-            grids[entry.split].add(*where[id(entry)])
-    return [p for p in placed if p.role != QUERIES or grids[p.split].near(*where[id(p)])]
-
-
-def _plane_of_name(name: str) -> tuple[tuple[str, bool], float, float]:
-    fields = parse_vpr_name(name)
-    zone = (fields["zone_number"], fields["zone_letter"] >= "N")
-    return zone, float(fields["east"]), float(fields["north"])
+            grids[entry.split].add(*entry.plane)
+    return [p for p in placed if p.role != QUERIES or grids[p.split].near(*p.plane)]
 
 
 def _apart(
     items: Sequence[Item], split: Mapping[int, str], positions: Mapping[int, Utm], buffer_m: float
-) -> list[Item]:
-    """The images not within `buffer_m` of a kept image of an earlier split (train, val, test
-    in that order): train is whole, val has no image near train's, test none near train's or
-    val's. Cells meet at their edges, so without a buffer one place is seen from two splits.
-    Distances are in UTM metres, on a grid of the buffer's size (9 buckets read a look-up)."""
+) -> tuple[list[Item], Counter[str]]:
+    """The images not within `buffer_m` of a kept image of a split kept before theirs
+    (KEPT_FIRST: test is whole, val has no image near test's, train none near val's or
+    test's), and how many of each split are left out. Cells meet at their edges, so without a
+    buffer one place is seen from two splits. Distances are in UTM metres, on a grid of the
+    buffer's size (9 buckets read a look-up)."""
     if buffer_m <= 0:
-        return list(items)
-    grid, near = Grid(buffer_m), set()
-    for name in SPLITS:
-        mine = [i for i in items if split[id(i)] == name]
-        for item in mine if grid else ():
-            seen = planes(*_at(item), positions[id(item)], buffer_m)
-            if any(grid.near(*where) for where in seen):
-                near.add(id(item))
-        for item in mine:
-            if id(item) not in near:
-                grid.add(*plane(positions[id(item)]))
-    return [i for i in items if id(i) not in near]
+        return list(items), Counter()
+    grid, gone = Grid(buffer_m), set[int]()
+    for name in KEPT_FIRST:
+        # Test's images, kept first, are looked up in an empty grid: their own plane will do.
+        mine = {id(i): planes(*_at(i), positions[id(i)], buffer_m) if grid
+                else [plane(positions[id(i)])] for i in items if split[id(i)] == name}  # fmt: skip
+        near = {key for key, seen in mine.items() if any(grid.near(*w) for w in seen)}
+        for key, seen in mine.items():
+            if key not in near:
+                grid.add(*seen[0])  # its own zone's plane
+        gone |= near
+    return [i for i in items if id(i) not in gone], Counter(split[key] for key in gone)
 
 
 def _at(item: Item) -> tuple[float, float]:
@@ -309,9 +317,13 @@ def _at(item: Item) -> tuple[float, float]:
 
 def left_out(placement: Placement, options: VprOptions) -> dict[str, int]:
     """How many images were left out, by why (the whys that have some)."""
+    unnamed = Counter(why for _, why in placement.unnamed)
+    buffer = f"within {options.buffer_m:g} m of"
     whys = {
-        "with no VPR name": len(placement.unnamed),
-        f"within {options.buffer_m:g} m of an image of an earlier split": placement.near,
+        NO_POSITION: unnamed[NO_POSITION],
+        OUTSIDE_UTM: unnamed[OUTSIDE_UTM],
+        f"val images {buffer} a test image": placement.near.get("val", 0),
+        f"train images {buffer} a val or test image": placement.near.get("train", 0),
         f"queries with no gallery image within {options.positive_m:g} m": placement.unfound,
     }
     return {why: n for why, n in whys.items() if n}
@@ -342,10 +354,13 @@ async def export_vpr(
     summary and where each image went, by image id."""
     placement = place_items(items, options)
     placed = placement.placed
+    dropped = left_out(placement, options)
     if not placed:
+        why = ", ".join(f"{n} {why}" for why, n in dropped.items())
         raise InputError(
-            f"none of the {len(items)} images has a position in UTM's latitudes "
-            f"({UTM_LATITUDES[0]:g} to {UTM_LATITUDES[1]:g}), and VPR file names are made of it"
+            f"none of the {len(items)} images can be placed ({why}): VPR file names are made"
+            f" of a UTM position, which needs a latitude from {UTM_LATITUDES[0]:g} to"
+            f" {UTM_LATITUDES[1]:g}"
         )
     counts = dict.fromkeys((f"{s}/{r}" for s in SPLITS for r in (options.gallery_name, QUERIES)), 0)
     files: dict[int, str] = {}
@@ -365,10 +380,16 @@ async def export_vpr(
     for empty in (key for key, n in counts.items() if not n):
         folder.write(f"images/{empty}/{KEEP}", b"")
     said = warnings(counts, options, zones_of(placed))
-    dropped = left_out(placement, options)
     readme = _readme(options, placement, made_with, counts, dropped, said)
     folder.write("README.txt", readme.encode("utf-8"))
     return summary(counts, dropped, said), files
+
+
+def _unnamed(record: Mapping[str, Any], why: str) -> str:
+    if why != OUTSIDE_UTM:
+        return why.removeprefix("with ")
+    south, north = UTM_LATITUDES
+    return f"latitude {float(record['lat']):g} is outside UTM's {south:g} to {north:g}"
 
 
 def _splits_said(options: VprOptions) -> list[str]:
@@ -379,22 +400,26 @@ def _splits_said(options: VprOptions) -> list[str]:
         "  A cell's split depends on the cell and the seed alone, so images added later never",
         "  move a cell: the first 8 bytes of sha256('SEED:ZONE:LETTER:E:N') (E, N = UTM easting,",
         "  northing // cell size) over 2**64 fall in train's, val's or test's share of 0..1.",
-        f"  An image within {options.buffer_m:g} m (--buffer-m) of a kept image of an"
-        " earlier split",
-        "  (train, then val, then test) is left out, as cells meet at their edges: so no place",
-        "  is in two splits (UTM metres; an image near a zone's edge is projected into the next",
-        "  zone too). A larger --cell-m leaves fewer out: fewer images are near an edge.",
+        f"  Cells meet at their edges, so an image within {options.buffer_m:g} m (--buffer-m) of"
+        " a kept image",
+        "  of another split is left out: test keeps all of its images, val loses those near a",
+        "  test image, train those near a val or test image, so that no place is in two splits",
+        "  and the splits evaluated on are whole (UTM metres; an image near a zone's edge is",
+        "  projected into the next zone too). A larger --cell-m leaves fewer out: fewer images",
+        "  are near an edge.",
     ]
 
 
-def _roles_said(options: VprOptions, how: str) -> list[str]:
+def _roles_said(options: VprOptions, rule: str) -> list[str]:
     return [
-        f"Gallery/queries: by {how} (--queries-by).",
+        f"Gallery/queries: by {rule}.",
         "  time: a Mapillary sequence is a traversal; in each cell the one captured first is",
         "  the gallery, later ones are queries. An image of no sequence (Flickr, URL lists) is",
         "  a query when the first 8 bytes of sha256('SEED:PROVIDER:ID') over 2**64 are below",
         f"  {options.query_fraction:g} (--query-fraction), so it keeps its role as images arrive.",
-        "  pairs: the roles of the Spherical-VPR pairs file. random: every image by that hash.",
+        "  pairs: the roles of the Spherical-VPR pairs file; an image in none is a gallery image.",
+        "  auto: those roles for the images in a pairs file, time for the others. random: every",
+        "  image by that hash.",
         f"  A query with no gallery image of its split within {options.positive_m:g} m"
         " (--positive-m, as GeoWarp",
         "  measures: the names' easting and northing, in one zone) is left out, as nothing could",
@@ -427,11 +452,13 @@ def _readme(
         "  note = provider; empty fields left empty.",
         "",
         *_splits_said(options),
-        *_roles_said(options, placement.how),
+        *_roles_said(options, placement.rule),
         "",
         "Made with:",
         *(f"  {line}" for line in made_with),
         "",
+        f"Images: {sum(counts.values()) + sum(dropped.values())} selected,"
+        f" {sum(counts.values())} exported, {sum(dropped.values())} left out.",
         "Images per folder:",
         *(f"  {key}: {counts[key]}" for key in sorted(counts)),
     ]
@@ -443,6 +470,7 @@ def _readme(
     if placement.unnamed:
         lines += ["", "With no VPR name (UTM cannot name the position):"]
         lines += [
-            f"  {r['provider']} {str(r['provider_id'])!r}: {why}" for r, why in placement.unnamed
+            f"  {r['provider']} {str(r['provider_id'])!r}: {_unnamed(r, why)}"
+            for r, why in placement.unnamed
         ]
     return "\n".join(lines) + "\n"

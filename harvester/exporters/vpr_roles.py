@@ -40,22 +40,38 @@ def pair_role(item: Item) -> str | None:
     return None
 
 
-def resolved_queries_by(items: Sequence[Item], how: str) -> str:
-    """`auto`: by pair roles when the images came from a pairs file, else by time."""
-    if how != "auto":
-        return how
-    return "pairs" if any(pair_role(i) for i in items) else "time"
-
-
 def roles(
     items: Sequence[Item], how: str, cells: Mapping[int, Hashable], seed: int, fraction: float
 ) -> dict[int, str]:
-    """Each image's role, by `id()`, placed the resolved --queries-by way."""
+    """Each image's role, by `id()`. `pairs` and `auto` take a pairs file's role where an image
+    has one; the others are gallery images (`pairs`: distractors) or placed by time (`auto`:
+    so a region exported with a pairs campaign still has its queries)."""
+    paired = {id(i): r for i in items if how in ("auto", "pairs") and (r := pair_role(i))}
+    rest = [i for i in items if id(i) not in paired]
     if how == "pairs":
-        return {id(i): pair_role(i) or GALLERY for i in items}
-    hashes = [i for i in items if how == "random" or not i.record["sequence_id"]]
+        return paired | dict.fromkeys(map(id, rest), GALLERY)
+    hashes = [i for i in rest if how == "random" or not i.record["sequence_id"]]
     found = {id(i): hashed_role(i.record, seed, fraction) for i in hashes}
-    return found | _by_time([i for i in items if id(i) not in found], cells)
+    return paired | found | _by_time([i for i in rest if id(i) not in found], cells)
+
+
+def rule_said(items: Sequence[Item], how: str) -> str:
+    """The rule `roles` followed, for README.txt: `auto` as it resolved, and how many images
+    each part of it placed."""
+    paired = sum(pair_role(i) is not None for i in items)
+    others = len(items) - paired
+    if how == "pairs" and others:
+        return f"pairs (--queries-by pairs; the {others} images in no pairs file: gallery)"
+    if how != "auto":
+        return f"{how} (--queries-by {how})"
+    if not paired:
+        return "time (--queries-by auto: no image is in a pairs file)"
+    if not others:
+        return "pairs (--queries-by auto: every image is in a pairs file)"
+    return (
+        f"pairs for the {paired} images in a pairs file, time for the {others} others"
+        " (--queries-by auto)"
+    )
 
 
 def _by_time(items: Sequence[Item], cells: Mapping[int, Hashable]) -> dict[int, str]:

@@ -7,6 +7,8 @@ import math
 import os
 import re
 import sqlite3
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -85,6 +87,27 @@ def test_pair_roles_put_database_and_query_sides_in_their_folders(harvest: Harve
     assert {roles[q.id] for _, q in harvest.pairs} == {"queries"}
 
 
+def test_auto_gives_listed_images_their_pair_roles_and_the_others_roles_by_time(
+    harvest: Harvest, tmp_path: Path
+):
+    found = {}
+    for how in ("auto", "time", "pairs"):
+        assert _vpr(harvest, tmp_path / how, "--queries-by", how) == 0
+        found[how] = files_by_id(tmp_path / how)
+    street = {how: {k: f for k, f in files.items() if k.startswith("street:")}
+              for how, files in found.items()}  # fmt: skip
+    assert street["auto"] == street["time"] != street["pairs"], "the URL list's go by time"
+    roles = {k: f.split("/")[2] for k, f in found["auto"].items()}
+    assert {roles[d.id] for d, _ in harvest.pairs if d.id in roles} == {"gallery"}
+    assert {roles[q.id] for _, q in harvest.pairs if q.id in roles} == {"queries"}
+    paired = len(found["auto"]) - len(street["auto"])
+    assert (
+        f"Gallery/queries: by pairs for the {paired} images in a pairs file, time for the"
+        f" {len(street['auto'])} others (--queries-by auto).\n"
+        in (tmp_path / "auto" / "README.txt").read_text()
+    )
+
+
 def test_the_gallery_folders_take_the_downloaders_name_with_gallery_name_database(
     harvest: Harvest, tmp_path: Path
 ):
@@ -128,6 +151,22 @@ def test_copies_are_made_when_links_cannot_be(harvest: Harvest, tmp_path, monkey
     assert files and all(p.stat().st_nlink == 1 for p in files)
 
 
+def test_two_exports_of_one_harvest_are_byte_identical_whatever_the_hash_seed(
+    harvest: Harvest, tmp_path: Path
+):
+    trees = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"vpr-{hash_seed}"
+        argv = harvest.argv("export", *EVERY_CAMPAIGN, "--format", "vpr", "--out", str(out),
+                            "--cell-m", str(CELL_M), "--queries-by", "time")  # fmt: skip
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": os.pathsep.join(sys.path)}
+        subprocess.run([sys.executable, "-m", "harvester", *argv], env=env, check=True,
+                       capture_output=True)  # fmt: skip
+        trees.append(tree_of(out))
+    assert any("/queries/" in name for name in trees[0]), "roles by time were given"
+    assert trees[0] == trees[1], "the same names, README.txt and attribution"
+
+
 def _harvest_copy(harvest: Harvest, tmp_path: Path) -> Harvest:
     """The harvest with its own database file, for tests that change rows."""
     copy = tmp_path / "copy.db"
@@ -166,6 +205,37 @@ def test_images_beyond_utms_latitudes_are_left_out_each_with_its_reason(
         assert f"flickr '{provider_id}': latitude {lat:g} is outside UTM's" in readme
     credits = {r["provider_id"] for r in rows_of(out / "attribution.csv")}
     assert credits == set(names)
+
+
+def test_the_summary_counts_the_images_written_and_each_reason_one_was_left_out(
+    harvest: Harvest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    mine = _harvest_copy(harvest, tmp_path)
+    with sqlite3.connect(mine.database_url.removeprefix("sqlite:///")) as db:
+        ids = db.execute(f"SELECT id FROM images WHERE {UNSEQUENCED}").fetchall()
+        db.execute("UPDATE images SET lat = NULL, lon = NULL WHERE id = ?", ids[0])
+        db.execute("UPDATE images SET lat = 85.0 WHERE id = ?", ids[1])
+        stored = db.execute("SELECT count(*) FROM images WHERE state = 'stored'").fetchone()[0]
+    out = tmp_path / "vpr"
+    argv = ("export", *EVERY_CAMPAIGN, "--format", "vpr", "--cell-m", str(CELL_M))
+    assert main(mine.argv(*argv, "--out", str(out))) == 0
+    said = capsys.readouterr().out
+    files = list(out.glob("images/*/*/*.jpg"))
+    assert f"exported {len(files)} of the {stored} images of campaign " in said
+    readme = (out / "README.txt").read_text()
+    gone = _left_out(out)
+    assert gone == stored - len(files) and len(rows_of(out / "attribution.csv")) == len(files)
+    assert f"Images: {stored} selected, {len(files)} exported, {gone} left out.\n" in readme
+    listed = readme.partition(f"Left out ({gone}):\n")[2].partition("\n\n")[0]
+    reasons = [line.strip() for line in listed.splitlines()]
+    assert f"left out {gone}: {', '.join(reasons)}" in said
+    assert sum(int(r.split()[0]) for r in reasons) == gone
+    assert {r.partition(" ")[2] for r in reasons} >= {
+        "with no position",
+        "at a latitude outside UTM's -80 to 84",
+        "train images within 25 m of a val or test image",
+        "queries with no gallery image within 25 m",
+    }
 
 
 def test_ids_unfit_for_a_file_name_are_cleaned_kept_apart_and_kept_short(
@@ -301,7 +371,7 @@ def _within(points: list[tuple[float, float]], others: list[tuple[float, float]]
     return sum(any(math.dist(p, o) <= 25 for o in others) for p in points)
 
 
-def test_no_val_or_test_image_is_within_25_m_of_an_image_of_an_earlier_split(
+def test_the_buffer_keeps_test_whole_and_leaves_out_val_and_train_images_near_it(
     harvest: Harvest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
     argv = ("export", *EVERY_CAMPAIGN, "--format", "vpr", "--cell-m", str(CELL_M))
@@ -316,10 +386,12 @@ def test_no_val_or_test_image_is_within_25_m_of_an_image_of_an_earlier_split(
     assert all(split.values())
     assert not _within(split["val"] + split["test"], split["train"])
     assert not _within(split["test"], split["val"])
-    near = sum(map(len, leaky.values())) - sum(map(len, split.values()))
-    assert near and f"{near} within 25 m of an image of an earlier split" in said
-    readme = (out / "README.txt").read_text()
-    assert f"Left out ({near}):\n  {near} within 25 m of an image of an earlier split\n" in readme
+    assert sorted(split["test"]) == sorted(leaky["test"]), "test keeps every image"
+    assert set(split["val"]) <= set(leaky["val"]) and set(split["train"]) <= set(leaky["train"])
+    train = len(leaky["train"]) - len(split["train"])
+    reason = f"{train} train images within 25 m of a val or test image"
+    assert train and reason in said
+    assert f"\n  {reason}\n" in (out / "README.txt").read_text().partition("Left out (")[2]
 
 
 UNSEQUENCED = "state = 'stored' AND provider IN ('flickr', 'urls') ORDER BY id"

@@ -148,7 +148,7 @@ def test_images_that_arrive_later_move_no_image_placed_before():
     options = VprOptions(cell_m=100, ratios=(0.6, 0.2, 0.2), seed=3)
     before = {p.item.record["id"]: p.split for p in place_items(items[:1000], options).placed}
     after = {p.item.record["id"]: p.split for p in place_items(items, options).placed}
-    # One may be left out, now near an image of an earlier split that arrived: never moved.
+    # One may be left out, now near an image of a split kept first that arrived: never moved.
     assert {i: after[i] for i in before if i in after} == {
         i: before[i] for i in after if i in before
     }
@@ -166,21 +166,28 @@ def _nearest(points: numpy.ndarray, others: numpy.ndarray) -> numpy.ndarray:
     return numpy.sqrt(((points[:, None, :] - others[None, :, :]) ** 2).sum(-1)).min(1)
 
 
-def test_no_place_is_in_two_splits_each_image_near_an_earlier_splits_is_left_out():
+def test_no_place_is_in_two_splits_test_is_whole_val_loses_only_images_near_test():
     items = _scatter(3000)
     # No pair roles: all are the gallery, so no query is left out (for want of a gallery).
-    placement = place_items(items, VprOptions(cell_m=100, seed=3, queries_by="pairs"))
+    options = VprOptions(cell_m=100, seed=3, queries_by="pairs")
+    placement = place_items(items, options)
     at = {s: _east_north([p.name for p in placement.placed if p.split == s]) for s in SPLITS}
     assert all(len(points) for points in at.values())
     assert _nearest(at["val"], at["train"]).min() > 25
     assert _nearest(at["test"], at["train"]).min() > 25
     assert _nearest(at["test"], at["val"]).min() > 25
-    # Only those are left out: each is within 25 m of a kept image of an earlier split.
-    kept = {id(p.item) for p in placement.placed}
-    gone = [vpr_name(*_at(i)) for i in items if id(i) not in kept]
-    assert placement.near == len(gone) == len(items) - len(placement.placed) > 100
-    earlier = numpy.concatenate([at["train"], at["val"]])
-    assert _nearest(_east_north(gone), earlier).max() <= 25 + 0.01  # names: 2 decimals
+    # Test keeps every image of its cells; val and train lose only those near a kept image
+    # of a split kept before theirs (test, then val).
+    unbuffered = place_items(items, dataclasses.replace(options, buffer_m=0)).placed
+    kept = {p.name for p in placement.placed}
+    gone = {s: [p.name for p in unbuffered if p.split == s and p.name not in kept] for s in SPLITS}
+    assert not gone["test"] and len(at["test"]) == sum(p.split == "test" for p in unbuffered)
+    assert placement.near == {"val": len(gone["val"]), "train": len(gone["train"])}
+    assert len(gone["val"]) > 10 and len(gone["train"]) > 100
+    assert _nearest(_east_north(gone["val"]), at["test"]).max() <= 25 + 0.01  # names: 2 decimals
+    kept_before = numpy.concatenate([at["val"], at["test"]])
+    assert _nearest(_east_north(gone["train"]), kept_before).max() <= 25 + 0.01
+    assert len(placement.placed) + len(gone["val"]) + len(gone["train"]) == len(items)
     assert not place_items(items, VprOptions(cell_m=100, seed=3, buffer_m=0)).near
     assert not placement.unfound
 
@@ -210,7 +217,7 @@ def test_two_images_either_side_of_a_zone_edge_or_the_equator_are_near(
     assert distance_m(*_at(pair[0]), *_at(pair[1])) < 10
     assert cell_of(pair[0], 100)[:2] != cell_of(pair[1], 100)[:2], "another zone or band"
     placement = place_items(pair, VprOptions(cell_m=100))
-    assert len(placement.placed) == 1 and placement.near == 1
+    assert len(placement.placed) == 1 and sum(placement.near.values()) == 1
     assert len(place_items(pair, VprOptions(cell_m=100, buffer_m=0)).placed) == 2
 
 
@@ -289,15 +296,47 @@ def test_in_each_place_the_earlier_traversal_is_the_gallery():
     assert roles == {"travel0": {GALLERY}, "travel1": {QUERIES}}
 
 
-def test_pair_roles_decide_gallery_and_queries_when_present():
-    def paired(n: int, role: str) -> Item:
-        base = image(n, lat=45.0, lon=9.0 + n * 1e-4)
-        hit = Hit("svpr", "pairs-csv p.csv part 1", role, {"pair": n, "other": "x"})
-        return Item(StoredImage(base.record, "svpr", base.license_name, None, (hit,)), None)
+def _paired(n: int, role: str) -> Item:
+    """Image n of a pairs file, on its `role` side, 8 m east of the one before."""
+    base = image(n, lat=45.0, lon=9.0 + n * 1e-4)
+    hit = Hit("svpr", "pairs-csv p.csv part 1", role, {"pair": n, "other": "x"})
+    return Item(StoredImage(base.record, "svpr", base.license_name, None, (hit,)), None)
 
-    items = [paired(i, "database" if i % 2 else "query") for i in range(10)]
+
+def test_pair_roles_decide_gallery_and_queries_when_present():
+    items = [_paired(i, "database" if i % 2 else "query") for i in range(10)]
     placed = place_items(items, VprOptions()).placed
     assert all(p.role == (GALLERY if p.item.record["id"] % 2 else QUERIES) for p in placed)
+
+
+def test_auto_takes_a_pairs_files_roles_where_it_gives_one_and_places_the_others_by_time():
+    items = [_paired(i, "database" if i % 2 else "query") for i in range(4)]
+    # Two traversals of a street 400 m away, a year apart, in no pairs file.
+    items += [
+        Item(image(100 + 10 * travel + k, lat=45.0 + k * 10 / 111_195, lon=9.005,
+                   captured_at=datetime(2019 + travel, 6, 1, tzinfo=UTC),
+                   sequence_id=f"travel{travel}"), None)
+        for travel in (0, 1) for k in range(5)
+    ]  # fmt: skip
+    options = VprOptions(cell_m=50, ratios=(1, 0, 0), buffer_m=0)
+    placement = place_items(items, options)
+    role = {p.item.record["id"]: p.role for p in placement.placed}
+    assert len(role) == len(items)
+    assert [role[n] for n in range(4)] == [QUERIES, GALLERY, QUERIES, GALLERY]
+    assert {role[n] for n in range(100, 105)} == {GALLERY}
+    assert {role[n] for n in range(110, 115)} == {QUERIES}
+    said = "pairs for the 4 images in a pairs file, time for the 10 others (--queries-by auto)"
+    assert placement.rule == said
+    # `pairs` makes those others gallery images; auto of one kind of image says which it took.
+    only = place_items(items, dataclasses.replace(options, queries_by="pairs"))
+    assert {p.role for p in only.placed if p.item.record["id"] >= 100} == {GALLERY}
+    assert only.rule == "pairs (--queries-by pairs; the 10 images in no pairs file: gallery)"
+    assert place_items(items[:4], options).rule == (
+        "pairs (--queries-by auto: every image is in a pairs file)"
+    )
+    assert place_items(items[4:], options).rule == (
+        "time (--queries-by auto: no image is in a pairs file)"
+    )
 
 
 async def test_the_readme_names_the_roles_placing_used_when_paired_images_are_left_out(tmp_path):
@@ -391,7 +430,9 @@ async def test_images_without_a_position_are_refused_and_no_folder_is_made(tmp_p
     items = [Item(image(n, lat=None, lon=None), None) for n in range(3)]
     out = tmp_path / "vpr"
     folder = ExportFolder.open(out, "vpr", overwrite=False)
-    with pytest.raises(InputError, match="none of the 3 images has a position"):
+    with pytest.raises(
+        InputError, match=r"none of the 3 images can be placed \(3 with no position\)"
+    ):
         await export_vpr(items, folder, LocalStorage(tmp_path / "root"), VprOptions(), [])
     assert not out.exists()
 
@@ -439,11 +480,11 @@ def test_the_summary_says_when_a_wanted_split_got_no_image() -> None:
         "no image fell in test: too few cells for the ratios (a smaller --cell-m makes more)"
     ]
     text = summary(
-        few, {"with no VPR name": 1, "within 25 m of an image of an earlier split": 2}, said
+        few, {"with no position": 1, "train images within 25 m of a test image": 2}, said
     )
     assert text.startswith("test/gallery 0, test/queries 0, train/gallery 8")
     assert text.endswith(
-        "; left out 3: 1 with no VPR name, 2 within 25 m of an image of an earlier split"
+        "; left out 3: 1 with no position, 2 train images within 25 m of a test image"
         "; no image fell in test: too few cells for the ratios (a smaller --cell-m makes more)"
     )
     assert not warnings(few, VprOptions(ratios=(0.7, 0.3, 0.0)), {})  # a 0 ratio wants none
