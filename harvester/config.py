@@ -42,6 +42,11 @@ def async_database_url(url: str) -> str:
     """Accept the URLs operators write and pick the async driver ourselves.
 
     What is refused is never quoted back: a mistyped URL may still hold its password."""
+    undecodable = next((i for i, c in enumerate(url) if "\ud800" <= c <= "\udfff"), None)
+    if undecodable is not None:  # a lone surrogate: each driver failed with a traceback
+        raise ValueError(
+            f"the database URL holds a byte that is not UTF-8 (at character {undecodable + 1})"
+        )
     if "://" not in url:
         # Once taken as an SQLite path: a typo ('garbage', 'postgres:/db') made a file.
         raise ValueError(f"the database URL has no scheme://: {_URL_FORMS}")

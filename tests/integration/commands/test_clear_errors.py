@@ -549,3 +549,24 @@ def test_a_secret_that_is_not_printable_text_is_refused_without_showing_it(
     )  # fmt: skip
     _one_clear_line(done, variable.removeprefix("HARVESTER_").lower(), "control character")
     assert value.strip()[:8] not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        b"postgresql://ops\xff@127.0.0.1:1/x",
+        b"postgresql://ops@127.0.0.1:1/h\xff",
+        b"sqlite:///h\xff.db",
+    ],
+    ids=["user", "database", "sqlite-file"],
+)
+def test_a_database_url_with_an_undecodable_byte_is_refused_in_one_line(
+    tmp_path: Path, url: bytes
+) -> None:
+    """asyncpg failed with 121 lines of AttributeError, sqlite3 with UnicodeEncodeError."""
+    done = subprocess.run(
+        [*CLI, "--database-url", os.fsdecode(url), "status"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=os.environ,
+    )  # fmt: skip
+    _one_clear_line(done, "database_url: the database URL holds a byte that is not UTF-8")
+    assert list(tmp_path.iterdir()) == []
