@@ -246,7 +246,8 @@ async def _write(
     made_with: Sequence[str],
 ) -> tuple[Sequence[Item], str]:
     """Write the format; every layout of image files ships its attribution beside them.
-    Returns the images the export holds (the VPR layout leaves some out) and what it wrote."""
+    Returns the images the export holds (the VPR layout leaves some out, pairs.csv those in
+    no whole pair) and what it wrote."""
     from harvester.exporters.attribution import write_attribution
 
     if args.format == "attribution":
@@ -258,7 +259,8 @@ async def _write(
         if not rows:
             raise InputError("no pair of the exported images has both sides stored")
         folder.write("pairs.csv", pairs_csv(rows))
-        return items, f"{len(rows)} pairs"
+        listed = {row[f"image_id_{side}"] for row in rows for side in ("database", "query")}
+        return [i for i in items if i.record["provider_id"] in listed], f"{len(rows)} pairs"
     if args.format in ("webdataset", "vpr"):
         _check_storage_holds(storage, items[0])
     if args.format == "webdataset":

@@ -80,6 +80,19 @@ def test_pairs_file_reproduces_the_submitted_pairs_that_were_harvested(
     assert not again.problems and len(again.items) == 2 * len(harvest.pairs)
 
 
+def test_a_pairs_export_counts_the_images_in_its_pairs_not_those_selected(
+    harvest: Harvest, tmp_path: Path, capsys
+):
+    argv = harvest.argv(
+        "export", "--campaign", "svpr", "--campaign", "street", "--format", "pairs",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert main(argv) == 0
+    said = capsys.readouterr().out
+    paired = 2 * len(harvest.pairs)
+    assert f"exported {paired} of the " in said and f"({len(harvest.pairs)} pairs)" in said, said
+
+
 def test_pairs_with_a_side_left_out_are_not_written(harvest: Harvest, tmp_path: Path):
     d, _ = harvest.pairs[0]
     bbox = f"{d.lon - 1e-7},{d.lat - 1e-7},{d.lon + 1e-7},{d.lat + 1e-7}"
