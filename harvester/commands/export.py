@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from harvester.storage.base import Storage
 
 HASH_BITS = 64  # images.phash: the largest Hamming distance
+# No two points on Earth are further apart (half the equator is 20,037 km): a radius past it
+# means all, and one past 1e154 m overflowed as it was squared. A cell under a millimetre
+# divided a UTM easting past what a float holds.
+MAX_RADIUS_M = 2e7
+MIN_CELL_M = 1e-3
 near_distance_arg = number_arg(0, HASH_BITS, whole=True)  # a Hamming distance of two phashes
 FORMATS = ("parquet", "csv", "jsonl", "attribution", "pairs", "webdataset", "vpr")
 
@@ -78,7 +83,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     vpr = export.add_argument_group("vpr layout")
     vpr.add_argument(
-        "--cell-m", type=number_arg(0, open_low=True), default=100.0, help="split cells, metres"
+        "--cell-m", type=number_arg(MIN_CELL_M), default=100.0, help="split cells, metres"
     )
     # A string default is parsed as typed (by `type`), and shown so, not as a tuple.
     vpr.add_argument("--split", type=_ratios, default="0.6,0.2,0.2", help="train,val,test ratios")
@@ -97,13 +102,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     vpr.add_argument(
         "--positive-m",
-        type=number_arg(0, open_low=True),
+        type=number_arg(0, MAX_RADIUS_M, open_low=True),
         default=25.0,
         help="a query with no gallery image this near in its split is left out (default 25)",
     )
     vpr.add_argument(
         "--buffer-m",
-        type=number_arg(0),
+        type=number_arg(0, MAX_RADIUS_M),
         default=25.0,
         help="leave out val images this near test's, train's near either (default 25; 0: none)",
     )

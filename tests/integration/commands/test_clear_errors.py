@@ -223,11 +223,14 @@ def test_a_rejected_url_line_never_shows_its_password(sqlite_url: str, tmp_path:
         ("--cell-m", "nan"),
         ("--cell-m", "-100"),
         ("--cell-m", "inf"),
+        ("--cell-m", "1e-320"),  # east / cell_m was infinite: an OverflowError traceback
         ("--split", "nan,1,1"),
         ("--query-fraction", "2"),
         ("--query-fraction", "nan"),
         ("--buffer-m", "-1"),
         ("--buffer-m", "inf"),
+        ("--buffer-m", "1e308"),  # squared, an OverflowError traceback
+        ("--positive-m", "1e308"),
         ("--positive-m", "0"),
         ("--positive-m", "nan"),
         ("--min-distance", "-5"),
