@@ -17,14 +17,18 @@ FALSE_NORTHING_M = 10_000_000.0  # what UTM adds to a southern northing
 M_PER_DEG_LAT = 110_574.0  # the fewest metres in a degree of latitude (at the equator)
 M_PER_DEG_LON = 111_319.0  # metres in a degree of longitude on the equator, rounded down
 MARGIN = 1.01  # UTM's scale is within 0.9996 to 1.001 of the ground's
+MIN_BUCKET_M = 1e-3
 
 
 class Grid:
-    """Points of planes, bucketed by `radius` (> 0): all points within it of a point are in
-    the 9 buckets around that point's."""
+    """Points of planes, bucketed by `radius` (> 0), or a millimetre if it is less: all
+    points within it of a point are in the 9 buckets around that point's."""
 
     def __init__(self, radius: float) -> None:
         self.radius = radius
+        # Buckets may be wider than the radius, not narrower: of 1e-320 m, an easting's
+        # index was infinite (an OverflowError), and nothing is placed finer than a mm.
+        self._side = max(radius, MIN_BUCKET_M)
         self._buckets: defaultdict[tuple[Hashable, int, int], list[tuple[float, float]]]
         self._buckets = defaultdict(list)
 
@@ -32,7 +36,7 @@ class Grid:
         return len(self._buckets)
 
     def _key(self, frame: Hashable, x: float, y: float) -> tuple[Hashable, int, int]:
-        return frame, math.floor(x / self.radius), math.floor(y / self.radius)
+        return frame, math.floor(x / self._side), math.floor(y / self._side)
 
     def add(self, frame: Hashable, x: float, y: float) -> None:
         self._buckets[self._key(frame, x, y)].append((x, y))

@@ -470,3 +470,16 @@ def test_roles_of_images_of_no_sequence_stay_when_more_arrive_in_their_cells(
     after = files_by_id(out)
     assert {k: after[k] for k in before} == before, "same split, role and name"
     assert len(after) > len(before) and any("/queries/" in f for f in before.values())
+
+
+@pytest.mark.parametrize("option", ["--buffer-m", "--positive-m"])
+def test_a_radius_under_a_millimetre_is_taken_as_written(
+    harvest: Harvest, tmp_path: Path, option: str
+):
+    """Points were bucketed by the radius itself: of 1e-320 m, an easting's bucket index was
+    infinite, an OverflowError traceback. It leaves out what a radius of a nanometre does."""
+    assert _vpr(harvest, tmp_path / "tiny", option, "1e-320") == 0
+    assert _vpr(harvest, tmp_path / "nano", option, "1e-9") == 0
+    tiny, nano = tree_of(tmp_path / "tiny"), tree_of(tmp_path / "nano")
+    assert tiny.pop("README.txt") != nano.pop("README.txt")  # which states the radius
+    assert tiny == nano
