@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,6 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from harvester.cli import main
 from harvester.db.duplicates import _FIRST_STORED_POSTGRES, _FIRST_STORED_SQLITE, _STORED
 from harvester.db.migrate import (
     current_revision,
@@ -59,19 +59,25 @@ async def test_a_database_behind_the_head_is_upgraded_to_it(sqlite_url: str):
 
 
 async def test_a_database_a_newer_harvester_upgraded_is_refused_in_one_line_and_left_alone(
-    database_url: str, capsys: pytest.CaptureFixture[str]
+    database_url: str,
 ):
     engine = create_engine(database_url)
     try:
         await upgrade(engine)
         async with engine.begin() as connection:
             await connection.execute(text("UPDATE alembic_version SET version_num = '0999'"))
-        code = await asyncio.to_thread(main, ["--database-url", database_url, "status"])
+        # The real CLI in a process of its own: run in this one, it would set the logging
+        # of every later test to a captured stream that is closed once this test ends.
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "harvester.cli", "--database-url", database_url, "status",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, said = await asyncio.wait_for(cli.communicate(), 120)
         assert await current_revision(engine) == "0999"
     finally:
         await engine.dispose()
-    err = capsys.readouterr().err
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    err = said.decode()
+    assert cli.returncode == 2 and len(err.strip().splitlines()) == 1, err
     assert "schema revision 0999" in err and f"newest is {head_revision()}" in err, err
 
 
