@@ -36,8 +36,10 @@ def hostile(sqlite_url: str, tmp_path: Path) -> str:
         writer = csv.writer(handle)
         writer.writerow(["url", "id", "title", "owner"])
         writer.writerow(["http://127.0.0.1:9/a.jpg", "id\x1b[2J1", TITLE, "owner\x1b]0;x\x07"])
-    _run("--database-url", sqlite_url, "submit", "urls", "--campaign", NAME, str(listing))
+    _run("--database-url", sqlite_url, "submit", "urls", "--campaign", "evil", str(listing))
     with sqlite3.connect(tmp_path / "harvester.db") as db:
+        # A new name may not hold control characters; one a database kept from before may.
+        db.execute("UPDATE campaigns SET name = ?", (NAME,))
         db.execute(
             "UPDATE images SET state = 'failed', reason = 'http_5xx', last_error = ?", (ERROR,)
         )
@@ -112,8 +114,10 @@ def test_a_typed_backslash_escape_reads_differently_from_a_real_control(
     listing = tmp_path / "list.csv"
     listing.write_text("url\nhttp://127.0.0.1:9/a.jpg\n")
     typed, real = "typed\\x1b[2J", "real\x1b[2J"
-    for name in (typed, real):
+    for name in (typed, "real"):
         _run("--database-url", sqlite_url, "submit", "urls", "--campaign", name, str(listing))
+    with sqlite3.connect(tmp_path / "harvester.db") as db:  # kept from before names were checked
+        db.execute("UPDATE campaigns SET name = ? WHERE name = 'real'", (real,))
     out, _ = _run("--database-url", sqlite_url, "campaigns", "list")
     _escaped(out, 3)
     assert "typed\\\\x1b[2J" in out and "real\\x1b[2J" in out, out
