@@ -270,6 +270,7 @@ def _ms(row: dict[str, Any], key: str) -> str:
 def run_workload(
     workload: corpus.Workload,
     args: argparse.Namespace,
+    server: ServerProcess,
     base_url: str,
     skipped: str | None,
     startup: dict[str, Any],
@@ -296,7 +297,10 @@ def run_workload(
     for round_ in range(args.rounds):
         for name, run in tools if round_ % 2 == 0 else tools[::-1]:
             print(f"{workload.name} round {round_ + 1}: running {name} ...", flush=True)
+            served = server.cpu_s()
             runs.append(run())
+            spent = server.cpu_s() - served
+            runs[-1].usage["server_cpu_ms_per_image"] = 1000 * spent / max(1, runs[-1].images)
     busy = floor.measure_loaded(files, args.processes)
     return Result(workload.name, corpus.describe(files), runs, busy, args.processes, startup)
 
@@ -326,9 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     work = WORK / "run"
     work.mkdir(exist_ok=True)
     startup = harvester_startup(work, args.processes)
-    with ServerProcess(WORK / "corpus") as base_url:
+    server = ServerProcess(WORK / "corpus")
+    with server as base_url:
         for workload in [w for w in corpus.WORKLOADS if w.name in wanted]:
-            results.append(run_workload(workload, args, base_url, skipped, startup))
+            results.append(run_workload(workload, args, server, base_url, skipped, startup))
+    served = statistics.median(
+        float(run.usage["server_cpu_ms_per_image"]) for r in results for run in r.runs
+    )
+    print(f"the corpus server ({server.kind}) spent {served:.2f} ms of CPU an image (median)")
     rows = report(results)
     out = {"cores": args.processes, "loadavg": os.getloadavg(), "rows": rows,
            "runs": [{"workload": r.workload, "tool": run.tool, "images": run.images, **run.usage}
