@@ -29,7 +29,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing = group.add_parser("list", help="rows, most recently changed first")
     _scope_flags(listing)
     listing.add_argument(
-        "--state", type=text_arg, action="append", help="only rows in this state (repeatable)"
+        "--state", type=_state_arg, action="append", help="only rows in this state (repeatable)"
     )
     listing.add_argument(
         "--reason", type=text_arg, action="append", help="only rows with this reason code"
@@ -70,6 +70,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     retry.add_argument("--dry-run", action="store_true", help="count, change nothing")
     retry.set_defaults(handler=_retry)
+
+
+def _state_arg(text: str) -> str:
+    """A state of either queue: one that is none (`faild`) would match no row, silently."""
+    from harvester.db.models import ImageState, TaskState
+
+    text = text_arg(text)
+    states = list(dict.fromkeys([*TaskState, *ImageState]))
+    if text not in states:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a state; use one of {', '.join(states)}")
+    return text
 
 
 def _scope_flags(parser: argparse.ArgumentParser) -> None:
