@@ -14,7 +14,10 @@ import sys
 
 def main() -> int:
     try:
-        from harvester.cli import main as command_line
+        from harvester.loading import collector_paused
+
+        with collector_paused():
+            from harvester.cli import main as command_line
 
         return command_line()
     except KeyboardInterrupt:

@@ -262,10 +262,12 @@ def _sizes(args: argparse.Namespace) -> dict[str, int]:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from harvester.loading import collector_paused
     from harvester.worker.forkserver import start_fork_server
 
     start_fork_server()  # it imports what workers need while we import the daemon
-    from harvester.worker.daemon import run_daemon
+    with collector_paused():
+        from harvester.worker.daemon import run_daemon
 
     counters = await run_daemon(
         settings,

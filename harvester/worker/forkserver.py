@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.context import ForkServerContext
 
+# Imported first: it pauses the cycle collector for the imports (see harvester.loading).
+FIRST = "harvester.worker.preloading"
 # The pixel path (numpy, Pillow; `harvester.imaging` alone loads neither), OpenCV, which it
 # loads lazily, and the fetch side of a worker.
 WORKER_MODULES = ("harvester.imaging.pipeline", "cv2", "harvester.worker.fetching")
@@ -29,7 +31,7 @@ def fork_context() -> ForkServerContext:
     """The context workers are started with; its server preloads WORKER_MODULES."""
     context = multiprocessing.get_context("forkserver")
     # Only a server not yet started takes this; one already running preloaded the same.
-    context.set_forkserver_preload([*WORKER_MODULES, LAST])
+    context.set_forkserver_preload([FIRST, *WORKER_MODULES, LAST])
     return context
 
 

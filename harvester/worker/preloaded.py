@@ -3,6 +3,7 @@
 It freezes the objects those imports made: the collector no longer walks them, neither in
 the server (whose exit otherwise spent ~0.25 s of CPU collecting them) nor in the workers
 forked from it, whose full collections skip them and whose pages stay shared with the server.
+Then it resumes the collector `preloading` paused: the workers forked from here collect.
 """
 
 from __future__ import annotations
@@ -10,3 +11,4 @@ from __future__ import annotations
 import gc
 
 gc.freeze()
+gc.enable()
