@@ -126,8 +126,13 @@ def run_img2dataset(
 
 
 def run_harvester(
-    url_list: Path, work: Path, processes: int, concurrency: int | None, items: list[corpus.Item]
+    url_list: Path | None,
+    work: Path,
+    processes: int,
+    concurrency: int | None,
+    items: list[corpus.Item],
 ) -> Run:
+    """A URL list submitted, then the daemon until idle; no list: on an empty queue."""
     home = work / "harvester"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
@@ -139,12 +144,13 @@ def run_harvester(
         "--log-level=warning",
     ]
     started = time.perf_counter()
-    subprocess.run(
-        [*base, "submit", "urls", "--campaign", "bench", str(url_list)],
-        check=True,
-        capture_output=True,
+    # A list of no rows is refused: the empty queue is a migrated database.
+    submit = (
+        ["submit", "urls", "--campaign", "bench", str(url_list)] if url_list else ["db", "upgrade"]
     )
-    print(f"harvester: submitted the URL list in {time.perf_counter() - started:.1f} s")
+    subprocess.run([*base, *submit], check=True, capture_output=True)
+    done = "submitted the URL list" if url_list else "migrated the database"
+    print(f"harvester: {done} in {time.perf_counter() - started:.1f} s")
     run = [*base, "run", "--until-idle", f"--processes={processes}"]
     if concurrency:
         run.append(f"--concurrency={concurrency}")
@@ -168,9 +174,7 @@ def harvester_startup(work: Path, processes: int) -> dict[str, Any]:
     """The daemon on an empty queue: imports, migrations, pool start and stop, once.
 
     A fixed cost, not a per-image one: rows report CPU per image net of it (and gross)."""
-    empty = work / "empty.csv"
-    empty.write_text("url\n")
-    return run_harvester(empty, work, processes, None, []).usage
+    return run_harvester(None, work, processes, None, []).usage
 
 
 @dataclass

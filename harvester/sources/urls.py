@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -69,11 +70,19 @@ class BadLine:
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
-    """(line or row number, row) pairs, streamed; the format follows the file's extension."""
+    """(line or row number, row) pairs, streamed; the format follows the file's extension.
+    A file with no row is an InputError: submitted, it would be a campaign of nothing."""
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        yield from _parquet_rows(path)
-        return
+    rows = _parquet_rows(path) if suffix == ".parquet" else _csv_rows(path, suffix)
+    empty = True
+    for row in rows:
+        empty = False
+        yield row
+    if empty:
+        raise InputError(f"{path} has column names but no rows: nothing to queue")
+
+
+def _csv_rows(path: Path, suffix: str) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
     header: list[str] | None = None
     delimiter = "\t" if suffix in (".tsv", ".tab") else ","
     for number, cells in csv_records(path, delimiter=delimiter):
@@ -90,7 +99,9 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
         if any(cell.strip() for cell in cells):
             yield number, {k: v.strip() for k, v in zip(header, cells, strict=False) if k}
     if header is None:
-        raise InputError(f"{path}: the header line must name a 'url' column")
+        raise InputError(
+            f"{path} is empty: a URL list is a header line naming a 'url' column, then rows"
+        )
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
@@ -168,6 +179,10 @@ async def submit_urls(
     # Here, not at the top: worker processes import this module to fetch, never the database.
     from harvester.db.campaigns import ensure_campaign
 
+    rows = read_rows(campaign.path)
+    # The header and first row are read before the campaign is made: a file that is not a
+    # list, or one with no row, makes no campaign (nor changes the settings of one).
+    first = next(rows)
     settings = UrlListSettings(
         source_file=str(campaign.path),
         max_side=campaign.max_side,
@@ -188,7 +203,7 @@ async def submit_urls(
     batch: dict[str, FoundImage] = {}
     repeats = RepeatedKeys()
     in_batch = 0
-    for number, row in read_rows(campaign.path):
+    for number, row in itertools.chain([first], rows):
         report.rows += 1
         try:
             if isinstance(row, BadLine):

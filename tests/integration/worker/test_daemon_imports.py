@@ -15,11 +15,12 @@ PIXEL_LIBRARIES = ("numpy", "PIL", "cv2", "pyarrow")
 def test_daemon_process_runs_without_pixel_libraries_its_workers_have_them_preloaded(
     tmp_path: Path,
 ) -> None:
-    # As an operator runs it: submit, then `run --until-idle` on the (empty) queue; then a
+    # As an operator runs it: submit, cancel, then `run --until-idle` on a queue with nothing
+    # to do (a list of no rows is refused, a cancelled row is not claimed); then a
     # worker forked as the daemon's are says what it got from the fork server. An object
     # the server imported is frozen there (gc.freeze), so the worker's collector lists
     # none of it; a module the worker imported itself would be listed.
-    (tmp_path / "empty.csv").write_text("url\n")
+    (tmp_path / "list.csv").write_text("url\nhttp://img.example/a.jpg\n")
     program = tmp_path / "program.py"
     program.write_text(
         textwrap.dedent(
@@ -50,7 +51,8 @@ def test_daemon_process_runs_without_pixel_libraries_its_workers_have_them_prelo
 
             if __name__ == "__main__":
                 codes = [
-                    main([*FLAGS, "submit", "urls", "--campaign", "c", "{tmp_path}/empty.csv"]),
+                    main([*FLAGS, "submit", "urls", "--campaign", "c", "{tmp_path}/list.csv"]),
+                    main([*FLAGS, "cancel", "--campaign", "c"]),
                     main([*FLAGS, "status"]),
                     main([*FLAGS, "jobs", "list"]),
                     main([*FLAGS, "run", "--until-idle", "--processes=1"]),
@@ -66,7 +68,7 @@ def test_daemon_process_runs_without_pixel_libraries_its_workers_have_them_prelo
     )
     assert out.returncode == 0, out.stderr
     codes, daemon, worker, frozen = json.loads(out.stdout.splitlines()[-1])
-    assert codes == [0, 0, 0, 0], out.stdout
+    assert codes == [0, 0, 0, 0, 0], out.stdout
     assert daemon == [], "the daemon's process loaded pixel libraries"
     assert {"numpy", "PIL", "cv2"} <= set(worker)
     assert frozen, "the worker imported the pixel code itself, not the fork server"
