@@ -63,7 +63,9 @@ def text_arg(text: str) -> str:
 def campaign_name_arg(text: str) -> str:
     """A new campaign's name, kept as typed, so it is refused rather than cleaned (that would
     rename it): UTF-8, not blank, every character printable (`terminal.shown` escapes the rest,
-    so a name with ESC or an invisible one would never read as typed), within its column."""
+    so a name with ESC or an invisible one would never read as typed), no space at either end
+    (`--campaign ' bx'` is told from `bx` by nothing an operator sees), within its column.
+    Names kept from before are looked up as stored (`text_arg`): this is for submits only."""
     from harvester.db.models import CAMPAIGN_NAME_CHARS
 
     text = text_arg(text)
@@ -74,6 +76,10 @@ def campaign_name_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"a campaign name cannot hold control or invisible characters "
             f"(U+{ord(text[odd]):04X} at character {odd + 1})"
+        )
+    if text != text.strip():
+        raise argparse.ArgumentTypeError(
+            f"a campaign name cannot begin or end with a space, got {text!r}"
         )
     if len(text) > CAMPAIGN_NAME_CHARS:
         raise argparse.ArgumentTypeError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -85,3 +86,26 @@ def test_an_empty_url_list_leaves_the_settings_of_its_campaign_alone(
     _refused(done, "empty.csv has column names but no rows: nothing to queue")
     shown = _harvester(sqlite_url, tmp_path, "campaigns", "show", "c", "--json")
     assert json.loads(shown.stdout)["settings"]["max_side"] == 2048, shown
+
+
+def test_a_campaign_kept_from_before_with_spaces_round_its_name_is_found_by_that_name(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A new name may not begin or end with a space; one a database kept from before may, and
+    every command that looks a campaign up finds it as it is stored."""
+    (tmp_path / "list.csv").write_text("url\nhttp://img.example/a.jpg\n")
+    made = _harvester(sqlite_url, tmp_path, "submit", "urls", "--campaign", "bx", "list.csv")
+    assert made.returncode == 0, made.stderr
+    with sqlite3.connect(tmp_path / "harvester.db") as db:
+        db.execute("UPDATE campaigns SET name = ' bx '")
+    for command in (
+        ("campaigns", "show", " bx "),
+        ("status", "--campaign", " bx "),
+        ("jobs", "list", "--campaign", " bx "),
+        ("campaigns", "pause", " bx "),
+        ("cancel", "--campaign", " bx "),
+    ):
+        done = _harvester(sqlite_url, tmp_path, *command)
+        assert done.returncode == 0 and "bx" in done.stdout, (command, done.stderr)
+    refused = _harvester(sqlite_url, tmp_path, "campaigns", "show", "bx")
+    _refused(refused, "harvester: no campaign named 'bx'; `harvester campaigns list` lists them")

@@ -66,8 +66,10 @@ def test_a_campaign_name_with_an_undecodable_byte_is_refused_naming_the_argument
         ("", "cannot be empty or only spaces"),
         ("   ", "cannot be empty or only spaces"),
         ("x" * 201, "is at most 200 characters, got 201"),
+        (" bx", "cannot begin or end with a space, got ' bx'"),
+        ("bx ", "cannot begin or end with a space, got 'bx '"),
     ],
-    ids=["escape", "newline", "bidi", "empty", "spaces", "too-long"],
+    ids=["escape", "newline", "bidi", "empty", "spaces", "too-long", "leading", "trailing"],
 )
 def test_a_new_campaign_name_that_cannot_be_kept_as_typed_is_refused(
     sqlite_url: str, url_list: Path, name: str, why: str
