@@ -159,7 +159,11 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(  # its options (--help included) are the emulator's own
         "emulator", help="serve the local Flickr + Mapillary + CDN emulator", add_help=False
     )
-    demo = commands.add_parser("demo", help="the whole product against the built-in emulator")
+    demo = commands.add_parser(
+        "demo",
+        help="the whole product against the built-in emulator, in ./harvester-demo "
+        "(--database-url and --storage-root given before `demo` move its database and files)",
+    )
     demo.set_defaults(handler=_demo)
 
     flickr = submit.add_parser(
@@ -291,7 +295,8 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from harvester.demo import run_demo
 
-    return await run_demo(settings, reporter=_reporter(5.0))
+    given = [name for name in ("database_url", "storage_root") if getattr(args, name) is not None]
+    return await run_demo(settings, reporter=_reporter(5.0), given=given)
 
 
 def _reporter(interval_s: float) -> Reporter:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import shlex
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import date
 from pathlib import Path
 from typing import TextIO
@@ -26,6 +27,7 @@ from harvester.emulator import (
     RunningEmulator,
     start_emulator,
 )
+from harvester.redact import redact_url
 from harvester.sources.flickr import FlickrCampaign, parse_queries, submit_flickr
 from harvester.sources.mapillary import MapillaryCampaign, submit_mapillary
 from harvester.sources.urls import UrlCampaign, submit_urls
@@ -120,17 +122,25 @@ SUBMITTERS: list[Submitter] = [submit_flickr_keywords, submit_mapillary_demo, su
 
 
 async def run_demo(
-    base: Settings, out: TextIO | None = None, reporter: Reporter | None = None
+    base: Settings,
+    out: TextIO | None = None,
+    reporter: Reporter | None = None,
+    *,
+    given: Collection[str] = (),
 ) -> int:
+    """The demo keeps its database and files in its folder, but for those of `database_url`
+    and `storage_root` in `given` (set on the command line: base's are kept). HARVESTER_*
+    variables and a config file do not move them: a shell set up for a real harvest does not
+    take the demo's campaigns into it."""
     out = out or sys.stdout
     home, preferred = await asyncio.to_thread(_prepare_home)
     emulator = await _emulator_on(preferred)
     await asyncio.to_thread((home / PORT_FILE).write_text, emulator.base_url.rsplit(":", 1)[1])
     previous_base = f"http://127.0.0.1:{preferred}"
+    own = {"database_url": f"sqlite:///{home / 'harvester.db'}", "storage_root": home / "data"}
     settings = base.model_copy(
         update={
-            "database_url": f"sqlite:///{home / 'harvester.db'}",
-            "storage_root": home / "data",
+            **{name: value for name, value in own.items() if name not in given},
             "flickr_api_url": emulator.flickr_api_url,
             "mapillary_api_url": emulator.mapillary_api_url,
             "flickr_api_key": SecretStr(FLICKR_KEY),
@@ -151,16 +161,21 @@ async def run_demo(
         counters = await run_daemon(
             settings, until_idle=True, reporter=reporter, handle_signals=True
         )
-        await _summary(engine, settings, out, counters.elapsed_s)
+        await _summary(engine, settings, out, counters.elapsed_s, home, bool(given))
     finally:
         await engine.dispose()
         await emulator.close()
     return 0
 
 
-async def _summary(engine: Engine, settings: Settings, out: TextIO, elapsed: float) -> None:
+async def _summary(
+    engine: Engine, settings: Settings, out: TextIO, elapsed: float, home: Path, moved: bool
+) -> None:
     states = await image_states_by_campaign_name(engine)
-    db = settings.database_url
+    url = settings.database_url
+    db = shlex.quote(url if url.startswith("sqlite") else redact_url(url))
+    root = shlex.quote(str(settings.storage_root))
+    sqlite = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
     lines = [
         "",
         f"demo finished in {elapsed:.1f} s",
@@ -170,13 +185,17 @@ async def _summary(engine: Engine, settings: Settings, out: TextIO, elapsed: flo
         f"files: {settings.storage_root}/<provider>/<group>/<shard>/<name>.jpg",
         "inspect:",
         f"  .venv/bin/harvester --database-url {db} status",
-        f"  sqlite3 {db.removeprefix('sqlite:///')} "
-        '"SELECT state, count(*) FROM images GROUP BY state"',
+        *(
+            [f'  sqlite3 {shlex.quote(sqlite)} "SELECT state, count(*) FROM images GROUP BY state"']
+            if sqlite
+            else []
+        ),
         "a VPR dataset of the Mapillary campaigns (images are read from the storage root):",
-        f"  .venv/bin/harvester --database-url {db} --storage-root {settings.storage_root} "
+        f"  .venv/bin/harvester --database-url {db} --storage-root {root} "
         f"export --campaign demo-sequence --campaign demo-region --format vpr "
-        f"--out {settings.storage_root.parent / 'vpr'}",
-        "re-run `make demo` to resume: nothing already stored is fetched again.",
+        f"--out {shlex.quote(str(home / 'vpr'))}",
+        f"re-run {'this command' if moved else '`make demo`'} to resume: "
+        "nothing already stored is fetched again.",
     ]
     out.write("\n".join(lines) + "\n")
 

@@ -8,6 +8,7 @@ import re
 import shlex
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -29,6 +30,17 @@ CLI = [sys.executable, "-m", "harvester.cli", "demo"]
 
 def _stored_files(home: Path) -> list[Path]:
     return [p for p in (home / "data").rglob("*.jpg") if p.is_file()]
+
+
+def _export_as_suggested(demo_output: str, cwd: Path) -> None:
+    """Runs the export command the demo printed, as printed, and checks it made the layout."""
+    suggested = next(line for line in demo_output.splitlines() if " export " in line)
+    argv = shlex.split(suggested.replace(".venv/bin/harvester", "", 1))
+    exported = subprocess.run([sys.executable, "-m", "harvester.cli", *argv], cwd=cwd,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    gallery = cwd / "harvester-demo" / "vpr" / "images" / "train" / "gallery"
+    assert list(gallery.glob("@*.jpg"))
 
 
 def test_demo_resumes_after_a_kill_even_on_another_port_and_reruns_add_nothing(tmp_path: Path):
@@ -59,17 +71,32 @@ def test_demo_resumes_after_a_kill_even_on_another_port_and_reruns_add_nothing(t
     assert not [p for p in home.rglob("*") if ".tmp-" in p.name]
 
     # The export it suggests works as printed (the storage root is the demo's, not `data`).
-    suggested = next(line for line in second.stdout.splitlines() if " export " in line)
-    argv = shlex.split(suggested.replace(".venv/bin/harvester", "", 1))
-    exported = subprocess.run([sys.executable, "-m", "harvester.cli", *argv], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert exported.returncode == 0, exported.stdout + exported.stderr
-    assert list((home / "vpr" / "images" / "train" / "gallery").glob("@*.jpg"))
+    _export_as_suggested(second.stdout, tmp_path)
 
     third = subprocess.run(CLI, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert third.returncode == 0, third.stdout + third.stderr
     assert "0 new images" in third.stdout and "0 tasks" in third.stdout
     assert {p: p.stat().st_mtime_ns for p in _stored_files(home)} == files, "files rewritten"
+
+
+def test_the_demo_keeps_its_database_and_files_where_the_command_line_puts_them(tmp_path: Path):
+    """`--database-url` and `--storage-root` were ignored: the demo wrote to ./harvester-demo."""
+    db, root, cwd = tmp_path / "my demo.db", tmp_path / "my store", tmp_path / "cwd"
+    cwd.mkdir()
+    flags = ["--database-url", f"sqlite:///{db}", "--storage-root", str(root)]
+    done = subprocess.run([*CLI[:-1], *flags, "demo"], cwd=cwd, capture_output=True, text=True,
+                          timeout=180)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    home = cwd / "harvester-demo"
+    assert not (home / "harvester.db").exists() and not (home / "data").exists()
+    with sqlite3.connect(db) as connection:
+        (stored,) = connection.execute(
+            "SELECT count(*) FROM images WHERE state = 'stored'"
+        ).fetchone()
+    assert stored and len(list(root.rglob("*.jpg"))) == stored, stored
+
+    # The commands it prints name them, quoted as a shell takes them.
+    _export_as_suggested(done.stdout, cwd)
 
 
 async def test_the_summary_counts_failures_and_skips_by_reason_code_not_by_message(
