@@ -93,7 +93,7 @@ async def _database_revisions(engine: AsyncEngine) -> list[str] | None:
 def _refuse_unknown(found: list[str]) -> None:
     """A revision no migration file here declares was written by a newer harvester (a
     rolling upgrade's first daemon, or this machine's harvester rolled back)."""
-    known = {_declarations(path).get("revision") for path in _migration_files()}
+    known = {declared.get("revision") for declared in _migrations()}
     unknown = sorted(r for r in found if r not in known)
     if unknown:
         raise SchemaTooNew(
@@ -103,14 +103,12 @@ def _refuse_unknown(found: list[str]) -> None:
         )
 
 
-@functools.cache
 def declared_head() -> str | None:
     """The head revision as the files in migrations/versions declare it, read without
     Alembic; None where that is not certain (no files, several heads, computed values)."""
     revisions: set[str] = set()
     below: set[str] = set()
-    for path in _migration_files():
-        declared = _declarations(path)
+    for declared in _migrations():
         revision, down = declared.get("revision"), declared.get("down_revision")
         if not isinstance(revision, str) or declared.get("depends_on") is not None:
             return None
@@ -125,8 +123,10 @@ def declared_head() -> str | None:
     return heads.pop() if len(heads) == 1 else None
 
 
-def _migration_files() -> list[Path]:
-    return sorted((MIGRATIONS / "versions").glob("*.py"))
+@functools.cache
+def _migrations() -> tuple[dict[str, object], ...]:
+    """The declarations of each file in migrations/versions, parsed once for every upgrade."""
+    return tuple(_declarations(path) for path in sorted((MIGRATIONS / "versions").glob("*.py")))
 
 
 def _declarations(path: Path) -> dict[str, object]:
