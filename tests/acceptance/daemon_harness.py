@@ -72,6 +72,15 @@ class Harness:
         await asyncio.to_thread(path.write_text, text)
         return {f"{path.stem}:{row['id']}": row["expected"] for row in rows}
 
+    async def submit(self, campaign: str, n: int, folder: Path) -> dict[str, str]:
+        """Submit a URL list of n rows as `campaign` through the CLI; returns what url_list
+        does (its file, in folder, is named after the campaign)."""
+        listing = folder / f"{campaign.replace(' ', '_')}.csv"
+        expected = await self.url_list(n, listing)
+        code, out = await self.cli("submit", "urls", "--campaign", campaign, str(listing))
+        assert code == 0, out
+        return expected
+
     async def cli(self, *args: str, limit_s: float = 120) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
             *CLI,

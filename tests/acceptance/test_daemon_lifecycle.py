@@ -21,17 +21,10 @@ FAULTS = ("--error-rate", "0.05", "--rate-429", "0.05", "--retry-after", "0",
 
 @pytest.fixture
 async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    """conftest's harness on both databases: a kill must break the queue on neither."""
     h = Harness(database_url, tmp_path / "data")
     yield h
     await h.stop_emulator()
-
-
-async def _submit(h: Harness, n: int, tmp_path: Path) -> dict[str, str]:
-    listing = tmp_path / "victims.csv"
-    expected = await h.url_list(n, listing)
-    code, out = await h.cli("submit", "urls", "--campaign", "victims", str(listing))
-    assert code == 0, out
-    return expected
 
 
 # A daemon's claim loop is its one writer of image rows before it holds any.
@@ -66,7 +59,7 @@ async def test_sigkill_at_several_points_loses_and_duplicates_nothing(
     harness: Harness, tmp_path: Path
 ):
     await harness.start_emulator(*FAULTS)
-    expected = await _submit(harness, 120, tmp_path)
+    expected = await harness.submit("victims", 120, tmp_path)
     for stored_before_kill in (5, 30, 60):
         daemon = await harness.start_daemon()
         await harness.wait_for_stored(stored_before_kill)
@@ -80,7 +73,7 @@ async def test_sigkill_at_several_points_loses_and_duplicates_nothing(
 
 async def test_sigterm_drains_in_flight_work_and_exits_zero(harness: Harness, tmp_path: Path):
     await harness.start_emulator("--latency-ms", "150")
-    expected = await _submit(harness, 60, tmp_path)
+    expected = await harness.submit("victims", 60, tmp_path)
     daemon = await harness.start_daemon("--grace", "20")
     await harness.wait_for_stored(5)
     kill_group(daemon, signal.SIGTERM)
@@ -100,7 +93,7 @@ async def test_two_daemons_share_a_campaign_without_processing_any_row_twice(
     harness = Harness(postgres_url, tmp_path / "data")
     await harness.start_emulator("--latency-ms", "20")
     try:
-        expected = await _submit(harness, 200, tmp_path)  # enough to share
+        expected = await harness.submit("victims", 200, tmp_path)  # enough to share
         async with _claims_held(postgres_url) as claims_waiting:
             daemons = [await harness.start_daemon("--until-idle") for _ in range(2)]
             await claims_waiting(2)  # both at the starting line: one cannot take all 200

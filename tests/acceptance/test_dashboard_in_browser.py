@@ -81,10 +81,7 @@ async def test_an_operator_sees_campaigns_counts_and_reasons_in_a_browser(
     await harness.start_emulator()
     try:
         for name, n in (("alpine lakes", 40), ("city streets", 25)):
-            listing = tmp_path / f"{name.replace(' ', '_')}.csv"
-            await harness.url_list(n, listing)
-            code, out = await harness.cli("submit", "urls", "--campaign", name, str(listing))
-            assert code == 0, out
+            await harness.submit(name, n, tmp_path)
         sequence = build_world(EmulatorConfig().seed, EmulatorConfig().world)
         database, _ = sequence.mapillary_sequence_pairs()[0]
         harness.extra_env.update(

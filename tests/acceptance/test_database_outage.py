@@ -43,10 +43,7 @@ async def test_a_database_outage_leaves_the_daemon_alive_and_loses_nothing(
     await harness.start_emulator("--latency-ms", "200")
     seen: list[str] = []
     try:
-        listing = tmp_path / "outage.csv"
-        expected = await harness.url_list(80, listing)
-        code, out = await harness.cli("submit", "urls", "--campaign", "outage", str(listing))
-        assert code == 0, out
+        expected = await harness.submit("outage", 80, tmp_path)
         daemon = await harness.start_daemon(
             "--until-idle", "--http", "127.0.0.1:0", HARVESTER_DATABASE_URL=proxied
         )

@@ -10,22 +10,13 @@ import os
 import signal
 import sqlite3
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from daemon_harness import Harness, check_harvest, kill_group
 
 # A bound for a loaded machine, not a timing property: the workers exit once they see their
 # socket close, which takes up to 2 s on a busy core. One that never exits still fails.
 GONE_S = 30.0
-
-
-@pytest.fixture
-async def harness(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    h = Harness(sqlite_url, tmp_path / "data")
-    yield h
-    await h.stop_emulator()
 
 
 async def _lines_until(stream: asyncio.StreamReader, marker: str, seen: list[str]) -> None:
@@ -72,10 +63,7 @@ async def test_a_second_ctrl_c_during_the_drain_exits_at_once_in_one_line_losing
     harness: Harness, tmp_path: Path
 ) -> None:
     await harness.start_emulator("--latency-ms", "4000")  # a drain of several seconds
-    listing = tmp_path / "victims.csv"
-    expected = await harness.url_list(40, listing)
-    code, out = await harness.cli("submit", "urls", "--campaign", "victims", str(listing))
-    assert code == 0, out
+    expected = await harness.submit("victims", 40, tmp_path)
     daemon = await harness.start_daemon("--grace", "60")
     assert daemon.stdout is not None
     seen: list[str] = []

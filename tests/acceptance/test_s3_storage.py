@@ -48,10 +48,7 @@ async def test_a_harvest_into_a_bucket_survives_a_sigkill_and_reads_back_whole(
     harness.endpoint = s3_endpoint
     await harness.start_emulator(*FAULTS)
     try:
-        listing = tmp_path / "street.csv"
-        expected = await harness.url_list(120, listing)
-        code, out = await harness.cli("submit", "urls", "--campaign", "street", str(listing))
-        assert code == 0, out
+        expected = await harness.submit("street", 120, tmp_path)
         daemon = await harness.start_daemon()
         await harness.wait_for_stored(30)
         kill_group(daemon)

@@ -8,7 +8,6 @@ import hashlib
 import json
 import math
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,6 @@ SEED = 7
 @pytest.fixture(scope="module")
 def world() -> World:
     return World(SEED)
-
-
-@pytest.fixture
-async def harness(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    """The daemon is the subject here, not the database: SQLite only."""
-    h = Harness(sqlite_url, tmp_path / "data")
-    yield h
-    await h.stop_emulator()
 
 
 async def _start(h: Harness, *flags: str, **env: str) -> None:

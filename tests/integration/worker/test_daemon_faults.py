@@ -4,79 +4,26 @@ the same bytes under two ids at once."""
 from __future__ import annotations
 
 import asyncio
-import csv
 import errno
 import os
 import signal
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from defaults import MAX_ATTEMPTS
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from worker_harness import Harvest
 
-from harvester.config import Settings
-from harvester.db.models import Image
-from harvester.emulator import RunningEmulator
 from harvester.errors import DatabaseUnavailable
 from harvester.outcomes import Failure, Result
-from harvester.sources.urls import UrlCampaign, submit_urls
 from harvester.storage.layout import relative_path
 from harvester.worker.context import open_context
 from harvester.worker.daemon import Daemon, DaemonError, run_daemon
 
 
-@dataclass(frozen=True)
-class _Harvest:
-    """A migrated SQLite database, the emulator's URL list and settings for a harvest of it
-    into tmp_path/data: what every fault here starts from."""
-
-    url: str
-    engine: AsyncEngine
-    root: Path
-    emulator: RunningEmulator
-    make_settings: Callable[..., Settings]
-
-    def rows(self, count: int) -> list[dict[str, str]]:
-        return self.emulator.world.url_list(count, base_url=self.emulator.base_url, hostile=False)
-
-    async def submit(self, rows: list[dict[str, str]]) -> None:
-        listing = self.root / "list.csv"
-        with listing.open("w", newline="") as handle:
-            writer = csv.DictWriter(
-                handle, fieldnames=["url", "id", "lat", "lon"], extrasaction="ignore"
-            )
-            writer.writeheader()
-            writer.writerows(rows)
-        await submit_urls(self.engine, UrlCampaign("faults", listing), max_attempts=MAX_ATTEMPTS)
-
-    def settings(self, **overrides: Any) -> Settings:
-        return self.make_settings(self.url, **overrides)
-
-    async def images(self) -> list[Any]:
-        async with self.engine.connect() as connection:
-            return list((await connection.execute(select(Image).order_by(Image.id))).all())
-
-
-@pytest.fixture
-def harvest(
-    sqlite_url: str,
-    sqlite_engine: AsyncEngine,
-    tmp_path: Path,
-    emulator: RunningEmulator,
-    quick_settings: Callable[..., Settings],
-) -> _Harvest:
-    return _Harvest(sqlite_url, sqlite_engine, tmp_path, emulator, quick_settings)
-
-
-async def test_identical_bytes_under_two_ids_are_stored_once(harvest: _Harvest) -> None:
+async def test_identical_bytes_under_two_ids_are_stored_once(harvest: Harvest) -> None:
     rows = harvest.rows(6)
     copies = [{**row, "id": f"copy-of-{row['id']}"} for row in rows]  # same URL, same bytes
-    await harvest.submit(rows + copies)
+    await harvest.submit(rows + copies, "faults")
     await run_daemon(harvest.settings(concurrency=8, max_attempts=4), until_idle=True)
     images = await harvest.images()
     stored = [r for r in images if r.state == "stored"]
@@ -94,11 +41,11 @@ async def test_identical_bytes_under_two_ids_are_stored_once(harvest: _Harvest) 
 
 
 async def test_a_killed_pool_worker_and_a_database_hiccup_lose_nothing(
-    harvest: _Harvest, monkeypatch: pytest.MonkeyPatch
+    harvest: Harvest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # an image that hangs its worker is noticed in seconds
     settings = harvest.settings(concurrency=8, max_attempts=4, image_timeout_seconds=5)
-    await harvest.submit(harvest.rows(40))
+    await harvest.submit(harvest.rows(40), "faults")
     async with open_context(settings, harvest.engine) as ctx:
         daemon = Daemon(ctx, until_idle=True)
         finish = daemon.images.queue.finish
@@ -135,9 +82,9 @@ async def test_a_killed_pool_worker_and_a_database_hiccup_lose_nothing(
 
 
 async def test_a_disk_error_while_syncing_stops_the_daemon_instead_of_retrying_as_a_database_error(
-    harvest: _Harvest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    harvest: Harvest, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await harvest.submit(harvest.rows(6))
+    await harvest.submit(harvest.rows(6), "faults")
 
     def failing_fsync(directories: Any) -> None:
         raise OSError(errno.EIO, "Input/output error")
@@ -152,11 +99,11 @@ async def test_a_disk_error_while_syncing_stops_the_daemon_instead_of_retrying_a
 
 
 async def test_outcomes_written_before_a_database_hiccup_are_counted_once(
-    harvest: _Harvest, monkeypatch: pytest.MonkeyPatch
+    harvest: Harvest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The outcomes of a flush are written, then its failures meet an outage: the flush is
     tried again for the failures alone, and the outcomes are counted, once."""
-    await harvest.submit(harvest.rows(2))
+    await harvest.submit(harvest.rows(2), "faults")
     async with open_context(harvest.settings(), harvest.engine) as ctx:
         daemon = Daemon(ctx, until_idle=True)
         run_image, fail = daemon.images.runner, daemon.images.queue.fail

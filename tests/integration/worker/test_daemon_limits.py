@@ -18,15 +18,15 @@ import pytest
 from aiohttp import web
 from defaults import MAX_ATTEMPTS
 from local_server import serving
-from sqlalchemy import event, select
+from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from worker_harness import Harvest
 
 from harvester.db.clock import utcnow
 from harvester.db.migrate import upgrade
-from harvester.db.models import Image
 from harvester.db.session import create_engine
-from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, start_emulator
+from harvester.emulator import EmulatorConfig, Faults, start_emulator
 from harvester.sources.urls import UrlCampaign, submit_urls
 from harvester.worker import daemon as daemon_module
 from harvester.worker.daemon import DaemonError, run_daemon
@@ -55,22 +55,16 @@ async def _submit(engine: AsyncEngine, tmp_path: Path, urls: list[str]) -> None:
 
 
 async def test_until_idle_leaves_rows_due_beyond_its_horizon_and_says_how_many(
-    sqlite_url: str,
-    sqlite_engine: AsyncEngine,
-    tmp_path: Path,
-    emulator: RunningEmulator,
-    quick_settings: Any,
-    stalling: str,
+    harvest: Harvest, stalling: str
 ) -> None:
-    good = emulator.world.url_list(1, base_url=emulator.base_url, hostile=False)[0]["url"]
-    await _submit(sqlite_engine, tmp_path, [good, f"{stalling}/a.jpg", f"{stalling}/b.jpg"])
-    settings = quick_settings(sqlite_url, idle_horizon_seconds=60)
+    good = harvest.rows(1)[0]["url"]
+    await _submit(harvest.engine, harvest.root, [good, f"{stalling}/a.jpg", f"{stalling}/b.jpg"])
+    settings = harvest.settings(idle_horizon_seconds=60)
 
     counters = await asyncio.wait_for(run_daemon(settings, until_idle=True), timeout=60)
 
     assert counters.due_later == 2 and counters.as_dict()["rows_due_later"] == 2
-    async with sqlite_engine.connect() as connection:
-        rows = (await connection.execute(select(Image).order_by(Image.id))).all()
+    rows = await harvest.images()
     assert [r.state for r in rows] == ["stored", "queued", "queued"]
     cap = utcnow() + timedelta(seconds=settings.max_retry_after_seconds + 5)
     for row in rows[1:]:
@@ -91,24 +85,17 @@ def immutable(path: Path) -> Iterator[None]:
 
 
 async def test_a_storage_root_without_permission_stops_the_daemon_and_hands_rows_back(
-    sqlite_url: str,
-    sqlite_engine: AsyncEngine,
-    tmp_path: Path,
-    emulator: RunningEmulator,
-    quick_settings: Any,
+    harvest: Harvest,
 ) -> None:
-    rows = emulator.world.url_list(6, base_url=emulator.base_url, hostile=False)
-    await _submit(sqlite_engine, tmp_path, [row["url"] for row in rows])
-    root = tmp_path / "data"
+    await _submit(harvest.engine, harvest.root, [row["url"] for row in harvest.rows(6)])
+    root = harvest.root / "data"
     provider_dir = root / "urls"  # the root itself passes the start check; its subtree refuses
     provider_dir.mkdir(parents=True)
 
     with immutable(provider_dir), pytest.raises(DaemonError, match="Operation not permitted"):
-        await asyncio.wait_for(run_daemon(quick_settings(sqlite_url), until_idle=True), 60)
+        await asyncio.wait_for(run_daemon(harvest.settings(), until_idle=True), 60)
 
-    async with sqlite_engine.connect() as connection:
-        images = (await connection.execute(select(Image))).all()
-    assert {(r.state, r.attempts) for r in images} == {("queued", 0)}
+    assert {(r.state, r.attempts) for r in await harvest.images()} == {("queued", 0)}
 
 
 @pytest.mark.parametrize(

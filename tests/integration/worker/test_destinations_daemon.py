@@ -4,19 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from defaults import MAX_ATTEMPTS
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from worker_harness import Harvest
 
-from harvester.db.models import Image
-from harvester.emulator import RunningEmulator
-from harvester.sources.urls import UrlCampaign, submit_urls
 from harvester.worker.daemon import run_daemon
 
 
@@ -39,15 +31,10 @@ async def internal() -> AsyncIterator[tuple[Listener, int]]:
 
 
 async def test_url_rows_for_internal_hosts_fail_at_once_as_host_not_allowed(
-    sqlite_url: str,
-    sqlite_engine: AsyncEngine,
-    tmp_path: Path,
-    emulator: RunningEmulator,
-    quick_settings: Any,
-    internal: tuple[Listener, int],
+    harvest: Harvest, internal: tuple[Listener, int]
 ) -> None:
     listener, port = internal
-    good = emulator.world.url_list(1, base_url=emulator.base_url, hostile=False)[0]["url"]
+    good = harvest.rows(1)[0]["url"]
     urls = {
         "plain": f"http://127.0.0.2:{port}/a.jpg",
         "fullwidth": f"http://１２７．０．０．２:{port}/b.jpg",
@@ -57,18 +44,11 @@ async def test_url_rows_for_internal_hosts_fail_at_once_as_host_not_allowed(
         "cgnat": "http://100.64.0.1/e.jpg",
         "good": good,
     }
-    listing = tmp_path / "list.csv"
-    with listing.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "url"])
-        writer.writerows(urls.items())
-    await submit_urls(sqlite_engine, UrlCampaign("internal", listing), max_attempts=MAX_ATTEMPTS)
+    await harvest.submit([{"id": name, "url": url} for name, url in urls.items()], "internal")
 
-    await run_daemon(quick_settings(sqlite_url), until_idle=True)
+    await run_daemon(harvest.settings(), until_idle=True)
 
-    async with sqlite_engine.connect() as connection:
-        rows = (await connection.execute(select(Image))).all()
-    by_id = {row.provider_id.split(":", 1)[1]: row for row in rows}
+    by_id = {row.provider_id.split(":", 1)[1]: row for row in await harvest.images()}
     assert by_id["good"].state == "stored"
     for name in set(urls) - {"good"}:
         row = by_id[name]
