@@ -311,13 +311,17 @@ def _reporter(interval_s: float) -> Reporter:
 
 @_on_database(migrate=True)
 async def _submit_urls(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    from harvester.sources.urls import UrlCampaign, submit_urls
+    from harvester.sources.urls import NoRowQueued, UrlCampaign, submit_urls
 
     campaign = UrlCampaign(args.campaign, args.file, **_sizes(args))
-    async with undone_on_error(engine, campaign.name):
-        report = await submit_urls(
-            engine, campaign, max_attempts=settings.max_attempts, update_settings=args.update
-        )
+    try:
+        async with undone_on_error(engine, campaign.name):
+            report = await submit_urls(
+                engine, campaign, max_attempts=settings.max_attempts, update_settings=args.update
+            )
+    except NoRowQueued as exc:
+        _print_problems(exc.problems)  # why, row by row, then the refusal's one line
+        raise
     _print_problems(report.problems)
     say(
         f"campaign {args.campaign!r}: {report.rows} rows read, {report.images_added} images "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import itertools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -67,6 +66,15 @@ class _Counts:
 @dataclass(frozen=True)
 class BadLine:
     reason: str
+
+
+class NoRowQueued(InputError):
+    """Every row of the list was rejected: no campaign is made (nor one changed). The
+    rows' reasons are ``problems``, for the caller to list before this one line."""
+
+    def __init__(self, message: str, problems: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
@@ -175,35 +183,26 @@ def parse_row(row: Mapping[str, Any], campaign: str) -> FoundImage:
 async def submit_urls(
     engine: Engine, campaign: UrlCampaign, *, max_attempts: int, update_settings: bool = False
 ) -> SubmitReport:
-    """Insert every good row as an image; bad rows are reported by number, never fatal."""
+    """Insert every good row as an image; bad rows are reported by number, never fatal
+    unless every row is one (NoRowQueued)."""
     # Here, not at the top: worker processes import this module to fetch, never the database.
     from harvester.db.campaigns import ensure_campaign
 
-    rows = read_rows(campaign.path)
-    # The header and first row are read before the campaign is made: a file that is not a
-    # list, or one with no row, makes no campaign (nor changes the settings of one).
-    first = next(rows)
     settings = UrlListSettings(
         source_file=str(campaign.path),
         max_side=campaign.max_side,
         min_side=campaign.min_side,
         quality=campaign.quality,
     ).stored()
-    # Another list may feed the same campaign: only the size rules must agree.
-    campaign_id = await ensure_campaign(
-        engine,
-        campaign.name,
-        "urls",
-        settings,
-        update_settings=update_settings,
-        unchecked=frozenset({"source_file"}),
-    )
+    # The campaign is made (or its settings changed) at the first good row: a file that is
+    # not a list, one with no row, or one whose every row is rejected changes nothing.
+    campaign_id: int | None = None
     report = _Counts()
     query = campaign.path.name
     batch: dict[str, FoundImage] = {}
     repeats = RepeatedKeys()
     in_batch = 0
-    for number, row in itertools.chain([first], rows):
+    for number, row in read_rows(campaign.path):
         report.rows += 1
         try:
             if isinstance(row, BadLine):
@@ -212,6 +211,16 @@ async def submit_urls(
         except ValueError as exc:
             report.problems.append(f"{campaign.path.name}:{number}: {exc}")
             continue
+        if campaign_id is None:
+            # Another list may feed the same campaign: only the size rules must agree.
+            campaign_id = await ensure_campaign(
+                engine,
+                campaign.name,
+                "urls",
+                settings,
+                update_settings=update_settings,
+                unchecked=frozenset({"source_file"}),
+            )
         repeats.add(image.provider_id, number)
         if image.provider_id in batch:
             in_batch += 1
@@ -219,6 +228,12 @@ async def submit_urls(
             batch[image.provider_id] = image
         if len(batch) >= BATCH:
             await _flush(engine, campaign_id, query, batch, report, max_attempts)
+    if campaign_id is None:
+        raise NoRowQueued(
+            f"{campaign.path.name}: {report.rows} row{'' if report.rows == 1 else 's'} read,"
+            " all rejected: nothing queued, no campaign made or changed",
+            tuple(report.problems),
+        )
     await _flush(engine, campaign_id, query, batch, report, max_attempts)
     found = repeats.repeats()
     # A repeat in an earlier batch was counted as known; it is a rejected line instead.

@@ -1,6 +1,6 @@
 """Input that once did nothing, silently and with exit 0, is refused in one line with exit 2:
-a filter no row can match, a URL list with no rows, a campaign name that is hard to type
-again, options a command would have ignored."""
+a filter no row can match, a URL list with no rows or none usable, a campaign name that is
+hard to type again, options a command would have ignored."""
 
 from __future__ import annotations
 
@@ -74,18 +74,35 @@ def test_a_url_list_with_no_rows_is_refused_and_makes_no_campaign(
     _no_campaigns(database_url, tmp_path)
 
 
-def test_an_empty_url_list_leaves_the_settings_of_its_campaign_alone(
-    sqlite_url: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ("url\n", " has column names but no rows: nothing to queue"),
+        (
+            "url\nftp://files.example/a.jpg\n",
+            ": 1 row read, all rejected: nothing queued, no campaign made or changed",
+        ),
+    ],
+    ids=["no-rows", "every-row-rejected"],
+)
+def test_a_list_queueing_nothing_leaves_its_campaign_as_it_was(
+    sqlite_url: str, tmp_path: Path, content: str, why: str
 ) -> None:
+    """A second list for a campaign: with every row rejected it was submitted (--update
+    changing the campaign's settings) and exited 0."""
     (tmp_path / "list.csv").write_text("url\nhttp://img.example/a.jpg\n")
-    (tmp_path / "empty.csv").write_text("url\n")
+    (tmp_path / "nothing.csv").write_text(content)
     submit = ("submit", "urls", "--campaign", "c")
     kept = _harvester(sqlite_url, tmp_path, *submit, "--max-side", "2048", "list.csv")
     assert kept.returncode == 0, kept.stderr
-    done = _harvester(sqlite_url, tmp_path, *submit, "--update", "--max-side", "1024", "empty.csv")
-    _refused(done, "empty.csv has column names but no rows: nothing to queue")
-    shown = _harvester(sqlite_url, tmp_path, "campaigns", "show", "c", "--json")
-    assert json.loads(shown.stdout)["settings"]["max_side"] == 2048, shown
+    for update in ((), ("--update", "--max-side", "1024")):
+        done = _harvester(sqlite_url, tmp_path, *submit, *update, "nothing.csv")
+        _refused(done, f"nothing.csv{why}")
+    shown = json.loads(_harvester(sqlite_url, tmp_path, "campaigns", "show", "c", "--json").stdout)
+    assert shown["settings"]["max_side"] == 2048, shown
+    assert shown["settings"]["source_file"].endswith("list.csv"), shown
+    listed = _harvester(sqlite_url, tmp_path, "jobs", "list", "--campaign", "c", "--kind", "image")
+    assert listed.stdout.count(" queued ") == 1, listed.stdout
 
 
 def test_a_campaign_kept_from_before_with_spaces_round_its_name_is_found_by_that_name(
@@ -109,3 +126,36 @@ def test_a_campaign_kept_from_before_with_spaces_round_its_name_is_found_by_that
         assert done.returncode == 0 and "bx" in done.stdout, (command, done.stderr)
     refused = _harvester(sqlite_url, tmp_path, "campaigns", "show", "bx")
     _refused(refused, "harvester: no campaign named 'bx'; `harvester campaigns list` lists them")
+
+
+def test_a_url_list_whose_every_row_is_rejected_makes_no_campaign(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Every row rejected (not http(s), no URL) made an empty campaign and exited 0."""
+    (tmp_path / "bad.csv").write_text(
+        "url,id,lat\nftp://files.example/a.jpg,a,\n,b,\nhttp://x/c,c,91\n"
+    )
+    done = _harvester(database_url, tmp_path, "submit", "urls", "--campaign", "c", "bad.csv")
+    why = "bad.csv: 3 rows read, all rejected: nothing queued, no campaign made or changed"
+    _refused(done, f"harvester: {why}")
+    assert done.stderr.splitlines()[:3] == [
+        "  rejected: bad.csv:2: not an http(s) URL: 'ftp://files.example/a.jpg'",
+        "  rejected: bad.csv:3: not an http(s) URL: ''",
+        "  rejected: bad.csv:4: lat 91 is outside ±90",
+    ], done.stderr
+    assert len(done.stderr.splitlines()) == 4 and not done.stdout, done
+    _no_campaigns(database_url, tmp_path)
+
+
+def test_a_url_list_with_some_rows_rejected_queues_the_others(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "mixed.csv").write_text(
+        "url\nftp://files.example/a.jpg\nhttp://img.example/b.jpg\n"
+    )
+    done = _harvester(sqlite_url, tmp_path, "submit", "urls", "--campaign", "c", "mixed.csv")
+    assert done.returncode == 0, done.stderr
+    assert "mixed.csv:2: not an http(s) URL" in done.stderr, done.stderr
+    assert "1 images queued, 0 already known, 1 rows rejected" in done.stdout, done.stdout
+    again = _harvester(sqlite_url, tmp_path, "submit", "urls", "--campaign", "c", "mixed.csv")
+    assert again.returncode == 0 and "0 images queued, 1 already known" in again.stdout, again
