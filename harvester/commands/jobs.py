@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 from typing import TYPE_CHECKING, Any
 
 from harvester.commands import number_arg, on_database, print_json, text_arg
@@ -32,7 +34,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--state", type=_state_arg, action="append", help="only rows in this state (repeatable)"
     )
     listing.add_argument(
-        "--reason", type=text_arg, action="append", help="only rows with this reason code"
+        "--reason", type=_reason_arg, action="append", help="only rows with this reason code"
     )
     listing.add_argument(
         "--limit",
@@ -59,7 +61,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     retry.add_argument(
         "--reason",
-        type=text_arg,
+        type=_reason_arg,
         nargs="+",
         action="extend",
         metavar="CODE",
@@ -81,6 +83,27 @@ def _state_arg(text: str) -> str:
     if text not in states:
         raise argparse.ArgumentTypeError(f"{text!r} is not a state; use one of {', '.join(states)}")
     return text
+
+
+def _reason_arg(text: str) -> str:
+    """A reason code harvester gives (harvester.reasons): one it never gives (`timout`)
+    would match no row, and `jobs retry` would queue nothing, silently."""
+    from harvester.reasons import COMMON, REASONS, is_reason
+
+    text = text_arg(text)
+    if is_reason(text):
+        return text
+    if is_reason(text.lower()):
+        close = [text.lower()]
+    elif re.fullmatch(r"http_?\d*", text.lower()):
+        close = []  # http_44: the list below says what an HTTP status's code is
+    else:
+        close = difflib.get_close_matches(text.lower(), sorted(REASONS), n=3)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a reason code; {hint}codes are http_NNN (an HTTP status: "
+        f"http_404) and words such as {', '.join(COMMON)} (the README lists them all)"
+    )
 
 
 def _scope_flags(parser: argparse.ArgumentParser) -> None:

@@ -25,6 +25,7 @@ RULES = {
     "harvester.records": (),
     "harvester.licences": (),
     "harvester.errors": (),
+    "harvester.reasons": (),
     "harvester.config": ("harvester.errors", "harvester.redact"),
     "harvester.log": ("harvester.redact",),
 }

@@ -159,3 +159,33 @@ def test_a_url_list_with_some_rows_rejected_queues_the_others(
     assert "1 images queued, 0 already known, 1 rows rejected" in done.stdout, done.stdout
     again = _harvester(sqlite_url, tmp_path, "submit", "urls", "--campaign", "c", "mixed.csv")
     assert again.returncode == 0 and "0 images queued, 1 already known" in again.stdout, again
+
+
+REASON_HINT = (
+    "codes are http_NNN (an HTTP status: http_404) and words such as timeout, connection, "
+    "too_slow, not_found, duplicate (the README lists them all)"
+)
+
+
+def test_jobs_refuse_a_reason_code_harvester_never_gives_naming_some(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """`--reason timout` printed "no rows match" (list) or "queued again 0" (retry), exit 0."""
+    (tmp_path / "list.csv").write_text("url\nhttp://img.example/a.jpg\nhttp://img.example/b.jpg\n")
+    made = _harvester(sqlite_url, tmp_path, "submit", "urls", "--campaign", "c", "list.csv")
+    assert made.returncode == 0, made.stderr
+    with sqlite3.connect(tmp_path / "harvester.db") as db:
+        db.execute("UPDATE images SET state = 'failed', reason = 'http_404', retryable = 0")
+    for command in (("jobs", "list", "--reason"), ("jobs", "retry", "--reason", "http_404")):
+        done = _harvester(sqlite_url, tmp_path, *command, "timout")
+        _refused(done, f"'timout' is not a reason code; did you mean timeout? {REASON_HINT}")
+    for typed, hint in (("HTTP_404", "did you mean http_404? "), ("http_44", "")):
+        done = _harvester(sqlite_url, tmp_path, "jobs", "list", "--reason", typed)
+        _refused(done, f"argument --reason: {typed!r} is not a reason code; {hint}{REASON_HINT}")
+    listed = _harvester(sqlite_url, tmp_path, "jobs", "list", "--reason", "http_404", "--json")
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)["jobs"]) == 2, listed
+    for code in ("timeout", "too_small", "skipped", "lease_lost"):  # none of the rows' own
+        none = _harvester(sqlite_url, tmp_path, "jobs", "list", "--reason", code)
+        assert none.returncode == 0 and "no rows match" in none.stdout, none
+    retried = _harvester(sqlite_url, tmp_path, "jobs", "retry", "--reason", "http_404")
+    assert retried.returncode == 0 and "2 images" in retried.stdout, retried
