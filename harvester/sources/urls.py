@@ -78,16 +78,9 @@ class NoRowQueued(InputError):
 
 
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
-    """(line or row number, row) pairs, streamed; the format follows the file's extension.
-    A file with no row is an InputError: submitted, it would be a campaign of nothing."""
+    """(line or row number, row) pairs, streamed; the format follows the file's extension."""
     suffix = path.suffix.lower()
-    rows = _parquet_rows(path) if suffix == ".parquet" else _csv_rows(path, suffix)
-    empty = True
-    for row in rows:
-        empty = False
-        yield row
-    if empty:
-        raise InputError(f"{path} has column names but no rows: nothing to queue")
+    return _parquet_rows(path) if suffix == ".parquet" else _csv_rows(path, suffix)
 
 
 def _csv_rows(path: Path, suffix: str) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
@@ -184,7 +177,7 @@ async def submit_urls(
     engine: Engine, campaign: UrlCampaign, *, max_attempts: int, update_settings: bool = False
 ) -> SubmitReport:
     """Insert every good row as an image; bad rows are reported by number, never fatal
-    unless every row is one (NoRowQueued)."""
+    unless every row is one, or there is none (NoRowQueued): a campaign of nothing."""
     # Here, not at the top: worker processes import this module to fetch, never the database.
     from harvester.db.campaigns import ensure_campaign
 
@@ -229,11 +222,7 @@ async def submit_urls(
         if len(batch) >= BATCH:
             await _flush(engine, campaign_id, query, batch, report, max_attempts)
     if campaign_id is None:
-        raise NoRowQueued(
-            f"{campaign.path.name}: {report.rows} row{'' if report.rows == 1 else 's'} read,"
-            " all rejected: nothing queued, no campaign made or changed",
-            tuple(report.problems),
-        )
+        raise NoRowQueued(_nothing_queued(campaign.path, report.rows), tuple(report.problems))
     await _flush(engine, campaign_id, query, batch, report, max_attempts)
     found = repeats.repeats()
     # A repeat in an earlier batch was counted as known; it is a rejected line instead.
@@ -248,6 +237,15 @@ async def submit_urls(
         rows=report.rows,
         images_added=report.added,
         images_known=report.known,
+    )
+
+
+def _nothing_queued(path: Path, rows: int) -> str:
+    if not rows:
+        return f"{path} has column names but no rows: nothing to queue"
+    return (
+        f"{path.name}: {rows} row{'' if rows == 1 else 's'} read,"
+        " all rejected: nothing queued, no campaign made or changed"
     )
 
 

@@ -18,20 +18,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.context import ForkServerContext
 
-# Imported first: it pauses the cycle collector for the imports (see harvester.loading).
-FIRST = "harvester.worker.preloading"
 # The pixel path (numpy, Pillow; `harvester.imaging` alone loads neither), OpenCV, which it
 # loads lazily, and the fetch side of a worker.
 WORKER_MODULES = ("harvester.imaging.pipeline", "cv2", "harvester.worker.fetching")
-# Imported after them: it freezes what they made (see there).
-LAST = "harvester.worker.preloaded"
+# The server's one preload: it imports WORKER_MODULES with the collector paused (see there).
+PRELOAD = "harvester.worker.preloaded"
 
 
 def fork_context() -> ForkServerContext:
     """The context workers are started with; its server preloads WORKER_MODULES."""
     context = multiprocessing.get_context("forkserver")
     # Only a server not yet started takes this; one already running preloaded the same.
-    context.set_forkserver_preload([FIRST, *WORKER_MODULES, LAST])
+    context.set_forkserver_preload([PRELOAD])
     return context
 
 
