@@ -152,10 +152,43 @@ def has_alpha(im: Image.Image) -> bool:
     return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
 
 
+def progressive_coefficient_bytes(im: Image.Image) -> int:
+    """What libjpeg holds at once to decode a progressive JPEG, however far it scales the
+    output: every DCT coefficient of the whole picture (a 64-coefficient block of 2-byte
+    values per 8x8 samples of each component, padded to whole MCUs); 0 for any other
+    picture, which it decodes a band at a time."""
+    if not isinstance(im, JpegImagePlugin.JpegImageFile) or not im.info.get("progressive"):
+        return 0
+    layers = im.layer  # (component id, horizontal and vertical sampling, table) from SOF
+    if not layers:
+        return 0
+    w, h = im.size  # as stored: the coefficients do not care about EXIF orientation
+    h_max = max(max(1, layer[1]) for layer in layers)
+    v_max = max(max(1, layer[2]) for layer in layers)
+    total = 0
+    for _id, h_samp, v_samp, _table in layers:
+        h_samp, v_samp = max(1, h_samp), max(1, v_samp)
+        across = _round_up(-(-w * h_samp // (h_max * 8)), h_samp)
+        down = _round_up(-(-h * v_samp // (v_max * 8)), v_samp)
+        total += across * down * 64 * 2
+    return total
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
 def check_full_decode(im: Image.Image, size: tuple[int, int], fmt: str, *, max_bytes: int) -> None:
-    """Refuse a picture that must be decoded at full size (no DCT scaling: PNG, WebP) when
-    that would take more memory than a worker may spend on one image."""
+    """Refuse a picture that must be decoded at full size (no DCT scaling: PNG, WebP), or a
+    progressive JPEG whose coefficients are held whole, when that would take more memory
+    than a worker may spend on one image."""
     w, h = size
+    coefficients = progressive_coefficient_bytes(im)
+    if coefficients > max_bytes:
+        raise DecompressionBomb(
+            f"{w}x{h} progressive JPEG holds {coefficients // 2**20} MB of coefficients while "
+            f"decoding at any scale, over the {max_bytes // 2**20} MB an image may take"
+        )
     limit = full_decode_pixels(fmt, has_alpha(im), max_bytes)
     if fmt != "jpeg" and w * h > limit:
         raise DecompressionBomb(

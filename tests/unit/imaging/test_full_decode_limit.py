@@ -39,3 +39,34 @@ def test_a_large_png_or_webp_is_refused_as_a_bomb_before_any_decode(
 def test_a_png_under_the_full_decode_limit_is_processed() -> None:
     data = _tiny_file("PNG", (2_000, 1_500))
     assert process(data, SizeRules(), Metadata()).width == 1024
+
+
+def _jpeg(size: tuple[int, int], *, progressive: bool, subsampling: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (120, 130, 140)).save(
+        out, format="JPEG", quality=90, progressive=progressive, subsampling=subsampling
+    )
+    return out.getvalue()
+
+
+def test_a_progressive_jpeg_whose_coefficients_outgrow_a_workers_memory_is_a_bomb() -> None:
+    """libjpeg holds every DCT coefficient of a progressive JPEG (2 bytes a sample) however
+    far it scales the decode: a 100 MP 4:4:4 one of 1.2 MB peaked at 619 MB in a worker.
+    Here 2400x2400 at 4:4:4 holds 35 MB of them, over a 20 MB budget; at 4:2:0, or
+    baseline (decoded a band at a time), the same picture is taken."""
+    rules = SizeRules(max_decode_bytes=20 * 2**20)
+    data = _jpeg((2_400, 2_400), progressive=True, subsampling=0)
+    with pytest.raises(DecompressionBomb, match="progressive") as caught:
+        process(data, rules, Metadata())
+    assert caught.value.reason == "bomb"
+    assert process(_jpeg((2_400, 2_400), progressive=True, subsampling=2), rules, Metadata())
+    assert process(_jpeg((2_400, 2_400), progressive=False, subsampling=0), rules, Metadata())
+
+
+def test_a_progressive_header_claiming_a_huge_picture_is_refused_before_any_decode() -> None:
+    """A few kilobytes whose frame header says 8000x8000 (4:4:4): 384 MB of coefficients."""
+    data = bytearray(_jpeg((64, 64), progressive=True, subsampling=0))
+    sof = data.index(b"\xff\xc2")
+    data[sof + 5 : sof + 9] = (8_000).to_bytes(2, "big") * 2  # height, then width
+    with pytest.raises(DecompressionBomb, match="progressive"):
+        process(bytes(data), SizeRules(), Metadata())
