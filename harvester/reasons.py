@@ -3,7 +3,7 @@
 A row's ``reason`` column holds one of these (README, "Reason codes", says what each
 means); `jobs list --reason` and `jobs retry --reason` take only these, so a typo is
 refused rather than matching no row. tests/unit/test_reason_codes.py fails on a code
-given anywhere in harvester that is not listed here.
+given anywhere in harvester that is not listed here, and on one the README's table lacks.
 """
 
 from __future__ import annotations

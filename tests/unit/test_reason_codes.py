@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import itertools
 import pickle
 import pkgutil
 import re
@@ -22,6 +23,7 @@ from harvester.reasons import REASONS, RETIRED, is_reason
 
 CODE = re.compile(r"[a-z][a-z0-9_]{1,39}")
 PACKAGE = Path(harvester.__file__).parent
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _subclasses(root: type[BaseException]) -> list[type[BaseException]]:
@@ -155,3 +157,34 @@ def test_the_one_list_holds_no_code_nothing_gives() -> None:
 def test_an_http_status_of_three_digits_is_a_reason_code() -> None:
     assert all(is_reason(c) for c in ("http_404", "http_100", "http_599", "http_999"))
     assert not any(is_reason(c) for c in ("http_44", "http_4040", "HTTP_404", "http_", "timout"))
+
+
+def _readme_reasons() -> dict[str, str]:
+    """The README's table of reason codes, code by code: the rows after "Reason codes" up to
+    the first line that is no table row."""
+    after = README.read_text(encoding="utf-8").partition("\nReason codes (`reason`)")[2]
+    head = "\n| Code | Meaning |\n|---|---|\n"
+    assert head in after, "the README's reason codes are a table: | Code | Meaning |"
+    lines = after.split(head, 1)[1].splitlines()
+    rows = list(itertools.takewhile(lambda line: line.startswith("|"), lines))
+    table: dict[str, str] = {}
+    for row in rows:
+        code, meaning = (cell.strip() for cell in row.strip("|").split("|", 1))
+        assert re.fullmatch(r"`[a-zN_]+`", code), f"one code a row, in backticks: {row}"
+        assert code[1:-1] not in table, f"{code} has two rows"
+        table[code[1:-1]] = meaning
+    return table
+
+
+def test_the_readme_says_what_every_reason_code_means_and_no_other() -> None:
+    """Operators read the README's table to know what a row's reason means and to pick a
+    `--reason`: a code harvester gives that it lacks is unexplained, one it names that
+    harvester does not take is refused when typed."""
+    table = _readme_reasons()
+    assert len(table) > 40
+    undocumented = sorted((REASONS | RETIRED) - table.keys())
+    assert not undocumented, f"add rows to the README's reason codes table: {undocumented}"
+    taken = {code for code in table if code == "http_NNN" or is_reason(code)}
+    assert table.keys() == taken, f"not in harvester/reasons.py: {sorted(table.keys() - taken)}"
+    unexplained = sorted(code for code, meaning in table.items() if len(meaning) < 10)
+    assert not unexplained, f"say what these mean in the README: {unexplained}"
