@@ -19,7 +19,11 @@ import simplejpeg
 
 from harvester.imaging.errors import CorruptImage, ImagingError
 
-__all__ = ["Pixels", "decode_scaled", "encode"]
+__all__ = ["Pixels", "closed_jpeg", "decode_scaled", "encode"]
+
+EOI = b"\xff\xd9"  # the end-of-image marker
+# simplejpeg's colour space for a JPEG's own (its header's name), to decode without converting.
+_NATIVE = {"Gray": "GRAY", "CMYK": "CMYK", "YCCK": "CMYK"}
 
 Pixels = npt.NDArray[np.uint8]  # height x width x RGB
 
@@ -49,6 +53,22 @@ def decode_scaled(data: bytes, size: tuple[int, int], at_least: tuple[int, int])
         reason = "truncated" if "Premature end" in str(exc) else "corrupt"
         raise CorruptImage(f"the image data cannot be decoded: {exc}", reason=reason) from exc
     return pixels
+
+
+def closed_jpeg(data: bytes) -> bytes | None:
+    """The JPEG with its end-of-image marker added when that marker alone is missing, as
+    some cameras and uploaders leave it (libjpeg then warns of a premature end, as it does
+    for a file cut short); None when more is missing. Told by decoding it, marker added, at
+    the smallest scale with libjpeg's warnings as errors: a scan cut short still warns."""
+    if not data.startswith(b"\xff\xd8") or data.endswith(EOI):
+        return None
+    closed = data + EOI
+    try:
+        colorspace = _NATIVE.get(simplejpeg.decode_jpeg_header(closed)[2], "RGB")
+        simplejpeg.decode_jpeg(closed, colorspace=colorspace, min_width=1, min_height=1)
+    except ValueError:
+        return None
+    return closed
 
 
 def encode(pixels: Pixels, quality: int) -> bytes:

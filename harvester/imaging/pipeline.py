@@ -16,7 +16,7 @@ import math
 import numpy as np
 from PIL import ImageFile
 
-from harvester.imaging.codec import Pixels, decode_scaled, encode
+from harvester.imaging.codec import Pixels, closed_jpeg, decode_scaled, encode
 from harvester.imaging.cv import opencv
 from harvester.imaging.decode import (
     check_full_decode,
@@ -27,7 +27,7 @@ from harvester.imaging.decode import (
     open_header,
     upright_size,
 )
-from harvester.imaging.errors import ImagingError, TooSmall
+from harvester.imaging.errors import CorruptImage, ImagingError, TooSmall
 from harvester.imaging.exif import build_exif
 from harvester.imaging.frame import Frame, detect_frame
 from harvester.imaging.jpeg import with_metadata
@@ -62,7 +62,18 @@ def fit(width: int, height: int, max_side: int) -> tuple[int, int]:
 
 
 def process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
-    """Decode, strip the frame, resize and encode with EXIF; raise ImagingError if not."""
+    """Decode, strip the frame, resize and encode with EXIF; raise ImagingError if not.
+    A JPEG missing only its end marker is taken whole, and stored with one."""
+    try:
+        return _process(data, rules, meta)
+    except CorruptImage as exc:
+        closed = closed_jpeg(data) if exc.reason == "truncated" else None
+        if closed is None:
+            raise
+    return _process(closed, rules, meta)
+
+
+def _process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
     # Not closed: the decoded picture may be this very object, and it only holds
     # an in-memory buffer.
     im = open_header(data)

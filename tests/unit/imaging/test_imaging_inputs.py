@@ -209,3 +209,36 @@ def test_damaged_bytes_never_escape_as_a_pillow_error(photo: Callable[..., bytes
             body = body[: rng.randrange(len(body))]
         with contextlib.suppress(ImagingError):
             process(bytes(body), RULES, Metadata())
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"width": 800, "height": 600}, {"progressive": True}, {"exif_orientation": 6},
+     {"cmyk": True}],
+    ids=["resized", "kept", "progressive", "rotated", "cmyk"],
+)  # fmt: skip
+def test_a_jpeg_missing_only_its_end_marker_is_stored_whole(
+    photo: Callable[..., bytes], fields: dict[str, object]
+) -> None:
+    """Every scan there and only the closing FFD9 gone (as some cameras and uploaders
+    write them, and browsers show them): the picture is whole, and the file stored ends."""
+    whole = photo(**fields)
+    assert whole.endswith(b"\xff\xd9")
+    expected = process(whole, RULES, Metadata())
+    stored = process(whole[:-2], RULES, Metadata())
+    assert stored.jpeg.endswith(b"\xff\xd9")
+    assert (stored.width, stored.height) == (expected.width, expected.height)
+    assert decode(stored.jpeg).tobytes() == decode(expected.jpeg).tobytes()
+
+
+@pytest.mark.parametrize("fields", [{}, {"progressive": True}])
+def test_a_jpeg_cut_inside_its_data_is_still_truncated_with_or_without_an_end_marker(
+    photo: Callable[..., bytes], fields: dict[str, object]
+) -> None:
+    whole = photo(**fields)
+    half = whole[: len(whole) // 2]
+    with pytest.raises(CorruptImage) as caught:
+        process(half, RULES, Metadata())
+    assert caught.value.reason == "truncated"
+    with pytest.raises(CorruptImage):
+        process(half + b"\xff\xd9", RULES, Metadata())
