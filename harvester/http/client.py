@@ -699,8 +699,9 @@ def _redirect_target(
         if pointed.is_absolute():
             target = strip_userinfo(target)
     except ValueError:
+        # The redirect was answered; the URL it points to is what fails, as one given would.
         raise PermanentHttpError(
-            f"unusable redirect from {shown}", url=shown, status=status
+            f"unusable redirect (HTTP {status}) from {shown}", url=shown, reason="bad_url"
         ) from None
     _check_target(call, target)
     return target

@@ -22,6 +22,7 @@ from http_upstream import (
     assert_no_secret,
     make_settings,
 )
+from local_server import answering
 
 from harvester.http import (
     BodyErrors,
@@ -385,6 +386,22 @@ async def test_unusable_urls_carry_the_bad_url_reason(client: HttpClient) -> Non
         with pytest.raises(PermanentHttpError) as caught:
             await client.fetch(url)
         assert caught.value.reason == "bad_url", (url, caught.value)
+
+
+@pytest.mark.parametrize("location", ["http://127.0.0.1:99999/x.jpg", "http://[::1/x.jpg"])
+async def test_a_redirect_to_an_unusable_url_is_bad_url_not_the_redirects_status(
+    client: HttpClient, location: str
+) -> None:
+    """The server's 302 was no failure: the URL it pointed to is, as one given would be."""
+
+    def answer(path: str) -> bytes:
+        return f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+
+    async with answering(answer) as base:
+        with pytest.raises(PermanentHttpError) as caught:
+            await client.fetch(f"{base}/photo.jpg")
+    assert caught.value.reason == "bad_url", caught.value
+    assert "unusable redirect" in str(caught.value)
 
 
 @pytest.mark.parametrize(
