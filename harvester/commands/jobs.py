@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from harvester.commands import number_arg, on_database, print_json, text_arg
@@ -76,13 +77,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _state_arg(text: str) -> str:
     """A state of either queue: one that is none (`faild`) would match no row, silently."""
-    from harvester.db.models import ImageState, TaskState
-
     text = text_arg(text)
-    states = list(dict.fromkeys([*TaskState, *ImageState]))
+    states = _every_state()
     if text not in states:
         raise argparse.ArgumentTypeError(f"{text!r} is not a state; use one of {', '.join(states)}")
     return text
+
+
+def _every_state() -> list[str]:
+    """The states of both queues, tasks' first (harvester.db.models, where each is declared)."""
+    from harvester.db.models import ImageState, TaskState
+
+    return list(dict.fromkeys([*TaskState, *ImageState]))
 
 
 def _reason_arg(text: str) -> str:
@@ -123,8 +129,34 @@ async def _campaign_id(engine: AsyncEngine, name: str | None) -> int | None:
     return None if name is None else await campaign_id_of(engine, name)
 
 
+def _refuse_states_the_kind_lacks(
+    kind: str | None, states: Sequence[str], offered: Sequence[str]
+) -> None:
+    """`--kind task --state stored` matched no row, ever (only images are stored), and said
+    "no rows match" with exit 0: refused before the database is opened, naming the states
+    the kind has of those the command offers. Without --kind a state of either is taken."""
+    from harvester.db.jobs import MODELS, JobKind
+    from harvester.db.models import states_of
+
+    if kind is None:
+        return
+    own = [str(state) for state in states_of(MODELS[JobKind(kind)])]
+    lacking = [state for state in dict.fromkeys(states) if state not in own]
+    if lacking:
+        a_row = "a task" if kind == JobKind.TASK else "an image"
+        raise InputError(
+            f"{a_row} is never {' or '.join(map(repr, lacking))}; with --kind {kind}, "
+            f"--state takes {', '.join(state for state in own if state in offered)}"
+        )
+
+
+async def _list(args: argparse.Namespace, settings: Settings) -> int:
+    _refuse_states_the_kind_lacks(args.kind, args.state or (), _every_state())
+    return await _list_rows(args, settings)
+
+
 @on_database(migrate=True)
-async def _list(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+async def _list_rows(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from harvester.db.jobs import list_jobs
 
     lines = await list_jobs(
@@ -180,8 +212,13 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+async def _retry(args: argparse.Namespace, settings: Settings) -> int:
+    _refuse_states_the_kind_lacks(args.kind, [args.state], RETRY_STATES)
+    return await _retry_rows(args, settings)
+
+
 @on_database(migrate=True)
-async def _retry(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
+async def _retry_rows(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from harvester.db.jobs import retry_jobs
 
     counts = await retry_jobs(

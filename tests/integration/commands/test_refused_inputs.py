@@ -43,6 +43,79 @@ def test_jobs_list_refuses_a_state_that_is_none_naming_the_states(
         assert listed.returncode == 0 and "no rows match" in listed.stdout, listed
 
 
+def _two_images(sqlite_url: str, cwd: Path, state: str, reason: str) -> None:
+    """Campaign c with two images, both finished in `state` with `reason`, not retryable."""
+    (cwd / "list.csv").write_text("url\nhttp://img.example/a.jpg\nhttp://img.example/b.jpg\n")
+    made = _harvester(sqlite_url, cwd, "submit", "urls", "--campaign", "c", "list.csv")
+    assert made.returncode == 0, made.stderr
+    with sqlite3.connect(cwd / "harvester.db") as db:
+        db.execute("UPDATE images SET state = ?, reason = ?, retryable = 0", (state, reason))
+
+
+TASKS = "with --kind task, --state takes queued, running, done, failed, cancelled"
+IMAGES = "with --kind image, --state takes queued, running, stored, skipped, failed, cancelled"
+
+
+@pytest.mark.parametrize(
+    ("command", "why"),
+    [
+        ("list --kind task --state stored", f"a task is never 'stored'; {TASKS}"),
+        (
+            "list --state skipped --kind task --state done --state stored",
+            f"a task is never 'skipped' or 'stored'; {TASKS}",
+        ),
+        ("list --kind image --state done", f"an image is never 'done'; {IMAGES}"),
+        (
+            "retry --kind task --state skipped",
+            "a task is never 'skipped'; with --kind task, --state takes failed, cancelled",
+        ),
+    ],
+    ids=["list-task-stored", "list-task-two", "list-image-done", "retry-task-skipped"],
+)
+def test_jobs_refuse_a_state_the_kind_never_has_naming_its_states(
+    sqlite_url: str, tmp_path: Path, command: str, why: str
+) -> None:
+    """`--kind task --state stored` printed "no rows match" (retry: "queued again 0"), exit 0:
+    only images are stored. Refused before the database is opened."""
+    done = _harvester(sqlite_url, tmp_path, "jobs", *command.split())
+    _refused(done, f"harvester: {why}")
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "harvester.db").exists()
+
+
+def test_jobs_take_a_state_of_the_kind_named_or_of_either_without_one(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    _two_images(sqlite_url, tmp_path, "skipped", "too_small")
+    for taken in (
+        ("list", "--kind", "image", "--state", "stored"),
+        ("list", "--kind", "task", "--state", "done", "--state", "failed"),
+        ("list", "--state", "done"),  # a task's: images have none, and tasks may
+        ("retry", "--kind", "task"),  # --state failed, the default, is a task's too
+    ):
+        done = _harvester(sqlite_url, tmp_path, "jobs", *taken)
+        assert done.returncode == 0 and not done.stderr, (taken, done)
+    for skipped in (
+        ("list", "--kind", "image", "--state", "skipped"),
+        ("list", "--state", "skipped"),
+    ):
+        listed = _harvester(sqlite_url, tmp_path, "jobs", *skipped, "--json")
+        assert listed.returncode == 0 and len(json.loads(listed.stdout)["jobs"]) == 2, listed
+    retried = _harvester(
+        sqlite_url,
+        tmp_path,
+        "jobs",
+        "retry",
+        "--kind",
+        "image",
+        "--state",
+        "skipped",
+        "--reason",
+        "too_small",
+    )
+    assert retried.returncode == 0 and "queued again 2 rows in all" in retried.stdout, retried
+
+
 def _no_campaigns(database_url: str, cwd: Path) -> None:
     listed = _harvester(database_url, cwd, "campaigns", "list")
     assert listed.returncode == 0 and "no campaigns yet" in listed.stdout, listed
@@ -171,11 +244,7 @@ def test_jobs_refuse_a_reason_code_harvester_never_gives_naming_some(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     """`--reason timout` printed "no rows match" (list) or "queued again 0" (retry), exit 0."""
-    (tmp_path / "list.csv").write_text("url\nhttp://img.example/a.jpg\nhttp://img.example/b.jpg\n")
-    made = _harvester(sqlite_url, tmp_path, "submit", "urls", "--campaign", "c", "list.csv")
-    assert made.returncode == 0, made.stderr
-    with sqlite3.connect(tmp_path / "harvester.db") as db:
-        db.execute("UPDATE images SET state = 'failed', reason = 'http_404', retryable = 0")
+    _two_images(sqlite_url, tmp_path, "failed", "http_404")
     for command in (("jobs", "list", "--reason"), ("jobs", "retry", "--reason", "http_404")):
         done = _harvester(sqlite_url, tmp_path, *command, "timout")
         _refused(done, f"'timout' is not a reason code; did you mean timeout? {REASON_HINT}")
