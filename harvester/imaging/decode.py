@@ -49,7 +49,8 @@ _OTHER_FORMATS: tuple[tuple[bytes, str], ...] = (
     (b"\x00\x00\x01\x00", "ico"),
     (b"%PDF", "pdf"),
 )
-_MARKUP = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"<svg")
+# An error page may open with a comment before its doctype, as generated pages often do.
+_MARKUP = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"<svg", b"<!--")
 
 _ORIENTATION_TAG = 0x0112
 # What a viewer applies to stored pixels to show them upright.
