@@ -20,8 +20,8 @@ from harvester.commands import (
     campaign_name_arg,
     dashboard,
     number_arg,
+    submitting,
     text_arg,
-    undone_on_error,
 )
 from harvester.commands import bbox_arg as _bbox
 from harvester.commands import campaigns as campaign_commands
@@ -315,7 +315,7 @@ async def _submit_urls(args: argparse.Namespace, settings: Settings, engine: Eng
 
     campaign = UrlCampaign(args.campaign, args.file, **_sizes(args))
     try:
-        async with undone_on_error(engine, campaign.name):
+        async with submitting(engine, campaign.name):
             report = await submit_urls(
                 engine, campaign, max_attempts=settings.max_attempts, update_settings=args.update
             )
@@ -351,7 +351,7 @@ async def _submit_flickr(args: argparse.Namespace, settings: Settings, engine: E
         **_sizes(args),
     )
 
-    async with undone_on_error(engine, campaign.name):
+    async with submitting(engine, campaign.name):
         report = await submit_flickr(
             engine, campaign, max_attempts=settings.max_attempts, update_settings=args.update
         )
@@ -380,7 +380,7 @@ async def _submit_mapillary(args: argparse.Namespace, settings: Settings, engine
         **_sizes(args),
     )
 
-    async with undone_on_error(engine, campaign.name):
+    async with submitting(engine, campaign.name):
         report = await submit_mapillary(
             engine, campaign, max_attempts=settings.max_attempts, update_settings=args.update
         )

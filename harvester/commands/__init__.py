@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from harvester.config import Settings
-from harvester.errors import HarvesterError
+from harvester.errors import HarvesterError, InputError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -61,31 +61,34 @@ def text_arg(text: str) -> str:
 
 
 def campaign_name_arg(text: str) -> str:
-    """A new campaign's name, kept as typed, so it is refused rather than cleaned (that would
-    rename it): UTF-8, not blank, every character printable (`terminal.shown` escapes the rest,
-    so a name with ESC or an invisible one would never read as typed), no space at either end
-    (`--campaign ' bx'` is told from `bx` by nothing an operator sees), within its column.
-    Names kept from before are looked up as stored (`text_arg`): this is for submits only."""
-    from harvester.db.models import CAMPAIGN_NAME_CHARS
-
+    """A submit's campaign name, as typed: UTF-8 and not blank (no campaign ever had a blank
+    name). Whether a new campaign may take it is `new_name_problem`'s to say, once the
+    database has said it is new (`submitting`): a campaign kept from before whose name a new
+    one may not have is added to by that name, as stored."""
     text = text_arg(text)
     if not text.strip():
         raise argparse.ArgumentTypeError("a campaign name cannot be empty or only spaces")
+    return text
+
+
+def new_name_problem(text: str) -> str | None:
+    """Why a new campaign cannot take this name as typed (refused, not cleaned: that would
+    rename it), or None: every character printable (`terminal.shown` escapes the rest, so a
+    name with ESC or an invisible one would never read as typed), no space at either end
+    (`--campaign ' bx'` is told from `bx` by nothing an operator sees), within its column."""
+    from harvester.db.models import CAMPAIGN_NAME_CHARS
+
     odd = next((i for i, char in enumerate(text) if not char.isprintable()), None)
     if odd is not None:
-        raise argparse.ArgumentTypeError(
-            f"a campaign name cannot hold control or invisible characters "
+        return (
+            f"cannot hold control or invisible characters "
             f"(U+{ord(text[odd]):04X} at character {odd + 1})"
         )
     if text != text.strip():
-        raise argparse.ArgumentTypeError(
-            f"a campaign name cannot begin or end with a space, got {text!r}"
-        )
+        return f"cannot begin or end with a space, got {text!r}"
     if len(text) > CAMPAIGN_NAME_CHARS:
-        raise argparse.ArgumentTypeError(
-            f"a campaign name is at most {CAMPAIGN_NAME_CHARS} characters, got {len(text)}"
-        )
-    return text
+        return f"is at most {CAMPAIGN_NAME_CHARS} characters, got {len(text)}"
+    return None
 
 
 def bbox_arg(text: str) -> tuple[float, float, float, float]:
@@ -129,12 +132,20 @@ def number_arg(
 
 
 @asynccontextmanager
-async def undone_on_error(engine: AsyncEngine, campaign: str) -> AsyncIterator[None]:
-    """A submit that fails leaves no campaign behind (one that existed before stays)."""
+async def submitting(engine: AsyncEngine, campaign: str) -> AsyncIterator[None]:
+    """A submit to the campaign of this name: a new one is refused a name it could not keep
+    as typed before anything is made (one kept from before, made when such names were taken,
+    is added to by its name), and a submit that fails leaves no campaign behind (one that
+    existed before stays)."""
     from harvester.db.campaigns import campaign_exists
     from harvester.db.deletion import delete_campaign
 
     existed = await campaign_exists(engine, campaign)
+    problem = None if existed else new_name_problem(campaign)
+    if problem is not None:
+        raise InputError(
+            f"a new campaign's name {problem}; `harvester campaigns list` lists the campaigns"
+        )
     try:
         yield
     except HarvesterError:

@@ -201,6 +201,31 @@ def test_a_campaign_kept_from_before_with_spaces_round_its_name_is_found_by_that
     _refused(refused, "harvester: no campaign named 'bx'; `harvester campaigns list` lists them")
 
 
+@pytest.mark.parametrize(
+    "name", [" bx ", "b\x1b[31mx", "bx\n"], ids=["spaces", "escape", "newline"]
+)
+def test_a_campaign_kept_from_before_with_a_name_now_refused_takes_more_rows_by_that_name(
+    sqlite_url: str, tmp_path: Path, name: str
+) -> None:
+    """`submit urls --campaign ' bx '` was refused as a new name would be, though ' bx ' was
+    there to add to, and no command could add rows to it: it is added to like any other."""
+    (tmp_path / "more.csv").write_text("url\nhttp://img.example/c.jpg\n")
+    _two_images(sqlite_url, tmp_path, "stored", "")
+    with sqlite3.connect(tmp_path / "harvester.db") as db:
+        db.execute("UPDATE campaigns SET name = ?", (name,))
+    added = _harvester(sqlite_url, tmp_path, "submit", "urls", "--campaign", name, "more.csv")
+    assert added.returncode == 0 and not added.stderr, added.stderr
+    assert "1 rows read, 1 images queued, 0 already known, 0 rows rejected" in added.stdout
+    again = _harvester(sqlite_url, tmp_path, "submit", "urls", "--campaign", name, "more.csv")
+    assert again.returncode == 0 and "0 images queued, 1 already known" in again.stdout, again
+    with sqlite3.connect(tmp_path / "harvester.db") as db:
+        assert db.execute("SELECT name FROM campaigns").fetchall() == [(name,)]
+        images = db.execute("SELECT state, COUNT(*) FROM images GROUP BY state ORDER BY state")
+        assert images.fetchall() == [("queued", 1), ("stored", 2)]
+    listed = _harvester(sqlite_url, tmp_path, "jobs", "list", "--campaign", name, "--json")
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)["jobs"]) == 3, listed
+
+
 def test_a_url_list_whose_every_row_is_rejected_makes_no_campaign(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -57,28 +57,49 @@ def test_a_campaign_name_with_an_undecodable_byte_is_refused_naming_the_argument
     _no_campaigns(database_url, url_list.parent)
 
 
+@pytest.mark.parametrize("name", ["", "   "], ids=["empty", "spaces"])
+def test_a_blank_campaign_name_is_refused_at_argument_parsing(
+    sqlite_url: str, url_list: Path, name: str
+) -> None:
+    """No campaign ever had a blank name: refused before the database is asked."""
+    done = _harvester(sqlite_url, url_list.parent, *SUBMITS[0], "--campaign", name)
+    _refused(done, "--campaign", "a campaign name cannot be empty or only spaces")
+    assert not (url_list.parent / "harvester.db").exists()
+
+
 @pytest.mark.parametrize(
     ("name", "why"),
     [
         ("c\x1b[31m", "cannot hold control or invisible characters (U+001B at character 2)"),
         ("c\nd", "cannot hold control or invisible characters (U+000A at character 2)"),
         ("\u202ec", "cannot hold control or invisible characters (U+202E at character 1)"),
-        ("", "cannot be empty or only spaces"),
-        ("   ", "cannot be empty or only spaces"),
         ("x" * 201, "is at most 200 characters, got 201"),
         (" bx", "cannot begin or end with a space, got ' bx'"),
         ("bx ", "cannot begin or end with a space, got 'bx '"),
     ],
-    ids=["escape", "newline", "bidi", "empty", "spaces", "too-long", "leading", "trailing"],
+    ids=["escape", "newline", "bidi", "too-long", "leading", "trailing"],
 )
 def test_a_new_campaign_name_that_cannot_be_kept_as_typed_is_refused(
-    sqlite_url: str, url_list: Path, name: str, why: str
+    database_url: str, url_list: Path, name: str, why: str
 ) -> None:
     """SQLite kept a name over varchar(200) (PostgreSQL refused it with its DBAPIError), and
-    an escape or newline too, to be shown escaped forever after. Refused before the database
-    is asked, so one database shows it."""
-    done = _harvester(sqlite_url, url_list.parent, *SUBMITS[0], "--campaign", name)
-    _refused(done, "--campaign", f"a campaign name {why}")
+    an escape or newline too, to be shown escaped forever after. Refused once the database
+    says no campaign has it (one kept from before is added to: test_refused_inputs)."""
+    done = _harvester(database_url, url_list.parent, *SUBMITS[0], "--campaign", name)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == (
+        f"harvester: a new campaign's name {why}; `harvester campaigns list` lists the campaigns"
+    ), done.stderr
+    _no_campaigns(database_url, url_list.parent)
+
+
+@pytest.mark.parametrize("submit", SUBMITS, ids=lambda s: s[1])
+def test_every_submit_refuses_a_new_campaign_a_name_it_could_not_keep(
+    sqlite_url: str, url_list: Path, submit: list[str]
+) -> None:
+    done = _harvester(sqlite_url, url_list.parent, *submit, "--campaign", "bx ")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "harvester: a new campaign's name cannot begin or end with a space" in done.stderr
     _no_campaigns(sqlite_url, url_list.parent)
 
 
