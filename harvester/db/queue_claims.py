@@ -36,6 +36,22 @@ LEASE_LOST = "lease expired on the last attempt (the worker died or hung)"
 LEASE_LOST_REASON = "lease_lost"
 
 
+def _text(value: str) -> Any:
+    """A string written into the statement, not bound: part of its text and its plan."""
+    return literal_column(f"'{value}'", String)
+
+
+# -- A statement's one-time filter that turns synchronous_commit off for its own transaction:
+# (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL, an InitPlan run once
+# per statement (is_local true: it ends with the transaction, the pooled connection keeps
+# its setting). Saves the claim its wait for the WAL flush (`one_statement_claim`).
+ASYNC_COMMIT = (
+    select(func.set_config(_text("synchronous_commit"), _text("off"), true()))
+    .scalar_subquery()
+    .is_not(None)
+)
+
+
 def claim_statement(
     model: QueueModel, values: dict[str, Any], *, per_campaign: bool = False
 ) -> Any:
@@ -135,6 +151,7 @@ def one_statement_claim(
                    UNION ALL
                    SELECT id FROM (<due_rows_per_campaign>) per_campaign
                      WHERE EXISTS (SELECT FROM campaigns WHERE paused_at IS NOT NULL))
+        AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
       RETURNING *)
     SELECT * FROM claimed
     UNION ALL SELECT NULL, ... WHERE EXISTS (SELECT FROM <queue> WHERE state='running'
@@ -142,6 +159,16 @@ def one_statement_claim(
     Each EXISTS on campaigns is a one-time filter, so one picker runs: the plain one while
     no campaign is paused, the per-campaign one otherwise (as `claim_template` chooses).
     With ``server_clock`` false, :b_now (a test's clock) stands for now().
+
+    The claim commits without waiting for its WAL to reach the disk (`ASYNC_COMMIT`), as
+    `SET LOCAL synchronous_commit = off` would, with no round trip of its own: at 2M rows
+    the bench's claim p50 went from ~14 to ~10 ms (README, Millions of rows). It is safe
+    because a claim lost in a server crash (those of the last 3 x wal_writer_delay at most)
+    only gives its rows back to the queue as they were, and an outcome is never durable
+    while its claim is lost: outcomes commit synchronously, and a synchronous commit flushes
+    the WAL up to its own commit record, which comes after the commit of every claim whose
+    lease it saw. A daemon still at work on a lost claim's rows is told by its next
+    heartbeat that it holds them no longer and drops them, as after an expired lease.
 
     The limit is a literal, one statement per batch size (a daemon asks for half a batch
     to a batch): with LIMIT a parameter PostgreSQL plans each claim afresh (~0.6 ms of its
@@ -173,6 +200,7 @@ def one_statement_claim(
             attempts=model.attempts + 1,
             updated_at=now,
         )
+        .where(ASYNC_COMMIT)
         .returning(*columns)
         .cte("claimed")
     )
