@@ -43,7 +43,8 @@ from harvester.db.session import HeldConnection, read_connection, statement_conn
 from harvester.outcomes import Failure as Failure
 from harvester.outcomes import Outcome as Outcome
 
-# A claimed row as the worker sees it (code outside db/ does not import SQLAlchemy).
+# A claimed row as the worker sees it, the columns `queue_claims.CLAIMED` names (code
+# outside db/ does not import SQLAlchemy).
 QueueRow = Row[Any]
 
 MAX_WAIT_S = 7 * 86_400.0

@@ -91,7 +91,7 @@ def claim_template(
     WHERE id IN (SELECT id FROM <queue> WHERE state='queued' AND not_before <= :now
                  [AND kind IN (:kinds)] [AND campaign_id NOT IN (:paused)]
                  ORDER BY not_before, id LIMIT :limit FOR UPDATE SKIP LOCKED)
-    RETURNING *
+    RETURNING <claimed_columns>
     With ``per_campaign`` (PostgreSQL, some campaign paused) the rows come from
     ``due_rows_per_campaign`` instead.
 
@@ -117,7 +117,7 @@ def claim_template(
             attempts=model.attempts + 1,
             updated_at=_moment("b_now", model),
         )
-        .returning(*model.__table__.c)
+        .returning(*claimed_columns(model))
         .execution_options(synchronize_session=False)
     )
 
@@ -152,7 +152,7 @@ def one_statement_claim(
                    SELECT id FROM (<due_rows_per_campaign>) per_campaign
                      WHERE EXISTS (SELECT FROM campaigns WHERE paused_at IS NOT NULL))
         AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
-      RETURNING *)
+      RETURNING <claimed_columns>)
     SELECT * FROM claimed
     UNION ALL SELECT NULL, ... WHERE EXISTS (SELECT FROM <queue> WHERE state='running'
                                             AND lease_expires_at < now())
@@ -189,7 +189,7 @@ def one_statement_claim(
         select(plain_rows.c.id).where(~any_paused),
         select(per_campaign.c.id).where(any_paused),
     )
-    columns = model.__table__.c
+    columns = claimed_columns(model)
     claimed = (
         update(model)
         .where(model.id.in_(due))
@@ -206,6 +206,30 @@ def one_statement_claim(
     )
     expired = exists().where(in_state(model, states.RUNNING), model.lease_expires_at < now)
     return select(claimed).union_all(select(*(null() for _ in columns)).where(expired))
+
+
+# What a claimed row carries: its lease, and what the daemon and its jobs read of it
+# (harvester.worker.daemon, harvester.worker.jobs). A job that reads another column adds it
+# here. Returning all 50 columns of an image cost a claim of 100 rows 0.17-0.36 ms more of
+# the claimer's CPU and ~0.1 ms more of its server's (the two claims alternated, 240 each).
+CLAIMED = {
+    "images": (
+        *("id", "campaign_id", "state", "attempts", "lease_owner", "lease_expires_at"),
+        *("provider", "provider_id", "source_url", "raw", "group_name", "shard", "file_name"),
+        *("license_id", "title", "tags", "owner", "owner_name"),
+        *("lat", "lon", "heading", "captured_at", "captured_local"),
+    ),
+    "tasks": (
+        *("id", "campaign_id", "state", "attempts", "lease_owner", "lease_expires_at"),
+        *("kind", "payload"),
+    ),
+}
+
+
+def claimed_columns(model: QueueModel) -> list[Any]:
+    """The columns a claim returns (`CLAIMED`), on both databases alike."""
+    columns = model.__table__.c
+    return [columns[name] for name in CLAIMED[model.__tablename__]]
 
 
 def paused_campaigns() -> Select[Any]:
