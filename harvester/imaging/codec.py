@@ -18,6 +18,7 @@ import numpy.typing as npt
 import simplejpeg
 
 from harvester.imaging.errors import CorruptImage, ImagingError
+from harvester.imaging.jpeg import scans_complete
 
 __all__ = ["Pixels", "closed_jpeg", "decode_scaled", "encode"]
 
@@ -58,11 +59,15 @@ def decode_scaled(data: bytes, size: tuple[int, int], at_least: tuple[int, int])
 def closed_jpeg(data: bytes) -> bytes | None:
     """The JPEG with its end-of-image marker added when that marker alone is missing, as
     some cameras and uploaders leave it (libjpeg then warns of a premature end, as it does
-    for a file cut short); None when more is missing. Told by decoding it, marker added, at
-    the smallest scale with libjpeg's warnings as errors: a scan cut short still warns."""
+    for a file cut short); None when more is missing. Told by its scans' headers, which must
+    bring every coefficient to full precision (a progressive JPEG cut between two scans
+    decodes with no warning), then by decoding it, marker added, at the smallest scale with
+    libjpeg's warnings as errors: a scan cut short still warns."""
     if not data.startswith(b"\xff\xd8") or data.endswith(EOI):
         return None
     closed = data + EOI
+    if not scans_complete(closed):
+        return None
     try:
         colorspace = _NATIVE.get(simplejpeg.decode_jpeg_header(closed)[2], "RGB")
         simplejpeg.decode_jpeg(closed, colorspace=colorspace, min_width=1, min_height=1)

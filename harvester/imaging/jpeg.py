@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Iterator
 
 from harvester.imaging.errors import CorruptImage
 
-__all__ = ["with_metadata"]
+__all__ = ["scans_complete", "with_metadata"]
 
 _SOI = b"\xff\xd8"
 _EOI = 0xD9
 _SOS = 0xDA
 _APP0, _APP1, _APP2, _APP14, _APP15 = 0xE0, 0xE1, 0xE2, 0xEE, 0xEF
 _COM = 0xFE
+# Start-of-frame markers (DHT, JPG and DAC share their range), and the progressive ones.
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+_EVERY_COEFFICIENT = (1 << 64) - 1
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn carry no length
 # In entropy-coded data a 0xFF byte is followed by 0x00 (stuffing), RSTn or more 0xFF fill;
 # anything else is a marker (the next scan's tables, or the end of the image).
@@ -76,14 +81,60 @@ def _segment(data: bytes, pos: int) -> tuple[int, int]:
 
 def _end_of_image(data: bytes, pos: int) -> int:
     """Just past the EOI marker, walking scans (and the tables between them) from `pos`."""
+    *_, (_eoi, start, _end) = _walk(data, pos)  # the last segment walked is the EOI marker
+    return start + 2
+
+
+def _walk(data: bytes, pos: int) -> Iterator[tuple[int, int, int]]:
+    """(marker, start, end of its segment) from `pos` up to the EOI marker, the last; a
+    scan's entropy-coded data is stepped over. CorruptImage if the data ends first."""
     while True:
         marker, end = _segment(data, pos)
+        yield marker, pos, end
         if marker == _EOI:
-            return pos + 2
-        if marker != _SOS:
-            pos = end
-            continue
-        found = _MARKER_IN_SCAN.search(data, end)
-        if found is None:
-            raise CorruptImage("the JPEG data ends before its last scan", reason="truncated")
-        pos = found.start()
+            return
+        if marker == _SOS:
+            found = _MARKER_IN_SCAN.search(data, end)
+            if found is None:
+                raise CorruptImage("the JPEG data ends before its last scan", reason="truncated")
+            end = found.start()
+        pos = end
+
+
+def scans_complete(data: bytes) -> bool:
+    """Whether the scans before the EOI marker give each component of the frame every
+    coefficient at full precision. A progressive JPEG cut between two scans, or a sequential
+    one coded a component a scan, is well-formed without the rest and decodes with no warning
+    from libjpeg, blurred or blocky or without its colour: only the scans' headers tell."""
+    if not data.startswith(_SOI):
+        return False
+    progressive = False
+    missing: dict[int, int] = {}  # component id -> coefficients not yet at full precision
+    try:
+        for marker, start, end in _walk(data, 2):
+            segment = data[start + 4 : end]
+            if marker in _SOF:
+                progressive = marker in _PROGRESSIVE
+                missing = {segment[6 + 3 * i]: _EVERY_COEFFICIENT for i in range(segment[5])}
+            elif marker == _SOS:
+                _cover(missing, segment, progressive=progressive)
+    except (CorruptImage, IndexError, ValueError):  # a header cut short or out of shape
+        return False
+    return bool(missing) and not any(missing.values())
+
+
+def _cover(missing: dict[int, int], scan: bytes, *, progressive: bool) -> None:
+    """Strike what one scan header (Ns, its components, Ss, Se, Ah/Al) brings to full
+    precision: a sequential scan all of its components' coefficients, a progressive one its
+    band Ss..Se when its successive approximation ends (Al = 0)."""
+    count = scan[0]
+    start, stop, approximation = scan[1 + 2 * count : 4 + 2 * count]
+    if not progressive:
+        done = _EVERY_COEFFICIENT
+    elif approximation & 0x0F == 0:
+        done = ((1 << (stop + 1)) - 1) & ~((1 << start) - 1)
+    else:
+        done = 0
+    for component in scan[1 : 1 + 2 * count : 2]:
+        if component in missing:
+            missing[component] &= ~done

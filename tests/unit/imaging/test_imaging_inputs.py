@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -257,3 +258,20 @@ def test_a_jpeg_cut_inside_its_data_is_still_truncated_with_or_without_an_end_ma
     assert caught.value.reason == "truncated"
     with pytest.raises(CorruptImage):
         process(half + b"\xff\xd9", RULES, Metadata())
+
+
+def test_a_progressive_jpeg_cut_between_two_scans_is_still_truncated(
+    photo: Callable[..., bytes],
+) -> None:
+    """Cut just before a scan's tables or header, the scans before are whole and, its end
+    marker added, decode with no warning from libjpeg, blurred or blocky: stored, a cut
+    picture would pass for the photo. Cut before the last scan, nothing is stored."""
+    whole = photo(progressive=True)
+    first = whole.index(b"\xff\xda")
+    # Where a later scan's tables (DHT) or header (SOS) begin: no such pair is in scan data.
+    cuts = [at.start() for at in re.finditer(b"\xff[\xc4\xda]", whole) if at.start() > first]
+    assert len(cuts) > 5
+    for cut in cuts:
+        with pytest.raises(CorruptImage) as caught:
+            process(whole[:cut], RULES, Metadata())
+        assert caught.value.reason == "truncated", cut
