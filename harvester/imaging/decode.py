@@ -24,6 +24,7 @@ from harvester.imaging.errors import (
     TooSmall,
     UnsupportedFormat,
 )
+from harvester.imaging.jpeg import held_whole
 
 __all__ = [
     "DECODE_ERRORS",
@@ -153,12 +154,12 @@ def has_alpha(im: Image.Image) -> bool:
     return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
 
 
-def progressive_coefficient_bytes(im: Image.Image) -> int:
-    """What libjpeg holds at once to decode a progressive JPEG, however far it scales the
-    output: every DCT coefficient of the whole picture (a 64-coefficient block of 2-byte
-    values per 8x8 samples of each component, padded to whole MCUs); 0 for any other
-    picture, which it decodes a band at a time."""
-    if not isinstance(im, JpegImagePlugin.JpegImageFile) or not im.info.get("progressive"):
+def whole_coefficient_bytes(im: Image.Image, data: bytes) -> int:
+    """What libjpeg holds at once to decode a JPEG it decodes whole (progressive, or coded a
+    component a scan: `jpeg.held_whole`), however far it scales the output: every DCT
+    coefficient of the picture (a 64-coefficient block of 2-byte values per 8x8 samples of
+    each component, padded to whole MCUs); 0 for any other picture, decoded a band at a time."""
+    if not isinstance(im, JpegImagePlugin.JpegImageFile) or not held_whole(data):
         return 0
     layers = im.layer  # (component id, horizontal and vertical sampling, table) from SOF
     if not layers:
@@ -179,15 +180,18 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def check_full_decode(im: Image.Image, size: tuple[int, int], fmt: str, *, max_bytes: int) -> None:
+def check_full_decode(
+    im: Image.Image, data: bytes, size: tuple[int, int], fmt: str, *, max_bytes: int
+) -> None:
     """Refuse a picture that must be decoded at full size (no DCT scaling: PNG, WebP), or a
-    progressive JPEG whose coefficients are held whole, when that would take more memory
-    than a worker may spend on one image."""
+    JPEG whose coefficients are held whole (progressive, or coded a component a scan), when
+    that would take more memory than a worker may spend on one image."""
     w, h = size
-    coefficients = progressive_coefficient_bytes(im)
+    coefficients = whole_coefficient_bytes(im, data)
     if coefficients > max_bytes:
+        kind = "progressive" if im.info.get("progressive") else "multi-scan"
         raise DecompressionBomb(
-            f"{w}x{h} progressive JPEG holds {coefficients // 2**20} MB of coefficients while "
+            f"{w}x{h} {kind} JPEG holds {coefficients // 2**20} MB of coefficients while "
             f"decoding at any scale, over the {max_bytes // 2**20} MB an image may take"
         )
     limit = full_decode_pixels(fmt, has_alpha(im), max_bytes)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from harvester.imaging.errors import CorruptImage
 
-__all__ = ["scans_complete", "with_metadata"]
+__all__ = ["held_whole", "scans_complete", "with_metadata"]
 
 _SOI = b"\xff\xd8"
 _EOI = 0xD9
@@ -99,6 +99,26 @@ def _walk(data: bytes, pos: int) -> Iterator[tuple[int, int, int]]:
                 raise CorruptImage("the JPEG data ends before its last scan", reason="truncated")
             end = found.start()
         pos = end
+
+
+def held_whole(data: bytes) -> bool:
+    """Whether libjpeg holds every coefficient of the picture at once to decode it, however
+    far it scales the output, rather than a band at a time: a progressive JPEG, or a
+    sequential one whose first scan codes fewer components than its frame has (libjpeg's
+    has_multiple_scans). Told from the headers up to the first scan; headers it cannot walk
+    count as held whole, the side a bomb check errs on."""
+    frame = 0
+    progressive = False
+    try:
+        for marker, start, _end in _walk(data, 2):
+            if marker in _SOF:
+                progressive = marker in _PROGRESSIVE
+                frame = data[start + 9]
+            elif marker == _SOS:
+                return progressive or data[start + 4] < frame
+    except (CorruptImage, IndexError):
+        pass
+    return True
 
 
 def scans_complete(data: bytes) -> bool:

@@ -80,7 +80,7 @@ def _process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
     source_format = format_name(im)
     src_w, src_h = upright_size(im)
     check_limits((src_w, src_h), max_pixels=rules.max_pixels, min_side=rules.min_side)
-    check_full_decode(im, (src_w, src_h), source_format, max_bytes=rules.max_decode_bytes)
+    check_full_decode(im, data, (src_w, src_h), source_format, max_bytes=rules.max_decode_bytes)
     plain = is_plain_jpeg(im)
     if fit(src_w, src_h, rules.max_side) == (src_w, src_h) and plain:
         scale = _CHECK_SCALE if rules.strip_frames else _VALIDATE_SCALE

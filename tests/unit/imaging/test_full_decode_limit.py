@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import io
 import resource
+import struct
 import time
 
 import pytest
 from PIL import Image
 
-from harvester.imaging import DecompressionBomb, Metadata, SizeRules, process
+from harvester.imaging import CorruptImage, DecompressionBomb, Metadata, SizeRules, process
 
 
 def _tiny_file(fmt: str, size: tuple[int, int]) -> bytes:
@@ -70,3 +71,34 @@ def test_a_progressive_header_claiming_a_huge_picture_is_refused_before_any_deco
     data[sof + 5 : sof + 9] = (8_000).to_bytes(2, "big") * 2  # height, then width
     with pytest.raises(DecompressionBomb, match="progressive"):
         process(bytes(data), SizeRules(), Metadata())
+
+
+def _sequential_header(size: tuple[int, int], *, first_scan_components: int) -> bytes:
+    """A baseline (SOF0) JPEG's headers claiming `size` in three 1x1 components, then one
+    scan of a grey picture's data coding `first_scan_components` of them."""
+    out = io.BytesIO()
+    Image.new("L", (64, 64), 128).save(out, format="JPEG", quality=90)
+    data = bytearray(out.getvalue())
+    sof = data.index(b"\xff\xc0")
+    frame = b"".join(bytes([ident, 0x11, 0]) for ident in (1, 2, 3))
+    data[sof : sof + 13] = b"\xff\xc0" + struct.pack(">HBHHB", 17, 8, size[1], size[0], 3) + frame
+    sos = data.index(b"\xff\xda")
+    scan = b"".join(bytes([ident, 0]) for ident in range(1, first_scan_components + 1))
+    header = struct.pack(">HB", 6 + 2 * first_scan_components, first_scan_components)
+    data[sos : sos + 10] = b"\xff\xda" + header + scan + b"\x00\x3f\x00"
+    return bytes(data)
+
+
+def test_a_sequential_jpeg_coded_a_component_a_scan_is_held_whole_and_a_bomb() -> None:
+    """libjpeg holds every coefficient of a sequential JPEG whose first scan codes fewer
+    components than its frame, as of a progressive one: a 49 kB one claiming 10000x12000
+    peaked at 730 MB in a worker. Claiming 8000x8000 (384 MB of coefficients), one coded a
+    component a scan is refused from its header; interleaved, it is decoded (and cut short)."""
+    with pytest.raises(DecompressionBomb, match="multi-scan"):
+        process(
+            _sequential_header((8_000, 8_000), first_scan_components=1), SizeRules(), Metadata()
+        )
+    with pytest.raises(CorruptImage):
+        process(
+            _sequential_header((8_000, 8_000), first_scan_components=3), SizeRules(), Metadata()
+        )
