@@ -249,12 +249,15 @@ async def test_three_compose_daemons_share_one_keys_limit_and_survive_a_kill(
     await asyncio.gather(*(deployment.started(d) for d in daemons))
     victim = daemons[2]
 
-    # All three come to hold a slice of the key; the victim holds rows when it is killed.
+    # Daemons come to share the key (two or more hold a slice of it at once or in turn); the
+    # victim holds rows when it is killed. All three need not: a daemon takes 4 query tasks at
+    # most and one may find none left to take (seen: the harvest ended with one daemon having
+    # stored images only), and the emulator's counts below check the limit over every call.
     flickr_holders: set[str] = set()
     held: list[Any] = []
     stored: list[Any] = [(0,)]
     async with _explained(lambda: f"holders {flickr_holders}, stored {stored}, held {held}"):
-        while not (len(flickr_holders) >= 3 and held):
+        while not (len(flickr_holders) >= 2 and held):
             await asyncio.sleep(0.2)
             live = await _query(
                 url,
@@ -325,9 +328,9 @@ async def test_three_compose_daemons_share_one_keys_limit_and_survive_a_kill(
         for path, row in stored.items():
             assert hashlib.sha256((root / path).read_bytes()).hexdigest() == row.sha256
 
-    # The key's limit held across all three: no second over it, never a 429, and the
-    # three together ran at their shared target (6/s), not at three times it.
-    assert len(flickr_holders) >= 3, flickr_holders
+    # The key's limit held across the daemons: no second over it, never a 429, and they
+    # together ran at their shared target (6/s), not at a multiple of it.
+    assert len(flickr_holders) >= 2, flickr_holders
     per_second = {int(s): n for s, n in stats["per_second"].items()}
     # Counted as the emulator's handler sees them: a stall of its loop on a loaded machine
     # moves calls into the next second, so the limit is checked over two seconds at a time
