@@ -36,7 +36,7 @@ LEASE_LOST = "lease expired on the last attempt (the worker died or hung)"
 LEASE_LOST_REASON = "lease_lost"
 
 
-def _text(value: str) -> Any:
+def _text(value: str) -> ColumnElement[str]:
     """A string written into the statement, not bound: part of its text and its plan."""
     return literal_column(f"'{value}'", String)
 
@@ -309,7 +309,7 @@ def in_state(model: QueueModel, state: str) -> ColumnElement[bool]:
     """`state = '<state>'` with the state written out, not bound: a prepared statement's
     generic plan can then use the partial indexes (`WHERE state = 'queued'`), so PostgreSQL
     need not plan the claim again at each run."""
-    return model.state == literal_column(f"'{state}'", String)
+    return model.state == _text(state)
 
 
 def due_rows(model: QueueModel, now: Any = None, limit: int | None = None) -> Select[Any]:

@@ -63,10 +63,10 @@ def closed_jpeg(data: bytes) -> bytes | None:
     bring every coefficient to full precision (a progressive JPEG cut between two scans
     decodes with no warning), then by decoding it, marker added, at the smallest scale with
     libjpeg's warnings as errors: a scan cut short still warns."""
-    if not data.startswith(b"\xff\xd8") or data.endswith(EOI):
+    if data.endswith(EOI):
         return None
     closed = data + EOI
-    if not scans_complete(closed):
+    if not scans_complete(closed):  # a JPEG's SOI first, and every coefficient's scans
         return None
     try:
         colorspace = _NATIVE.get(simplejpeg.decode_jpeg_header(closed)[2], "RGB")
