@@ -9,6 +9,7 @@ through here, so one marker and one set of rules hold everywhere. Public API:
 - `redact_url(url)`, a URL with credential values (query, fragment) and any password blanked;
 - `public_url(url)`, a URL fit to publish in a file or an export: no userinfo, no
   credential-like parameter (signed CDN ones included), no fragment;
+- `public_text(text)`, free text fit to publish: its words kept, each URL in it made public;
 - `credential_values(pairs)`, the values of the credential parameters among name/value pairs;
 - `redact_text(text, secrets)`, free text with credentials and the given values blanked;
 - `shown_input_url(text)`, a URL an operator gave, however malformed, fit to show back;
@@ -88,14 +89,24 @@ _NAME_RE = rf"{_NAME_CHARS}*?(?:{_FRAGMENT_RE}){_NAME_CHARS}*|(?:{_PREFIX_RE}){_
 _PARAM_IN_TEXT = re.compile(rf"(?i)(?<!{_NAME_CHARS})((?:{_NAME_RE}|{_EXACT_RE})=)[^&#\s'\"<>]+")
 # user:password@ in a URL quoted inside free text.
 _USERINFO_IN_TEXT = re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@'\"]+:)[^/\s@'\"]+@")
-# An Authorization header value quoted in text: "OAuth MLY|...", "Bearer ...".
-_AUTH_IN_TEXT = re.compile(r"((?:OAuth|Bearer)\s+)[^\s\"',]+")
-# Log fields whose values are secrets whatever they hold.
-_SECRET_FIELD = re.compile(r"(api_?key|token|secret|password|authorization|signature)", re.I)
+# An Authorization header value quoted in text: "OAuth MLY|...", "Bearer ..." (no token
+# holds a parenthesis: "(Bearer x)" keeps its closing one).
+_AUTH_IN_TEXT = re.compile(r"((?:OAuth|Bearer)\s+)[^\s\"',)]+")
+# A URL quoted in free text: up to a space, quote or angle bracket (an HTML href's end), less
+# the punctuation closing its sentence.
+_URL_IN_TEXT = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s'\"<>]*[^\s'\"<>.,;:!?)\]}]")
+# Field names whose values are secrets whatever they hold; `auth` only as a word of its
+# own (auth, x_auth, auth-header), not inside author or oauth.
+_SECRET_FIELD = re.compile(
+    r"api_?key|token|secret|passw(?:or)?d|authorization|signature|credential"
+    r"|(?<![a-z])auth(?![a-z])",
+    re.I,
+)
 
 
 def is_secret_field(name: str) -> bool:
-    """True if a log field of this name holds a secret (its value is never shown)."""
+    """True if a field of this name (a log field, a URL list's column) holds a secret: its
+    value is never shown."""
     return _SECRET_FIELD.search(name) is not None
 
 
@@ -206,3 +217,22 @@ def public_url(url: str) -> str:
     kept = [(name, value) for name, value in pairs if not is_credential_param(name)]
     query = urlencode(kept) if len(kept) != len(pairs) else parts.query
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def public_text(text: str) -> str:
+    """Free text fit to publish (a photo's description): its words kept, each URL in it made
+    public as `public_url` makes it, then credentials left in the words blanked as
+    `redact_text` blanks them. Only what is a URL is cut as one: a description quoting a link
+    keeps every word around it."""
+    if "://" in text:
+        text = _URL_IN_TEXT.sub(lambda found: _public_quoted(found.group()), text)
+    return redact_text(text)
+
+
+def _public_quoted(url: str) -> str:
+    """`public_url` of a URL quoted in text; in an HTML href (Flickr's descriptions) its
+    `&amp;` is read as the `&` it stands for, so `&amp;sig=` is the `sig` it is, and
+    written back as it was."""
+    if "&amp;" not in url:
+        return public_url(url)
+    return public_url(url.replace("&amp;", "&")).replace("&", "&amp;")

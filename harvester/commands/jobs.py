@@ -186,13 +186,17 @@ async def _list_rows(args: argparse.Namespace, settings: Settings, engine: Async
 @on_database(migrate=True)
 async def _show(args: argparse.Namespace, settings: Settings, engine: AsyncEngine) -> int:
     from harvester.db.jobs import JobKind, job_detail
-    from harvester.redact import redact_url
+    from harvester.redact import REDACTED, redact_url
+    from harvester.sources.pages import secret_columns
 
     detail = await job_detail(engine, JobKind(args.kind), args.id)
     if detail is None:
         raise InputError(f"no {args.kind} with id {args.id}; `harvester jobs list` shows ids")
     if detail.get("source_url"):
         detail["source_url"] = redact_url(detail["source_url"])
+    raw = detail.get("raw")
+    if isinstance(raw, dict):  # a URL list's api_key column, say: shown blanked, as logs do
+        raw.update(dict.fromkeys(secret_columns(str(detail.get("provider")), raw), REDACTED))
     if args.json:
         print_json(detail)
         return 0

@@ -207,6 +207,9 @@ class WorldSize:
     # Share of photos without a Large whose owner hides the original as well, leaving only
     # Medium and smaller sizes (a fifth of the photos with a Large hide theirs, always).
     flickr_hidden_original_share: float = 0.05
+    # Share of descriptions quoting a link their owner pasted, a token in its query (a shop's
+    # or a cloud album's signed link): free text that must keep its words when published.
+    flickr_linked_description_share: float = 0.05
     mapillary_paths: int = 8
     mapillary_dense_images: int = 2600
     hostile_urls_every: int = 9
@@ -215,7 +218,8 @@ class WorldSize:
         shares = (*self.flickr_taken_granularity, self.flickr_gif_share)
         if len(self.flickr_taken_granularity) != 3 or sum(self.flickr_taken_granularity) > 1:
             raise ValueError("flickr_taken_granularity is 3 shares (month, year, circa), sum <= 1")
-        if not all(0 <= x <= 1 for x in (*shares, self.flickr_hidden_original_share)):
+        others = (self.flickr_hidden_original_share, self.flickr_linked_description_share)
+        if not all(0 <= x <= 1 for x in (*shares, *others)):
             raise ValueError("shares of photos are in [0, 1]")
 
 

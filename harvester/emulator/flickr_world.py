@@ -4,7 +4,8 @@ Upload dates spread over years and grow denser towards the present (as the seed
 README observes), so a popular keyword over the full range exceeds the 4,000
 cap while a rare one yields a few hundred. Some photos carry the real service's other
 traits: a datetaken known only to the month, year or circa, a GIF original, an original its
-owner hides; each photo offers only the sizes Flickr would have made of it.
+owner hides, a description quoting a signed link; each photo offers only the sizes Flickr
+would have made of it.
 """
 
 from __future__ import annotations
@@ -284,8 +285,9 @@ def _unit(seed: int, photo_id: str, trait: str) -> float:
 
 
 def _traits(seed: int, p: FlickrPhoto, size: WorldSize) -> FlickrPhoto:
-    """Coarse capture dates, GIF originals and hidden originals, each drawn from the photo's
-    own hash (not the world's generator), so their shares change no other photo."""
+    """Coarse capture dates, GIF originals, hidden originals and linked descriptions, each
+    drawn from the photo's own hash (not the world's generator), so their shares change no
+    other photo."""
     changes: dict[str, Any] = {}
     u = _unit(seed, p.id, "granularity")
     for granularity, share in zip(COARSE_GRANULARITIES, size.flickr_taken_granularity, strict=True):
@@ -300,7 +302,18 @@ def _traits(seed: int, p: FlickrPhoto, size: WorldSize) -> FlickrPhoto:
     hidden = _unit(seed, p.id, "hidden") < size.flickr_hidden_original_share
     if hidden and not p.has_large:
         changes.update(original_public=False)
+    if _unit(seed, p.id, "link") < size.flickr_linked_description_share:
+        changes.update(description=linked_description(seed, p))
     return replace(p, **changes) if changes else p
+
+
+def linked_description(seed: int, p: FlickrPhoto) -> str:
+    """The photo's description with a signed link its owner pasted, as Flickr sends one: an
+    HTML anchor, its `&` escaped, the token in the query."""
+    token = hashlib.blake2b(f"{seed}:{p.id}:token".encode(), digest_size=8).hexdigest()
+    link = f"https://prints.example.com/p/{p.id}?ref=flickr&amp;token={token}"
+    anchor = f'<a href="{link}" rel="nofollow">prints.example.com/p/{p.id}</a>'
+    return f"{p.description} Prints: {anchor}".lstrip()
 
 
 def coarse(ts: int, granularity: int) -> int:

@@ -359,6 +359,12 @@ def _flickr_arguments(p: argparse.ArgumentParser) -> None:
         help="share of Flickr photos without a Large that hide their original too",
     )
     p.add_argument(
+        "--linked-description-share",
+        type=float,
+        default=world.flickr_linked_description_share,
+        help="share of Flickr descriptions quoting a signed link (a token in its query)",
+    )
+    p.add_argument(
         "--flickr-mediums",
         choices=FLICKR_MEDIUMS,
         default=Warts.flickr_mediums,
@@ -424,6 +430,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         flickr_taken_granularity=args.granularity_mix,
         flickr_gif_share=args.gif_share,
         flickr_hidden_original_share=args.hidden_original_share,
+        flickr_linked_description_share=args.linked_description_share,
     )
     return replace(
         EmulatorConfig(seed=args.seed, faults=faults, warts=warts, url_ttl_s=args.url_ttl),

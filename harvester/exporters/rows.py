@@ -10,8 +10,8 @@ from typing import Any
 import pyarrow as pa
 
 from harvester.exporters.selection import Item
-from harvester.redact import public_url
-from harvester.sources.pages import page_url
+from harvester.redact import public_text, public_url
+from harvester.sources.pages import page_url, secret_columns
 
 _HIT = pa.struct(
     [
@@ -84,14 +84,25 @@ def _public(url: str | None, *, keep_query: bool = True) -> str | None:
 
 
 def _scrubbed(value: Any) -> Any:
-    """A raw provider record with every URL in it made public."""
+    """A raw provider record fit to publish: a URL made public, free text (a Flickr
+    description quoting a signed link) with its words kept and its URLs and credentials
+    cleaned, as harvester.redact.public_text does."""
     if isinstance(value, Mapping):
         return {str(k): _scrubbed(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_scrubbed(v) for v in value]
-    if isinstance(value, str) and "://" in value:
-        return _public(value)
+    if isinstance(value, str):
+        return public_text(value)
     return value
+
+
+def _raw_column(provider: str, raw: Mapping[str, Any] | None) -> str | None:
+    """The raw record as JSON text, less a URL list's columns named like secrets."""
+    if raw is None:
+        return None
+    withheld = secret_columns(provider, raw)
+    kept = {k: v for k, v in raw.items() if k not in withheld}
+    return json.dumps(_scrubbed(kept), sort_keys=True, ensure_ascii=False)
 
 
 def author_of(item: Item) -> str | None:
@@ -190,9 +201,7 @@ def table_row(item: Item) -> dict[str, Any]:
         "queries": sorted({hit["query"] for hit in hits}),
         "hits": hits,
         "phash": record["phash"],
-        "raw": json.dumps(_scrubbed(record["raw"]), sort_keys=True, ensure_ascii=False)
-        if record["raw"] is not None
-        else None,
+        "raw": _raw_column(record["provider"], record["raw"]),
     }
 
 

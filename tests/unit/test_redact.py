@@ -16,6 +16,7 @@ from harvester.redact import (
     Redactor,
     credential_values,
     is_secret_field,
+    public_text,
     public_url,
     redact_text,
     redact_url,
@@ -129,6 +130,32 @@ def test_credential_values_are_those_of_credential_parameters_only() -> None:
 def test_log_fields_named_like_secrets_are_known_to_be_secret() -> None:
     assert is_secret_field("flickr_api_key") and is_secret_field("Authorization")
     assert not is_secret_field("campaign_id")
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [("auth", True), ("x_auth", True), ("Auth-Header", True), ("passwd", True),
+     ("session_token", True), ("credentials", True), ("author", False), ("authority", False),
+     ("oauth", False), ("key", False), ("caption", False)],
+)  # fmt: skip
+def test_a_field_named_auth_is_secret_an_author_is_not(name: str, secret: bool) -> None:
+    """A URL list's `auth` column is its credential; `author` and img2dataset's `key` are not."""
+    assert is_secret_field(name) is secret
+
+
+def test_free_text_keeps_its_words_and_loses_the_credentials_of_the_urls_it_quotes() -> None:
+    text = (
+        "Shot from the pier, more at https://bob:pw@example.com/x?token=abc&w=2#f. Also "
+        '<a href="https://shop.test/p?ref=fl&amp;sig=s1">shop.test/p</a>'
+        " (api_key=k3y or Bearer eyJh)"
+    )
+    assert public_text(text) == (
+        "Shot from the pier, more at https://example.com/x?w=2. Also "
+        '<a href="https://shop.test/p?ref=fl">shop.test/p</a>'
+        f" (api_key={REDACTED} or Bearer {REDACTED})"
+    )
+    assert public_text("plain words, owner 1234@N00") == "plain words, owner 1234@N00"
+    assert public_text("https://cdn.test/a.jpg?session=1") == "https://cdn.test/a.jpg"
 
 
 SIGNED = [
