@@ -165,6 +165,14 @@ class Warts:
     # A geo query (bbox, lat/lon, has_geo, woe_id, place_id) with no limiting agent (a tag,
     # min_upload_date or min_taken_date) answers only photos uploaded in the last 12 hours.
     flickr_geo_recent_only: bool = True
+    # flickr.photos.search now and then answers stat "ok" with `"total": ""`, pages 0 and no
+    # photos for a query that matches (flickrapi issue #109, its users retry), or with no
+    # photos on a page before the last it announces. These are the shares of queries whose
+    # first search, and of such pages whose first ask, is answered so (1: every one); a
+    # retry gets the true answer. Off by default as fault rates are: on, each costs a window
+    # a retry, and the queue's back-off, in every harvest the emulator serves.
+    flickr_blank_total_share: float = 0.0
+    flickr_empty_page_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.flickr_deleted_answer not in FLICKR_DELETED_ANSWERS:
@@ -177,6 +185,10 @@ class Warts:
             raise ValueError("bbox_limit must be positive")
         if not 0 <= self.deleted_share < 1:
             raise ValueError("deleted_share must be in [0, 1)")
+        if not all(
+            0 <= s <= 1 for s in (self.flickr_blank_total_share, self.flickr_empty_page_share)
+        ):
+            raise ValueError("flickr_blank_total_share and flickr_empty_page_share are in [0, 1]")
         if self.dense_refusal_above is not None and self.dense_refusal_above < 1:
             raise ValueError("dense_refusal_above must be >= 1 (or None: never)")
         if self.dense_timeout_above is not None and self.dense_timeout_above < 1:

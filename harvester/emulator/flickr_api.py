@@ -3,7 +3,8 @@
 Faithful to the real service's warts: HTTP 200 with `stat: fail` for errors,
 numbers sometimes encoded as strings (`total` always), the 4,000-result cap, results that
 start repeating photos already returned past roughly the 1,500th of a search, a page past
-the last answered with the last one again, and only the sizes a photo really has.
+the last answered with the last one again, only the sizes a photo really has, and, when
+asked for, a blank `total` or an empty page where photos are.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import replace
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -207,6 +208,7 @@ class SearchEngine:
         self.warts = warts or Warts()
         self.now = now
         self._served: OrderedDict[SearchQuery, tuple[int, list[FlickrPhoto]]] = OrderedDict()
+        self._asked: set[Hashable] = set()  # first asks seen, while a flaky wart is on
 
     def served(self, q: SearchQuery) -> tuple[int, list[FlickrPhoto]]:
         """(true total, the at most 4,000 photos one search hands out, duplicates included)."""
@@ -244,24 +246,39 @@ class SearchEngine:
         per_page = min(max(_int(params, "per_page") or DEFAULT_PER_PAGE, 1), cap)
         page = max(_int(params, "page") or 1, 1)
         total, served = self.served(q)
+        pages = math.ceil(total / per_page) if total else 0
+        counted: int | str = str(total) if self.warts.flickr_total_as_string else total
+        if self._first_ask_fails(("blank", q), self.warts.flickr_blank_total_share):
+            pages, counted, served = 0, "", []  # stat "ok": only the blank total tells
         start = (page - 1) * per_page
         repeats = self.warts.flickr_past_last_repeats or total > RESULT_CAP
         if start >= len(served) and served and repeats:
             # Past the last page (or the cap) Flickr keeps answering with its last one.
             start = ((len(served) - 1) // per_page) * per_page
         chunk = served[start : start + per_page]
+        if page < pages and self._first_ask_fails(
+            ("empty", q, page, per_page), self.warts.flickr_empty_page_share
+        ):
+            chunk = []
         extras = {e.strip() for e in params.get("extras", "").split(",") if e.strip()}
         mediums = self.warts.flickr_mediums
         return {
             "photos": {
                 "page": page,
-                "pages": math.ceil(total / per_page) if total else 0,
+                "pages": pages,
                 "perpage": per_page,
-                "total": str(total) if self.warts.flickr_total_as_string else total,
+                "total": counted,
                 "photo": [photo_json(p, extras, base_url, mediums) for p in chunk],
             },
             "stat": "ok",
         }
+
+    def _first_ask_fails(self, key: Hashable, share: float) -> bool:
+        """True on the first ask of `key` when its seeded coin falls under `share`."""
+        if share <= 0 or key in self._asked:
+            return False
+        self._asked.add(key)
+        return _unit(self.seed, key) < share
 
 
 def _num(p: FlickrPhoto, value: int | float) -> int | float | str:

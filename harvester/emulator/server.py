@@ -278,6 +278,18 @@ _FLAGS = (
     _Flag("--clock-speed", "emulator s per wall s", 1.0, float),
     _Flag("--deleted-share", "share of deleted photos", 0.0, float),
     _Flag(
+        "--blank-total-share",
+        "share of Flickr queries first answered total '', pages 0",
+        0.0,
+        float,
+    ),
+    _Flag(
+        "--empty-page-share",
+        "share of Flickr pages before the last first answered empty",
+        0.0,
+        float,
+    ),
+    _Flag(
         "--flickr-deleted",
         "the CDN's answer for a deleted photo",
         Warts.flickr_deleted_answer,
@@ -424,6 +436,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         flickr_total_as_string=not args.total_as_number,
         flickr_past_last_repeats=not args.empty_past_last_page,
         flickr_geo_recent_only=not args.geo_without_limit,
+        flickr_blank_total_share=args.blank_total_share,
+        flickr_empty_page_share=args.empty_page_share,
         flickr_down_codes=args.flickr_down_codes,
     )
     world = WorldSize(

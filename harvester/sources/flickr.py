@@ -45,6 +45,7 @@ from harvester.sources.flickr_campaign import (
 from harvester.sources.flickr_parse import (
     NegativeTerms,
     SearchPage,
+    bad_answer,
     decode_body,
     found_image,
     licenses_of,
@@ -200,8 +201,6 @@ class FlickrSource:
         for number in range(2, last_page + 1):
             page = await self._search(query, window, plan, page=number)
             read.calls += 1
-            if not page.photos:
-                break
             duplicates += _add(seen, page.photos)
         halves = split(window) if duplicates and depth < MAX_SPLIT_DEPTH else None
         if halves is None:
@@ -265,8 +264,12 @@ class FlickrSource:
             params["bbox"] = ",".join(f"{x:.6f}" for x in plan.bbox)
         if plan.licenses:
             params["license"] = ",".join(plan.licenses)
-        body = await self._call("flickr.photos.search", params)
-        return search_page(body, url=self._shown("flickr.photos.search"))
+        shown = self._shown("flickr.photos.search")
+        found = search_page(await self._call("flickr.photos.search", params), url=shown)
+        if not found.photos and page < found.pages:
+            # Not the end: a window read so would be done short of the pages after it.
+            raise bad_answer(f"no photos on page {page} of {found.pages}", shown)
+        return found
 
     async def _call(self, method: str, params: Mapping[str, str]) -> dict[str, Any]:
         """One REST call (JSON, no callback). `stat: fail` is classified inside the HTTP

@@ -138,15 +138,16 @@ def decode_body(text: str, *, url: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         # Not chained: the decoder keeps the whole body, which we do not vouch for.
         why = f"something not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        raise _not_json(why, url) from None
+        raise bad_answer(why, url) from None
     except (ValueError, RecursionError):  # a 4,300-digit number, a nesting past the stack
-        raise _not_json("JSON beyond what the parser can hold", url) from None
+        raise bad_answer("JSON beyond what the parser can hold", url) from None
     if not isinstance(body, dict):
-        raise _not_json("a non-object", url)
+        raise bad_answer("a non-object", url)
     return body
 
 
-def _not_json(why: str, url: str) -> TransientHttpError:
+def bad_answer(why: str, url: str) -> TransientHttpError:
+    """An answer Flickr should not have given, worth another try later (`bad_response`)."""
     return TransientHttpError(
         f"Flickr answered with {why} from {url}", url=url, reason="bad_response"
     )
@@ -169,16 +170,23 @@ class SearchPage:
 
 
 def search_page(body: Mapping[str, Any], *, url: str) -> SearchPage:
+    """One page, refused as `bad_response` when its counts cannot be trusted: Flickr now and
+    then answers a search that matches with `"total": ""` and pages 0 (flickrapi issue #109),
+    which read as "nothing here" would leave the window's photos out for good. Nothing
+    matched is `"total": "0"`."""
     photos = body.get("photos")
     if not isinstance(photos, Mapping):
         raise TransientHttpError(f"Flickr search answer without 'photos' from {url}", url=url)
     listed = photos.get("photo")
     records = [p for p in listed if isinstance(p, Mapping)] if isinstance(listed, list) else []
-    return SearchPage(
-        total=max(0, whole(photos.get("total")) or 0),
-        pages=max(0, whole(photos.get("pages")) or 0),
-        photos=records,
-    )
+    total, pages = whole(photos.get("total")), max(0, whole(photos.get("pages")) or 0)
+    if total is None:
+        raise bad_answer(
+            f"a search total that is no number ({str(photos.get('total'))[:40]!r})", url
+        )
+    if pages == 0 and (total > 0 or records):
+        raise bad_answer(f"0 pages of a search of {total} listing {len(records)}", url)
+    return SearchPage(total=max(0, total), pages=pages, photos=records)
 
 
 def licenses_of(body: Mapping[str, Any]) -> list[tuple[str, str, str | None]]:

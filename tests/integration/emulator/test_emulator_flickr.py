@@ -254,6 +254,32 @@ async def test_total_is_a_string_and_a_page_past_the_last_repeats_the_last_page(
     assert plain["photos"]["total"] == int(total) and plain["photos"]["photo"] == []
 
 
+async def test_a_querys_first_search_can_answer_a_blank_total_and_a_page_come_back_empty(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    """flickrapi #109's answer (stat ok, total "", pages 0, no photos) to a query's first
+    search, in JSON as in XML, and an empty page before the last on its first ask; each
+    asked again is answered truly, and no other query or page is touched."""
+    emu = await start(warts=Warts(flickr_blank_total_share=1.0, flickr_empty_page_share=1.0))
+    window = {"text": "glacier", "min_upload_date": str(Y2020), "max_upload_date": str(Y2021)}
+    blank = await flickr(session, emu, per_page="10", **window)
+    assert blank["stat"] == "ok" and blank["photos"]["photo"] == []
+    assert (blank["photos"]["total"], blank["photos"]["pages"]) == ("", 0)
+    empty, full = [await flickr(session, emu, per_page="10", **window) for _ in range(2)]
+    assert empty["photos"]["photo"] == [] and len(full["photos"]["photo"]) == 10
+    assert empty["photos"]["pages"] == full["photos"]["pages"] > 2
+    assert empty["photos"]["total"] == full["photos"]["total"]
+    last = await flickr(session, emu, per_page="10", page=str(full["photos"]["pages"]), **window)
+    assert last["photos"]["photo"] != []  # the last page is never the empty one
+    xml = {"method": "flickr.photos.search", "api_key": FLICKR_KEY, "text": "castle"}
+    async with session.get(emu.flickr_api_url, params=xml) as resp:
+        photos = ElementTree.fromstring(await resp.text()).find("photos")
+    assert photos is not None and (photos.get("total"), photos.get("pages")) == ("", "0")
+    for total in ("", "0"):  # a query nothing matches is blank first, then "0"
+        none = await flickr(session, emu, text="no-such-word-anywhere")
+        assert (none["photos"]["total"], none["photos"]["pages"]) == (total, 0)
+
+
 async def test_coarse_taken_dates_carry_their_granularity(
     start: Starter, session: aiohttp.ClientSession
 ) -> None:
@@ -329,9 +355,10 @@ def test_flickr_wart_flags_default_to_the_strict_side_and_set_the_config() -> No
     warts = strict.warts
     assert (warts.flickr_mediums, warts.flickr_total_as_string) == ("dated", True)
     assert warts.flickr_past_last_repeats and warts.flickr_geo_recent_only
+    assert warts.flickr_blank_total_share == warts.flickr_empty_page_share == 0  # fault rates
     flags = "--granularity-mix 0.1,0,0.2 --gif-share 0 --hidden-original-share 0.5"
     flags += " --flickr-mediums none --total-as-number --empty-past-last-page"
-    flags += " --geo-without-limit"
+    flags += " --geo-without-limit --blank-total-share 0.1 --empty-page-share 0.2"
     lenient = config_from_args(_parser().parse_args(flags.split()))
     assert lenient.world == WorldSize(
         flickr_taken_granularity=(0.1, 0, 0.2), flickr_gif_share=0, flickr_hidden_original_share=0.5
@@ -341,6 +368,8 @@ def test_flickr_wart_flags_default_to_the_strict_side_and_set_the_config() -> No
         flickr_total_as_string=False,
         flickr_past_last_repeats=False,
         flickr_geo_recent_only=False,
+        flickr_blank_total_share=0.1,
+        flickr_empty_page_share=0.2,
     )
 
 

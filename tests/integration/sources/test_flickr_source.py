@@ -52,6 +52,7 @@ from harvester.sources.flickr import (
     submit_flickr,
 )
 from harvester.sources.flickr_parse import NO_URL
+from harvester.worker.fetching import http_failure
 
 KEY = "flickr-test-key-0123456789"
 PLAIN = WorldSize(flickr_gif_share=0, flickr_hidden_original_share=0)
@@ -147,6 +148,33 @@ async def test_a_window_expands_to_exactly_the_emulators_ground_truth(
     assert set(ids) == {p.id for p in truth(emu, "bridge", start, end)}
     assert expansion.result["action"] == "read" and expansion.result["next"][0] == end
     assert expansion.query == "bridge" and all(i.group == "bridge" for i in expansion.images)
+
+
+async def test_a_blank_total_is_a_bad_response_while_nothing_matched_is_an_empty_window(
+    http: RecordingHttp,
+) -> None:
+    """Each query's first search answers `"total": ""`, pages 0, no photos (flickrapi #109):
+    not "nothing here" but an answer to ask again, which then holds the truth; a query
+    nothing matches ("0" once asked again) still reads as an empty window, widened past."""
+    warts = Warts(flickr_blank_total_share=1.0)
+    emu = await start_emulator(EmulatorConfig(flickr_keys=frozenset({KEY}), warts=warts))
+    try:
+        settings = FlickrCampaign("c", ("bridge",), max_upload=END).settings()
+        source = make_source(http, emu)
+        start, end = ts(2021, 3), ts(2021, 9)
+        for query in ("bridge", "no-such-word-anywhere"):
+            with pytest.raises(TransientHttpError, match="total that is no number") as caught:
+                await source.expand(task(query, start, end), settings)
+            assert caught.value.reason == "bad_response"
+        again = await source.expand(task("bridge", start, end), settings)
+        assert {i.provider_id for i in again.images} == {
+            p.id for p in truth(emu, "bridge", start, end)
+        }
+        empty = await source.expand(task("no-such-word-anywhere", start, end), settings)
+        assert empty.images == [] and (empty.result["total"], empty.result["found"]) == (0, 0)
+        assert empty.result["next"][1] - end > end - start
+    finally:
+        await emu.close()
 
 
 async def test_a_campaign_over_1024_px_takes_large_2048_or_the_original_by_their_own_secrets(
@@ -454,15 +482,31 @@ async def run_chain(
     *,
     now: datetime | None = None,
     crash_after: int | None = None,
+    retry: bool = False,
 ) -> int:
-    """What the daemon does with Flickr tasks, one at a time; may 'die' mid-task."""
-    queue = Queue(engine, Task, clock=lambda: now or datetime.now(UTC))
+    """What the daemon does with Flickr tasks, one at a time; may 'die' mid-task. With
+    `retry`, a transient error fails the task as the daemon's run_task does, and the queue's
+    wall clock (a fake one) jumps an hour, its longest back-off, when only waiting is left."""
+    ahead = timedelta()
+    queue = Queue(engine, Task, clock=lambda: (now or datetime.now(UTC)) + ahead)
     settings = await campaign_settings(engine)
     ran = 0
-    while rows := await queue.claim("test", 1, 60, kinds=sorted(source.kinds)):
+    while True:
+        rows = await queue.claim("test", 1, 60, kinds=sorted(source.kinds))
+        if not rows:
+            if not retry or not await _queued(engine):
+                return ran
+            ahead += timedelta(hours=1)
+            continue
         (row,) = rows
         view = TaskView(row.id, row.campaign_id, row.kind, row.payload, row.attempts)
-        expansion = await source.expand(view, settings[row.campaign_id])
+        try:
+            expansion = await source.expand(view, settings[row.campaign_id])
+        except TransientHttpError as exc:
+            if not retry:
+                raise
+            await queue.fail("test", [http_failure(row.id, exc)])
+            continue
         if crash_after is not None and ran == crash_after:
             return ran  # queried, never recorded: the lease is left to expire
         await add_images(
@@ -479,7 +523,12 @@ async def run_chain(
         )
         await queue.finish("test", [Outcome(row.id, "done", {"result": expansion.result})])
         ran += 1
-    return ran
+
+
+async def _queued(engine: AsyncEngine) -> int:
+    async with engine.connect() as db:
+        count = select(func.count()).select_from(Task).where(Task.state == "queued")
+        return int((await db.execute(count)).scalar_one())
 
 
 def expected_hits(
@@ -538,6 +587,53 @@ async def test_the_chain_stores_every_matching_photo_once_within_the_key_rate(
     assert NO_URL not in {r.skip_reason for r in rows}
     stats = await key_stats(emu)
     assert stats["status_429"] == 0 and stats["max_1s"] <= RATE + 1
+
+
+FLAWED = {
+    "blank_total": Warts(flickr_blank_total_share=1.0),
+    "empty_page": Warts(flickr_empty_page_share=1.0),
+}
+
+
+@pytest.mark.parametrize("flaw", sorted(FLAWED))
+async def test_a_flawed_search_answer_is_retried_until_every_window_holds_its_ground_truth(
+    sqlite_engine: AsyncEngine, flaw: str
+) -> None:
+    """Flickr's blank total (stat ok, `"total": ""`, pages 0, no photos: flickrapi #109) and
+    an empty page before the last are bad answers, not a window's end: its task fails as
+    `bad_response`, is retried after its back-off, and is never done short of photos."""
+    config = EmulatorConfig(flickr_keys=frozenset({KEY}), warts=FLAWED[flaw], world=PLAIN)
+    emu = await start_emulator(config)
+    try:
+        campaign = FlickrCampaign(
+            "flawed", ("sunset",), min_upload=date(2021, 1, 1), max_upload=END
+        )
+        await submit_flickr(sqlite_engine, campaign, max_attempts=MAX_ATTEMPTS)
+        async with RecordingHttp() as http:
+            await run_chain(sqlite_engine, make_source(http, emu, rate=1000), retry=True)
+        async with sqlite_engine.connect() as db:
+            hits = (
+                await db.execute(
+                    select(Image.provider_id, ImageHit.query).join_from(ImageHit, Image)
+                )
+            ).all()
+            tasks = (
+                await db.execute(
+                    select(Task.state, Task.attempts, Task.payload, Task.result).where(
+                        Task.kind == "flickr_window"
+                    )
+                )
+            ).all()
+        want = expected_hits(emu, ("sunset",), set(), ts(2021), ts(2024))
+        assert {(h.provider_id, h.query) for h in hits} == want
+        assert {t.state for t in tasks} == {"done"}
+        reads = [t for t in tasks if t.result["action"] == "read"]
+        for t in reads:
+            window = truth(emu, "sunset", t.payload["start"], t.payload["end"])
+            assert t.result["found"] == len(window), t.payload
+        assert any(t.attempts > 1 for t in reads)
+    finally:
+        await emu.close()
 
 
 async def test_a_rerun_after_a_crash_does_not_query_finished_windows(

@@ -189,6 +189,32 @@ def test_search_page_reads_string_counts_and_ignores_junk_entries() -> None:
     assert (page.total, page.pages, len(page.photos)) == (1234, 5, 1)
 
 
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"total": "", "pages": 0},  # flickrapi #109: stat ok for a search that matches
+        {"pages": 0},
+        {"total": "n/a", "pages": 1},
+        {"total": "3", "pages": 0},
+    ],
+)
+def test_a_search_page_whose_counts_cannot_be_trusted_is_a_bad_response(
+    counts: dict[str, Any],
+) -> None:
+    for listed in ([], [photo()]):
+        with pytest.raises(TransientHttpError) as caught:
+            search_page({"photos": {**counts, "photo": listed}}, url=URL)
+        assert caught.value.reason == "bad_response"
+    with pytest.raises(TransientHttpError, match="0 pages of a search of 0 listing 1"):
+        search_page({"photos": {"total": "0", "pages": 0, "photo": [photo()]}}, url=URL)
+
+
+def test_a_search_nothing_matched_reads_as_empty() -> None:
+    for total in ("0", 0):
+        page = search_page({"photos": {"total": total, "pages": 0, "photo": []}}, url=URL)
+        assert (page.total, page.pages, page.photos) == (0, 0, [])
+
+
 def test_licenses_are_read_with_numeric_or_string_ids() -> None:
     body = {
         "licenses": {"license": [{"id": 4, "name": "BY", "url": "u"}, {"id": "0", "name": "A"}]}
