@@ -1,10 +1,12 @@
-"""libjpeg-turbo straight to and from numpy (simplejpeg), for JPEGs that Pillow would decode
-the same way: colour, upright.
+"""libjpeg-turbo straight to and from numpy (simplejpeg), for every JPEG, its warnings as
+errors.
 
-The same library Pillow wraps, without its costs around it: Pillow decodes through a
-suspending reader into 4-byte pixels and copies again to reach numpy; simplejpeg decodes
-in one call into a 3-byte array (bit-identical pixels, measured on the bench corpus) and
-encodes from one. A progressive 2048x1536 at 1/2 scale took 37 ms instead of 44.5,
+Pillow's JPEG decoder ignores libjpeg's warnings: a picture whose scan data was cut short and
+an end marker added (a cut transfer "closed", a broken upload) decodes grey past the cut with
+no error. simplejpeg is the same library without Pillow's costs around it: Pillow decodes
+through a suspending reader into 4-byte pixels and copies again to reach numpy; simplejpeg
+decodes in one call into a 3-byte array (bit-identical pixels, measured on the bench corpus)
+and encodes from one. A progressive 2048x1536 at 1/2 scale took 37 ms instead of 44.5,
 a full 1600x1200 8.2 instead of 10.9, a 1024x768 encode 2.8 instead of 3.2 (one core,
 on the mixed bench corpus).
 """
@@ -12,19 +14,29 @@ on the mixed bench corpus).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import numpy.typing as npt
 import simplejpeg
+from PIL import Image
 
+from harvester.imaging.cv import opencv
 from harvester.imaging.errors import CorruptImage, ImagingError
-from harvester.imaging.jpeg import scans_complete
+from harvester.imaging.jpeg import held_whole, scans_complete
 
 __all__ = ["Pixels", "closed_jpeg", "decode_scaled", "encode"]
 
 EOI = b"\xff\xd9"  # the end-of-image marker
 # simplejpeg's colour space for a JPEG's own (its header's name), to decode without converting.
 _NATIVE = {"Gray": "GRAY", "CMYK": "CMYK", "YCCK": "CMYK"}
+
+# Pillow's mode for a JPEG (from its component count) -> the colour space to decode it in.
+_MODES = {"RGB": "RGB", "L": "GRAY", "CMYK": "CMYK"}
+# libjpeg's words for data that ends early: no end marker ("Premature end of JPEG file"), a
+# marker such as an added FFD9 inside a scan ("premature end of data segment"), or the end
+# marker where a restart marker was due.
+_CUT = re.compile(r"premature end|found marker 0xd9 instead of RST", re.IGNORECASE)
 
 Pixels = npt.NDArray[np.uint8]  # height x width x RGB
 
@@ -34,25 +46,45 @@ Pixels = npt.NDArray[np.uint8]  # height x width x RGB
 _SCALES = (8, 4, 2, 1)
 
 
-def decode_scaled(data: bytes, size: tuple[int, int], at_least: tuple[int, int]) -> Pixels:
-    """The JPEG's pixels at 1/8, 1/4, 1/2 or full scale, chosen as Pillow's draft chooses
-    (the largest factor that divides both sides into at least `at_least`)."""
+def decode_scaled(
+    data: bytes, size: tuple[int, int], at_least: tuple[int, int], mode: str = "RGB"
+) -> Pixels:
+    """The JPEG's RGB pixels at 1/8, 1/4, 1/2 or full scale, chosen as Pillow's draft chooses
+    (the largest factor that divides both sides into at least `at_least`), as stored (no
+    EXIF turn). `mode` is Pillow's for it: grey and CMYK come out as Pillow converts them.
+    A picture cut short is refused however it ends: libjpeg warns of a scan cut inside, and
+    the scans' headers tell one cut between two scans (which decodes with no warning)."""
     w, h = size
     fits = min(w // max(1, at_least[0]), h // max(1, at_least[1]))
-    scale = next(s for s in _SCALES if fits >= s)
+    scale = next((s for s in _SCALES if fits >= s), 1)  # asked for more than it has: in full
     scaled = (math.ceil(w / scale), math.ceil(h / scale))
     try:
         # The exact size of a 1/N decode makes simplejpeg pick that factor and no other.
         pixels: Pixels = simplejpeg.decode_jpeg(
-            data, colorspace="RGB", min_width=scaled[0], min_height=scaled[1]
+            data, colorspace=_MODES[mode], min_width=scaled[0], min_height=scaled[1]
         )
     except MemoryError as exc:
         raise ImagingError(
             "out of memory while decoding", reason="out_of_memory", permanent=False
         ) from exc
     except ValueError as exc:  # strict: libjpeg's warnings (truncated, bad data) are errors
-        reason = "truncated" if "Premature end" in str(exc) else "corrupt"
+        reason = "truncated" if _CUT.search(str(exc)) else "corrupt"
         raise CorruptImage(f"the image data cannot be decoded: {exc}", reason=reason) from exc
+    if held_whole(data) and not scans_complete(data):  # the rest only for multi-scan JPEGs
+        raise CorruptImage("the JPEG's scans end before its picture is whole", reason="truncated")
+    return _as_rgb(pixels, mode)
+
+
+def _as_rgb(pixels: Pixels, mode: str) -> Pixels:
+    """Grey and CMYK pixels in RGB, the very values Pillow's convert gives (CMYK read with
+    Adobe's inverted polarity, as Pillow reads every CMYK JPEG)."""
+    if mode == "L":
+        cv2 = opencv()
+        rgb: Pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
+        return rgb
+    if mode == "CMYK":
+        cmyk = Image.frombuffer("CMYK", (pixels.shape[1], pixels.shape[0]), pixels, "raw", "CMYK;I")
+        return np.asarray(cmyk.convert("RGB"))
     return pixels
 
 

