@@ -31,7 +31,9 @@ LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 settings.register_profile(
     "suite",
     max_examples=400 if LONG else 40,
-    deadline=2000,  # ms per example: a decoder or parser that hangs fails here
+    # No per-example deadline: it measured the machine (a loaded CI core missed 2 s in 2 of
+    # 13 runs); a decoder or parser that hangs fails on the fuzz tier's timeout instead.
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     derandomize=not LONG,
 )
