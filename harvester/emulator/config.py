@@ -57,6 +57,10 @@ class Faults:
     retry_after_s: float = 1.0
     reset_rate: float = 0
     truncate_rate: float = 0
+    # Share of answers whose body stops short of its Content-Length with the connection then
+    # held open, no FIN, until the client gives up (a stalled CDN edge): unlike a truncated
+    # one, nothing but the client's own timers ends it.
+    stall_rate: float = 0
     # Share of CDN answers that are a 206 with only the first part of the picture and a
     # Content-Range saying so, though no Range was asked for (a misbehaving edge cache).
     partial_rate: float = 0

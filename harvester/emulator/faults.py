@@ -2,7 +2,8 @@
 
 Every API or CDN request is counted, then may be delayed, refused (429 with
 Retry-After, 5xx, Flickr's code 105, a Graph rate-limit code in a 4xx body), cut off
-(connection reset), truncated (Content-Length promises more than is sent), partial
+(connection reset), truncated (Content-Length promises more than is sent, then the
+connection closes), stalled (the same short body, the connection then held open), partial
 (a 206 with part of the body, no Range asked for), a gzip stream cut short or with a
 wrong CRC (its Content-Length true), or an HTML page in the API's place. Random
 decisions come from a seeded generator, so a single client sees the same faults run
@@ -114,6 +115,7 @@ class FaultInjector:
             ("5xx", f.error_5xx_rate),
             ("reset", f.reset_rate),
             ("truncate", f.truncate_rate),
+            ("stall", f.stall_rate),
             ("partial", f.partial_rate),
             ("html_page", f.html_page_rate if scope == API else 0.0),
             ("bad_gzip", f.bad_gzip_rate),
@@ -202,13 +204,36 @@ async def send_truncated(
     request: web.Request, resp: web.Response, coin: float
 ) -> web.StreamResponse:
     """Headers promising the whole body, a part of it, then the connection closes."""
+    out = await _send_part(request, resp, coin)
+    if request.transport is not None:
+        request.transport.close()
+    return out
+
+
+async def send_stalled(request: web.Request, resp: web.Response, coin: float) -> None:
+    """Headers promising the whole body, a part of it, then silence on an open connection
+    (no FIN) until the client hangs up, as CDN edges do: the client's own timers must end
+    it. Held without limit, so no client is spared by an idle timeout of the server's."""
+    await _send_part(request, resp, coin)
+    while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
+        await asyncio.sleep(_HANG_UP_POLL_S)
+    # Nothing may be written any more; cancelling the handler makes aiohttp drop it quietly.
+    raise asyncio.CancelledError
+
+
+# How often a held connection looks whether its client hung up: a poll (ASYNC110) because
+# aiohttp gives a handler no event for its connection closing (but handler_cancellation,
+# which would change how every other answer ends too).
+_HANG_UP_POLL_S = 0.05
+
+
+async def _send_part(request: web.Request, resp: web.Response, coin: float) -> web.StreamResponse:
+    """Sends the head of ``resp`` with its whole length declared, and 20-80% of its body."""
     body = resp.body if isinstance(resp.body, bytes) else b""
     out = web.StreamResponse(status=resp.status, headers=resp.headers)
     out.content_length = len(body) + (0 if body else 1024)
     await out.prepare(request)
     await out.write(body[: int(len(body) * (0.2 + 0.6 * coin))])
-    if request.transport is not None:
-        request.transport.close()
     return out
 
 
@@ -390,6 +415,9 @@ def middleware(  # noqa: C901 - one request pipeline, read top to bottom
         if decision == "truncate" and isinstance(resp, web.Response):
             stats.note(label, route.endpoint, "truncated")
             return await send_truncated(request, resp, injector.coin(route.scope))
+        if decision == "stall" and isinstance(resp, web.Response):
+            stats.note(label, route.endpoint, "stalled")
+            await send_stalled(request, resp, injector.coin(route.scope))  # ends by raising
         if decision == "bad_gzip" and isinstance(resp, web.Response):
             stats.note(label, route.endpoint, "bad_gzip")
             return send_bad_gzip(resp, injector.coin(route.scope))

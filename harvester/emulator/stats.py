@@ -26,6 +26,7 @@ OUTCOMES = (
     "flickr_105",
     "resets",
     "truncated",
+    "stalled",  # bodies cut short on a connection then held open (no FIN)
     "partial",  # 206 answers with part of the body, no Range asked for
     "bad_gzip",  # gzip answers whose stream is cut short or whose CRC is wrong
     "outage",

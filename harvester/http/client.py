@@ -707,16 +707,26 @@ def _redirect_target(
     return target
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Pace:
-    """The slowest a body may arrive: ``size`` bytes by ``deadline(size)`` (loop time)."""
+    """The slowest a body may arrive: ``size`` bytes by ``deadline(size)`` (loop time).
+    ``heard``: when its last bytes came (the start, before any)."""
 
     started: float
     grace_s: float
     min_bytes_per_s: float
+    heard: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.heard = self.started
 
     def deadline(self, size: int) -> float:
         return self.started + self.grace_s + size / self.min_bytes_per_s
+
+    def stalled(self, size: int) -> bool:
+        """Whether a body the pace cut had stopped rather than trickled: its ``size`` bytes
+        came at the minimum rate, the grace unspent, so the grace then passed in silence."""
+        return self.heard - self.started <= size / self.min_bytes_per_s
 
     def too_slow(self, size: int, shown: str) -> SlowTransferError:
         rate = f"{self.min_bytes_per_s:g} bytes/s"
@@ -730,10 +740,11 @@ async def _read_capped(
     pace: _Pace | None = None,
     codings: tuple[str, ...] | None = None,
 ) -> bytes:
-    """The body, refusing more than max_bytes (declared, actual or decoded), short bodies,
-    encoded streams that are not whole and (with ``pace``) bodies that trickle in slower
-    than its rate. The session does not decode: the bytes read are the bytes sent, so the
-    declared length holds for an encoded body too."""
+    """The body, refusing more than max_bytes (declared, actual or decoded), short bodies
+    (their connection closed, or left silent: `_stalled`), encoded streams that are not
+    whole and (with ``pace``) bodies that trickle in slower than its rate. The session does
+    not decode: the bytes read are the bytes sent, so the declared length holds for an
+    encoded body too."""
     declared = resp.content_length
     if declared is not None and declared > max_bytes:
         raise TooLargeError(
@@ -741,21 +752,12 @@ async def _read_capped(
             url=shown,
             status=resp.status,
         )
-    if pace is None and declared is not None:
-        data = await resp.read()  # the size is known and allowed: one read, one buffer
-    elif pace is None:
-        data = await _read_chunks(resp, max_bytes, shown, exact=False)
-    else:
-        # One timer per body, moved on as bytes arrive: it fires the moment the bytes
-        # received fall behind the pace, however the server stalls (no watchdog task).
-        try:
-            async with asyncio.timeout_at(pace.deadline(0)) as cut:
-                exact = declared is not None
-                data = await _read_chunks(resp, max_bytes, shown, exact=exact, pace=pace, cut=cut)
-        except TimeoutError:
-            if not cut.expired():
-                raise  # aiohttp's own socket timeout, not the pace
-            raise pace.too_slow(resp.content.total_bytes, shown) from None
+    try:
+        data = await _read_body(resp, max_bytes, shown, pace)
+    except aiohttp.SocketTimeoutError:  # no byte for sock_read_timeout_s
+        if declared is None:
+            raise  # no length promised: the body may be whole and its server slow to close
+        raise _stalled(resp, declared, shown) from None
     if declared is not None and len(data) < declared:
         raise TruncatedBodyError(
             f"body of {len(data)} bytes, {declared} declared, from {shown}",
@@ -767,6 +769,44 @@ async def _read_capped(
     if not codings:
         return data  # images are sent as they are: no copy, no pass over the bytes
     return decode(data, codings, max_bytes, shown, resp.status)
+
+
+async def _read_body(
+    resp: aiohttp.ClientResponse, max_bytes: int, shown: str, pace: _Pace | None
+) -> bytes:
+    """The body as sent, under the cap and (with ``pace``) the minimum rate."""
+    declared = resp.content_length
+    if pace is None and declared is not None:
+        return await resp.read()  # the size is known and allowed: one read, one buffer
+    if pace is None:
+        return await _read_chunks(resp, max_bytes, shown, exact=False)
+    # One timer per body, moved on as bytes arrive: it fires the moment the bytes
+    # received fall behind the pace, however the server stalls (no watchdog task).
+    try:
+        async with asyncio.timeout_at(pace.deadline(0)) as cut:
+            exact = declared is not None
+            return await _read_chunks(resp, max_bytes, shown, exact=exact, pace=pace, cut=cut)
+    except TimeoutError:
+        if not cut.expired():
+            raise  # aiohttp's own socket timeout, not the pace
+        size = resp.content.total_bytes
+        if declared is not None and pace.stalled(size):
+            raise _stalled(resp, declared, shown) from None
+        raise pace.too_slow(size, shown) from None
+
+
+def _stalled(resp: aiohttp.ClientResponse, declared: int, shown: str) -> TruncatedBodyError:
+    """A body short of its Content-Length whose server then fell silent, the connection
+    open: as cut short as one whose connection closed (retried, never final as too_slow
+    is), and its connection is closed here, so no later request is handed it mid-body."""
+    error = TruncatedBodyError(
+        f"body of {resp.content.total_bytes} bytes, {declared} declared, then silence on "
+        f"the open connection, from {shown}",
+        url=shown,
+        status=resp.status,
+    )
+    resp.close()
+    return error
 
 
 def _end_checked(resp: aiohttp.ClientResponse, codings: tuple[str, ...]) -> bool:
@@ -804,8 +844,8 @@ async def _read_chunks(
         chunks.append(chunk)
         size += len(chunk)
         if pace is not None:
-            deadline = pace.deadline(size)
-            if loop.time() > deadline:
+            deadline, pace.heard = pace.deadline(size), loop.time()
+            if pace.heard > deadline:
                 raise pace.too_slow(size, shown)
             if cut is not None:
                 cut.reschedule(deadline)

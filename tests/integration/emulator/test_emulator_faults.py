@@ -116,6 +116,27 @@ async def test_truncate_rate_sends_less_than_content_length(
     assert (await _stats(session, emu))["truncated"] == 1
 
 
+async def test_stall_rate_sends_less_than_content_length_and_holds_the_connection_open(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    """No FIN: the client's read times out instead of seeing the connection close, and the
+    answer stays in flight until the client hangs up."""
+    emu = await start(faults=Faults(stall_rate=1.0, scope=frozenset({"cdn"})))
+    url = emu.world.url_list(1, base_url=emu.base_url)[0]["url"]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_read=0.3)) as held:
+        with pytest.raises(aiohttp.SocketTimeoutError):
+            async with held.get(url) as resp:
+                assert resp.content_length and resp.content_length > 1000
+                await resp.read()
+        assert resp.content.total_bytes < resp.content_length
+        assert emu.state.stats.overall.in_flight == 1
+    async with asyncio.timeout(10):  # the emulator looks for the hang-up every 50 ms
+        while emu.state.stats.overall.in_flight > 0:  # noqa: ASYNC110 - a count, no event
+            await asyncio.sleep(0.05)
+    stats = await _stats(session, emu)
+    assert stats["stalled"] == 1 and stats["truncated"] == 0
+
+
 async def test_partial_rate_sends_a_206_with_a_true_content_range(
     start: Starter, session: aiohttp.ClientSession
 ) -> None:
