@@ -42,26 +42,33 @@ MAX_PER_PAGE_GEO = 250
 GEO_RECENT_S = 12 * 3600
 GEO_PARAMS = ("bbox", "lat", "lon", "has_geo", "woe_id", "place_id")
 
+# What flickr.photos.licenses.getInfo answers, in its order (not the ids'): since June 2025
+# the CC 4.0 suite as 11-16 beside the 2.0 one (1-6), every CC licence named as CC names it,
+# and All Rights Reserved with a link to Flickr's help (as recorded on 19 June 2025).
+_CC = "https://creativecommons.org/licenses"
 LICENSES: tuple[tuple[int, str, str], ...] = (
-    (0, "All Rights Reserved", ""),
     (
-        1,
-        "Attribution-NonCommercial-ShareAlike License",
-        "https://creativecommons.org/licenses/by-nc-sa/2.0/",
+        0,
+        "All Rights Reserved",
+        "https://www.flickrhelp.com/hc/en-us/articles/"
+        "10710266545556-Using-Flickr-images-shared-by-other-members",
     ),
-    (2, "Attribution-NonCommercial License", "https://creativecommons.org/licenses/by-nc/2.0/"),
-    (
-        3,
-        "Attribution-NonCommercial-NoDerivs License",
-        "https://creativecommons.org/licenses/by-nc-nd/2.0/",
-    ),
-    (4, "Attribution License", "https://creativecommons.org/licenses/by/2.0/"),
-    (5, "Attribution-ShareAlike License", "https://creativecommons.org/licenses/by-sa/2.0/"),
-    (6, "Attribution-NoDerivs License", "https://creativecommons.org/licenses/by-nd/2.0/"),
+    (4, "CC BY 2.0", f"{_CC}/by/2.0/"),
+    (6, "CC BY-ND 2.0", f"{_CC}/by-nd/2.0/"),
+    (3, "CC BY-NC-ND 2.0", f"{_CC}/by-nc-nd/2.0/"),
+    (2, "CC BY-NC 2.0", f"{_CC}/by-nc/2.0/"),
+    (1, "CC BY-NC-SA 2.0", f"{_CC}/by-nc-sa/2.0/"),
+    (5, "CC BY-SA 2.0", f"{_CC}/by-sa/2.0/"),
     (7, "No known copyright restrictions", "https://www.flickr.com/commons/usage/"),
-    (8, "United States Government Work", "http://www.usa.gov/copyright.shtml"),
+    (8, "United States Government Work", "https://www.usa.gov/government-copyright"),
     (9, "Public Domain Dedication (CC0)", "https://creativecommons.org/publicdomain/zero/1.0/"),
     (10, "Public Domain Mark", "https://creativecommons.org/publicdomain/mark/1.0/"),
+    (11, "CC BY 4.0", f"{_CC}/by/4.0/"),
+    (12, "CC BY-SA 4.0", f"{_CC}/by-sa/4.0/"),
+    (13, "CC BY-ND 4.0", f"{_CC}/by-nd/4.0/"),
+    (14, "CC BY-NC 4.0", f"{_CC}/by-nc/4.0/"),
+    (15, "CC BY-NC-SA 4.0", f"{_CC}/by-nc-sa/4.0/"),
+    (16, "CC BY-NC-ND 4.0", f"{_CC}/by-nc-nd/4.0/"),
 )
 
 

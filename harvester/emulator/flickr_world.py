@@ -235,11 +235,15 @@ def _location(rng: random.Random, place: tuple[str, float, float]) -> tuple[floa
 
 
 def _license(rng: random.Random) -> int:
+    """All Rights Reserved mostly; then CC 2.0 (1-6), CC 4.0 (11-16: Flickr's default since
+    June 2025, which owners also move older photos to) and the public-domain ones (7-10)."""
     roll = rng.random()
     if roll < 0.55:
         return 0
-    if roll < 0.9:
+    if roll < 0.78:
         return _ri(rng, 1, 7)
+    if roll < 0.9:
+        return _ri(rng, 11, 17)
     return _ri(rng, 7, 11)
 
 

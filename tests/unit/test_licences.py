@@ -22,6 +22,12 @@ FLICKR = {
     8: (True, True),  # United States Government Work
     9: (True, True),  # CC0
     10: (True, True),  # Public Domain Mark
+    11: (True, True),  # CC BY 4.0
+    12: (True, True),  # CC BY-SA 4.0
+    13: (True, False),  # CC BY-ND 4.0
+    14: (False, True),  # CC BY-NC 4.0
+    15: (False, True),  # CC BY-NC-SA 4.0
+    16: (False, False),  # CC BY-NC-ND 4.0
 }
 
 

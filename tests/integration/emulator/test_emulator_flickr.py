@@ -201,16 +201,24 @@ async def test_bad_key_fails_with_code_100_and_http_200(
         assert "wrong-key" not in json.dumps(body)
 
 
-async def test_licenses_lists_ids_0_to_10_with_real_names(
+async def test_licenses_lists_ids_0_to_16_with_real_names_in_flickrs_order(
     emulator: RunningEmulator, session: aiohttp.ClientSession
 ) -> None:
     body = await flickr(session, emulator, method="flickr.photos.licenses.getInfo")
     rows = body["licenses"]["license"]
-    assert [r["id"] for r in rows] == list(range(11))
+    assert [r["id"] for r in rows][:4] == [0, 4, 6, 3]  # not by id, as Flickr lists them
+    assert sorted(r["id"] for r in rows) == list(range(17))
     by_id = {r["id"]: r for r in rows}
-    assert by_id[0]["name"] == "All Rights Reserved" and by_id[0]["url"] == ""
-    assert by_id[4]["url"] == "https://creativecommons.org/licenses/by/2.0/"
+    assert by_id[0]["name"] == "All Rights Reserved" and "flickrhelp.com" in by_id[0]["url"]
+    assert (by_id[4]["name"], by_id[4]["url"]) == (
+        "CC BY 2.0",
+        "https://creativecommons.org/licenses/by/2.0/",
+    )
     assert by_id[9]["name"] == "Public Domain Dedication (CC0)"
+    assert (by_id[16]["name"], by_id[16]["url"]) == (
+        "CC BY-NC-ND 4.0",
+        "https://creativecommons.org/licenses/by-nc-nd/4.0/",
+    )
 
 
 async def test_unknown_method_and_parameterless_search_fail_like_flickr(

@@ -398,10 +398,13 @@ async def test_the_licences_task_returns_flickrs_licences(
     expansion = await make_source(http, emu).expand(
         TaskView(1, 1, "flickr_licenses", {}, 1), FlickrCampaign("c", ("x",)).settings()
     )
-    assert ("4", "Attribution License", "https://creativecommons.org/licenses/by/2.0/") in (
+    assert ("4", "CC BY 2.0", "https://creativecommons.org/licenses/by/2.0/") in (
         expansion.licenses
     )
-    assert {row[0] for row in expansion.licenses} == {str(i) for i in range(11)}
+    assert ("11", "CC BY 4.0", "https://creativecommons.org/licenses/by/4.0/") in (
+        expansion.licenses
+    )
+    assert {row[0] for row in expansion.licenses} == {str(i) for i in range(17)}
 
 
 async def test_fetch_downloads_the_row_url_and_page_url_names_the_photo(
@@ -574,7 +577,7 @@ async def test_the_chain_stores_every_matching_photo_once_within_the_key_rate(
     ids = [r.provider_id for r in rows]
     assert len(ids) == len(set(ids)) and set(ids) == {pid for pid, _ in want}
     assert {(h.provider_id, h.query) for h in hits} == want
-    assert max(shards) <= 1000 and licences == 11
+    assert max(shards) <= 1000 and licences == 17
     assert all(state == "done" for state, _ in tasks)
     assert {p["end"] for _, p in tasks if "end" in p} >= {ts(2024)}
     photos = emu.world.flickr_by_id
