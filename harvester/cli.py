@@ -315,9 +315,13 @@ async def _submit_urls(args: argparse.Namespace, settings: Settings, engine: Eng
 
     campaign = UrlCampaign(args.campaign, args.file, **_sizes(args))
     try:
-        async with submitting(engine, campaign.name):
+        async with submitting(engine, campaign.name) as submit_id:
             report = await submit_urls(
-                engine, campaign, max_attempts=settings.max_attempts, update_settings=args.update
+                engine,
+                campaign,
+                max_attempts=settings.max_attempts,
+                update_settings=args.update,
+                submit_id=submit_id,
             )
     except NoRowQueued as exc:
         _print_problems(exc.problems)  # why, row by row, then the refusal's one line
@@ -351,9 +355,13 @@ async def _submit_flickr(args: argparse.Namespace, settings: Settings, engine: E
         **_sizes(args),
     )
 
-    async with submitting(engine, campaign.name):
+    async with submitting(engine, campaign.name) as submit_id:
         report = await submit_flickr(
-            engine, campaign, max_attempts=settings.max_attempts, update_settings=args.update
+            engine,
+            campaign,
+            max_attempts=settings.max_attempts,
+            update_settings=args.update,
+            submit_id=submit_id,
         )
     say(
         f"campaign {args.campaign!r}: {len(queries)} queries, {len(negatives)} negative "
@@ -380,9 +388,13 @@ async def _submit_mapillary(args: argparse.Namespace, settings: Settings, engine
         **_sizes(args),
     )
 
-    async with submitting(engine, campaign.name):
+    async with submitting(engine, campaign.name) as submit_id:
         report = await submit_mapillary(
-            engine, campaign, max_attempts=settings.max_attempts, update_settings=args.update
+            engine,
+            campaign,
+            max_attempts=settings.max_attempts,
+            update_settings=args.update,
+            submit_id=submit_id,
         )
     _print_problems(report.problems)
     say(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import secrets
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -132,13 +133,15 @@ def number_arg(
 
 
 @asynccontextmanager
-async def submitting(engine: AsyncEngine, campaign: str) -> AsyncIterator[None]:
+async def submitting(engine: AsyncEngine, campaign: str) -> AsyncIterator[str]:
     """A submit to the campaign of this name: a new one is refused a name it could not keep
     as typed before anything is made (one kept from before, made when such names were taken,
-    is added to by its name), and a submit that fails leaves no campaign behind (one that
-    existed before stays)."""
-    from harvester.db.campaigns import campaign_exists
-    from harvester.db.deletion import delete_campaign
+    is added to by its name), and a submit that fails leaves no campaign behind. It yields
+    the submit's id, for `ensure_campaign` to mark a campaign it makes with: the undo deletes
+    only a campaign still so marked, never one that existed or another submit added to since
+    (two submits of one new campaign at once both find it missing)."""
+    from harvester.db.campaigns import campaign_exists, finish_submit
+    from harvester.db.deletion import undo_submit
 
     existed = await campaign_exists(engine, campaign)
     problem = None if existed else new_name_problem(campaign)
@@ -146,12 +149,13 @@ async def submitting(engine: AsyncEngine, campaign: str) -> AsyncIterator[None]:
         raise InputError(
             f"a new campaign's name {problem}; `harvester campaigns list` lists the campaigns"
         )
+    submit_id = secrets.token_hex(16)
     try:
-        yield
+        yield submit_id
     except HarvesterError:
-        if not existed and await campaign_exists(engine, campaign):
-            await delete_campaign(engine, campaign)
+        await undo_submit(engine, campaign, submit_id)
         raise
+    await finish_submit(engine, campaign, submit_id)
 
 
 def print_json(value: Any) -> None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from harvester.db.clock import utcnow
 from harvester.db.models import Campaign, Image, ImageState, Task
@@ -27,31 +27,23 @@ async def ensure_campaign(
     *,
     update_settings: bool = False,
     unchecked: frozenset[str] = frozenset(),
+    submit_id: str | None = None,
 ) -> int:
     """Create the campaign, or return the existing one: re-submitting resumes, never forks.
 
     A re-submit whose settings differ is refused with the difference, unless `update_settings`
     (then the new settings replace the old). Keys in `unchecked` are inputs that may differ
     between submits of one campaign (a second URL list, "today" as the upload limit); the
-    stored value of those is kept.
+    stored value of those is kept. `submit_id` names the submit (`commands.submitting`): the
+    campaign it makes is marked as its own until another submit joins (`_made_or_joined`).
     """
     if not name.strip():
         raise InputError("a campaign needs a non-empty --campaign name")
     # Compared as stored, or a setting holding a lone surrogate would differ from itself.
     settings = json_value(settings)
     async with transaction(engine) as connection:
-        await connection.execute(
-            insert_for(connection, Campaign)
-            .values(name=name, provider=provider, settings=settings, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-        row = (
-            await connection.execute(
-                select(Campaign.id, Campaign.provider, Campaign.settings).where(
-                    Campaign.name == name
-                )
-            )
-        ).one()
+        made = _made_or_joined(connection, name, provider, settings, submit_id)
+        row = (await connection.execute(made)).one()
         if row.provider != provider:
             raise InputError(
                 f"campaign {name!r} already exists for provider {row.provider!r}; "
@@ -70,6 +62,42 @@ async def ensure_campaign(
                 update(Campaign).where(Campaign.id == row.id).values(settings={**settings, **kept})
             )
     return int(row.id)
+
+
+def _made_or_joined(
+    connection: AsyncConnection,
+    name: str,
+    provider: str,
+    settings: Mapping[str, Any],
+    submit_id: str | None,
+) -> Any:
+    """The campaign's row, inserted as this submit's, or the existing one, joined: another
+    submit's mark (it is still making the campaign, or was killed doing so) is cleared, so
+    that submit's undo (`deletion.undo_submit`) leaves what this one adds. One upsert, not a
+    look then a write: on PostgreSQL one that meets an undo's delete waits for it and then
+    inserts; on SQLite BEGIN IMMEDIATE orders them."""
+    insert = insert_for(connection, Campaign).values(
+        name=name,
+        provider=provider,
+        settings=settings,
+        created_at=utcnow(),
+        creating_submit=submit_id,
+    )
+    own = Campaign.creating_submit == insert.excluded.creating_submit
+    return insert.on_conflict_do_update(
+        index_elements=["name"],
+        set_={"creating_submit": case((own, Campaign.creating_submit), else_=None)},
+    ).returning(Campaign.id, Campaign.provider, Campaign.settings)
+
+
+async def finish_submit(engine: AsyncEngine, name: str, submit_id: str) -> None:
+    """The submit that made the campaign is done: no undo of it can come any more."""
+    async with transaction(engine) as connection:
+        await connection.execute(
+            update(Campaign)
+            .where(Campaign.name == name, Campaign.creating_submit == submit_id)
+            .values(creating_submit=None)
+        )
 
 
 def settings_changes(

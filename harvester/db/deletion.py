@@ -42,16 +42,41 @@ async def delete_campaign(
     daemon holds one of its rows: stop or pause it and let the leases end first."""
     campaign = await campaign_named(engine, name)
     async with transaction(engine) as connection:
-        await _refuse_if_held(connection, campaign.id, name)
-        handed_over = await _hand_over_shared(connection, campaign.id)
+        return await _delete(connection, campaign.id, name, before_commit)
+
+
+async def undo_submit(engine: AsyncEngine, name: str, submit_id: str) -> None:
+    """Delete the campaign a failed submit made, if it is still that submit's alone (see
+    `campaigns._made_or_joined`): once another submit has added to it, what both added
+    stays. The row is locked before it is looked at, so a submit joining meanwhile either
+    is seen or waits and then makes the campaign anew."""
+    async with transaction(engine) as connection:
         found = await connection.execute(
-            select(Image.path).where(Image.campaign_id == campaign.id, Image.path.is_not(None))
+            select(Campaign.id)
+            .where(Campaign.name == name, Campaign.creating_submit == submit_id)
+            .with_for_update()
         )
-        paths = [path for (path,) in found if path]
-        if before_commit is not None:
-            await before_commit(paths)
-        # Cascades to its tasks, its images and every hit of its queries.
-        await connection.execute(delete(Campaign).where(Campaign.id == campaign.id))
+        campaign_id = found.scalar()
+        if campaign_id is not None:
+            await _delete(connection, campaign_id, name, None)
+
+
+async def _delete(
+    connection: AsyncConnection,
+    campaign_id: int,
+    name: str,
+    before_commit: Callable[[list[str]], Awaitable[object]] | None,
+) -> Deleted:
+    await _refuse_if_held(connection, campaign_id, name)
+    handed_over = await _hand_over_shared(connection, campaign_id)
+    found = await connection.execute(
+        select(Image.path).where(Image.campaign_id == campaign_id, Image.path.is_not(None))
+    )
+    paths = [path for (path,) in found if path]
+    if before_commit is not None:
+        await before_commit(paths)
+    # Cascades to its tasks, its images and every hit of its queries.
+    await connection.execute(delete(Campaign).where(Campaign.id == campaign_id))
     return Deleted(paths, handed_over)
 
 

@@ -35,6 +35,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "paused_at": "Set while paused: daemons claim none of its rows; NULL when running.",
             "paused_reason": "Why: paused (an operator) or invalid_key (the API refused the key).",
             "paused_message": "The refusal or note that paused it (redacted).",
+            "creating_submit": "The submit still making it alone (NULL once it finished "
+            "or another submit added).",
         },
     ),
     "tasks": (

@@ -107,6 +107,7 @@ class Base(DeclarativeBase):
 
 # campaigns.name is varchar(200): PostgreSQL refuses a longer name, SQLite would keep it.
 CAMPAIGN_NAME_CHARS = 200
+SUBMIT_ID_CHARS = 32
 
 
 class Campaign(Base):
@@ -123,6 +124,9 @@ class Campaign(Base):
     paused_at: Mapped[datetime | None]
     paused_reason: Mapped[str | None] = mapped_column(String(40))
     paused_message: Mapped[str | None] = mapped_column(StorableText)
+    # The submit that made it, until that submit finishes or another adds to it: only then
+    # may a failing submit undo the campaign, or it would delete another submit's rows.
+    creating_submit: Mapped[str | None] = mapped_column(String(SUBMIT_ID_CHARS))
 
 
 class _QueueColumns:

@@ -190,6 +190,7 @@ async def submit_flickr(
     today: date | None = None,
     update_settings: bool = False,
     max_attempts: int,
+    submit_id: str | None = None,
 ) -> SubmitReport:
     """Create (or find) the campaign; queue the licences task and each query's first window."""
     # Here, not at the top: worker processes import this module to fetch, never the database.
@@ -206,6 +207,7 @@ async def submit_flickr(
         settings,
         update_settings=update_settings,
         unchecked=moving,
+        submit_id=submit_id,
     )
     # Plan from the settings the campaign was created with: a re-submit on a later day
     # ("today" has moved) must name the same first windows, or it would not be a no-op.

@@ -75,6 +75,7 @@ async def submit_mapillary(
     *,
     update_settings: bool = False,
     max_attempts: int,
+    submit_id: str | None = None,
 ) -> SubmitReport:
     """Create (or resume) the campaign and enqueue its tasks; bad CSV lines become problems."""
     # Here, not at the top: worker processes import this module to fetch, never the database.
@@ -84,7 +85,12 @@ async def submit_mapillary(
     _check(campaign)
     read = _read_lists(campaign)
     campaign_id = await ensure_campaign(
-        engine, campaign.name, PROVIDER, settings_of(campaign), update_settings=update_settings
+        engine,
+        campaign.name,
+        PROVIDER,
+        settings_of(campaign),
+        update_settings=update_settings,
+        submit_id=submit_id,
     )
     tasks, detail = _tasks(campaign, campaign_id, read)
     added = await enqueue_tasks(engine, campaign_id, tasks, default_max_attempts=max_attempts)

@@ -174,7 +174,12 @@ def parse_row(row: Mapping[str, Any], campaign: str) -> FoundImage:
 
 
 async def submit_urls(
-    engine: Engine, campaign: UrlCampaign, *, max_attempts: int, update_settings: bool = False
+    engine: Engine,
+    campaign: UrlCampaign,
+    *,
+    max_attempts: int,
+    update_settings: bool = False,
+    submit_id: str | None = None,
 ) -> SubmitReport:
     """Insert every good row as an image; bad rows are reported by number, never fatal
     unless every row is one, or there is none (NoRowQueued): a campaign of nothing."""
@@ -213,6 +218,7 @@ async def submit_urls(
                 settings,
                 update_settings=update_settings,
                 unchecked=frozenset({"source_file"}),
+                submit_id=submit_id,
             )
         repeats.add(image.provider_id, number)
         if image.provider_id in batch:
