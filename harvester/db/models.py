@@ -217,6 +217,9 @@ class Image(_QueueColumns, Base):
         CheckConstraint("shard >= 0", name="shard"),
         # The duplicate check asks only about stored rows (db/duplicates.py).
         Index("ix_images_source_sha256", "source_sha256", **_in_state("stored")),
+        # Deleting an image finds the duplicates naming it (ON DELETE SET NULL) here, not
+        # by reading the table: a campaign's delete would grow with the square of its size.
+        Index("ix_images_duplicate_of", "duplicate_of", **_where("duplicate_of IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
