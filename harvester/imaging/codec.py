@@ -23,7 +23,7 @@ from PIL import Image
 
 from harvester.imaging.cv import opencv
 from harvester.imaging.errors import CorruptImage, ImagingError
-from harvester.imaging.jpeg import held_whole, scans_complete
+from harvester.imaging.jpeg import scans_complete
 
 __all__ = ["Pixels", "closed_jpeg", "decode_scaled", "encode"]
 
@@ -52,8 +52,8 @@ def decode_scaled(
     """The JPEG's RGB pixels at 1/8, 1/4, 1/2 or full scale, chosen as Pillow's draft chooses
     (the largest factor that divides both sides into at least `at_least`), as stored (no
     EXIF turn). `mode` is Pillow's for it: grey and CMYK come out as Pillow converts them.
-    A picture cut short is refused however it ends: libjpeg warns of a scan cut inside, and
-    the scans' headers tell one cut between two scans (which decodes with no warning)."""
+    A scan cut short is refused however the file ends: libjpeg warns of it (a picture cut
+    between two scans decodes with no warning: `decode.check_scans` tells it, once a file)."""
     w, h = size
     fits = min(w // max(1, at_least[0]), h // max(1, at_least[1]))
     scale = next((s for s in _SCALES if fits >= s), 1)  # asked for more than it has: in full
@@ -70,8 +70,6 @@ def decode_scaled(
     except ValueError as exc:  # strict: libjpeg's warnings (truncated, bad data) are errors
         reason = "truncated" if _CUT.search(str(exc)) else "corrupt"
         raise CorruptImage(f"the image data cannot be decoded: {exc}", reason=reason) from exc
-    if held_whole(data) and not scans_complete(data):  # the rest only for multi-scan JPEGs
-        raise CorruptImage("the JPEG's scans end before its picture is whole", reason="truncated")
     return _as_rgb(pixels, mode)
 
 

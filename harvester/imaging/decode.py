@@ -26,12 +26,13 @@ from harvester.imaging.errors import (
     TooSmall,
     UnsupportedFormat,
 )
-from harvester.imaging.jpeg import held_whole
+from harvester.imaging.jpeg import held_whole, scans_complete
 
 __all__ = [
     "DECODE_ERRORS",
     "check_full_decode",
     "check_limits",
+    "check_scans",
     "decode_upright",
     "format_name",
     "is_plain_jpeg",
@@ -204,6 +205,18 @@ def check_full_decode(
             f"{w}x{h} {fmt.upper()} is {w * h} pixels decoded at full size, over the limit of "
             f"{limit} for formats without scaled decoding ({max_bytes // 2**20} MB an image)"
         )
+
+
+def check_scans(im: Image.Image, data: bytes) -> None:
+    """Refuse a multi-scan JPEG cut between two scans, its end marker added: libjpeg decodes
+    the scans before the cut with no warning, blurred or blocky, and only the scans' headers
+    tell that coefficients were never sent. Once a file, not once a decode."""
+    if (
+        isinstance(im, JpegImagePlugin.JpegImageFile)
+        and held_whole(data)
+        and not scans_complete(data)
+    ):
+        raise CorruptImage("the JPEG's scans end before its picture is whole", reason="truncated")
 
 
 def decode_upright(im: ImageFile.ImageFile, data: bytes, at_least: tuple[int, int]) -> Pixels:

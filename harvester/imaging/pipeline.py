@@ -18,6 +18,7 @@ from harvester.imaging.cv import opencv
 from harvester.imaging.decode import (
     check_full_decode,
     check_limits,
+    check_scans,
     decode_upright,
     format_name,
     is_plain_jpeg,
@@ -78,6 +79,7 @@ def _process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
     src_w, src_h = upright_size(im)
     check_limits((src_w, src_h), max_pixels=rules.max_pixels, min_side=rules.min_side)
     check_full_decode(im, data, (src_w, src_h), source_format, max_bytes=rules.max_decode_bytes)
+    check_scans(im, data)
     plain = is_plain_jpeg(im)
     if fit(src_w, src_h, rules.max_side) == (src_w, src_h) and plain:
         scale = _CHECK_SCALE if rules.strip_frames else _VALIDATE_SCALE
