@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 _OPEN = re.compile(r"(?i)public domain|cc0|no known copyright|government work|/publicdomain/")
@@ -76,23 +76,68 @@ def known(text: str | None) -> Licence | None:
     version, port = found["version"], found["port"]
     if kind not in _KINDS or version not in _VERSIONS or (port and version == "4.0"):
         return None
+    return _cc(kind, version, port)
+
+
+def _cc(kind: str, version: str, port: str | None = None) -> Licence:
+    """A CC licence by CC's own name and link: `CC BY-NC 2.0`, .../licenses/by-nc/2.0/."""
     spdx = f"CC-{kind.upper()}-{version}" + (f"-{port.upper()}" if port else "")
     name = f"CC {kind.upper()} {version}" + (f" {port.upper()}" if port else "")
     url = f"{CC_SITE}/licenses/{kind}/{version}/" + (f"{port}/" if port else "")
     return Licence(spdx, name, url)
 
 
+def _flickr_licences() -> dict[str, tuple[str, str | None]]:
+    """Flickr's licence ids as flickr.photos.licenses.getInfo names and links them (as
+    recorded on 19 June 2025): the CC 2.0 suite as 1-6, in an order of its own, the CC 4.0
+    one as 11-16, in CC's."""
+    table: dict[str, tuple[str, str | None]] = {
+        "0": (
+            "All Rights Reserved",
+            "https://www.flickrhelp.com/hc/en-us/articles/"
+            "10710266545556-Using-Flickr-images-shared-by-other-members",
+        ),
+        "7": ("No known copyright restrictions", "https://www.flickr.com/commons/usage/"),
+        "8": ("United States Government Work", "https://www.usa.gov/government-copyright"),
+        "9": ("Public Domain Dedication (CC0)", CC0.url),
+        "10": ("Public Domain Mark", PUBLIC_DOMAIN_MARK.url),
+    }
+    suites = (
+        (1, "2.0", ("by-nc-sa", "by-nc", "by-nc-nd", "by", "by-sa", "by-nd")),
+        (11, "4.0", _KINDS),
+    )
+    for first, version, kinds in suites:
+        for offset, kind in enumerate(kinds):
+            licence = _cc(kind, version)
+            table[str(first + offset)] = (licence.name, licence.url)
+    return table
+
+
+# What a Flickr image is credited under while the licences table has no row for its id: its
+# campaign's getInfo has not answered yet, or failed (Flickr down). The EXIF is written once,
+# so a bare "4" there would be published for good; getInfo's row, once there, still wins
+# (Flickr renames its licences). An id not listed here (a licence Flickr adds) stays bare.
+FLICKR_LICENCES: Mapping[str, tuple[str, str | None]] = _flickr_licences()
+
+
 def licence_of(
     provider: str, license_id: str | None, name: str | None, url: str | None
 ) -> tuple[str | None, str | None]:
     """The name and URL an image is credited and filtered under: the licences table's, else
-    those of the licence its id names (a URL list's own text, canonical or as given), and
-    Mapillary's CC BY-SA 4.0 link."""
-    if name is None and (licence := known(license_id)) is not None:
-        name, url = licence.name, licence.url
+    those Flickr gives its id (FLICKR_LICENCES) or those of the licence its id names (a URL
+    list's own text, canonical or as given), and Mapillary's CC BY-SA 4.0 link."""
+    if name is None:
+        name, url = _by_id(provider, license_id) or (None, url)
     if url is None and provider == "mapillary":
         url = MAPILLARY_URL
     return name or license_id, url
+
+
+def _by_id(provider: str, license_id: str | None) -> tuple[str, str | None] | None:
+    if provider == "flickr" and (listed := FLICKR_LICENCES.get(license_id or "")) is not None:
+        return listed
+    licence = known(license_id)
+    return None if licence is None else (licence.name, licence.url)
 
 
 def _text(name: str | None, url: str | None) -> str:

@@ -6,7 +6,15 @@ from __future__ import annotations
 import pytest
 
 from harvester.emulator.flickr_api import LICENSES
-from harvester.licences import commercial_ok, derivatives_ok, granted, known, license_matches
+from harvester.licences import (
+    FLICKR_LICENCES,
+    commercial_ok,
+    derivatives_ok,
+    granted,
+    known,
+    licence_of,
+    license_matches,
+)
 
 FLICKR_BY_URL = "https://creativecommons.org/licenses/by/2.0/"
 # Flickr's licence ids -> (commercial use, derivatives), from the licences' own terms.
@@ -96,3 +104,24 @@ def test_every_flickr_licence_but_all_rights_reserved_grants_reuse(
 ):
     assert granted(name, url) == (licence_id != 0)
     assert not granted(None, None) and not granted("Our own terms", None)
+
+
+def test_flickrs_licences_without_a_getinfo_row_are_those_getinfo_answers():
+    """The fallback agrees with the emulator's table, recorded from api.flickr.com."""
+    assert {str(i): (name, url) for i, name, url in LICENSES} == FLICKR_LICENCES
+
+
+def test_a_flickr_id_with_no_licences_row_is_credited_by_flickrs_name_and_link():
+    assert licence_of("flickr", "4", None, None) == ("CC BY 2.0", FLICKR_BY_URL)
+    assert licence_of("flickr", "0", None, None)[0] == "All Rights Reserved"
+
+
+def test_a_licences_row_wins_over_flickrs_list():
+    row = ("Attribution License", "https://creativecommons.org/licenses/by/2.0/")
+    assert licence_of("flickr", "4", *row) == row
+    assert licence_of("flickr", "0", "All Rights Reserved", None) == ("All Rights Reserved", None)
+
+
+@pytest.mark.parametrize(("provider", "licence_id"), [("flickr", "17"), ("urls", "4")])
+def test_an_id_flickr_does_not_list_stays_bare(provider: str, licence_id: str):
+    assert licence_of(provider, licence_id, None, None) == (licence_id, None)

@@ -13,10 +13,12 @@ import pytest
 from defaults import MAX_ATTEMPTS
 from PIL import ExifTags
 from PIL import Image as PILImage
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from harvester.db.models import Image, ImageHit, Task
+from harvester.db.catalog import upsert_licenses
+from harvester.db.exports import campaign_ids, stored_images
+from harvester.db.models import Image, ImageHit, Task, TaskState
 from harvester.emulator import (
     EmulatorConfig,
     Faults,
@@ -25,7 +27,8 @@ from harvester.emulator import (
     WorldSize,
     start_emulator,
 )
-from harvester.sources.flickr import FlickrCampaign, submit_flickr
+from harvester.emulator.flickr_api import LICENSES
+from harvester.sources.flickr import LICENSES_KIND, FlickrCampaign, submit_flickr
 from harvester.storage.layout import relative_path
 from harvester.worker.daemon import run_daemon
 
@@ -161,3 +164,43 @@ async def test_deleted_photos_are_skipped_unavailable_and_no_placeholder_is_stor
         taken = row.raw["datetaken"].replace("-", ":")
         assert exif[ExifTags.Base.DateTimeOriginal] == taken
         assert ExifTags.Base.OffsetTimeOriginal not in exif
+
+
+async def test_photos_stored_while_getinfo_has_failed_carry_flickrs_licence_names_not_ids(
+    engine: AsyncEngine, sqlite_url: str, tmp_path: Path, quick_settings: Any
+) -> None:
+    """The EXIF is written once: a photo stored with no licences row for its id (getInfo
+    failed, Flickr down) is credited by Flickr's name and link for it, not its bare id; a
+    row there (Flickr's older wording of id 4) wins. Exports read them the same way."""
+    emu = await start_emulator(EmulatorConfig(flickr_keys=frozenset({KEY})))
+    try:
+        settings = quick_settings(sqlite_url, flickr_api_url=emu.flickr_api_url, flickr_api_key=KEY)
+        campaign = FlickrCampaign(
+            "no getinfo", ("glacier",), min_upload=date(2023, 1, 1), max_upload=date(2023, 12, 31)
+        )
+        await submit_flickr(engine, campaign, max_attempts=MAX_ATTEMPTS)
+        async with engine.begin() as db:
+            await db.execute(
+                update(Task)
+                .where(Task.kind == LICENSES_KIND)
+                .values(state=TaskState.FAILED, last_error="Flickr error 105: Service unavailable")
+            )
+        older = ("Attribution License", "https://creativecommons.org/licenses/by/2.0/")
+        await upsert_licenses(engine, "flickr", [("4", *older)])
+        await run_daemon(settings, until_idle=True)
+    finally:
+        await emu.close()
+    credited = {str(i): (name, url) for i, name, url in LICENSES} | {"4": older}
+    async with engine.connect() as db:
+        stored = (await db.execute(select(Image).where(Image.state == "stored"))).all()
+    assert {"0", "4", "11"} <= {r.license_id for r in stored}, "the world has these among them"
+    for row in stored:
+        with PILImage.open(tmp_path / "data" / row.path) as picture:
+            copyright_text = picture.getexif()[ExifTags.Base.Copyright]
+        name, url = credited[row.license_id]
+        assert copyright_text == f"{name} ({url})", row.license_id
+    (campaign_id,) = (await campaign_ids(engine, ["no getinfo"])).values()
+    exported = {
+        i.record["license_id"]: i.licence for i in await stored_images(engine, [campaign_id])
+    }
+    assert exported == {i: credited[i] for i in exported}
