@@ -221,7 +221,7 @@ CLAIMED = {
     ),
     "tasks": (
         *("id", "campaign_id", "state", "attempts", "lease_owner", "lease_expires_at"),
-        *("kind", "payload"),
+        *("kind", "payload", "max_attempts"),
     ),
 }
 

@@ -177,10 +177,13 @@ class Warts:
     # a retry, and the queue's back-off, in every harvest the emulator serves.
     flickr_blank_total_share: float = 0.0
     flickr_empty_page_share: float = 0.0
+    # A search's total counts this many photos more than its pages list (photos made private
+    # or removed since they were counted), every time: the pages past the listed ones, up to
+    # the last it announces, answer no photos. 0: the total is exact.
+    flickr_total_overcount: int = 0
 
     def __post_init__(self) -> None:
-        if self.flickr_deleted_answer not in FLICKR_DELETED_ANSWERS:
-            raise ValueError(f"flickr_deleted_answer must be one of {FLICKR_DELETED_ANSWERS}")
+        self._check_flickr()
         if self.mapillary_deleted_entity not in MAPILLARY_DELETED_ANSWERS:
             raise ValueError(f"mapillary_deleted_entity must be one of {MAPILLARY_DELETED_ANSWERS}")
         if self.bbox_rule not in BBOX_RULES:
@@ -189,16 +192,22 @@ class Warts:
             raise ValueError("bbox_limit must be positive")
         if not 0 <= self.deleted_share < 1:
             raise ValueError("deleted_share must be in [0, 1)")
-        if not all(
-            0 <= s <= 1 for s in (self.flickr_blank_total_share, self.flickr_empty_page_share)
-        ):
-            raise ValueError("flickr_blank_total_share and flickr_empty_page_share are in [0, 1]")
         if self.dense_refusal_above is not None and self.dense_refusal_above < 1:
             raise ValueError("dense_refusal_above must be >= 1 (or None: never)")
         if self.dense_timeout_above is not None and self.dense_timeout_above < 1:
             raise ValueError("dense_timeout_above must be >= 1 (or None: never)")
         if self.mapillary_page_size is not None and self.mapillary_page_size < 1:
             raise ValueError("mapillary_page_size must be >= 1 (or None: one page)")
+
+    def _check_flickr(self) -> None:
+        if self.flickr_deleted_answer not in FLICKR_DELETED_ANSWERS:
+            raise ValueError(f"flickr_deleted_answer must be one of {FLICKR_DELETED_ANSWERS}")
+        if not all(
+            0 <= s <= 1 for s in (self.flickr_blank_total_share, self.flickr_empty_page_share)
+        ):
+            raise ValueError("flickr_blank_total_share and flickr_empty_page_share are in [0, 1]")
+        if self.flickr_total_overcount < 0:
+            raise ValueError("flickr_total_overcount must be >= 0")
         if not self.flickr_down_codes:
             raise ValueError("flickr_down_codes needs at least one code")
         if self.flickr_mediums not in FLICKR_MEDIUMS:

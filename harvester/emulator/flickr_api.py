@@ -253,14 +253,16 @@ class SearchEngine:
         per_page = min(max(_int(params, "per_page") or DEFAULT_PER_PAGE, 1), cap)
         page = max(_int(params, "page") or 1, 1)
         total, served = self.served(q)
-        pages = math.ceil(total / per_page) if total else 0
-        counted: int | str = str(total) if self.warts.flickr_total_as_string else total
+        announced = total + self.warts.flickr_total_overcount if total else 0
+        pages = math.ceil(announced / per_page) if announced else 0
+        counted: int | str = str(announced) if self.warts.flickr_total_as_string else announced
         if self._first_ask_fails(("blank", q), self.warts.flickr_blank_total_share):
             pages, counted, served = 0, "", []  # stat "ok": only the blank total tells
         start = (page - 1) * per_page
-        repeats = self.warts.flickr_past_last_repeats or total > RESULT_CAP
-        if start >= len(served) and served and repeats:
-            # Past the last page (or the cap) Flickr keeps answering with its last one.
+        past_last = page > pages and self.warts.flickr_past_last_repeats
+        if start >= len(served) and served and (past_last or total > RESULT_CAP):
+            # Past the last page (or the cap) Flickr keeps answering with its last one;
+            # between the listed pages and an overcounted last one, with none.
             start = ((len(served) - 1) // per_page) * per_page
         chunk = served[start : start + per_page]
         if page < pages and self._first_ask_fails(

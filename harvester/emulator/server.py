@@ -291,6 +291,13 @@ _FLAGS = (
         float,
     ),
     _Flag(
+        "--total-overcount",
+        "photos a Flickr search total counts that no page lists (the pages past the listed"
+        " ones, up to the announced last, answer empty)",
+        0,
+        int,
+    ),
+    _Flag(
         "--flickr-deleted",
         "the CDN's answer for a deleted photo",
         Warts.flickr_deleted_answer,
@@ -440,6 +447,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         flickr_geo_recent_only=not args.geo_without_limit,
         flickr_blank_total_share=args.blank_total_share,
         flickr_empty_page_share=args.empty_page_share,
+        flickr_total_overcount=args.total_overcount,
         flickr_down_codes=args.flickr_down_codes,
     )
     world = WorldSize(

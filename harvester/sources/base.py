@@ -31,6 +31,12 @@ class TaskView:
     kind: str
     payload: Mapping[str, Any]
     attempts: int
+    max_attempts: int | None = None  # None: not known, never the last try
+
+    @property
+    def last_try(self) -> bool:
+        """This run is the task's last: a doubtful answer is taken as it is, not retried."""
+        return self.max_attempts is not None and self.attempts >= self.max_attempts
 
 
 @dataclass(frozen=True)

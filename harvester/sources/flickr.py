@@ -88,12 +88,19 @@ __all__ = [
 
 @dataclass
 class _Read:
-    """Photos of one window, deduplicated, and what reading them cost."""
+    """Photos of one window, deduplicated, and what reading them cost. `last_try`: the
+    task's last run, which takes a page Flickr keeps answering empty as it is."""
 
+    last_try: bool = False
     photos: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     calls: int = 0
     duplicates: int = 0
     splits: int = 0
+    # Pages answered empty before the announced last, twice, with the last one empty too:
+    # Flickr's total counted photos it does not list (an overcount), so the window ends there.
+    short_ends: int = 0
+    # Such pages with photos on the last one after them, passed over on the last try.
+    holes: int = 0
 
 
 class FlickrSource:
@@ -135,7 +142,10 @@ class FlickrSource:
         payload = read_stored(WindowPayload, task.payload, f"task {task.id} payload")
         window = Window(payload.start, payload.end)
         plan = CampaignPlan.of(campaign)
-        return await self._expand_window(task.campaign_id, task.id, payload.query, window, plan)
+        read = _Read(last_try=task.last_try)
+        return await self._expand_window(
+            task.campaign_id, task.id, payload.query, window, plan, read
+        )
 
     async def fetch(self, image: ImageView) -> Body:
         """The photo's body; a deleted one (placeholder, 404 or 410) is `unavailable`."""
@@ -163,7 +173,13 @@ class FlickrSource:
     # -- one window -------------------------------------------------------------------
 
     async def _expand_window(
-        self, campaign_id: int, task_id: int, query: str, window: Window, plan: CampaignPlan
+        self,
+        campaign_id: int,
+        task_id: int,
+        query: str,
+        window: Window,
+        plan: CampaignPlan,
+        read: _Read,
     ) -> Expansion:
         first = await self._search(query, window, plan, page=1)
         result: dict[str, Any] = {"window": [window.start, window.end], "total": first.total}
@@ -173,7 +189,7 @@ class FlickrSource:
                 result.update(action="shrink", next=[smaller.start, smaller.end], calls=1)
                 follow_up = [window_task(campaign_id, query, smaller, parent=task_id)]
                 return Expansion(query, follow_up=follow_up, result=result)
-        read = _Read(calls=1)
+        read.calls = 1
         await self._read_window(query, window, plan, first, read, depth=0)
         expansion = self._images(query, read, plan, result)
         after = next_window(window, len(read.photos), plan.target, plan.limit)
@@ -194,13 +210,20 @@ class FlickrSource:
     ) -> None:
         """Page a window through; if Flickr repeated photos, read its halves instead."""
         seen: dict[str, Mapping[str, Any]] = {}
-        duplicates = _add(seen, first.photos)
         # Paging stops at the ceiling whatever `pages` claims: past it Flickr only repeats.
-        per_page = max(len(first.photos), 1)
+        per_page = len(first.photos) or _per_page(plan)
         last_page = min(first.pages, -(-PAGING_CEILING // per_page) + 1)
-        for number in range(2, last_page + 1):
-            page = await self._search(query, window, plan, page=number)
-            read.calls += 1
+        duplicates = 0
+        for number in range(1, last_page + 1):
+            page = first
+            if number > 1:
+                page = await self._search(query, window, plan, page=number)
+                read.calls += 1
+            if not page.photos and number < last_page:
+                asked = await self._empty_page(query, window, plan, number, last_page, read)
+                if asked is None:
+                    break  # the window ends here
+                page = asked
             duplicates += _add(seen, page.photos)
         halves = split(window) if duplicates and depth < MAX_SPLIT_DEPTH else None
         if halves is None:
@@ -240,6 +263,8 @@ class FlickrSource:
             splits=read.splits,
             calls=read.calls,
         )
+        if read.short_ends or read.holes:
+            result.update(short_ends=read.short_ends, holes=read.holes)
         return Expansion(query, images=images, result=result)
 
     # -- API calls --------------------------------------------------------------------
@@ -247,7 +272,6 @@ class FlickrSource:
     async def _search(
         self, query: str, window: Window, plan: CampaignPlan, *, page: int
     ) -> SearchPage:
-        geo = plan.geo_only or plan.bbox is not None
         params = {
             "text": query,
             "media": "photos",
@@ -255,7 +279,7 @@ class FlickrSource:
             "min_upload_date": str(window.start),
             "max_upload_date": str(window.last_second),
             "extras": EXTRAS,
-            "per_page": str(PER_PAGE_GEO if geo else PER_PAGE),
+            "per_page": str(_per_page(plan)),
             "page": str(page),
         }
         if plan.geo_only:
@@ -265,11 +289,30 @@ class FlickrSource:
         if plan.licenses:
             params["license"] = ",".join(plan.licenses)
         shown = self._shown("flickr.photos.search")
-        found = search_page(await self._call("flickr.photos.search", params), url=shown)
-        if not found.photos and page < found.pages:
-            # Not the end: a window read so would be done short of the pages after it.
-            raise bad_answer(f"no photos on page {page} of {found.pages}", shown)
-        return found
+        return search_page(await self._call("flickr.photos.search", params), url=shown)
+
+    async def _empty_page(
+        self, query: str, window: Window, plan: CampaignPlan, number: int, last: int, read: _Read
+    ) -> SearchPage | None:
+        """A page with no photos before the last announced one: asked again (Flickr now and
+        then answers one empty), then the last page asked. Empty too, the total counted
+        photos no page lists (private or removed since): the window ends here (None). With
+        photos there, the pages between are a hole: `bad_response`, retried later, except on
+        the task's last try, which passes over it rather than end the query's chain."""
+        again = await self._search(query, window, plan, page=number)
+        read.calls += 1
+        if again.photos:
+            return again
+        tail = await self._search(query, window, plan, page=last)
+        read.calls += 1
+        if not tail.photos:
+            read.short_ends += 1
+            return None
+        if not read.last_try:
+            shown = self._shown("flickr.photos.search")
+            raise bad_answer(f"no photos on page {number} of {last}, photos on page {last}", shown)
+        read.holes += 1
+        return again
 
     async def _call(self, method: str, params: Mapping[str, str]) -> dict[str, Any]:
         """One REST call (JSON, no callback). `stat: fail` is classified inside the HTTP
@@ -300,6 +343,10 @@ class FlickrSource:
 
     def _shown(self, method: str) -> str:
         return f"{self._shown_url}?method={method}"
+
+
+def _per_page(plan: CampaignPlan) -> int:
+    return PER_PAGE_GEO if plan.geo_only or plan.bbox is not None else PER_PAGE
 
 
 def _add(seen: dict[str, Mapping[str, Any]], photos: list[Mapping[str, Any]]) -> int:

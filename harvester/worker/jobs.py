@@ -32,7 +32,7 @@ async def run_task(ctx: Context, row: QueueRow) -> Result:
         return Failure(
             row.id, f"no source handles task kind {row.kind!r}", retryable=False, reason="no_source"
         )
-    view = TaskView(row.id, row.campaign_id, row.kind, row.payload, row.attempts)
+    view = TaskView(row.id, row.campaign_id, row.kind, row.payload, row.attempts, row.max_attempts)
     try:
         campaign = await ctx.campaign(row.campaign_id)
         expansion = await source.expand(view, campaign)

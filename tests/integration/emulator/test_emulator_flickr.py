@@ -288,6 +288,31 @@ async def test_a_querys_first_search_can_answer_a_blank_total_and_a_page_come_ba
         assert (none["photos"]["total"], none["photos"]["pages"]) == (total, 0)
 
 
+async def test_an_overcounted_total_lists_nothing_past_its_photos_until_the_announced_last(
+    start: Starter, session: aiohttp.ClientSession
+) -> None:
+    """A total that counts photos no page lists: the pages between the listed ones and the
+    announced last answer no photos, every time; past the announced last, the last listed
+    page comes again (the repeat every search has)."""
+    emu = await start(warts=Warts(flickr_total_overcount=25))
+    window = {"text": "glacier", "min_upload_date": str(Y2020), "max_upload_date": str(Y2021)}
+    first = await flickr(session, emu, per_page="10", **window)
+    total, pages = int(first["photos"]["total"]), first["photos"]["pages"]
+    listed = total - 25
+    assert pages == -(-total // 10) and listed > 10
+    photos = []
+    for page in range(1, pages + 1):
+        asks = range(2)
+        again = [await flickr(session, emu, per_page="10", page=str(page), **window) for _ in asks]
+        assert again[0] == again[1]  # asked again, the same answer
+        photos.append([p["id"] for p in again[0]["photos"]["photo"]])
+    listed_pages = -(-listed // 10)
+    assert all(photos[:listed_pages]) and sum(map(len, photos)) == listed
+    assert photos[listed_pages:] == [[]] * (pages - listed_pages) and pages - listed_pages >= 2
+    past = await flickr(session, emu, per_page="10", page=str(pages + 1), **window)
+    assert [p["id"] for p in past["photos"]["photo"]] == photos[listed_pages - 1]
+
+
 async def test_coarse_taken_dates_carry_their_granularity(
     start: Starter, session: aiohttp.ClientSession
 ) -> None:
@@ -364,9 +389,11 @@ def test_flickr_wart_flags_default_to_the_strict_side_and_set_the_config() -> No
     assert (warts.flickr_mediums, warts.flickr_total_as_string) == ("dated", True)
     assert warts.flickr_past_last_repeats and warts.flickr_geo_recent_only
     assert warts.flickr_blank_total_share == warts.flickr_empty_page_share == 0  # fault rates
+    assert warts.flickr_total_overcount == 0
     flags = "--granularity-mix 0.1,0,0.2 --gif-share 0 --hidden-original-share 0.5"
     flags += " --flickr-mediums none --total-as-number --empty-past-last-page"
     flags += " --geo-without-limit --blank-total-share 0.1 --empty-page-share 0.2"
+    flags += " --total-overcount 30"
     lenient = config_from_args(_parser().parse_args(flags.split()))
     assert lenient.world == WorldSize(
         flickr_taken_granularity=(0.1, 0, 0.2), flickr_gif_share=0, flickr_hidden_original_share=0.5
@@ -378,6 +405,7 @@ def test_flickr_wart_flags_default_to_the_strict_side_and_set_the_config() -> No
         flickr_geo_recent_only=False,
         flickr_blank_total_share=0.1,
         flickr_empty_page_share=0.2,
+        flickr_total_overcount=30,
     )
 
 

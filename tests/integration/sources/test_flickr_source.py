@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import calendar
+import json
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -502,7 +504,9 @@ async def run_chain(
             ahead += timedelta(hours=1)
             continue
         (row,) = rows
-        view = TaskView(row.id, row.campaign_id, row.kind, row.payload, row.attempts)
+        view = TaskView(
+            row.id, row.campaign_id, row.kind, row.payload, row.attempts, row.max_attempts
+        )
         try:
             expansion = await source.expand(view, settings[row.campaign_id])
         except TransientHttpError as exc:
@@ -595,16 +599,20 @@ async def test_the_chain_stores_every_matching_photo_once_within_the_key_rate(
 FLAWED = {
     "blank_total": Warts(flickr_blank_total_share=1.0),
     "empty_page": Warts(flickr_empty_page_share=1.0),
+    # ~400 photos a window counted as ~800: pages 3 and 4 of 250 list nothing, every time.
+    "overcount": Warts(flickr_total_overcount=400),
 }
 
 
 @pytest.mark.parametrize("flaw", sorted(FLAWED))
-async def test_a_flawed_search_answer_is_retried_until_every_window_holds_its_ground_truth(
+async def test_a_flawed_search_answer_never_leaves_a_window_short_of_its_ground_truth(
     sqlite_engine: AsyncEngine, flaw: str
 ) -> None:
-    """Flickr's blank total (stat ok, `"total": ""`, pages 0, no photos: flickrapi #109) and
-    an empty page before the last are bad answers, not a window's end: its task fails as
-    `bad_response`, is retried after its back-off, and is never done short of photos."""
+    """Flickr's blank total (stat ok, `"total": ""`, pages 0, no photos: flickrapi #109) is a
+    bad answer, not a window's end: its task fails as `bad_response` and is retried after its
+    back-off. A page answered empty before the last is asked again; one that stays empty with
+    the last page empty too is a total that counted photos no page lists: the window ends
+    there, read whole, on its first try, and the query's chain goes on."""
     config = EmulatorConfig(flickr_keys=frozenset({KEY}), warts=FLAWED[flaw], world=PLAIN)
     emu = await start_emulator(config)
     try:
@@ -630,13 +638,74 @@ async def test_a_flawed_search_answer_is_retried_until_every_window_holds_its_gr
         want = expected_hits(emu, ("sunset",), set(), ts(2021), ts(2024))
         assert {(h.provider_id, h.query) for h in hits} == want
         assert {t.state for t in tasks} == {"done"}
+        assert max(t.payload["end"] for t in tasks) == ts(2024)
         reads = [t for t in tasks if t.result["action"] == "read"]
         for t in reads:
             window = truth(emu, "sunset", t.payload["start"], t.payload["end"])
             assert t.result["found"] == len(window), t.payload
-        assert any(t.attempts > 1 for t in reads)
+        retried = [t for t in reads if t.attempts > 1]
+        asked = Counter(http.searches)
+        if flaw == "blank_total":
+            assert retried
+        else:
+            assert not retried and max(asked.values()) == 2  # an empty page asked twice
+        ended = [t for t in reads if t.result.get("short_ends")]
+        assert bool(ended) == (flaw == "overcount")
+        assert not any(t.result.get("holes") for t in reads)
     finally:
         await emu.close()
+
+
+async def test_a_hole_in_a_window_is_retried_and_passed_over_on_the_last_try(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """A page that stays empty while the last page lists photos is a hole: `bad_response`
+    on every try but the task's last, which reads the pages around it and says so in its
+    result, so the query's next windows are still asked."""
+    config = EmulatorConfig(flickr_keys=frozenset({KEY}), world=PLAIN)
+    emu = await start_emulator(config)
+    try:
+        campaign = FlickrCampaign("holed", ("sunset",), min_upload=date(2021, 1, 1), max_upload=END)
+        await submit_flickr(sqlite_engine, campaign, max_attempts=MAX_ATTEMPTS)
+        async with HoledHttp(page=1) as http:
+            await run_chain(sqlite_engine, make_source(http, emu, rate=1000), retry=True)
+        async with sqlite_engine.connect() as db:
+            tasks = (
+                await db.execute(
+                    select(
+                        Task.state, Task.attempts, Task.max_attempts, Task.payload, Task.result
+                    ).where(Task.kind == "flickr_window")
+                )
+            ).all()
+        assert {t.state for t in tasks} == {"done"}
+        assert max(t.payload["end"] for t in tasks) == ts(2024)
+        holed = [t for t in tasks if t.result.get("holes")]
+        assert holed and all(t.attempts == t.max_attempts for t in holed)
+        for t in holed:
+            window = truth(emu, "sunset", t.payload["start"], t.payload["end"])
+            assert t.result["found"] == len(window) - 250, t.payload  # page 1 never listed
+        assert all(t.attempts == 1 for t in tasks if not t.result.get("holes"))
+    finally:
+        await emu.close()
+
+
+class HoledHttp(RecordingHttp):
+    """The real client, but page `page` of every search with more pages comes back empty."""
+
+    def __init__(self, page: int) -> None:
+        super().__init__()
+        self.page = page
+
+    async def get_text(
+        self, url: str, *, params: Mapping[str, str] | None = None, **options: Any
+    ) -> str:
+        text = await super().get_text(url, params=params, **options)
+        if not params or params.get("method") != "flickr.photos.search":
+            return text
+        body = json.loads(text)
+        if int(params["page"]) == self.page and body["photos"]["pages"] > self.page:
+            body["photos"]["photo"] = []
+        return json.dumps(body)
 
 
 async def test_a_rerun_after_a_crash_does_not_query_finished_windows(
