@@ -154,6 +154,11 @@ class Warts:
     # page, each page but the last with `paging.cursors.after` and a `paging.next` URL that
     # holds the caller's token as `access_token=`, as Graph writes it. None: one page.
     mapillary_page_size: int | None = None
+    # Share of reconstructed images whose computed_geometry is wildly off, hundreds of metres
+    # to kilometres from the camera's own GPS fix (a structure-from-motion merge gone wrong,
+    # as real ones are now and then), with a computed_compass_angle turned a quarter round.
+    # The camera's geometry and compass_angle stay true. 0: every reconstruction is sound.
+    mapillary_wild_computed_share: float = 0.03
     outages: tuple[Outage, ...] = ()
     # The stat=fail codes Flickr's API says "down" with, taken in turn: 105 (documented, HTTP
     # 200), 201 (HTTP 400) and 0, both "Sorry, the Flickr API service is not currently
@@ -190,6 +195,8 @@ class Warts:
             raise ValueError(f"bbox_rule must be one of {BBOX_RULES}")
         if not self.bbox_limit > 0:
             raise ValueError("bbox_limit must be positive")
+        if not 0 <= self.mapillary_wild_computed_share <= 1:
+            raise ValueError("mapillary_wild_computed_share must be in [0, 1]")
         if not 0 <= self.deleted_share < 1:
             raise ValueError("deleted_share must be in [0, 1)")
         if self.dense_refusal_above is not None and self.dense_refusal_above < 1:

@@ -335,6 +335,12 @@ _FLAGS = (
         int,
     ),
     _Flag("--mapillary-page-size", "Graph collections in pages of N with cursors", None, int),
+    _Flag(
+        "--wild-computed-share",
+        "share of reconstructed Mapillary images whose computed position is kilometres off",
+        Warts.mapillary_wild_computed_share,
+        float,
+    ),
 )
 
 
@@ -440,6 +446,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         mapillary_multiget=not args.no_multiget,
         dense_refusal_above=args.dense_refusal_above or None,
         mapillary_page_size=args.mapillary_page_size,
+        mapillary_wild_computed_share=args.wild_computed_share,
         outages=tuple(args.outage),
         flickr_mediums=args.flickr_mediums,
         flickr_total_as_string=not args.total_as_number,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, get_args
 
+from harvester.exporters.geo import distance_m
 from harvester.records import FoundImage
 from harvester.sources.fields import identifier, instant, number, positive
 from harvester.sources.mapillary_csv import IdItem
@@ -43,6 +44,13 @@ BASE_FIELDS = (
 # Where in `raw` we note which thumbnail field the row's URL came from, so that an
 # expired URL can be refreshed with the same size. Not a Mapillary field.
 THUMB_NOTE = "harvester_thumb_field"
+# Where `raw` notes that the row's position and heading are the camera's, its computed one
+# set aside (SHIFT_REFUSED): a reconstruction that moved the camera farther than a GPS fix
+# errs is one gone wrong, not a correction. 25 m is also the radius VPR matches are judged
+# by: a position off by more would mislabel every pair the image is in. Not a Mapillary field.
+POSITION_NOTE = "harvester_position"
+SHIFT_REFUSED = "camera (its computed_geometry over 25 m away, set aside)"
+MAX_COMPUTED_SHIFT_M = 25.0
 NO_SEQUENCE = "no-sequence"
 # Projections of a 360° picture: v4's docs name "spherical", and Mapillary's own viewer
 # (mapillary-js isSpherical) reads "equirectangular" as spherical too.
@@ -125,20 +133,17 @@ def found_image(
     if image_id is None:
         return None
     field = thumb_field(size)
-    # Computed (structure-from-motion corrected) values first, for position and heading
-    # alike, so that a row's position and its heading come from the same solution.
-    geometry = _point(record.get("computed_geometry")) or _point(record.get("geometry"))
+    geometry, heading, position = _pose(record)
     if geometry is None and listed is not None and None not in (listed.lon, listed.lat):
         geometry = (listed.lon or 0.0, listed.lat or 0.0)  # the list's own coordinates
     sequence = _ref(record.get("sequence")) or (listed.sequence_id if listed else None)
     creator = record.get("creator")
     width, height = positive(record.get("width")), positive(record.get("height"))
-    heading = _heading(record.get("computed_compass_angle"))
-    if heading is None:
-        heading = _heading(record.get("compass_angle"))
     captured = _ms(record.get("captured_at"))
     raw = {k: v for k, v in record.items() if k not in THUMB_FIELDS}
     raw[THUMB_NOTE] = field
+    if position is not None:
+        raw[POSITION_NOTE] = position
     return FoundImage(
         provider_id=image_id,
         group=group_name(sequence),
@@ -175,6 +180,26 @@ def _too_small(width: int | None, height: int | None, min_side: int) -> str | No
     if width is None or height is None or min(width, height) >= min_side:
         return None
     return f"too_small: original {width}x{height} is below the minimum side of {min_side} px"
+
+
+def _pose(record: Mapping[str, Any]) -> tuple[tuple[float, float] | None, float | None, str | None]:
+    """(lon, lat), heading and, when the reconstruction's position was set aside, why.
+
+    The structure-from-motion solution (computed_geometry, computed_compass_angle) is
+    preferred, position and heading from the same solution; but a computed position more
+    than MAX_COMPUTED_SHIFT_M from the camera's own fix is a reconstruction gone wrong
+    (Mapillary's computed positions are at times wildly off), so the camera's position
+    and compass angle are kept instead, and the row's raw record says so."""
+    camera = _point(record.get("geometry"))
+    computed = _point(record.get("computed_geometry"))
+    camera_heading = _heading(record.get("compass_angle"))
+    if computed is not None and camera is not None:
+        shift = distance_m(computed[1], computed[0], camera[1], camera[0])
+        if shift > MAX_COMPUTED_SHIFT_M:
+            return camera, camera_heading, SHIFT_REFUSED
+    computed_heading = _heading(record.get("computed_compass_angle"))
+    heading = computed_heading if computed_heading is not None else camera_heading
+    return computed or camera, heading, None
 
 
 def _point(value: Any) -> tuple[float, float] | None:

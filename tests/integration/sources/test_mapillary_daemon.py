@@ -134,7 +134,9 @@ async def test_pairs_with_expired_urls_and_a_sequence_list_are_stored_through_th
         assert row.path == f"mapillary/{source.sequence}/00000/{source.id}.jpg"
         with PILImage.open(path) as stored:
             assert stored.format == "JPEG" and max(stored.size) == 512
-        lat = source.computed[1] if source.computed else source.lat  # computed first
+        # Computed first, unless the emulator's reconstruction of it went wild.
+        sound = source.computed and "harvester_position" not in (row.raw or {})
+        lat = source.computed[1] if sound else source.lat
         assert row.lat == lat and row.heading is not None
     assert {roles[d.id] for d, _ in pairs[:8]} == {"database"}
     assert {roles[q.id] for _, q in pairs[:8]} == {"query"}

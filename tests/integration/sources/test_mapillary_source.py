@@ -565,3 +565,36 @@ async def test_one_poisoned_record_costs_its_bad_fields_not_the_page(
     assert (row.lat, row.lon, row.owner, row.sequence_id, row.is_pano) == (None,) * 4 + (False,)
     assert row.owner_name == "ann\ufffd" and row.group_name == "no-sequence"
     assert row.raw["junk"] == {"deep": [""]} and row.raw["sequence"] == "sq"
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+async def test_a_reconstruction_far_from_the_cameras_fix_gives_way_to_the_camera(
+    http: HttpClient, share: float
+) -> None:
+    """Mapillary's computed positions are at times kilometres off (a bad merge): such an
+    image is placed where its camera said, facing its compass angle, not where the
+    reconstruction put it; sound reconstructions are still preferred to the camera."""
+    sequence_id, _ = _sequence_ids(0)
+    config = EmulatorConfig(
+        mapillary_tokens=frozenset({TOKEN}),
+        warts=Warts(mapillary_wild_computed_share=share),
+    )
+    emu = await start_emulator(config)
+    try:
+        task = TaskView(1, 1, "mapillary_sequence", {"sequence_id": sequence_id}, 1)
+        expansion = await _source(http, emu).expand(task, {"size": "256"})
+        truth = {im.id: im for im in emu.world.mapillary_sequence(sequence_id)}
+    finally:
+        await emu.close()
+    assert sorted(i.provider_id for i in expansion.images) == sorted(truth)
+    reconstructed = 0
+    for image in expansion.images:
+        im, row = truth[image.provider_id], image.record
+        if im.computed is None or share:
+            expected = (im.lon, im.lat, im.compass_angle)
+        else:
+            expected = im.computed
+        reconstructed += im.computed is not None
+        assert (row["lon"], row["lat"], row["heading"]) == expected
+        assert ("harvester_position" in row["raw"]) == bool(share and im.computed)
+    assert reconstructed > 0

@@ -148,3 +148,22 @@ def test_requested_fields_name_the_chosen_thumbnail() -> None:
     fields = fields_for("original").split(",")
     assert fields[0] == "id" and fields[-1] == "thumb_original_url"
     assert {"computed_geometry", "computed_compass_angle", "creator", "camera_type"} <= set(fields)
+
+
+def test_a_computed_position_far_from_the_cameras_fix_is_set_aside_with_its_heading() -> None:
+    camera = {"type": "Point", "coordinates": [4.35, 50.85]}
+    base = {"id": "7", "geometry": camera, "compass_angle": 10.0, "computed_compass_angle": 20.0}
+    near = {**base, "computed_geometry": {"type": "Point", "coordinates": [4.3501, 50.85]}}
+    far = {**base, "computed_geometry": {"type": "Point", "coordinates": [4.36, 50.85]}}
+    kept = found_image(near, size="256", min_side=0)  # 7 m: a correction
+    refused = found_image(far, size="256", min_side=0)  # 700 m: a merge gone wrong
+    assert kept is not None and refused is not None
+    assert (kept.record["lon"], kept.record["heading"]) == (4.3501, 20.0)
+    assert "harvester_position" not in kept.record["raw"]
+    assert (refused.record["lon"], refused.record["lat"], refused.record["heading"]) == (
+        4.35,
+        50.85,
+        10.0,
+    )
+    assert refused.record["raw"]["harvester_position"].startswith("camera")
+    assert refused.record["raw"]["computed_geometry"] == far["computed_geometry"]
