@@ -186,6 +186,9 @@ class Warts:
     # or removed since they were counted), every time: the pages past the listed ones, up to
     # the last it announces, answer no photos. 0: the total is exact.
     flickr_total_overcount: int = 0
+    # Hosts Flickr holds as used for abuse: a call whose arguments (a search's free text) name
+    # one is refused with code 116, "Bad URL found", every time it is asked.
+    flickr_abused_hosts: frozenset[str] = frozenset({"spam.example", "abused.example"})
 
     def __post_init__(self) -> None:
         self._check_flickr()

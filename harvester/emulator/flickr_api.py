@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
@@ -195,6 +196,21 @@ def parse_query(params: Mapping[str, str]) -> SearchQuery:
     return query
 
 
+def _refuse_abused_urls(params: Mapping[str, str], hosts: frozenset[str]) -> None:
+    """Code 116 when an argument names a host Flickr holds as used for abuse (with or
+    without a scheme, any subdomain, any case), as its documented error codes say."""
+    if not hosts:
+        return
+    for value in params.values():
+        for name in _HOSTS.findall(value.lower()):
+            if any(name == h or name.endswith(f".{h}") for h in hosts):
+                raise FlickrFail(116, "Bad URL found")
+
+
+# A host name as written in free text: labels joined by dots, after a scheme or not.
+_HOSTS = re.compile(r"(?<![\w.-])(?:[a-z][a-z0-9+.-]*://)?((?:[a-z0-9-]+\.)+[a-z]{2,})")
+
+
 def _unit(*parts: object) -> float:
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
@@ -247,6 +263,7 @@ class SearchEngine:
         return replace(q, min_upload=int(self.now()) - GEO_RECENT_S)
 
     def page(self, params: Mapping[str, str], base_url: str) -> dict[str, Any]:
+        _refuse_abused_urls(params, self.warts.flickr_abused_hosts)
         q = self.limited(params, parse_query(params))
         geo = q.bbox is not None or bool(params.get("lat"))
         cap = MAX_PER_PAGE_GEO if geo else MAX_PER_PAGE

@@ -38,13 +38,14 @@ FLICKR_KEY_CODES = frozenset({98, 99, 100})
 # flickr.photos.search refusing the query itself: too many tags in an ALL query (1), unknown
 # user (2), parameterless search (3, also an unreadable bbox), no permission for the pool
 # (4), user deleted (5), no valid or too many machine tags (11, 12), contacts only (17),
-# illogical arguments (18). Asked again, the same query is refused again: the campaign's
-# query is what to change.
-FLICKR_QUERY_CODES = frozenset({1, 2, 3, 4, 5, 11, 12, 17, 18})
+# illogical arguments (18), and "Bad URL found" (116: an argument held a URL Flickr has seen
+# abused, and of what a search sends only the operator's text can hold one). Asked again,
+# the same query is refused again: the campaign's query is what to change.
+FLICKR_QUERY_CODES = frozenset({1, 2, 3, 4, 5, 11, 12, 17, 18, 116})
 # The API refusing the request's form: SSL required (95), a bad or missing signature (96,
-# 97), an unknown format (111) or method (112), SOAP / XML-RPC / URL unreadable (114-116).
-# Not the query's fault: this client's, or an API that changed under it.
-FLICKR_REQUEST_CODES = frozenset({95, 96, 97, 111, 112, 114, 115, 116})
+# 97), an unknown format (111) or method (112), an unreadable SOAP envelope or XML-RPC call
+# (114, 115). Not the query's fault: this client's, or an API that changed under it.
+FLICKR_REQUEST_CODES = frozenset({95, 96, 97, 111, 112, 114, 115})
 FLICKR_UNKNOWN = "flickr_error"  # the reason of a code not listed here
 # Graph throttling, as its error-handling and rate-limiting guides list it: application (4),
 # user (17), page (32) and custom (613) rate limits, "Application limit reached" (341),

@@ -319,6 +319,30 @@ async def test_no_key_fails_permanently_without_calling_flickr(
     assert http.searches == []
 
 
+async def test_a_query_naming_a_url_flickr_holds_as_abused_is_the_querys_refusal(
+    emu: RunningEmulator, http: RecordingHttp
+) -> None:
+    """Code 116, "Bad URL found", is about an argument's URL, and the query's text is the
+    only argument an operator writes: `query_refused`, the query to change, not this
+    client's request (`request_refused`)."""
+    query = "bridge see www.spam.example/deals"
+    settings = FlickrCampaign("c", (query,), max_upload=END).settings()
+    with pytest.raises(PermanentHttpError) as caught:
+        await make_source(http, emu).expand(task(query, ts(2020), ts(2021)), settings)
+    assert caught.value.reason == "query_refused"
+    assert "Flickr error 116" in str(caught.value)
+    lenient = await start_emulator(
+        EmulatorConfig(
+            flickr_keys=frozenset({KEY}), world=PLAIN, warts=Warts(flickr_abused_hosts=frozenset())
+        )
+    )
+    try:
+        found = await make_source(http, lenient).expand(task(query, ts(2020), ts(2021)), settings)
+    finally:
+        await lenient.close()
+    assert found.result["action"] == "read"
+
+
 async def test_flickr_outages_surface_as_transient_errors_for_the_queue(
     http: RecordingHttp,
 ) -> None:

@@ -153,8 +153,8 @@ def test_stat_fail_other_codes_are_permanent() -> None:
 @pytest.mark.parametrize(
     ("code", "reason"),
     [
-        *((c, "query_refused") for c in (1, 2, 3, 4, 5, 11, 12, 17, 18)),
-        *((c, "request_refused") for c in (95, 96, 97, 111, 112, 114, 115, 116)),
+        *((c, "query_refused") for c in (1, 2, 3, 4, 5, 11, 12, 17, 18, 116)),
+        *((c, "request_refused") for c in (95, 96, 97, 111, 112, 114, 115)),
         (999, "flickr_error"),
         ("12345", "flickr_error"),
     ],
