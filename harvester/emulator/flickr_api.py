@@ -265,7 +265,9 @@ class SearchEngine:
     def page(self, params: Mapping[str, str], base_url: str) -> dict[str, Any]:
         _refuse_abused_urls(params, self.warts.flickr_abused_hosts)
         q = self.limited(params, parse_query(params))
-        geo = q.bbox is not None or bool(params.get("lat"))
+        # "Geo (or bounding box) queries" page 250 at most: any geo argument makes one, as
+        # for the limiting-agent rule (has_geo too, in the strictest reading).
+        geo = any(params.get(name) for name in GEO_PARAMS)
         cap = MAX_PER_PAGE_GEO if geo else MAX_PER_PAGE
         per_page = min(max(_int(params, "per_page") or DEFAULT_PER_PAGE, 1), cap)
         page = max(_int(params, "page") or 1, 1)

@@ -73,6 +73,11 @@ async def test_per_page_defaults_to_100_and_caps_at_500_or_250_for_geo_queries(
     assert big["photos"]["perpage"] == 500 and len(big["photos"]["photo"]) == 500
     assert geo["photos"]["perpage"] == 250 and len(geo["photos"]["photo"]) == 250
     assert big["photos"]["pages"] == -(-int(big["photos"]["total"]) // 500)
+    # has_geo alone makes a geo query too (as it does for the limiting-agent rule).
+    tagged = await flickr(
+        session, emulator, text="sunset", per_page="500", has_geo="1", **SINCE_2004
+    )
+    assert tagged["photos"]["perpage"] == 250 and len(tagged["photos"]["photo"]) == 250
 
 
 async def _all_pages(
