@@ -55,6 +55,9 @@ class Faults:
     error_5xx_rate: float = 0
     rate_429: float = 0
     retry_after_s: float = 1.0
+    # Retry-After as an HTTP-date (the emulator's clock plus the wait, whole seconds up) rather
+    # than delay-seconds: RFC 9110 allows either, and CDNs and proxies send dates.
+    retry_after_date: bool = False
     reset_rate: float = 0
     truncate_rate: float = 0
     # Share of answers whose body stops short of its Content-Length with the connection then

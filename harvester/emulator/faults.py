@@ -23,6 +23,7 @@ import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email.utils import formatdate
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -129,13 +130,15 @@ class FaultInjector:
         return self._rngs[scope].random()
 
 
-def too_many(retry_after: float, *, html: bool = False) -> web.Response:
+def too_many(retry_after: float, *, html: bool = False, now: float | None = None) -> web.Response:
     """429 with Retry-After in whole seconds (the header has no fractions); 0 is allowed.
+    Given `now` (unix seconds), the same wait as an HTTP-date, the header's other form.
 
     Flickr's is an HTML page (`html`), whatever format the call asked for.
     """
     seconds = max(0, math.ceil(retry_after))
-    headers = {"Retry-After": str(seconds)}
+    when = str(seconds) if now is None else formatdate(math.ceil(now) + seconds, usegmt=True)
+    headers = {"Retry-After": when}
     if html:
         return web.Response(status=429, headers=headers, text=_HTML_429, content_type="text/html")
     return web.Response(
@@ -353,7 +356,9 @@ def middleware(  # noqa: C901 - one request pipeline, read top to bottom
             return graph_body_error(
                 400, 613, "Calls to this api have exceeded the rate limit", "OAuthException"
             )
-        return too_many(retry_after, html=route.service == "flickr" and warts.flickr_429_html)
+        now = outages.clock.now() if injector.faults.retry_after_date else None
+        html = route.service == "flickr" and warts.flickr_429_html
+        return too_many(retry_after, html=html, now=now)
 
     def instead(
         decision: str | None, request: web.Request, route: Route, label: str

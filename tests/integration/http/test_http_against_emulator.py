@@ -8,6 +8,7 @@ import random
 import time
 from typing import Any
 
+import aiohttp
 import pytest
 from clocks import FakeClock
 from http_upstream import make_settings
@@ -21,7 +22,13 @@ from harvester.emulator import (
     start_emulator,
 )
 from harvester.emulator.stats import key_label
-from harvester.http import CircuitBreaker, HttpClient, TokenBucket, flickr_body_errors
+from harvester.http import (
+    CircuitBreaker,
+    HttpClient,
+    RateLimitedError,
+    TokenBucket,
+    flickr_body_errors,
+)
 
 KEY = "rate-test-key-0123456789abcdef"
 
@@ -124,6 +131,25 @@ async def test_a_429_storm_with_retry_after_is_ridden_out_with_no_request_lost()
     assert stats["status_429"] > 0, "the storm never happened"
     assert stats["total"] == 30 + stats["status_429"]
     assert max(clock.sleeps) >= 2.0, "Retry-After: 2 was not waited for"
+
+
+async def test_a_cdn_429_with_retry_after_as_an_http_date_is_read_as_the_wait() -> None:
+    """RFC 9110 lets Retry-After be an HTTP-date; a CDN's 429 so dated tells the queue the
+    same wait as its delay-seconds form would (the date has whole seconds: up to one less)."""
+    faults = Faults(rate_429=1.0, retry_after_s=40, retry_after_date=True, scope=frozenset({"cdn"}))
+    emulator = await start_emulator(EmulatorConfig(faults=faults))
+    url = f"{emulator.base_url}/cdn/web/c0000001.jpg"
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as raw:
+            sent = raw.headers["Retry-After"]
+        async with HttpClient(make_settings(max_attempts=1)) as http:
+            with pytest.raises(RateLimitedError) as caught:
+                await http.fetch(url)
+    finally:
+        await emulator.close()
+    assert raw.status == 429 and sent.endswith(" GMT"), sent
+    assert caught.value.retry_after is not None and 38.0 <= caught.value.retry_after <= 41.0
+    assert caught.value.throttled
 
 
 class _LinkedClock(FakeClock):
