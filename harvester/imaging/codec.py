@@ -1,5 +1,5 @@
 """libjpeg-turbo straight to and from numpy (simplejpeg), for every JPEG, its warnings as
-errors.
+errors but one that leaves the picture whole.
 
 Pillow's JPEG decoder ignores libjpeg's warnings: a picture whose scan data was cut short and
 an end marker added (a cut transfer "closed", a broken upload) decodes grey past the cut with
@@ -9,6 +9,15 @@ decodes in one call into a 3-byte array (bit-identical pixels, measured on the b
 and encodes from one. A progressive 2048x1536 at 1/2 scale took 37 ms instead of 44.5,
 a full 1600x1200 8.2 instead of 10.9, a 1024x768 encode 2.8 instead of 3.2 (one core,
 on the mixed bench corpus).
+
+Strict decoding stops at libjpeg's first warning. Of its warnings (jerror.h's JWRN_*), those
+that mean pixels lost or made up stay refusals: data cut short (`truncated`), a bad Huffman or
+arithmetic code, a restart marker out of place, an inconsistent progression (`corrupt`). Those
+that leave every pixel are read past: the ones of a header (junk between two segments, an
+unknown JFIF version or Adobe transform, an ICC profile in bad chunks) by `jpeg.mended`, which
+the pipeline tries next; junk between the last scan and the end marker here, the picture
+decoded again without stopping. That warning comes only after every scan has been read, so
+none before it went unseen.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from PIL import Image
 
 from harvester.imaging.cv import opencv
 from harvester.imaging.errors import CorruptImage, ImagingError
-from harvester.imaging.jpeg import scans_complete
+from harvester.imaging.jpeg import cut_before_end, scans_complete
 
 __all__ = ["Pixels", "closed_jpeg", "decode_scaled", "encode"]
 
@@ -37,6 +46,8 @@ _MODES = {"RGB": "RGB", "L": "GRAY", "CMYK": "CMYK"}
 # marker such as an added FFD9 inside a scan ("premature end of data segment"), or the end
 # marker where a restart marker was due.
 _CUT = re.compile(r"premature end|found marker 0xd9 instead of RST", re.IGNORECASE)
+# libjpeg's words for bytes it skipped before the end marker, and how many it counted.
+_SKIPPED_BEFORE_END = re.compile(r"(\d+) extraneous bytes before marker 0xd9", re.IGNORECASE)
 
 Pixels = npt.NDArray[np.uint8]  # height x width x RGB
 
@@ -60,17 +71,39 @@ def decode_scaled(
     scaled = (math.ceil(w / scale), math.ceil(h / scale))
     try:
         # The exact size of a 1/N decode makes simplejpeg pick that factor and no other.
-        pixels: Pixels = simplejpeg.decode_jpeg(
-            data, colorspace=_MODES[mode], min_width=scaled[0], min_height=scaled[1]
-        )
+        pixels = _decoded(data, _MODES[mode], scaled)
     except MemoryError as exc:
         raise ImagingError(
             "out of memory while decoding", reason="out_of_memory", permanent=False
         ) from exc
-    except ValueError as exc:  # strict: libjpeg's warnings (truncated, bad data) are errors
-        reason = "truncated" if _CUT.search(str(exc)) else "corrupt"
-        raise CorruptImage(f"the image data cannot be decoded: {exc}", reason=reason) from exc
     return _as_rgb(pixels, mode)
+
+
+def _decoded(data: bytes, colorspace: str, size: tuple[int, int]) -> Pixels:
+    """libjpeg's pixels of `data` at least `size`, its warnings as errors (CorruptImage) but
+    for bytes skipped before the end marker after a whole last scan (junk some phones and
+    editors leave there): decoded again, not stopping at it. A clean file is decoded once."""
+    width, height = size
+    try:
+        pixels: Pixels = simplejpeg.decode_jpeg(
+            data, colorspace=colorspace, min_width=width, min_height=height
+        )
+        return pixels
+    except ValueError as exc:
+        skipped = _SKIPPED_BEFORE_END.search(str(exc))
+        if skipped is None:
+            reason = "truncated" if _CUT.search(str(exc)) else "corrupt"
+            raise CorruptImage(f"the image data cannot be decoded: {exc}", reason=reason) from exc
+        if cut_before_end(data, int(skipped[1])):
+            raise CorruptImage(
+                f"the image data ends short of its picture, padded up to its end marker: {exc}",
+                reason="truncated",
+            ) from exc
+    # Warned of only once every scan was read: the first warning, so no other went unseen.
+    whole: Pixels = simplejpeg.decode_jpeg(
+        data, colorspace=colorspace, min_width=width, min_height=height, strict=False
+    )
+    return whole
 
 
 def _as_rgb(pixels: Pixels, mode: str) -> Pixels:
@@ -92,7 +125,7 @@ def closed_jpeg(data: bytes) -> bytes | None:
     for a file cut short); None when more is missing. Told by its scans' headers, which must
     bring every coefficient to full precision (a progressive JPEG cut between two scans
     decodes with no warning), then by decoding it, marker added, at the smallest scale with
-    libjpeg's warnings as errors: a scan cut short still warns."""
+    libjpeg's warnings as errors as `decode_scaled` takes them: a scan cut short still warns."""
     if data.endswith(EOI):
         return None
     closed = data + EOI
@@ -100,8 +133,8 @@ def closed_jpeg(data: bytes) -> bytes | None:
         return None
     try:
         colorspace = _NATIVE.get(simplejpeg.decode_jpeg_header(closed)[2], "RGB")
-        simplejpeg.decode_jpeg(closed, colorspace=colorspace, min_width=1, min_height=1)
-    except ValueError:
+        _decoded(closed, colorspace, (1, 1))
+    except (ValueError, CorruptImage):
         return None
     return closed
 

@@ -28,7 +28,7 @@ from harvester.imaging.decode import (
 from harvester.imaging.errors import CorruptImage, ImagingError, TooSmall
 from harvester.imaging.exif import build_exif
 from harvester.imaging.frame import Frame, detect_frame
-from harvester.imaging.jpeg import with_metadata
+from harvester.imaging.jpeg import mended, with_metadata
 from harvester.imaging.model import Metadata, Processed, SizeRules
 from harvester.imaging.phash import hash_hex, perceptual_hash
 
@@ -61,13 +61,23 @@ def fit(width: int, height: int, max_side: int) -> tuple[int, int]:
 
 def process(data: bytes, rules: SizeRules, meta: Metadata) -> Processed:
     """Decode, strip the frame, resize and encode with EXIF; raise ImagingError if not.
-    A JPEG missing only its end marker is taken whole, and stored with one."""
+    A JPEG refused is tried again, as libjpeg reads it, with what it warns of in its headers
+    but reads past put right (`jpeg.mended`: junk between segments, an unknown JFIF version
+    or Adobe transform, a broken ICC profile), every scan still checked; one missing only its
+    end marker is taken whole, and stored with one. A clean file is read once."""
     try:
         return _process(data, rules, meta)
     except CorruptImage as exc:
-        closed = closed_jpeg(data) if exc.reason == "truncated" else None
-        if closed is None:
-            raise
+        error = exc
+    repaired = mended(data)
+    if repaired is not None:
+        try:
+            return _process(repaired, rules, meta)
+        except CorruptImage as exc:  # its refusal, now that nothing hides it
+            data, error = repaired, exc
+    closed = closed_jpeg(data) if error.reason == "truncated" else None
+    if closed is None:
+        raise error
     return _process(closed, rules, meta)
 
 

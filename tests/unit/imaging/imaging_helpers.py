@@ -40,6 +40,24 @@ def encode(im: Image.Image, fmt: str = "JPEG", **params: object) -> bytes:
     return out.getvalue()
 
 
+KINDS = ["colour", "grey", "cmyk", "rotated"]
+
+
+def jpeg_of(picture: Image.Image, kind: str, orientation: int = 6, **params: object) -> bytes:
+    """Pillow's JPEG of `picture` as a colour, grey, CMYK (Adobe) or EXIF-rotated file."""
+    if kind == "grey":
+        return encode(picture.convert("L"), quality=90, **params)
+    if kind == "cmyk":
+        return encode(picture.convert("CMYK"), quality=90, **params)
+    if kind == "rotated":
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        if orientation >= 5:  # stored a quarter turn away, its sides swapped
+            picture = picture.transpose(Image.Transpose.ROTATE_90)
+        return encode(picture, quality=90, exif=exif.tobytes(), **params)
+    return encode(picture, quality=90, **params)
+
+
 def psnr(a: Image.Image, b: Image.Image) -> float:
     assert a.size == b.size
     diff = np.asarray(a.convert("RGB"), dtype=np.float64) - np.asarray(

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from imaging_helpers import encode
+from imaging_helpers import KINDS, encode, jpeg_of
 from PIL import Image
 
 from harvester.imaging import CorruptImage, Metadata, SizeRules, process
@@ -19,7 +19,6 @@ from harvester.imaging.decode import decode_upright, open_header
 
 RULES = SizeRules()
 EOI = b"\xff\xd9"
-KINDS = ["colour", "grey", "cmyk", "rotated"]
 # What a viewer does to stored pixels to show them upright, in Pillow's words.
 PILLOW_UPRIGHT = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -32,27 +31,12 @@ PILLOW_UPRIGHT = {
 }
 
 
-def _jpeg(picture: Image.Image, kind: str, orientation: int = 6, **params: object) -> bytes:
-    """Pillow's JPEG of `picture` as a grey, CMYK (Adobe) or EXIF-rotated file."""
-    if kind == "grey":
-        return encode(picture.convert("L"), quality=90, **params)
-    if kind == "cmyk":
-        return encode(picture.convert("CMYK"), quality=90, **params)
-    if kind == "rotated":
-        exif = Image.Exif()
-        exif[0x0112] = orientation
-        if orientation >= 5:  # stored a quarter turn away, its sides swapped
-            picture = picture.transpose(Image.Transpose.ROTATE_90)
-        return encode(picture, quality=90, exif=exif.tobytes(), **params)
-    return encode(picture, quality=90, **params)
-
-
 @pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_jpeg_cut_inside_its_scan_data_and_closed_is_truncated(
     photo_pixels: Callable[..., Image.Image], kind: str, progressive: bool
 ) -> None:
-    whole = _jpeg(photo_pixels(seed=21), kind, progressive=progressive)
+    whole = jpeg_of(photo_pixels(seed=21), kind, progressive=progressive)
     scans = whole.index(b"\xff\xda")
     for share in (0.2, 0.5, 0.9):
         cut = scans + int((len(whole) - scans) * share)
@@ -67,7 +51,7 @@ def test_a_progressive_jpeg_closed_between_two_scans_is_truncated(
 ) -> None:
     """The scans before such a cut are whole, so libjpeg decodes them with no warning, blurred
     or blocky: only the scans' headers tell that coefficients were never sent."""
-    whole = _jpeg(photo_pixels(seed=22), kind, progressive=True)
+    whole = jpeg_of(photo_pixels(seed=22), kind, progressive=True)
     first = whole.index(b"\xff\xda")
     cuts = [at.start() for at in re.finditer(b"\xff[\xc4\xda]", whole) if at.start() > first]
     assert len(cuts) > 3
@@ -102,7 +86,7 @@ def test_a_valid_jpeg_decodes_upright_to_the_pixels_pillow_gives(
     progressive: bool,
     at_least: tuple[int, int],
 ) -> None:
-    data = _jpeg(photo_pixels(seed=24), kind, orientation, progressive=progressive)
+    data = jpeg_of(photo_pixels(seed=24), kind, orientation, progressive=progressive)
     with Image.open(io.BytesIO(data)) as im:
         w, h = at_least
         im.draft("RGB", (h, w) if orientation >= 5 else (w, h))
@@ -118,5 +102,7 @@ def test_a_valid_jpeg_decodes_upright_to_the_pixels_pillow_gives(
 def test_a_whole_jpeg_of_every_kind_is_stored_upright(
     photo_pixels: Callable[..., Image.Image], kind: str, progressive: bool
 ) -> None:
-    result = process(_jpeg(photo_pixels(seed=25), kind, progressive=progressive), RULES, Metadata())
+    result = process(
+        jpeg_of(photo_pixels(seed=25), kind, progressive=progressive), RULES, Metadata()
+    )
     assert (result.width, result.height) == (1000, 750)
