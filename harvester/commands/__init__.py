@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from harvester.config import Settings
 from harvester.errors import HarvesterError, InputError
+from harvester.terminal import say
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -152,8 +153,10 @@ async def submitting(engine: AsyncEngine, campaign: str) -> AsyncIterator[str]:
     submit_id = secrets.token_hex(16)
     try:
         yield submit_id
-    except HarvesterError:
-        await undo_submit(engine, campaign, submit_id)
+    except HarvesterError as exc:
+        kept = await undo_submit(engine, campaign, submit_id, why=str(exc))
+        if kept is not None:
+            say(f"harvester: {kept}", file=sys.stderr)
         raise
     await finish_submit(engine, campaign, submit_id)
 

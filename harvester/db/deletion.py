@@ -45,11 +45,16 @@ async def delete_campaign(
         return await _delete(connection, campaign.id, name, before_commit)
 
 
-async def undo_submit(engine: AsyncEngine, name: str, submit_id: str) -> None:
+SUBMIT_FAILED = "submit_failed"  # the pause reason of a failed submit's campaign kept
+
+
+async def undo_submit(engine: AsyncEngine, name: str, submit_id: str, why: str) -> str | None:
     """Delete the campaign a failed submit made, if it is still that submit's alone (see
     `campaigns._made_or_joined`): once another submit has added to it, what both added
     stays. The row is locked before it is looked at, so a submit joining meanwhile either
-    is seen or waits and then makes the campaign anew."""
+    is seen or waits and then makes the campaign anew. A campaign a daemon has begun to
+    harvest (rows held or stored) is paused instead, so nothing more of it is fetched, and
+    kept for its operator: the return says so, None when nothing is left behind."""
     async with transaction(engine) as connection:
         found = await connection.execute(
             select(Campaign.id)
@@ -57,8 +62,45 @@ async def undo_submit(engine: AsyncEngine, name: str, submit_id: str) -> None:
             .with_for_update()
         )
         campaign_id = found.scalar()
-        if campaign_id is not None:
+        if campaign_id is None:
+            return None
+        begun = await _harvest_begun(connection, campaign_id)
+        if not begun:
             await _delete(connection, campaign_id, name, None)
+            return None
+        await connection.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(
+                paused_at=utcnow(),
+                paused_reason=SUBMIT_FAILED,
+                paused_message=why[:500],
+                creating_submit=None,
+            )
+        )
+    return (
+        f"campaign {name!r} is kept, paused: a daemon had already {begun} of its images; "
+        f"`harvester campaigns delete {name}` once they finish, or `harvester campaigns "
+        f"resume {name}` to harvest what was queued"
+    )
+
+
+async def _harvest_begun(connection: AsyncConnection, campaign_id: int) -> str | None:
+    """'taken 3' / 'stored 3' when daemons hold or have stored rows of the campaign."""
+    now = utcnow()
+    held = await connection.execute(
+        select(func.count()).where(
+            Image.campaign_id == campaign_id,
+            Image.state == ImageState.RUNNING,
+            Image.lease_expires_at > now,
+        )
+    )
+    if count := held.scalar_one():
+        return f"taken {count}"
+    stored = await connection.execute(
+        select(func.count()).where(Image.campaign_id == campaign_id, Image.path.is_not(None))
+    )
+    return f"stored {count}" if (count := stored.scalar_one()) else None
 
 
 async def _delete(

@@ -33,7 +33,8 @@ TABLES: dict[str, tuple[str, dict[str, str]]] = {
             "settings": "The submitted settings (sizes, licences, bbox, ...) as JSON.",
             "created_at": "When it was first submitted.",
             "paused_at": "Set while paused: daemons claim none of its rows; NULL when running.",
-            "paused_reason": "Why: paused (an operator) or invalid_key (the API refused the key).",
+            "paused_reason": "Why: paused (an operator), invalid_key (the API refused the key) "
+            "or submit_failed (its submit failed after a daemon began on it).",
             "paused_message": "The refusal or note that paused it (redacted).",
             "creating_submit": "The submit still making it alone (NULL once it finished "
             "or another submit added).",

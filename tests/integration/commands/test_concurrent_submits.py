@@ -13,15 +13,17 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from harvester.db.models import Campaign, Image
+from harvester.db.queue import Queue
 from harvester.db.session import create_engine
 
 CAMPAIGN = "shared"
@@ -111,9 +113,10 @@ def _campaigns(database_url: str, cwd: Path) -> str:
     return listed.stdout
 
 
-def _failed_on_the_bad_line(fed: subprocess.Popen[str]) -> None:
+def _failed_on_the_bad_line(fed: subprocess.Popen[str]) -> str:
     _, err = fed.communicate(timeout=120)
     assert fed.returncode == 2 and "not UTF-8 text" in err and "Traceback" not in err, err
+    return err
 
 
 def _good_rows_kept(database_url: str) -> None:
@@ -173,3 +176,67 @@ def test_a_campaign_whose_creating_submit_was_killed_is_resumed_and_kept_by_late
     failed = _submit(database_url, tmp_path, failing)
     assert failed.returncode == 2 and "not UTF-8 text" in failed.stderr, failed.stderr
     _good_rows_kept(database_url)
+
+
+def _take_rows(database_url: str, store: bool) -> None:
+    """Once the fed submit's first batch is in, what a daemon does: claim some of its rows
+    (and, with `store`, record one stored and let the rest go)."""
+
+    async def take() -> None:
+        engine = create_engine(database_url)
+        try:
+            queue = Queue(engine, Image)
+            deadline = time.monotonic() + 60
+            while not (claimed := await queue.claim("daemon-1", 4, 300)):
+                assert time.monotonic() < deadline, "the submit never added a batch"
+                await asyncio.sleep(0.05)
+            if store:
+                async with engine.begin() as connection:
+                    ids = [row.id for row in claimed]
+                    await connection.execute(
+                        update(Image)
+                        .where(Image.id.in_(ids))
+                        .values(state="queued", lease_owner=None, lease_expires_at=None)
+                    )
+                    await connection.execute(
+                        update(Image)
+                        .where(Image.id == ids[0])
+                        .values(state="stored", path="urls/shared/00000/a.jpg")
+                    )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(take())
+
+
+def _claimable(database_url: str) -> int:
+    async def claim() -> int:
+        engine = create_engine(database_url)
+        try:
+            return len(await Queue(engine, Image).claim("daemon-2", 100, 300))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(claim())
+
+
+@pytest.mark.parametrize("begun", ["held", "stored"])
+def test_a_failing_submit_pauses_and_keeps_a_campaign_a_daemon_has_begun(
+    database_url: str, tmp_path: Path, begun: str
+) -> None:
+    """A daemon took rows of the new campaign while its submit was still reading: the
+    failing submit's undo cannot delete what is in flight or on disk, so it pauses the
+    campaign (nothing more of it is fetched), says so, and still reports its own error."""
+    with _fed_submit(database_url, tmp_path) as (fed, feed):
+        feed.write(HEADER + _rows("fed", FAR_DOWN))
+        feed.flush()
+        _take_rows(database_url, store=begun == "stored")
+        feed.write(BAD_LINE)
+    err = _failed_on_the_bad_line(fed)
+    assert f"campaign {CAMPAIGN!r} is kept, paused" in err, err
+    shown = subprocess.run(
+        _harvester(database_url, tmp_path, "campaigns", "show", CAMPAIGN),
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=os.environ,
+    )  # fmt: skip
+    assert "(submit_failed)" in shown.stdout and "not UTF-8 text" in shown.stdout, shown.stdout
+    assert _claimable(database_url) == 0
