@@ -302,7 +302,9 @@ class RateShare(Base):
 
     The slices of live holders of a key add up to at most its limit; a row whose lease
     ran out counts for nothing and is deleted by the next holder to renew. ``key`` names
-    the limit (a hash of an API key, never the key itself); ``holder`` is host:pid:tag.
+    the limit (a hash of an API key, never the key itself); ``holder`` is host:pid:tag, or for a
+    daemon's host:pid:start:tag as its lease owner names are, so that its next start on the host
+    drops the slices of one that was killed.
     """
 
     __tablename__ = "rate_shares"

@@ -17,6 +17,7 @@ daemons renew at once instead; 429s that join a cut already made notify nobody.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, text, update
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from harvester.db.clock import WallClock, shared_now, utcnow
 from harvester.db.models import RateShare, RateThrottle
-from harvester.db.session import insert_for
+from harvester.db.session import insert_for, read_connection, transaction
 from harvester.db.throttle_notices import notify_throttled
 from harvester.http.shared import SharesUnavailable, Slice, Throttle, grant
 
@@ -92,6 +93,23 @@ class DatabaseRateShares:
                 )
             )
             return {holder: rate for holder, rate in rows}
+
+    async def holder_names(self) -> set[str]:
+        """Every holder with a slice of any key, its lease run out or not."""
+        async with read_connection(self._engine) as connection:
+            rows = await connection.execute(select(RateShare.holder).distinct())
+            return {holder for (holder,) in rows}
+
+    async def drop_holders(self, holders: Sequence[str]) -> int:
+        """-- The slices of holders known to be dead count for nothing from now, not when
+        their leases end: DELETE FROM rate_shares WHERE holder IN (:holders)."""
+        if not holders:
+            return 0
+        async with transaction(self._engine) as connection:
+            result = await connection.execute(
+                delete(RateShare).where(RateShare.holder.in_(holders))
+            )
+            return int(result.rowcount)
 
     async def _grant(
         self, connection: AsyncConnection, key: str, holder: str, total_rate: float, now: datetime

@@ -327,10 +327,12 @@ class SharedRates:
 
     MAX_KEYS = 10_000
 
-    def __init__(self, shares: RateShares, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, shares: RateShares, *, holder: str | None = None, clock: Clock | None = None
+    ) -> None:
         self._shares = shares
         self._clock = clock
-        self._holder = new_holder()
+        self._holder = holder or new_holder()
         self._made: OrderedDict[str, SharedRate] = OrderedDict()
 
     def limiter(self, key: str, total_rate: float, burst: float) -> SharedRate:

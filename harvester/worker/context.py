@@ -37,6 +37,7 @@ from harvester.worker.fetching import (
     refresh_rate,
     worker_service,
 )
+from harvester.worker.owner import new_owner
 from harvester.worker.pool import ImagePool
 from harvester.worker.window import Window
 
@@ -56,6 +57,7 @@ class Context:
     pool: ImagePool
     stored_bytes: StoredBytes
     window: Window
+    rate_shares: DatabaseRateShares
     _campaigns: dict[int, dict[str, Any]] = field(default_factory=dict)
     _reading: asyncio.Future[dict[int, dict[str, Any]]] | None = None  # the one read under way
     _bytes_owner: OrderedDict[str, int] = field(default_factory=OrderedDict)
@@ -205,8 +207,10 @@ async def open_context(settings: Settings, engine: Engine) -> AsyncIterator[Cont
     # Every limit is shared through the database with whoever else uses the key or host:
     # the daemon's own calls, and its workers', which share one slice leased by the daemon.
     shares = DatabaseRateShares(engine, settings.rate_share_lease_seconds)
-    shared = SharedRates(shares)
-    split = SplitShares(shares, settings.processes)  # one slice per key for all the workers
+    # Holders named as lease owners are: the next start on this host can tell they died.
+    shared = SharedRates(shares, holder=new_owner())
+    # One slice per key for all the workers.
+    split = SplitShares(shares, settings.processes, holder=new_owner())
     storage = open_storage(settings)
     stored_bytes = StoredBytes(engine)
     pool = ImagePool(
@@ -225,6 +229,7 @@ async def open_context(settings: Settings, engine: Engine) -> AsyncIterator[Cont
                 pool=pool,
                 stored_bytes=stored_bytes,
                 window=Window(settings.processes, pool.depth, settings.concurrency),
+                rate_shares=shares,
             )
             pool.answers.update(
                 {

@@ -234,6 +234,13 @@ class Daemon:
             expired = await lane.queue.expire_leases_of(dead)
             if expired:
                 log.info("leases_recovered", lane=lane.name, rows=expired, owners=len(dead))
+        # A killed daemon's slices of the keys' and hosts' rates, left to lapse, would leave
+        # this one nothing to call with for up to a lease (30 s by default) after a restart.
+        shares = self.ctx.rate_shares
+        dead = [h for h in await shares.holder_names() if is_dead_local_owner(h)]
+        dropped = await shares.drop_holders(dead)
+        if dropped:
+            log.info("leases_recovered", lane="rate_shares", rows=dropped, owners=len(dead))
 
     async def _claim_loop(self, lane: Lane) -> None:
         idle_sleeps = IDLE_BACKOFF.delays()

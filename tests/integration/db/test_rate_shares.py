@@ -54,6 +54,19 @@ async def test_an_expired_slice_counts_for_nothing_and_is_granted_again(
     assert await shares.holders("k") == {}
 
 
+async def test_dropped_holders_slices_count_for_nothing_before_their_lease_ends(
+    engine: AsyncEngine,
+) -> None:
+    shares = DatabaseRateShares(engine, 3600.0)  # no lease ends during the test
+    for key, holder in (("k", "dead"), ("other", "dead"), ("other", "alive")):
+        await shares.take(key, holder, 9.0 if key == "k" else 4.0)
+    assert await shares.holder_names() == {"dead", "alive"}
+    assert await shares.drop_holders(["dead"]) == 2
+    assert (await shares.take("k", "alive", 9.0)).rate == 9.0  # at once, not in 30 s
+    assert await shares.holders("other") == {"alive": 0.0}
+    assert await shares.drop_holders([]) == 0
+
+
 def _calls(out: Path) -> list[tuple[float, float]]:
     """(time, slice held) per admitted call; a line cut short by a kill is left out."""
     lines = [line.split() for line in out.read_text().split("\n")]
