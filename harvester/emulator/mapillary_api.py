@@ -348,11 +348,14 @@ def _bool(raw: str | None) -> bool | None:
 
 
 def _when(raw: str | None) -> int | None:
-    """ISO 8601 (what the docs show) or epoch milliseconds; returns milliseconds."""
+    """ISO 8601 in the docs' form (`2022-08-16T16:42:46Z`: a fraction of a second is
+    refused, as no documented example has one) or epoch milliseconds; returns milliseconds."""
     if not raw:
         return None
     if raw.isdigit():
         return int(raw)
+    if "." in raw:
+        raise _bad(f"Invalid datetime: {raw}")
     try:
         when = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError as exc:

@@ -93,7 +93,9 @@ class Filters:
         if self.start_ms is not None:
             params["start_captured_at"] = _iso(self.start_ms)
         if self.end_ms is not None:
-            params["end_captured_at"] = _iso(self.end_ms - 1)
+            # The next day's midnight: whole seconds as the docs write them; `keeps` drops
+            # that instant if the API counts its end in.
+            params["end_captured_at"] = _iso(self.end_ms)
         return params
 
     def keeps(self, record: Mapping[str, Any]) -> bool:
@@ -271,4 +273,5 @@ def _day_ms(day: date) -> int:
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """The documented form, `2022-08-16T16:42:46Z`: no fraction of a second."""
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -211,6 +211,10 @@ async def test_filters_pano_time_and_creator(
         session, url, bbox=bbox, start_captured_at="2022-01-01T00:00:00Z", fields="captured_at"
     )
     assert recent["data"] and all(im["captured_at"] >= 1_640_995_200_000 for im in recent["data"])
+    status, refused = await _get(  # a fraction of a second: not the documented form
+        session, url, bbox=bbox, end_captured_at="2022-01-01T23:59:59.999Z", fields="captured_at"
+    )
+    assert status == 400 and "Invalid datetime" in refused["error"]["message"]
     _, mine = await _get(session, url, bbox=bbox, creator_username="velo_map", fields="creator")
     assert mine["data"] and all(im["creator"]["username"] == "velo_map" for im in mine["data"])
 

@@ -327,6 +327,38 @@ async def test_pano_only_keeps_spherical_images_from_sequences_and_regions(
     assert "cap" not in whys  # the filter went to the search: no tile came back full
 
 
+async def test_a_capture_date_range_goes_to_the_search_in_its_documented_form(
+    emulator: RunningEmulator, http: HttpClient
+) -> None:
+    """start/end_captured_at as the docs write them (whole seconds: the emulator refuses a
+    fraction), both end days whole, nothing outside them."""
+    world = emulator.world
+    source = _source(http, emulator)
+    settings = {
+        "min_captured_at": "2021-03-01",
+        "max_captured_at": "2021-10-31",
+        "size": "256",
+        "min_side": 100,
+    }
+    lon, lat = DENSE_CORE
+    box = (lon - 0.005, lat - 0.005, lon + 0.005, lat + 0.005)
+    start, end = 1_614_556_800_000, 1_635_724_800_000  # 2021-03-01, 2021-11-01 UTC
+    truth = {
+        im.id
+        for im in world.mapillary_images_in_bbox(
+            box, start_captured_at=start, end_captured_at=end - 1
+        )
+    }
+    assert 0 < len(truth) < len(world.mapillary_images_in_bbox(box))
+    pending = [TaskView(2, 1, "mapillary_tile", {"bbox": list(box)}, 1)]
+    images = []
+    while pending:
+        expansion = await source.expand(pending.pop(), settings)
+        images += expansion.images
+        pending += [TaskView(3, 1, t.kind, t.payload, 1) for t in expansion.follow_up]
+    assert {i.provider_id for i in images} == truth and len(images) == len(truth)
+
+
 async def test_an_expired_thumbnail_url_is_refreshed_on_fetch(
     emulator: RunningEmulator, http: HttpClient
 ) -> None:

@@ -137,9 +137,11 @@ def test_capture_date_filter_includes_both_end_days() -> None:
     assert not Filters.of({"max_captured_at": "2020-09-12"}).keeps(_record())
     assert not Filters.of({"min_captured_at": date(2020, 9, 14)}).keeps(_record())
     assert not filters.keeps(_record(captured_at=None))
+    assert not filters.keeps(_record(captured_at=str(1_600_041_600_000)))  # 09-14 00:00 UTC
+    assert filters.keeps(_record(captured_at=str(1_600_041_599_999)))
     assert filters.search_params() == {
-        "start_captured_at": "2020-09-13T00:00:00.000Z",
-        "end_captured_at": "2020-09-13T23:59:59.999Z",
+        "start_captured_at": "2020-09-13T00:00:00Z",
+        "end_captured_at": "2020-09-14T00:00:00Z",  # exclusive here; `keeps` drops it
     }
     assert Filters(pano_only=True).search_params() == {"is_pano": "true"}
 
