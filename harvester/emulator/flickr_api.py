@@ -254,11 +254,12 @@ class SearchEngine:
     def limited(self, params: Mapping[str, str], q: SearchQuery) -> SearchQuery:
         """The query as Flickr runs it: a geo query that no tag or minimum date limits
         (free text and a maximum date alone are not documented as limits) is cut to the
-        photos uploaded in the last 12 hours."""
+        photos uploaded in the last 12 hours. A minimum date of 0 (the epoch) limits
+        nothing: Flickr's PHP reads "0" as no value given."""
         geo = any(params.get(name) for name in GEO_PARAMS)
         if not self.warts.flickr_geo_recent_only or not geo:
             return q
-        if q.tags or q.min_upload is not None or q.min_taken is not None:
+        if q.tags or q.min_upload or q.min_taken:
             return q
         return replace(q, min_upload=int(self.now()) - GEO_RECENT_S)
 

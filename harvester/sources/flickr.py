@@ -276,7 +276,9 @@ class FlickrSource:
             "text": query,
             "media": "photos",
             "sort": "date-posted-asc",
-            "min_upload_date": str(window.start),
+            # 1, not 0, for a window from the epoch: "0" reads as no limit at all, and a geo
+            # query without one is cut to the last 12 hours (no photo is older anyway).
+            "min_upload_date": str(max(window.start, 1)),
             "max_upload_date": str(window.last_second),
             "extras": EXTRAS,
             "per_page": str(_per_page(plan)),

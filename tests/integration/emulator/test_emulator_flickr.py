@@ -447,6 +447,8 @@ async def test_a_geo_query_without_a_tag_or_min_date_sees_only_the_last_12_hours
     assert all(uploaded >= cutoff for _, uploaded in found)
     texts = await flickr(session, strict, text="sunset", has_geo="1", max_upload_date=str(Y2021))
     assert texts["photos"]["total"] == "0"
+    epoch = await flickr(session, strict, bbox=world, min_upload_date="0", per_page="250")
+    assert epoch["photos"]["total"] == geo_only["photos"]["total"]  # "0" limits nothing
     limited = [
         await flickr(session, strict, bbox=world, min_upload_date=str(Y2010)),
         await flickr(session, strict, has_geo="1", min_taken_date="2010-01-01"),

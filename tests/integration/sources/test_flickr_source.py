@@ -732,6 +732,27 @@ class HoledHttp(RecordingHttp):
         return json.dumps(body)
 
 
+async def test_a_campaign_from_the_epoch_asks_its_first_window_from_one_second_after(
+    emu: RunningEmulator, sqlite_engine: AsyncEngine
+) -> None:
+    """min_upload_date=0 is no limit to Flickr (its PHP reads "0" as not given), and a geo
+    query with no limit sees only the last 12 hours: the first window asks from 1."""
+    emu.state.config.flickr_rate_per_s = None
+    campaign = FlickrCampaign(
+        "epoch", ("sunset",), min_upload=date(1970, 1, 1), max_upload=date(2009, 12, 31)
+    )
+    await submit_flickr(sqlite_engine, campaign, max_attempts=MAX_ATTEMPTS)
+    async with RecordingHttp() as http:
+        await run_chain(sqlite_engine, make_source(http, emu, rate=1000))
+    assert min(start for _, start, _, _ in http.searches) == 1
+    async with sqlite_engine.connect() as db:
+        hits = (
+            await db.execute(select(Image.provider_id, ImageHit.query).join_from(ImageHit, Image))
+        ).all()
+    want = expected_hits(emu, ("sunset",), set(), 1, ts(2010))
+    assert want and {(h.provider_id, h.query) for h in hits} == want
+
+
 async def test_a_rerun_after_a_crash_does_not_query_finished_windows(
     emu: RunningEmulator, engine: AsyncEngine
 ) -> None:
