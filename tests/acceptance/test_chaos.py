@@ -1,5 +1,6 @@
-"""`make chaos`, short: every fault knob on, SIGKILL five times and SIGTERM once, then the
-invariants (each image ended once with a reason, files whole, no temp or orphan file)."""
+"""`make chaos`, short: every fault knob on, SIGKILL five times and SIGTERM once amid the work,
+then the invariants (each image ended as listed, none lost to a fault or a kill, every query
+task done, files whole, no temp or orphan file)."""
 
 from __future__ import annotations
 
