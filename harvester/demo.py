@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from harvester.config import Settings
 from harvester.db.catalog import repoint_unfinished_images
-from harvester.db.counts import image_states_by_campaign_name, reason_counts
+from harvester.db.counts import image_states_by_campaign_name, reason_counts, unfinished
 from harvester.db.migrate import upgrade
 from harvester.db.models import Image
 from harvester.db.session import Engine, create_engine
@@ -176,9 +176,16 @@ async def _summary(
     db = shlex.quote(url if url.startswith("sqlite") else redact_url(url))
     root = shlex.quote(str(settings.storage_root))
     sqlite = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+    images_left, tasks_left = await unfinished(engine)
+    ended = (
+        f"demo stopped after {elapsed:.1f} s with {images_left} images and {tasks_left} "
+        "tasks left to do (re-run it to finish them)"
+        if images_left or tasks_left
+        else f"demo finished in {elapsed:.1f} s"
+    )
     lines = [
         "",
-        f"demo finished in {elapsed:.1f} s",
+        ended,
         *(f"  {name:<28} {state:<8} {count}" for name, state, count in states),
         "why images were skipped or failed (reason codes, as `status` shows them):",
         *await why_not_stored(engine),

@@ -58,6 +58,21 @@ async def image_states_by_campaign_name(engine: AsyncEngine) -> list[tuple[str, 
         return [(name, state, count) for name, state, count in rows]
 
 
+async def unfinished(engine: AsyncEngine) -> tuple[int, int]:
+    """(images, tasks) queued or running: work a stopped harvest left for its next run."""
+    left = (ImageState.QUEUED, ImageState.RUNNING)
+    async with read_connection(engine) as connection:
+        counts = [
+            (
+                await connection.execute(
+                    select(func.count()).select_from(model).where(model.state.in_(left))
+                )
+            ).scalar_one()
+            for model in (Image, Task)
+        ]
+    return counts[0], counts[1]
+
+
 async def finished_since(engine: AsyncEngine, since: Sequence[datetime]) -> dict[int, list[int]]:
     """Images finished (stored, skipped or failed) per campaign since each moment, by
     the rows' finish times: true across every daemon working the tables."""

@@ -66,6 +66,7 @@ def test_demo_resumes_after_a_kill_even_on_another_port_and_reruns_add_nothing(t
     assert second.returncode == 0, second.stdout + second.stderr
     assert f"127.0.0.1:{PREFERRED_PORT}" not in second.stdout.splitlines()[0]
     assert "stored" in second.stdout and " queued" not in second.stdout
+    assert "demo finished in" in second.stdout and "left to do" not in second.stdout
     assert re.search(r"^  skipped \d+: [a-z0-9_]+ \d+", second.stdout, re.MULTILINE)
     files = {p: p.stat().st_mtime_ns for p in _stored_files(home)}
     assert not [p for p in home.rglob("*") if ".tmp-" in p.name]
@@ -77,6 +78,30 @@ def test_demo_resumes_after_a_kill_even_on_another_port_and_reruns_add_nothing(t
     assert third.returncode == 0, third.stdout + third.stderr
     assert "0 new images" in third.stdout and "0 tasks" in third.stdout
     assert {p: p.stat().st_mtime_ns for p in _stored_files(home)} == files, "files rewritten"
+
+
+def test_a_demo_stopped_by_ctrl_c_says_what_is_left_not_that_it_finished(tmp_path: Path):
+    """Ctrl-C drains what is in flight; the summary then says how much is left, as the
+    tables hold it, and how to finish it, never "demo finished"."""
+    demo = subprocess.Popen(CLI, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)  # fmt: skip
+    home = tmp_path / "harvester-demo"
+    deadline = time.monotonic() + 60
+    while len(_stored_files(home)) < 20 if home.exists() else True:
+        assert time.monotonic() < deadline and demo.poll() is None, "demo stored nothing"
+        time.sleep(0.2)
+    os.killpg(demo.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole group
+    out, _ = demo.communicate(timeout=120)
+    with sqlite3.connect(home / "harvester.db") as db:
+        (images,) = db.execute(
+            "SELECT count(*) FROM images WHERE state IN ('queued', 'running')"
+        ).fetchone()
+        (tasks,) = db.execute(
+            "SELECT count(*) FROM tasks WHERE state IN ('queued', 'running')"
+        ).fetchone()
+    assert images + tasks > 0, out
+    assert "demo finished" not in out, out
+    assert f"with {images} images and {tasks} tasks left to do (re-run it" in out, out
 
 
 def test_the_demo_keeps_its_database_and_files_where_the_command_line_puts_them(tmp_path: Path):
