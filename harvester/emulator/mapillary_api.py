@@ -191,6 +191,7 @@ class MapillaryApi:
         retired = self.warts.mapillary_retired_fields
         unknown = [n for n in names if n not in table or n in retired]
         if unknown:
+            mark(request, "retired_field")
             raise _bad(f"Tried accessing nonexisting field ({unknown[0]}) on node type (Image)")
         out = []
         for im in images:

@@ -37,6 +37,7 @@ OUTCOMES = (
     "too_dense",  # Mapillary bbox searches refused for the images in the box (Graph code 1)
     "gateway_timeout",  # Mapillary bbox searches answered 504 for the images in the box
     "token_in_url",  # Mapillary calls with the token in the query (where logs keep it)
+    "retired_field",  # Mapillary calls refused for a field it does not serve (retired)
 )
 
 

@@ -13,6 +13,7 @@ from harvester.http.destinations import Destinations, HostNotAllowedError
 from harvester.http.errors import (
     BadResponseError,
     BboxTooLargeError,
+    FieldRetiredError,
     ForbiddenError,
     HttpError,
     InvalidCredentials,
@@ -47,6 +48,7 @@ __all__ = [
     "Clock",
     "CredentialGate",
     "Destinations",
+    "FieldRetiredError",
     "ForbiddenError",
     "HostNotAllowedError",
     "HostSlots",

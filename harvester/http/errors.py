@@ -189,6 +189,18 @@ class BboxTooLargeError(TooMuchDataError):
     Its reason is its parent's, too_much_data: the request asked for too much."""
 
 
+class FieldRetiredError(PermanentHttpError):
+    """Graph refused the request for naming a field it no longer serves ("Tried accessing
+    nonexisting field (creator) on node type (Image)"): the same request without `field`
+    may be answered. Its reason is its status's (http_400), as any other refused request's."""
+
+    def __init__(
+        self, message: str | None = None, *, url: str, field: str, status: int | None = None
+    ) -> None:
+        super().__init__(message, url=url, status=status)
+        self.field = field
+
+
 class TooLargeError(PermanentHttpError):
     """The response body is larger than the byte cap."""
 

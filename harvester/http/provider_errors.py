@@ -14,6 +14,7 @@ from typing import Any
 
 from harvester.http.errors import (
     BboxTooLargeError,
+    FieldRetiredError,
     HttpError,
     InvalidCredentials,
     NotFoundError,
@@ -64,6 +65,13 @@ _TOO_MUCH = re.compile("reduce the amount of data", re.IGNORECASE)
 # filter value) says nothing of the box's size, so only this wording teaches a tile side.
 _BBOX_TOO_LARGE = re.compile(
     r"\b(bbox|bounding box)\b.*\b(too (large|big)|exceeds?|smaller than)\b", re.IGNORECASE
+)
+# A field Graph no longer serves, named in the request: Mapillary withdrew `creator` so for
+# years (openstreetmap/iD#10136). Only this exact wording (Facebook's Graph puts "(#100) "
+# before it) names a field, and only a plain field name is read from it.
+_NONEXISTING_FIELD = re.compile(
+    r"(?:\(#100\) )?Tried accessing nonexisting field \(([a-z][a-z0-9_]{0,63})\)"
+    r" on node type \([A-Za-z]{1,64}\)"
 )
 MAX_ERROR_BODY = 64 * 1024  # an error body bigger than this is a page, not an error object
 _MESSAGE_CHARS = 1000
@@ -143,7 +151,18 @@ def graph_error(error: Mapping[str, Any], *, url: str, status: int | None = None
     if _says(error, _BBOX_TOO_LARGE):
         too_large = message + ": the box is over the search's size limit"
         return BboxTooLargeError(too_large, url=url, status=status)
+    field = _retired_field(error)
+    if field is not None:
+        retired = message + f": no field {field} on this node any more"
+        return FieldRetiredError(retired, url=url, field=field, status=status)
     return PermanentHttpError(message, url=url, status=status)
+
+
+def _retired_field(error: Mapping[str, Any]) -> str | None:
+    """The field a refusal says the node does not have, read from its whole message."""
+    text = error.get("message")
+    found = _NONEXISTING_FIELD.fullmatch(text.strip()) if isinstance(text, str) else None
+    return found.group(1) if found else None
 
 
 def _gone(code: int | None, error: Mapping[str, Any]) -> bool:

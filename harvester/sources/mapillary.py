@@ -16,14 +16,17 @@ such object" (code 100/33, 803, HTTP 404/410) means gone; any other refusal is r
 Thumbnail URLs are signed and expire: a 403 on fetch gets a fresh URL from the entity
 endpoint and one more try. A search or sequence answered in pages (`paging.next`) is read
 to its last page, each asked for by its cursor as the first was (`mapillary_pages`).
+A request refused for naming a field Graph no longer serves (it withdrew `creator` for
+years) is asked again at once without it, and no call names it again in the run, if records
+can do without it (`mapillary_records.OPTIONAL_FIELDS`); an essential one fails as itself.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import SecretStr
@@ -35,6 +38,7 @@ from harvester.http import (
     CircuitBreaker,
     CredentialGate,
     Destinations,
+    FieldRetiredError,
     ForbiddenError,
     HostSlots,
     HttpClient,
@@ -59,9 +63,11 @@ from harvester.sources.mapillary_pages import Collection, collect
 from harvester.sources.mapillary_records import (
     DEFAULT_SIZE,
     LICENSES,
+    OPTIONAL_FIELDS,
     THUMB_FIELDS,
     THUMB_NOTE,
     Filters,
+    droppable,
     fields_for,
     found_image,
     group_name,
@@ -92,6 +98,7 @@ from harvester.sources.settings import read_stored
 from harvester.storage.layout import file_name
 
 log = structlog.get_logger("harvester.sources.mapillary")
+T = TypeVar("T")
 
 SEARCH_CAP = 2000  # the most one bbox search returns, without saying it stopped
 # Outage answers a search takes before its box is cut instead, while the API answers other
@@ -139,6 +146,8 @@ class MapillarySource:
         self._tile_side = TILE_SIDE
         # Whether `?ids=` is served; an id it refuses that its entity has says not, for the run.
         self._multi_get_works = True
+        # Optional fields Graph refused as nonexisting: not asked for again in this run.
+        self._dropped: frozenset[str] = frozenset()
 
     # -- expand ---------------------------------------------------------------------
 
@@ -168,14 +177,16 @@ class MapillarySource:
         if not tile.fits(side):
             # A coarse tile from a huge region, or wider than this run has learned works.
             return self._cut(task, expansion, plan_tiles(tile, side), "side", side)
-        params = {"bbox": tile.param(), "fields": fields_for(size), "limit": str(SEARCH_CAP)}
+        params = {"bbox": tile.param(), "limit": str(SEARCH_CAP), **filters.search_params()}
         try:
-            found = await self._collection("images", {**params, **filters.search_params()})
+            found = await self._asking(
+                size, lambda fields: self._collection("images", {**params, "fields": fields})
+            )
         except (InvalidCredentials, RateLimitedError):
             raise
         except BboxTooLargeError as refusal:
             # The box over the size limit: the only refusal that teaches a tile side. Any
-            # other (a retired field, no permission) fails the task as itself.
+            # other (an essential field retired, no permission) fails the task as itself.
             return self._refused(task, expansion, tile, refusal)
         except TooMuchDataError:
             # Too many images in the box (whatever the limit): smaller boxes, not a retry.
@@ -294,9 +305,11 @@ class MapillarySource:
         if not self._multi_get_works:
             await self._entities(ids, size, records)
             return
-        params = {"ids": ",".join(ids), "fields": fields_for(size)}
+        params = {"ids": ",".join(ids)}
         try:
-            body = await self._graph("", params, search=False)
+            body = await self._asking(
+                size, lambda fields: self._graph("", {**params, "fields": fields}, search=False)
+            )
         except InvalidCredentials:
             raise
         except PermanentHttpError as exc:
@@ -330,7 +343,7 @@ class MapillarySource:
 
     async def _record(self, image_id: str, size: str) -> Mapping[str, Any] | None:
         try:
-            return await self._entity(image_id, fields_for(size))
+            return await self._asking(size, partial(self._entity, image_id))
         except UnavailableError:
             return None
 
@@ -384,6 +397,26 @@ class MapillarySource:
         return url
 
     # -- Graph calls ----------------------------------------------------------------
+
+    async def _asking(self, size: str, call: Callable[[str], Awaitable[T]]) -> T:
+        """`call(fields)` with the fields this run still asks for. A refusal naming an
+        optional field the call asked for drops that field for the run (every call after,
+        of the three kinds, goes without it) and asks again at once; each retry drops one
+        more, so never more retries than OPTIONAL_FIELDS. Any other field refused (one a row
+        cannot do without) fails as itself. Entities already in flight when a field goes
+        are each refused once, and each asked again without it."""
+        for _ in OPTIONAL_FIELDS:
+            fields = fields_for(size, self._dropped)
+            try:
+                return await call(fields)
+            except FieldRetiredError as exc:
+                asked = exc.field in fields.split(",")
+                if not asked or not droppable(exc.field, self._dropped):
+                    raise
+                if exc.field not in self._dropped:
+                    log.warning("mapillary_field_retired", field=exc.field)
+                    self._dropped |= {exc.field}
+        return await call(fields_for(size, self._dropped))
 
     async def _graph(self, path: str, params: Mapping[str, str], *, search: bool) -> Any:
         """One Graph GET; an error object in the body is classified by its code, whatever

@@ -41,6 +41,22 @@ BASE_FIELDS = (
     "width",
     "height",
 )
+# Fields a record may lack when Graph stops serving them (it withdrew `creator` for years):
+# a refused one is dropped for the run, not the harvest. The rest are what a row cannot do
+# without: its id, position, date, thumbnail, and `sequence` (a tile's rows are grouped and
+# split into VPR roles by it). `is_pano` and `camera_type` each tell a 360° picture, so one
+# of the two always stays (PANO_FIELDS): a pano_only campaign's filter must keep its say.
+OPTIONAL_FIELDS = (
+    "creator",
+    "camera_type",
+    "is_pano",
+    "compass_angle",
+    "computed_compass_angle",
+    "computed_geometry",
+    "width",
+    "height",
+)
+PANO_FIELDS = frozenset({"is_pano", "camera_type"})
 # Where in `raw` we note which thumbnail field the row's URL came from, so that an
 # expired URL can be refreshed with the same size. Not a Mapillary field.
 THUMB_NOTE = "harvester_thumb_field"
@@ -64,8 +80,15 @@ def thumb_field(size: str) -> str:
     return f"thumb_{size}_url"
 
 
-def fields_for(size: str) -> str:
-    return ",".join((*BASE_FIELDS, thumb_field(size)))
+def fields_for(size: str, without: frozenset[str] = frozenset()) -> str:
+    return ",".join((*(f for f in BASE_FIELDS if f not in without), thumb_field(size)))
+
+
+def droppable(field: str, dropped: frozenset[str]) -> bool:
+    """Whether records may go without `field`, besides the fields already `dropped`."""
+    if field not in OPTIONAL_FIELDS:
+        return False
+    return field not in PANO_FIELDS or not (PANO_FIELDS - {field}) & dropped
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from harvester.emulator import EmulatorConfig, Faults, RunningEmulator, Warts, s
 from harvester.emulator.mapillary_world import DENSE_CORE
 from harvester.http import (
     CircuitBreaker,
+    FieldRetiredError,
     HttpClient,
     HttpSettings,
     PermanentHttpError,
@@ -26,7 +27,12 @@ from harvester.http import (
     UnavailableError,
 )
 from harvester.sources.base import ImageView, TaskView
-from harvester.sources.mapillary import MapillaryCampaign, MapillarySource, submit_mapillary
+from harvester.sources.mapillary import (
+    BATCH_IDS,
+    MapillaryCampaign,
+    MapillarySource,
+    submit_mapillary,
+)
 from harvester.sources.mapillary_tiles import PER_SIDE_TILE
 
 SECRET = TOKEN.rsplit("|", 1)[1]
@@ -117,8 +123,8 @@ async def test_a_search_refused_for_anything_but_the_box_size_fails_and_teaches_
         later = await source.expand(TaskView(2, 1, "mapillary_tile", {"bbox": list(wide)}, 1), {})
     finally:
         await emu.close()
-    assert type(caught.value) is PermanentHttpError and caught.value.reason == "http_400"
-    assert calls == 1
+    assert isinstance(caught.value, FieldRetiredError) and caught.value.reason == "http_400"
+    assert caught.value.field == "thumb_1024_url" and calls == 1
     # The wide box is still searched at the area reading's size, refused as too large,
     # and cut under the per-side one: the field's refusal taught nothing.
     assert later.result["why"] == "refused" and later.result["side"] == PER_SIDE_TILE
@@ -247,7 +253,7 @@ async def test_listed_images_refused_for_anything_but_being_gone_fail_the_task_n
             await make_source(http, emu).expand(task, {})
     finally:
         await emu.close()
-    assert type(caught.value) is PermanentHttpError and caught.value.reason == "http_400"
+    assert isinstance(caught.value, FieldRetiredError) and caught.value.reason == "http_400"
 
 
 async def test_a_thumbnail_refresh_refused_for_a_field_fails_the_row_not_skips_it(
@@ -262,3 +268,93 @@ async def test_a_thumbnail_refresh_refused_for_a_field_fails_the_row_not_skips_i
     finally:
         await emu.close()
     assert not isinstance(caught.value, UnavailableError) and caught.value.reason == "http_400"
+
+
+async def _tile_and_sequence(source: MapillarySource, sequence_id: str) -> list[Any]:
+    tile = TaskView(1, 1, "mapillary_tile", {"bbox": list(CORE_TILE)}, 1)
+    sequence = TaskView(2, 1, "mapillary_sequence", {"sequence_id": sequence_id}, 1)
+    return [await source.expand(tile, {}), await source.expand(sequence, {})]
+
+
+def _refused(stats: dict[str, Any], endpoint: str) -> int:
+    return int(stats["endpoints"].get(endpoint, {}).get("retired_field", 0))
+
+
+async def test_a_retired_optional_field_is_dropped_for_the_run_not_the_harvest(
+    http: HttpClient,
+) -> None:
+    """Graph withdrew `creator` for years (openstreetmap/iD#10136), refusing any request
+    naming it: the tile search is asked again at once without it, and the sequence's
+    `?ids=` after it never names it; the same images come, their rows without an owner."""
+    probe = await _emulator()
+    sequence_id = probe.world.mapillary_sequence_pairs()[0][0]
+    try:
+        before = await _tile_and_sequence(make_source(http, probe), sequence_id)
+    finally:
+        await probe.close()
+    emu = await _emulator(mapillary_retired_fields=frozenset({"creator"}))
+    try:
+        with capture_logs() as logs:
+            after = await _tile_and_sequence(make_source(http, emu), sequence_id)
+        stats = await emulator_stats(emu)
+    finally:
+        await emu.close()
+    for old, new in zip(before, after, strict=True):
+        assert [i.provider_id for i in new.images] == [i.provider_id for i in old.images]
+        assert any(i.record["owner"] for i in old.images)
+        assert not any(i.record["owner"] or "creator" in i.record["raw"] for i in new.images)
+    assert len(after[0].images) > 100 and len(after[1].images) > 1
+    assert _refused(stats, "mapillary.images") == 1 and _refused(stats, "mapillary.ids") == 0
+    warned = [e for e in logs if e["event"] == "mapillary_field_retired"]
+    assert warned == [{"event": "mapillary_field_retired", "field": "creator",
+                       "log_level": "warning"}]  # fmt: skip
+
+
+@pytest.mark.parametrize("multi_get", [True, False], ids=["multi-get", "entities"])
+async def test_a_sequence_asks_its_records_again_without_a_retired_optional_field(
+    http: HttpClient, multi_get: bool
+) -> None:
+    """The multi-get is refused once, then asked without the field; where only entities
+    answer, those of the first batch already asked for are each refused once, no more."""
+    emu = await _emulator(
+        mapillary_multiget=multi_get, mapillary_retired_fields=frozenset({"creator"})
+    )
+    try:
+        sequence_id = emu.world.mapillary_sequence_pairs()[0][0]
+        truth = [im.id for im in emu.world.mapillary_sequence(sequence_id)]
+        task = TaskView(1, 1, "mapillary_sequence", {"sequence_id": sequence_id}, 1)
+        expansion = await make_source(http, emu).expand(task, {})
+        stats = await emulator_stats(emu)
+    finally:
+        await emu.close()
+    assert sorted(i.provider_id for i in expansion.images) == sorted(truth)
+    assert not any(i.skip_reason or i.record["owner"] for i in expansion.images)
+    if multi_get:
+        assert _refused(stats, "mapillary.ids") == 1 and _refused(stats, "mapillary.entity") == 0
+    else:
+        assert 1 <= _refused(stats, "mapillary.entity") <= min(len(truth), BATCH_IDS)
+
+
+async def test_a_pano_only_search_keeps_to_panoramas_with_is_pano_retired(
+    http: HttpClient,
+) -> None:
+    """Without `is_pano` the filter still tells a panorama by its camera_type; both gone,
+    nothing could vouch for one, and the search fails as itself rather than let flat
+    pictures in or keep none."""
+    campaign = {"pano_only": True}
+    task = TaskView(1, 1, "mapillary_tile", {"bbox": list(CORE_TILE)}, 1)
+    emus = [await _emulator(mapillary_retired_fields=frozenset(retired))
+            for retired in ((), {"is_pano"}, {"is_pano", "camera_type"})]  # fmt: skip
+    try:
+        kept = [await make_source(http, emu).expand(task, campaign) for emu in emus[:2]]
+        with pytest.raises(FieldRetiredError) as caught:
+            await make_source(http, emus[2]).expand(task, campaign)
+        stats = await emulator_stats(emus[2])
+    finally:
+        for emu in emus:
+            await emu.close()
+    ids = [[i.provider_id for i in expansion.images] for expansion in kept]
+    assert ids[0] and ids[1] == ids[0]
+    assert all(i.record["is_pano"] for i in kept[1].images)
+    assert caught.value.field == "is_pano" and caught.value.reason == "http_400"
+    assert _refused(stats, "mapillary.images") == 2  # camera_type dropped, then is_pano refused

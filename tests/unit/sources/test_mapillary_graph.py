@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from harvester.http import (
     BadResponseError,
     BboxTooLargeError,
+    FieldRetiredError,
     InvalidCredentials,
     NotFoundError,
     PermanentHttpError,
@@ -85,7 +88,7 @@ def test_graph_errors_are_classified_by_their_body_code_before_their_status(
         ("The bounding box exceeds the maximum area", BboxTooLargeError),
         # Other refusals of a search say nothing of the box's size.
         ("Tried accessing nonexisting field (thumb_1024_url) on node type (Image)",
-         PermanentHttpError),
+         FieldRetiredError),
         ("Invalid bbox: min greater than max", PermanentHttpError),
         ("Application does not have permission for this action", PermanentHttpError),
     ],
@@ -95,6 +98,32 @@ def test_only_a_refusal_of_the_box_size_reads_as_a_box_too_large(
 ) -> None:
     error = graph_error({"type": "MLYApiException", "code": 100, "message": message}, url=URL)
     assert type(error) is expected
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ("Tried accessing nonexisting field (creator) on node type (Image)", "creator"),
+        ("(#100) Tried accessing nonexisting field (is_pano) on node type (Image)", "is_pano"),
+        # Anything else names no field to drop: the refusal stands as itself.
+        ("Tried accessing nonexisting field (creator) on node type (Image) and more", None),
+        ("Tried accessing nonexisting field (creator,id) on node type (Image)", None),
+        ("Tried accessing nonexisting field (Creator) on node type (Image)", None),
+        ("Tried accessing nonexisting field () on node type (Image)", None),
+        ("Please tried accessing nonexisting field (creator) on node type (Image)", None),
+    ],
+)  # fmt: skip
+def test_a_field_graph_no_longer_serves_is_read_only_from_its_exact_refusal(
+    message: str, field: str | None
+) -> None:
+    error = graph_error({"type": "GraphMethodException", "code": 100, "message": message},
+                        url=URL, status=400)  # fmt: skip
+    assert error.reason == "http_400"
+    if field is None:
+        assert type(error) is PermanentHttpError
+    else:
+        assert isinstance(error, FieldRetiredError) and error.field == field
+        assert pickle.loads(pickle.dumps(error)).field == field  # it crosses the pool
 
 
 def test_a_hostile_message_is_read_only_as_far_as_a_message_runs() -> None:
