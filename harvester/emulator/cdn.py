@@ -31,6 +31,9 @@ MAPILLARY_SIZES: dict[str, int | None] = {
     "thumb_2048": 2048,
     "thumb_original": None,
 }
+# Flickr's sizes over Large (1024 px) by their longest side: refused to free accounts' photos.
+LARGE_EDGE = 1024
+_OVER_LARGE = {"h": 1600, "k": 2048, "o": 10**9}
 _FLICKR_NAME = re.compile(r"^(\d+)_([0-9a-f]+)_([mnwzcbhko])\.(jpg|png|gif)$")
 _WEB_NAME = re.compile(r"^([wc])(\d{7})\.(jpg|png)$")
 _CONTENT_TYPES = {
@@ -130,6 +133,7 @@ class Cdn:
         deleted_answer: str = PLACEHOLDER,
         mediums: str = MEDIUMS_DATED,
         placeholder_url: str | None = None,
+        free_account_share: float = 0.0,
     ) -> None:
         self.world = world
         self.signer = signer
@@ -139,6 +143,7 @@ class Cdn:
         self.deleted_answer = deleted_answer
         self.mediums = mediums
         self.placeholder_url = placeholder_url or PLACEHOLDER_PATH
+        self.free_account_share = free_account_share
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -178,7 +183,19 @@ class Cdn:
             if self.deleted_answer != PLACEHOLDER:
                 return web.Response(status=int(self.deleted_answer), text="Not Found")
             return web.Response(status=302, headers={"Location": self.placeholder_url})
+        over_large = size in _OVER_LARGE and max(photo.dims_at(_OVER_LARGE[size])) > LARGE_EDGE
+        if over_large and self._free_account(photo.owner):
+            mark(request, "free_account")
+            return web.Response(status=403, text="Forbidden", content_type="text/plain")
         return await self._image(request, self.world.flickr_recipe(photo, size))
+
+    def _free_account(self, owner: str) -> bool:
+        """Whether the owner is on a free account (a seeded coin per owner)."""
+        if self.free_account_share <= 0:
+            return False
+        key = f"{self.world.seed}:free:{owner}".encode()
+        coin = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+        return coin < self.free_account_share
 
     async def placeholder(self, request: web.Request) -> web.Response:
         return web.Response(body=placeholder_png(), content_type="image/png")

@@ -129,6 +129,11 @@ class Warts:
     # Where that redirect points: None, the emulator's own copy; else a URL on another host,
     # as the real one's is (s.yimg.com/pw/images/..., l.yimg.com/g/images/... before).
     flickr_placeholder_url: str | None = None
+    # Share of Flickr owners on free accounts, whose sizes over 1024 px (Large 1600, 2048,
+    # the original) the CDN refuses with a 403 since 15 May 2025 (Flickr's "Original & Large
+    # Size Download Limitations on Free Accounts"); search still lists their URLs. Which
+    # accounts are free is undocumented per photo: 0 by default, a knob for the rule.
+    flickr_free_account_share: float = 0.0
     mapillary_deleted: frozenset[str] = frozenset()
     mapillary_deleted_entity: str = GRAPH_ERROR
     bbox_rule: str = PER_SIDE
@@ -219,6 +224,8 @@ class Warts:
             0 <= s <= 1 for s in (self.flickr_blank_total_share, self.flickr_empty_page_share)
         ):
             raise ValueError("flickr_blank_total_share and flickr_empty_page_share are in [0, 1]")
+        if not 0 <= self.flickr_free_account_share <= 1:
+            raise ValueError("flickr_free_account_share is in [0, 1]")
         if self.flickr_total_overcount < 0:
             raise ValueError("flickr_total_overcount must be >= 0")
         if not self.flickr_down_codes:

@@ -105,6 +105,7 @@ def build_app(
         warts.flickr_deleted_answer,
         warts.flickr_mediums,
         warts.flickr_placeholder_url,
+        warts.flickr_free_account_share,
     )
     app.router.add_routes(cdn.routes())
     app.router.add_routes(_admin_routes(state))
@@ -291,6 +292,12 @@ _FLAGS = (
         float,
     ),
     _Flag(
+        "--free-account-share",
+        "share of Flickr owners on free accounts: their sizes over 1024 px answer 403",
+        0.0,
+        float,
+    ),
+    _Flag(
         "--total-overcount",
         "photos a Flickr search total counts that no page lists (the pages past the listed"
         " ones, up to the announced last, answer empty)",
@@ -455,6 +462,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         flickr_blank_total_share=args.blank_total_share,
         flickr_empty_page_share=args.empty_page_share,
         flickr_total_overcount=args.total_overcount,
+        flickr_free_account_share=args.free_account_share,
         flickr_down_codes=args.flickr_down_codes,
     )
     world = WorldSize(

@@ -34,6 +34,7 @@ OUTCOMES = (
     "html_page",  # HTML pages sent with a 200 in the API's place
     "invalid_key",  # calls refused for their key or token (Flickr code 100, Graph 190)
     "deleted",  # requests for photos or images deleted since they were indexed
+    "free_account",  # a free account's size over 1024 px asked for: refused with a 403
     "too_dense",  # Mapillary bbox searches refused for the images in the box (Graph code 1)
     "gateway_timeout",  # Mapillary bbox searches answered 504 for the images in the box
     "token_in_url",  # Mapillary calls with the token in the query (where logs keep it)

@@ -20,6 +20,7 @@ from harvester.http import (
     CircuitBreaker,
     CredentialGate,
     Destinations,
+    ForbiddenError,
     HostSlots,
     HttpClient,
     InvalidCredentials,
@@ -48,6 +49,7 @@ from harvester.sources.flickr_parse import (
     bad_answer,
     decode_body,
     found_image,
+    large_instead,
     licenses_of,
     parse_queries,
     photo_id,
@@ -148,13 +150,24 @@ class FlickrSource:
         )
 
     async def fetch(self, image: ImageView) -> Body:
-        """The photo's body; a deleted one (placeholder, 404 or 410) is `unavailable`."""
+        """The photo's body; a deleted one (placeholder, 404 or 410) is `unavailable`. A
+        size over Large refused (403: since May 2025 Flickr serves free accounts' photos
+        to others at 1024 px at most) is fetched as Large instead, when search gave one."""
         if not image.source_url:
             return await fetch_plain(self._http, image)  # raises: nothing to fetch
         try:
+            return await self._fetch_photo(image.source_url)
+        except ForbiddenError:
+            large = large_instead(image.raw, image.source_url)
+            if large is None:
+                raise
+            return await self._fetch_photo(large)
+
+    async def _fetch_photo(self, url: str) -> Body:
+        try:
             return await fetch_photo(
                 self._http,
-                image.source_url,
+                url,
                 is_placeholder,
                 host_slots=self._host_slots,
                 max_bytes=self._max_bytes,

@@ -309,6 +309,16 @@ def _pick_size(
     return None, NO_URL, None
 
 
+def large_instead(record: Mapping[str, Any] | None, fetched: str) -> str | None:
+    """The Large URL of a photo whose bigger size (`fetched`: Large 1600, 2048 or the
+    original) was refused, if search listed one; None otherwise."""
+    if not record:
+        return None
+    bigger = {as_text(record.get(f"url_{suffix}")) for suffix in ("h", "k", "o")}
+    large = as_text(record.get("url_l"))
+    return large if large and large != fetched and fetched in bigger else None
+
+
 def _gif_original(record: Mapping[str, Any]) -> bool:
     """Flickr keeps an original in its upload format: a GIF (animated, often) is refused
     by the imaging pipeline, while Flickr's own Medium sizes of it are JPEGs."""

@@ -23,6 +23,7 @@ from harvester.emulator import (
     EmulatorConfig,
     FlickrPhoto,
     RunningEmulator,
+    Warts,
     WorldSize,
     start_emulator,
 )
@@ -65,12 +66,18 @@ async def harvest(
     queries: Sequence[str],
     since: date,
     until: date,
+    *,
+    warts: Warts | None = None,
+    max_side: int = 1024,
 ) -> list[tuple[Any, FlickrPhoto]]:
     """Run a keyword campaign against an emulator with this world to the end; each row with
     the world's photo behind it."""
-    emu = await start_emulator(EmulatorConfig(flickr_keys=frozenset({KEY}), world=world))
+    config = EmulatorConfig(flickr_keys=frozenset({KEY}), world=world, warts=warts or Warts())
+    emu = await start_emulator(config)
     try:
-        campaign = FlickrCampaign("mixed", tuple(queries), min_upload=since, max_upload=until)
+        campaign = FlickrCampaign(
+            "mixed", tuple(queries), min_upload=since, max_upload=until, max_side=max_side
+        )
         await submit_flickr(engine, campaign, max_attempts=MAX_ATTEMPTS)
         await run_daemon(settings_for(emu), until_idle=True)
     finally:
@@ -180,3 +187,23 @@ async def test_a_hidden_original_without_a_large_is_stored_from_a_medium(
         short = min(sizes[medium])
         assert row.state == ("stored" if short >= 500 else "skipped"), row.provider_id
     assert any(r.state == "stored" for r, _ in hidden)
+
+
+@pytest.mark.parametrize("free_share", [0.0, 1.0])
+async def test_a_free_accounts_photo_refused_over_1024_px_is_stored_from_its_large(
+    sqlite_engine: AsyncEngine, settings_for: Settings, free_share: float
+) -> None:
+    """Since May 2025 Flickr's CDN refuses others the sizes over 1024 px of a free account's
+    photos: a campaign asking for 2048 px stores those from Large (1024) instead of failing
+    them as `forbidden`; with no free account it stores them at 2048 px as before."""
+    warts = Warts(flickr_free_account_share=free_share)
+    found = await harvest(only(), sqlite_engine, settings_for, *STREETS, warts=warts, max_side=2048)
+    rows = [row for row, _ in found]
+    photos = {photo.id: photo for _, photo in found}
+    big = [r for r in rows if max(photos[r.provider_id].dims_at(2048)) > 1024]
+    assert len(big) >= 10 and not [r for r in rows if r.reason == "forbidden"]
+    for row in big:
+        assert row.state == "stored", (row.provider_id, row.reason)
+    # Frames cut off make some smaller still; none is bigger than Large where refused.
+    longest = [max(row.width, row.height) for row in big]
+    assert max(longest) <= 1024 if free_share else sum(side > 1024 for side in longest) > 5
