@@ -347,7 +347,7 @@ async def test_three_compose_daemons_share_one_keys_limit_and_survive_a_kill(
     # over it, never a 429, and together they ran at their shared target (6/s), not at a
     # multiple of it.
     callers = {pid for pid, log in deployment.logs.items() if _tasks_run(log)}
-    holding = {int(holder.split(":")[-2]) for holder in flickr_holders}
+    holding = {int(holder.split(":")[1]) for holder in flickr_holders}  # host:pid:start:tag
     assert len(holding) >= 2 and callers <= holding, (flickr_holders, callers)
     per_second = {int(s): n for s, n in stats["per_second"].items()}
     # Counted as the emulator's handler sees them: a stall of its loop on a loaded machine
